@@ -1,0 +1,16 @@
+//! kraft: KRaft, the Raft variant behind Apache Kafka's metadata quorum, in Rust.
+//!
+//! Layout:
+//! - [`config`]: Kafka `.properties` files layered with `KRAFT_*` environment variables and
+//!   `--override`s into a validated [`config::NodeConfig`].
+//! - [`record`]: record batch v2, byte for byte, with KRaft's control records.
+//! - [`storage`]: the durable log (segments, index, leader epoch checkpoint), `quorum-state` and
+//!   `meta.properties`; synchronous file IO, no actors.
+//! - [`cli`]: the `kraft` command line (server and operator tools).
+//! - [`types`], [`uuid`]: the KRaft vocabulary's newtypes and Kafka's 128-bit ids.
+
+#![deny(unsafe_code)]
+
+pub mod record;
+pub mod types;
+pub mod uuid;
