@@ -14,3 +14,4 @@
 pub mod record;
 pub mod types;
 pub mod uuid;
+pub mod storage;

@@ -166,7 +166,13 @@ impl RecordBatch {
     /// Validates `bytes` as exactly one batch: length, magic, CRC-32C, compression id and record
     /// count. The records themselves are decoded lazily by [`RecordBatch::records`].
     pub fn decode(bytes: Bytes) -> Result<RecordBatch, RecordError> {
-        let header = BatchHeader::parse(&bytes)?;
+        let header = Self::validate(&bytes)?;
+        Ok(RecordBatch { header, bytes })
+    }
+
+    /// The checks of [`RecordBatch::decode`] on a borrowed slice, returning the header.
+    pub fn validate(bytes: &[u8]) -> Result<BatchHeader, RecordError> {
+        let header = BatchHeader::parse(bytes)?;
         let length = i64::from(header.batch_length);
         let expected = LOG_OVERHEAD as i64 + length;
         if expected < RECORD_BATCH_OVERHEAD as i64 || expected > MAX_BATCH_BYTES as i64 {
@@ -184,7 +190,7 @@ impl RecordBatch {
         }
         let compression = header.compression()?;
         check_record_count(&header, bytes.len() - RECORD_BATCH_OVERHEAD, compression)?;
-        Ok(RecordBatch { header, bytes })
+        Ok(header)
     }
 
     pub fn header(&self) -> &BatchHeader {

@@ -1,0 +1,499 @@
+//! The replicated log of one partition: an ordered set of segments, the leader epoch cache, and
+//! the log end / flushed offsets.
+//!
+//! Owns the log's invariants: offsets are contiguous from the log start offset; batch epochs
+//! never decrease; the epoch checkpoint is durable before the first batch of a new epoch is
+//! written; a flush makes every append before it durable. Recovery on open keeps exactly the
+//! valid prefix of the segments. It must never be shared between threads without a single owner
+//! (the log store actor) and never hide an IO failure: after one, every call fails until the log
+//! is reopened and recovered.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::epoch_cache::{CheckpointLoad, EpochEntry, LeaderEpochCache};
+use super::error::{IoContext, StorageError};
+use super::fsutil;
+use super::segment::{Segment, index_file_name, log_file_name};
+use crate::record::{BatchHeader, BatchIter, RecordBatch};
+use crate::types::{Epoch, Offset, OffsetAndEpoch};
+
+/// Sizing of the log's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll to a new segment when the next batch would take the active one past this size.
+    pub segment_bytes: u64,
+    /// Bytes of log between sparse index entries (Kafka's `index.interval.bytes`).
+    pub index_interval_bytes: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { segment_bytes: 1024 * 1024 * 1024, index_interval_bytes: 4096 }
+    }
+}
+
+/// How an append treats the batches' base offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetPolicy {
+    /// The leader's path: batches are renumbered to start at the log end offset.
+    Assign,
+    /// The follower's path: batches must already start at the log end offset.
+    Validate,
+}
+
+/// Offsets an append wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: Offset,
+    pub last_offset: Offset,
+    pub batches: usize,
+    pub bytes: usize,
+}
+
+/// A file cut short by recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    pub file: PathBuf,
+    pub position: u64,
+    pub reason: String,
+}
+
+/// Everything recovery changed on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub truncations: Vec<Truncation>,
+    pub deleted_files: Vec<PathBuf>,
+    pub rebuilt_indexes: Vec<PathBuf>,
+    /// Why the epoch checkpoint was rewritten, if it was.
+    pub rebuilt_epoch_checkpoint: Option<String>,
+    pub removed_temp_files: Vec<PathBuf>,
+}
+
+/// The durable, segmented log. See the module docs for its invariants.
+#[derive(Debug)]
+pub struct ReplicatedLog {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<Offset, Segment>,
+    epochs: LeaderEpochCache,
+    log_end_offset: Offset,
+    flushed_offset: Offset,
+    dir_dirty: bool,
+    failure: Option<String>,
+}
+
+impl ReplicatedLog {
+    /// Opens the log in `dir` (creating it if needed), recovering whatever a crash left.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<(ReplicatedLog, RecoveryReport), StorageError> {
+        fsutil::create_dir_durably(dir)?;
+        let mut report = RecoveryReport {
+            removed_temp_files: fsutil::remove_stale_tmp_files(dir)?,
+            ..RecoveryReport::default()
+        };
+        let bases = list_segments(dir, &mut report)?;
+        let (epochs, load) = LeaderEpochCache::load(dir)?;
+        let mut log = ReplicatedLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments: BTreeMap::new(),
+            epochs,
+            log_end_offset: Offset(0),
+            flushed_offset: Offset(0),
+            dir_dirty: false,
+            failure: None,
+        };
+        let rebuilt = log.recover_segments(&bases, load == CheckpointLoad::Loaded, &mut report)?;
+        log.finish_epoch_recovery(rebuilt, load, &mut report)?;
+        if log.segments.is_empty() {
+            let start = bases.first().copied().unwrap_or(Offset(0));
+            log.segments.insert(start, Segment::create(dir, start, config.index_interval_bytes)?);
+            log.log_end_offset = start;
+            log.dir_dirty = true;
+        }
+        if !report.deleted_files.is_empty() || log.dir_dirty {
+            fsutil::fsync_dir(dir)?;
+            log.dir_dirty = false;
+        }
+        log.flushed_offset = log.log_end_offset;
+        log.segments.values_mut().try_for_each(Segment::flush)?;
+        report_warnings(&report);
+        Ok((log, report))
+    }
+
+    /// Scans the segments in order, keeping the valid prefix. Returns the epoch entries the
+    /// batches themselves imply.
+    fn recover_segments(
+        &mut self,
+        bases: &[Offset],
+        trust_checkpoint: bool,
+        report: &mut RecoveryReport,
+    ) -> Result<Vec<EpochEntry>, StorageError> {
+        let checkpoint = self.epochs.clone();
+        let mut seen: Vec<EpochEntry> = Vec::new();
+        let mut expected = bases.first().copied().unwrap_or(Offset(0));
+        for (i, &base) in bases.iter().enumerate() {
+            if base != expected {
+                let reason = format!("segment starts at {base}, the log before it ends at {expected}");
+                self.delete_segment_files(&bases[i..], &reason, report)?;
+                break;
+            }
+            let mut accept = |h: &BatchHeader| check_epoch(h, &mut seen, trust_checkpoint.then_some(&checkpoint));
+            let (segment, outcome) =
+                Segment::recover(&self.dir, base, self.config.index_interval_bytes, &mut accept)?;
+            if outcome.index_rebuilt {
+                report.rebuilt_indexes.push(segment.index_path().to_path_buf());
+            }
+            expected = segment.next_offset();
+            let stopped = outcome.stop.is_some();
+            if let Some(stop) = outcome.stop {
+                report.truncations.push(Truncation {
+                    file: segment.log_path().to_path_buf(),
+                    position: stop.position,
+                    reason: stop.reason,
+                });
+            }
+            self.segments.insert(base, segment);
+            if stopped {
+                self.delete_segment_files(&bases[i + 1..], "an earlier segment was truncated", report)?;
+                break;
+            }
+        }
+        self.log_end_offset = expected;
+        Ok(seen)
+    }
+
+    fn delete_segment_files(
+        &mut self,
+        bases: &[Offset],
+        reason: &str,
+        report: &mut RecoveryReport,
+    ) -> Result<(), StorageError> {
+        for &base in bases {
+            for name in [log_file_name(base), index_file_name(base)] {
+                let path = self.dir.join(name);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        tracing::warn!(file = %path.display(), reason, "deleted segment file during recovery");
+                        report.deleted_files.push(path);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io(&path, e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the epoch checkpoint equal to what the recovered batches imply.
+    fn finish_epoch_recovery(
+        &mut self,
+        rebuilt: Vec<EpochEntry>,
+        load: CheckpointLoad,
+        report: &mut RecoveryReport,
+    ) -> Result<(), StorageError> {
+        self.epochs.truncate_from_end(self.log_end_offset);
+        let reason = match load {
+            CheckpointLoad::Missing if rebuilt.is_empty() => None,
+            CheckpointLoad::Missing => Some("missing".to_string()),
+            CheckpointLoad::Corrupt(reason) => Some(format!("corrupt: {reason}")),
+            CheckpointLoad::Loaded if self.epochs.entries() != rebuilt.as_slice() => {
+                Some("disagreed with the log".to_string())
+            }
+            CheckpointLoad::Loaded => None,
+        };
+        if let Some(reason) = reason {
+            self.epochs.replace(rebuilt);
+            self.epochs.persist()?;
+            report.rebuilt_epoch_checkpoint = Some(reason);
+        }
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        *self.segments.keys().next().expect("a log always has a segment")
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        self.log_end_offset
+    }
+
+    /// Every offset below this is durable.
+    pub fn flushed_offset(&self) -> Offset {
+        self.flushed_offset
+    }
+
+    /// The epoch of the last batch in the log (0 for an empty log).
+    pub fn last_fetched_epoch(&self) -> Epoch {
+        self.epochs.latest().map_or(Epoch(0), |e| e.epoch)
+    }
+
+    pub fn epoch_entries(&self) -> &[EpochEntry] {
+        self.epochs.entries()
+    }
+
+    /// Where `epoch` ends in this log, as a leader answers a diverging follower.
+    pub fn end_offset_for_epoch(&self, epoch: Epoch) -> OffsetAndEpoch {
+        self.epochs.end_offset_for(epoch, self.log_end_offset).unwrap_or(OffsetAndEpoch {
+            offset: self.log_end_offset,
+            epoch: self.last_fetched_epoch(),
+        })
+    }
+
+    /// Paths of the segment files, oldest first.
+    pub fn segment_files(&self) -> Vec<PathBuf> {
+        self.segments.values().map(|s| s.log_path().to_path_buf()).collect()
+    }
+
+    fn check_usable(&self) -> Result<(), StorageError> {
+        match &self.failure {
+            Some(reason) => Err(StorageError::Failed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Remembers an IO failure: the on-disk state is unknown until the log is reopened.
+    fn fail<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(StorageError::Io { .. }) = &result {
+            self.failure = result.as_ref().err().map(ToString::to_string);
+        }
+        result
+    }
+
+    /// Appends whole batches. Every batch is validated (length, magic, CRC-32C, record count,
+    /// epoch >= 0 and not below the log's latest, and with [`OffsetPolicy::Validate`] a base offset
+    /// continuing the log) before anything is written, so a bad batch writes nothing. The data is
+    /// durable only after [`ReplicatedLog::flush`].
+    pub fn append(&mut self, batches: Bytes, policy: OffsetPolicy) -> Result<AppendInfo, StorageError> {
+        self.check_usable()?;
+        let validated = self.validate_append(batches, policy)?;
+        let result = self.write_batches(validated);
+        self.fail(result)
+    }
+
+    fn validate_append(&self, batches: Bytes, policy: OffsetPolicy) -> Result<Vec<RecordBatch>, StorageError> {
+        let mut iter = BatchIter::new(batches);
+        let mut out = Vec::new();
+        let mut next = self.log_end_offset;
+        let mut latest = self.epochs.latest().map(|e| e.epoch);
+        for (index, batch) in iter.by_ref().enumerate() {
+            let batch = batch.map_err(|source| StorageError::InvalidBatch { index, source })?;
+            if batch.epoch().0 < 0 {
+                return Err(StorageError::NegativeEpoch(batch.epoch()));
+            }
+            if let Some(l) = latest.filter(|l| batch.epoch() < *l) {
+                return Err(StorageError::EpochRegression { latest: l, got: batch.epoch() });
+            }
+            if policy == OffsetPolicy::Validate && batch.base_offset() != next {
+                return Err(StorageError::NonContiguous { expected: next, got: batch.base_offset() });
+            }
+            latest = Some(batch.epoch());
+            next = next.plus(batch.last_offset().0 - batch.base_offset().0 + 1);
+            out.push(batch);
+        }
+        match iter.trailing_bytes() {
+            0 => Ok(out),
+            n => Err(StorageError::PartialBatch(n)),
+        }
+    }
+
+    fn write_batches(&mut self, batches: Vec<RecordBatch>) -> Result<AppendInfo, StorageError> {
+        let first_offset = self.log_end_offset;
+        let mut bytes = 0;
+        let count = batches.len();
+        for batch in batches {
+            let batch = renumber(batch, self.log_end_offset);
+            self.maybe_roll(batch.size_in_bytes())?;
+            if self.epochs.assign(batch.epoch(), batch.base_offset()) {
+                self.epochs.persist()?;
+            }
+            let active = self.segments.values_mut().next_back().expect("a log always has a segment");
+            active.append(batch.as_bytes(), batch.header())?;
+            self.log_end_offset = batch.next_offset();
+            bytes += batch.size_in_bytes();
+        }
+        Ok(AppendInfo {
+            first_offset,
+            last_offset: Offset(self.log_end_offset.0 - 1),
+            batches: count,
+            bytes,
+        })
+    }
+
+    /// Starts a new segment when `incoming` bytes would take the active one past its size.
+    fn maybe_roll(&mut self, incoming: usize) -> Result<(), StorageError> {
+        let active = self.segments.values_mut().next_back().expect("a log always has a segment");
+        if active.size() == 0 || active.size() + incoming as u64 <= self.config.segment_bytes {
+            return Ok(());
+        }
+        active.flush()?;
+        let base = self.log_end_offset;
+        let segment = Segment::create(&self.dir, base, self.config.index_interval_bytes)?;
+        self.segments.insert(base, segment);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Makes every append so far durable (segment data, then new directory entries).
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        self.check_usable()?;
+        let result = self.flush_inner();
+        self.fail(result)
+    }
+
+    fn flush_inner(&mut self) -> Result<(), StorageError> {
+        for segment in self.segments.values_mut() {
+            segment.flush()?;
+        }
+        if self.dir_dirty {
+            fsutil::fsync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        self.flushed_offset = self.log_end_offset;
+        Ok(())
+    }
+
+    /// Whole batches from the one holding `from`, up to `max_bytes` (at least one batch), from a
+    /// single segment. Empty at the log end offset.
+    pub fn read(&self, from: Offset, max_bytes: usize) -> Result<Bytes, StorageError> {
+        self.check_usable()?;
+        if from < self.log_start_offset() || from > self.log_end_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                offset: from,
+                start: self.log_start_offset(),
+                end: self.log_end_offset,
+            });
+        }
+        match self.segments.range(..=from).next_back() {
+            Some((_, segment)) => segment.read(from, max_bytes),
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    /// Removes the batch holding `offset` and everything after it, durably, and forgets epochs
+    /// that started there. Returns the new log end offset (the removed batch's base offset, which
+    /// is `offset` when it is a batch boundary).
+    pub fn truncate_to(&mut self, offset: Offset) -> Result<Offset, StorageError> {
+        self.check_usable()?;
+        if offset >= self.log_end_offset {
+            return Ok(self.log_end_offset);
+        }
+        if offset < self.log_start_offset() {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                start: self.log_start_offset(),
+                end: self.log_end_offset,
+            });
+        }
+        let result = self.truncate_inner(offset);
+        self.fail(result)
+    }
+
+    fn truncate_inner(&mut self, offset: Offset) -> Result<Offset, StorageError> {
+        // Newest first, so that a crash part-way leaves a gap that recovery removes.
+        let later: Vec<Offset> = self.segments.range(offset.plus(1)..).map(|(b, _)| *b).collect();
+        for base in later.iter().rev() {
+            self.segments.remove(base).expect("listed above").delete()?;
+        }
+        let (_, active) = self.segments.range_mut(..=offset).next_back().expect("offset >= log start");
+        self.log_end_offset = active.truncate_to(offset)?;
+        if !later.is_empty() {
+            fsutil::fsync_dir(&self.dir)?;
+        }
+        if self.epochs.truncate_from_end(self.log_end_offset) {
+            self.epochs.persist()?;
+        }
+        self.flushed_offset = self.flushed_offset.min(self.log_end_offset);
+        Ok(self.log_end_offset)
+    }
+}
+
+/// The recovery check of one batch's epoch: never negative, never decreasing, and (when the
+/// checkpoint was readable) the epoch the checkpoint assigns to both its first and last offset.
+fn check_epoch(
+    header: &BatchHeader,
+    seen: &mut Vec<EpochEntry>,
+    checkpoint: Option<&LeaderEpochCache>,
+) -> Result<(), String> {
+    let epoch = header.epoch();
+    if epoch.0 < 0 {
+        return Err(format!("batch at offset {} has negative epoch {epoch}", header.base_offset));
+    }
+    if let Some(last) = seen.last().filter(|l| epoch < l.epoch) {
+        return Err(format!(
+            "batch at offset {} has epoch {epoch} below the previous batch's {}",
+            header.base_offset, last.epoch
+        ));
+    }
+    if let Some(cache) = checkpoint {
+        let expected = cache.epoch_for_offset(header.base_offset());
+        if expected != Some(epoch) || cache.epoch_for_offset(header.last_offset()) != Some(epoch) {
+            return Err(format!(
+                "batch at offset {} has epoch {epoch}, the leader epoch checkpoint says {}",
+                header.base_offset,
+                expected.map_or("none".to_string(), |e| e.to_string())
+            ));
+        }
+    }
+    if seen.last().is_none_or(|l| epoch > l.epoch) {
+        seen.push(EpochEntry { epoch, start_offset: header.base_offset() });
+    }
+    Ok(())
+}
+
+/// A batch with its base offset rewritten to `base` (the field is outside the CRC).
+fn renumber(batch: RecordBatch, base: Offset) -> RecordBatch {
+    if batch.base_offset() == base {
+        return batch;
+    }
+    let mut bytes = batch.as_bytes().to_vec();
+    bytes[..8].copy_from_slice(&base.0.to_be_bytes());
+    RecordBatch::decode(Bytes::from(bytes)).expect("only the base offset changed")
+}
+
+/// Base offsets of the `%020d.log` files in `dir`; index files without a log are deleted.
+fn list_segments(dir: &Path, report: &mut RecoveryReport) -> Result<Vec<Offset>, StorageError> {
+    let mut logs = Vec::new();
+    let mut indexes = Vec::new();
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let path = entry.at(dir)?.path();
+        let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension()) else {
+            continue;
+        };
+        let Some(base) = stem.parse::<i64>().ok().filter(|_| stem.len() == 20) else {
+            continue;
+        };
+        match ext.to_str() {
+            Some("log") => logs.push(Offset(base)),
+            Some("index") => indexes.push((Offset(base), path)),
+            _ => {}
+        }
+    }
+    logs.sort();
+    for (base, path) in indexes {
+        if logs.binary_search(&base).is_err() {
+            std::fs::remove_file(&path).at(&path)?;
+            report.deleted_files.push(path);
+        }
+    }
+    Ok(logs)
+}
+
+fn report_warnings(report: &RecoveryReport) {
+    for t in &report.truncations {
+        tracing::warn!(file = %t.file.display(), position = t.position, reason = %t.reason,
+            "truncated a torn or corrupt log tail during recovery");
+    }
+    for path in &report.rebuilt_indexes {
+        tracing::warn!(file = %path.display(), "rebuilt a missing or inconsistent offset index");
+    }
+    if let Some(reason) = &report.rebuilt_epoch_checkpoint {
+        tracing::warn!(reason = %reason, "rebuilt the leader epoch checkpoint from the log");
+    }
+}

@@ -1,0 +1,42 @@
+//! Everything kraft keeps on disk, in Kafka's layout and formats (kraft-protocol.md §7):
+//!
+//! ```text
+//! <log dir>/meta.properties                 node identity          (MetaProperties)
+//! <log dir>/<topic>-0/%020d.log             record batches v2      (ReplicatedLog, Segment)
+//! <log dir>/<topic>-0/%020d.index           sparse offset index    (OffsetIndex)
+//! <log dir>/<topic>-0/leader-epoch-checkpoint  epoch -> start offset (LeaderEpochCache)
+//! <log dir>/<topic>-0/quorum-state          election state JSON    (QuorumStateFile)
+//! ```
+//!
+//! Owns synchronous, blocking file IO and crash recovery. It must never be called from an
+//! event loop that runs timers (the log store actor runs it on its own arbiter), never
+//! acknowledges anything it has not fsynced when asked to flush, and never silently resets
+//! state it cannot read: a corrupt state file is an error, a corrupt log tail is truncated with
+//! a warning naming the file and byte position.
+
+mod epoch_cache;
+mod error;
+pub mod fsutil;
+mod index;
+mod log;
+mod meta_properties;
+mod quorum_state_file;
+mod segment;
+
+pub use epoch_cache::{EpochEntry, LeaderEpochCache};
+pub use error::StorageError;
+pub use index::OffsetIndex;
+pub use log::{AppendInfo, LogConfig, OffsetPolicy, RecoveryReport, ReplicatedLog, Truncation};
+pub use meta_properties::MetaProperties;
+pub use quorum_state_file::{ElectionState, QuorumStateFile};
+
+/// The partition directory of a topic inside a log dir (Kafka names it `<topic>-<partition>`;
+/// KRaft has exactly one partition, 0).
+pub fn partition_dir(log_dir: &std::path::Path, topic: &str) -> std::path::PathBuf {
+    log_dir.join(format!("{topic}-0"))
+}
+
+/// The topic of Kafka's metadata log.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+/// The topic the standalone performance test server replicates.
+pub const PERFORMANCE_TEST_TOPIC: &str = "__raft_performance_test";

@@ -1,0 +1,160 @@
+//! `quorum-state`: the durable election state (epoch, leader, vote) as one line of JSON
+//! (kraft-protocol.md §7.2). Written atomically before any vote or epoch is acted on; a file that
+//! exists but cannot be read is an error, because silently forgetting a vote could elect two
+//! leaders in one epoch.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::StorageError;
+use super::fsutil;
+use crate::types::{Epoch, NodeId};
+use crate::uuid::Uuid;
+
+/// What a replica must remember about elections across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElectionState {
+    pub epoch: Epoch,
+    pub leader_id: Option<NodeId>,
+    pub voted_id: Option<NodeId>,
+    pub voted_directory_id: Option<Uuid>,
+}
+
+/// Largest `quorum-state` accepted: the v1 record is ~120 bytes; anything far bigger is not ours.
+const MAX_FILE_BYTES: u64 = 64 * 1024;
+/// The `data_version` written; versions 0 and 1 are read.
+const DATA_VERSION: i16 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Json {
+    #[serde(rename = "leaderId", default = "none")]
+    leader_id: i32,
+    #[serde(rename = "leaderEpoch", default = "none")]
+    leader_epoch: i32,
+    #[serde(rename = "votedId", default = "none")]
+    voted_id: i32,
+    #[serde(rename = "votedDirectoryId", default)]
+    voted_directory_id: Option<String>,
+    data_version: i16,
+}
+
+fn none() -> i32 {
+    -1
+}
+
+/// The `quorum-state` file of one partition directory.
+#[derive(Debug, Clone)]
+pub struct QuorumStateFile {
+    path: PathBuf,
+}
+
+impl QuorumStateFile {
+    pub const FILE_NAME: &'static str = "quorum-state";
+
+    pub fn new(partition_dir: &Path) -> Self {
+        QuorumStateFile { path: partition_dir.join(Self::FILE_NAME) }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stored state, or `None` when no file exists yet.
+    pub fn read(&self) -> Result<Option<ElectionState>, StorageError> {
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::io(&self.path, e)),
+        };
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(StorageError::corrupt(&self.path, format!("{} bytes is too large", meta.len())));
+        }
+        let text = std::fs::read(&self.path).map_err(|e| StorageError::io(&self.path, e))?;
+        parse(&text).map(Some).map_err(|reason| StorageError::corrupt(&self.path, reason))
+    }
+
+    /// Replaces the stored state atomically and durably.
+    pub fn write(&self, state: &ElectionState) -> Result<(), StorageError> {
+        fsutil::write_atomically(&self.path, to_json(state).as_bytes())
+    }
+}
+
+fn to_json(state: &ElectionState) -> String {
+    let json = Json {
+        leader_id: state.leader_id.map_or(-1, |n| n.0),
+        leader_epoch: state.epoch.0,
+        voted_id: state.voted_id.map_or(-1, |n| n.0),
+        voted_directory_id: Some(state.voted_directory_id.unwrap_or(Uuid::ZERO).to_string()),
+        data_version: DATA_VERSION,
+    };
+    serde_json::to_string(&json).expect("plain struct serializes")
+}
+
+fn parse(bytes: &[u8]) -> Result<ElectionState, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
+    let line = text.lines().next().unwrap_or("");
+    let json: Json = serde_json::from_str(line).map_err(|e| format!("not quorum-state JSON: {e}"))?;
+    if !(0..=DATA_VERSION).contains(&json.data_version) {
+        return Err(format!("unsupported data_version {}", json.data_version));
+    }
+    if json.leader_epoch < 0 {
+        return Err(format!("leaderEpoch {} is negative", json.leader_epoch));
+    }
+    let id = |n: i32, field: &str| match n {
+        -1 => Ok(None),
+        n if n >= 0 => Ok(Some(NodeId(n))),
+        n => Err(format!("{field} {n} is not a node id")),
+    };
+    let voted_directory_id = match json.voted_directory_id.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<Uuid>().map_err(|e| format!("votedDirectoryId: {e}"))?),
+    };
+    Ok(ElectionState {
+        epoch: Epoch(json.leader_epoch),
+        leader_id: id(json.leader_id, "leaderId")?,
+        voted_id: id(json.voted_id, "votedId")?,
+        voted_directory_id: voted_directory_id.filter(|u| *u != Uuid::ZERO),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_kafkas_v1_line() {
+        let state = ElectionState {
+            epoch: Epoch(2),
+            leader_id: None,
+            voted_id: Some(NodeId(1)),
+            voted_directory_id: Some("J8aAPcfLQt2bqs1JT_rMgQ".parse().unwrap()),
+        };
+        assert_eq!(
+            to_json(&state),
+            r#"{"leaderId":-1,"leaderEpoch":2,"votedId":1,"votedDirectoryId":"J8aAPcfLQt2bqs1JT_rMgQ","data_version":1}"#
+        );
+        assert_eq!(parse(to_json(&state).as_bytes()).unwrap(), state);
+    }
+
+    #[test]
+    fn reads_kafkas_v0_file() {
+        let v0 = r#"{"clusterId":"","leaderId":3,"leaderEpoch":5,"votedId":-1,"appliedOffset":0,"currentVoters":[{"voterId":1},{"voterId":2},{"voterId":3}],"data_version":0}"#;
+        let state = parse(v0.as_bytes()).unwrap();
+        assert_eq!((state.epoch, state.leader_id, state.voted_id), (Epoch(5), Some(NodeId(3)), None));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_valid_state() {
+        for bad in [
+            "",
+            "{",
+            r#"{"leaderId":-1,"leaderEpoch":2,"votedId":1}"#,
+            r#"{"leaderId":-1,"leaderEpoch":2,"votedId":1,"data_version":2}"#,
+            r#"{"leaderId":-1,"leaderEpoch":-1,"votedId":1,"data_version":1}"#,
+            r#"{"leaderId":-7,"leaderEpoch":1,"votedId":1,"data_version":1}"#,
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! One log segment: a `%020d.log` file of consecutive record batches starting at its base
+//! offset, and its sparse `%020d.index`.
+//!
+//! Owns byte positions inside the segment: appending whole batches, locating the batch that
+//! holds an offset, reading whole batches, truncating at a batch boundary, and the recovery scan
+//! that keeps exactly the valid prefix of the file. It never decides which batches are
+//! acceptable in the log as a whole (contiguity and epochs are the log's job, passed in as a
+//! check).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+
+use super::error::{IoContext, StorageError};
+use super::index::OffsetIndex;
+use crate::record::{BatchHeader, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, RecordBatch, next_batch_size};
+use crate::types::Offset;
+
+/// Read buffer of the recovery scan: large enough that a scan is a few big sequential reads.
+const RECOVERY_READ_BUFFER_BYTES: usize = 1024 * 1024;
+
+pub(crate) fn log_file_name(base: Offset) -> String {
+    format!("{:020}.log", base.0)
+}
+
+pub(crate) fn index_file_name(base: Offset) -> String {
+    format!("{:020}.index", base.0)
+}
+
+/// Why the recovery scan stopped before the end of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScanStop {
+    pub position: u64,
+    pub reason: String,
+}
+
+/// What recovering one segment found.
+#[derive(Debug)]
+pub(crate) struct ScanOutcome {
+    pub stop: Option<ScanStop>,
+    pub index_rebuilt: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base_offset: Offset,
+    next_offset: Offset,
+    log_path: PathBuf,
+    file: File,
+    index: OffsetIndex,
+    size: u64,
+    index_interval_bytes: u64,
+    bytes_since_index: u64,
+    dirty: bool,
+}
+
+impl Segment {
+    /// Creates an empty segment (replacing any file of that name).
+    pub(crate) fn create(dir: &Path, base: Offset, index_interval_bytes: u64) -> Result<Segment, StorageError> {
+        let log_path = dir.join(log_file_name(base));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)
+            .at(&log_path)?;
+        let (index, _) = OffsetIndex::open_with(&dir.join(index_file_name(base)), &[])?;
+        Ok(Segment {
+            base_offset: base,
+            next_offset: base,
+            log_path,
+            file,
+            index,
+            size: 0,
+            index_interval_bytes,
+            bytes_since_index: 0,
+            dirty: true,
+        })
+    }
+
+    /// Opens an existing segment and scans it from the start. Every batch must be complete and
+    /// valid (length, magic, CRC-32C) and pass `accept`; at the first that does not, the file is
+    /// truncated there (durably) and the scan stops. The index is rebuilt if it disagrees.
+    pub(crate) fn recover(
+        dir: &Path,
+        base: Offset,
+        index_interval_bytes: u64,
+        accept: &mut dyn FnMut(&BatchHeader) -> Result<(), String>,
+    ) -> Result<(Segment, ScanOutcome), StorageError> {
+        let log_path = dir.join(log_file_name(base));
+        let file = OpenOptions::new().read(true).write(true).open(&log_path).at(&log_path)?;
+        let file_len = file.metadata().at(&log_path)?.len();
+        let mut scan = Scan { next_offset: base, valid: 0, entries: Vec::new(), bytes_since_index: 0 };
+        let stop = scan.run(&file, &log_path, file_len, base, index_interval_bytes, accept)?;
+        if stop.is_some() {
+            file.set_len(scan.valid).at(&log_path)?;
+            file.sync_all().at(&log_path)?;
+        }
+        let (index, index_rebuilt) = OffsetIndex::open_with(&dir.join(index_file_name(base)), &scan.entries)?;
+        let segment = Segment {
+            base_offset: base,
+            next_offset: scan.next_offset,
+            log_path,
+            file,
+            index,
+            size: scan.valid,
+            index_interval_bytes,
+            bytes_since_index: scan.bytes_since_index,
+            dirty: false,
+        };
+        Ok((segment, ScanOutcome { stop, index_rebuilt }))
+    }
+
+    pub(crate) fn next_offset(&self) -> Offset {
+        self.next_offset
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    pub(crate) fn index_path(&self) -> &Path {
+        self.index.path()
+    }
+
+    /// Writes one validated batch at the end of the segment (not yet fsynced).
+    pub(crate) fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<(), StorageError> {
+        self.file.write_all_at(batch, self.size).at(&self.log_path)?;
+        if self.bytes_since_index > self.index_interval_bytes {
+            let relative = (header.last_offset().0 - self.base_offset.0) as u32;
+            self.index.append(relative, self.size as u32)?;
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += batch.len() as u64;
+        self.size += batch.len() as u64;
+        self.next_offset = header.next_offset();
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Position and header of the first batch whose last offset is >= `offset`.
+    fn locate(&self, offset: Offset) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let relative = (offset.0 - self.base_offset.0).max(0) as u32;
+        let mut position = u64::from(self.index.lookup(relative));
+        let mut buf = [0u8; RECORD_BATCH_OVERHEAD];
+        while position < self.size {
+            self.file.read_exact_at(&mut buf, position).at(&self.log_path)?;
+            let header = BatchHeader::parse(&buf).map_err(|e| self.corrupt(position, e))?;
+            if header.last_offset() >= offset {
+                return Ok(Some((position, header)));
+            }
+            position += header.size_in_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    fn corrupt(&self, position: u64, reason: impl std::fmt::Display) -> StorageError {
+        StorageError::corrupt(&self.log_path, format!("at byte {position}: {reason}"))
+    }
+
+    /// Whole batches starting with the one holding `from`, up to `max_bytes` (but always at least
+    /// one batch, so a reader can make progress past a batch larger than its limit).
+    pub(crate) fn read(&self, from: Offset, max_bytes: usize) -> Result<Bytes, StorageError> {
+        let Some((position, first)) = self.locate(from)? else {
+            return Ok(Bytes::new());
+        };
+        let available = (self.size - position) as usize;
+        let want = first.size_in_bytes().max(max_bytes.min(available));
+        let mut buf = BytesMut::zeroed(want);
+        self.file.read_exact_at(&mut buf, position).at(&self.log_path)?;
+        let mut end = 0;
+        while let Ok(Some(size)) = next_batch_size(&buf[end..]) {
+            end += size;
+        }
+        buf.truncate(end);
+        Ok(buf.freeze())
+    }
+
+    /// Removes the batch holding `offset` and everything after it, durably. Returns the new next
+    /// offset (the base offset of the removed batch).
+    pub(crate) fn truncate_to(&mut self, offset: Offset) -> Result<Offset, StorageError> {
+        let Some((position, header)) = self.locate(offset)? else {
+            return Ok(self.next_offset);
+        };
+        self.file.set_len(position).at(&self.log_path)?;
+        self.file.sync_all().at(&self.log_path)?;
+        self.index.truncate_to_position(position as u32)?;
+        self.size = position;
+        self.next_offset = header.base_offset();
+        self.bytes_since_index = position - u64::from(self.index.last_position().unwrap_or(0));
+        Ok(self.next_offset)
+    }
+
+    /// Makes every write so far durable.
+    pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
+        if self.dirty {
+            self.file.sync_data().at(&self.log_path)?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Removes the segment's files (the caller fsyncs the directory).
+    pub(crate) fn delete(self) -> Result<(), StorageError> {
+        let index_path = self.index.path().to_path_buf();
+        drop(self.file);
+        std::fs::remove_file(&self.log_path).at(&self.log_path)?;
+        match std::fs::remove_file(&index_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::io(&index_path, e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// State of a recovery scan over one segment file.
+struct Scan {
+    next_offset: Offset,
+    valid: u64,
+    entries: Vec<(u32, u32)>,
+    bytes_since_index: u64,
+}
+
+impl Scan {
+    fn run(
+        &mut self,
+        file: &File,
+        path: &Path,
+        file_len: u64,
+        base: Offset,
+        index_interval_bytes: u64,
+        accept: &mut dyn FnMut(&BatchHeader) -> Result<(), String>,
+    ) -> Result<Option<ScanStop>, StorageError> {
+        let mut reader = BufReader::with_capacity(RECOVERY_READ_BUFFER_BYTES, file);
+        let mut batch = Vec::new();
+        while self.valid < file_len {
+            let stop = |reason: String| Ok(Some(ScanStop { position: self.valid, reason }));
+            let remaining = file_len - self.valid;
+            if remaining < LOG_OVERHEAD as u64 {
+                return stop(format!("torn batch: {remaining} bytes left, a header needs {LOG_OVERHEAD}"));
+            }
+            batch.resize(LOG_OVERHEAD, 0);
+            reader.read_exact(&mut batch).at(path)?;
+            let size = match next_batch_size(&batch) {
+                Err(e) => return stop(e.to_string()),
+                Ok(_) => LOG_OVERHEAD + i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]) as usize,
+            };
+            if remaining < size as u64 {
+                return stop(format!("torn batch: {remaining} of {size} bytes present"));
+            }
+            batch.resize(size, 0);
+            reader.read_exact(&mut batch[LOG_OVERHEAD..]).at(path)?;
+            let header = match RecordBatch::validate(&batch) {
+                Ok(h) => h,
+                Err(e) => return stop(e.to_string()),
+            };
+            if header.base_offset() != self.next_offset {
+                return stop(format!(
+                    "batch base offset {} where {} was expected",
+                    header.base_offset, self.next_offset
+                ));
+            }
+            if let Err(reason) = accept(&header) {
+                return stop(reason);
+            }
+            if self.bytes_since_index > index_interval_bytes {
+                let relative = (header.last_offset().0 - base.0) as u32;
+                self.entries.push((relative, self.valid as u32));
+                self.bytes_since_index = 0;
+            }
+            self.bytes_since_index += size as u64;
+            self.valid += size as u64;
+            self.next_offset = header.next_offset();
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,69 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use kraft::record::{BatchBuilder, BatchKind};
+use kraft::storage::ReplicatedLog;
+use kraft::types::{Epoch, Offset};
+
+/// A small deterministic RNG (splitmix64) so randomized tests can print and replay a seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, n)`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// The seed for a randomized test: `KRAFT_TEST_SEED` if set, else one derived from the clock.
+pub fn test_seed() -> u64 {
+    std::env::var("KRAFT_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+/// A data batch of `count` records of `size` bytes, each filled with a byte derived from `tag`.
+pub fn batch(base: i64, epoch: i32, count: usize, size: usize, tag: u8) -> Bytes {
+    let mut b = BatchBuilder::new(BatchKind::Data, Offset(base), Epoch(epoch));
+    for i in 0..count {
+        let value = vec![tag.wrapping_add(i as u8); size];
+        b.append(1_700_000_000_000, None, Some(&value), &[]).unwrap();
+    }
+    b.build().unwrap()
+}
+
+/// Everything in the log, read batch by batch from its start.
+pub fn read_all(log: &ReplicatedLog) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        let chunk = log.read(next, 64 * 1024).unwrap();
+        assert!(!chunk.is_empty(), "read at {next} returned nothing before the log end");
+        let mut last_next = next;
+        for b in kraft::record::BatchIter::new(chunk.clone()) {
+            last_next = b.unwrap().next_offset();
+        }
+        out.extend_from_slice(&chunk);
+        next = last_next;
+    }
+    out
+}

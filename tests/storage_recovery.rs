@@ -1,0 +1,200 @@
+//! Crash recovery: files cut at random byte positions and random bit flips in segments must
+//! leave exactly the valid prefix of the log; damaged indexes and epoch checkpoints are rebuilt;
+//! damaged state files are errors, never silent resets.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Rng, batch, read_all, test_seed};
+use kraft::storage::{
+    ElectionState, LogConfig, MetaProperties, OffsetPolicy, QuorumStateFile, ReplicatedLog,
+    StorageError,
+};
+use kraft::types::{Epoch, NodeId, Offset};
+
+const CONFIG: LogConfig = LogConfig { segment_bytes: 2048, index_interval_bytes: 256 };
+
+/// Where one batch landed on disk.
+struct Placed {
+    base: i64,
+    file: PathBuf,
+    position: u64,
+    bytes: bytes::Bytes,
+}
+
+/// Writes a random log, flushes it, and returns where every batch is.
+fn build_log(dir: &Path, rng: &mut Rng) -> Vec<Placed> {
+    let (mut log, _) = ReplicatedLog::open(dir, CONFIG).unwrap();
+    let mut placed: Vec<Placed> = Vec::new();
+    let mut epoch = 1;
+    for i in 0..(20 + rng.below(40)) {
+        epoch += i32::from(rng.below(8) == 0);
+        let base = log.log_end_offset().0;
+        let b = batch(base, epoch, 1 + rng.below(4) as usize, rng.below(300) as usize, i as u8);
+        log.append(b.clone(), OffsetPolicy::Validate).unwrap();
+        let file = log.segment_files().last().unwrap().clone();
+        let position = match placed.last() {
+            Some(p) if p.file == file => p.position + p.bytes.len() as u64,
+            _ => 0,
+        };
+        placed.push(Placed { base, file, position, bytes: b });
+    }
+    log.flush().unwrap();
+    placed
+}
+
+/// Index in `placed` of the first batch a damage at (`file`, `position`) reaches, if any.
+fn first_damaged(placed: &[Placed], file: &Path, position: u64, cut: bool) -> Option<usize> {
+    placed.iter().position(|p| {
+        let end = p.position + p.bytes.len() as u64;
+        p.file == file && if cut { end > position } else { p.position <= position && position < end }
+    })
+}
+
+fn check_recovered(dir: &Path, placed: &[Placed], keep: usize, seed: u64, what: &str) {
+    let (mut log, report) = ReplicatedLog::open(dir, CONFIG).unwrap();
+    let expected: Vec<u8> = placed[..keep].iter().flat_map(|p| p.bytes.to_vec()).collect();
+    let expected_leo = placed.get(keep).map_or_else(|| log.log_end_offset().0, |p| p.base);
+    let ctx = format!("seed {seed} ({what}): report {report:?}");
+    assert_eq!(log.log_end_offset(), Offset(expected_leo), "{ctx}");
+    assert_eq!(read_all(&log), expected, "{ctx}");
+    if keep < placed.len() {
+        assert!(!report.truncations.is_empty() || !report.deleted_files.is_empty(), "{ctx}");
+    }
+    // The recovered log is consistent: it takes new appends and reopens without further repair.
+    let next_epoch = log.last_fetched_epoch().0 + 1;
+    log.append(batch(expected_leo, next_epoch, 1, 10, 0), OffsetPolicy::Validate).unwrap();
+    log.flush().unwrap();
+    drop(log);
+    let (log, report) = ReplicatedLog::open(dir, CONFIG).unwrap();
+    assert_eq!(report.truncations, vec![], "{ctx}");
+    assert_eq!(report.rebuilt_epoch_checkpoint, None, "{ctx}");
+    assert_eq!(log.log_end_offset(), Offset(expected_leo + 1), "{ctx}");
+}
+
+#[test]
+fn cutting_any_segment_keeps_exactly_the_complete_batches_before_the_cut() {
+    let base_seed = test_seed();
+    for i in 0..150 {
+        let seed = base_seed.wrapping_add(i);
+        let mut rng = Rng::new(seed);
+        let dir = tempfile::tempdir().unwrap();
+        let placed = build_log(dir.path(), &mut rng);
+        let files: Vec<&PathBuf> = placed.iter().map(|p| &p.file).collect();
+        let file = files[rng.below(files.len() as u64) as usize].clone();
+        let len = std::fs::metadata(&file).unwrap().len();
+        let cut = rng.below(len + 1);
+        std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(cut).unwrap();
+        let keep = first_damaged(&placed, &file, cut, true).unwrap_or(placed.len());
+        check_recovered(dir.path(), &placed, keep, seed, &format!("cut {} at {cut}", file.display()));
+    }
+}
+
+#[test]
+fn a_bit_flip_anywhere_in_a_segment_keeps_exactly_the_batches_before_it() {
+    let base_seed = test_seed();
+    for i in 0..300 {
+        let seed = base_seed.wrapping_add(i);
+        let mut rng = Rng::new(seed);
+        let dir = tempfile::tempdir().unwrap();
+        let placed = build_log(dir.path(), &mut rng);
+        let victim = &placed[rng.below(placed.len() as u64) as usize];
+        let position = victim.position + rng.below(victim.bytes.len() as u64);
+        let bit = rng.below(8) as u8;
+        let mut data = std::fs::read(&victim.file).unwrap();
+        data[position as usize] ^= 1 << bit;
+        std::fs::write(&victim.file, &data).unwrap();
+        let keep = first_damaged(&placed, &victim.file, position, false).unwrap();
+        let what = format!("flip bit {bit} of byte {position} in {}", victim.file.display());
+        check_recovered(dir.path(), &placed, keep, seed, &what);
+    }
+}
+
+#[test]
+fn missing_or_damaged_indexes_and_checkpoints_are_rebuilt_without_losing_data() {
+    let seed = test_seed();
+    let mut rng = Rng::new(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let placed = build_log(dir.path(), &mut rng);
+    let all: Vec<u8> = placed.iter().flat_map(|p| p.bytes.to_vec()).collect();
+    let first_index = placed[0].file.with_extension("index");
+    let last_index = placed.last().unwrap().file.with_extension("index");
+    std::fs::remove_file(&first_index).unwrap();
+    std::fs::write(&last_index, b"garbage!").unwrap();
+    std::fs::write(dir.path().join("leader-epoch-checkpoint"), b"0\n7\nnot numbers\n").unwrap();
+    std::fs::write(dir.path().join("99999999999999999999.index"), b"orphan").unwrap();
+    std::fs::write(dir.path().join("quorum-state.tmp"), b"half written").unwrap();
+
+    let (log, report) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
+    assert!(report.truncations.is_empty(), "seed {seed}: {report:?}");
+    assert!(report.rebuilt_indexes.contains(&first_index), "seed {seed}: {report:?}");
+    assert!(report.rebuilt_indexes.contains(&last_index), "seed {seed}: {report:?}");
+    assert!(report.rebuilt_epoch_checkpoint.as_deref().unwrap().starts_with("corrupt"));
+    assert_eq!(report.removed_temp_files, vec![dir.path().join("quorum-state.tmp")]);
+    assert_eq!(read_all(&log), all, "seed {seed}");
+    let last = placed.last().unwrap();
+    assert_eq!(log.last_fetched_epoch(), kraft::record::RecordBatch::decode(last.bytes.clone()).unwrap().epoch());
+    drop(log);
+    let (_, report) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
+    assert_eq!(report, Default::default(), "seed {seed}: a second open finds nothing to repair");
+}
+
+#[test]
+fn a_segment_after_a_gap_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let placed = build_log(dir.path(), &mut Rng::new(7));
+    let files: Vec<PathBuf> = {
+        let mut f: Vec<PathBuf> = placed.iter().map(|p| p.file.clone()).collect();
+        f.dedup();
+        f
+    };
+    assert!(files.len() >= 3, "the log spans several segments");
+    std::fs::remove_file(&files[1]).unwrap();
+    let keep = placed.iter().position(|p| p.file == files[1]).unwrap();
+    let (log, report) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(placed[keep].base));
+    assert!(report.deleted_files.contains(&files[2]));
+    assert!(!files[2].exists());
+}
+
+#[test]
+fn corrupt_quorum_state_is_an_error_not_a_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = QuorumStateFile::new(dir.path());
+    assert_eq!(file.read().unwrap(), None);
+    let state = ElectionState {
+        epoch: Epoch(4),
+        leader_id: Some(NodeId(2)),
+        voted_id: Some(NodeId(2)),
+        voted_directory_id: None,
+    };
+    file.write(&state).unwrap();
+    assert_eq!(file.read().unwrap(), Some(state));
+    let text = std::fs::read_to_string(file.path()).unwrap();
+    assert!(!text.contains('\n'), "one line, no trailing newline: {text:?}");
+    assert!(!dir.path().join("quorum-state.tmp").exists());
+
+    for garbage in [&b"{\"leaderId\":2,"[..], b"\x00\x00\x00", b""] {
+        std::fs::write(file.path(), garbage).unwrap();
+        let err = file.read().unwrap_err();
+        assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("quorum-state"), "{err}");
+    }
+}
+
+#[test]
+fn corrupt_meta_properties_is_an_error_not_unformatted() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(MetaProperties::read(dir.path()).unwrap(), None);
+    let meta = MetaProperties {
+        cluster_id: "MkU3OEVBNTcwNTJENDM2Qk".into(),
+        node_id: NodeId(1),
+        directory_id: Some("b8tRS7h4TJ2Vt43Dp85v2A".parse().unwrap()),
+    };
+    meta.write(dir.path()).unwrap();
+    assert_eq!(MetaProperties::read(dir.path()).unwrap(), Some(meta));
+    std::fs::write(dir.path().join("meta.properties"), "version=1\nnode.id=1\n").unwrap();
+    let err = MetaProperties::read(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("meta.properties") && err.to_string().contains("cluster.id"), "{err}");
+}
