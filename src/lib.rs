@@ -11,6 +11,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod config;
 pub mod record;
 pub mod types;
 pub mod uuid;

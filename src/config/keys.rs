@@ -1,0 +1,105 @@
+//! Every configuration key kraft reads, with Kafka's names and defaults (kraft-protocol.md §1).
+//! Keys are constants so that a typo is a compile error, and the list of known keys drives the
+//! "unknown key" warning.
+
+pub const NODE_ID: &str = "node.id";
+pub const PROCESS_ROLES: &str = "process.roles";
+pub const LISTENERS: &str = "listeners";
+pub const CONTROLLER_LISTENER_NAMES: &str = "controller.listener.names";
+pub const QUORUM_VOTERS: &str = "controller.quorum.voters";
+pub const QUORUM_BOOTSTRAP_SERVERS: &str = "controller.quorum.bootstrap.servers";
+pub const LOG_DIRS: &str = "log.dirs";
+pub const LOG_DIR: &str = "log.dir";
+pub const METADATA_LOG_DIR: &str = "metadata.log.dir";
+
+pub const QUORUM_ELECTION_TIMEOUT_MS: &str = "controller.quorum.election.timeout.ms";
+pub const QUORUM_FETCH_TIMEOUT_MS: &str = "controller.quorum.fetch.timeout.ms";
+pub const QUORUM_ELECTION_BACKOFF_MAX_MS: &str = "controller.quorum.election.backoff.max.ms";
+pub const QUORUM_APPEND_LINGER_MS: &str = "controller.quorum.append.linger.ms";
+pub const QUORUM_REQUEST_TIMEOUT_MS: &str = "controller.quorum.request.timeout.ms";
+pub const QUORUM_RETRY_BACKOFF_MS: &str = "controller.quorum.retry.backoff.ms";
+pub const QUORUM_AUTO_JOIN_ENABLE: &str = "controller.quorum.auto.join.enable";
+
+pub const METADATA_LOG_SEGMENT_BYTES: &str = "metadata.log.segment.bytes";
+pub const METADATA_LOG_SEGMENT_MIN_BYTES: &str = "metadata.log.segment.min.bytes";
+pub const METADATA_LOG_SEGMENT_MS: &str = "metadata.log.segment.ms";
+pub const METADATA_MAX_RECORD_BYTES_BETWEEN_SNAPSHOTS: &str =
+    "metadata.log.max.record.bytes.between.snapshots";
+pub const METADATA_MAX_SNAPSHOT_INTERVAL_MS: &str = "metadata.log.max.snapshot.interval.ms";
+pub const METADATA_MAX_RETENTION_BYTES: &str = "metadata.max.retention.bytes";
+pub const METADATA_MAX_RETENTION_MS: &str = "metadata.max.retention.ms";
+
+/// Names from earlier Kafka versions, still read, with the key that replaced them.
+pub const DEPRECATED_ALIASES: &[(&str, &str)] =
+    &[("broker.id", NODE_ID), ("quorum.voters", QUORUM_VOTERS)];
+
+/// Keys of ZooKeeper mode: accepted so that old files load, and ignored.
+pub const IGNORED: &[&str] = &["zookeeper.connect"];
+
+/// Defaults, as Kafka ships them.
+pub mod defaults {
+    pub const LOG_DIR: &str = "/tmp/kafka-logs";
+    pub const QUORUM_ELECTION_TIMEOUT_MS: i64 = 1000;
+    pub const QUORUM_FETCH_TIMEOUT_MS: i64 = 2000;
+    pub const QUORUM_ELECTION_BACKOFF_MAX_MS: i64 = 1000;
+    pub const QUORUM_APPEND_LINGER_MS: i64 = 25;
+    pub const QUORUM_REQUEST_TIMEOUT_MS: i64 = 2000;
+    pub const QUORUM_RETRY_BACKOFF_MS: i64 = 20;
+    pub const METADATA_LOG_SEGMENT_BYTES: i64 = 1024 * 1024 * 1024;
+    pub const METADATA_LOG_SEGMENT_MIN_BYTES: i64 = 8 * 1024 * 1024;
+    pub const METADATA_LOG_SEGMENT_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+    pub const METADATA_MAX_RECORD_BYTES_BETWEEN_SNAPSHOTS: i64 = 20 * 1024 * 1024;
+    pub const METADATA_MAX_SNAPSHOT_INTERVAL_MS: i64 = 60 * 60 * 1000;
+    pub const METADATA_MAX_RETENTION_BYTES: i64 = 100 * 1024 * 1024;
+    pub const METADATA_MAX_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+}
+
+/// Every key kraft reads (deprecated and ignored ones included).
+pub const KNOWN: &[&str] = &[
+    NODE_ID,
+    PROCESS_ROLES,
+    LISTENERS,
+    CONTROLLER_LISTENER_NAMES,
+    QUORUM_VOTERS,
+    QUORUM_BOOTSTRAP_SERVERS,
+    LOG_DIRS,
+    LOG_DIR,
+    METADATA_LOG_DIR,
+    QUORUM_ELECTION_TIMEOUT_MS,
+    QUORUM_FETCH_TIMEOUT_MS,
+    QUORUM_ELECTION_BACKOFF_MAX_MS,
+    QUORUM_APPEND_LINGER_MS,
+    QUORUM_REQUEST_TIMEOUT_MS,
+    QUORUM_RETRY_BACKOFF_MS,
+    QUORUM_AUTO_JOIN_ENABLE,
+    METADATA_LOG_SEGMENT_BYTES,
+    METADATA_LOG_SEGMENT_MIN_BYTES,
+    METADATA_LOG_SEGMENT_MS,
+    METADATA_MAX_RECORD_BYTES_BETWEEN_SNAPSHOTS,
+    METADATA_MAX_SNAPSHOT_INTERVAL_MS,
+    METADATA_MAX_RETENTION_BYTES,
+    METADATA_MAX_RETENTION_MS,
+    "broker.id",
+    "quorum.voters",
+    "zookeeper.connect",
+];
+
+/// Whether `a` is a dotted prefix of `b` (`log` of `log.dirs`): config stores keys as paths, so
+/// such a pair cannot coexist without one silently replacing the other.
+pub fn is_dotted_prefix(a: &str, b: &str) -> bool {
+    b.len() > a.len() && b.starts_with(a) && b.as_bytes()[a.len()] == b'.'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_known_key_is_a_dotted_prefix_of_another() {
+        for a in KNOWN {
+            for b in KNOWN {
+                assert!(!is_dotted_prefix(a, b), "{a} is a prefix of {b}");
+            }
+        }
+    }
+}

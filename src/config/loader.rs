@@ -1,0 +1,139 @@
+//! Layering: defaults < `.properties` file < `KRAFT_*` environment < `--override key=value`.
+//!
+//! Owns reading the file and merging the sources with the `config` crate, then flattening the
+//! result into `key → (value, origin)` so that every later error can say where a bad value came
+//! from. The environment is passed in (not read here) so tests never race on process state.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::ConfigError;
+use super::keys;
+use super::properties::{self, JavaProperties};
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Env(String),
+    Override,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Override => write!(f, "--override"),
+        }
+    }
+}
+
+/// The merged configuration: each key's final value and where it came from.
+#[derive(Debug, Clone, Default)]
+pub struct RawConfig {
+    pub file: PathBuf,
+    pub values: BTreeMap<String, (String, Origin)>,
+}
+
+/// Prefix of environment variables that set configuration keys.
+pub const ENV_PREFIX: &str = "KRAFT_";
+
+/// The config key an environment variable sets (`KRAFT_NODE_ID` → `node.id`), if it is a known
+/// key. Other `KRAFT_*` variables are left alone: they may belong to tools or tests.
+fn env_key(var: &str) -> Option<String> {
+    let key = var.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase().replace('_', ".");
+    keys::KNOWN.contains(&key.as_str()).then_some(key)
+}
+
+/// Merges `path`, the `KRAFT_*` entries of `env`, and `overrides` (`key=value`).
+pub fn load_raw(
+    path: &Path,
+    env: &BTreeMap<String, String>,
+    overrides: &[String],
+) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+    let file_pairs = properties::parse_pairs(&text)
+        .map_err(|reason| ConfigError::Syntax { path: path.to_path_buf(), reason })?;
+    let env_vars: BTreeMap<String, String> =
+        env.iter().filter(|(k, _)| env_key(k).is_some()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let override_pairs = parse_overrides(overrides)?;
+    check_collisions(path, &file_pairs, &override_pairs)?;
+
+    let mut builder = config::Config::builder()
+        .add_source(config::File::from_str(&text, JavaProperties))
+        .add_source(config::Environment::with_prefix("KRAFT").separator("_").source(Some(env_vars.clone().into_iter().collect())));
+    for (k, v) in &override_pairs {
+        builder = builder
+            .set_override(k.as_str(), v.as_str())
+            .map_err(|e| ConfigError::BadOverride { arg: format!("{k}={v}"), reason: e.to_string() })?;
+    }
+    let merged = builder
+        .build()
+        .map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), reason: e.to_string() })?;
+    let table = merged
+        .try_deserialize::<config::Map<String, config::Value>>()
+        .map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), reason: e.to_string() })?;
+    let mut flat = BTreeMap::new();
+    flatten("", table, &mut flat);
+
+    let origin_of = |key: &str| {
+        if override_pairs.iter().any(|(k, _)| k == key) {
+            Origin::Override
+        } else if let Some(var) = env_vars.keys().find(|v| env_key(v).as_deref() == Some(key)) {
+            Origin::Env(var.clone())
+        } else {
+            Origin::File(path.to_path_buf())
+        }
+    };
+    let values = flat.into_iter().map(|(k, v)| {
+        let origin = origin_of(&k);
+        (k, (v, origin))
+    });
+    Ok(RawConfig { file: path.to_path_buf(), values: values.collect() })
+}
+
+fn parse_overrides(overrides: &[String]) -> Result<Vec<(String, String)>, ConfigError> {
+    overrides
+        .iter()
+        .map(|arg| match arg.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(ConfigError::BadOverride { arg: arg.clone(), reason: "expected key=value".into() }),
+        })
+        .collect()
+}
+
+/// Refuses an override whose key is a dotted prefix of a file key or the other way round: config
+/// would silently replace one with the other.
+fn check_collisions(
+    path: &Path,
+    file: &[(String, String)],
+    overrides: &[(String, String)],
+) -> Result<(), ConfigError> {
+    for (o, _) in overrides {
+        for (k, _) in file.iter().chain(overrides) {
+            if keys::is_dotted_prefix(o, k) || keys::is_dotted_prefix(k, o) {
+                return Err(ConfigError::BadOverride {
+                    arg: o.clone(),
+                    reason: format!("'{o}' and '{k}' (in {}) cannot both be set", path.display()),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Turns config's nested tables back into dotted keys.
+fn flatten(prefix: &str, table: config::Map<String, config::Value>, out: &mut BTreeMap<String, String>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() { k } else { format!("{prefix}.{k}") };
+        match v.kind {
+            config::ValueKind::Table(inner) => flatten(&key, inner, out),
+            _ => {
+                out.insert(key, v.into_string().unwrap_or_default());
+            }
+        }
+    }
+}

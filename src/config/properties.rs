@@ -1,0 +1,78 @@
+//! A `config` crate [`Format`](config::Format) for Java `.properties` files, built on the
+//! `java-properties` crate (config's INI format silently corrupts them: rust-engineering.md §3).
+//!
+//! Owns the file syntax only: comments (`#`, `!`), `=`/`:`/whitespace separators, line
+//! continuations, `\uXXXX` escapes. It refuses a file in which one key is a dotted prefix of
+//! another, because config would silently drop one of them.
+
+use super::keys::is_dotted_prefix;
+
+/// The `.properties` format.
+#[derive(Debug, Clone, Copy)]
+pub struct JavaProperties;
+
+/// Parses properties text into (key, value) pairs in file order; a later duplicate wins, as in
+/// Java.
+pub fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    // config hands over already-decoded text, so decode as UTF-8, not the crate's Latin-1 default.
+    java_properties::PropertiesIter::new_with_encoding(text.as_bytes(), encoding_rs::UTF_8)
+        .read_into(|k, v| {
+            pairs.retain(|(existing, _)| existing != &k);
+            pairs.push((k, v));
+        })
+        .map_err(|e| e.to_string())?;
+    for (a, _) in &pairs {
+        if let Some((b, _)) = pairs.iter().find(|(b, _)| is_dotted_prefix(a, b)) {
+            return Err(format!("keys '{a}' and '{b}' cannot both be set (one is a prefix of the other)"));
+        }
+    }
+    Ok(pairs)
+}
+
+impl config::Format for JavaProperties {
+    fn parse(
+        &self,
+        uri: Option<&String>,
+        text: &str,
+    ) -> Result<config::Map<String, config::Value>, Box<dyn std::error::Error + Send + Sync>> {
+        let mut map = config::Map::new();
+        for (k, v) in parse_pairs(text)? {
+            map.insert(k, config::Value::new(uri, config::ValueKind::String(v)));
+        }
+        Ok(map)
+    }
+}
+
+impl config::FileStoredFormat for JavaProperties {
+    fn file_extensions(&self) -> &'static [&'static str] {
+        &["properties"]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_syntax_that_ini_gets_wrong() {
+        let text = "! bang comment\nprocess.roles=controller\nlog.dirs /tmp/kraft-1\n\
+                    long.value=first,\\\n    second\nunicode.value=caf\\u00e9\n\
+                    controller.listener.names:CONTROLLER\n# comment\nnode.id = 3\n";
+        let pairs = parse_pairs(text).unwrap();
+        let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("process.roles"), Some("controller"));
+        assert_eq!(get("log.dirs"), Some("/tmp/kraft-1"));
+        assert_eq!(get("long.value"), Some("first,second"));
+        assert_eq!(get("unicode.value"), Some("café"));
+        assert_eq!(get("controller.listener.names"), Some("CONTROLLER"));
+        assert_eq!(get("node.id"), Some("3"));
+        assert_eq!(pairs.len(), 6);
+    }
+
+    #[test]
+    fn prefix_collisions_are_refused() {
+        let err = parse_pairs("sasl.mechanism=PLAIN\nsasl.mechanism.controller.protocol=SCRAM\n");
+        assert!(err.unwrap_err().contains("'sasl.mechanism' and 'sasl.mechanism.controller.protocol'"));
+    }
+}

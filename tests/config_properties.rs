@@ -1,0 +1,251 @@
+//! Configuration: the shipped files and the seed documents' older files load; layering
+//! defaults < file < KRAFT_* environment < --override; every invalid value is one error naming
+//! where it came from, the key, the value and what was expected.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kraft::config::{ConfigError, LoadedConfig, NodeConfig};
+use kraft::types::NodeId;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    NodeConfig::load(path, &BTreeMap::new(), &[])
+}
+
+/// Writes `text` to a temporary `.properties` file.
+fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.properties");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+const VALID: &str = "node.id=1\nlisteners=PLAINTEXT://localhost:9092\n\
+                     controller.listener.names=PLAINTEXT\n\
+                     controller.quorum.voters=1@localhost:9092,2@localhost:9093,3@localhost:9094\n\
+                     log.dirs=/tmp/kraft-logs-1\n";
+
+#[test]
+fn the_single_voter_config_loads() {
+    let loaded = load(&repo("config/kraft.properties")).unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.node_id, NodeId(0));
+    assert!(c.is_voter());
+    assert_eq!(c.voters.ids().collect::<Vec<_>>(), vec![NodeId(0)]);
+    assert_eq!(c.controller_listener().endpoint.to_string(), "localhost:9092");
+    assert_eq!(c.metadata_log_dir, PathBuf::from("/tmp/kraft-logs"));
+    assert_eq!(loaded.warnings, vec![]);
+}
+
+#[test]
+fn the_three_quorum_configs_load_as_the_seed_readme_writes_them() {
+    for i in 1..=3 {
+        let path = repo(&format!("config/kraft-quorum-{i}.properties"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expected = format!(
+            "node.id={i}\nlisteners=PLAINTEXT://localhost:{}\ncontroller.listener.names=PLAINTEXT\n\
+             controller.quorum.voters=1@localhost:9092,2@localhost:9093,3@localhost:9094\n\
+             log.dirs=/tmp/kraft-logs-{i}\n",
+            9091 + i
+        );
+        assert_eq!(text, expected);
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.warnings, vec![]);
+        let c = loaded.config;
+        assert_eq!(c.node_id, NodeId(i));
+        assert_eq!(c.voters.0.len(), 3);
+        assert_eq!(c.voters.0[&NodeId(i)].port, 9091 + i as u16);
+        assert_eq!(c.controller_listener().endpoint.port, 9091 + i as u16);
+        assert_eq!(c.log_dirs, vec![PathBuf::from(format!("/tmp/kraft-logs-{i}"))]);
+    }
+}
+
+#[test]
+fn the_older_seed_names_load_with_warnings() {
+    let loaded = load(&repo("tests/fixtures/raft-quorum-1.properties")).unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.node_id, NodeId(1));
+    assert_eq!(c.voters.0.len(), 3);
+    assert_eq!(c.controller_listener_names, vec!["PLAINTEXT".to_string()]);
+    let keys: Vec<&str> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
+    for key in ["broker.id", "quorum.voters", "zookeeper.connect", "controller.listener.names"] {
+        assert!(keys.contains(&key), "no warning about {key}: {:?}", loaded.warnings);
+    }
+    let text: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert!(text.iter().any(|w| w.contains("'broker.id' is deprecated: use 'node.id'")), "{text:?}");
+    assert!(text.iter().any(|w| w.contains("ZooKeeper") && w.contains("ignored")), "{text:?}");
+}
+
+#[test]
+fn conflicting_old_and_new_names_are_an_error() {
+    let (_d, path) = file(&format!("{VALID}broker.id=2\n"));
+    let err = load(&path).unwrap_err().to_string();
+    assert!(err.contains("'broker.id'") && err.contains("'node.id'"), "{err}");
+}
+
+#[test]
+fn defaults_are_kafkas() {
+    let c = load(&repo("config/kraft-quorum-1.properties")).unwrap().config;
+    assert_eq!(c.quorum.election_timeout, Duration::from_millis(1000));
+    assert_eq!(c.quorum.fetch_timeout, Duration::from_millis(2000));
+    assert_eq!(c.quorum.election_backoff_max, Duration::from_millis(1000));
+    assert_eq!(c.quorum.append_linger, Duration::from_millis(25));
+    assert_eq!(c.quorum.request_timeout, Duration::from_millis(2000));
+    assert_eq!(c.quorum.retry_backoff, Duration::from_millis(20));
+    assert!(!c.auto_join);
+    assert_eq!(c.metadata_log.segment_bytes, 1 << 30);
+    assert_eq!(c.metadata_log.max_record_bytes_between_snapshots, 20 << 20);
+    assert_eq!(c.metadata_log.max_snapshot_interval, Some(Duration::from_secs(3600)));
+    assert_eq!(c.metadata_log.max_retention_bytes, Some(100 << 20));
+    assert_eq!(c.metadata_log.max_retention, Some(Duration::from_secs(7 * 24 * 3600)));
+    assert_eq!(c.process_roles, vec!["controller".to_string()]);
+    assert!(c.bootstrap_servers.is_empty());
+}
+
+#[test]
+fn every_documented_key_is_read() {
+    let (_d, path) = file(&format!(
+        "{VALID}metadata.log.dir=/tmp/meta\ncontroller.quorum.election.timeout.ms=150\n\
+         controller.quorum.fetch.timeout.ms=300\ncontroller.quorum.election.backoff.max.ms=50\n\
+         controller.quorum.append.linger.ms=0\ncontroller.quorum.request.timeout.ms=400\n\
+         controller.quorum.retry.backoff.ms=5\ncontroller.quorum.auto.join.enable=TRUE\n\
+         controller.quorum.bootstrap.servers=localhost:9092,[::1]:9093\n\
+         metadata.log.segment.min.bytes=1024\nmetadata.log.segment.bytes=4096\n\
+         metadata.log.max.record.bytes.between.snapshots=1000\n\
+         metadata.log.max.snapshot.interval.ms=0\nmetadata.max.retention.bytes=-1\n\
+         metadata.max.retention.ms=-1\nprocess.roles=broker,controller\n"
+    ));
+    let loaded = load(&path).unwrap();
+    assert_eq!(loaded.warnings, vec![]);
+    let c = loaded.config;
+    assert_eq!(c.metadata_log_dir, PathBuf::from("/tmp/meta"));
+    assert_eq!(c.all_log_dirs(), vec![PathBuf::from("/tmp/kraft-logs-1"), PathBuf::from("/tmp/meta")]);
+    assert_eq!(c.quorum.election_timeout, Duration::from_millis(150));
+    assert_eq!(c.quorum.fetch_timeout, Duration::from_millis(300));
+    assert_eq!(c.quorum.election_backoff_max, Duration::from_millis(50));
+    assert_eq!(c.quorum.append_linger, Duration::ZERO);
+    assert_eq!(c.quorum.request_timeout, Duration::from_millis(400));
+    assert_eq!(c.quorum.retry_backoff, Duration::from_millis(5));
+    assert!(c.auto_join);
+    assert_eq!(c.bootstrap_servers.len(), 2);
+    assert_eq!(c.metadata_log.segment_bytes, 4096);
+    assert_eq!(c.metadata_log.max_record_bytes_between_snapshots, 1000);
+    assert_eq!(c.metadata_log.max_snapshot_interval, None);
+    assert_eq!(c.metadata_log.max_retention_bytes, None);
+    assert_eq!(c.metadata_log.max_retention, None);
+    assert_eq!(c.process_roles, vec!["broker".to_string(), "controller".to_string()]);
+}
+
+#[test]
+fn layering_is_file_then_environment_then_overrides() {
+    let (_d, path) = file(VALID);
+    let env: BTreeMap<String, String> = [
+        ("KRAFT_NODE_ID", "2"),
+        ("KRAFT_CONTROLLER_QUORUM_FETCH_TIMEOUT_MS", "500"),
+        ("KRAFT_TEST_SEED", "not a config key, left alone"),
+        ("PATH", "/usr/bin"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let loaded = NodeConfig::load(&path, &env, &[]).unwrap();
+    assert_eq!(loaded.config.node_id, NodeId(2));
+    assert_eq!(loaded.config.quorum.fetch_timeout, Duration::from_millis(500));
+    assert_eq!(loaded.warnings, vec![]);
+
+    let overrides = vec!["node.id=3".to_string(), "listeners=PLAINTEXT://127.0.0.1:0".to_string()];
+    let c = NodeConfig::load(&path, &env, &overrides).unwrap().config;
+    assert_eq!(c.node_id, NodeId(3));
+    assert_eq!(c.listeners[0].endpoint.to_string(), "127.0.0.1:0");
+    assert_eq!(c.quorum.fetch_timeout, Duration::from_millis(500));
+}
+
+#[test]
+fn unknown_keys_are_warned_about_by_name() {
+    let (_d, path) = file(&format!("{VALID}num.network.threads=3\n"));
+    let overrides = vec!["made.up.key=1".to_string()];
+    let loaded = NodeConfig::load(&path, &BTreeMap::new(), &overrides).unwrap();
+    let text: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert!(text.iter().any(|w| w.contains("'num.network.threads'") && w.contains("node.properties")), "{text:?}");
+    assert!(text.iter().any(|w| w.contains("'made.up.key'") && w.contains("--override")), "{text:?}");
+}
+
+/// Replaces (or adds) `key` in the valid config and returns the load error's text.
+fn error_with(key: &str, value: &str) -> (String, PathBuf) {
+    let mut text: String = VALID.lines().filter(|l| !l.starts_with(&format!("{key}="))).map(|l| format!("{l}\n")).collect();
+    text.push_str(&format!("{key}={value}\n"));
+    let (dir, path) = file(&text);
+    let err = load(&path).unwrap_err().to_string();
+    drop(dir);
+    (err, path)
+}
+
+#[test]
+fn invalid_values_name_the_file_key_value_and_expectation() {
+    let cases = [
+        ("controller.quorum.voters", "1@localhost", "'1@localhost': no port"),
+        ("controller.quorum.voters", "1@localhost:9092,1@localhost:9093", "voter id 1 appears twice"),
+        ("controller.listener.names", "CONTROLLER", "CONTROLLER is not"),
+        ("controller.quorum.election.timeout.ms", "-5", "an integer >= 0"),
+        ("controller.quorum.request.timeout.ms", "0", "an integer >= 1"),
+        ("node.id", "one", "an integer >= 0"),
+        ("node.id", "-1", "an integer >= 0"),
+        ("log.dirs", " , ", "at least one directory"),
+        ("listeners", "localhost:9092", "NAME://host:port"),
+        ("metadata.log.segment.bytes", "1024", "an integer >= 8388608"),
+        ("metadata.max.retention.bytes", "-2", "-1 for no limit"),
+        ("controller.quorum.auto.join.enable", "yes", "true or false"),
+        ("process.roles", "zookeeper", "'broker' and 'controller'"),
+        ("controller.quorum.bootstrap.servers", "nohost", "host:port"),
+    ];
+    for (key, value, expected) in cases {
+        let (err, path) = error_with(key, value);
+        assert!(!err.contains('\n'), "one line: {err}");
+        assert!(err.starts_with(&path.display().to_string()), "{key}: no file in: {err}");
+        assert!(err.contains(&format!("'{key}'")), "{key}: no key in: {err}");
+        assert!(err.contains(&format!("'{value}'")), "{key}: no value in: {err}");
+        assert!(err.contains(expected), "{key}: expected '{expected}' in: {err}");
+    }
+}
+
+#[test]
+fn missing_required_keys_are_named() {
+    for (key, line) in [("node.id", "node.id=1"), ("listeners", "listeners=PLAINTEXT://localhost:9092")] {
+        let text = VALID.replace(&format!("{line}\n"), "");
+        let (_d, path) = file(&text);
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains(&format!("missing '{key}'")) && err.contains("node.properties"), "{err}");
+    }
+    let text = VALID.replace("controller.quorum.voters=1@localhost:9092,2@localhost:9093,3@localhost:9094\n", "");
+    let (_d, path) = file(&text);
+    let err = load(&path).unwrap_err().to_string();
+    assert!(err.contains("controller.quorum.bootstrap.servers"), "{err}");
+}
+
+#[test]
+fn errors_from_the_environment_and_overrides_say_so() {
+    let (_d, path) = file(VALID);
+    let env = BTreeMap::from([("KRAFT_NODE_ID".to_string(), "abc".to_string())]);
+    let err = NodeConfig::load(&path, &env, &[]).unwrap_err().to_string();
+    assert!(err.starts_with("environment variable KRAFT_NODE_ID: invalid value 'abc' for 'node.id'"), "{err}");
+    let err = NodeConfig::load(&path, &BTreeMap::new(), &["node.id=x".into()]).unwrap_err().to_string();
+    assert!(err.starts_with("--override: invalid value 'x' for 'node.id'"), "{err}");
+    let err = NodeConfig::load(&path, &BTreeMap::new(), &["node.id".into()]).unwrap_err().to_string();
+    assert!(err.contains("--override 'node.id': expected key=value"), "{err}");
+    let err = NodeConfig::load(&path, &BTreeMap::new(), &["log.dirs.extra=1".into()]).unwrap_err().to_string();
+    assert!(err.contains("cannot both be set"), "{err}");
+}
+
+#[test]
+fn unreadable_or_malformed_files_are_named() {
+    let err = load(Path::new("/no/such/kraft.properties")).unwrap_err().to_string();
+    assert!(err.starts_with("/no/such/kraft.properties: cannot read config file"), "{err}");
+    let (_d, path) = file("a.b=1\na.b.c=2\n");
+    let err = load(&path).unwrap_err().to_string();
+    assert!(err.contains("node.properties") && err.contains("'a.b' and 'a.b.c'"), "{err}");
+}
