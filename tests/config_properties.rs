@@ -195,7 +195,7 @@ fn invalid_values_name_the_file_key_value_and_expectation() {
         ("controller.quorum.request.timeout.ms", "0", "an integer >= 1"),
         ("node.id", "one", "an integer >= 0"),
         ("node.id", "-1", "an integer >= 0"),
-        ("log.dirs", " , ", "at least one directory"),
+        ("log.dirs", ",", "at least one directory"),
         ("listeners", "localhost:9092", "NAME://host:port"),
         ("metadata.log.segment.bytes", "1024", "an integer >= 8388608"),
         ("metadata.max.retention.bytes", "-2", "-1 for no limit"),
