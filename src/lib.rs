@@ -16,3 +16,5 @@ pub mod record;
 pub mod types;
 pub mod uuid;
 pub mod storage;
+pub mod cli;
+pub mod telemetry;

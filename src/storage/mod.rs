@@ -22,6 +22,7 @@ mod log;
 mod meta_properties;
 mod quorum_state_file;
 mod segment;
+mod snapshot;
 
 pub use epoch_cache::{EpochEntry, LeaderEpochCache};
 pub use error::StorageError;
@@ -29,6 +30,7 @@ pub use index::OffsetIndex;
 pub use log::{AppendInfo, LogConfig, OffsetPolicy, RecoveryReport, ReplicatedLog, Truncation};
 pub use meta_properties::MetaProperties;
 pub use quorum_state_file::{ElectionState, QuorumStateFile};
+pub use snapshot::{BOOTSTRAP_SNAPSHOT_ID, snapshot_file_name, write_bootstrap_checkpoint};
 
 /// The partition directory of a topic inside a log dir (Kafka names it `<topic>-<partition>`;
 /// KRaft has exactly one partition, 0).

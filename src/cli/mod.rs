@@ -1,0 +1,94 @@
+//! The `kraft` command line: argument parsing and dispatch to the server and the operator tools.
+//!
+//! Owns exit codes and how errors reach the operator: one line on stderr, exit code 2 for a user
+//! mistake (bad arguments, configuration or directory state), 1 for a problem found by a tool
+//! (`storage info`). It must never print a backtrace for a user mistake.
+
+mod server;
+mod storage;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{LoadedConfig, NodeConfig};
+use crate::telemetry::{self, LogFormat};
+
+/// A failed command: what to tell the operator and the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    pub message: String,
+    pub exit_code: i32,
+}
+
+/// Exit code for user mistakes: bad arguments, configuration, or directory state.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code for a problem a tool found (not a mistake in how it was called).
+pub const EXIT_PROBLEM: i32 = 1;
+
+impl CliError {
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError { message: message.into(), exit_code: EXIT_USAGE }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "kraft", version, about = "KRaft (Kafka Raft) in Rust: a node and its operator tools")]
+pub struct Cli {
+    /// Log line format on stderr (filter with RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node from a .properties file.
+    Server(server::ServerArgs),
+    /// Format and inspect log directories.
+    #[command(subcommand)]
+    Storage(storage::StorageCommand),
+}
+
+/// `--config F` and `--override key=value`, shared by every command that reads a config.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// The node's .properties file.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Set a property, over the file and KRAFT_* environment variables (repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// Loads the configuration with the process environment, logging its warnings.
+    pub fn load(&self) -> Result<NodeConfig, CliError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let LoadedConfig { config, warnings } = NodeConfig::load(&self.config, &env, &self.overrides)
+            .map_err(|e| CliError::usage(e.to_string()))?;
+        for warning in warnings {
+            tracing::warn!(key = %warning.key, "{warning}");
+        }
+        Ok(config)
+    }
+}
+
+/// Parses the arguments, runs the command and returns the process exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let result = match cli.command {
+        Command::Server(args) => server::run(&args),
+        Command::Storage(cmd) => storage::run(&cmd),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("kraft: {}", err.message);
+            err.exit_code
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! `kraft storage`: `random-uuid`, `format` and `info`, as Kafka's `kafka-storage.sh` behaves
+//! (kraft-protocol.md §14.1).
+//!
+//! `format` checks every directory before it writes any, so a refusal leaves nothing half
+//! formatted; each `meta.properties` is written atomically.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+
+use super::{CliError, ConfigArgs, EXIT_PROBLEM};
+use crate::config::NodeConfig;
+use crate::record::{VoterEndpoint, VoterRecord, VotersRecord};
+use crate::storage::{self, MetaProperties};
+use crate::uuid::Uuid;
+
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Print a random id for --cluster-id.
+    RandomUuid,
+    /// Write meta.properties into every log directory of a node.
+    Format(FormatArgs),
+    /// Show what is in a node's log directories and what is wrong with them.
+    Info(InfoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The cluster id (e.g. from `kraft storage random-uuid`).
+    #[arg(short = 't', long = "cluster-id")]
+    cluster_id: String,
+    /// Skip directories that are already formatted instead of failing.
+    #[arg(short = 'g', long = "ignore-formatted")]
+    ignore_formatted: bool,
+    /// Bootstrap a dynamic quorum (kraft.version 1) with this node as its only voter.
+    #[arg(short = 's', long)]
+    standalone: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+pub fn run(cmd: &StorageCommand) -> Result<(), CliError> {
+    match cmd {
+        StorageCommand::RandomUuid => {
+            println!("{}", Uuid::random());
+            Ok(())
+        }
+        StorageCommand::Format(args) => format(args),
+        StorageCommand::Info(args) => info(args),
+    }
+}
+
+fn check_cluster_id(id: &str) -> Result<(), CliError> {
+    if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(CliError::usage(format!(
+            "--cluster-id '{id}' is not a cluster id: expected a non-empty id without spaces, e.g. from `kraft storage random-uuid`"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether each directory is formatted; fails on a directory whose state cannot be read.
+fn formatted_dirs(config: &NodeConfig) -> Result<Vec<(PathBuf, bool)>, CliError> {
+    config
+        .all_log_dirs()
+        .into_iter()
+        .map(|dir| {
+            let formatted = MetaProperties::exists(&dir).map_err(|e| CliError::usage(e.to_string()))?;
+            Ok((dir, formatted))
+        })
+        .collect()
+}
+
+fn format(args: &FormatArgs) -> Result<(), CliError> {
+    let config = args.config.load()?;
+    check_cluster_id(&args.cluster_id)?;
+    check_bootstrap_mode(&config, args.standalone)?;
+    let dirs = formatted_dirs(&config)?;
+    if let Some((dir, _)) = dirs.iter().find(|(_, f)| *f).filter(|_| !args.ignore_formatted) {
+        return Err(CliError::usage(format!(
+            "log directory {} is already formatted: use --ignore-formatted to skip it and format the others",
+            dir.display()
+        )));
+    }
+    let todo: Vec<&PathBuf> = dirs.iter().filter(|(_, f)| !f).map(|(d, _)| d).collect();
+    if todo.is_empty() {
+        println!("All of the log directories are already formatted.");
+        return Ok(());
+    }
+    for dir in todo {
+        format_dir(&config, dir, &args.cluster_id, args.standalone)?;
+    }
+    Ok(())
+}
+
+/// A controller needs a voter set: static (`controller.quorum.voters`) or bootstrapped here.
+fn check_bootstrap_mode(config: &NodeConfig, standalone: bool) -> Result<(), CliError> {
+    let is_controller = config.process_roles.iter().any(|r| r == "controller");
+    match (standalone, config.voters.is_empty()) {
+        (true, false) => Err(CliError::usage(format!(
+            "--standalone bootstraps a dynamic quorum and cannot be used with controller.quorum.voters (set in {})",
+            config.source.display()
+        ))),
+        (false, true) if is_controller => Err(CliError::usage(format!(
+            "{}: controller.quorum.voters is not set: pass --standalone to bootstrap a single-voter dynamic quorum",
+            config.source.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn format_dir(config: &NodeConfig, dir: &Path, cluster_id: &str, standalone: bool) -> Result<(), CliError> {
+    let meta = MetaProperties {
+        cluster_id: cluster_id.to_string(),
+        node_id: config.node_id,
+        directory_id: Some(Uuid::random()),
+    };
+    let is_metadata = dir == config.metadata_log_dir;
+    let kind = match (is_metadata, standalone) {
+        (true, true) => "dynamic metadata voter directory",
+        (true, false) => "metadata directory",
+        (false, _) => "data directory",
+    };
+    let fail = |e: storage::StorageError| CliError::usage(format!("cannot format {}: {e}", dir.display()));
+    // meta.properties is what marks a directory formatted, so it is written last.
+    if is_metadata && standalone {
+        let voters = standalone_voters(config, meta.directory_id.expect("set above"))?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let partition = storage::partition_dir(dir, storage::METADATA_TOPIC);
+        storage::write_bootstrap_checkpoint(&partition, voters, now.as_millis() as i64).map_err(fail)?;
+    }
+    meta.write(dir).map_err(fail)?;
+    println!(
+        "Formatting {kind} {} with cluster.id {cluster_id}, node.id {}, directory.id {}.",
+        dir.display(),
+        config.node_id,
+        meta.directory_id.expect("set above")
+    );
+    Ok(())
+}
+
+fn standalone_voters(config: &NodeConfig, directory_id: Uuid) -> Result<VotersRecord, CliError> {
+    let listener = config.controller_listener();
+    if listener.endpoint.host.is_empty() || listener.endpoint.host == "0.0.0.0" {
+        return Err(CliError::usage(format!(
+            "{}: --standalone needs a host in the {} listener that other nodes can reach, not '{}'",
+            config.source.display(),
+            listener.name,
+            listener.endpoint.host
+        )));
+    }
+    Ok(VotersRecord {
+        version: 0,
+        voters: vec![VoterRecord {
+            voter_id: config.node_id.0,
+            voter_directory_id: directory_id,
+            endpoints: vec![VoterEndpoint {
+                name: listener.name.clone(),
+                host: listener.endpoint.host.clone(),
+                port: listener.endpoint.port,
+            }],
+            min_supported_kraft_version: 0,
+            max_supported_kraft_version: 1,
+        }],
+    })
+}
+
+fn info(args: &InfoArgs) -> Result<(), CliError> {
+    let config = args.config.load()?;
+    let mut problems = Vec::new();
+    let mut found = Vec::new();
+    for dir in config.all_log_dirs() {
+        if !dir.is_dir() {
+            problems.push(format!("{} does not exist.", dir.display()));
+            continue;
+        }
+        match MetaProperties::read(&dir) {
+            Ok(None) => problems.push(format!("{} is not formatted.", dir.display())),
+            Err(e) => problems.push(format!("{e}.")),
+            Ok(Some(meta)) => {
+                if meta.node_id != config.node_id {
+                    problems.push(format!(
+                        "{}: node.id {} in meta.properties does not match node.id {} in {}.",
+                        dir.display(),
+                        meta.node_id,
+                        config.node_id,
+                        config.source.display()
+                    ));
+                }
+                found.push((dir, meta));
+            }
+        }
+    }
+    let mut cluster_ids: Vec<&str> = found.iter().map(|(_, m)| m.cluster_id.as_str()).collect();
+    cluster_ids.dedup();
+    if cluster_ids.len() > 1 {
+        problems.push(format!("found more than one cluster.id across directories: {}.", cluster_ids.join(", ")));
+    }
+    print_info(&config, &found, &problems);
+    match problems.len() {
+        0 => Ok(()),
+        n => Err(CliError { message: format!("found {n} problem(s)"), exit_code: EXIT_PROBLEM }),
+    }
+}
+
+fn print_info(config: &NodeConfig, found: &[(PathBuf, MetaProperties)], problems: &[String]) {
+    let dirs = config.all_log_dirs();
+    println!("Found log {}:", if dirs.len() == 1 { "directory" } else { "directories" });
+    for dir in &dirs {
+        println!("  {}", dir.display());
+    }
+    for (dir, meta) in found {
+        let directory_id = meta.directory_id.map_or(String::new(), |d| format!("directory.id={d}, "));
+        println!(
+            "\nFound metadata in {}: {{cluster.id={}, {directory_id}node.id={}, version=1}}",
+            dir.display(),
+            meta.cluster_id,
+            meta.node_id
+        );
+    }
+    if !problems.is_empty() {
+        println!("\nFound {}:", if problems.len() == 1 { "problem" } else { "problems" });
+        for p in problems {
+            println!("  {p}");
+        }
+    }
+}

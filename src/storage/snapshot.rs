@@ -1,0 +1,60 @@
+//! Snapshot files (`%020d-%010d.checkpoint`, kraft-protocol.md §7.6): naming, and the bootstrap
+//! checkpoint `kraft storage format --standalone` writes (header, kraft.version, voters, footer).
+//!
+//! Owns the file name and the header/footer framing. Written atomically; it never writes a
+//! checkpoint that a reader would reject (the first batch is a control batch starting with a
+//! SnapshotHeader, the last ends with a SnapshotFooter).
+
+use std::path::{Path, PathBuf};
+
+use bytes::BytesMut;
+
+use super::error::StorageError;
+use super::fsutil;
+use crate::record::{
+    BatchBuilder, BatchKind, ControlRecord, KRaftVersionRecord, RecordError, SnapshotFooterRecord,
+    SnapshotHeaderRecord, VotersRecord,
+};
+use crate::types::{Epoch, Offset, OffsetAndEpoch};
+
+/// The checkpoint file name of snapshot `id`: end offset (20 digits) - epoch (10 digits).
+pub fn snapshot_file_name(id: OffsetAndEpoch) -> String {
+    format!("{:020}-{:010}.checkpoint", id.offset.0, id.epoch.0)
+}
+
+/// The id of the bootstrap snapshot: end offset 0, epoch 0.
+pub const BOOTSTRAP_SNAPSHOT_ID: OffsetAndEpoch = OffsetAndEpoch { offset: Offset(0), epoch: Epoch(0) };
+
+/// Writes the bootstrap checkpoint of a dynamic (kraft.version 1) quorum into `partition_dir`
+/// and returns its path.
+pub fn write_bootstrap_checkpoint(
+    partition_dir: &Path,
+    voters: VotersRecord,
+    timestamp_ms: i64,
+) -> Result<PathBuf, StorageError> {
+    let bytes = bootstrap_checkpoint_bytes(voters, timestamp_ms)
+        .map_err(|e| StorageError::corrupt(partition_dir, format!("cannot build the bootstrap snapshot: {e}")))?;
+    fsutil::create_dir_durably(partition_dir)?;
+    let path = partition_dir.join(snapshot_file_name(BOOTSTRAP_SNAPSHOT_ID));
+    fsutil::write_atomically(&path, &bytes)?;
+    Ok(path)
+}
+
+fn bootstrap_checkpoint_bytes(voters: VotersRecord, timestamp_ms: i64) -> Result<BytesMut, RecordError> {
+    let epoch = BOOTSTRAP_SNAPSHOT_ID.epoch;
+    let mut header = BatchBuilder::new(BatchKind::Control, Offset(0), epoch);
+    let records = [
+        ControlRecord::SnapshotHeader(SnapshotHeaderRecord { version: 0, last_contained_log_timestamp: timestamp_ms }),
+        ControlRecord::KRaftVersion(KRaftVersionRecord { version: 0, kraft_version: 1 }),
+        ControlRecord::Voters(voters),
+    ];
+    for record in &records {
+        header.append_control(timestamp_ms, record)?;
+    }
+    let mut footer = BatchBuilder::new(BatchKind::Control, Offset(records.len() as i64), epoch);
+    footer.append_control(timestamp_ms, &ControlRecord::SnapshotFooter(SnapshotFooterRecord { version: 0 }))?;
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&header.build()?);
+    out.extend_from_slice(&footer.build()?);
+    Ok(out)
+}
