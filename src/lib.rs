@@ -11,10 +11,10 @@
 
 #![deny(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod record;
+pub mod storage;
+pub mod telemetry;
 pub mod types;
 pub mod uuid;
-pub mod storage;
-pub mod cli;
-pub mod telemetry;

@@ -10,7 +10,11 @@ use kraft::storage::MetaProperties;
 use kraft::uuid::Uuid;
 
 fn kraft(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kraft")).args(args).env("RUST_LOG", "warn").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_kraft"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -26,7 +30,10 @@ fn assert_usage_error(o: &Output, needle: &str) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(2), "stderr: {err}");
     assert!(err.contains(needle), "expected '{needle}' in: {err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 }
 
 struct Node {
@@ -52,7 +59,12 @@ fn node(extra: &str) -> Node {
         ),
     )
     .unwrap();
-    Node { _dir: dir, config, logs, meta }
+    Node {
+        _dir: dir,
+        config,
+        logs,
+        meta,
+    }
 }
 
 const VOTERS: &str = "controller.quorum.voters=1@localhost:9093\n";
@@ -77,24 +89,62 @@ fn random_uuid_prints_a_fresh_kafka_id() {
 #[test]
 fn format_writes_every_dir_once_and_refuses_a_second_time() {
     let n = node(VOTERS);
-    let out = kraft(&["storage", "format", "--config", path(&n.config), "--cluster-id", "MkU3OEVBNTcwNTJENDM2Qk"]);
+    let out = kraft(&[
+        "storage",
+        "format",
+        "--config",
+        path(&n.config),
+        "--cluster-id",
+        "MkU3OEVBNTcwNTJENDM2Qk",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains(&format!("Formatting data directory {}", n.logs.display())), "{text}");
-    assert!(text.contains(&format!("Formatting metadata directory {}", n.meta.display())), "{text}");
+    assert!(
+        text.contains(&format!("Formatting data directory {}", n.logs.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "Formatting metadata directory {}",
+            n.meta.display()
+        )),
+        "{text}"
+    );
     let logs_meta = MetaProperties::read(&n.logs).unwrap().unwrap();
     let meta_meta = MetaProperties::read(&n.meta).unwrap().unwrap();
     assert_eq!(logs_meta.cluster_id, "MkU3OEVBNTcwNTJENDM2Qk");
     assert_eq!(logs_meta.node_id.0, 1);
     assert_ne!(logs_meta.directory_id, meta_meta.directory_id);
     let raw = std::fs::read_to_string(MetaProperties::path(&n.meta)).unwrap();
-    assert!(raw.contains("version=1\n") && raw.starts_with("#\n#"), "{raw}");
+    assert!(
+        raw.contains("version=1\n") && raw.starts_with("#\n#"),
+        "{raw}"
+    );
 
-    let again = kraft(&["storage", "format", "-c", path(&n.config), "-t", "OtherClusterIdAAAAAAAAA"]);
+    let again = kraft(&[
+        "storage",
+        "format",
+        "-c",
+        path(&n.config),
+        "-t",
+        "OtherClusterIdAAAAAAAAA",
+    ]);
     assert_usage_error(&again, "already formatted");
-    assert_eq!(MetaProperties::read(&n.meta).unwrap().unwrap(), meta_meta, "a refusal changes nothing");
+    assert_eq!(
+        MetaProperties::read(&n.meta).unwrap().unwrap(),
+        meta_meta,
+        "a refusal changes nothing"
+    );
 
-    let ignored = kraft(&["storage", "format", "-c", path(&n.config), "-t", "x", "--ignore-formatted"]);
+    let ignored = kraft(&[
+        "storage",
+        "format",
+        "-c",
+        path(&n.config),
+        "-t",
+        "x",
+        "--ignore-formatted",
+    ]);
     assert!(ignored.status.success());
     assert!(stdout(&ignored).contains("already formatted"));
     assert_eq!(MetaProperties::read(&n.meta).unwrap().unwrap(), meta_meta);
@@ -103,12 +153,19 @@ fn format_writes_every_dir_once_and_refuses_a_second_time() {
 #[test]
 fn ignore_formatted_formats_only_the_new_dirs() {
     let n = node(VOTERS);
-    MetaProperties { cluster_id: "c".into(), node_id: kraft::types::NodeId(1), directory_id: None }
-        .write(&n.logs)
-        .unwrap();
+    MetaProperties {
+        cluster_id: "c".into(),
+        node_id: kraft::types::NodeId(1),
+        directory_id: None,
+    }
+    .write(&n.logs)
+    .unwrap();
     let refused = kraft(&["storage", "format", "-c", path(&n.config), "-t", "c"]);
     assert_usage_error(&refused, &n.logs.display().to_string());
-    assert!(!n.meta.join("meta.properties").exists(), "nothing is formatted when one dir is refused");
+    assert!(
+        !n.meta.join("meta.properties").exists(),
+        "nothing is formatted when one dir is refused"
+    );
     let out = kraft(&["storage", "format", "-c", path(&n.config), "-t", "c", "-g"]);
     assert!(out.status.success());
     assert!(!stdout(&out).contains(&format!("directory {} ", n.logs.display())));
@@ -118,25 +175,65 @@ fn ignore_formatted_formats_only_the_new_dirs() {
 #[test]
 fn format_refuses_bad_input_cleanly() {
     let n = node(VOTERS);
-    assert_usage_error(&kraft(&["storage", "format", "-c", path(&n.config), "-t", ""]), "--cluster-id");
-    assert_usage_error(&kraft(&["storage", "format", "-c", path(&n.config), "-t", "a b"]), "--cluster-id");
-    assert_usage_error(&kraft(&["storage", "format", "-c", "/nope.properties", "-t", "x"]), "/nope.properties");
-    assert_usage_error(&kraft(&["storage", "format", "-c", path(&n.config)]), "--cluster-id");
-    let standalone = kraft(&["storage", "format", "-c", path(&n.config), "-t", "x", "--standalone"]);
+    assert_usage_error(
+        &kraft(&["storage", "format", "-c", path(&n.config), "-t", ""]),
+        "--cluster-id",
+    );
+    assert_usage_error(
+        &kraft(&["storage", "format", "-c", path(&n.config), "-t", "a b"]),
+        "--cluster-id",
+    );
+    assert_usage_error(
+        &kraft(&["storage", "format", "-c", "/nope.properties", "-t", "x"]),
+        "/nope.properties",
+    );
+    assert_usage_error(
+        &kraft(&["storage", "format", "-c", path(&n.config)]),
+        "--cluster-id",
+    );
+    let standalone = kraft(&[
+        "storage",
+        "format",
+        "-c",
+        path(&n.config),
+        "-t",
+        "x",
+        "--standalone",
+    ]);
     assert_usage_error(&standalone, "--standalone");
     let no_voters = node("controller.quorum.bootstrap.servers=localhost:9093\n");
-    assert_usage_error(&kraft(&["storage", "format", "-c", path(&no_voters.config), "-t", "x"]), "--standalone");
+    assert_usage_error(
+        &kraft(&[
+            "storage",
+            "format",
+            "-c",
+            path(&no_voters.config),
+            "-t",
+            "x",
+        ]),
+        "--standalone",
+    );
     assert!(!n.logs.exists() && !n.meta.exists());
 }
 
 #[test]
 fn standalone_writes_a_bootstrap_snapshot_with_this_node_as_the_voter() {
     let n = node("controller.quorum.bootstrap.servers=localhost:9093\n");
-    let out = kraft(&["storage", "format", "-c", path(&n.config), "-t", "c1", "--standalone"]);
+    let out = kraft(&[
+        "storage",
+        "format",
+        "-c",
+        path(&n.config),
+        "-t",
+        "c1",
+        "--standalone",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("Formatting dynamic metadata voter directory"));
     let meta = MetaProperties::read(&n.meta).unwrap().unwrap();
-    let snapshot = n.meta.join("__cluster_metadata-0/00000000000000000000-0000000000.checkpoint");
+    let snapshot = n
+        .meta
+        .join("__cluster_metadata-0/00000000000000000000-0000000000.checkpoint");
     let bytes = Bytes::from(std::fs::read(&snapshot).unwrap());
     let batches: Vec<_> = BatchIter::new(bytes).map(|b| b.unwrap()).collect();
     assert_eq!(batches.len(), 2);
@@ -148,7 +245,9 @@ fn standalone_writes_a_bootstrap_snapshot_with_this_node_as_the_voter() {
         .collect();
     assert!(matches!(controls[0], ControlRecord::SnapshotHeader(_)));
     assert!(matches!(controls[1], ControlRecord::KRaftVersion(k) if k.kraft_version == 1));
-    let ControlRecord::Voters(voters) = &controls[2] else { panic!("{controls:?}") };
+    let ControlRecord::Voters(voters) = &controls[2] else {
+        panic!("{controls:?}")
+    };
     assert_eq!(voters.voters[0].voter_id, 1);
     assert_eq!(Some(voters.voters[0].voter_directory_id), meta.directory_id);
     assert_eq!(voters.voters[0].endpoints[0].port, 9093);
@@ -160,9 +259,17 @@ fn info_reports_what_is_there_and_what_is_wrong() {
     let n = node(VOTERS);
     let before = kraft(&["storage", "info", "-c", path(&n.config)]);
     assert_eq!(before.status.code(), Some(1));
-    assert!(stdout(&before).contains(&format!("{} does not exist.", n.logs.display())), "{}", stdout(&before));
+    assert!(
+        stdout(&before).contains(&format!("{} does not exist.", n.logs.display())),
+        "{}",
+        stdout(&before)
+    );
 
-    assert!(kraft(&["storage", "format", "-c", path(&n.config), "-t", "c1"]).status.success());
+    assert!(
+        kraft(&["storage", "format", "-c", path(&n.config), "-t", "c1"])
+            .status
+            .success()
+    );
     let ok = kraft(&["storage", "info", "-c", path(&n.config)]);
     let text = stdout(&ok);
     assert_eq!(ok.status.code(), Some(0), "{text}");
@@ -170,14 +277,29 @@ fn info_reports_what_is_there_and_what_is_wrong() {
     assert!(text.contains("{cluster.id=c1, directory.id="), "{text}");
     assert!(!text.contains("problem"), "{text}");
 
-    let other = kraft(&["storage", "info", "-c", path(&n.config), "--override", "node.id=2"]);
+    let other = kraft(&[
+        "storage",
+        "info",
+        "-c",
+        path(&n.config),
+        "--override",
+        "node.id=2",
+    ]);
     assert_eq!(other.status.code(), Some(1));
-    assert!(stdout(&other).contains("node.id 1 in meta.properties does not match node.id 2"), "{}", stdout(&other));
+    assert!(
+        stdout(&other).contains("node.id 1 in meta.properties does not match node.id 2"),
+        "{}",
+        stdout(&other)
+    );
 
     std::fs::write(MetaProperties::path(&n.logs), "version=1\n").unwrap();
     let corrupt = kraft(&["storage", "info", "-c", path(&n.config)]);
     assert_eq!(corrupt.status.code(), Some(1));
-    assert!(stdout(&corrupt).contains("missing 'cluster.id'"), "{}", stdout(&corrupt));
+    assert!(
+        stdout(&corrupt).contains("missing 'cluster.id'"),
+        "{}",
+        stdout(&corrupt)
+    );
 }
 
 #[test]
@@ -188,24 +310,62 @@ fn server_refuses_bad_config_and_foreign_directories() {
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 
     let n = node(VOTERS);
-    assert!(kraft(&["storage", "format", "-c", path(&n.config), "-t", "c1"]).status.success());
+    assert!(
+        kraft(&["storage", "format", "-c", path(&n.config), "-t", "c1"])
+            .status
+            .success()
+    );
     let other_node = kraft(&["server", "-c", path(&n.config), "--override", "node.id=5"]);
     assert_usage_error(&other_node, "does not match node.id 5");
-    let other_dir = kraft(&["server", "-c", path(&n.config), "--replica-directory-id", "b8tRS7h4TJ2Vt43Dp85v2A"]);
-    assert_usage_error(&other_dir, "does not match --replica-directory-id b8tRS7h4TJ2Vt43Dp85v2A");
-    assert_usage_error(&kraft(&["server", "-c", path(&n.config), "--replica-directory-id", "nope"]), "--replica-directory-id");
-    assert_usage_error(&kraft(&["server", "-c", path(&n.config), "--throughput", "0"]), "--throughput");
-    assert_usage_error(&kraft(&["server", "-c", path(&n.config), "--throughput", "many"]), "--throughput");
+    let other_dir = kraft(&[
+        "server",
+        "-c",
+        path(&n.config),
+        "--replica-directory-id",
+        "b8tRS7h4TJ2Vt43Dp85v2A",
+    ]);
+    assert_usage_error(
+        &other_dir,
+        "does not match --replica-directory-id b8tRS7h4TJ2Vt43Dp85v2A",
+    );
+    assert_usage_error(
+        &kraft(&[
+            "server",
+            "-c",
+            path(&n.config),
+            "--replica-directory-id",
+            "nope",
+        ]),
+        "--replica-directory-id",
+    );
+    assert_usage_error(
+        &kraft(&["server", "-c", path(&n.config), "--throughput", "0"]),
+        "--throughput",
+    );
+    assert_usage_error(
+        &kraft(&["server", "-c", path(&n.config), "--throughput", "many"]),
+        "--throughput",
+    );
 
     std::fs::create_dir_all(n.meta.join("__raft_performance_test-0")).unwrap();
-    std::fs::write(n.meta.join("__raft_performance_test-0/quorum-state"), "{broken").unwrap();
-    assert_usage_error(&kraft(&["server", "-c", path(&n.config)]), "quorum-state: corrupt");
+    std::fs::write(
+        n.meta.join("__raft_performance_test-0/quorum-state"),
+        "{broken",
+    )
+    .unwrap();
+    assert_usage_error(
+        &kraft(&["server", "-c", path(&n.config)]),
+        "quorum-state: corrupt",
+    );
 }
 
 #[test]
 fn the_shell_entry_points_run_the_release_binary() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(root.join("bin/kraft")).args(["storage", "random-uuid"]).output().unwrap();
+    let out = Command::new(root.join("bin/kraft"))
+        .args(["storage", "random-uuid"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim().len(), 22);
     let out = Command::new(root.join("bin/test-kraft-server-start.sh"))

@@ -37,7 +37,10 @@ fn the_single_voter_config_loads() {
     assert_eq!(c.node_id, NodeId(0));
     assert!(c.is_voter());
     assert_eq!(c.voters.ids().collect::<Vec<_>>(), vec![NodeId(0)]);
-    assert_eq!(c.controller_listener().endpoint.to_string(), "localhost:9092");
+    assert_eq!(
+        c.controller_listener().endpoint.to_string(),
+        "localhost:9092"
+    );
     assert_eq!(c.metadata_log_dir, PathBuf::from("/tmp/kraft-logs"));
     assert_eq!(loaded.warnings, vec![]);
 }
@@ -61,7 +64,10 @@ fn the_three_quorum_configs_load_as_the_seed_readme_writes_them() {
         assert_eq!(c.voters.0.len(), 3);
         assert_eq!(c.voters.0[&NodeId(i)].port, 9091 + i as u16);
         assert_eq!(c.controller_listener().endpoint.port, 9091 + i as u16);
-        assert_eq!(c.log_dirs, vec![PathBuf::from(format!("/tmp/kraft-logs-{i}"))]);
+        assert_eq!(
+            c.log_dirs,
+            vec![PathBuf::from(format!("/tmp/kraft-logs-{i}"))]
+        );
     }
 }
 
@@ -73,24 +79,46 @@ fn the_older_seed_names_load_with_warnings() {
     assert_eq!(c.voters.0.len(), 3);
     assert_eq!(c.controller_listener_names, vec!["PLAINTEXT".to_string()]);
     let keys: Vec<&str> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
-    for key in ["broker.id", "quorum.voters", "zookeeper.connect", "controller.listener.names"] {
-        assert!(keys.contains(&key), "no warning about {key}: {:?}", loaded.warnings);
+    for key in [
+        "broker.id",
+        "quorum.voters",
+        "zookeeper.connect",
+        "controller.listener.names",
+    ] {
+        assert!(
+            keys.contains(&key),
+            "no warning about {key}: {:?}",
+            loaded.warnings
+        );
     }
     let text: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
-    assert!(text.iter().any(|w| w.contains("'broker.id' is deprecated: use 'node.id'")), "{text:?}");
-    assert!(text.iter().any(|w| w.contains("ZooKeeper") && w.contains("ignored")), "{text:?}");
+    assert!(
+        text.iter()
+            .any(|w| w.contains("'broker.id' is deprecated: use 'node.id'")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|w| w.contains("ZooKeeper") && w.contains("ignored")),
+        "{text:?}"
+    );
 }
 
 #[test]
 fn conflicting_old_and_new_names_are_an_error() {
     let (_d, path) = file(&format!("{VALID}broker.id=2\n"));
     let err = load(&path).unwrap_err().to_string();
-    assert!(err.contains("'broker.id'") && err.contains("'node.id'"), "{err}");
+    assert!(
+        err.contains("'broker.id'") && err.contains("'node.id'"),
+        "{err}"
+    );
 }
 
 #[test]
 fn defaults_are_kafkas() {
-    let c = load(&repo("config/kraft-quorum-1.properties")).unwrap().config;
+    let c = load(&repo("config/kraft-quorum-1.properties"))
+        .unwrap()
+        .config;
     assert_eq!(c.quorum.election_timeout, Duration::from_millis(1000));
     assert_eq!(c.quorum.fetch_timeout, Duration::from_millis(2000));
     assert_eq!(c.quorum.election_backoff_max, Duration::from_millis(1000));
@@ -100,9 +128,15 @@ fn defaults_are_kafkas() {
     assert!(!c.auto_join);
     assert_eq!(c.metadata_log.segment_bytes, 1 << 30);
     assert_eq!(c.metadata_log.max_record_bytes_between_snapshots, 20 << 20);
-    assert_eq!(c.metadata_log.max_snapshot_interval, Some(Duration::from_secs(3600)));
+    assert_eq!(
+        c.metadata_log.max_snapshot_interval,
+        Some(Duration::from_secs(3600))
+    );
     assert_eq!(c.metadata_log.max_retention_bytes, Some(100 << 20));
-    assert_eq!(c.metadata_log.max_retention, Some(Duration::from_secs(7 * 24 * 3600)));
+    assert_eq!(
+        c.metadata_log.max_retention,
+        Some(Duration::from_secs(7 * 24 * 3600))
+    );
     assert_eq!(c.process_roles, vec!["controller".to_string()]);
     assert!(c.bootstrap_servers.is_empty());
 }
@@ -124,7 +158,13 @@ fn every_documented_key_is_read() {
     assert_eq!(loaded.warnings, vec![]);
     let c = loaded.config;
     assert_eq!(c.metadata_log_dir, PathBuf::from("/tmp/meta"));
-    assert_eq!(c.all_log_dirs(), vec![PathBuf::from("/tmp/kraft-logs-1"), PathBuf::from("/tmp/meta")]);
+    assert_eq!(
+        c.all_log_dirs(),
+        vec![
+            PathBuf::from("/tmp/kraft-logs-1"),
+            PathBuf::from("/tmp/meta")
+        ]
+    );
     assert_eq!(c.quorum.election_timeout, Duration::from_millis(150));
     assert_eq!(c.quorum.fetch_timeout, Duration::from_millis(300));
     assert_eq!(c.quorum.election_backoff_max, Duration::from_millis(50));
@@ -138,7 +178,10 @@ fn every_documented_key_is_read() {
     assert_eq!(c.metadata_log.max_snapshot_interval, None);
     assert_eq!(c.metadata_log.max_retention_bytes, None);
     assert_eq!(c.metadata_log.max_retention, None);
-    assert_eq!(c.process_roles, vec!["broker".to_string(), "controller".to_string()]);
+    assert_eq!(
+        c.process_roles,
+        vec!["broker".to_string(), "controller".to_string()]
+    );
 }
 
 #[test]
@@ -155,10 +198,16 @@ fn layering_is_file_then_environment_then_overrides() {
     .collect();
     let loaded = NodeConfig::load(&path, &env, &[]).unwrap();
     assert_eq!(loaded.config.node_id, NodeId(2));
-    assert_eq!(loaded.config.quorum.fetch_timeout, Duration::from_millis(500));
+    assert_eq!(
+        loaded.config.quorum.fetch_timeout,
+        Duration::from_millis(500)
+    );
     assert_eq!(loaded.warnings, vec![]);
 
-    let overrides = vec!["node.id=3".to_string(), "listeners=PLAINTEXT://127.0.0.1:0".to_string()];
+    let overrides = vec![
+        "node.id=3".to_string(),
+        "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
+    ];
     let c = NodeConfig::load(&path, &env, &overrides).unwrap().config;
     assert_eq!(c.node_id, NodeId(3));
     assert_eq!(c.listeners[0].endpoint.to_string(), "127.0.0.1:0");
@@ -171,13 +220,25 @@ fn unknown_keys_are_warned_about_by_name() {
     let overrides = vec!["made.up.key=1".to_string()];
     let loaded = NodeConfig::load(&path, &BTreeMap::new(), &overrides).unwrap();
     let text: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
-    assert!(text.iter().any(|w| w.contains("'num.network.threads'") && w.contains("node.properties")), "{text:?}");
-    assert!(text.iter().any(|w| w.contains("'made.up.key'") && w.contains("--override")), "{text:?}");
+    assert!(
+        text.iter()
+            .any(|w| w.contains("'num.network.threads'") && w.contains("node.properties")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|w| w.contains("'made.up.key'") && w.contains("--override")),
+        "{text:?}"
+    );
 }
 
 /// Replaces (or adds) `key` in the valid config and returns the load error's text.
 fn error_with(key: &str, value: &str) -> (String, PathBuf) {
-    let mut text: String = VALID.lines().filter(|l| !l.starts_with(&format!("{key}="))).map(|l| format!("{l}\n")).collect();
+    let mut text: String = VALID
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{key}=")))
+        .map(|l| format!("{l}\n"))
+        .collect();
     text.push_str(&format!("{key}={value}\n"));
     let (dir, path) = file(&text);
     let err = load(&path).unwrap_err().to_string();
@@ -188,16 +249,40 @@ fn error_with(key: &str, value: &str) -> (String, PathBuf) {
 #[test]
 fn invalid_values_name_the_file_key_value_and_expectation() {
     let cases = [
-        ("controller.quorum.voters", "1@localhost", "'1@localhost': no port"),
-        ("controller.quorum.voters", "1@localhost:9092,1@localhost:9093", "voter id 1 appears twice"),
-        ("controller.listener.names", "CONTROLLER", "CONTROLLER is not"),
-        ("controller.quorum.election.timeout.ms", "-5", "an integer >= 0"),
-        ("controller.quorum.request.timeout.ms", "0", "an integer >= 1"),
+        (
+            "controller.quorum.voters",
+            "1@localhost",
+            "'1@localhost': no port",
+        ),
+        (
+            "controller.quorum.voters",
+            "1@localhost:9092,1@localhost:9093",
+            "voter id 1 appears twice",
+        ),
+        (
+            "controller.listener.names",
+            "CONTROLLER",
+            "CONTROLLER is not",
+        ),
+        (
+            "controller.quorum.election.timeout.ms",
+            "-5",
+            "an integer >= 0",
+        ),
+        (
+            "controller.quorum.request.timeout.ms",
+            "0",
+            "an integer >= 1",
+        ),
         ("node.id", "one", "an integer >= 0"),
         ("node.id", "-1", "an integer >= 0"),
         ("log.dirs", ",", "at least one directory"),
         ("listeners", "localhost:9092", "NAME://host:port"),
-        ("metadata.log.segment.bytes", "1024", "an integer >= 8388608"),
+        (
+            "metadata.log.segment.bytes",
+            "1024",
+            "an integer >= 8388608",
+        ),
         ("metadata.max.retention.bytes", "-2", "-1 for no limit"),
         ("controller.quorum.auto.join.enable", "yes", "true or false"),
         ("process.roles", "zookeeper", "'broker' and 'controller'"),
@@ -206,22 +291,40 @@ fn invalid_values_name_the_file_key_value_and_expectation() {
     for (key, value, expected) in cases {
         let (err, path) = error_with(key, value);
         assert!(!err.contains('\n'), "one line: {err}");
-        assert!(err.starts_with(&path.display().to_string()), "{key}: no file in: {err}");
+        assert!(
+            err.starts_with(&path.display().to_string()),
+            "{key}: no file in: {err}"
+        );
         assert!(err.contains(&format!("'{key}'")), "{key}: no key in: {err}");
-        assert!(err.contains(&format!("'{value}'")), "{key}: no value in: {err}");
-        assert!(err.contains(expected), "{key}: expected '{expected}' in: {err}");
+        assert!(
+            err.contains(&format!("'{value}'")),
+            "{key}: no value in: {err}"
+        );
+        assert!(
+            err.contains(expected),
+            "{key}: expected '{expected}' in: {err}"
+        );
     }
 }
 
 #[test]
 fn missing_required_keys_are_named() {
-    for (key, line) in [("node.id", "node.id=1"), ("listeners", "listeners=PLAINTEXT://localhost:9092")] {
+    for (key, line) in [
+        ("node.id", "node.id=1"),
+        ("listeners", "listeners=PLAINTEXT://localhost:9092"),
+    ] {
         let text = VALID.replace(&format!("{line}\n"), "");
         let (_d, path) = file(&text);
         let err = load(&path).unwrap_err().to_string();
-        assert!(err.contains(&format!("missing '{key}'")) && err.contains("node.properties"), "{err}");
+        assert!(
+            err.contains(&format!("missing '{key}'")) && err.contains("node.properties"),
+            "{err}"
+        );
     }
-    let text = VALID.replace("controller.quorum.voters=1@localhost:9092,2@localhost:9093,3@localhost:9094\n", "");
+    let text = VALID.replace(
+        "controller.quorum.voters=1@localhost:9092,2@localhost:9093,3@localhost:9094\n",
+        "",
+    );
     let (_d, path) = file(&text);
     let err = load(&path).unwrap_err().to_string();
     assert!(err.contains("controller.quorum.bootstrap.servers"), "{err}");
@@ -232,20 +335,43 @@ fn errors_from_the_environment_and_overrides_say_so() {
     let (_d, path) = file(VALID);
     let env = BTreeMap::from([("KRAFT_NODE_ID".to_string(), "abc".to_string())]);
     let err = NodeConfig::load(&path, &env, &[]).unwrap_err().to_string();
-    assert!(err.starts_with("environment variable KRAFT_NODE_ID: invalid value 'abc' for 'node.id'"), "{err}");
-    let err = NodeConfig::load(&path, &BTreeMap::new(), &["node.id=x".into()]).unwrap_err().to_string();
-    assert!(err.starts_with("--override: invalid value 'x' for 'node.id'"), "{err}");
-    let err = NodeConfig::load(&path, &BTreeMap::new(), &["node.id".into()]).unwrap_err().to_string();
-    assert!(err.contains("--override 'node.id': expected key=value"), "{err}");
-    let err = NodeConfig::load(&path, &BTreeMap::new(), &["log.dirs.extra=1".into()]).unwrap_err().to_string();
+    assert!(
+        err.starts_with("environment variable KRAFT_NODE_ID: invalid value 'abc' for 'node.id'"),
+        "{err}"
+    );
+    let err = NodeConfig::load(&path, &BTreeMap::new(), &["node.id=x".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("--override: invalid value 'x' for 'node.id'"),
+        "{err}"
+    );
+    let err = NodeConfig::load(&path, &BTreeMap::new(), &["node.id".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--override 'node.id': expected key=value"),
+        "{err}"
+    );
+    let err = NodeConfig::load(&path, &BTreeMap::new(), &["log.dirs.extra=1".into()])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cannot both be set"), "{err}");
 }
 
 #[test]
 fn unreadable_or_malformed_files_are_named() {
-    let err = load(Path::new("/no/such/kraft.properties")).unwrap_err().to_string();
-    assert!(err.starts_with("/no/such/kraft.properties: cannot read config file"), "{err}");
+    let err = load(Path::new("/no/such/kraft.properties"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("/no/such/kraft.properties: cannot read config file"),
+        "{err}"
+    );
     let (_d, path) = file("a.b=1\na.b.c=2\n");
     let err = load(&path).unwrap_err().to_string();
-    assert!(err.contains("node.properties") && err.contains("'a.b' and 'a.b.c'"), "{err}");
+    assert!(
+        err.contains("node.properties") && err.contains("'a.b' and 'a.b.c'"),
+        "{err}"
+    );
 }

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 fn data_batch(base: i64, epoch: i32, values: &[&[u8]]) -> Bytes {
     let mut b = BatchBuilder::new(BatchKind::Data, Offset(base), Epoch(epoch));
     for (i, v) in values.iter().enumerate() {
-        b.append(1_700_000_000_000 + i as i64, None, Some(v), &[]).unwrap();
+        b.append(1_700_000_000_000 + i as i64, None, Some(v), &[])
+            .unwrap();
     }
     b.build().unwrap()
 }
@@ -21,8 +22,14 @@ fn data_batch(base: i64, epoch: i32, values: &[&[u8]]) -> Bytes {
 #[test]
 fn builder_output_decodes_to_the_same_records() {
     let headers = vec![
-        RecordHeader { key: "trace".into(), value: Some(Bytes::from_static(b"abc")) },
-        RecordHeader { key: "none".into(), value: None },
+        RecordHeader {
+            key: "trace".into(),
+            value: Some(Bytes::from_static(b"abc")),
+        },
+        RecordHeader {
+            key: "none".into(),
+            value: None,
+        },
     ];
     let mut b = BatchBuilder::new(BatchKind::Data, Offset(42), Epoch(7));
     b.append(1000, Some(b"k1"), Some(b"v1"), &headers).unwrap();
@@ -30,18 +37,30 @@ fn builder_output_decodes_to_the_same_records() {
     b.append(1005, Some(b""), Some(&[0u8; 300]), &[]).unwrap();
     let batch = RecordBatch::decode(b.build().unwrap()).unwrap();
     let h = batch.header();
-    assert_eq!((h.base_offset, h.partition_leader_epoch, h.magic), (42, 7, 2));
+    assert_eq!(
+        (h.base_offset, h.partition_leader_epoch, h.magic),
+        (42, 7, 2)
+    );
     assert_eq!((h.last_offset_delta, h.records_count), (2, 3));
     assert_eq!((h.base_timestamp, h.max_timestamp), (1000, 1005));
-    assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (-1, -1, -1));
+    assert_eq!(
+        (h.producer_id, h.producer_epoch, h.base_sequence),
+        (-1, -1, -1)
+    );
     assert_eq!(h.attributes, 0);
     assert_eq!(batch.next_offset(), Offset(45));
     let records = batch.decode_records().unwrap();
     assert_eq!(records.len(), 3);
     assert_eq!(records[0].key.as_deref(), Some(&b"k1"[..]));
     assert_eq!(records[0].headers, headers);
-    assert_eq!((records[1].timestamp_delta, records[1].offset_delta), (-10, 1));
-    assert_eq!((records[1].key.clone(), records[1].value.clone()), (None, None));
+    assert_eq!(
+        (records[1].timestamp_delta, records[1].offset_delta),
+        (-10, 1)
+    );
+    assert_eq!(
+        (records[1].key.clone(), records[1].value.clone()),
+        (None, None)
+    );
     assert_eq!(records[2].key.as_deref(), Some(&b""[..]));
     assert_eq!(records[2].value.as_deref(), Some(&[0u8; 300][..]));
 }
@@ -50,7 +69,10 @@ fn builder_output_decodes_to_the_same_records() {
 fn header_layout_is_byte_exact() {
     let bytes = data_batch(0x0102030405060708, 0x0a0b0c0d, &[b"x"]);
     assert_eq!(&bytes[0..8], &[1, 2, 3, 4, 5, 6, 7, 8]);
-    assert_eq!(i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize, bytes.len() - 12);
+    assert_eq!(
+        i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize,
+        bytes.len() - 12
+    );
     assert_eq!(&bytes[12..16], &[0x0a, 0x0b, 0x0c, 0x0d]);
     assert_eq!(bytes[16], 2);
     let crc = u32::from_be_bytes(bytes[17..21].try_into().unwrap());
@@ -71,12 +93,16 @@ fn control_batch_carries_control_records() {
     });
     let mut b = BatchBuilder::new(BatchKind::Control, Offset(10), Epoch(3));
     b.append_control(5, &leader_change).unwrap();
-    assert_eq!(b.append(5, None, Some(b"x"), &[]), Err(RecordError::WrongRecordKind));
+    assert_eq!(
+        b.append(5, None, Some(b"x"), &[]),
+        Err(RecordError::WrongRecordKind)
+    );
     let batch = RecordBatch::decode(b.build().unwrap()).unwrap();
     assert!(batch.is_control());
     assert_eq!(batch.header().attributes, 0x20);
     let record = &batch.decode_records().unwrap()[0];
-    let decoded = ControlRecord::decode(record.key.as_ref().unwrap(), record.value.as_ref().unwrap());
+    let decoded =
+        ControlRecord::decode(record.key.as_ref().unwrap(), record.value.as_ref().unwrap());
     assert_eq!(decoded.unwrap(), leader_change);
 }
 
@@ -84,7 +110,10 @@ fn control_batch_carries_control_records() {
 fn builder_refuses_to_exceed_its_limit_and_to_build_empty() {
     let mut b = BatchBuilder::new(BatchKind::Data, Offset(0), Epoch(0)).with_size_limit(200);
     b.append(0, None, Some(&[1u8; 100]), &[]).unwrap();
-    assert_eq!(b.append(0, None, Some(&[1u8; 100]), &[]), Err(RecordError::BatchTooLarge { limit: 200 }));
+    assert_eq!(
+        b.append(0, None, Some(&[1u8; 100]), &[]),
+        Err(RecordError::BatchTooLarge { limit: 200 })
+    );
     assert_eq!(b.record_count(), 1);
     assert!(RecordBatch::decode(b.build().unwrap()).is_ok());
     let empty = BatchBuilder::new(BatchKind::Data, Offset(0), Epoch(0));
@@ -101,16 +130,28 @@ fn each_corruption_is_a_typed_error() {
     let good = data_batch(0, 1, &[b"one", b"two"]).to_vec();
     let decode = |b: Vec<u8>| RecordBatch::decode(Bytes::from(b));
 
-    assert!(matches!(decode(good[..30].to_vec()), Err(RecordError::Short { .. })));
-    assert!(matches!(decode(good[..good.len() - 1].to_vec()), Err(RecordError::Short { .. })));
+    assert!(matches!(
+        decode(good[..30].to_vec()),
+        Err(RecordError::Short { .. })
+    ));
+    assert!(matches!(
+        decode(good[..good.len() - 1].to_vec()),
+        Err(RecordError::Short { .. })
+    ));
 
     let mut bad_len = good.clone();
     bad_len[8..12].copy_from_slice(&10i32.to_be_bytes());
     assert_eq!(decode(bad_len), Err(RecordError::BadLength { length: 10 }));
     let mut huge = good.clone();
     huge[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
-    assert!(matches!(decode(huge.clone()), Err(RecordError::BadLength { .. })));
-    assert!(matches!(next_batch_size(&huge), Err(RecordError::BadLength { .. })));
+    assert!(matches!(
+        decode(huge.clone()),
+        Err(RecordError::BadLength { .. })
+    ));
+    assert!(matches!(
+        next_batch_size(&huge),
+        Err(RecordError::BadLength { .. })
+    ));
 
     let mut magic = good.clone();
     magic[16] = 1;
@@ -118,19 +159,28 @@ fn each_corruption_is_a_typed_error() {
 
     let mut flipped = good.clone();
     flipped[good.len() - 2] ^= 0x40;
-    assert!(matches!(decode(flipped), Err(RecordError::CrcMismatch { .. })));
+    assert!(matches!(
+        decode(flipped),
+        Err(RecordError::CrcMismatch { .. })
+    ));
 
     let mut count = good.clone();
     count[57..61].copy_from_slice(&1000i32.to_be_bytes());
     count[23..27].copy_from_slice(&999i32.to_be_bytes());
     reseal(&mut count);
-    assert!(matches!(decode(count), Err(RecordError::BadRecordCount { count: 1000, .. })));
+    assert!(matches!(
+        decode(count),
+        Err(RecordError::BadRecordCount { count: 1000, .. })
+    ));
 
     let mut gzip = good.clone();
     gzip[22] |= 1;
     reseal(&mut gzip);
     let batch = decode(gzip).unwrap();
-    assert_eq!(batch.decode_records(), Err(RecordError::UnsupportedCompression(1)));
+    assert_eq!(
+        batch.decode_records(),
+        Err(RecordError::UnsupportedCompression(1))
+    );
     let mut codec7 = good.clone();
     codec7[22] |= 7;
     reseal(&mut codec7);
@@ -140,14 +190,20 @@ fn each_corruption_is_a_typed_error() {
     let mut fewer = good.clone();
     fewer[57..61].copy_from_slice(&1i32.to_be_bytes());
     reseal(&mut fewer);
-    assert!(matches!(decode(fewer).unwrap().decode_records(), Err(RecordError::TrailingBytes(_))));
+    assert!(matches!(
+        decode(fewer).unwrap().decode_records(),
+        Err(RecordError::TrailingBytes(_))
+    ));
 
     // A record whose length varint runs past the batch.
     let mut overrun = good.clone();
     overrun[61] = 0x7e;
     reseal(&mut overrun);
     let err = decode(overrun).unwrap().decode_records().unwrap_err();
-    assert!(matches!(err, RecordError::BadRecord { index: 0, .. }), "{err}");
+    assert!(
+        matches!(err, RecordError::BadRecord { index: 0, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -235,8 +291,11 @@ fn describe(batch: &RecordBatch) -> Value {
         .iter()
         .map(|r| {
             let hexa = |b: &Option<Bytes>| b.as_ref().map(|b| hex(b));
-            let headers: Vec<Value> =
-                r.headers.iter().map(|h| json!([h.key, hexa(&h.value)])).collect();
+            let headers: Vec<Value> = r
+                .headers
+                .iter()
+                .map(|h| json!([h.key, hexa(&h.value)]))
+                .collect();
             json!({
                 "offset": h.base_offset + i64::from(r.offset_delta),
                 "timestamp": h.base_timestamp + r.timestamp_delta,
@@ -264,7 +323,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn run_python(mode: &str, path: &std::path::Path) -> Vec<Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/record_batch_compat.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/record_batch_compat.py"
+    );
     let out = std::process::Command::new("python3")
         .args([script, mode, path.to_str().unwrap()])
         .output()
@@ -286,13 +348,21 @@ fn kafka_python_reads_batches_kraft_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let mut file = Vec::new();
     let mut expected = Vec::new();
-    let headers = [RecordHeader { key: "h1".into(), value: Some(Bytes::from_static(b"\x00\xff")) }];
+    let headers = [RecordHeader {
+        key: "h1".into(),
+        value: Some(Bytes::from_static(b"\x00\xff")),
+    }];
     let mut b = BatchBuilder::new(BatchKind::Data, Offset(0), Epoch(1));
     for i in 0..200u32 {
         let value = i.to_be_bytes().repeat(i as usize % 17);
         let key = (i % 3 == 0).then(|| i.to_string().into_bytes());
-        b.append(1_700_000_000_000 + i64::from(i), key.as_deref(), Some(&value), &headers[..(i % 2) as usize])
-            .unwrap();
+        b.append(
+            1_700_000_000_000 + i64::from(i),
+            key.as_deref(),
+            Some(&value),
+            &headers[..(i % 2) as usize],
+        )
+        .unwrap();
     }
     let batches = vec![
         b.build().unwrap(),
@@ -315,6 +385,8 @@ fn kraft_reads_batches_kafka_python_wrote() {
     let expected = run_python("write", &path);
     assert_eq!(expected.len(), 3);
     let bytes = Bytes::from(std::fs::read(&path).unwrap());
-    let decoded: Vec<Value> = BatchIter::new(bytes).map(|b| describe(&b.unwrap())).collect();
+    let decoded: Vec<Value> = BatchIter::new(bytes)
+        .map(|b| describe(&b.unwrap()))
+        .collect();
     assert_eq!(decoded, expected);
 }

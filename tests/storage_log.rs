@@ -10,7 +10,10 @@ use kraft::types::{Epoch, Offset, OffsetAndEpoch};
 use proptest::prelude::*;
 
 fn small() -> LogConfig {
-    LogConfig { segment_bytes: 1024, index_interval_bytes: 128 }
+    LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 128,
+    }
 }
 
 fn open(dir: &std::path::Path, config: LogConfig) -> ReplicatedLog {
@@ -24,7 +27,10 @@ fn new_log_is_empty_and_laid_out_like_kafka() {
     let dir = tempfile::tempdir().unwrap();
     let part = dir.path().join("__raft_performance_test-0");
     let log = open(&part, LogConfig::default());
-    assert_eq!((log.log_start_offset(), log.log_end_offset()), (Offset(0), Offset(0)));
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (Offset(0), Offset(0))
+    );
     assert_eq!(log.last_fetched_epoch(), Epoch(0));
     assert!(part.join("00000000000000000000.log").is_file());
     assert!(part.join("00000000000000000000.index").is_file());
@@ -35,14 +41,35 @@ fn new_log_is_empty_and_laid_out_like_kafka() {
 fn assign_renumbers_and_validate_requires_contiguity() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig::default());
-    let info = log.append(batch(99, 1, 3, 10, 0), OffsetPolicy::Assign).unwrap();
-    assert_eq!((info.first_offset, info.last_offset, info.batches), (Offset(0), Offset(2), 1));
+    let info = log
+        .append(batch(99, 1, 3, 10, 0), OffsetPolicy::Assign)
+        .unwrap();
+    assert_eq!(
+        (info.first_offset, info.last_offset, info.batches),
+        (Offset(0), Offset(2), 1)
+    );
     let stored = log.read(Offset(0), 1 << 20).unwrap();
-    assert_eq!(BatchIter::new(stored).next().unwrap().unwrap().base_offset(), Offset(0));
+    assert_eq!(
+        BatchIter::new(stored)
+            .next()
+            .unwrap()
+            .unwrap()
+            .base_offset(),
+        Offset(0)
+    );
 
-    let err = log.append(batch(7, 1, 1, 10, 0), OffsetPolicy::Validate).unwrap_err();
-    assert!(matches!(err, StorageError::NonContiguous { expected: Offset(3), got: Offset(7) }));
-    log.append(batch(3, 1, 2, 10, 0), OffsetPolicy::Validate).unwrap();
+    let err = log
+        .append(batch(7, 1, 1, 10, 0), OffsetPolicy::Validate)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StorageError::NonContiguous {
+            expected: Offset(3),
+            got: Offset(7)
+        }
+    ));
+    log.append(batch(3, 1, 2, 10, 0), OffsetPolicy::Validate)
+        .unwrap();
     assert_eq!(log.log_end_offset(), Offset(5));
 }
 
@@ -50,19 +77,38 @@ fn assign_renumbers_and_validate_requires_contiguity() {
 fn invalid_appends_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig::default());
-    log.append(batch(0, 5, 1, 10, 0), OffsetPolicy::Assign).unwrap();
+    log.append(batch(0, 5, 1, 10, 0), OffsetPolicy::Assign)
+        .unwrap();
     let mut two = batch(1, 5, 1, 10, 0).to_vec();
     let mut corrupt = batch(2, 5, 1, 10, 0).to_vec();
     corrupt[40] ^= 1;
     two.extend_from_slice(&corrupt);
-    let err = log.append(Bytes::from(two), OffsetPolicy::Validate).unwrap_err();
-    assert!(matches!(err, StorageError::InvalidBatch { index: 1, .. }), "{err}");
+    let err = log
+        .append(Bytes::from(two), OffsetPolicy::Validate)
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::InvalidBatch { index: 1, .. }),
+        "{err}"
+    );
 
     let partial = batch(1, 5, 1, 10, 0).slice(..30);
-    assert!(matches!(log.append(partial, OffsetPolicy::Validate), Err(StorageError::PartialBatch(30))));
-    let older = log.append(batch(1, 4, 1, 10, 0), OffsetPolicy::Validate).unwrap_err();
-    assert!(matches!(older, StorageError::EpochRegression { latest: Epoch(5), got: Epoch(4) }));
-    let negative = log.append(batch(1, -1, 1, 10, 0), OffsetPolicy::Validate).unwrap_err();
+    assert!(matches!(
+        log.append(partial, OffsetPolicy::Validate),
+        Err(StorageError::PartialBatch(30))
+    ));
+    let older = log
+        .append(batch(1, 4, 1, 10, 0), OffsetPolicy::Validate)
+        .unwrap_err();
+    assert!(matches!(
+        older,
+        StorageError::EpochRegression {
+            latest: Epoch(5),
+            got: Epoch(4)
+        }
+    ));
+    let negative = log
+        .append(batch(1, -1, 1, 10, 0), OffsetPolicy::Validate)
+        .unwrap_err();
     assert!(matches!(negative, StorageError::NegativeEpoch(Epoch(-1))));
     assert_eq!(log.log_end_offset(), Offset(1));
     log.flush().unwrap();
@@ -102,7 +148,11 @@ fn truncation_removes_whole_batches_and_epochs() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small());
     for i in 0..30 {
-        log.append(batch(i * 3, 1 + (i as i32) / 10, 3, 40, 0), OffsetPolicy::Validate).unwrap();
+        log.append(
+            batch(i * 3, 1 + (i as i32) / 10, 3, 40, 0),
+            OffsetPolicy::Validate,
+        )
+        .unwrap();
     }
     assert_eq!(log.last_fetched_epoch(), Epoch(3));
     let files_before = log.segment_files().len();
@@ -113,17 +163,40 @@ fn truncation_removes_whole_batches_and_epochs() {
     assert_eq!(log.last_fetched_epoch(), Epoch(1));
     assert!(log.segment_files().len() < files_before);
     assert!(log.segment_files().iter().all(|p| p.exists()));
-    assert_eq!(log.end_offset_for_epoch(Epoch(1)), OffsetAndEpoch { offset: Offset(30), epoch: Epoch(1) });
+    assert_eq!(
+        log.end_offset_for_epoch(Epoch(1)),
+        OffsetAndEpoch {
+            offset: Offset(30),
+            epoch: Epoch(1)
+        }
+    );
     // Appending a new epoch after the truncation point works and survives a reopen.
-    log.append(batch(30, 7, 1, 40, 0), OffsetPolicy::Validate).unwrap();
+    log.append(batch(30, 7, 1, 40, 0), OffsetPolicy::Validate)
+        .unwrap();
     log.flush().unwrap();
     drop(log);
     let log = open(dir.path(), small());
     assert_eq!(log.log_end_offset(), Offset(31));
-    let epochs: Vec<_> = log.epoch_entries().iter().map(|e| (e.epoch.0, e.start_offset.0)).collect();
+    let epochs: Vec<_> = log
+        .epoch_entries()
+        .iter()
+        .map(|e| (e.epoch.0, e.start_offset.0))
+        .collect();
     assert_eq!(epochs, vec![(1, 0), (7, 30)]);
-    assert_eq!(log.end_offset_for_epoch(Epoch(3)), OffsetAndEpoch { offset: Offset(30), epoch: Epoch(1) });
-    assert_eq!(log.end_offset_for_epoch(Epoch(9)), OffsetAndEpoch { offset: Offset(31), epoch: Epoch(7) });
+    assert_eq!(
+        log.end_offset_for_epoch(Epoch(3)),
+        OffsetAndEpoch {
+            offset: Offset(30),
+            epoch: Epoch(1)
+        }
+    );
+    assert_eq!(
+        log.end_offset_for_epoch(Epoch(9)),
+        OffsetAndEpoch {
+            offset: Offset(31),
+            epoch: Epoch(7)
+        }
+    );
 }
 
 #[test]
@@ -131,7 +204,8 @@ fn truncate_below_log_start_is_refused_and_to_zero_empties() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small());
     for i in 0..20 {
-        log.append(batch(i, 1, 1, 100, 0), OffsetPolicy::Validate).unwrap();
+        log.append(batch(i, 1, 1, 100, 0), OffsetPolicy::Validate)
+            .unwrap();
     }
     assert!(log.truncate_to(Offset(-1)).is_err());
     assert_eq!(log.truncate_to(Offset(0)).unwrap(), Offset(0));
@@ -144,7 +218,8 @@ fn truncate_below_log_start_is_refused_and_to_zero_empties() {
 fn flush_tracks_the_durable_offset() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small());
-    log.append(batch(0, 1, 2, 10, 0), OffsetPolicy::Validate).unwrap();
+    log.append(batch(0, 1, 2, 10, 0), OffsetPolicy::Validate)
+        .unwrap();
     assert_eq!(log.flushed_offset(), Offset(0));
     log.flush().unwrap();
     assert_eq!(log.flushed_offset(), Offset(2));
@@ -156,11 +231,21 @@ fn flush_tracks_the_durable_offset() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append { records: usize, size: usize, new_epoch: bool, assign: bool },
-    Truncate { at: prop::sample::Index },
+    Append {
+        records: usize,
+        size: usize,
+        new_epoch: bool,
+        assign: bool,
+    },
+    Truncate {
+        at: prop::sample::Index,
+    },
     Flush,
     Reopen,
-    Read { at: prop::sample::Index, max_bytes: usize },
+    Read {
+        at: prop::sample::Index,
+        max_bytes: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -190,7 +275,11 @@ fn model_end_offset_for(model: &[ModelBatch], leo: i64, epoch: i32) -> (i64, i32
         return (leo, epoch);
     }
     let higher = model.iter().find(|b| b.epoch > epoch).unwrap().base;
-    let floor = model.iter().rev().find(|b| b.epoch <= epoch).map_or(epoch, |b| b.epoch);
+    let floor = model
+        .iter()
+        .rev()
+        .find(|b| b.epoch <= epoch)
+        .map_or(epoch, |b| b.epoch);
     (higher, floor)
 }
 
@@ -210,9 +299,17 @@ fn check_read(log: &ReplicatedLog, model: &[ModelBatch], from: i64, max_bytes: u
         expected.extend_from_slice(&b.bytes);
         count += 1;
     }
-    assert_eq!(&got[..], &expected[..], "read({from}, {max_bytes}) is not a whole-batch prefix");
+    assert_eq!(
+        &got[..],
+        &expected[..],
+        "read({from}, {max_bytes}) is not a whole-batch prefix"
+    );
     assert!(count >= 1);
-    assert!(count == 1 || got.len() <= max_bytes, "read({from}, {max_bytes}) returned {}", got.len());
+    assert!(
+        count == 1 || got.len() <= max_bytes,
+        "read({from}, {max_bytes}) returned {}",
+        got.len()
+    );
 }
 
 proptest! {

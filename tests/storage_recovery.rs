@@ -13,7 +13,10 @@ use kraft::storage::{
 };
 use kraft::types::{Epoch, NodeId, Offset};
 
-const CONFIG: LogConfig = LogConfig { segment_bytes: 2048, index_interval_bytes: 256 };
+const CONFIG: LogConfig = LogConfig {
+    segment_bytes: 2048,
+    index_interval_bytes: 256,
+};
 
 /// Where one batch landed on disk.
 struct Placed {
@@ -31,14 +34,25 @@ fn build_log(dir: &Path, rng: &mut Rng) -> Vec<Placed> {
     for i in 0..(20 + rng.below(40)) {
         epoch += i32::from(rng.below(8) == 0);
         let base = log.log_end_offset().0;
-        let b = batch(base, epoch, 1 + rng.below(4) as usize, rng.below(300) as usize, i as u8);
+        let b = batch(
+            base,
+            epoch,
+            1 + rng.below(4) as usize,
+            rng.below(300) as usize,
+            i as u8,
+        );
         log.append(b.clone(), OffsetPolicy::Validate).unwrap();
         let file = log.segment_files().last().unwrap().clone();
         let position = match placed.last() {
             Some(p) if p.file == file => p.position + p.bytes.len() as u64,
             _ => 0,
         };
-        placed.push(Placed { base, file, position, bytes: b });
+        placed.push(Placed {
+            base,
+            file,
+            position,
+            bytes: b,
+        });
     }
     log.flush().unwrap();
     placed
@@ -48,23 +62,40 @@ fn build_log(dir: &Path, rng: &mut Rng) -> Vec<Placed> {
 fn first_damaged(placed: &[Placed], file: &Path, position: u64, cut: bool) -> Option<usize> {
     placed.iter().position(|p| {
         let end = p.position + p.bytes.len() as u64;
-        p.file == file && if cut { end > position } else { p.position <= position && position < end }
+        p.file == file
+            && if cut {
+                end > position
+            } else {
+                p.position <= position && position < end
+            }
     })
 }
 
 fn check_recovered(dir: &Path, placed: &[Placed], keep: usize, seed: u64, what: &str) {
     let (mut log, report) = ReplicatedLog::open(dir, CONFIG).unwrap();
-    let expected: Vec<u8> = placed[..keep].iter().flat_map(|p| p.bytes.to_vec()).collect();
-    let expected_leo = placed.get(keep).map_or_else(|| log.log_end_offset().0, |p| p.base);
+    let expected: Vec<u8> = placed[..keep]
+        .iter()
+        .flat_map(|p| p.bytes.to_vec())
+        .collect();
+    let expected_leo = placed
+        .get(keep)
+        .map_or_else(|| log.log_end_offset().0, |p| p.base);
     let ctx = format!("seed {seed} ({what}): report {report:?}");
     assert_eq!(log.log_end_offset(), Offset(expected_leo), "{ctx}");
     assert_eq!(read_all(&log), expected, "{ctx}");
     if keep < placed.len() {
-        assert!(!report.truncations.is_empty() || !report.deleted_files.is_empty(), "{ctx}");
+        assert!(
+            !report.truncations.is_empty() || !report.deleted_files.is_empty(),
+            "{ctx}"
+        );
     }
     // The recovered log is consistent: it takes new appends and reopens without further repair.
     let next_epoch = log.last_fetched_epoch().0 + 1;
-    log.append(batch(expected_leo, next_epoch, 1, 10, 0), OffsetPolicy::Validate).unwrap();
+    log.append(
+        batch(expected_leo, next_epoch, 1, 10, 0),
+        OffsetPolicy::Validate,
+    )
+    .unwrap();
     log.flush().unwrap();
     drop(log);
     let (log, report) = ReplicatedLog::open(dir, CONFIG).unwrap();
@@ -85,9 +116,20 @@ fn cutting_any_segment_keeps_exactly_the_complete_batches_before_the_cut() {
         let file = files[rng.below(files.len() as u64) as usize].clone();
         let len = std::fs::metadata(&file).unwrap().len();
         let cut = rng.below(len + 1);
-        std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(cut).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
         let keep = first_damaged(&placed, &file, cut, true).unwrap_or(placed.len());
-        check_recovered(dir.path(), &placed, keep, seed, &format!("cut {} at {cut}", file.display()));
+        check_recovered(
+            dir.path(),
+            &placed,
+            keep,
+            seed,
+            &format!("cut {} at {cut}", file.display()),
+        );
     }
 }
 
@@ -106,7 +148,10 @@ fn a_bit_flip_anywhere_in_a_segment_keeps_exactly_the_batches_before_it() {
         data[position as usize] ^= 1 << bit;
         std::fs::write(&victim.file, &data).unwrap();
         let keep = first_damaged(&placed, &victim.file, position, false).unwrap();
-        let what = format!("flip bit {bit} of byte {position} in {}", victim.file.display());
+        let what = format!(
+            "flip bit {bit} of byte {position} in {}",
+            victim.file.display()
+        );
         check_recovered(dir.path(), &placed, keep, seed, &what);
     }
 }
@@ -122,22 +167,50 @@ fn missing_or_damaged_indexes_and_checkpoints_are_rebuilt_without_losing_data() 
     let last_index = placed.last().unwrap().file.with_extension("index");
     std::fs::remove_file(&first_index).unwrap();
     std::fs::write(&last_index, b"garbage!").unwrap();
-    std::fs::write(dir.path().join("leader-epoch-checkpoint"), b"0\n7\nnot numbers\n").unwrap();
+    std::fs::write(
+        dir.path().join("leader-epoch-checkpoint"),
+        b"0\n7\nnot numbers\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("99999999999999999999.index"), b"orphan").unwrap();
     std::fs::write(dir.path().join("quorum-state.tmp"), b"half written").unwrap();
 
     let (log, report) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
     assert!(report.truncations.is_empty(), "seed {seed}: {report:?}");
-    assert!(report.rebuilt_indexes.contains(&first_index), "seed {seed}: {report:?}");
-    assert!(report.rebuilt_indexes.contains(&last_index), "seed {seed}: {report:?}");
-    assert!(report.rebuilt_epoch_checkpoint.as_deref().unwrap().starts_with("corrupt"));
-    assert_eq!(report.removed_temp_files, vec![dir.path().join("quorum-state.tmp")]);
+    assert!(
+        report.rebuilt_indexes.contains(&first_index),
+        "seed {seed}: {report:?}"
+    );
+    assert!(
+        report.rebuilt_indexes.contains(&last_index),
+        "seed {seed}: {report:?}"
+    );
+    assert!(
+        report
+            .rebuilt_epoch_checkpoint
+            .as_deref()
+            .unwrap()
+            .starts_with("corrupt")
+    );
+    assert_eq!(
+        report.removed_temp_files,
+        vec![dir.path().join("quorum-state.tmp")]
+    );
     assert_eq!(read_all(&log), all, "seed {seed}");
     let last = placed.last().unwrap();
-    assert_eq!(log.last_fetched_epoch(), kraft::record::RecordBatch::decode(last.bytes.clone()).unwrap().epoch());
+    assert_eq!(
+        log.last_fetched_epoch(),
+        kraft::record::RecordBatch::decode(last.bytes.clone())
+            .unwrap()
+            .epoch()
+    );
     drop(log);
     let (_, report) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
-    assert_eq!(report, Default::default(), "seed {seed}: a second open finds nothing to repair");
+    assert_eq!(
+        report,
+        Default::default(),
+        "seed {seed}: a second open finds nothing to repair"
+    );
 }
 
 #[test]
@@ -172,7 +245,10 @@ fn corrupt_quorum_state_is_an_error_not_a_reset() {
     file.write(&state).unwrap();
     assert_eq!(file.read().unwrap(), Some(state));
     let text = std::fs::read_to_string(file.path()).unwrap();
-    assert!(!text.contains('\n'), "one line, no trailing newline: {text:?}");
+    assert!(
+        !text.contains('\n'),
+        "one line, no trailing newline: {text:?}"
+    );
     assert!(!dir.path().join("quorum-state.tmp").exists());
 
     for garbage in [&b"{\"leaderId\":2,"[..], b"\x00\x00\x00", b""] {
@@ -196,5 +272,8 @@ fn corrupt_meta_properties_is_an_error_not_unformatted() {
     assert_eq!(MetaProperties::read(dir.path()).unwrap(), Some(meta));
     std::fs::write(dir.path().join("meta.properties"), "version=1\nnode.id=1\n").unwrap();
     let err = MetaProperties::read(dir.path()).unwrap_err();
-    assert!(err.to_string().contains("meta.properties") && err.to_string().contains("cluster.id"), "{err}");
+    assert!(
+        err.to_string().contains("meta.properties") && err.to_string().contains("cluster.id"),
+        "{err}"
+    );
 }

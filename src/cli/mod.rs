@@ -29,12 +29,19 @@ pub const EXIT_PROBLEM: i32 = 1;
 
 impl CliError {
     pub fn usage(message: impl Into<String>) -> Self {
-        CliError { message: message.into(), exit_code: EXIT_USAGE }
+        CliError {
+            message: message.into(),
+            exit_code: EXIT_USAGE,
+        }
     }
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "kraft", version, about = "KRaft (Kafka Raft) in Rust: a node and its operator tools")]
+#[command(
+    name = "kraft",
+    version,
+    about = "KRaft (Kafka Raft) in Rust: a node and its operator tools"
+)]
 pub struct Cli {
     /// Log line format on stderr (filter with RUST_LOG).
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -67,8 +74,9 @@ impl ConfigArgs {
     /// Loads the configuration with the process environment, logging its warnings.
     pub fn load(&self) -> Result<NodeConfig, CliError> {
         let env: BTreeMap<String, String> = std::env::vars().collect();
-        let LoadedConfig { config, warnings } = NodeConfig::load(&self.config, &env, &self.overrides)
-            .map_err(|e| CliError::usage(e.to_string()))?;
+        let LoadedConfig { config, warnings } =
+            NodeConfig::load(&self.config, &env, &self.overrides)
+                .map_err(|e| CliError::usage(e.to_string()))?;
         for warning in warnings {
             tracing::warn!(key = %warning.key, "{warning}");
         }

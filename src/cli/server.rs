@@ -9,9 +9,7 @@ use clap::Args;
 
 use super::{CliError, ConfigArgs};
 use crate::config::NodeConfig;
-use crate::storage::{
-    self, LogConfig, MetaProperties, QuorumStateFile, ReplicatedLog,
-};
+use crate::storage::{self, LogConfig, MetaProperties, QuorumStateFile, ReplicatedLog};
 use crate::uuid::Uuid;
 
 #[derive(Debug, Args)]
@@ -39,14 +37,17 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
         ),
     };
     if args.throughput == 0 || args.record_size == 0 {
-        return Err(CliError::usage("--throughput and --record-size must be at least 1"));
+        return Err(CliError::usage(
+            "--throughput and --record-size must be at least 1",
+        ));
     }
     check_identity(&config, directory_id)?;
     open_storage(&config)?;
     Err(CliError {
-        message: "configuration and storage are valid, but the replication driver is not built yet, \
+        message:
+            "configuration and storage are valid, but the replication driver is not built yet, \
                   so the node stops here"
-            .into(),
+                .into(),
         exit_code: 1,
     })
 }
@@ -66,20 +67,24 @@ fn check_identity(config: &NodeConfig, directory_id: Option<Uuid>) -> Result<(),
             config.source.display()
         )));
     }
-    if let (Some(flag), Some(stored)) = (directory_id, meta.directory_id) {
-        if flag != stored {
-            return Err(CliError::usage(format!(
-                "{}: directory.id {stored} does not match --replica-directory-id {flag}",
-                MetaProperties::path(dir).display()
-            )));
-        }
+    if let (Some(flag), Some(stored)) = (directory_id, meta.directory_id)
+        && flag != stored
+    {
+        return Err(CliError::usage(format!(
+            "{}: directory.id {stored} does not match --replica-directory-id {flag}",
+            MetaProperties::path(dir).display()
+        )));
     }
     Ok(())
 }
 
 fn open_storage(config: &NodeConfig) -> Result<(), CliError> {
-    let partition = storage::partition_dir(&config.metadata_log_dir, storage::PERFORMANCE_TEST_TOPIC);
-    let log_config = LogConfig { segment_bytes: config.metadata_log.segment_bytes, ..LogConfig::default() };
+    let partition =
+        storage::partition_dir(&config.metadata_log_dir, storage::PERFORMANCE_TEST_TOPIC);
+    let log_config = LogConfig {
+        segment_bytes: config.metadata_log.segment_bytes,
+        ..LogConfig::default()
+    };
     let fail = |e: storage::StorageError| CliError::usage(e.to_string());
     let (log, _report) = ReplicatedLog::open(&partition, log_config).map_err(fail)?;
     let election = QuorumStateFile::new(&partition).read().map_err(fail)?;

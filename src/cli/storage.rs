@@ -71,7 +71,8 @@ fn formatted_dirs(config: &NodeConfig) -> Result<Vec<(PathBuf, bool)>, CliError>
         .all_log_dirs()
         .into_iter()
         .map(|dir| {
-            let formatted = MetaProperties::exists(&dir).map_err(|e| CliError::usage(e.to_string()))?;
+            let formatted =
+                MetaProperties::exists(&dir).map_err(|e| CliError::usage(e.to_string()))?;
             Ok((dir, formatted))
         })
         .collect()
@@ -82,7 +83,11 @@ fn format(args: &FormatArgs) -> Result<(), CliError> {
     check_cluster_id(&args.cluster_id)?;
     check_bootstrap_mode(&config, args.standalone)?;
     let dirs = formatted_dirs(&config)?;
-    if let Some((dir, _)) = dirs.iter().find(|(_, f)| *f).filter(|_| !args.ignore_formatted) {
+    if let Some((dir, _)) = dirs
+        .iter()
+        .find(|(_, f)| *f)
+        .filter(|_| !args.ignore_formatted)
+    {
         return Err(CliError::usage(format!(
             "log directory {} is already formatted: use --ignore-formatted to skip it and format the others",
             dir.display()
@@ -115,7 +120,12 @@ fn check_bootstrap_mode(config: &NodeConfig, standalone: bool) -> Result<(), Cli
     }
 }
 
-fn format_dir(config: &NodeConfig, dir: &Path, cluster_id: &str, standalone: bool) -> Result<(), CliError> {
+fn format_dir(
+    config: &NodeConfig,
+    dir: &Path,
+    cluster_id: &str,
+    standalone: bool,
+) -> Result<(), CliError> {
     let meta = MetaProperties {
         cluster_id: cluster_id.to_string(),
         node_id: config.node_id,
@@ -127,13 +137,17 @@ fn format_dir(config: &NodeConfig, dir: &Path, cluster_id: &str, standalone: boo
         (true, false) => "metadata directory",
         (false, _) => "data directory",
     };
-    let fail = |e: storage::StorageError| CliError::usage(format!("cannot format {}: {e}", dir.display()));
+    let fail =
+        |e: storage::StorageError| CliError::usage(format!("cannot format {}: {e}", dir.display()));
     // meta.properties is what marks a directory formatted, so it is written last.
     if is_metadata && standalone {
         let voters = standalone_voters(config, meta.directory_id.expect("set above"))?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         let partition = storage::partition_dir(dir, storage::METADATA_TOPIC);
-        storage::write_bootstrap_checkpoint(&partition, voters, now.as_millis() as i64).map_err(fail)?;
+        storage::write_bootstrap_checkpoint(&partition, voters, now.as_millis() as i64)
+            .map_err(fail)?;
     }
     meta.write(dir).map_err(fail)?;
     println!(
@@ -200,23 +214,38 @@ fn info(args: &InfoArgs) -> Result<(), CliError> {
     let mut cluster_ids: Vec<&str> = found.iter().map(|(_, m)| m.cluster_id.as_str()).collect();
     cluster_ids.dedup();
     if cluster_ids.len() > 1 {
-        problems.push(format!("found more than one cluster.id across directories: {}.", cluster_ids.join(", ")));
+        problems.push(format!(
+            "found more than one cluster.id across directories: {}.",
+            cluster_ids.join(", ")
+        ));
     }
     print_info(&config, &found, &problems);
     match problems.len() {
         0 => Ok(()),
-        n => Err(CliError { message: format!("found {n} problem(s)"), exit_code: EXIT_PROBLEM }),
+        n => Err(CliError {
+            message: format!("found {n} problem(s)"),
+            exit_code: EXIT_PROBLEM,
+        }),
     }
 }
 
 fn print_info(config: &NodeConfig, found: &[(PathBuf, MetaProperties)], problems: &[String]) {
     let dirs = config.all_log_dirs();
-    println!("Found log {}:", if dirs.len() == 1 { "directory" } else { "directories" });
+    println!(
+        "Found log {}:",
+        if dirs.len() == 1 {
+            "directory"
+        } else {
+            "directories"
+        }
+    );
     for dir in &dirs {
         println!("  {}", dir.display());
     }
     for (dir, meta) in found {
-        let directory_id = meta.directory_id.map_or(String::new(), |d| format!("directory.id={d}, "));
+        let directory_id = meta
+            .directory_id
+            .map_or(String::new(), |d| format!("directory.id={d}, "));
         println!(
             "\nFound metadata in {}: {{cluster.id={}, {directory_id}node.id={}, version=1}}",
             dir.display(),
@@ -225,7 +254,14 @@ fn print_info(config: &NodeConfig, found: &[(PathBuf, MetaProperties)], problems
         );
     }
     if !problems.is_empty() {
-        println!("\nFound {}:", if problems.len() == 1 { "problem" } else { "problems" });
+        println!(
+            "\nFound {}:",
+            if problems.len() == 1 {
+                "problem"
+            } else {
+                "problems"
+            }
+        );
         for p in problems {
             println!("  {p}");
         }

@@ -52,17 +52,24 @@ impl VoterSet {
 
 /// Splits a comma-separated list, trimming entries and dropping empty ones.
 pub fn split_list(value: &str) -> Vec<&str> {
-    value.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Parses `host:port` (IPv6 hosts in brackets). `allow_empty_host` is for listeners.
 pub fn parse_host_port(text: &str, allow_empty_host: bool) -> Result<Endpoint, String> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or("an IPv6 host is missing its ']'")?;
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or("an IPv6 host is missing its ']'")?;
         let port = after.strip_prefix(':').ok_or("no port after the host")?;
         (host, port)
     } else {
-        text.rsplit_once(':').ok_or("no port (expected host:port)")?
+        text.rsplit_once(':')
+            .ok_or("no port (expected host:port)")?
     };
     if host.is_empty() && !allow_empty_host {
         return Err("empty host".into());
@@ -70,20 +77,31 @@ pub fn parse_host_port(text: &str, allow_empty_host: bool) -> Result<Endpoint, S
     if host.contains(|c: char| c.is_whitespace() || c == '@' || c == '/') {
         return Err(format!("'{host}' is not a host name"));
     }
-    let port = port.parse::<u16>().map_err(|_| format!("port '{port}' is not a number in 0..=65535"))?;
-    Ok(Endpoint { host: host.to_string(), port })
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("port '{port}' is not a number in 0..=65535"))?;
+    Ok(Endpoint {
+        host: host.to_string(),
+        port,
+    })
 }
 
 /// Parses `listeners`: `NAME://host:port,...` with unique names.
 pub fn parse_listeners(value: &str) -> Result<Vec<Listener>, String> {
     let mut out: Vec<Listener> = Vec::new();
     for entry in split_list(value) {
-        let (name, address) =
-            entry.split_once("://").ok_or_else(|| format!("entry '{entry}' is not NAME://host:port"))?;
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        let (name, address) = entry
+            .split_once("://")
+            .ok_or_else(|| format!("entry '{entry}' is not NAME://host:port"))?;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err(format!("entry '{entry}' has no valid listener name"));
         }
-        let endpoint = parse_host_port(address, true).map_err(|e| format!("entry '{entry}': {e}"))?;
+        let endpoint =
+            parse_host_port(address, true).map_err(|e| format!("entry '{entry}': {e}"))?;
         let name = name.to_ascii_uppercase();
         if out.iter().any(|l| l.name == name) {
             return Err(format!("listener name {name} appears twice"));
@@ -100,14 +118,15 @@ pub fn parse_listeners(value: &str) -> Result<Vec<Listener>, String> {
 pub fn parse_voters(value: &str) -> Result<VoterSet, String> {
     let mut voters = BTreeMap::new();
     for entry in split_list(value) {
-        let (id, address) =
-            entry.split_once('@').ok_or_else(|| format!("entry '{entry}' is not {{id}}@{{host}}:{{port}}"))?;
-        let id = id
-            .parse::<i32>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| format!("entry '{entry}': voter id '{id}' is not an integer >= 0"))?;
-        let endpoint = parse_host_port(address, false).map_err(|e| format!("entry '{entry}': {e}"))?;
+        let (id, address) = entry
+            .split_once('@')
+            .ok_or_else(|| format!("entry '{entry}' is not {{id}}@{{host}}:{{port}}"))?;
+        let id =
+            id.parse::<i32>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                format!("entry '{entry}': voter id '{id}' is not an integer >= 0")
+            })?;
+        let endpoint =
+            parse_host_port(address, false).map_err(|e| format!("entry '{entry}': {e}"))?;
         if voters.insert(NodeId(id), endpoint).is_some() {
             return Err(format!("voter id {id} appears twice"));
         }
@@ -151,9 +170,19 @@ mod tests {
     fn listeners_parse() {
         let l = parse_listeners("PLAINTEXT://localhost:9092,controller://:0").unwrap();
         assert_eq!(l[1].name, "CONTROLLER");
-        assert_eq!(l[1].endpoint, Endpoint { host: String::new(), port: 0 });
+        assert_eq!(
+            l[1].endpoint,
+            Endpoint {
+                host: String::new(),
+                port: 0
+            }
+        );
         assert!(parse_listeners("localhost:9092").is_err());
-        assert!(parse_listeners("A://h:1,a://h:2").unwrap_err().contains("twice"));
+        assert!(
+            parse_listeners("A://h:1,a://h:2")
+                .unwrap_err()
+                .contains("twice")
+        );
         assert!(parse_listeners("").is_err());
     }
 }

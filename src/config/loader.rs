@@ -43,7 +43,10 @@ pub const ENV_PREFIX: &str = "KRAFT_";
 /// The config key an environment variable sets (`KRAFT_NODE_ID` → `node.id`), if it is a known
 /// key. Other `KRAFT_*` variables are left alone: they may belong to tools or tests.
 fn env_key(var: &str) -> Option<String> {
-    let key = var.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase().replace('_', ".");
+    let key = var
+        .strip_prefix(ENV_PREFIX)?
+        .to_ascii_lowercase()
+        .replace('_', ".");
     keys::KNOWN.contains(&key.as_str()).then_some(key)
 }
 
@@ -53,29 +56,48 @@ pub fn load_raw(
     env: &BTreeMap<String, String>,
     overrides: &[String],
 ) -> Result<RawConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
-    let file_pairs = properties::parse_pairs(&text)
-        .map_err(|reason| ConfigError::Syntax { path: path.to_path_buf(), reason })?;
-    let env_vars: BTreeMap<String, String> =
-        env.iter().filter(|(k, _)| env_key(k).is_some()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let file_pairs = properties::parse_pairs(&text).map_err(|reason| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let env_vars: BTreeMap<String, String> = env
+        .iter()
+        .filter(|(k, _)| env_key(k).is_some())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let override_pairs = parse_overrides(overrides)?;
     check_collisions(path, &file_pairs, &override_pairs)?;
 
     let mut builder = config::Config::builder()
         .add_source(config::File::from_str(&text, JavaProperties))
-        .add_source(config::Environment::with_prefix("KRAFT").separator("_").source(Some(env_vars.clone().into_iter().collect())));
+        .add_source(
+            config::Environment::with_prefix("KRAFT")
+                .separator("_")
+                .source(Some(env_vars.clone().into_iter().collect())),
+        );
     for (k, v) in &override_pairs {
-        builder = builder
-            .set_override(k.as_str(), v.as_str())
-            .map_err(|e| ConfigError::BadOverride { arg: format!("{k}={v}"), reason: e.to_string() })?;
+        builder =
+            builder
+                .set_override(k.as_str(), v.as_str())
+                .map_err(|e| ConfigError::BadOverride {
+                    arg: format!("{k}={v}"),
+                    reason: e.to_string(),
+                })?;
     }
-    let merged = builder
-        .build()
-        .map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), reason: e.to_string() })?;
+    let merged = builder.build().map_err(|e| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let table = merged
         .try_deserialize::<config::Map<String, config::Value>>()
-        .map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), reason: e.to_string() })?;
+        .map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     let mut flat = BTreeMap::new();
     flatten("", table, &mut flat);
 
@@ -92,7 +114,10 @@ pub fn load_raw(
         let origin = origin_of(&k);
         (k, (v, origin))
     });
-    Ok(RawConfig { file: path.to_path_buf(), values: values.collect() })
+    Ok(RawConfig {
+        file: path.to_path_buf(),
+        values: values.collect(),
+    })
 }
 
 fn parse_overrides(overrides: &[String]) -> Result<Vec<(String, String)>, ConfigError> {
@@ -100,7 +125,10 @@ fn parse_overrides(overrides: &[String]) -> Result<Vec<(String, String)>, Config
         .iter()
         .map(|arg| match arg.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-            _ => Err(ConfigError::BadOverride { arg: arg.clone(), reason: "expected key=value".into() }),
+            _ => Err(ConfigError::BadOverride {
+                arg: arg.clone(),
+                reason: "expected key=value".into(),
+            }),
         })
         .collect()
 }
@@ -126,9 +154,17 @@ fn check_collisions(
 }
 
 /// Turns config's nested tables back into dotted keys.
-fn flatten(prefix: &str, table: config::Map<String, config::Value>, out: &mut BTreeMap<String, String>) {
+fn flatten(
+    prefix: &str,
+    table: config::Map<String, config::Value>,
+    out: &mut BTreeMap<String, String>,
+) {
     for (k, v) in table {
-        let key = if prefix.is_empty() { k } else { format!("{prefix}.{k}") };
+        let key = if prefix.is_empty() {
+            k
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v.kind {
             config::ValueKind::Table(inner) => flatten(&key, inner, out),
             _ => {

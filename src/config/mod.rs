@@ -30,9 +30,18 @@ pub enum ConfigError {
     #[error("{}: {reason}", path.display())]
     Syntax { path: PathBuf, reason: String },
     #[error("{origin}: invalid value '{value}' for '{key}': expected {expected}")]
-    Invalid { origin: String, key: String, value: String, expected: String },
+    Invalid {
+        origin: String,
+        key: String,
+        value: String,
+        expected: String,
+    },
     #[error("{}: missing '{key}': expected {expected}", path.display())]
-    Missing { path: PathBuf, key: String, expected: String },
+    Missing {
+        path: PathBuf,
+        key: String,
+        expected: String,
+    },
     #[error("--override '{arg}': {reason}")]
     BadOverride { arg: String, reason: String },
 }
@@ -113,17 +122,26 @@ impl NodeConfig {
 
     /// Validates merged values.
     pub fn from_raw(raw: RawConfig) -> Result<LoadedConfig, ConfigError> {
-        let mut v = Values { raw, warnings: Vec::new() };
+        let mut v = Values {
+            raw,
+            warnings: Vec::new(),
+        };
         v.apply_aliases()?;
         v.warn_unknown();
         let config = v.node_config()?;
-        Ok(LoadedConfig { config, warnings: v.warnings })
+        Ok(LoadedConfig {
+            config,
+            warnings: v.warnings,
+        })
     }
 
     /// The listener named by the first `controller.listener.names` entry.
     pub fn controller_listener(&self) -> &Listener {
         let name = &self.controller_listener_names[0];
-        self.listeners.iter().find(|l| &l.name == name).expect("validated at load")
+        self.listeners
+            .iter()
+            .find(|l| &l.name == name)
+            .expect("validated at load")
     }
 
     /// Whether this node is in the static voter set (otherwise it is an observer).
@@ -153,23 +171,43 @@ impl Values {
     }
 
     fn warn(&mut self, key: &str, message: String) {
-        self.warnings.push(ConfigWarning { key: key.to_string(), message });
+        self.warnings.push(ConfigWarning {
+            key: key.to_string(),
+            message,
+        });
     }
 
     fn invalid(&self, key: &str, expected: impl Into<String>) -> ConfigError {
-        let (value, origin) = self.get(key).cloned().unwrap_or_default_origin(&self.raw.file);
-        ConfigError::Invalid { origin: origin.to_string(), key: key.into(), value, expected: expected.into() }
+        let (value, origin) = self
+            .get(key)
+            .cloned()
+            .unwrap_or_default_origin(&self.raw.file);
+        ConfigError::Invalid {
+            origin: origin.to_string(),
+            key: key.into(),
+            value,
+            expected: expected.into(),
+        }
     }
 
     fn missing(&self, key: &str, expected: &str) -> ConfigError {
-        ConfigError::Missing { path: self.raw.file.clone(), key: key.into(), expected: expected.into() }
+        ConfigError::Missing {
+            path: self.raw.file.clone(),
+            key: key.into(),
+            expected: expected.into(),
+        }
     }
 
     /// Moves deprecated keys to their new names (refusing a conflict) and drops ignored keys.
     fn apply_aliases(&mut self) -> Result<(), ConfigError> {
         for &(old, new) in keys::DEPRECATED_ALIASES {
-            let Some(old_value) = self.raw.values.remove(old) else { continue };
-            self.warn(old, format!("'{old}' is deprecated: use '{new}' ({})", old_value.1));
+            let Some(old_value) = self.raw.values.remove(old) else {
+                continue;
+            };
+            self.warn(
+                old,
+                format!("'{old}' is deprecated: use '{new}' ({})", old_value.1),
+            );
             match self.get(new) {
                 Some((value, _)) if value != &old_value.0 => {
                     return Err(ConfigError::Invalid {
@@ -187,7 +225,10 @@ impl Values {
         }
         for &key in keys::IGNORED {
             if let Some((_, origin)) = self.raw.values.remove(key) {
-                self.warn(key, format!("'{key}' is a ZooKeeper setting and is ignored ({origin})"));
+                self.warn(
+                    key,
+                    format!("'{key}' is a ZooKeeper setting and is ignored ({origin})"),
+                );
             }
         }
         Ok(())
@@ -202,7 +243,10 @@ impl Values {
             .map(|(k, (_, o))| (k.clone(), o.clone()))
             .collect();
         for (key, origin) in unknown {
-            self.warn(&key, format!("unknown configuration key '{key}' is ignored ({origin})"));
+            self.warn(
+                &key,
+                format!("unknown configuration key '{key}' is ignored ({origin})"),
+            );
         }
     }
 
@@ -212,7 +256,9 @@ impl Values {
 
     /// An integer in `[min, max]`, or `default` when the key is absent.
     fn int(&self, key: &str, default: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
-        let Some(text) = self.string(key) else { return Ok(default) };
+        let Some(text) = self.string(key) else {
+            return Ok(default);
+        };
         text.parse::<i64>()
             .ok()
             .filter(|n| (min..=max).contains(n))
@@ -268,7 +314,10 @@ impl Values {
         let Some(text) = self.string(keys::PROCESS_ROLES) else {
             return Ok(vec!["controller".into()]);
         };
-        let roles: Vec<String> = endpoints::split_list(text).iter().map(|r| r.to_ascii_lowercase()).collect();
+        let roles: Vec<String> = endpoints::split_list(text)
+            .iter()
+            .map(|r| r.to_ascii_lowercase())
+            .collect();
         if roles.is_empty() || roles.iter().any(|r| r != "broker" && r != "controller") {
             return Err(self.invalid(keys::PROCESS_ROLES, "a list of 'broker' and 'controller'"));
         }
@@ -276,29 +325,48 @@ impl Values {
     }
 
     fn listeners(&self) -> Result<Vec<Listener>, ConfigError> {
-        let text = self
-            .string(keys::LISTENERS)
-            .ok_or_else(|| self.missing(keys::LISTENERS, "NAME://host:port[,...], e.g. PLAINTEXT://localhost:9092"))?;
+        let text = self.string(keys::LISTENERS).ok_or_else(|| {
+            self.missing(
+                keys::LISTENERS,
+                "NAME://host:port[,...], e.g. PLAINTEXT://localhost:9092",
+            )
+        })?;
         endpoints::parse_listeners(text)
             .map_err(|e| self.invalid(keys::LISTENERS, format!("NAME://host:port[,...] ({e})")))
     }
 
-    fn controller_listener_names(&mut self, listeners: &[Listener]) -> Result<Vec<String>, ConfigError> {
+    fn controller_listener_names(
+        &mut self,
+        listeners: &[Listener],
+    ) -> Result<Vec<String>, ConfigError> {
         let Some(text) = self.string(keys::CONTROLLER_LISTENER_NAMES) else {
             let first = listeners[0].name.clone();
             self.warn(
                 keys::CONTROLLER_LISTENER_NAMES,
-                format!("'{}' is not set: the quorum uses {first}, the first listener", keys::CONTROLLER_LISTENER_NAMES),
+                format!(
+                    "'{}' is not set: the quorum uses {first}, the first listener",
+                    keys::CONTROLLER_LISTENER_NAMES
+                ),
             );
             return Ok(vec![first]);
         };
-        let names: Vec<String> = endpoints::split_list(text).iter().map(|n| n.to_ascii_uppercase()).collect();
+        let names: Vec<String> = endpoints::split_list(text)
+            .iter()
+            .map(|n| n.to_ascii_uppercase())
+            .collect();
         let defined: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
         match names.iter().find(|n| !defined.contains(&n.as_str())) {
-            _ if names.is_empty() => Err(self.invalid(keys::CONTROLLER_LISTENER_NAMES, "at least one listener name")),
+            _ if names.is_empty() => Err(self.invalid(
+                keys::CONTROLLER_LISTENER_NAMES,
+                "at least one listener name",
+            )),
             Some(n) => Err(self.invalid(
                 keys::CONTROLLER_LISTENER_NAMES,
-                format!("names defined in '{}' ({}); {n} is not", keys::LISTENERS, defined.join(", ")),
+                format!(
+                    "names defined in '{}' ({}); {n} is not",
+                    keys::LISTENERS,
+                    defined.join(", ")
+                ),
             )),
             None => Ok(names),
         }
@@ -307,13 +375,21 @@ impl Values {
     fn quorum_addresses(&self) -> Result<(VoterSet, Vec<Endpoint>), ConfigError> {
         let voters = match self.string(keys::QUORUM_VOTERS) {
             None => VoterSet::default(),
-            Some(text) => endpoints::parse_voters(text)
-                .map_err(|e| self.invalid(keys::QUORUM_VOTERS, format!("{{id}}@{{host}}:{{port}}[,...] ({e})")))?,
+            Some(text) => endpoints::parse_voters(text).map_err(|e| {
+                self.invalid(
+                    keys::QUORUM_VOTERS,
+                    format!("{{id}}@{{host}}:{{port}}[,...] ({e})"),
+                )
+            })?,
         };
         let bootstrap = match self.string(keys::QUORUM_BOOTSTRAP_SERVERS) {
             None => Vec::new(),
-            Some(text) => endpoints::parse_bootstrap_servers(text)
-                .map_err(|e| self.invalid(keys::QUORUM_BOOTSTRAP_SERVERS, format!("host:port[,...] ({e})")))?,
+            Some(text) => endpoints::parse_bootstrap_servers(text).map_err(|e| {
+                self.invalid(
+                    keys::QUORUM_BOOTSTRAP_SERVERS,
+                    format!("host:port[,...] ({e})"),
+                )
+            })?,
         };
         if voters.is_empty() && bootstrap.is_empty() {
             return Err(self.missing(
@@ -330,7 +406,10 @@ impl Values {
             (None, Some(dir)) => (keys::LOG_DIR, dir),
             (None, None) => (keys::LOG_DIR, keys::defaults::LOG_DIR),
         };
-        let dirs: Vec<PathBuf> = endpoints::split_list(text).into_iter().map(PathBuf::from).collect();
+        let dirs: Vec<PathBuf> = endpoints::split_list(text)
+            .into_iter()
+            .map(PathBuf::from)
+            .collect();
         if dirs.is_empty() {
             return Err(self.invalid(key, "at least one directory"));
         }
@@ -345,39 +424,85 @@ impl Values {
     fn quorum_timers(&self) -> Result<QuorumTimers, ConfigError> {
         use keys::defaults as d;
         Ok(QuorumTimers {
-            election_timeout: self.millis(keys::QUORUM_ELECTION_TIMEOUT_MS, d::QUORUM_ELECTION_TIMEOUT_MS, 0)?,
-            fetch_timeout: self.millis(keys::QUORUM_FETCH_TIMEOUT_MS, d::QUORUM_FETCH_TIMEOUT_MS, 1)?,
-            election_backoff_max: self
-                .millis(keys::QUORUM_ELECTION_BACKOFF_MAX_MS, d::QUORUM_ELECTION_BACKOFF_MAX_MS, 0)?,
-            append_linger: self.millis(keys::QUORUM_APPEND_LINGER_MS, d::QUORUM_APPEND_LINGER_MS, 0)?,
-            request_timeout: self.millis(keys::QUORUM_REQUEST_TIMEOUT_MS, d::QUORUM_REQUEST_TIMEOUT_MS, 1)?,
-            retry_backoff: self.millis(keys::QUORUM_RETRY_BACKOFF_MS, d::QUORUM_RETRY_BACKOFF_MS, 0)?,
+            election_timeout: self.millis(
+                keys::QUORUM_ELECTION_TIMEOUT_MS,
+                d::QUORUM_ELECTION_TIMEOUT_MS,
+                0,
+            )?,
+            fetch_timeout: self.millis(
+                keys::QUORUM_FETCH_TIMEOUT_MS,
+                d::QUORUM_FETCH_TIMEOUT_MS,
+                1,
+            )?,
+            election_backoff_max: self.millis(
+                keys::QUORUM_ELECTION_BACKOFF_MAX_MS,
+                d::QUORUM_ELECTION_BACKOFF_MAX_MS,
+                0,
+            )?,
+            append_linger: self.millis(
+                keys::QUORUM_APPEND_LINGER_MS,
+                d::QUORUM_APPEND_LINGER_MS,
+                0,
+            )?,
+            request_timeout: self.millis(
+                keys::QUORUM_REQUEST_TIMEOUT_MS,
+                d::QUORUM_REQUEST_TIMEOUT_MS,
+                1,
+            )?,
+            retry_backoff: self.millis(
+                keys::QUORUM_RETRY_BACKOFF_MS,
+                d::QUORUM_RETRY_BACKOFF_MS,
+                0,
+            )?,
         })
     }
 
     fn metadata_log(&self) -> Result<MetadataLogConfig, ConfigError> {
         use keys::defaults as d;
         let max_int = i64::from(i32::MAX);
-        let min_segment =
-            self.int(keys::METADATA_LOG_SEGMENT_MIN_BYTES, d::METADATA_LOG_SEGMENT_MIN_BYTES, 1, max_int)?;
-        let segment_bytes = self.int(keys::METADATA_LOG_SEGMENT_BYTES, d::METADATA_LOG_SEGMENT_BYTES, min_segment, max_int)?;
-        let interval_ms =
-            self.int(keys::METADATA_MAX_SNAPSHOT_INTERVAL_MS, d::METADATA_MAX_SNAPSHOT_INTERVAL_MS, 0, i64::MAX)?;
+        let min_segment = self.int(
+            keys::METADATA_LOG_SEGMENT_MIN_BYTES,
+            d::METADATA_LOG_SEGMENT_MIN_BYTES,
+            1,
+            max_int,
+        )?;
+        let segment_bytes = self.int(
+            keys::METADATA_LOG_SEGMENT_BYTES,
+            d::METADATA_LOG_SEGMENT_BYTES,
+            min_segment,
+            max_int,
+        )?;
+        let interval_ms = self.int(
+            keys::METADATA_MAX_SNAPSHOT_INTERVAL_MS,
+            d::METADATA_MAX_SNAPSHOT_INTERVAL_MS,
+            0,
+            i64::MAX,
+        )?;
         Ok(MetadataLogConfig {
             segment_bytes: segment_bytes as u64,
-            segment_max_age: Duration::from_millis(
-                self.int(keys::METADATA_LOG_SEGMENT_MS, d::METADATA_LOG_SEGMENT_MS, 1, i64::MAX)? as u64,
-            ),
+            segment_max_age: Duration::from_millis(self.int(
+                keys::METADATA_LOG_SEGMENT_MS,
+                d::METADATA_LOG_SEGMENT_MS,
+                1,
+                i64::MAX,
+            )? as u64),
             max_record_bytes_between_snapshots: self.int(
                 keys::METADATA_MAX_RECORD_BYTES_BETWEEN_SNAPSHOTS,
                 d::METADATA_MAX_RECORD_BYTES_BETWEEN_SNAPSHOTS,
                 1,
                 i64::MAX,
             )? as u64,
-            max_snapshot_interval: (interval_ms > 0).then(|| Duration::from_millis(interval_ms as u64)),
-            max_retention_bytes: self.limit(keys::METADATA_MAX_RETENTION_BYTES, d::METADATA_MAX_RETENTION_BYTES)?,
+            max_snapshot_interval: (interval_ms > 0)
+                .then(|| Duration::from_millis(interval_ms as u64)),
+            max_retention_bytes: self.limit(
+                keys::METADATA_MAX_RETENTION_BYTES,
+                d::METADATA_MAX_RETENTION_BYTES,
+            )?,
             max_retention: self
-                .limit(keys::METADATA_MAX_RETENTION_MS, d::METADATA_MAX_RETENTION_MS)?
+                .limit(
+                    keys::METADATA_MAX_RETENTION_MS,
+                    d::METADATA_MAX_RETENTION_MS,
+                )?
                 .map(Duration::from_millis),
         })
     }
@@ -386,7 +511,9 @@ impl Values {
 fn range_text(min: i64, max: i64) -> String {
     match (min, max) {
         (-1, i64::MAX) => "an integer >= 0, or -1 for no limit".into(),
-        (min, max) if max == i64::MAX || max == i64::from(i32::MAX) => format!("an integer >= {min}"),
+        (min, max) if max == i64::MAX || max == i64::from(i32::MAX) => {
+            format!("an integer >= {min}")
+        }
         (min, max) => format!("an integer in {min}..={max}"),
     }
 }

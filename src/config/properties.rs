@@ -24,7 +24,9 @@ pub fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
         .map_err(|e| e.to_string())?;
     for (a, _) in &pairs {
         if let Some((b, _)) = pairs.iter().find(|(b, _)| is_dotted_prefix(a, b)) {
-            return Err(format!("keys '{a}' and '{b}' cannot both be set (one is a prefix of the other)"));
+            return Err(format!(
+                "keys '{a}' and '{b}' cannot both be set (one is a prefix of the other)"
+            ));
         }
     }
     Ok(pairs)
@@ -60,7 +62,12 @@ mod tests {
                     long.value=first,\\\n    second\nunicode.value=caf\\u00e9\n\
                     controller.listener.names:CONTROLLER\n# comment\nnode.id = 3\n";
         let pairs = parse_pairs(text).unwrap();
-        let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("process.roles"), Some("controller"));
         assert_eq!(get("log.dirs"), Some("/tmp/kraft-1"));
         assert_eq!(get("long.value"), Some("first,second"));
@@ -73,6 +80,9 @@ mod tests {
     #[test]
     fn prefix_collisions_are_refused() {
         let err = parse_pairs("sasl.mechanism=PLAIN\nsasl.mechanism.controller.protocol=SCRAM\n");
-        assert!(err.unwrap_err().contains("'sasl.mechanism' and 'sasl.mechanism.controller.protocol'"));
+        assert!(
+            err.unwrap_err()
+                .contains("'sasl.mechanism' and 'sasl.mechanism.controller.protocol'")
+        );
     }
 }

@@ -73,7 +73,10 @@ pub struct BatchHeader {
 impl BatchHeader {
     /// Reads the header fields without validating them.
     pub fn parse(buf: &[u8]) -> Result<BatchHeader, RecordError> {
-        let short = RecordError::Short { needed: RECORD_BATCH_OVERHEAD, available: buf.len() };
+        let short = RecordError::Short {
+            needed: RECORD_BATCH_OVERHEAD,
+            available: buf.len(),
+        };
         let mut c = Cursor::new(buf);
         let mut read = || -> Option<BatchHeader> {
             Some(BatchHeader {
@@ -179,14 +182,20 @@ impl RecordBatch {
             return Err(RecordError::BadLength { length });
         }
         if expected as usize != bytes.len() {
-            return Err(RecordError::Short { needed: expected as usize, available: bytes.len() });
+            return Err(RecordError::Short {
+                needed: expected as usize,
+                available: bytes.len(),
+            });
         }
         if header.magic != MAGIC_V2 {
             return Err(RecordError::BadMagic(header.magic));
         }
         let computed = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
         if computed != header.crc {
-            return Err(RecordError::CrcMismatch { stored: header.crc, computed });
+            return Err(RecordError::CrcMismatch {
+                stored: header.crc,
+                computed,
+            });
         }
         let compression = header.compression()?;
         check_record_count(&header, bytes.len() - RECORD_BATCH_OVERHEAD, compression)?;
@@ -245,7 +254,8 @@ impl RecordBatch {
     /// Decodes every record, checking that exactly `recordsCount` records fill the batch.
     pub fn decode_records(&self) -> Result<Vec<Record>, RecordError> {
         let body_bytes = self.bytes.len() - RECORD_BATCH_OVERHEAD;
-        let capacity = (self.header.records_count.max(0) as usize).min(body_bytes / MIN_RECORD_BYTES);
+        let capacity =
+            (self.header.records_count.max(0) as usize).min(body_bytes / MIN_RECORD_BYTES);
         let mut out = Vec::with_capacity(capacity);
         for record in self.records() {
             out.push(record?);
@@ -325,7 +335,11 @@ pub struct BatchIter {
 
 impl BatchIter {
     pub fn new(buf: Bytes) -> Self {
-        BatchIter { buf, pos: 0, failed: false }
+        BatchIter {
+            buf,
+            pos: 0,
+            failed: false,
+        }
     }
 
     /// Position of the next unread byte.

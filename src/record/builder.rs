@@ -37,8 +37,14 @@ impl BatchBuilder {
     }
 
     /// Like [`BatchBuilder::new`] with room for `capacity_bytes` reserved up front.
-    pub fn with_capacity(kind: BatchKind, base_offset: Offset, epoch: Epoch, capacity_bytes: usize) -> Self {
-        let mut buf = BytesMut::with_capacity(capacity_bytes.clamp(RECORD_BATCH_OVERHEAD, MAX_BATCH_BYTES));
+    pub fn with_capacity(
+        kind: BatchKind,
+        base_offset: Offset,
+        epoch: Epoch,
+        capacity_bytes: usize,
+    ) -> Self {
+        let mut buf =
+            BytesMut::with_capacity(capacity_bytes.clamp(RECORD_BATCH_OVERHEAD, MAX_BATCH_BYTES));
         buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
         BatchBuilder {
             buf,
@@ -88,7 +94,11 @@ impl BatchBuilder {
     }
 
     /// Appends a control record to a control batch.
-    pub fn append_control(&mut self, timestamp: i64, record: &ControlRecord) -> Result<(), RecordError> {
+    pub fn append_control(
+        &mut self,
+        timestamp: i64,
+        record: &ControlRecord,
+    ) -> Result<(), RecordError> {
         if self.kind != BatchKind::Control {
             return Err(RecordError::WrongRecordKind);
         }
@@ -108,9 +118,18 @@ impl BatchBuilder {
         let body = Record::body_len(timestamp_delta, self.count, key, value, headers);
         // A varint length prefix is at most 5 bytes.
         if self.buf.len() + body + 5 > self.limit_bytes {
-            return Err(RecordError::BatchTooLarge { limit: self.limit_bytes });
+            return Err(RecordError::BatchTooLarge {
+                limit: self.limit_bytes,
+            });
         }
-        Record::encode(&mut self.buf, timestamp_delta, self.count, key, value, headers);
+        Record::encode(
+            &mut self.buf,
+            timestamp_delta,
+            self.count,
+            key,
+            value,
+            headers,
+        );
         self.base_timestamp = Some(base_timestamp);
         self.max_timestamp = self.max_timestamp.max(timestamp);
         self.count += 1;
@@ -123,7 +142,11 @@ impl BatchBuilder {
             return Err(RecordError::EmptyBatch);
         }
         let batch_length = (self.buf.len() - super::LOG_OVERHEAD) as i32;
-        let attributes: i16 = if self.kind == BatchKind::Control { 0x20 } else { 0 };
+        let attributes: i16 = if self.kind == BatchKind::Control {
+            0x20
+        } else {
+            0
+        };
         let base_timestamp = self.base_timestamp.unwrap_or(-1);
         let mut header = &mut self.buf[..RECORD_BATCH_OVERHEAD];
         header.put_i64(self.base_offset.0);

@@ -129,7 +129,10 @@ pub enum ControlRecord {
     KRaftVersion(KRaftVersionRecord),
     Voters(VotersRecord),
     /// A type this version does not interpret (including transaction markers).
-    Unknown { record_type: i16, value: Bytes },
+    Unknown {
+        record_type: i16,
+        value: Bytes,
+    },
 }
 
 /// Upper bound on elements of a compact array in a control record: each element takes at least
@@ -210,12 +213,16 @@ impl ControlRecord {
                 voters: read_voter_ids(&mut cur)?,
                 granting_voters: read_voter_ids(&mut cur)?,
             }),
-            ControlRecordType::SnapshotHeader => ControlRecord::SnapshotHeader(SnapshotHeaderRecord {
-                version: i16_field(&mut cur)?,
-                last_contained_log_timestamp: cur.i64().ok_or_else(|| bad("truncated"))?,
-            }),
+            ControlRecordType::SnapshotHeader => {
+                ControlRecord::SnapshotHeader(SnapshotHeaderRecord {
+                    version: i16_field(&mut cur)?,
+                    last_contained_log_timestamp: cur.i64().ok_or_else(|| bad("truncated"))?,
+                })
+            }
             ControlRecordType::SnapshotFooter => {
-                ControlRecord::SnapshotFooter(SnapshotFooterRecord { version: i16_field(&mut cur)? })
+                ControlRecord::SnapshotFooter(SnapshotFooterRecord {
+                    version: i16_field(&mut cur)?,
+                })
             }
             ControlRecordType::KRaftVersion => ControlRecord::KRaftVersion(KRaftVersionRecord {
                 version: i16_field(&mut cur)?,
@@ -330,7 +337,8 @@ fn skip_tagged_fields(cur: &mut Cursor<'_>) -> Result<(), RecordError> {
     for _ in 0..n {
         cur.uvarint().ok_or_else(|| bad("bad tag"))?;
         let size = cur.uvarint().ok_or_else(|| bad("bad tagged field size"))?;
-        cur.take(size as usize).ok_or_else(|| bad("truncated tagged field"))?;
+        cur.take(size as usize)
+            .ok_or_else(|| bad("truncated tagged field"))?;
     }
     Ok(())
 }
@@ -354,7 +362,10 @@ mod tests {
         ];
         assert_eq!(record.encode_value(), expected);
         assert_eq!(record.encode_key(), [0, 0, 0, 2]);
-        assert_eq!(ControlRecord::decode(&record.encode_key(), &expected).unwrap(), record);
+        assert_eq!(
+            ControlRecord::decode(&record.encode_key(), &expected).unwrap(),
+            record
+        );
     }
 
     #[test]
@@ -365,7 +376,10 @@ mod tests {
                 last_contained_log_timestamp: 1_700_000_000_000,
             }),
             ControlRecord::SnapshotFooter(SnapshotFooterRecord { version: 0 }),
-            ControlRecord::KRaftVersion(KRaftVersionRecord { version: 0, kraft_version: 1 }),
+            ControlRecord::KRaftVersion(KRaftVersionRecord {
+                version: 0,
+                kraft_version: 1,
+            }),
             ControlRecord::Voters(VotersRecord {
                 version: 0,
                 voters: vec![VoterRecord {
@@ -392,7 +406,10 @@ mod tests {
         // SnapshotFooter v0 with one tagged field (tag 7, 2 bytes).
         let value = [0x00, 0x00, 0x01, 0x07, 0x02, 0xAA, 0xBB];
         let decoded = ControlRecord::decode(&[0, 0, 0, 4], &value).unwrap();
-        assert_eq!(decoded, ControlRecord::SnapshotFooter(SnapshotFooterRecord { version: 0 }));
+        assert_eq!(
+            decoded,
+            ControlRecord::SnapshotFooter(SnapshotFooterRecord { version: 0 })
+        );
     }
 
     #[test]
@@ -400,7 +417,9 @@ mod tests {
         assert!(ControlRecord::decode(&[0, 0], &[]).is_err());
         assert!(ControlRecord::decode(&[0, 0, 0, 3], &[0, 0, 1]).is_err());
         // A voters array claiming 2^31 elements in a few bytes.
-        assert!(ControlRecord::decode(&[0, 0, 0, 6], &[0, 0, 0xff, 0xff, 0xff, 0xff, 0x07]).is_err());
+        assert!(
+            ControlRecord::decode(&[0, 0, 0, 6], &[0, 0, 0xff, 0xff, 0xff, 0xff, 0x07]).is_err()
+        );
         // Trailing garbage after the tags.
         assert!(ControlRecord::decode(&[0, 0, 0, 4], &[0, 0, 0, 9]).is_err());
         let unknown = ControlRecord::decode(&[0, 0, 0, 42], &[1, 2]).unwrap();

@@ -55,7 +55,14 @@ impl Record {
             return Err(bad("bytes left inside the record"));
         }
         cur.take(length).ok_or(bad("cursor"))?;
-        Ok(Record { attributes, timestamp_delta, offset_delta, key, value, headers })
+        Ok(Record {
+            attributes,
+            timestamp_delta,
+            offset_delta,
+            key,
+            value,
+            headers,
+        })
     }
 
     /// Encoded size of a record's body (everything after its length varint).

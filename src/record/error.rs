@@ -11,8 +11,14 @@ pub enum RecordError {
     BadMagic(i8),
     #[error("crc mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     CrcMismatch { stored: u32, computed: u32 },
-    #[error("bad record count {count} (last offset delta {last_offset_delta}, {body_bytes} record bytes)")]
-    BadRecordCount { count: i32, last_offset_delta: i32, body_bytes: usize },
+    #[error(
+        "bad record count {count} (last offset delta {last_offset_delta}, {body_bytes} record bytes)"
+    )]
+    BadRecordCount {
+        count: i32,
+        last_offset_delta: i32,
+        body_bytes: usize,
+    },
     #[error("unsupported compression codec {0}")]
     UnsupportedCompression(u8),
     #[error("malformed record {index}: {reason}")]

@@ -44,14 +44,22 @@ impl LeaderEpochCache {
     /// so; the log then rebuilds it from its batches.
     pub fn load(dir: &Path) -> Result<(LeaderEpochCache, CheckpointLoad), StorageError> {
         let path = dir.join(Self::FILE_NAME);
-        let mut cache = LeaderEpochCache { path, entries: Vec::new() };
+        let mut cache = LeaderEpochCache {
+            path,
+            entries: Vec::new(),
+        };
         let len = match std::fs::metadata(&cache.path) {
             Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((cache, CheckpointLoad::Missing)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((cache, CheckpointLoad::Missing));
+            }
             Err(e) => return Err(StorageError::io(&cache.path, e)),
         };
         if len > MAX_FILE_BYTES {
-            return Ok((cache, CheckpointLoad::Corrupt(format!("{len} bytes is too large"))));
+            return Ok((
+                cache,
+                CheckpointLoad::Corrupt(format!("{len} bytes is too large")),
+            ));
         }
         let bytes = std::fs::read(&cache.path).map_err(|e| StorageError::io(&cache.path, e))?;
         match parse(&bytes) {
@@ -84,16 +92,24 @@ impl LeaderEpochCache {
     /// Records that `epoch` starts at `start_offset`. Returns whether the cache changed; an epoch
     /// not above the latest is ignored (the log checks monotonicity before calling).
     pub fn assign(&mut self, epoch: Epoch, start_offset: Offset) -> bool {
-        if self.latest().is_some_and(|l| l.epoch >= epoch || l.start_offset >= start_offset) {
+        if self
+            .latest()
+            .is_some_and(|l| l.epoch >= epoch || l.start_offset >= start_offset)
+        {
             return false;
         }
-        self.entries.push(EpochEntry { epoch, start_offset });
+        self.entries.push(EpochEntry {
+            epoch,
+            start_offset,
+        });
         true
     }
 
     /// Forgets epochs that start at or after `end_offset` (after a log truncation).
     pub fn truncate_from_end(&mut self, end_offset: Offset) -> bool {
-        let keep = self.entries.partition_point(|e| e.start_offset < end_offset);
+        let keep = self
+            .entries
+            .partition_point(|e| e.start_offset < end_offset);
         let changed = keep != self.entries.len();
         self.entries.truncate(keep);
         changed
@@ -109,7 +125,10 @@ impl LeaderEpochCache {
     pub fn end_offset_for(&self, epoch: Epoch, log_end_offset: Offset) -> Option<OffsetAndEpoch> {
         let latest = self.latest()?;
         if latest.epoch == epoch {
-            return Some(OffsetAndEpoch { offset: log_end_offset, epoch });
+            return Some(OffsetAndEpoch {
+                offset: log_end_offset,
+                epoch,
+            });
         }
         let higher = self.entries.iter().find(|e| e.epoch > epoch)?;
         let floor = self.entries.iter().rev().find(|e| e.epoch <= epoch);
@@ -150,13 +169,23 @@ fn parse(bytes: &[u8]) -> Result<Vec<EpochEntry>, String> {
         let (Some(epoch), Some(offset), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(format!("entry {i} '{line}' is not 'epoch offset'"));
         };
-        let epoch = epoch.parse::<i32>().map_err(|_| format!("entry {i}: bad epoch '{epoch}'"))?;
-        let offset = offset.parse::<i64>().map_err(|_| format!("entry {i}: bad offset '{offset}'"))?;
-        let entry = EpochEntry { epoch: Epoch(epoch), start_offset: Offset(offset) };
+        let epoch = epoch
+            .parse::<i32>()
+            .map_err(|_| format!("entry {i}: bad epoch '{epoch}'"))?;
+        let offset = offset
+            .parse::<i64>()
+            .map_err(|_| format!("entry {i}: bad offset '{offset}'"))?;
+        let entry = EpochEntry {
+            epoch: Epoch(epoch),
+            start_offset: Offset(offset),
+        };
         if epoch < 0 || offset < 0 {
             return Err(format!("entry {i} '{line}' is negative"));
         }
-        if entries.last().is_some_and(|l| l.epoch >= entry.epoch || l.start_offset >= entry.start_offset) {
+        if entries
+            .last()
+            .is_some_and(|l| l.epoch >= entry.epoch || l.start_offset >= entry.start_offset)
+        {
             return Err(format!("entry {i} '{line}' does not increase"));
         }
         entries.push(entry);
@@ -176,13 +205,19 @@ mod tests {
             path: PathBuf::new(),
             entries: entries
                 .iter()
-                .map(|&(e, o)| EpochEntry { epoch: Epoch(e), start_offset: Offset(o) })
+                .map(|&(e, o)| EpochEntry {
+                    epoch: Epoch(e),
+                    start_offset: Offset(o),
+                })
                 .collect(),
         }
     }
 
     fn oe(offset: i64, epoch: i32) -> Option<OffsetAndEpoch> {
-        Some(OffsetAndEpoch { offset: Offset(offset), epoch: Epoch(epoch) })
+        Some(OffsetAndEpoch {
+            offset: Offset(offset),
+            epoch: Epoch(epoch),
+        })
     }
 
     #[test]
@@ -213,7 +248,15 @@ mod tests {
         let c = cache(&[(1, 0), (3, 10)]);
         assert_eq!(to_text(c.entries()), "0\n2\n1 0\n3 10\n");
         assert_eq!(parse(to_text(c.entries()).as_bytes()).unwrap(), c.entries());
-        for bad in ["", "1\n0\n", "0\n2\n1 0\n", "0\n2\n3 0\n1 10\n", "0\n1\n1\n", "0\n1\n1 x\n", "0\nx\n"] {
+        for bad in [
+            "",
+            "1\n0\n",
+            "0\n2\n1 0\n",
+            "0\n2\n3 0\n1 10\n",
+            "0\n1\n1\n",
+            "0\n1\n1 x\n",
+            "0\nx\n",
+        ] {
             assert!(parse(bad.as_bytes()).is_err(), "{bad:?}");
         }
     }

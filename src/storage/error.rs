@@ -31,18 +31,28 @@ pub enum StorageError {
     #[error("batch epoch {0} is negative")]
     NegativeEpoch(Epoch),
     #[error("offset {offset} is outside the log [{start}, {end}]")]
-    OffsetOutOfRange { offset: Offset, start: Offset, end: Offset },
+    OffsetOutOfRange {
+        offset: Offset,
+        start: Offset,
+        end: Offset,
+    },
     #[error("the log failed earlier ({0}) and must be reopened")]
     Failed(String),
 }
 
 impl StorageError {
     pub fn io(path: &Path, source: io::Error) -> StorageError {
-        StorageError::Io { path: path.to_path_buf(), source }
+        StorageError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     pub fn corrupt(path: &Path, reason: impl Into<String>) -> StorageError {
-        StorageError::Corrupt { path: path.to_path_buf(), reason: reason.into() }
+        StorageError::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
     }
 }
 

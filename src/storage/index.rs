@@ -39,7 +39,10 @@ impl OffsetIndex {
     ) -> Result<(OffsetIndex, bool), StorageError> {
         let entries: Vec<Entry> = entries
             .iter()
-            .map(|&(relative_offset, position)| Entry { relative_offset, position })
+            .map(|&(relative_offset, position)| Entry {
+                relative_offset,
+                position,
+            })
             .collect();
         let wanted = encode(&entries);
         let existing = match std::fs::read(path) {
@@ -51,8 +54,19 @@ impl OffsetIndex {
         if rewritten {
             fsutil::write_atomically(path, &wanted)?;
         }
-        let file = OpenOptions::new().read(true).write(true).open(path).at(path)?;
-        Ok((OffsetIndex { path: path.to_path_buf(), file, entries }, rewritten))
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .at(path)?;
+        Ok((
+            OffsetIndex {
+                path: path.to_path_buf(),
+                file,
+                entries,
+            },
+            rewritten,
+        ))
     }
 
     pub fn path(&self) -> &Path {
@@ -60,10 +74,19 @@ impl OffsetIndex {
     }
 
     /// Adds an entry; entries must increase in both offset and position.
-    pub(crate) fn append(&mut self, relative_offset: u32, position: u32) -> Result<(), StorageError> {
-        let entry = Entry { relative_offset, position };
+    pub(crate) fn append(
+        &mut self,
+        relative_offset: u32,
+        position: u32,
+    ) -> Result<(), StorageError> {
+        let entry = Entry {
+            relative_offset,
+            position,
+        };
         let at = (self.entries.len() * ENTRY_BYTES) as u64;
-        self.file.write_all_at(&encode(&[entry]), at).at(&self.path)?;
+        self.file
+            .write_all_at(&encode(&[entry]), at)
+            .at(&self.path)?;
         self.entries.push(entry);
         Ok(())
     }
@@ -71,7 +94,9 @@ impl OffsetIndex {
     /// The position of the last indexed batch whose last offset is <= `relative_offset`
     /// (0, the segment start, when there is none): a safe place to start scanning for it.
     pub(crate) fn lookup(&self, relative_offset: u32) -> u32 {
-        let i = self.entries.partition_point(|e| e.relative_offset <= relative_offset);
+        let i = self
+            .entries
+            .partition_point(|e| e.relative_offset <= relative_offset);
         i.checked_sub(1).map_or(0, |i| self.entries[i].position)
     }
 
@@ -79,7 +104,9 @@ impl OffsetIndex {
     pub(crate) fn truncate_to_position(&mut self, position: u32) -> Result<(), StorageError> {
         let keep = self.entries.partition_point(|e| e.position < position);
         self.entries.truncate(keep);
-        self.file.set_len((keep * ENTRY_BYTES) as u64).at(&self.path)
+        self.file
+            .set_len((keep * ENTRY_BYTES) as u64)
+            .at(&self.path)
     }
 
     /// Position of the last entry, if any.

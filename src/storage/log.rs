@@ -31,7 +31,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { segment_bytes: 1024 * 1024 * 1024, index_interval_bytes: 4096 }
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            index_interval_bytes: 4096,
+        }
     }
 }
 
@@ -87,7 +90,10 @@ pub struct ReplicatedLog {
 
 impl ReplicatedLog {
     /// Opens the log in `dir` (creating it if needed), recovering whatever a crash left.
-    pub fn open(dir: &Path, config: LogConfig) -> Result<(ReplicatedLog, RecoveryReport), StorageError> {
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+    ) -> Result<(ReplicatedLog, RecoveryReport), StorageError> {
         fsutil::create_dir_durably(dir)?;
         let mut report = RecoveryReport {
             removed_temp_files: fsutil::remove_stale_tmp_files(dir)?,
@@ -109,7 +115,10 @@ impl ReplicatedLog {
         log.finish_epoch_recovery(rebuilt, load, &mut report)?;
         if log.segments.is_empty() {
             let start = bases.first().copied().unwrap_or(Offset(0));
-            log.segments.insert(start, Segment::create(dir, start, config.index_interval_bytes)?);
+            log.segments.insert(
+                start,
+                Segment::create(dir, start, config.index_interval_bytes)?,
+            );
             log.log_end_offset = start;
             log.dir_dirty = true;
         }
@@ -136,15 +145,24 @@ impl ReplicatedLog {
         let mut expected = bases.first().copied().unwrap_or(Offset(0));
         for (i, &base) in bases.iter().enumerate() {
             if base != expected {
-                let reason = format!("segment starts at {base}, the log before it ends at {expected}");
+                let reason =
+                    format!("segment starts at {base}, the log before it ends at {expected}");
                 self.delete_segment_files(&bases[i..], &reason, report)?;
                 break;
             }
-            let mut accept = |h: &BatchHeader| check_epoch(h, &mut seen, trust_checkpoint.then_some(&checkpoint));
-            let (segment, outcome) =
-                Segment::recover(&self.dir, base, self.config.index_interval_bytes, &mut accept)?;
+            let mut accept = |h: &BatchHeader| {
+                check_epoch(h, &mut seen, trust_checkpoint.then_some(&checkpoint))
+            };
+            let (segment, outcome) = Segment::recover(
+                &self.dir,
+                base,
+                self.config.index_interval_bytes,
+                &mut accept,
+            )?;
             if outcome.index_rebuilt {
-                report.rebuilt_indexes.push(segment.index_path().to_path_buf());
+                report
+                    .rebuilt_indexes
+                    .push(segment.index_path().to_path_buf());
             }
             expected = segment.next_offset();
             let stopped = outcome.stop.is_some();
@@ -157,7 +175,11 @@ impl ReplicatedLog {
             }
             self.segments.insert(base, segment);
             if stopped {
-                self.delete_segment_files(&bases[i + 1..], "an earlier segment was truncated", report)?;
+                self.delete_segment_files(
+                    &bases[i + 1..],
+                    "an earlier segment was truncated",
+                    report,
+                )?;
                 break;
             }
         }
@@ -217,7 +239,11 @@ impl ReplicatedLog {
     }
 
     pub fn log_start_offset(&self) -> Offset {
-        *self.segments.keys().next().expect("a log always has a segment")
+        *self
+            .segments
+            .keys()
+            .next()
+            .expect("a log always has a segment")
     }
 
     pub fn log_end_offset(&self) -> Offset {
@@ -240,15 +266,20 @@ impl ReplicatedLog {
 
     /// Where `epoch` ends in this log, as a leader answers a diverging follower.
     pub fn end_offset_for_epoch(&self, epoch: Epoch) -> OffsetAndEpoch {
-        self.epochs.end_offset_for(epoch, self.log_end_offset).unwrap_or(OffsetAndEpoch {
-            offset: self.log_end_offset,
-            epoch: self.last_fetched_epoch(),
-        })
+        self.epochs
+            .end_offset_for(epoch, self.log_end_offset)
+            .unwrap_or(OffsetAndEpoch {
+                offset: self.log_end_offset,
+                epoch: self.last_fetched_epoch(),
+            })
     }
 
     /// Paths of the segment files, oldest first.
     pub fn segment_files(&self) -> Vec<PathBuf> {
-        self.segments.values().map(|s| s.log_path().to_path_buf()).collect()
+        self.segments
+            .values()
+            .map(|s| s.log_path().to_path_buf())
+            .collect()
     }
 
     fn check_usable(&self) -> Result<(), StorageError> {
@@ -270,14 +301,22 @@ impl ReplicatedLog {
     /// epoch >= 0 and not below the log's latest, and with [`OffsetPolicy::Validate`] a base offset
     /// continuing the log) before anything is written, so a bad batch writes nothing. The data is
     /// durable only after [`ReplicatedLog::flush`].
-    pub fn append(&mut self, batches: Bytes, policy: OffsetPolicy) -> Result<AppendInfo, StorageError> {
+    pub fn append(
+        &mut self,
+        batches: Bytes,
+        policy: OffsetPolicy,
+    ) -> Result<AppendInfo, StorageError> {
         self.check_usable()?;
         let validated = self.validate_append(batches, policy)?;
         let result = self.write_batches(validated);
         self.fail(result)
     }
 
-    fn validate_append(&self, batches: Bytes, policy: OffsetPolicy) -> Result<Vec<RecordBatch>, StorageError> {
+    fn validate_append(
+        &self,
+        batches: Bytes,
+        policy: OffsetPolicy,
+    ) -> Result<Vec<RecordBatch>, StorageError> {
         let mut iter = BatchIter::new(batches);
         let mut out = Vec::new();
         let mut next = self.log_end_offset;
@@ -288,10 +327,16 @@ impl ReplicatedLog {
                 return Err(StorageError::NegativeEpoch(batch.epoch()));
             }
             if let Some(l) = latest.filter(|l| batch.epoch() < *l) {
-                return Err(StorageError::EpochRegression { latest: l, got: batch.epoch() });
+                return Err(StorageError::EpochRegression {
+                    latest: l,
+                    got: batch.epoch(),
+                });
             }
             if policy == OffsetPolicy::Validate && batch.base_offset() != next {
-                return Err(StorageError::NonContiguous { expected: next, got: batch.base_offset() });
+                return Err(StorageError::NonContiguous {
+                    expected: next,
+                    got: batch.base_offset(),
+                });
             }
             latest = Some(batch.epoch());
             next = next.plus(batch.last_offset().0 - batch.base_offset().0 + 1);
@@ -313,7 +358,11 @@ impl ReplicatedLog {
             if self.epochs.assign(batch.epoch(), batch.base_offset()) {
                 self.epochs.persist()?;
             }
-            let active = self.segments.values_mut().next_back().expect("a log always has a segment");
+            let active = self
+                .segments
+                .values_mut()
+                .next_back()
+                .expect("a log always has a segment");
             active.append(batch.as_bytes(), batch.header())?;
             self.log_end_offset = batch.next_offset();
             bytes += batch.size_in_bytes();
@@ -328,7 +377,11 @@ impl ReplicatedLog {
 
     /// Starts a new segment when `incoming` bytes would take the active one past its size.
     fn maybe_roll(&mut self, incoming: usize) -> Result<(), StorageError> {
-        let active = self.segments.values_mut().next_back().expect("a log always has a segment");
+        let active = self
+            .segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has a segment");
         if active.size() == 0 || active.size() + incoming as u64 <= self.config.segment_bytes {
             return Ok(());
         }
@@ -397,11 +450,19 @@ impl ReplicatedLog {
 
     fn truncate_inner(&mut self, offset: Offset) -> Result<Offset, StorageError> {
         // Newest first, so that a crash part-way leaves a gap that recovery removes.
-        let later: Vec<Offset> = self.segments.range(offset.plus(1)..).map(|(b, _)| *b).collect();
+        let later: Vec<Offset> = self
+            .segments
+            .range(offset.plus(1)..)
+            .map(|(b, _)| *b)
+            .collect();
         for base in later.iter().rev() {
             self.segments.remove(base).expect("listed above").delete()?;
         }
-        let (_, active) = self.segments.range_mut(..=offset).next_back().expect("offset >= log start");
+        let (_, active) = self
+            .segments
+            .range_mut(..=offset)
+            .next_back()
+            .expect("offset >= log start");
         self.log_end_offset = active.truncate_to(offset)?;
         if !later.is_empty() {
             fsutil::fsync_dir(&self.dir)?;
@@ -423,7 +484,10 @@ fn check_epoch(
 ) -> Result<(), String> {
     let epoch = header.epoch();
     if epoch.0 < 0 {
-        return Err(format!("batch at offset {} has negative epoch {epoch}", header.base_offset));
+        return Err(format!(
+            "batch at offset {} has negative epoch {epoch}",
+            header.base_offset
+        ));
     }
     if let Some(last) = seen.last().filter(|l| epoch < l.epoch) {
         return Err(format!(
@@ -442,7 +506,10 @@ fn check_epoch(
         }
     }
     if seen.last().is_none_or(|l| epoch > l.epoch) {
-        seen.push(EpochEntry { epoch, start_offset: header.base_offset() });
+        seen.push(EpochEntry {
+            epoch,
+            start_offset: header.base_offset(),
+        });
     }
     Ok(())
 }
@@ -463,7 +530,8 @@ fn list_segments(dir: &Path, report: &mut RecoveryReport) -> Result<Vec<Offset>,
     let mut indexes = Vec::new();
     for entry in std::fs::read_dir(dir).at(dir)? {
         let path = entry.at(dir)?.path();
-        let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension()) else {
+        let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension())
+        else {
             continue;
         };
         let Some(base) = stem.parse::<i64>().ok().filter(|_| stem.len() == 20) else {

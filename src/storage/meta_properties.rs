@@ -36,7 +36,9 @@ impl MetaProperties {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StorageError::io(&path, e)),
         };
-        Self::parse(&bytes).map(Some).map_err(|reason| StorageError::corrupt(&path, reason))
+        Self::parse(&bytes)
+            .map(Some)
+            .map_err(|reason| StorageError::corrupt(&path, reason))
     }
 
     fn parse(bytes: &[u8]) -> Result<MetaProperties, String> {
@@ -64,9 +66,16 @@ impl MetaProperties {
             .ok_or_else(|| format!("'node.id' is '{node_id}', not a node id >= 0"))?;
         let directory_id = match map.get("directory.id") {
             None => None,
-            Some(text) => Some(text.parse::<Uuid>().map_err(|e| format!("'directory.id': {e}"))?),
+            Some(text) => Some(
+                text.parse::<Uuid>()
+                    .map_err(|e| format!("'directory.id': {e}"))?,
+            ),
         };
-        Ok(MetaProperties { cluster_id, node_id: NodeId(node_id), directory_id })
+        Ok(MetaProperties {
+            cluster_id,
+            node_id: NodeId(node_id),
+            directory_id,
+        })
     }
 
     /// The file's text as Java's `Properties.store` writes it: a comment line, a date line, then
@@ -77,7 +86,10 @@ impl MetaProperties {
         if let Some(id) = self.directory_id {
             text.push_str(&format!("directory.id={id}\n"));
         }
-        text.push_str(&format!("node.id={}\nversion={KRAFT_VERSION}\n", self.node_id));
+        text.push_str(&format!(
+            "node.id={}\nversion={KRAFT_VERSION}\n",
+            self.node_id
+        ));
         text
     }
 
@@ -120,9 +132,13 @@ fn escape(value: &str) -> String {
 /// `java.util.Date#toString` in UTC, e.g. `Sat Nov 21 05:29:00 UTC 2026`.
 fn java_date(now: SystemTime) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
     format!(
@@ -165,7 +181,12 @@ mod tests {
 
     #[test]
     fn text_round_trips_including_awkward_cluster_ids() {
-        for cluster_id in ["MkU3OEVBNTcwNTJENDM2Qk", "a=b:c#d!e\\f", " leading space", "café"] {
+        for cluster_id in [
+            "MkU3OEVBNTcwNTJENDM2Qk",
+            "a=b:c#d!e\\f",
+            " leading space",
+            "café",
+        ] {
             let meta = MetaProperties {
                 cluster_id: cluster_id.into(),
                 node_id: NodeId(3),
@@ -184,7 +205,10 @@ mod tests {
             ("version=0\ncluster.id=x\nbroker.id=1\n", "ZooKeeper"),
             ("version=1\nnode.id=1\n", "missing 'cluster.id'"),
             ("version=1\ncluster.id=x\nnode.id=one\n", "not a node id"),
-            ("version=1\ncluster.id=x\nnode.id=1\ndirectory.id=nope\n", "directory.id"),
+            (
+                "version=1\ncluster.id=x\nnode.id=1\ndirectory.id=nope\n",
+                "directory.id",
+            ),
         ];
         for (text, needle) in cases {
             let err = MetaProperties::parse(text.as_bytes()).unwrap_err();

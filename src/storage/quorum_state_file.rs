@@ -53,7 +53,9 @@ impl QuorumStateFile {
     pub const FILE_NAME: &'static str = "quorum-state";
 
     pub fn new(partition_dir: &Path) -> Self {
-        QuorumStateFile { path: partition_dir.join(Self::FILE_NAME) }
+        QuorumStateFile {
+            path: partition_dir.join(Self::FILE_NAME),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -68,10 +70,15 @@ impl QuorumStateFile {
             Err(e) => return Err(StorageError::io(&self.path, e)),
         };
         if meta.len() > MAX_FILE_BYTES {
-            return Err(StorageError::corrupt(&self.path, format!("{} bytes is too large", meta.len())));
+            return Err(StorageError::corrupt(
+                &self.path,
+                format!("{} bytes is too large", meta.len()),
+            ));
         }
         let text = std::fs::read(&self.path).map_err(|e| StorageError::io(&self.path, e))?;
-        parse(&text).map(Some).map_err(|reason| StorageError::corrupt(&self.path, reason))
+        parse(&text)
+            .map(Some)
+            .map_err(|reason| StorageError::corrupt(&self.path, reason))
     }
 
     /// Replaces the stored state atomically and durably.
@@ -94,7 +101,8 @@ fn to_json(state: &ElectionState) -> String {
 fn parse(bytes: &[u8]) -> Result<ElectionState, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
     let line = text.lines().next().unwrap_or("");
-    let json: Json = serde_json::from_str(line).map_err(|e| format!("not quorum-state JSON: {e}"))?;
+    let json: Json =
+        serde_json::from_str(line).map_err(|e| format!("not quorum-state JSON: {e}"))?;
     if !(0..=DATA_VERSION).contains(&json.data_version) {
         return Err(format!("unsupported data_version {}", json.data_version));
     }
@@ -108,7 +116,10 @@ fn parse(bytes: &[u8]) -> Result<ElectionState, String> {
     };
     let voted_directory_id = match json.voted_directory_id.as_deref() {
         None => None,
-        Some(text) => Some(text.parse::<Uuid>().map_err(|e| format!("votedDirectoryId: {e}"))?),
+        Some(text) => Some(
+            text.parse::<Uuid>()
+                .map_err(|e| format!("votedDirectoryId: {e}"))?,
+        ),
     };
     Ok(ElectionState {
         epoch: Epoch(json.leader_epoch),
@@ -141,7 +152,10 @@ mod tests {
     fn reads_kafkas_v0_file() {
         let v0 = r#"{"clusterId":"","leaderId":3,"leaderEpoch":5,"votedId":-1,"appliedOffset":0,"currentVoters":[{"voterId":1},{"voterId":2},{"voterId":3}],"data_version":0}"#;
         let state = parse(v0.as_bytes()).unwrap();
-        assert_eq!((state.epoch, state.leader_id, state.voted_id), (Epoch(5), Some(NodeId(3)), None));
+        assert_eq!(
+            (state.epoch, state.leader_id, state.voted_id),
+            (Epoch(5), Some(NodeId(3)), None)
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ use bytes::{Bytes, BytesMut};
 
 use super::error::{IoContext, StorageError};
 use super::index::OffsetIndex;
-use crate::record::{BatchHeader, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, RecordBatch, next_batch_size};
+use crate::record::{
+    BatchHeader, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, RecordBatch, next_batch_size,
+};
 use crate::types::Offset;
 
 /// Read buffer of the recovery scan: large enough that a scan is a few big sequential reads.
@@ -59,7 +61,11 @@ pub(crate) struct Segment {
 
 impl Segment {
     /// Creates an empty segment (replacing any file of that name).
-    pub(crate) fn create(dir: &Path, base: Offset, index_interval_bytes: u64) -> Result<Segment, StorageError> {
+    pub(crate) fn create(
+        dir: &Path,
+        base: Offset,
+        index_interval_bytes: u64,
+    ) -> Result<Segment, StorageError> {
         let log_path = dir.join(log_file_name(base));
         let file = OpenOptions::new()
             .read(true)
@@ -92,15 +98,32 @@ impl Segment {
         accept: &mut dyn FnMut(&BatchHeader) -> Result<(), String>,
     ) -> Result<(Segment, ScanOutcome), StorageError> {
         let log_path = dir.join(log_file_name(base));
-        let file = OpenOptions::new().read(true).write(true).open(&log_path).at(&log_path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .at(&log_path)?;
         let file_len = file.metadata().at(&log_path)?.len();
-        let mut scan = Scan { next_offset: base, valid: 0, entries: Vec::new(), bytes_since_index: 0 };
-        let stop = scan.run(&file, &log_path, file_len, base, index_interval_bytes, accept)?;
+        let mut scan = Scan {
+            next_offset: base,
+            valid: 0,
+            entries: Vec::new(),
+            bytes_since_index: 0,
+        };
+        let stop = scan.run(
+            &file,
+            &log_path,
+            file_len,
+            base,
+            index_interval_bytes,
+            accept,
+        )?;
         if stop.is_some() {
             file.set_len(scan.valid).at(&log_path)?;
             file.sync_all().at(&log_path)?;
         }
-        let (index, index_rebuilt) = OffsetIndex::open_with(&dir.join(index_file_name(base)), &scan.entries)?;
+        let (index, index_rebuilt) =
+            OffsetIndex::open_with(&dir.join(index_file_name(base)), &scan.entries)?;
         let segment = Segment {
             base_offset: base,
             next_offset: scan.next_offset,
@@ -112,7 +135,13 @@ impl Segment {
             bytes_since_index: scan.bytes_since_index,
             dirty: false,
         };
-        Ok((segment, ScanOutcome { stop, index_rebuilt }))
+        Ok((
+            segment,
+            ScanOutcome {
+                stop,
+                index_rebuilt,
+            },
+        ))
     }
 
     pub(crate) fn next_offset(&self) -> Offset {
@@ -132,8 +161,14 @@ impl Segment {
     }
 
     /// Writes one validated batch at the end of the segment (not yet fsynced).
-    pub(crate) fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<(), StorageError> {
-        self.file.write_all_at(batch, self.size).at(&self.log_path)?;
+    pub(crate) fn append(
+        &mut self,
+        batch: &[u8],
+        header: &BatchHeader,
+    ) -> Result<(), StorageError> {
+        self.file
+            .write_all_at(batch, self.size)
+            .at(&self.log_path)?;
         if self.bytes_since_index > self.index_interval_bytes {
             let relative = (header.last_offset().0 - self.base_offset.0) as u32;
             self.index.append(relative, self.size as u32)?;
@@ -155,7 +190,9 @@ impl Segment {
         let mut position = u64::from(self.index.lookup(relative));
         let mut buf = [0u8; RECORD_BATCH_OVERHEAD];
         while position < self.size {
-            self.file.read_exact_at(&mut buf, position).at(&self.log_path)?;
+            self.file
+                .read_exact_at(&mut buf, position)
+                .at(&self.log_path)?;
             let header = BatchHeader::parse(&buf).map_err(|e| self.corrupt(position, e))?;
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
@@ -178,7 +215,9 @@ impl Segment {
         let available = (self.size - position) as usize;
         let want = first.size_in_bytes().max(max_bytes.min(available));
         let mut buf = BytesMut::zeroed(want);
-        self.file.read_exact_at(&mut buf, position).at(&self.log_path)?;
+        self.file
+            .read_exact_at(&mut buf, position)
+            .at(&self.log_path)?;
         let mut end = 0;
         while let Ok(Some(size)) = next_batch_size(&buf[end..]) {
             end += size;
@@ -217,7 +256,9 @@ impl Segment {
         drop(self.file);
         std::fs::remove_file(&self.log_path).at(&self.log_path)?;
         match std::fs::remove_file(&index_path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::io(&index_path, e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StorageError::io(&index_path, e))
+            }
             _ => Ok(()),
         }
     }
@@ -244,16 +285,26 @@ impl Scan {
         let mut reader = BufReader::with_capacity(RECOVERY_READ_BUFFER_BYTES, file);
         let mut batch = Vec::new();
         while self.valid < file_len {
-            let stop = |reason: String| Ok(Some(ScanStop { position: self.valid, reason }));
+            let stop = |reason: String| {
+                Ok(Some(ScanStop {
+                    position: self.valid,
+                    reason,
+                }))
+            };
             let remaining = file_len - self.valid;
             if remaining < LOG_OVERHEAD as u64 {
-                return stop(format!("torn batch: {remaining} bytes left, a header needs {LOG_OVERHEAD}"));
+                return stop(format!(
+                    "torn batch: {remaining} bytes left, a header needs {LOG_OVERHEAD}"
+                ));
             }
             batch.resize(LOG_OVERHEAD, 0);
             reader.read_exact(&mut batch).at(path)?;
             let size = match next_batch_size(&batch) {
                 Err(e) => return stop(e.to_string()),
-                Ok(_) => LOG_OVERHEAD + i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]) as usize,
+                Ok(_) => {
+                    LOG_OVERHEAD
+                        + i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]) as usize
+                }
             };
             if remaining < size as u64 {
                 return stop(format!("torn batch: {remaining} of {size} bytes present"));

@@ -23,7 +23,10 @@ pub fn snapshot_file_name(id: OffsetAndEpoch) -> String {
 }
 
 /// The id of the bootstrap snapshot: end offset 0, epoch 0.
-pub const BOOTSTRAP_SNAPSHOT_ID: OffsetAndEpoch = OffsetAndEpoch { offset: Offset(0), epoch: Epoch(0) };
+pub const BOOTSTRAP_SNAPSHOT_ID: OffsetAndEpoch = OffsetAndEpoch {
+    offset: Offset(0),
+    epoch: Epoch(0),
+};
 
 /// Writes the bootstrap checkpoint of a dynamic (kraft.version 1) quorum into `partition_dir`
 /// and returns its path.
@@ -32,27 +35,43 @@ pub fn write_bootstrap_checkpoint(
     voters: VotersRecord,
     timestamp_ms: i64,
 ) -> Result<PathBuf, StorageError> {
-    let bytes = bootstrap_checkpoint_bytes(voters, timestamp_ms)
-        .map_err(|e| StorageError::corrupt(partition_dir, format!("cannot build the bootstrap snapshot: {e}")))?;
+    let bytes = bootstrap_checkpoint_bytes(voters, timestamp_ms).map_err(|e| {
+        StorageError::corrupt(
+            partition_dir,
+            format!("cannot build the bootstrap snapshot: {e}"),
+        )
+    })?;
     fsutil::create_dir_durably(partition_dir)?;
     let path = partition_dir.join(snapshot_file_name(BOOTSTRAP_SNAPSHOT_ID));
     fsutil::write_atomically(&path, &bytes)?;
     Ok(path)
 }
 
-fn bootstrap_checkpoint_bytes(voters: VotersRecord, timestamp_ms: i64) -> Result<BytesMut, RecordError> {
+fn bootstrap_checkpoint_bytes(
+    voters: VotersRecord,
+    timestamp_ms: i64,
+) -> Result<BytesMut, RecordError> {
     let epoch = BOOTSTRAP_SNAPSHOT_ID.epoch;
     let mut header = BatchBuilder::new(BatchKind::Control, Offset(0), epoch);
     let records = [
-        ControlRecord::SnapshotHeader(SnapshotHeaderRecord { version: 0, last_contained_log_timestamp: timestamp_ms }),
-        ControlRecord::KRaftVersion(KRaftVersionRecord { version: 0, kraft_version: 1 }),
+        ControlRecord::SnapshotHeader(SnapshotHeaderRecord {
+            version: 0,
+            last_contained_log_timestamp: timestamp_ms,
+        }),
+        ControlRecord::KRaftVersion(KRaftVersionRecord {
+            version: 0,
+            kraft_version: 1,
+        }),
         ControlRecord::Voters(voters),
     ];
     for record in &records {
         header.append_control(timestamp_ms, record)?;
     }
     let mut footer = BatchBuilder::new(BatchKind::Control, Offset(records.len() as i64), epoch);
-    footer.append_control(timestamp_ms, &ControlRecord::SnapshotFooter(SnapshotFooterRecord { version: 0 }))?;
+    footer.append_control(
+        timestamp_ms,
+        &ControlRecord::SnapshotFooter(SnapshotFooterRecord { version: 0 }),
+    )?;
     let mut out = BytesMut::new();
     out.extend_from_slice(&header.build()?);
     out.extend_from_slice(&footer.build()?);

@@ -46,7 +46,8 @@ pub fn batch(base: i64, epoch: i32, count: usize, size: usize, tag: u8) -> Bytes
     let mut b = BatchBuilder::new(BatchKind::Data, Offset(base), Epoch(epoch));
     for i in 0..count {
         let value = vec![tag.wrapping_add(i as u8); size];
-        b.append(1_700_000_000_000, None, Some(&value), &[]).unwrap();
+        b.append(1_700_000_000_000, None, Some(&value), &[])
+            .unwrap();
     }
     b.build().unwrap()
 }
@@ -57,7 +58,10 @@ pub fn read_all(log: &ReplicatedLog) -> Vec<u8> {
     let mut next = log.log_start_offset();
     while next < log.log_end_offset() {
         let chunk = log.read(next, 64 * 1024).unwrap();
-        assert!(!chunk.is_empty(), "read at {next} returned nothing before the log end");
+        assert!(
+            !chunk.is_empty(),
+            "read at {next} returned nothing before the log end"
+        );
         let mut last_next = next;
         for b in kraft::record::BatchIter::new(chunk.clone()) {
             last_next = b.unwrap().next_offset();
