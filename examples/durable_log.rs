@@ -10,7 +10,10 @@ use kraft::types::{Epoch, Offset};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let temp = tempfile_dir()?;
-    let dir = std::env::args().nth(1).map(std::path::PathBuf::from).unwrap_or(temp.clone());
+    let dir = std::env::args()
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .unwrap_or(temp.clone());
     let partition = dir.join("__raft_performance_test-0");
 
     let (mut log, _) = ReplicatedLog::open(&partition, LogConfig::default())?;
@@ -20,23 +23,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The leader builds a batch at its log end offset, stamped with its epoch.
         let mut batch = BatchBuilder::new(BatchKind::Data, log.log_end_offset(), epoch);
         for i in 0..4 {
-            batch.append(now_ms(), None, Some(format!("batch {n} record {i}").as_bytes()), &[])?;
+            batch.append(
+                now_ms(),
+                None,
+                Some(format!("batch {n} record {i}").as_bytes()),
+                &[],
+            )?;
         }
         let info = log.append(batch.build()?, OffsetPolicy::Assign)?;
-        println!("appended offsets {}..={}", info.first_offset, info.last_offset);
+        println!(
+            "appended offsets {}..={}",
+            info.first_offset, info.last_offset
+        );
     }
     log.flush()?; // nothing is durable (or acknowledged) before this returns
     drop(log);
 
     let (log, report) = ReplicatedLog::open(&partition, LogConfig::default())?;
-    println!("reopened: log end offset {}, recovery report {report:?}", log.log_end_offset());
+    println!(
+        "reopened: log end offset {}, recovery report {report:?}",
+        log.log_end_offset()
+    );
     let bytes: Bytes = log.read(start, 1024 * 1024)?;
     for batch in BatchIter::new(bytes) {
         let batch = batch?;
         for record in batch.decode_records()? {
             let offset = Offset(batch.base_offset().0 + i64::from(record.offset_delta));
-            let value = record.value.map(|v| String::from_utf8_lossy(&v).into_owned());
-            println!("offset {offset} epoch {}: {}", batch.epoch(), value.unwrap_or_default());
+            let value = record
+                .value
+                .map(|v| String::from_utf8_lossy(&v).into_owned());
+            println!(
+                "offset {offset} epoch {}: {}",
+                batch.epoch(),
+                value.unwrap_or_default()
+            );
         }
     }
     if dir == temp {
@@ -52,5 +72,7 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
