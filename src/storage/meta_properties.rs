@@ -18,6 +18,9 @@ pub struct MetaProperties {
     pub directory_id: Option<Uuid>,
 }
 
+/// Largest `meta.properties` read: the real file is ~150 bytes, so anything near this is not ours.
+const MAX_FILE_BYTES: u64 = 64 * 1024;
+
 /// `version=1` marks a KRaft dir; 0 was ZooKeeper mode's layout.
 const KRAFT_VERSION: &str = "1";
 
@@ -31,11 +34,18 @@ impl MetaProperties {
     /// Reads `dir/meta.properties`; `Ok(None)` when the file does not exist.
     pub fn read(dir: &Path) -> Result<Option<MetaProperties>, StorageError> {
         let path = Self::path(dir);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
+        let len = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StorageError::io(&path, e)),
         };
+        if len > MAX_FILE_BYTES {
+            return Err(StorageError::corrupt(
+                &path,
+                format!("{len} bytes is too large"),
+            ));
+        }
+        let bytes = std::fs::read(&path).at(&path)?;
         Self::parse(&bytes)
             .map(Some)
             .map_err(|reason| StorageError::corrupt(&path, reason))

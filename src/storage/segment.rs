@@ -23,6 +23,10 @@ use crate::types::Offset;
 
 /// Read buffer of the recovery scan: large enough that a scan is a few big sequential reads.
 const RECOVERY_READ_BUFFER_BYTES: usize = 1024 * 1024;
+/// Most bytes one read returns (beyond a single larger batch): one read fills one fetch response,
+/// and Kafka's largest default fetch size is about 55 MiB, so this bounds the buffer a careless
+/// `max_bytes` could make us allocate.
+pub(crate) const MAX_READ_BYTES: usize = 64 * 1024 * 1024;
 
 pub(crate) fn log_file_name(base: Offset) -> String {
     format!("{:020}.log", base.0)
@@ -206,14 +210,17 @@ impl Segment {
         StorageError::corrupt(&self.log_path, format!("at byte {position}: {reason}"))
     }
 
-    /// Whole batches starting with the one holding `from`, up to `max_bytes` (but always at least
-    /// one batch, so a reader can make progress past a batch larger than its limit).
+    /// Whole batches starting with the one holding `from`, up to `max_bytes` (capped at
+    /// [`MAX_READ_BYTES`]) but always at least one batch, so a reader can make progress past a
+    /// batch larger than its limit.
     pub(crate) fn read(&self, from: Offset, max_bytes: usize) -> Result<Bytes, StorageError> {
         let Some((position, first)) = self.locate(from)? else {
             return Ok(Bytes::new());
         };
         let available = (self.size - position) as usize;
-        let want = first.size_in_bytes().max(max_bytes.min(available));
+        let want = first
+            .size_in_bytes()
+            .max(max_bytes.min(available).min(MAX_READ_BYTES));
         let mut buf = BytesMut::zeroed(want);
         self.file
             .read_exact_at(&mut buf, position)

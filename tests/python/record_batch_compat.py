@@ -20,13 +20,17 @@ def describe(batch):
     records = []
     for r in batch:
         headers = [[k, hexa(v)] for k, v in getattr(r, "headers", [])]
-        records.append({
+        entry = {
             "offset": r.offset,
             "timestamp": r.timestamp,
             "key": hexa(getattr(r, "key", None)),
             "value": hexa(getattr(r, "value", None)),
             "headers": headers,
-        })
+        }
+        if batch.is_control_batch:
+            # kafka-python parses the control key itself: version and type.
+            entry["control"] = [r.version, r.type]
+        records.append(entry)
     return {
         "base_offset": batch.base_offset,
         "leader_epoch": batch.leader_epoch,
