@@ -374,3 +374,67 @@ fn the_shell_entry_points_run_the_release_binary() {
         .unwrap();
     assert_usage_error(&out, "/no/such/file.properties: cannot read config file");
 }
+
+#[test]
+fn a_refused_standalone_format_writes_nothing() {
+    let n = node("controller.quorum.bootstrap.servers=localhost:9093\n");
+    let text = std::fs::read_to_string(&n.config)
+        .unwrap()
+        .replace("CONTROLLER://localhost:9093", "CONTROLLER://0.0.0.0:9093");
+    std::fs::write(&n.config, text).unwrap();
+    let out = kraft(&[
+        "storage",
+        "format",
+        "-c",
+        path(&n.config),
+        "-t",
+        "c1",
+        "--standalone",
+    ]);
+    assert_usage_error(&out, "reach");
+    assert!(!n.logs.join("meta.properties").exists() && !n.meta.join("meta.properties").exists());
+    let broker = node("controller.quorum.bootstrap.servers=localhost:9093\nprocess.roles=broker\n");
+    let out = kraft(&[
+        "storage",
+        "format",
+        "-c",
+        path(&broker.config),
+        "-t",
+        "c1",
+        "--standalone",
+    ]);
+    assert_usage_error(&out, "process.roles");
+}
+
+#[test]
+fn server_leaves_an_unformatted_directory_untouched() {
+    let n = node(VOTERS);
+    let out = kraft(&["server", "-c", path(&n.config)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        !n.meta.exists(),
+        "nothing may be created in an unformatted dir"
+    );
+}
+
+#[test]
+fn argument_errors_are_one_line() {
+    for args in [
+        &["storage", "format"][..],
+        &["serve"],
+        &["server", "--throughput", "x", "-c", "f"],
+    ] {
+        let out = kraft(args);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            stderr(&out).lines().count(),
+            1,
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).starts_with("kraft: "), "{}", stderr(&out));
+    }
+    let help = kraft(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("storage"));
+}

@@ -375,3 +375,43 @@ fn unreadable_or_malformed_files_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_higher_layer_setting_the_new_name_beats_an_old_name_in_the_file() {
+    let text = VALID.replace("node.id=1\n", "broker.id=1\n");
+    let (_d, path) = file(&text);
+    let c = NodeConfig::load(&path, &BTreeMap::new(), &["node.id=4".into()])
+        .unwrap()
+        .config;
+    assert_eq!(c.node_id, NodeId(4));
+    let env = BTreeMap::from([("KRAFT_NODE_ID".to_string(), "5".to_string())]);
+    assert_eq!(
+        NodeConfig::load(&path, &env, &[]).unwrap().config.node_id,
+        NodeId(5)
+    );
+}
+
+#[test]
+fn keys_that_config_would_silently_rewrite_are_refused() {
+    let (_d, path) = file(&format!("{VALID}node.id.extra=1\n"));
+    let env = BTreeMap::from([("KRAFT_NODE_ID".to_string(), "2".to_string())]);
+    let err = NodeConfig::load(&path, &env, &[]).unwrap_err().to_string();
+    assert!(err.contains("cannot both be set"), "{err}");
+    let (_d, path) = file(&format!("{VALID}foo[0]=1\n"));
+    assert!(load(&path).unwrap_err().to_string().contains("foo[0]"));
+    let (_d, path) = file(VALID);
+    let err = NodeConfig::load(&path, &BTreeMap::new(), &["foo[0]=1".into()]).unwrap_err();
+    assert!(err.to_string().contains("'['"), "{err}");
+}
+
+#[test]
+fn segment_bytes_below_the_minimum_is_refused_even_by_default() {
+    let (_d, path) = file(&format!(
+        "{VALID}metadata.log.segment.min.bytes=2000000000\n"
+    ));
+    let err = load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("'metadata.log.segment.min.bytes'") && err.contains("at most"),
+        "{err}"
+    );
+}

@@ -277,3 +277,125 @@ fn corrupt_meta_properties_is_an_error_not_unformatted() {
         "{err}"
     );
 }
+
+/// Size of the only segment file of a log in `dir`.
+fn segment_len(dir: &Path) -> u64 {
+    std::fs::metadata(dir.join("00000000000000000000.log"))
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn an_epoch_lost_in_a_crash_does_not_truncate_later_flushed_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
+    log.append(batch(0, 4, 10, 10, 0), OffsetPolicy::Validate)
+        .unwrap();
+    log.flush().unwrap();
+    let flushed = segment_len(dir.path());
+    // Epoch 5 begins (its checkpoint entry is durable first), then a crash loses its batch.
+    log.append(batch(10, 5, 1, 10, 0), OffsetPolicy::Validate)
+        .unwrap();
+    drop(log);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("00000000000000000000.log"))
+        .unwrap()
+        .set_len(flushed)
+        .unwrap();
+    let (mut log, report) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(10));
+    assert!(report.rebuilt_epoch_checkpoint.is_some(), "{report:?}");
+    // A new leader of epoch 4's lineage sends offsets 10..20, which are flushed.
+    log.append(batch(10, 4, 10, 10, 1), OffsetPolicy::Validate)
+        .unwrap();
+    log.flush().unwrap();
+    drop(log);
+    let (log, report) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
+    assert_eq!(
+        report.truncations,
+        vec![],
+        "flushed data must survive a clean restart"
+    );
+    assert_eq!(log.log_end_offset(), Offset(20));
+}
+
+#[test]
+fn a_crash_inside_truncate_leaves_a_log_recovery_makes_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
+    log.append(batch(0, 4, 10, 10, 0), OffsetPolicy::Validate)
+        .unwrap();
+    log.append(batch(10, 5, 3, 10, 0), OffsetPolicy::Validate)
+        .unwrap();
+    log.flush().unwrap();
+    drop(log);
+    // truncate_to(10) persists the checkpoint first; a crash then leaves the old batches.
+    std::fs::write(dir.path().join("leader-epoch-checkpoint"), "0\n1\n4 0\n").unwrap();
+    let (mut log, report) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(10), "{report:?}");
+    log.append(batch(10, 6, 2, 10, 0), OffsetPolicy::Validate)
+        .unwrap();
+    log.flush().unwrap();
+    drop(log);
+    let (log, report) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
+    assert_eq!(report.truncations, vec![]);
+    assert_eq!(log.log_end_offset(), Offset(12));
+}
+
+/// A one-record batch whose offsets span `i32::MAX + 1` (legal: compaction leaves gaps).
+fn sparse_batch(base: i64) -> bytes::Bytes {
+    let mut bytes = batch(base, 1, 1, 10, 0).to_vec();
+    bytes[23..27].copy_from_slice(&i32::MAX.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[21..]);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    bytes::Bytes::from(bytes)
+}
+
+#[test]
+fn segments_roll_before_offsets_leave_the_index_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = ReplicatedLog::open(dir.path(), LogConfig::default()).unwrap();
+    let step = i64::from(i32::MAX) + 1;
+    for i in 0..3 {
+        log.append(sparse_batch(i * step), OffsetPolicy::Validate)
+            .unwrap();
+    }
+    assert_eq!(
+        log.segment_files().len(),
+        3,
+        "each sparse batch needs its own segment"
+    );
+    let read = log.read(Offset(step + 5), 1 << 20).unwrap();
+    assert_eq!(
+        kraft::record::RecordBatch::decode(read)
+            .unwrap()
+            .base_offset(),
+        Offset(step)
+    );
+    log.flush().unwrap();
+    drop(log);
+    let (mut log, report) = ReplicatedLog::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(report.truncations, vec![]);
+    assert_eq!(log.log_end_offset(), Offset(3 * step));
+    assert_eq!(log.truncate_to(Offset(step + 1)).unwrap(), Offset(step));
+}
+
+#[test]
+fn batches_with_impossible_offsets_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
+    for base in [-1, i64::MAX - 5] {
+        let mut b = batch(0, 1, 10, 10, 0).to_vec();
+        b[..8].copy_from_slice(&base.to_be_bytes());
+        let err = kraft::record::RecordBatch::decode(bytes::Bytes::from(b.clone())).unwrap_err();
+        assert!(
+            matches!(err, kraft::record::RecordError::BadOffset { .. }),
+            "{err}"
+        );
+        assert!(
+            log.append(bytes::Bytes::from(b), OffsetPolicy::Assign)
+                .is_err()
+        );
+    }
+}

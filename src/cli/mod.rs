@@ -86,7 +86,10 @@ impl ConfigArgs {
 
 /// Parses the arguments, runs the command and returns the process exit code.
 pub fn run() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     telemetry::init(cli.log_format);
     let result = match cli.command {
         Command::Server(args) => server::run(&args),
@@ -99,4 +102,30 @@ pub fn run() -> i32 {
             err.exit_code
         }
     }
+}
+
+/// Help and version go to stdout as clap writes them; any other argument error is one line.
+fn usage_error(err: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = err.print();
+        return 0;
+    }
+    // clap's message runs until its "Usage:" section, over several lines; join them into one.
+    let text = err.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let message = message.join(" ");
+    eprintln!(
+        "kraft: {} (see kraft --help)",
+        message.trim_start_matches("error: ")
+    );
+    EXIT_USAGE
 }

@@ -1,9 +1,9 @@
 //! `kraft server`: start a node from a .properties file.
 //!
 //! Today this validates the configuration and the flags, checks the metadata log dir's identity
-//! and opens (recovering if needed) the node's log and election state, then stops: the
-//! replication driver that runs the quorum is the next piece of work. It must never modify a
-//! directory that belongs to another node.
+//! and, when the dir is formatted, opens (recovering if needed) the node's log and election
+//! state, then stops: the replication driver that runs the quorum is the next piece of work. It
+//! must never modify a directory that belongs to another node or is not formatted.
 
 use clap::Args;
 
@@ -41,8 +41,14 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
             "--throughput and --record-size must be at least 1",
         ));
     }
-    check_identity(&config, directory_id)?;
-    open_storage(&config)?;
+    if check_identity(&config, directory_id)? {
+        open_storage(&config)?;
+    } else {
+        tracing::info!(
+            dir = %config.metadata_log_dir.display(),
+            "the metadata log dir is not formatted; nothing was opened or created"
+        );
+    }
     Err(CliError {
         message:
             "configuration and storage are valid, but the replication driver is not built yet, \
@@ -52,11 +58,12 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
     })
 }
 
-/// Refuses a metadata dir formatted for another node or another directory id.
-fn check_identity(config: &NodeConfig, directory_id: Option<Uuid>) -> Result<(), CliError> {
+/// Refuses a metadata dir formatted for another node or another directory id. Returns whether
+/// the dir is formatted at all.
+fn check_identity(config: &NodeConfig, directory_id: Option<Uuid>) -> Result<bool, CliError> {
     let dir = &config.metadata_log_dir;
     let Some(meta) = MetaProperties::read(dir).map_err(|e| CliError::usage(e.to_string()))? else {
-        return Ok(());
+        return Ok(false);
     };
     if meta.node_id != config.node_id {
         return Err(CliError::usage(format!(
@@ -75,7 +82,7 @@ fn check_identity(config: &NodeConfig, directory_id: Option<Uuid>) -> Result<(),
             MetaProperties::path(dir).display()
         )));
     }
-    Ok(())
+    Ok(true)
 }
 
 fn open_storage(config: &NodeConfig) -> Result<(), CliError> {

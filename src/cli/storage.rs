@@ -4,7 +4,7 @@
 //! `format` checks every directory before it writes any, so a refusal leaves nothing half
 //! formatted; each `meta.properties` is written atomically.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
@@ -78,6 +78,15 @@ fn formatted_dirs(config: &NodeConfig) -> Result<Vec<(PathBuf, bool)>, CliError>
         .collect()
 }
 
+/// One directory `format` will write.
+struct Plan {
+    dir: PathBuf,
+    meta: MetaProperties,
+    kind: &'static str,
+    /// The bootstrap snapshot's voter set, for the metadata dir of a `--standalone` format.
+    bootstrap: Option<VotersRecord>,
+}
+
 fn format(args: &FormatArgs) -> Result<(), CliError> {
     let config = args.config.load()?;
     check_cluster_id(&args.cluster_id)?;
@@ -93,13 +102,18 @@ fn format(args: &FormatArgs) -> Result<(), CliError> {
             dir.display()
         )));
     }
-    let todo: Vec<&PathBuf> = dirs.iter().filter(|(_, f)| !f).map(|(d, _)| d).collect();
-    if todo.is_empty() {
+    // Every check runs before the first write, so a refusal leaves nothing half formatted.
+    let plans = dirs
+        .into_iter()
+        .filter(|(_, formatted)| !formatted)
+        .map(|(dir, _)| plan(&config, dir, &args.cluster_id, args.standalone))
+        .collect::<Result<Vec<Plan>, CliError>>()?;
+    if plans.is_empty() {
         println!("All of the log directories are already formatted.");
         return Ok(());
     }
-    for dir in todo {
-        format_dir(&config, dir, &args.cluster_id, args.standalone)?;
+    for plan in plans {
+        write_plan(&config, plan)?;
     }
     Ok(())
 }
@@ -107,41 +121,59 @@ fn format(args: &FormatArgs) -> Result<(), CliError> {
 /// A controller needs a voter set: static (`controller.quorum.voters`) or bootstrapped here.
 fn check_bootstrap_mode(config: &NodeConfig, standalone: bool) -> Result<(), CliError> {
     let is_controller = config.process_roles.iter().any(|r| r == "controller");
+    let file = config.source.display();
     match (standalone, config.voters.is_empty()) {
+        (true, _) if !is_controller => Err(CliError::usage(format!(
+            "{file}: --standalone makes this node a voter, but process.roles has no 'controller'"
+        ))),
         (true, false) => Err(CliError::usage(format!(
-            "--standalone bootstraps a dynamic quorum and cannot be used with controller.quorum.voters (set in {})",
-            config.source.display()
+            "{file}: --standalone bootstraps a dynamic quorum and cannot be used with controller.quorum.voters"
         ))),
         (false, true) if is_controller => Err(CliError::usage(format!(
-            "{}: controller.quorum.voters is not set: pass --standalone to bootstrap a single-voter dynamic quorum",
-            config.source.display()
+            "{file}: controller.quorum.voters is not set: set it for a static quorum, or pass --standalone \
+             to bootstrap a new single-voter dynamic quorum (joining an existing dynamic quorum, \
+             Kafka's --no-initial-controllers, is not supported yet)"
         ))),
         _ => Ok(()),
     }
 }
 
-fn format_dir(
+fn plan(
     config: &NodeConfig,
-    dir: &Path,
+    dir: PathBuf,
     cluster_id: &str,
     standalone: bool,
-) -> Result<(), CliError> {
-    let meta = MetaProperties {
-        cluster_id: cluster_id.to_string(),
-        node_id: config.node_id,
-        directory_id: Some(Uuid::random()),
-    };
+) -> Result<Plan, CliError> {
+    let directory_id = Uuid::random();
     let is_metadata = dir == config.metadata_log_dir;
     let kind = match (is_metadata, standalone) {
         (true, true) => "dynamic metadata voter directory",
         (true, false) => "metadata directory",
         (false, _) => "data directory",
     };
+    let bootstrap = match is_metadata && standalone {
+        true => Some(standalone_voters(config, directory_id)?),
+        false => None,
+    };
+    let meta = MetaProperties {
+        cluster_id: cluster_id.to_string(),
+        node_id: config.node_id,
+        directory_id: Some(directory_id),
+    };
+    Ok(Plan {
+        dir,
+        meta,
+        kind,
+        bootstrap,
+    })
+}
+
+fn write_plan(config: &NodeConfig, plan: Plan) -> Result<(), CliError> {
+    let dir = &plan.dir;
     let fail =
         |e: storage::StorageError| CliError::usage(format!("cannot format {}: {e}", dir.display()));
     // meta.properties is what marks a directory formatted, so it is written last.
-    if is_metadata && standalone {
-        let voters = standalone_voters(config, meta.directory_id.expect("set above"))?;
+    if let Some(voters) = plan.bootstrap {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -149,12 +181,14 @@ fn format_dir(
         storage::write_bootstrap_checkpoint(&partition, voters, now.as_millis() as i64)
             .map_err(fail)?;
     }
-    meta.write(dir).map_err(fail)?;
+    plan.meta.write(dir).map_err(fail)?;
     println!(
-        "Formatting {kind} {} with cluster.id {cluster_id}, node.id {}, directory.id {}.",
+        "Formatting {} {} with cluster.id {}, node.id {}, directory.id {}.",
+        plan.kind,
         dir.display(),
+        plan.meta.cluster_id,
         config.node_id,
-        meta.directory_id.expect("set above")
+        plan.meta.directory_id.expect("planned with one")
     );
     Ok(())
 }

@@ -20,6 +20,17 @@ pub enum Origin {
     Override,
 }
 
+impl Origin {
+    /// Precedence of the layer: a higher rank overrides a lower one.
+    pub fn rank(&self) -> u8 {
+        match self {
+            Origin::File(_) => 1,
+            Origin::Env(_) => 2,
+            Origin::Override => 3,
+        }
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -70,7 +81,15 @@ pub fn load_raw(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let override_pairs = parse_overrides(overrides)?;
-    check_collisions(path, &file_pairs, &override_pairs)?;
+    let env_pairs: Vec<(String, String)> = env_vars
+        .iter()
+        .filter_map(|(k, v)| Some((env_key(k)?, v.clone())))
+        .collect();
+    check_collisions(
+        path,
+        &file_pairs,
+        &[&env_pairs[..], &override_pairs[..]].concat(),
+    )?;
 
     let mut builder = config::Config::builder()
         .add_source(config::File::from_str(&text, JavaProperties))
@@ -124,6 +143,10 @@ fn parse_overrides(overrides: &[String]) -> Result<Vec<(String, String)>, Config
     overrides
         .iter()
         .map(|arg| match arg.split_once('=') {
+            Some((k, _)) if k.contains(['[', ']']) => Err(ConfigError::BadOverride {
+                arg: arg.clone(),
+                reason: "a key cannot contain '[' or ']'".into(),
+            }),
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
             _ => Err(ConfigError::BadOverride {
                 arg: arg.clone(),
@@ -133,15 +156,15 @@ fn parse_overrides(overrides: &[String]) -> Result<Vec<(String, String)>, Config
         .collect()
 }
 
-/// Refuses an override whose key is a dotted prefix of a file key or the other way round: config
-/// would silently replace one with the other.
+/// Refuses an environment or override key that is a dotted prefix of a file key or the other way
+/// round: config would silently replace one with the other.
 fn check_collisions(
     path: &Path,
     file: &[(String, String)],
-    overrides: &[(String, String)],
+    layered: &[(String, String)],
 ) -> Result<(), ConfigError> {
-    for (o, _) in overrides {
-        for (k, _) in file.iter().chain(overrides) {
+    for (o, _) in layered {
+        for (k, _) in file.iter().chain(layered) {
             if keys::is_dotted_prefix(o, k) || keys::is_dotted_prefix(k, o) {
                 return Err(ConfigError::BadOverride {
                     arg: o.clone(),

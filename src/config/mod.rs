@@ -209,6 +209,8 @@ impl Values {
                 format!("'{old}' is deprecated: use '{new}' ({})", old_value.1),
             );
             match self.get(new) {
+                // A higher layer (environment, override) setting the new name simply wins.
+                Some((_, origin)) if origin.rank() > old_value.1.rank() => {}
                 Some((value, _)) if value != &old_value.0 => {
                     return Err(ConfigError::Invalid {
                         origin: old_value.1.to_string(),
@@ -472,6 +474,15 @@ impl Values {
             min_segment,
             max_int,
         )?;
+        if segment_bytes < min_segment {
+            return Err(self.invalid(
+                keys::METADATA_LOG_SEGMENT_MIN_BYTES,
+                format!(
+                    "at most {} ({segment_bytes})",
+                    keys::METADATA_LOG_SEGMENT_BYTES
+                ),
+            ));
+        }
         let interval_ms = self.int(
             keys::METADATA_MAX_SNAPSHOT_INTERVAL_MS,
             d::METADATA_MAX_SNAPSHOT_INTERVAL_MS,

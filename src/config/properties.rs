@@ -22,6 +22,10 @@ pub fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
             pairs.push((k, v));
         })
         .map_err(|e| e.to_string())?;
+    if let Some((key, _)) = pairs.iter().find(|(k, _)| k.contains(['[', ']'])) {
+        // config would read `a[0]` as an array index and silently rename the key.
+        return Err(format!("key '{key}' cannot contain '[' or ']'"));
+    }
     for (a, _) in &pairs {
         if let Some((b, _)) = pairs.iter().find(|(b, _)| is_dotted_prefix(a, b)) {
             return Err(format!(

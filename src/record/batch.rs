@@ -7,8 +7,8 @@ use super::cursor::Cursor;
 use super::entry::Record;
 use super::error::RecordError;
 use super::{
-    ATTRIBUTES_OFFSET, CRC_OFFSET, LOG_OVERHEAD, MAGIC_V2, MAX_BATCH_BYTES, MIN_RECORD_BYTES,
-    RECORD_BATCH_OVERHEAD,
+    ATTRIBUTES_OFFSET, CRC_OFFSET, LOG_OVERHEAD, MAGIC_V2, MAX_BATCH_BYTES,
+    MAX_PREALLOCATED_ELEMENTS, MIN_RECORD_BYTES, RECORD_BATCH_OVERHEAD,
 };
 use crate::types::{Epoch, Offset};
 
@@ -107,13 +107,17 @@ impl BatchHeader {
         Offset(self.base_offset)
     }
 
+    /// Saturates instead of overflowing on an unvalidated header.
     pub fn last_offset(&self) -> Offset {
-        Offset(self.base_offset + i64::from(self.last_offset_delta))
+        Offset(
+            self.base_offset
+                .saturating_add(i64::from(self.last_offset_delta)),
+        )
     }
 
     /// The offset after this batch's last record.
     pub fn next_offset(&self) -> Offset {
-        self.last_offset().plus(1)
+        Offset(self.last_offset().0.saturating_add(1))
     }
 
     pub fn epoch(&self) -> Epoch {
@@ -199,6 +203,15 @@ impl RecordBatch {
         }
         let compression = header.compression()?;
         check_record_count(&header, bytes.len() - RECORD_BATCH_OVERHEAD, compression)?;
+        let next = header
+            .base_offset
+            .checked_add(i64::from(header.last_offset_delta) + 1);
+        if header.base_offset < 0 || next.is_none() {
+            return Err(RecordError::BadOffset {
+                base_offset: header.base_offset,
+                last_offset_delta: header.last_offset_delta,
+            });
+        }
         Ok(header)
     }
 
@@ -254,8 +267,9 @@ impl RecordBatch {
     /// Decodes every record, checking that exactly `recordsCount` records fill the batch.
     pub fn decode_records(&self) -> Result<Vec<Record>, RecordError> {
         let body_bytes = self.bytes.len() - RECORD_BATCH_OVERHEAD;
-        let capacity =
-            (self.header.records_count.max(0) as usize).min(body_bytes / MIN_RECORD_BYTES);
+        let capacity = (self.header.records_count.max(0) as usize)
+            .min(body_bytes / MIN_RECORD_BYTES)
+            .min(MAX_PREALLOCATED_ELEMENTS);
         let mut out = Vec::with_capacity(capacity);
         for record in self.records() {
             out.push(record?);

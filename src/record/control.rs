@@ -135,15 +135,27 @@ pub enum ControlRecord {
     },
 }
 
-/// Upper bound on elements of a compact array in a control record: each element takes at least
-/// one byte, so a count above the remaining bytes is corruption, not a reason to allocate.
-fn bounded_count(cur: &mut Cursor<'_>) -> Result<usize, RecordError> {
+/// Smallest encodings of compact-array elements: a voter id (4 + tags 1); a voter (id 4, uuid 16,
+/// empty endpoints 1, feature range 4, two tag sections 2); an endpoint (two empty strings 2,
+/// port 2, tags 1); a string byte.
+const MIN_VOTER_ID_BYTES: usize = 5;
+const MIN_VOTER_BYTES: usize = 27;
+const MIN_ENDPOINT_BYTES: usize = 5;
+const MIN_STRING_BYTE: usize = 1;
+
+/// Reads a compact array length and checks that the remaining bytes could hold that many
+/// elements of at least `min_element_bytes` each, so a crafted count cannot make us allocate.
+fn bounded_count(cur: &mut Cursor<'_>, min_element_bytes: usize) -> Result<usize, RecordError> {
     let n = cur.uvarint().ok_or_else(|| bad("bad array length"))?;
     let n = n.checked_sub(1).ok_or_else(|| bad("null array"))? as usize;
-    if n > cur.remaining() {
+    if n > cur.remaining() / min_element_bytes {
         return Err(bad("array longer than the record"));
     }
     Ok(n)
+}
+
+fn preallocated<T>(n: usize) -> Vec<T> {
+    Vec::with_capacity(n.min(super::MAX_PREALLOCATED_ELEMENTS))
 }
 
 fn bad(reason: &str) -> RecordError {
@@ -202,8 +214,9 @@ impl ControlRecord {
         let mut k = Cursor::new(key);
         let version = k.i16().ok_or_else(|| bad("key shorter than 4 bytes"))?;
         let record_type = k.i16().ok_or_else(|| bad("key shorter than 4 bytes"))?;
-        if version != 0 {
-            return Err(bad(&format!("unsupported control key version {version}")));
+        // Like Kafka, a newer key version is read as version 0; only a negative one is invalid.
+        if version < 0 {
+            return Err(bad(&format!("negative control key version {version}")));
         }
         let mut cur = Cursor::new(value);
         let record = match ControlRecordType::from_id(record_type) {
@@ -261,8 +274,8 @@ fn put_voter_ids(out: &mut Vec<u8>, ids: &[i32]) {
 }
 
 fn read_voter_ids(cur: &mut Cursor<'_>) -> Result<Vec<i32>, RecordError> {
-    let n = bounded_count(cur)?;
-    let mut ids = Vec::with_capacity(n);
+    let n = bounded_count(cur, MIN_VOTER_ID_BYTES)?;
+    let mut ids = preallocated(n);
     for _ in 0..n {
         ids.push(i32_field(cur)?);
         skip_tagged_fields(cur)?;
@@ -276,7 +289,7 @@ fn put_string(out: &mut Vec<u8>, s: &str) {
 }
 
 fn read_string(cur: &mut Cursor<'_>) -> Result<String, RecordError> {
-    let n = bounded_count(cur)?;
+    let n = bounded_count(cur, MIN_STRING_BYTE)?;
     let bytes = cur.take(n).ok_or_else(|| bad("truncated string"))?;
     String::from_utf8(bytes.to_vec()).map_err(|_| bad("string is not UTF-8"))
 }
@@ -303,13 +316,13 @@ fn put_voters(out: &mut Vec<u8>, record: &VotersRecord) {
 
 fn read_voters(cur: &mut Cursor<'_>) -> Result<VotersRecord, RecordError> {
     let version = i16_field(cur)?;
-    let n = bounded_count(cur)?;
-    let mut voters = Vec::with_capacity(n);
+    let n = bounded_count(cur, MIN_VOTER_BYTES)?;
+    let mut voters = preallocated(n);
     for _ in 0..n {
         let voter_id = i32_field(cur)?;
         let voter_directory_id = Uuid(cur.bytes16().ok_or_else(|| bad("truncated uuid"))?);
-        let n_endpoints = bounded_count(cur)?;
-        let mut endpoints = Vec::with_capacity(n_endpoints);
+        let n_endpoints = bounded_count(cur, MIN_ENDPOINT_BYTES)?;
+        let mut endpoints = preallocated(n_endpoints);
         for _ in 0..n_endpoints {
             let name = read_string(cur)?;
             let host = read_string(cur)?;
@@ -402,6 +415,15 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_key_version_is_read_as_version_zero() {
+        let decoded = ControlRecord::decode(&[0, 1, 0, 4], &[0, 0, 0]).unwrap();
+        assert_eq!(
+            decoded,
+            ControlRecord::SnapshotFooter(SnapshotFooterRecord { version: 0 })
+        );
+    }
+
+    #[test]
     fn unknown_tagged_fields_are_skipped() {
         // SnapshotFooter v0 with one tagged field (tag 7, 2 bytes).
         let value = [0x00, 0x00, 0x01, 0x07, 0x02, 0xAA, 0xBB];
@@ -422,6 +444,10 @@ mod tests {
         );
         // Trailing garbage after the tags.
         assert!(ControlRecord::decode(&[0, 0, 0, 4], &[0, 0, 0, 9]).is_err());
+        // Element counts are bounded by each element's smallest encoding, not by one byte each.
+        let voters = [0, 0, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(ControlRecord::decode(&[0, 0, 0, 6], &voters).is_err());
+        assert!(ControlRecord::decode(&[0xff, 0xff, 0, 4], &[0, 0, 0]).is_err());
         let unknown = ControlRecord::decode(&[0, 0, 0, 42], &[1, 2]).unwrap();
         assert_eq!(unknown.record_type(), ControlRecordType::Unknown(42));
     }

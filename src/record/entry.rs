@@ -142,7 +142,7 @@ fn read_headers(body: &Bytes, cur: &mut Cursor<'_>) -> Option<Vec<RecordHeader>>
     if count > cur.remaining() / MIN_HEADER_BYTES {
         return None;
     }
-    let mut headers = Vec::with_capacity(count);
+    let mut headers = Vec::with_capacity(count.min(super::MAX_PREALLOCATED_ELEMENTS));
     for _ in 0..count {
         let key = read_nullable(body, cur)??;
         let key = String::from_utf8(key.to_vec()).ok()?;

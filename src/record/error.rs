@@ -19,6 +19,11 @@ pub enum RecordError {
         last_offset_delta: i32,
         body_bytes: usize,
     },
+    #[error("bad offsets: base offset {base_offset} with last offset delta {last_offset_delta}")]
+    BadOffset {
+        base_offset: i64,
+        last_offset_delta: i32,
+    },
     #[error("unsupported compression codec {0}")]
     UnsupportedCompression(u8),
     #[error("malformed record {index}: {reason}")]

@@ -42,6 +42,10 @@ pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Smallest possible encoded record (length, attributes, timestampDelta, offsetDelta, keyLength,
 /// valueLength, headersCount: one byte each). Bounds how many records a batch can claim.
 pub const MIN_RECORD_BYTES: usize = 7;
+/// Most elements (records, headers, voters...) a decoder reserves room for before decoding them:
+/// a count field is untrusted, and an in-memory element is many times its smallest encoding, so
+/// beyond this the vector grows only as elements actually decode.
+pub(crate) const MAX_PREALLOCATED_ELEMENTS: usize = 1024;
 /// Position of the CRC field and of the first byte it covers.
 pub(crate) const CRC_OFFSET: usize = 17;
 pub(crate) const ATTRIBUTES_OFFSET: usize = 21;

@@ -39,13 +39,21 @@ pub fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir).at(dir)?.sync_all().at(dir)
 }
 
-/// Creates `dir` (and missing parents) and makes its existence durable.
+/// Creates `dir` (and missing parents) and makes every directory it created durable, by
+/// fsyncing the parent of each, deepest last.
 pub fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
-    if dir.is_dir() {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
     fs::create_dir_all(dir).at(dir)?;
-    fsync_dir(parent(dir))
+    for created in missing.iter().rev() {
+        fsync_dir(parent(created))?;
+    }
+    Ok(())
 }
 
 /// Deletes leftover `*.tmp` files of interrupted atomic writes in `dir`; returns their paths.

@@ -216,7 +216,9 @@ impl ReplicatedLog {
         load: CheckpointLoad,
         report: &mut RecoveryReport,
     ) -> Result<(), StorageError> {
-        self.epochs.truncate_from_end(self.log_end_offset);
+        // Epochs past the recovered end were persisted ahead of batches a crash lost; if they
+        // stayed on disk, a later open would reject the batches written in their place.
+        let trimmed = self.epochs.truncate_from_end(self.log_end_offset);
         let reason = match load {
             CheckpointLoad::Missing if rebuilt.is_empty() => None,
             CheckpointLoad::Missing => Some("missing".to_string()),
@@ -224,6 +226,10 @@ impl ReplicatedLog {
             CheckpointLoad::Loaded if self.epochs.entries() != rebuilt.as_slice() => {
                 Some("disagreed with the log".to_string())
             }
+            CheckpointLoad::Loaded if trimmed => Some(format!(
+                "held epochs starting at or after the log end offset {}",
+                self.log_end_offset
+            )),
             CheckpointLoad::Loaded => None,
         };
         if let Some(reason) = reason {
@@ -354,7 +360,7 @@ impl ReplicatedLog {
         let count = batches.len();
         for batch in batches {
             let batch = renumber(batch, self.log_end_offset);
-            self.maybe_roll(batch.size_in_bytes())?;
+            self.maybe_roll(&batch)?;
             if self.epochs.assign(batch.epoch(), batch.base_offset()) {
                 self.epochs.persist()?;
             }
@@ -375,14 +381,16 @@ impl ReplicatedLog {
         })
     }
 
-    /// Starts a new segment when `incoming` bytes would take the active one past its size.
-    fn maybe_roll(&mut self, incoming: usize) -> Result<(), StorageError> {
+    /// Starts a new segment when `batch` would take the active one past its size, or past the
+    /// offsets its index can express relative to its base.
+    fn maybe_roll(&mut self, batch: &RecordBatch) -> Result<(), StorageError> {
         let active = self
             .segments
             .values_mut()
             .next_back()
             .expect("a log always has a segment");
-        if active.size() == 0 || active.size() + incoming as u64 <= self.config.segment_bytes {
+        let fits_size = active.size() + batch.size_in_bytes() as u64 <= self.config.segment_bytes;
+        if active.size() == 0 || (fits_size && active.can_index(batch.last_offset())) {
             return Ok(());
         }
         active.flush()?;
@@ -449,6 +457,17 @@ impl ReplicatedLog {
     }
 
     fn truncate_inner(&mut self, offset: Offset) -> Result<Offset, StorageError> {
+        let (_, active) = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .expect("offset >= log start");
+        let new_end = active.batch_start(offset)?.unwrap_or(self.log_end_offset);
+        // The checkpoint goes first: after a crash here, recovery removes every batch of a
+        // forgotten epoch, and a stale entry never outlives the batches it described.
+        if self.epochs.truncate_from_end(new_end) {
+            self.epochs.persist()?;
+        }
         // Newest first, so that a crash part-way leaves a gap that recovery removes.
         let later: Vec<Offset> = self
             .segments
@@ -466,9 +485,6 @@ impl ReplicatedLog {
         self.log_end_offset = active.truncate_to(offset)?;
         if !later.is_empty() {
             fsutil::fsync_dir(&self.dir)?;
-        }
-        if self.epochs.truncate_from_end(self.log_end_offset) {
-            self.epochs.persist()?;
         }
         self.flushed_offset = self.flushed_offset.min(self.log_end_offset);
         Ok(self.log_end_offset)

@@ -27,6 +27,8 @@ const RECOVERY_READ_BUFFER_BYTES: usize = 1024 * 1024;
 /// and Kafka's largest default fetch size is about 55 MiB, so this bounds the buffer a careless
 /// `max_bytes` could make us allocate.
 pub(crate) const MAX_READ_BYTES: usize = 64 * 1024 * 1024;
+/// Largest offset a segment holds relative to its base: Kafka's index stores it as an int32.
+const MAX_RELATIVE_OFFSET: i64 = i32::MAX as i64;
 
 pub(crate) fn log_file_name(base: Offset) -> String {
     format!("{:020}.log", base.0)
@@ -150,6 +152,17 @@ impl Segment {
 
     pub(crate) fn next_offset(&self) -> Offset {
         self.next_offset
+    }
+
+    /// Whether a batch ending at `last_offset` can be indexed relative to this segment's base
+    /// (Kafka's index holds 32-bit signed relative offsets).
+    pub(crate) fn can_index(&self, last_offset: Offset) -> bool {
+        last_offset.0 - self.base_offset.0 <= MAX_RELATIVE_OFFSET
+    }
+
+    /// Base offset of the batch holding `offset`, if the segment has one.
+    pub(crate) fn batch_start(&self, offset: Offset) -> Result<Option<Offset>, StorageError> {
+        Ok(self.locate(offset)?.map(|(_, header)| header.base_offset()))
     }
 
     pub(crate) fn size(&self) -> u64 {
@@ -326,6 +339,12 @@ impl Scan {
                 return stop(format!(
                     "batch base offset {} where {} was expected",
                     header.base_offset, self.next_offset
+                ));
+            }
+            if header.last_offset().0 - base.0 > MAX_RELATIVE_OFFSET {
+                return stop(format!(
+                    "batch ending at offset {} is beyond the index range of a segment based at {base}",
+                    header.last_offset()
                 ));
             }
             if let Err(reason) = accept(&header) {
