@@ -67,6 +67,20 @@ fn node(extra: &str) -> Node {
     }
 }
 
+/// `kraft storage format -c <node's config> -t <cluster_id> <extra...>`.
+fn format(node: &Node, cluster_id: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "storage",
+        "format",
+        "-c",
+        path(&node.config),
+        "-t",
+        cluster_id,
+    ];
+    args.extend_from_slice(extra);
+    kraft(&args)
+}
+
 const VOTERS: &str = "controller.quorum.voters=1@localhost:9093\n";
 
 fn path(p: &Path) -> &str {
@@ -89,14 +103,7 @@ fn random_uuid_prints_a_fresh_kafka_id() {
 #[test]
 fn format_writes_every_dir_once_and_refuses_a_second_time() {
     let n = node(VOTERS);
-    let out = kraft(&[
-        "storage",
-        "format",
-        "--config",
-        path(&n.config),
-        "--cluster-id",
-        "MkU3OEVBNTcwNTJENDM2Qk",
-    ]);
+    let out = format(&n, "MkU3OEVBNTcwNTJENDM2Qk", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -121,14 +128,7 @@ fn format_writes_every_dir_once_and_refuses_a_second_time() {
         "{raw}"
     );
 
-    let again = kraft(&[
-        "storage",
-        "format",
-        "-c",
-        path(&n.config),
-        "-t",
-        "OtherClusterIdAAAAAAAAA",
-    ]);
+    let again = format(&n, "OtherClusterIdAAAAAAAAA", &[]);
     assert_usage_error(&again, "already formatted");
     assert_eq!(
         MetaProperties::read(&n.meta).unwrap().unwrap(),
@@ -136,15 +136,7 @@ fn format_writes_every_dir_once_and_refuses_a_second_time() {
         "a refusal changes nothing"
     );
 
-    let ignored = kraft(&[
-        "storage",
-        "format",
-        "-c",
-        path(&n.config),
-        "-t",
-        "x",
-        "--ignore-formatted",
-    ]);
+    let ignored = format(&n, "x", &["--ignore-formatted"]);
     assert!(ignored.status.success());
     assert!(stdout(&ignored).contains("already formatted"));
     assert_eq!(MetaProperties::read(&n.meta).unwrap().unwrap(), meta_meta);
@@ -160,13 +152,13 @@ fn ignore_formatted_formats_only_the_new_dirs() {
     }
     .write(&n.logs)
     .unwrap();
-    let refused = kraft(&["storage", "format", "-c", path(&n.config), "-t", "c"]);
+    let refused = format(&n, "c", &[]);
     assert_usage_error(&refused, &n.logs.display().to_string());
     assert!(
         !n.meta.join("meta.properties").exists(),
         "nothing is formatted when one dir is refused"
     );
-    let out = kraft(&["storage", "format", "-c", path(&n.config), "-t", "c", "-g"]);
+    let out = format(&n, "c", &["-g"]);
     assert!(out.status.success());
     assert!(!stdout(&out).contains(&format!("directory {} ", n.logs.display())));
     assert!(MetaProperties::read(&n.meta).unwrap().is_some());
@@ -175,14 +167,8 @@ fn ignore_formatted_formats_only_the_new_dirs() {
 #[test]
 fn format_refuses_bad_input_cleanly() {
     let n = node(VOTERS);
-    assert_usage_error(
-        &kraft(&["storage", "format", "-c", path(&n.config), "-t", ""]),
-        "--cluster-id",
-    );
-    assert_usage_error(
-        &kraft(&["storage", "format", "-c", path(&n.config), "-t", "a b"]),
-        "--cluster-id",
-    );
+    assert_usage_error(&format(&n, "", &[]), "--cluster-id");
+    assert_usage_error(&format(&n, "a b", &[]), "--cluster-id");
     assert_usage_error(
         &kraft(&["storage", "format", "-c", "/nope.properties", "-t", "x"]),
         "/nope.properties",
@@ -191,43 +177,17 @@ fn format_refuses_bad_input_cleanly() {
         &kraft(&["storage", "format", "-c", path(&n.config)]),
         "--cluster-id",
     );
-    let standalone = kraft(&[
-        "storage",
-        "format",
-        "-c",
-        path(&n.config),
-        "-t",
-        "x",
-        "--standalone",
-    ]);
+    let standalone = format(&n, "x", &["--standalone"]);
     assert_usage_error(&standalone, "--standalone");
     let no_voters = node("controller.quorum.bootstrap.servers=localhost:9093\n");
-    assert_usage_error(
-        &kraft(&[
-            "storage",
-            "format",
-            "-c",
-            path(&no_voters.config),
-            "-t",
-            "x",
-        ]),
-        "--standalone",
-    );
+    assert_usage_error(&format(&no_voters, "x", &[]), "--standalone");
     assert!(!n.logs.exists() && !n.meta.exists());
 }
 
 #[test]
 fn standalone_writes_a_bootstrap_snapshot_with_this_node_as_the_voter() {
     let n = node("controller.quorum.bootstrap.servers=localhost:9093\n");
-    let out = kraft(&[
-        "storage",
-        "format",
-        "-c",
-        path(&n.config),
-        "-t",
-        "c1",
-        "--standalone",
-    ]);
+    let out = format(&n, "c1", &["--standalone"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("Formatting dynamic metadata voter directory"));
     let meta = MetaProperties::read(&n.meta).unwrap().unwrap();
@@ -265,11 +225,7 @@ fn info_reports_what_is_there_and_what_is_wrong() {
         stdout(&before)
     );
 
-    assert!(
-        kraft(&["storage", "format", "-c", path(&n.config), "-t", "c1"])
-            .status
-            .success()
-    );
+    assert!(format(&n, "c1", &[]).status.success());
     let ok = kraft(&["storage", "info", "-c", path(&n.config)]);
     let text = stdout(&ok);
     assert_eq!(ok.status.code(), Some(0), "{text}");
@@ -310,11 +266,7 @@ fn server_refuses_bad_config_and_foreign_directories() {
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 
     let n = node(VOTERS);
-    assert!(
-        kraft(&["storage", "format", "-c", path(&n.config), "-t", "c1"])
-            .status
-            .success()
-    );
+    assert!(format(&n, "c1", &[]).status.success());
     let other_node = kraft(&["server", "-c", path(&n.config), "--override", "node.id=5"]);
     assert_usage_error(&other_node, "does not match node.id 5");
     let other_dir = kraft(&[
@@ -382,27 +334,11 @@ fn a_refused_standalone_format_writes_nothing() {
         .unwrap()
         .replace("CONTROLLER://localhost:9093", "CONTROLLER://0.0.0.0:9093");
     std::fs::write(&n.config, text).unwrap();
-    let out = kraft(&[
-        "storage",
-        "format",
-        "-c",
-        path(&n.config),
-        "-t",
-        "c1",
-        "--standalone",
-    ]);
+    let out = format(&n, "c1", &["--standalone"]);
     assert_usage_error(&out, "reach");
     assert!(!n.logs.join("meta.properties").exists() && !n.meta.join("meta.properties").exists());
     let broker = node("controller.quorum.bootstrap.servers=localhost:9093\nprocess.roles=broker\n");
-    let out = kraft(&[
-        "storage",
-        "format",
-        "-c",
-        path(&broker.config),
-        "-t",
-        "c1",
-        "--standalone",
-    ]);
+    let out = format(&broker, "c1", &["--standalone"]);
     assert_usage_error(&out, "process.roles");
 }
 
