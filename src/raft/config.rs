@@ -1,0 +1,59 @@
+//! The replica's configuration: who it is, who votes, and the protocol timers.
+//! Built by the node from `NodeConfig`; plain values, no IO.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::types::NodeId;
+
+/// Longest a follower's Fetch waits at the leader for data (Kafka's `MAX_FETCH_WAIT_MS`).
+pub const FETCH_MAX_WAIT: Duration = Duration::from_millis(500);
+/// Most bytes asked for in one Fetch (Kafka's `MAX_FETCH_SIZE_BYTES`, 8 MiB).
+pub const FETCH_MAX_BYTES: u32 = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftConfig {
+    pub cluster_id: String,
+    /// `None` for a client without a node id: always an observer, never votes.
+    pub local_id: Option<NodeId>,
+    pub voters: BTreeSet<NodeId>,
+    pub election_timeout: Duration,
+    pub fetch_timeout: Duration,
+    pub election_backoff_max: Duration,
+    pub request_timeout: Duration,
+    pub retry_backoff: Duration,
+    pub fetch_max_wait: Duration,
+    pub fetch_max_bytes: u32,
+}
+
+impl RaftConfig {
+    /// Kafka's defaults for the given identity and voters.
+    pub fn new(
+        cluster_id: &str,
+        local_id: Option<NodeId>,
+        voters: impl IntoIterator<Item = NodeId>,
+    ) -> Self {
+        RaftConfig {
+            cluster_id: cluster_id.to_string(),
+            local_id,
+            voters: voters.into_iter().collect(),
+            election_timeout: Duration::from_millis(1000),
+            fetch_timeout: Duration::from_millis(2000),
+            election_backoff_max: Duration::from_millis(1000),
+            request_timeout: Duration::from_millis(2000),
+            retry_backoff: Duration::from_millis(20),
+            fetch_max_wait: FETCH_MAX_WAIT,
+            fetch_max_bytes: FETCH_MAX_BYTES,
+        }
+    }
+
+    /// Whether this replica is in the voter set.
+    pub fn is_voter(&self) -> bool {
+        self.local_id.is_some_and(|id| self.voters.contains(&id))
+    }
+
+    /// Votes needed to win: a strict majority of the voters.
+    pub fn majority(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+}

@@ -1,0 +1,273 @@
+//! Replication by Fetch (kraft-protocol.md §4.5, §5, §9): the leader validates a fetch, answers
+//! with a divergence, records or (after a long poll) nothing, and tracks each voter's progress;
+//! the follower truncates on divergence, appends only the valid prefix of what it received
+//! (KAFKA-18723), and fetches again once that is durable. At most one Fetch is in flight.
+
+use bytes::Bytes;
+
+use super::io::{Action, InboundId};
+use super::leader::{MAX_PARKED_FETCHES, ParkedFetch};
+use super::message::{ErrorCode, FetchRequest, FetchResponse, Request};
+use super::replica::Replica;
+use super::role::Role;
+use crate::record::BatchIter;
+use crate::types::{NodeId, Offset, OffsetAndEpoch};
+
+impl Replica {
+    pub(super) fn handle_fetch_request(&mut self, from: InboundId, r: FetchRequest) {
+        let error = self.validate_fetch(&r);
+        if error != ErrorCode::None {
+            let response = self.fetch_error(error);
+            self.gated(Action::RespondFetch {
+                to: from,
+                response,
+                read_from: None,
+                max_bytes: 0,
+            });
+            return;
+        }
+        let end = self.log.end_offset_for_epoch(r.last_fetched_epoch);
+        if end.epoch != r.last_fetched_epoch || end.offset < r.fetch_offset {
+            let mut response = self.fetch_error(ErrorCode::None);
+            response.diverging_epoch = Some(end);
+            self.gated(Action::RespondFetch {
+                to: from,
+                response,
+                read_from: None,
+                max_bytes: 0,
+            });
+            return;
+        }
+        self.record_fetch(r.replica_id, r.fetch_offset);
+        let has_data = r.fetch_offset < self.log.log_end_offset();
+        let lagging = r.high_watermark < self.high_watermark;
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        if has_data || lagging || r.max_wait_ms == 0 || l.parked.len() >= MAX_PARKED_FETCHES {
+            self.respond_fetch(from, &r);
+        } else {
+            let deadline = self.now + std::time::Duration::from_millis(u64::from(r.max_wait_ms));
+            l.parked.push(ParkedFetch {
+                from,
+                request: r,
+                deadline,
+            });
+        }
+    }
+
+    /// The leader-only checks: request sanity, then the fetcher's epoch against ours.
+    fn validate_fetch(&self, r: &FetchRequest) -> ErrorCode {
+        if r.cluster_id != self.config.cluster_id {
+            ErrorCode::InconsistentClusterId
+        } else if r.fetch_offset.0 < 0
+            || r.last_fetched_epoch.0 < 0
+            || r.last_fetched_epoch > r.current_leader_epoch
+        {
+            ErrorCode::InvalidRequest
+        } else if r.current_leader_epoch < self.epoch {
+            ErrorCode::FencedLeaderEpoch
+        } else if r.current_leader_epoch > self.epoch {
+            ErrorCode::UnknownLeaderEpoch
+        } else if !matches!(self.role, Role::Leader(_)) {
+            ErrorCode::NotLeaderOrFollower
+        } else {
+            ErrorCode::None
+        }
+    }
+
+    /// Answers a valid fetch with records read from its fetch offset.
+    fn respond_fetch(&mut self, to: InboundId, r: &FetchRequest) {
+        let response = self.fetch_error(ErrorCode::None);
+        let action = Action::RespondFetch {
+            to,
+            response,
+            read_from: Some(r.fetch_offset),
+            max_bytes: r.max_bytes,
+        };
+        self.gated(action);
+    }
+
+    /// A voter's fetch acknowledges everything before its fetch offset (it flushed first) and
+    /// counts towards check-quorum. Fetches without a replica id leave no state.
+    fn record_fetch(&mut self, replica_id: Option<NodeId>, fetch_offset: Offset) {
+        let majority = self.config.majority();
+        let check_quorum = self.config.fetch_timeout.mul_f64(1.5);
+        let now = self.now;
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        let Some(progress) = replica_id.and_then(|id| l.progress.get_mut(&id)) else {
+            return;
+        };
+        progress.end_offset = Some(fetch_offset);
+        progress.last_fetch = Some(now);
+        l.fetched_since_check
+            .insert(replica_id.expect("matched above"));
+        if l.fetched_since_check.len() + 1 >= majority {
+            l.fetched_since_check.clear();
+            l.check_quorum_deadline = now + check_quorum;
+        }
+        self.maybe_advance_high_watermark();
+    }
+
+    /// Answers parked fetches that can now make progress (all of them when `all`).
+    pub(super) fn complete_parked_fetches(&mut self, all: bool) {
+        let leo = self.log.log_end_offset();
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        let (ready, waiting): (Vec<ParkedFetch>, Vec<ParkedFetch>) = std::mem::take(&mut l.parked)
+            .into_iter()
+            .partition(|p| all || p.request.fetch_offset < leo);
+        l.parked = waiting;
+        for p in ready {
+            self.respond_fetch(p.from, &p.request);
+        }
+    }
+
+    pub(super) fn expire_parked_fetches(&mut self) {
+        let now = self.now;
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        let (expired, waiting): (Vec<ParkedFetch>, Vec<ParkedFetch>) =
+            std::mem::take(&mut l.parked)
+                .into_iter()
+                .partition(|p| p.deadline <= now);
+        l.parked = waiting;
+        for p in expired {
+            self.respond_fetch(p.from, &p.request);
+        }
+    }
+
+    // ---- the follower's side ----------------------------------------------------------------
+
+    fn fetch_in_flight(&self) -> bool {
+        self.inflight.values().any(|i| i.is_fetch)
+    }
+
+    /// A fetch is also an acknowledgement, so it goes out only when the whole log is durable.
+    fn ready_to_fetch(&self) -> bool {
+        !self.fetch_in_flight() && self.log.flushed_offset() >= self.log.log_end_offset()
+    }
+
+    fn fetch_request(&self) -> FetchRequest {
+        FetchRequest {
+            cluster_id: self.config.cluster_id.clone(),
+            replica_id: self.config.local_id,
+            current_leader_epoch: self.epoch,
+            fetch_offset: self.log.log_end_offset(),
+            last_fetched_epoch: self.log.last_fetched_epoch(),
+            high_watermark: self.high_watermark,
+            max_wait_ms: self.config.fetch_max_wait.as_millis() as u32,
+            max_bytes: self.config.fetch_max_bytes,
+        }
+    }
+
+    pub(super) fn send_fetch_to_leader(&mut self) {
+        let Some(leader) = self.leader_id else { return };
+        if self.ready_to_fetch() && self.can_send_to(leader) {
+            let request = self.fetch_request();
+            self.send(leader, Request::Fetch(request));
+        }
+    }
+
+    /// Unattached: ask a random voter, which answers with the leader it knows (KAFKA-17030).
+    pub(super) fn discover_leader(&mut self) {
+        if !self.ready_to_fetch() {
+            return;
+        }
+        let local = self.config.local_id;
+        let peers: Vec<NodeId> = self
+            .config
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| Some(*v) != local && self.can_send_to(*v))
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        let to = peers[self.rng.below(peers.len() as u64) as usize];
+        let request = self.fetch_request();
+        self.send(to, Request::Fetch(request));
+    }
+
+    pub(super) fn handle_fetch_response(&mut self, from: NodeId, r: FetchResponse) {
+        if !self.handle_common(from, r.error, r.leader_id, r.leader_epoch)
+            || self.leader_id != Some(from)
+        {
+            return;
+        }
+        let fetch_timeout = self.config.fetch_timeout;
+        let now = self.now;
+        let Role::Follower {
+            fetch_deadline,
+            has_fetched,
+        } = &mut self.role
+        else {
+            return;
+        };
+        *fetch_deadline = now + fetch_timeout;
+        *has_fetched = true;
+        if let Some(diverging) = r.diverging_epoch {
+            self.truncate_diverging(diverging);
+            return;
+        }
+        self.append_fetched(&r.records);
+        self.update_follower_high_watermark(r.high_watermark);
+    }
+
+    /// Truncates to where the leader says the logs diverge (never below the high watermark).
+    fn truncate_diverging(&mut self, diverging: OffsetAndEpoch) {
+        let leo = self.log.log_end_offset();
+        let target = if diverging.epoch.0 == 0 {
+            diverging.offset.min(leo)
+        } else {
+            let local = self.log.end_offset_for_epoch(diverging.epoch);
+            if local.epoch == diverging.epoch {
+                local.offset.min(diverging.offset)
+            } else {
+                local.offset
+            }
+        };
+        if self.high_watermark.is_some_and(|hw| target < hw) {
+            let reason = format!(
+                "the leader asked to truncate to {target}, below the high watermark {:?}",
+                self.high_watermark
+            );
+            self.out.push(Action::Fatal(reason));
+            return;
+        }
+        if target < leo {
+            self.out.push(Action::Truncate { offset: target });
+            self.log.truncated(target);
+        }
+    }
+
+    /// Appends the longest valid prefix of fetched batches: whole, CRC-valid, contiguous from the
+    /// log end offset, with epochs neither above ours nor below the log's last (KAFKA-18723).
+    fn append_fetched(&mut self, records: &Bytes) {
+        let mut iter = BatchIter::new(records.clone());
+        let mut valid_end = 0;
+        for batch in iter.by_ref() {
+            let Ok(batch) = batch else { break };
+            let contiguous = batch.base_offset() == self.log.log_end_offset();
+            let epoch_ok =
+                batch.epoch() <= self.epoch && batch.epoch() >= self.log.last_fetched_epoch();
+            if !contiguous || !epoch_ok {
+                break;
+            }
+            self.log
+                .appended(batch.epoch(), batch.base_offset(), batch.next_offset());
+            valid_end += batch.size_in_bytes();
+        }
+        if valid_end > 0 {
+            self.out.push(Action::Append {
+                batches: records.slice(..valid_end),
+            });
+            self.out.push(Action::Flush);
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! What goes into the replica ([`Input`]) and what comes out ([`Action`]).
+//!
+//! The driver feeds one input at a time with the current time and executes the returned actions
+//! strictly in order. Durability contract: the replica emits a send that depends on a persisted
+//! election state only after `Input::ElectionPersisted` for it, and a follower emits its next
+//! Fetch (its acknowledgement) only after `Input::Flushed` covers its log end offset.
+
+use bytes::Bytes;
+
+use super::message::{FetchResponse, Request, Response};
+use crate::types::{Epoch, NodeId, Offset};
+
+/// Correlates a request the replica sent with its response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// Identifies an inbound request so the driver can route the answer (opaque to the replica).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InboundId(pub u64);
+
+/// Identifies a user's append so its outcome can be reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProposalId(pub u64);
+
+/// The election state that must survive a restart (the `quorum-state` file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PersistedElection {
+    pub epoch: Epoch,
+    pub leader_id: Option<NodeId>,
+    pub voted_id: Option<NodeId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Time passed; timers are checked.
+    Tick,
+    /// A request from another replica (or an id-less client).
+    Request { from: InboundId, request: Request },
+    /// The answer to a request this replica sent.
+    Response {
+        from: NodeId,
+        request_id: RequestId,
+        response: Response,
+    },
+    /// A request this replica sent will get no answer (disconnected, unreachable).
+    RequestFailed { to: NodeId, request_id: RequestId },
+    /// The last `Action::PersistElection` is durable.
+    ElectionPersisted,
+    /// Everything appended up to `offset` is durable.
+    Flushed { offset: Offset },
+    /// A user asks the leader to append these record values.
+    Propose { id: ProposalId, records: Vec<Bytes> },
+    /// Graceful shutdown: a leader resigns and hands over first.
+    Shutdown,
+}
+
+/// Why a proposal was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProposeError {
+    /// Only the leader appends; this is the leader this replica knows of.
+    NotLeader {
+        leader_id: Option<NodeId>,
+        epoch: Epoch,
+    },
+    /// The records do not fit in one batch.
+    TooLarge,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Durably store the election state; answer with `Input::ElectionPersisted`.
+    PersistElection(PersistedElection),
+    /// Append these whole, validated batches at the log end offset (offsets already assigned).
+    Append { batches: Bytes },
+    /// Remove every record at or after `offset` (a batch boundary), durably.
+    Truncate { offset: Offset },
+    /// Make the log durable; answer with `Input::Flushed` once done.
+    Flush,
+    /// Send a request; its answer comes back as `Input::Response` with this id.
+    Send {
+        to: NodeId,
+        request_id: RequestId,
+        request: Request,
+    },
+    /// Answer an inbound request.
+    Respond { to: InboundId, response: Response },
+    /// Answer an inbound Fetch: fill `response.records` with whole batches read from
+    /// `read_from` (at most `max_bytes`, at least one batch) before sending.
+    RespondFetch {
+        to: InboundId,
+        response: FetchResponse,
+        read_from: Option<Offset>,
+        max_bytes: u32,
+    },
+    /// A proposal's outcome: the offsets its records got, or why it was refused.
+    Proposed {
+        id: ProposalId,
+        result: Result<(Offset, Offset), ProposeError>,
+    },
+    /// The high watermark advanced: every offset below it is committed.
+    HighWatermark(Offset),
+    /// The known leader or epoch changed.
+    LeaderChanged {
+        epoch: Epoch,
+        leader_id: Option<NodeId>,
+    },
+    /// Graceful shutdown finished: the node may stop.
+    ShutdownComplete,
+    /// An invariant of the protocol broke (e.g. a leader asked for truncation below the high
+    /// watermark); the node must stop rather than risk committed data.
+    Fatal(String),
+}

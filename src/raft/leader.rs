@@ -1,0 +1,89 @@
+//! A leader's bookkeeping: where each voter's log ends (its last fetch offset), the high
+//! watermark those imply, which voters fetched since the last check-quorum, and fetches parked
+//! until data or a high-watermark change arrives.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::io::InboundId;
+use super::message::FetchRequest;
+use crate::types::{NodeId, Offset};
+
+/// What the leader knows of one voter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VoterProgress {
+    /// The voter's durable log end offset, as its last fetch told.
+    pub end_offset: Option<Offset>,
+    pub last_fetch: Option<Duration>,
+}
+
+/// A fetch with nothing to return yet, answered when data arrives, the high watermark moves, or
+/// its wait expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedFetch {
+    pub from: InboundId,
+    pub request: FetchRequest,
+    pub deadline: Duration,
+}
+
+/// Most fetches parked at once: one per fetching replica is normal, so this only bounds a
+/// misbehaving client that sends many.
+pub const MAX_PARKED_FETCHES: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderState {
+    /// The offset of this epoch's LeaderChange record: the high watermark must pass it.
+    pub epoch_start_offset: Offset,
+    pub progress: BTreeMap<NodeId, VoterProgress>,
+    /// Voters (other than the leader) that fetched since the check-quorum timer was last reset.
+    pub fetched_since_check: BTreeSet<NodeId>,
+    pub check_quorum_deadline: Duration,
+    pub begin_quorum_deadline: Duration,
+    pub parked: Vec<ParkedFetch>,
+}
+
+impl LeaderState {
+    pub fn new(
+        voters: &BTreeSet<NodeId>,
+        epoch_start_offset: Offset,
+        now: Duration,
+        check_quorum: Duration,
+    ) -> Self {
+        LeaderState {
+            epoch_start_offset,
+            progress: voters
+                .iter()
+                .map(|v| (*v, VoterProgress::default()))
+                .collect(),
+            fetched_since_check: BTreeSet::new(),
+            check_quorum_deadline: now + check_quorum,
+            begin_quorum_deadline: now,
+            parked: Vec::new(),
+        }
+    }
+
+    /// The offset a majority of voters hold (the leader's own entry included), if it passes the
+    /// start of this epoch; `None` otherwise.
+    pub fn majority_offset(&self) -> Option<Offset> {
+        let mut ends: Vec<Offset> = self
+            .progress
+            .values()
+            .map(|p| p.end_offset.unwrap_or(Offset(-1)))
+            .collect();
+        ends.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = ends[ends.len() / 2];
+        (candidate > self.epoch_start_offset).then_some(candidate)
+    }
+
+    /// Voters other than `local`, most caught up first (ties by id): the preferred successors.
+    pub fn successors(&self, local: NodeId) -> Vec<NodeId> {
+        let mut others: Vec<(NodeId, Offset)> = self
+            .progress
+            .iter()
+            .filter(|(id, _)| **id != local)
+            .map(|(id, p)| (*id, p.end_offset.unwrap_or(Offset(-1))))
+            .collect();
+        others.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        others.into_iter().map(|(id, _)| id).collect()
+    }
+}

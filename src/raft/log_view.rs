@@ -1,0 +1,106 @@
+//! The replica's picture of its own log: log end offset, what is durable, and the epoch of each
+//! range of offsets. Kept in step with the Append/Truncate/Flush actions the replica emits, so
+//! that protocol decisions (divergence, vote up-to-dateness) never wait for IO.
+
+use crate::types::{Epoch, Offset, OffsetAndEpoch};
+
+/// An epoch and the offset of its first record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochStart {
+    pub epoch: Epoch,
+    pub start_offset: Offset,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogView {
+    log_start_offset: Offset,
+    log_end_offset: Offset,
+    flushed_offset: Offset,
+    epochs: Vec<EpochStart>,
+}
+
+impl LogView {
+    /// A log as recovered from disk (everything in it is durable).
+    pub fn new(log_start_offset: Offset, log_end_offset: Offset, epochs: Vec<EpochStart>) -> Self {
+        LogView {
+            log_start_offset,
+            log_end_offset,
+            flushed_offset: log_end_offset,
+            epochs,
+        }
+    }
+
+    pub fn empty() -> Self {
+        Self::new(Offset(0), Offset(0), Vec::new())
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        self.log_end_offset
+    }
+
+    pub fn flushed_offset(&self) -> Offset {
+        self.flushed_offset
+    }
+
+    pub fn epochs(&self) -> &[EpochStart] {
+        &self.epochs
+    }
+
+    /// Epoch of the last record (0 for an empty log).
+    pub fn last_fetched_epoch(&self) -> Epoch {
+        self.epochs.last().map_or(Epoch(0), |e| e.epoch)
+    }
+
+    /// Records a batch of `epoch` ending before `next_offset` appended at the end.
+    pub fn appended(&mut self, epoch: Epoch, base: Offset, next_offset: Offset) {
+        if self.epochs.last().is_none_or(|l| epoch > l.epoch) {
+            self.epochs.push(EpochStart {
+                epoch,
+                start_offset: base,
+            });
+        }
+        self.log_end_offset = next_offset;
+    }
+
+    /// Records a truncation to `offset`.
+    pub fn truncated(&mut self, offset: Offset) {
+        self.log_end_offset = self.log_end_offset.min(offset);
+        self.flushed_offset = self.flushed_offset.min(offset);
+        self.epochs.retain(|e| e.start_offset < offset);
+    }
+
+    /// Records that everything up to `offset` is durable.
+    pub fn flushed(&mut self, offset: Offset) {
+        self.flushed_offset = self.flushed_offset.max(offset.min(self.log_end_offset));
+    }
+
+    /// Where `epoch` ends in this log (Kafka's `endOffsetForEpoch`): the largest epoch <= `epoch`
+    /// and the start of the next epoch, or the log end offset.
+    pub fn end_offset_for_epoch(&self, epoch: Epoch) -> OffsetAndEpoch {
+        let fallback = OffsetAndEpoch {
+            offset: self.log_end_offset,
+            epoch: self.last_fetched_epoch(),
+        };
+        let Some(latest) = self.epochs.last() else {
+            return fallback;
+        };
+        if latest.epoch == epoch {
+            return OffsetAndEpoch {
+                offset: self.log_end_offset,
+                epoch,
+            };
+        }
+        let Some(higher) = self.epochs.iter().find(|e| e.epoch > epoch) else {
+            return fallback;
+        };
+        let floor = self.epochs.iter().rev().find(|e| e.epoch <= epoch);
+        OffsetAndEpoch {
+            offset: higher.start_offset,
+            epoch: floor.map_or(epoch, |f| f.epoch),
+        }
+    }
+}

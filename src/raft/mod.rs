@@ -1,0 +1,44 @@
+//! The KRaft protocol as a pure, deterministic state machine.
+//!
+//! ```text
+//!   Input (with `now`)                         Action (executed strictly in order)
+//!   ─────────────────                          ──────────────────────────────────
+//!   Tick                         ┌─────────┐   PersistElection ─► quorum-state (then ElectionPersisted)
+//!   Request / Response ────────► │ Replica │ ─► Append / Truncate / Flush ─► log (then Flushed)
+//!   RequestFailed                │  step() │ ─► Send / Respond / RespondFetch ─► network
+//!   ElectionPersisted / Flushed  └─────────┘ ─► Proposed / HighWatermark / LeaderChanged
+//!   Propose / Shutdown                         ShutdownComplete / Fatal
+//! ```
+//!
+//! Owns every protocol decision: states and transitions (Unattached, Prospective, Candidate,
+//! Leader, Follower, Resigned; observers), elections with pre-vote, leader announcement and
+//! resignation, replication by Fetch with divergence and long polls, the high watermark, and
+//! durability ordering (a send that depends on a persisted vote or epoch waits for
+//! `ElectionPersisted`; a follower's Fetch waits for `Flushed`).
+//!
+//! It must never touch actix, tokio, files, sockets, the clock or a global random generator:
+//! time arrives with every step and randomness comes from a seed, so a run can be replayed
+//! exactly. A test fails the build if any of those appear in this directory.
+
+mod config;
+mod election;
+mod fetch;
+mod io;
+mod leader;
+mod log_view;
+mod message;
+mod quorum_epoch;
+mod replica;
+mod rng;
+mod role;
+mod vote;
+
+pub use config::{FETCH_MAX_BYTES, FETCH_MAX_WAIT, RaftConfig};
+pub use io::{Action, InboundId, Input, PersistedElection, ProposalId, ProposeError, RequestId};
+pub use log_view::{EpochStart, LogView};
+pub use message::{
+    BeginQuorumEpochRequest, EndQuorumEpochRequest, EpochResponse, ErrorCode, FetchRequest,
+    FetchResponse, Request, Response, VoteRequest, VoteResponse,
+};
+pub use replica::Replica;
+pub use role::RoleKind;

@@ -1,0 +1,780 @@
+//! The replica: one node's KRaft state machine. `step(now, input)` applies one input and returns
+//! the actions to execute, in order.
+//!
+//! Owns the epoch, the known leader, the vote, the current state and every timer and in-flight
+//! request. It must never perform IO or read a clock: time comes in with each step, randomness
+//! from a seeded generator, and the log is seen through [`LogView`], kept in step with the
+//! Append/Truncate/Flush actions it emits. The RPC handlers live in `vote.rs`, `fetch.rs` and
+//! `quorum_epoch.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::config::RaftConfig;
+use super::election::Election;
+use super::io::{Action, InboundId, Input, PersistedElection, ProposalId, ProposeError, RequestId};
+use super::leader::LeaderState;
+use super::log_view::LogView;
+use super::message::{ErrorCode, FetchResponse, Request, Response};
+use super::rng::SeededRng;
+use super::role::{Role, RoleKind};
+use crate::record::{BatchBuilder, BatchKind, ControlRecord, LeaderChangeMessage};
+use crate::types::{Epoch, NodeId, Offset};
+
+/// How long a leader keeps trying to hand over during a graceful shutdown (Kafka's driver uses
+/// the same 5 s) before it stops anyway.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Transitions one step may chain (e.g. Resigned -> Unattached -> Prospective -> Candidate ->
+/// Leader for a single voter); a bound so that a bug cannot loop forever.
+const MAX_TRANSITIONS_PER_STEP: usize = 8;
+
+/// A request this replica sent and still expects an answer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Inflight {
+    pub id: RequestId,
+    pub is_fetch: bool,
+    pub deadline: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub(super) config: RaftConfig,
+    pub(super) epoch: Epoch,
+    pub(super) leader_id: Option<NodeId>,
+    pub(super) voted_id: Option<NodeId>,
+    pub(super) role: Role,
+    pub(super) log: LogView,
+    pub(super) high_watermark: Option<Offset>,
+    pub(super) rng: SeededRng,
+    pub(super) now: Duration,
+    next_request_id: u64,
+    pub(super) inflight: BTreeMap<NodeId, Inflight>,
+    pub(super) backoff_until: BTreeMap<NodeId, Duration>,
+    persists_pending: usize,
+    last_persisted: Option<PersistedElection>,
+    held: Vec<Action>,
+    pub(super) out: Vec<Action>,
+    pub(super) shutdown_deadline: Option<Duration>,
+    shutdown_done: bool,
+    announced: Option<(Epoch, Option<NodeId>)>,
+}
+
+impl Replica {
+    /// Starts a replica from its persisted election state and recovered log (kraft-protocol.md
+    /// §2.4): a former leader restarts Resigned, a self-vote restarts the candidacy, a known
+    /// leader is followed, and a single voter elects itself at once.
+    pub fn start(
+        config: RaftConfig,
+        persisted: Option<PersistedElection>,
+        log: LogView,
+        now: Duration,
+        seed: u64,
+    ) -> (Replica, Vec<Action>) {
+        let stored = persisted.unwrap_or(PersistedElection {
+            epoch: Epoch(0),
+            leader_id: None,
+            voted_id: None,
+        });
+        let mut r = Replica {
+            config,
+            epoch: stored.epoch,
+            leader_id: stored.leader_id,
+            voted_id: stored.voted_id,
+            role: Role::Unattached {
+                election_deadline: None,
+            },
+            log,
+            high_watermark: None,
+            rng: SeededRng::new(seed),
+            now,
+            next_request_id: 0,
+            inflight: BTreeMap::new(),
+            backoff_until: BTreeMap::new(),
+            persists_pending: 0,
+            last_persisted: persisted,
+            held: Vec::new(),
+            out: Vec::new(),
+            shutdown_deadline: None,
+            shutdown_done: false,
+            announced: None,
+        };
+        r.initialize(stored);
+        r.poll();
+        r.announce_leader();
+        let actions = std::mem::take(&mut r.out);
+        (r, actions)
+    }
+
+    fn initialize(&mut self, stored: PersistedElection) {
+        let local = self.config.local_id;
+        let log_epoch = self.log.last_fetched_epoch();
+        if stored.epoch < log_epoch {
+            self.become_unattached(log_epoch);
+        } else if stored.leader_id.is_some() && stored.leader_id == local && self.config.is_voter()
+        {
+            self.resign_in_place();
+        } else if stored.voted_id.is_some() && stored.voted_id == local && self.config.is_voter() {
+            self.role = Role::Candidate {
+                election: Election::new(&self.config.voters, local.expect("a voter has an id")),
+                election_deadline: self.random_election_deadline(),
+            };
+        } else if let Some(leader) = stored.leader_id.filter(|l| Some(*l) != local) {
+            self.role = self.follower_role();
+            self.leader_id = Some(leader);
+        } else {
+            self.role = self.unattached_role();
+        }
+        if self.config.local_id.is_none() {
+            self.voted_id = None;
+        }
+        self.persist_always();
+    }
+
+    // ---- accessors -------------------------------------------------------------------------
+
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    pub fn role(&self) -> RoleKind {
+        self.role.kind()
+    }
+
+    pub fn leader_id(&self) -> Option<NodeId> {
+        self.leader_id
+    }
+
+    pub fn voted_id(&self) -> Option<NodeId> {
+        self.voted_id
+    }
+
+    pub fn high_watermark(&self) -> Option<Offset> {
+        self.high_watermark
+    }
+
+    pub fn log(&self) -> &LogView {
+        &self.log
+    }
+
+    pub fn config(&self) -> &RaftConfig {
+        &self.config
+    }
+
+    /// The leader's view of each voter's durable log end offset (empty unless leader).
+    pub fn voter_end_offsets(&self) -> BTreeMap<NodeId, Option<Offset>> {
+        match &self.role {
+            Role::Leader(l) => l
+                .progress
+                .iter()
+                .map(|(id, p)| (*id, p.end_offset))
+                .collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// The earliest time at which a `Tick` would change anything.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        let mut deadlines: Vec<Duration> = Vec::new();
+        // While shutting down, Unattached and Resigned never campaign: their timers act on nothing.
+        let campaigns = self.shutdown_deadline.is_none();
+        match &self.role {
+            Role::Unattached { election_deadline } => {
+                deadlines.extend(election_deadline.filter(|_| campaigns))
+            }
+            Role::Prospective {
+                election_deadline, ..
+            }
+            | Role::Candidate {
+                election_deadline, ..
+            } => deadlines.push(*election_deadline),
+            Role::Follower { fetch_deadline, .. } => deadlines.push(*fetch_deadline),
+            Role::Resigned {
+                election_deadline, ..
+            } => deadlines.extend(Some(*election_deadline).filter(|_| campaigns)),
+            Role::Leader(l) => {
+                if self.config.voters.len() > 1 {
+                    deadlines.push(l.check_quorum_deadline);
+                }
+                deadlines.push(l.begin_quorum_deadline);
+                deadlines.extend(l.parked.iter().map(|p| p.deadline));
+            }
+        }
+        deadlines.extend(self.inflight.values().map(|i| i.deadline));
+        deadlines.extend(self.backoff_until.values().copied());
+        deadlines.extend(self.shutdown_deadline.filter(|_| !self.shutdown_done));
+        deadlines.into_iter().min()
+    }
+
+    // ---- the step --------------------------------------------------------------------------
+
+    /// Applies one input at time `now` and returns the actions to execute, in order.
+    pub fn step(&mut self, now: Duration, input: Input) -> Vec<Action> {
+        self.now = self.now.max(now);
+        match input {
+            Input::Tick => {}
+            Input::Request { from, request } => self.handle_request(from, request),
+            Input::Response {
+                from,
+                request_id,
+                response,
+            } => self.handle_response(from, request_id, response),
+            Input::RequestFailed { to, request_id } => self.request_failed(to, request_id),
+            Input::ElectionPersisted => self.election_persisted(),
+            Input::Flushed { offset } => self.flushed(offset),
+            Input::Propose { id, records } => self.propose(id, records),
+            Input::Shutdown => self.shutdown(),
+        }
+        self.poll();
+        self.announce_leader();
+        std::mem::take(&mut self.out)
+    }
+
+    fn handle_request(&mut self, from: InboundId, request: Request) {
+        match request {
+            Request::Vote(r) => {
+                let response = self.handle_vote_request(&r);
+                self.reply(from, Response::Vote(response));
+            }
+            Request::BeginQuorumEpoch(r) => {
+                let response = self.handle_begin_quorum_epoch(&r);
+                self.reply(from, Response::BeginQuorumEpoch(response));
+            }
+            Request::EndQuorumEpoch(r) => {
+                let response = self.handle_end_quorum_epoch(&r);
+                self.reply(from, Response::EndQuorumEpoch(response));
+            }
+            Request::Fetch(r) => self.handle_fetch_request(from, r),
+        }
+    }
+
+    fn handle_response(&mut self, from: NodeId, request_id: RequestId, response: Response) {
+        match self.inflight.get(&from) {
+            Some(i) if i.id == request_id => {
+                self.inflight.remove(&from);
+            }
+            // Not (or no longer) expected: a late answer to a request we gave up on.
+            _ => return,
+        }
+        match response {
+            Response::Vote(r) => self.handle_vote_response(from, &r),
+            Response::BeginQuorumEpoch(r) => {
+                self.handle_common(from, r.error, r.leader_id, r.leader_epoch);
+            }
+            Response::EndQuorumEpoch(r) => self.handle_end_quorum_epoch_response(from, &r),
+            Response::Fetch(r) => self.handle_fetch_response(from, r),
+        }
+    }
+
+    fn request_failed(&mut self, to: NodeId, request_id: RequestId) {
+        if self.inflight.get(&to).is_some_and(|i| i.id == request_id) {
+            self.inflight.remove(&to);
+            self.backoff(to);
+        }
+    }
+
+    fn election_persisted(&mut self) {
+        self.persists_pending = self.persists_pending.saturating_sub(1);
+        if self.persists_pending == 0 {
+            self.out.append(&mut self.held);
+        }
+    }
+
+    fn flushed(&mut self, offset: Offset) {
+        self.log.flushed(offset);
+        let durable = self.log.flushed_offset();
+        let local = self.config.local_id;
+        if let (Role::Leader(l), Some(local)) = (&mut self.role, local) {
+            l.progress.entry(local).or_default().end_offset = Some(durable);
+            self.maybe_advance_high_watermark();
+        }
+    }
+
+    // ---- sending, gated on durability --------------------------------------------------------
+
+    /// Emits a message now, or holds it until every outstanding election persist is durable.
+    pub(super) fn gated(&mut self, action: Action) {
+        if self.persists_pending > 0 {
+            self.held.push(action);
+        } else {
+            self.out.push(action);
+        }
+    }
+
+    pub(super) fn reply(&mut self, to: InboundId, response: Response) {
+        self.gated(Action::Respond { to, response });
+    }
+
+    /// Whether a new request to `to` may go out now (one in flight per destination, as Kafka's
+    /// RequestManager, and none while backing off).
+    pub(super) fn can_send_to(&self, to: NodeId) -> bool {
+        !self.inflight.contains_key(&to)
+            && self.backoff_until.get(&to).is_none_or(|t| *t <= self.now)
+    }
+
+    pub(super) fn send(&mut self, to: NodeId, request: Request) {
+        let id = RequestId(self.next_request_id);
+        self.next_request_id += 1;
+        let is_fetch = matches!(request, Request::Fetch(_));
+        self.inflight.insert(
+            to,
+            Inflight {
+                id,
+                is_fetch,
+                deadline: self.now + self.config.request_timeout,
+            },
+        );
+        self.backoff_until.remove(&to);
+        self.gated(Action::Send {
+            to,
+            request_id: id,
+            request,
+        });
+    }
+
+    pub(super) fn backoff(&mut self, to: NodeId) {
+        self.backoff_until
+            .insert(to, self.now + self.config.retry_backoff);
+    }
+
+    fn expire_requests(&mut self) {
+        let now = self.now;
+        let expired: Vec<NodeId> = self
+            .inflight
+            .iter()
+            .filter(|(_, i)| i.deadline <= now)
+            .map(|(n, _)| *n)
+            .collect();
+        for to in expired {
+            self.inflight.remove(&to);
+            self.backoff(to);
+        }
+        self.backoff_until.retain(|_, t| *t > now);
+    }
+
+    // ---- persistence -------------------------------------------------------------------------
+
+    fn election_state(&self) -> PersistedElection {
+        PersistedElection {
+            epoch: self.epoch,
+            leader_id: self.leader_id,
+            voted_id: self.voted_id,
+        }
+    }
+
+    fn persist_always(&mut self) {
+        let state = self.election_state();
+        self.out.push(Action::PersistElection(state));
+        self.persists_pending += 1;
+        self.last_persisted = Some(state);
+    }
+
+    /// Persists the election state if it differs from what is on disk.
+    pub(super) fn persist(&mut self) {
+        if self.last_persisted != Some(self.election_state()) {
+            self.persist_always();
+        }
+    }
+
+    fn announce_leader(&mut self) {
+        let current = (self.epoch, self.leader_id);
+        if self.announced != Some(current) {
+            self.announced = Some(current);
+            self.out.push(Action::LeaderChanged {
+                epoch: self.epoch,
+                leader_id: self.leader_id,
+            });
+        }
+    }
+
+    // ---- transitions -------------------------------------------------------------------------
+
+    pub(super) fn random_election_deadline(&mut self) -> Duration {
+        let base = self.config.election_timeout;
+        let jitter = self.rng.below(base.as_millis() as u64);
+        self.now + base + Duration::from_millis(jitter)
+    }
+
+    fn unattached_role(&mut self) -> Role {
+        let election_deadline = self
+            .config
+            .is_voter()
+            .then(|| self.random_election_deadline());
+        Role::Unattached { election_deadline }
+    }
+
+    fn follower_role(&self) -> Role {
+        Role::Follower {
+            fetch_deadline: self.now + self.config.fetch_timeout,
+            has_fetched: false,
+        }
+    }
+
+    /// Leaving the leader state: parked fetches are told the replica no longer leads.
+    fn leave_leader(&mut self) {
+        if let Role::Leader(l) = &mut self.role {
+            let parked = std::mem::take(&mut l.parked);
+            for p in parked {
+                let response = self.fetch_error(ErrorCode::NotLeaderOrFollower);
+                self.gated(Action::RespondFetch {
+                    to: p.from,
+                    response,
+                    read_from: None,
+                    max_bytes: 0,
+                });
+            }
+        }
+    }
+
+    /// Unattached in a newer epoch: no leader, no vote.
+    pub(super) fn become_unattached(&mut self, epoch: Epoch) {
+        self.leave_leader();
+        self.epoch = epoch;
+        self.leader_id = None;
+        self.voted_id = None;
+        self.role = self.unattached_role();
+        self.persist();
+    }
+
+    /// Unattached in the same epoch, keeping the known leader and the vote.
+    pub(super) fn become_unattached_same_epoch(&mut self) {
+        self.role = self.unattached_role();
+        self.persist();
+    }
+
+    pub(super) fn become_prospective(&mut self) {
+        let Some(local) = self.config.local_id.filter(|_| self.config.is_voter()) else {
+            return;
+        };
+        let election = Election::new(&self.config.voters, local);
+        let won = election.is_won();
+        self.role = Role::Prospective {
+            election,
+            election_deadline: self.random_election_deadline(),
+        };
+        if won {
+            self.become_candidate();
+        }
+    }
+
+    pub(super) fn become_candidate(&mut self) {
+        let Some(local) = self.config.local_id.filter(|_| self.config.is_voter()) else {
+            return;
+        };
+        self.epoch = Epoch(self.epoch.0 + 1);
+        self.leader_id = None;
+        self.voted_id = Some(local);
+        let election = Election::new(&self.config.voters, local);
+        let won = election.is_won();
+        self.role = Role::Candidate {
+            election,
+            election_deadline: self.random_election_deadline(),
+        };
+        self.persist();
+        if won {
+            self.become_leader();
+        }
+    }
+
+    /// Leader of the current epoch: persist, then append this epoch's LeaderChange record.
+    pub(super) fn become_leader(&mut self) {
+        let Role::Candidate { election, .. } = &self.role else {
+            return;
+        };
+        let granting: Vec<i32> = election.granted().iter().map(|n| n.0).collect();
+        let local = self.config.local_id.expect("a candidate has an id");
+        self.leader_id = Some(local);
+        self.persist();
+        let epoch_start = self.log.log_end_offset();
+        let check_quorum = self.config.fetch_timeout.mul_f64(1.5);
+        let mut state = LeaderState::new(&self.config.voters, epoch_start, self.now, check_quorum);
+        state.progress.entry(local).or_default().end_offset = Some(self.log.flushed_offset());
+        self.role = Role::Leader(Box::new(state));
+        let record = ControlRecord::LeaderChange(LeaderChangeMessage {
+            version: 0,
+            leader_id: local.0,
+            voters: self.config.voters.iter().map(|n| n.0).collect(),
+            granting_voters: granting,
+        });
+        let mut batch = BatchBuilder::new(BatchKind::Control, epoch_start, self.epoch);
+        batch
+            .append_control(self.timestamp_ms(), &record)
+            .expect("a LeaderChange record fits a batch");
+        self.append_as_leader(batch.build().expect("one record"));
+    }
+
+    /// Follower of `leader` in `epoch` (a newer epoch clears the vote).
+    pub(super) fn become_follower(&mut self, epoch: Epoch, leader: NodeId) {
+        if Some(leader) == self.config.local_id {
+            return;
+        }
+        self.leave_leader();
+        if epoch != self.epoch {
+            self.voted_id = None;
+        }
+        self.epoch = epoch;
+        self.leader_id = Some(leader);
+        self.role = self.follower_role();
+        self.persist();
+    }
+
+    /// Leader to Resigned (memory only): stop leading, tell the voters who should succeed.
+    pub(super) fn resign(&mut self) {
+        if !matches!(self.role, Role::Leader(_)) {
+            return;
+        }
+        self.leave_leader();
+        self.resign_in_place();
+    }
+
+    fn resign_in_place(&mut self) {
+        let local = self.config.local_id.expect("only a voter resigns");
+        let successors = match &self.role {
+            Role::Leader(l) => l.successors(local),
+            _ => self
+                .config
+                .voters
+                .iter()
+                .copied()
+                .filter(|v| *v != local)
+                .collect(),
+        };
+        let unacked: BTreeSet<NodeId> = successors.iter().copied().collect();
+        self.leader_id = Some(local);
+        self.role = Role::Resigned {
+            election_deadline: self.random_election_deadline(),
+            unacked,
+            successors,
+        };
+    }
+
+    // ---- the leader's own appends ------------------------------------------------------------
+
+    pub(super) fn timestamp_ms(&self) -> i64 {
+        self.now.as_millis() as i64
+    }
+
+    /// Appends a batch the leader built at its log end offset, then flushes it.
+    fn append_as_leader(&mut self, batch: Bytes) {
+        let header = crate::record::BatchHeader::parse(&batch).expect("built above");
+        self.log
+            .appended(header.epoch(), header.base_offset(), header.next_offset());
+        self.out.push(Action::Append { batches: batch });
+        self.out.push(Action::Flush);
+        self.complete_parked_fetches(false);
+    }
+
+    fn propose(&mut self, id: ProposalId, records: Vec<Bytes>) {
+        let leading = matches!(self.role, Role::Leader(_)) && self.shutdown_deadline.is_none();
+        if !leading {
+            let err = ProposeError::NotLeader {
+                leader_id: self.leader_id,
+                epoch: self.epoch,
+            };
+            self.out.push(Action::Proposed {
+                id,
+                result: Err(err),
+            });
+            return;
+        }
+        let base = self.log.log_end_offset();
+        let mut batch = BatchBuilder::new(BatchKind::Data, base, self.epoch);
+        let timestamp = self.timestamp_ms();
+        for value in &records {
+            if batch.append(timestamp, None, Some(value), &[]).is_err() {
+                self.out.push(Action::Proposed {
+                    id,
+                    result: Err(ProposeError::TooLarge),
+                });
+                return;
+            }
+        }
+        let Ok(bytes) = batch.build() else {
+            // Nothing to append: an empty proposal gets the empty range at the log end.
+            self.out.push(Action::Proposed {
+                id,
+                result: Ok((base, Offset(base.0 - 1))),
+            });
+            return;
+        };
+        self.append_as_leader(bytes);
+        let last = Offset(self.log.log_end_offset().0 - 1);
+        self.out.push(Action::Proposed {
+            id,
+            result: Ok((base, last)),
+        });
+    }
+
+    /// Raises the leader's high watermark to what a majority holds, if that passes both this
+    /// epoch's start and the current value; answers parked fetches when it moves.
+    pub(super) fn maybe_advance_high_watermark(&mut self) {
+        let Role::Leader(l) = &self.role else { return };
+        let Some(candidate) = l.majority_offset() else {
+            return;
+        };
+        if self.high_watermark.is_some_and(|hw| hw >= candidate) {
+            return;
+        }
+        self.high_watermark = Some(candidate);
+        self.out.push(Action::HighWatermark(candidate));
+        self.complete_parked_fetches(true);
+    }
+
+    /// Sets a follower's high watermark to min(leader's, own log end), never backwards.
+    pub(super) fn update_follower_high_watermark(&mut self, leader_hw: Option<Offset>) {
+        let Some(leader_hw) = leader_hw else { return };
+        let candidate = leader_hw.min(self.log.log_end_offset());
+        if self.high_watermark.is_none_or(|hw| candidate > hw) {
+            self.high_watermark = Some(candidate);
+            self.out.push(Action::HighWatermark(candidate));
+        }
+    }
+
+    pub(super) fn fetch_error(&self, error: ErrorCode) -> FetchResponse {
+        FetchResponse {
+            error,
+            leader_id: self.leader_id,
+            leader_epoch: self.epoch,
+            high_watermark: self.high_watermark,
+            log_start_offset: self.log.log_start_offset(),
+            diverging_epoch: None,
+            records: Bytes::new(),
+        }
+    }
+
+    // ---- graceful shutdown -------------------------------------------------------------------
+
+    fn shutdown(&mut self) {
+        if self.shutdown_deadline.is_none() {
+            self.shutdown_deadline = Some(self.now + SHUTDOWN_TIMEOUT);
+            self.resign();
+        }
+    }
+
+    /// Done once another leader is known, this is an observer or the only voter, or time ran out.
+    fn maybe_complete_shutdown(&mut self) {
+        let Some(deadline) = self.shutdown_deadline else {
+            return;
+        };
+        if self.shutdown_done {
+            return;
+        }
+        let handed_over = matches!(self.role, Role::Follower { .. } | Role::Unattached { .. });
+        if handed_over
+            || !self.config.is_voter()
+            || self.config.voters.len() == 1
+            || self.now >= deadline
+        {
+            self.shutdown_done = true;
+            self.out.push(Action::ShutdownComplete);
+        }
+    }
+
+    // ---- polling: timers and periodic sends ----------------------------------------------------
+
+    fn poll(&mut self) {
+        self.expire_requests();
+        for _ in 0..MAX_TRANSITIONS_PER_STEP {
+            let before = (self.role.kind(), self.epoch);
+            match self.role.kind() {
+                RoleKind::Unattached => self.poll_unattached(),
+                RoleKind::Prospective | RoleKind::Candidate => self.poll_election(),
+                RoleKind::Leader => self.poll_leader(),
+                RoleKind::Follower => self.poll_follower(),
+                RoleKind::Resigned => self.poll_resigned(),
+            }
+            if before == (self.role.kind(), self.epoch) {
+                break;
+            }
+        }
+        self.maybe_complete_shutdown();
+    }
+
+    fn poll_unattached(&mut self) {
+        let Role::Unattached { election_deadline } = &self.role else {
+            return;
+        };
+        if election_deadline.is_some_and(|d| d <= self.now) && self.shutdown_deadline.is_none() {
+            self.become_prospective();
+            return;
+        }
+        self.discover_leader();
+    }
+
+    fn poll_election(&mut self) {
+        let (deadline, pre_vote) = match &self.role {
+            Role::Prospective {
+                election_deadline, ..
+            } => (*election_deadline, true),
+            Role::Candidate {
+                election_deadline, ..
+            } => (*election_deadline, false),
+            _ => return,
+        };
+        if deadline <= self.now {
+            if pre_vote {
+                self.prospective_lost();
+            } else {
+                self.become_prospective();
+            }
+            return;
+        }
+        self.send_votes();
+    }
+
+    /// A pre-vote that failed: back to following the known leader, or to Unattached.
+    pub(super) fn prospective_lost(&mut self) {
+        match self.leader_id {
+            Some(leader) if Some(leader) != self.config.local_id => {
+                self.become_follower(self.epoch, leader)
+            }
+            _ => self.become_unattached_same_epoch(),
+        }
+    }
+
+    fn poll_leader(&mut self) {
+        let Role::Leader(l) = &self.role else { return };
+        if (self.config.voters.len() > 1 && l.check_quorum_deadline <= self.now)
+            || self.shutdown_deadline.is_some()
+        {
+            self.resign();
+            return;
+        }
+        self.send_begin_quorum_epoch();
+        self.expire_parked_fetches();
+    }
+
+    fn poll_follower(&mut self) {
+        let Role::Follower { fetch_deadline, .. } = &self.role else {
+            return;
+        };
+        if *fetch_deadline <= self.now {
+            if self.config.is_voter() && self.shutdown_deadline.is_none() {
+                self.become_prospective();
+            } else {
+                self.become_unattached_same_epoch();
+            }
+            return;
+        }
+        self.send_fetch_to_leader();
+    }
+
+    fn poll_resigned(&mut self) {
+        let Role::Resigned {
+            election_deadline, ..
+        } = &self.role
+        else {
+            return;
+        };
+        if *election_deadline <= self.now && self.shutdown_deadline.is_none() {
+            // A new epoch, so that nobody keeps treating this node as the leader; campaign at once.
+            self.become_unattached(Epoch(self.epoch.0 + 1));
+            self.role = Role::Unattached {
+                election_deadline: Some(self.now),
+            };
+            return;
+        }
+        self.send_end_quorum_epoch();
+    }
+}

@@ -1,0 +1,169 @@
+//! Elections: answering Vote requests (pre-vote and standard, kraft-protocol.md §3.2), sending
+//! them while Prospective or Candidate, and counting the answers (§3.3).
+
+use super::message::{ErrorCode, Request, VoteRequest, VoteResponse};
+use super::replica::Replica;
+use super::role::Role;
+use crate::types::{Epoch, NodeId};
+
+impl Replica {
+    pub(super) fn handle_vote_request(&mut self, r: &VoteRequest) -> VoteResponse {
+        let reject = |this: &Self, error| VoteResponse {
+            error,
+            leader_id: this.leader_id,
+            leader_epoch: this.epoch,
+            vote_granted: false,
+        };
+        if r.cluster_id != self.config.cluster_id {
+            return reject(self, ErrorCode::InconsistentClusterId);
+        }
+        let epoch_ok = if r.pre_vote {
+            r.last_offset_epoch <= r.candidate_epoch
+        } else {
+            r.last_offset_epoch < r.candidate_epoch
+        };
+        if !epoch_ok || r.last_offset.0 < 0 || r.last_offset_epoch.0 < 0 || r.candidate_id.0 < 0 {
+            return reject(self, ErrorCode::InvalidRequest);
+        }
+        if r.candidate_epoch < self.epoch {
+            return reject(self, ErrorCode::FencedLeaderEpoch);
+        }
+        if r.candidate_epoch > self.epoch {
+            self.become_unattached(r.candidate_epoch);
+        }
+        if Some(r.voter_id) != self.config.local_id {
+            return reject(self, ErrorCode::InvalidVoterKey);
+        }
+        let granted = self.can_grant_vote(r);
+        if granted && !r.pre_vote {
+            self.voted_id = Some(r.candidate_id);
+            self.persist();
+            // The candidate has at least as good a chance as we do: give it time.
+            let deadline = self.random_election_deadline();
+            match &mut self.role {
+                Role::Unattached {
+                    election_deadline: Some(d),
+                } => *d = deadline,
+                Role::Prospective {
+                    election_deadline, ..
+                } => *election_deadline = deadline,
+                _ => {}
+            }
+        }
+        VoteResponse {
+            error: ErrorCode::None,
+            leader_id: self.leader_id,
+            leader_epoch: self.epoch,
+            vote_granted: granted,
+        }
+    }
+
+    /// The grant rules of kraft-protocol.md §3.2 step 8.
+    fn can_grant_vote(&self, r: &VoteRequest) -> bool {
+        let up_to_date = (r.last_offset_epoch, r.last_offset)
+            >= (self.log.last_fetched_epoch(), self.log.log_end_offset());
+        match &self.role {
+            Role::Unattached { .. } | Role::Prospective { .. } if r.pre_vote => up_to_date,
+            Role::Unattached { .. } | Role::Prospective { .. } => match self.voted_id {
+                Some(voted) => voted == r.candidate_id,
+                None => self.leader_id.is_none() && up_to_date,
+            },
+            Role::Follower { has_fetched, .. } => r.pre_vote && up_to_date && !has_fetched,
+            Role::Candidate { .. } => r.pre_vote && up_to_date,
+            Role::Leader(_) | Role::Resigned { .. } => false,
+        }
+    }
+
+    pub(super) fn handle_vote_response(&mut self, from: NodeId, r: &VoteResponse) {
+        if !self.handle_common(from, r.error, r.leader_id, r.leader_epoch)
+            || r.leader_epoch != self.epoch
+        {
+            return;
+        }
+        match &mut self.role {
+            Role::Prospective { election, .. } => {
+                election.record(from, r.vote_granted);
+                if election.is_won() {
+                    self.become_candidate();
+                } else if election.is_lost() {
+                    self.prospective_lost();
+                }
+            }
+            Role::Candidate { election, .. } => {
+                election.record(from, r.vote_granted);
+                if election.is_won() {
+                    self.become_leader();
+                }
+                // A lost standard election waits out its timer, then tries a pre-vote again.
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends Vote to every voter that has not answered, while the election can still be won.
+    pub(super) fn send_votes(&mut self) {
+        let (pending, pre_vote, epoch): (Vec<NodeId>, bool, Epoch) = match &self.role {
+            Role::Prospective { election, .. } if !election.is_lost() => {
+                (election.unrecorded().collect(), true, self.epoch)
+            }
+            Role::Candidate { election, .. } if !election.is_lost() => {
+                (election.unrecorded().collect(), false, self.epoch)
+            }
+            _ => return,
+        };
+        let local = self.config.local_id.expect("only voters campaign");
+        for voter in pending {
+            if !self.can_send_to(voter) {
+                continue;
+            }
+            let request = VoteRequest {
+                cluster_id: self.config.cluster_id.clone(),
+                voter_id: voter,
+                candidate_epoch: epoch,
+                candidate_id: local,
+                last_offset_epoch: self.log.last_fetched_epoch(),
+                last_offset: self.log.log_end_offset(),
+                pre_vote,
+            };
+            self.send(voter, Request::Vote(request));
+        }
+    }
+
+    /// Kafka's common response handling (kraft-protocol.md §4.1). Returns whether the caller
+    /// should go on to handle the response body.
+    pub(super) fn handle_common(
+        &mut self,
+        from: NodeId,
+        error: ErrorCode,
+        leader_id: Option<NodeId>,
+        epoch: Epoch,
+    ) -> bool {
+        if epoch < self.epoch || error == ErrorCode::UnknownLeaderEpoch {
+            return false;
+        }
+        let local = self.config.local_id;
+        let leader = leader_id.filter(|l| Some(*l) != local);
+        if epoch > self.epoch {
+            match leader {
+                Some(l) => self.become_follower(epoch, l),
+                None => self.become_unattached(epoch),
+            }
+            return false;
+        }
+        // Same epoch: follow a leader we did not know, or knew only by id while Unattached.
+        let leads = matches!(self.role, Role::Leader(_) | Role::Resigned { .. });
+        let unattached = matches!(self.role, Role::Unattached { .. });
+        if let Some(l) = leader
+            && !leads
+            && (self.leader_id.is_none() || (unattached && self.leader_id == Some(l)))
+        {
+            self.become_follower(epoch, l);
+            return error == ErrorCode::None;
+        }
+        if error != ErrorCode::None {
+            self.backoff(from);
+            return false;
+        }
+        true
+    }
+}
