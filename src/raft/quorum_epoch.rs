@@ -74,6 +74,19 @@ impl Replica {
             // start the election first.
             *fetch_deadline = (*fetch_deadline).min(now + backoff);
             *has_fetched = false;
+            self.resigning_leader = Some((r.leader_epoch, r.leader_id));
+            // The first preferred successor starts a standard election at once, skipping the
+            // pre-vote: the leader asked for this election, so there is no disruption to guard
+            // against, and a pre-vote could lose the race with the resignation notice reaching
+            // the other voters (who would still count the leader as live).
+            let first = self.config.local_id.is_some()
+                && r.preferred_successors.first() == self.config.local_id.as_ref();
+            if first && self.config.is_voter() && self.shutdown_deadline.is_none() {
+                self.become_prospective();
+                if matches!(self.role, Role::Prospective { .. }) {
+                    self.become_candidate();
+                }
+            }
         }
         self.epoch_response(ErrorCode::None)
     }

@@ -58,6 +58,8 @@ pub struct Replica {
     pub(super) out: Vec<Action>,
     pub(super) shutdown_deadline: Option<Duration>,
     shutdown_done: bool,
+    /// The leader (and its epoch) that told us, by EndQuorumEpoch, that it is resigning.
+    pub(super) resigning_leader: Option<(Epoch, NodeId)>,
     announced: Option<(Epoch, Option<NodeId>)>,
 }
 
@@ -98,6 +100,7 @@ impl Replica {
             out: Vec::new(),
             shutdown_deadline: None,
             shutdown_done: false,
+            resigning_leader: None,
             announced: None,
         };
         r.initialize(stored);
@@ -723,11 +726,19 @@ impl Replica {
         self.send_votes();
     }
 
-    /// A pre-vote that failed: back to following the known leader, or to Unattached.
+    /// A pre-vote that failed: back to following the known leader, or to Unattached. If that
+    /// leader is resigning, try again after the election backoff rather than a whole fetch
+    /// timeout: the voters that rejected us may simply not have heard of the resignation yet.
     pub(super) fn prospective_lost(&mut self) {
         match self.leader_id {
             Some(leader) if Some(leader) != self.config.local_id => {
-                self.become_follower(self.epoch, leader)
+                self.become_follower(self.epoch, leader);
+                if self.resigning_leader == Some((self.epoch, leader)) {
+                    let retry = self.now + self.config.election_backoff_max;
+                    if let Role::Follower { fetch_deadline, .. } = &mut self.role {
+                        *fetch_deadline = retry;
+                    }
+                }
             }
             _ => self.become_unattached_same_epoch(),
         }

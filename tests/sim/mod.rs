@@ -202,7 +202,8 @@ pub struct Sim {
     pub proposed: BTreeSet<Bytes>,
     /// Data values that were committed (so acknowledged to their client), by offset.
     pub acknowledged: BTreeMap<Offset, Bytes>,
-    /// Skip the checks that a wiped disk legitimately breaks.
+    /// A disk was wiped: a node may forget its votes and epochs, and a durable copy can vanish,
+    /// so those two checks stop; single leadership and committed data are still checked.
     pub wiped: bool,
     pub config: RaftConfig,
 }
@@ -871,7 +872,7 @@ impl Sim {
                     "node {i} believes its log ends at {leo}, the disk says {disk}"
                 ));
             }
-            if role == RoleKind::Leader && !self.wiped {
+            if role == RoleKind::Leader {
                 let id = self.nodes[i].id.unwrap();
                 match self.leaders.get(&epoch) {
                     Some(other) if *other != id => {
@@ -918,7 +919,7 @@ impl Sim {
                 .iter()
                 .all(|i| s.hw(*i).is_some_and(|hw| hw > offset))
         });
-        if !self.wiped {
+        {
             for (offset, value) in self.acknowledged.clone() {
                 for &i in &running {
                     let Some(batch) = self.nodes[i].disk.batch_at(offset) else {
