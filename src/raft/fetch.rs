@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::io::{Action, InboundId};
 use super::leader::{MAX_PARKED_FETCHES, ParkedFetch};
 use super::message::{ErrorCode, FetchRequest, FetchResponse, Request};
-use super::replica::Replica;
+use super::replica::{Channel, Replica};
 use super::role::Role;
 use crate::record::BatchIter;
 use crate::types::{NodeId, Offset, OffsetAndEpoch};
@@ -144,7 +144,9 @@ impl Replica {
     // ---- the follower's side ----------------------------------------------------------------
 
     fn fetch_in_flight(&self) -> bool {
-        self.inflight.values().any(|i| i.is_fetch)
+        self.inflight
+            .keys()
+            .any(|(_, channel)| *channel == Channel::Fetch)
     }
 
     /// A fetch is also an acknowledgement, so it goes out only when the whole log is durable.
@@ -167,7 +169,7 @@ impl Replica {
 
     pub(super) fn send_fetch_to_leader(&mut self) {
         let Some(leader) = self.leader_id else { return };
-        if self.ready_to_fetch() && self.can_send_to(leader) {
+        if self.ready_to_fetch() && self.channel_ready(leader, Channel::Fetch) {
             let request = self.fetch_request();
             self.send(leader, Request::Fetch(request));
         }
@@ -184,7 +186,7 @@ impl Replica {
             .voters
             .iter()
             .copied()
-            .filter(|v| Some(*v) != local && self.can_send_to(*v))
+            .filter(|v| Some(*v) != local && self.channel_ready(*v, Channel::Fetch))
             .collect();
         if peers.is_empty() {
             return;

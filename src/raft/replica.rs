@@ -34,8 +34,31 @@ const MAX_TRANSITIONS_PER_STEP: usize = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Inflight {
     pub id: RequestId,
-    pub is_fetch: bool,
     pub deadline: Duration,
+}
+
+/// Requests to one destination travel on two channels, one request in flight on each, so that
+/// a long-polling Fetch never holds up a Vote or an epoch announcement to the same node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Channel {
+    Control,
+    Fetch,
+}
+
+impl Channel {
+    fn of_request(request: &Request) -> Channel {
+        match request {
+            Request::Fetch(_) => Channel::Fetch,
+            _ => Channel::Control,
+        }
+    }
+
+    fn of_response(response: &Response) -> Channel {
+        match response {
+            Response::Fetch(_) => Channel::Fetch,
+            _ => Channel::Control,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -50,7 +73,7 @@ pub struct Replica {
     pub(super) rng: SeededRng,
     pub(super) now: Duration,
     next_request_id: u64,
-    pub(super) inflight: BTreeMap<NodeId, Inflight>,
+    pub(super) inflight: BTreeMap<(NodeId, Channel), Inflight>,
     pub(super) backoff_until: BTreeMap<NodeId, Duration>,
     persists_pending: usize,
     last_persisted: Option<PersistedElection>,
@@ -119,20 +142,28 @@ impl Replica {
         {
             self.resign_in_place();
         } else if stored.voted_id.is_some() && stored.voted_id == local && self.config.is_voter() {
-            self.role = Role::Candidate {
+            let role = Role::Candidate {
                 election: Election::new(&self.config.voters, local.expect("a voter has an id")),
                 election_deadline: self.random_election_deadline(),
             };
+            self.set_role(role);
         } else if let Some(leader) = stored.leader_id.filter(|l| Some(*l) != local) {
-            self.role = self.follower_role();
+            let role = self.follower_role();
+            self.set_role(role);
             self.leader_id = Some(leader);
         } else {
-            self.role = self.unattached_role();
+            let role = self.unattached_role();
+            self.set_role(role);
         }
         if self.config.local_id.is_none() {
             self.voted_id = None;
         }
-        self.persist_always();
+        self.persist();
+        // The only voter needs nobody's vote: it elects itself at once (in a new epoch, so a
+        // former leader never leads its old epoch again).
+        if self.config.is_voter() && self.config.voters.len() == 1 {
+            self.become_prospective();
+        }
     }
 
     // ---- accessors -------------------------------------------------------------------------
@@ -253,9 +284,10 @@ impl Replica {
     }
 
     fn handle_response(&mut self, from: NodeId, request_id: RequestId, response: Response) {
-        match self.inflight.get(&from) {
+        let key = (from, Channel::of_response(&response));
+        match self.inflight.get(&key) {
             Some(i) if i.id == request_id => {
-                self.inflight.remove(&from);
+                self.inflight.remove(&key);
             }
             // Not (or no longer) expected: a late answer to a request we gave up on.
             _ => return,
@@ -271,8 +303,10 @@ impl Replica {
     }
 
     fn request_failed(&mut self, to: NodeId, request_id: RequestId) {
-        if self.inflight.get(&to).is_some_and(|i| i.id == request_id) {
-            self.inflight.remove(&to);
+        let before = self.inflight.len();
+        self.inflight
+            .retain(|(node, _), i| !(*node == to && i.id == request_id));
+        if self.inflight.len() != before {
             self.backoff(to);
         }
     }
@@ -309,25 +343,24 @@ impl Replica {
         self.gated(Action::Respond { to, response });
     }
 
-    /// Whether a new request to `to` may go out now (one in flight per destination, as Kafka's
-    /// RequestManager, and none while backing off).
+    /// Whether a new control request (Vote, Begin/EndQuorumEpoch) to `to` may go out now: one in
+    /// flight per destination and channel, as Kafka's RequestManager, and none while backing off.
     pub(super) fn can_send_to(&self, to: NodeId) -> bool {
-        !self.inflight.contains_key(&to)
+        self.channel_ready(to, Channel::Control)
+    }
+
+    pub(super) fn channel_ready(&self, to: NodeId, channel: Channel) -> bool {
+        !self.inflight.contains_key(&(to, channel))
             && self.backoff_until.get(&to).is_none_or(|t| *t <= self.now)
     }
 
     pub(super) fn send(&mut self, to: NodeId, request: Request) {
         let id = RequestId(self.next_request_id);
         self.next_request_id += 1;
-        let is_fetch = matches!(request, Request::Fetch(_));
-        self.inflight.insert(
-            to,
-            Inflight {
-                id,
-                is_fetch,
-                deadline: self.now + self.config.request_timeout,
-            },
-        );
+        let channel = Channel::of_request(&request);
+        let deadline = self.now + self.config.request_timeout;
+        self.inflight
+            .insert((to, channel), Inflight { id, deadline });
         self.backoff_until.remove(&to);
         self.gated(Action::Send {
             to,
@@ -343,15 +376,15 @@ impl Replica {
 
     fn expire_requests(&mut self) {
         let now = self.now;
-        let expired: Vec<NodeId> = self
+        let expired: Vec<(NodeId, Channel)> = self
             .inflight
             .iter()
             .filter(|(_, i)| i.deadline <= now)
-            .map(|(n, _)| *n)
+            .map(|(key, _)| *key)
             .collect();
-        for to in expired {
-            self.inflight.remove(&to);
-            self.backoff(to);
+        for key in expired {
+            self.inflight.remove(&key);
+            self.backoff(key.0);
         }
         self.backoff_until.retain(|_, t| *t > now);
     }
@@ -399,6 +432,14 @@ impl Replica {
         self.now + base + Duration::from_millis(jitter)
     }
 
+    /// Enters a new state. An answer to a request sent in the old state must not be acted on
+    /// (a fetch or vote asked for another state's reasons), and must not hold up this state's
+    /// requests, so every in-flight request is forgotten; late answers are then ignored.
+    fn set_role(&mut self, role: Role) {
+        self.inflight.clear();
+        self.role = role;
+    }
+
     fn unattached_role(&mut self) -> Role {
         let election_deadline = self
             .config
@@ -436,13 +477,15 @@ impl Replica {
         self.epoch = epoch;
         self.leader_id = None;
         self.voted_id = None;
-        self.role = self.unattached_role();
+        let role = self.unattached_role();
+        self.set_role(role);
         self.persist();
     }
 
     /// Unattached in the same epoch, keeping the known leader and the vote.
     pub(super) fn become_unattached_same_epoch(&mut self) {
-        self.role = self.unattached_role();
+        let role = self.unattached_role();
+        self.set_role(role);
         self.persist();
     }
 
@@ -452,10 +495,11 @@ impl Replica {
         };
         let election = Election::new(&self.config.voters, local);
         let won = election.is_won();
-        self.role = Role::Prospective {
+        let role = Role::Prospective {
             election,
             election_deadline: self.random_election_deadline(),
         };
+        self.set_role(role);
         if won {
             self.become_candidate();
         }
@@ -470,10 +514,11 @@ impl Replica {
         self.voted_id = Some(local);
         let election = Election::new(&self.config.voters, local);
         let won = election.is_won();
-        self.role = Role::Candidate {
+        let role = Role::Candidate {
             election,
             election_deadline: self.random_election_deadline(),
         };
+        self.set_role(role);
         self.persist();
         if won {
             self.become_leader();
@@ -493,7 +538,8 @@ impl Replica {
         let check_quorum = self.config.fetch_timeout.mul_f64(1.5);
         let mut state = LeaderState::new(&self.config.voters, epoch_start, self.now, check_quorum);
         state.progress.entry(local).or_default().end_offset = Some(self.log.flushed_offset());
-        self.role = Role::Leader(Box::new(state));
+        let role = Role::Leader(Box::new(state));
+        self.set_role(role);
         let record = ControlRecord::LeaderChange(LeaderChangeMessage {
             version: 0,
             leader_id: local.0,
@@ -518,7 +564,8 @@ impl Replica {
         }
         self.epoch = epoch;
         self.leader_id = Some(leader);
-        self.role = self.follower_role();
+        let role = self.follower_role();
+        self.set_role(role);
         self.persist();
     }
 
@@ -545,11 +592,12 @@ impl Replica {
         };
         let unacked: BTreeSet<NodeId> = successors.iter().copied().collect();
         self.leader_id = Some(local);
-        self.role = Role::Resigned {
+        let role = Role::Resigned {
             election_deadline: self.random_election_deadline(),
             unacked,
             successors,
         };
+        self.set_role(role);
     }
 
     // ---- the leader's own appends ------------------------------------------------------------
@@ -781,9 +829,10 @@ impl Replica {
         if *election_deadline <= self.now && self.shutdown_deadline.is_none() {
             // A new epoch, so that nobody keeps treating this node as the leader; campaign at once.
             self.become_unattached(Epoch(self.epoch.0 + 1));
-            self.role = Role::Unattached {
+            let role = Role::Unattached {
                 election_deadline: Some(self.now),
             };
+            self.set_role(role);
             return;
         }
         self.send_end_quorum_epoch();

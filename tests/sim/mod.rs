@@ -430,10 +430,7 @@ impl Sim {
                 && !r.records.is_empty()
                 && self.rng.chance(self.net.corrupt_per_mille)
             {
-                let mut bytes = r.records.to_vec();
-                let at = self.rng.below(bytes.len() as u64) as usize;
-                bytes[at] ^= 1 << self.rng.below(8);
-                r.records = Bytes::from(bytes);
+                r.records = self.tear_or_flip(&r.records);
             }
             let delay = self.net.min_delay_ms
                 + self
@@ -444,6 +441,29 @@ impl Sim {
                 Event::Deliver { to, msg },
             );
         }
+    }
+
+    /// Damages fetched records the way a racing read of the leader's log can (KAFKA-18723): a
+    /// response cut short, or a bit flipped inside a batch's CRC-covered bytes. Header fields
+    /// outside the CRC are left alone: on the wire the peer frame's own CRC-32C covers them.
+    fn tear_or_flip(&mut self, records: &Bytes) -> Bytes {
+        if self.rng.chance(300) {
+            let cut = self.rng.below(records.len() as u64) as usize;
+            return records.slice(..cut);
+        }
+        let mut covered = Vec::new();
+        let mut at = 0;
+        while let Ok(Some(size)) = kraft::record::next_batch_size(&records[at..]) {
+            covered.push((at + 21, at + size));
+            at += size;
+        }
+        let mut bytes = records.to_vec();
+        if !covered.is_empty() {
+            let (from, to) = covered[self.rng.below(covered.len() as u64) as usize];
+            let pos = from + self.rng.below((to - from) as u64) as usize;
+            bytes[pos] ^= 1 << self.rng.below(8);
+        }
+        Bytes::from(bytes)
     }
 
     // ---- executing a replica's actions -------------------------------------------------------
@@ -539,6 +559,10 @@ impl Sim {
             Action::HighWatermark(hw) => self.high_watermark(i, hw),
             Action::LeaderChanged { epoch, leader_id } => {
                 self.note(format!("node {i} sees epoch {epoch} leader {leader_id:?}"));
+                // A leader announces itself even if it resigns within the same step.
+                if let Some(id) = leader_id.filter(|l| Some(*l) == self.nodes[i].id) {
+                    self.record_leader(epoch, id);
+                }
             }
             Action::ShutdownComplete => {
                 if self.nodes[i].shutting_down {
@@ -874,14 +898,19 @@ impl Sim {
             }
             if role == RoleKind::Leader {
                 let id = self.nodes[i].id.unwrap();
-                match self.leaders.get(&epoch) {
-                    Some(other) if *other != id => {
-                        self.fail(&format!("two leaders in epoch {epoch}: {other} and {id}"))
-                    }
-                    _ => {
-                        self.leaders.insert(epoch, id);
-                    }
-                }
+                self.record_leader(epoch, id);
+            }
+        }
+    }
+
+    /// At most one leader per epoch, ever.
+    fn record_leader(&mut self, epoch: Epoch, id: NodeId) {
+        match self.leaders.get(&epoch) {
+            Some(other) if *other != id => {
+                self.fail(&format!("two leaders in epoch {epoch}: {other} and {id}"))
+            }
+            _ => {
+                self.leaders.insert(epoch, id);
             }
         }
     }

@@ -1,0 +1,1257 @@
+//! Unit tests of the protocol core: build a replica in a given state, feed one input, assert
+//! the new state and the exact actions. One test per row of the transition table
+//! (kraft-protocol.md §2.2), the restart rules (§2.4) and the applicable checklist items (§15.2).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kraft::raft::{
+    Action, BeginQuorumEpochRequest, EndQuorumEpochRequest, EpochResponse, EpochStart, ErrorCode,
+    FetchRequest, FetchResponse, InboundId, Input, LogView, PersistedElection, ProposalId,
+    ProposeError, RaftConfig, Replica, Request, RequestId, Response, RoleKind, VoteRequest,
+    VoteResponse,
+};
+use kraft::record::{BatchBuilder, BatchKind, ControlRecord, RecordBatch};
+use kraft::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
+
+const T0: Duration = Duration::from_secs(1_000_000);
+const CLUSTER: &str = "c";
+
+fn n(id: i32) -> NodeId {
+    NodeId(id)
+}
+
+fn config(local: Option<i32>, voters: &[i32]) -> RaftConfig {
+    RaftConfig::new(
+        CLUSTER,
+        local.map(NodeId),
+        voters.iter().map(|v| NodeId(*v)),
+    )
+}
+
+fn election(epoch: i32, leader: Option<i32>, voted: Option<i32>) -> PersistedElection {
+    PersistedElection {
+        epoch: Epoch(epoch),
+        leader_id: leader.map(NodeId),
+        voted_id: voted.map(NodeId),
+    }
+}
+
+fn start(
+    local: i32,
+    voters: &[i32],
+    stored: Option<PersistedElection>,
+    log: LogView,
+) -> (Replica, Vec<Action>) {
+    Replica::start(config(Some(local), voters), stored, log, T0, 7)
+}
+
+/// Acknowledges every election persist in `actions` (and any that follow), returning
+/// `actions` extended with everything that was held back until then.
+fn ack_persists(r: &mut Replica, at: Duration, mut actions: Vec<Action>) -> Vec<Action> {
+    let mut pending = persists(&actions).len();
+    while pending > 0 {
+        let more = r.step(at, Input::ElectionPersisted);
+        pending = pending - 1 + persists(&more).len();
+        actions.extend(more);
+    }
+    actions
+}
+
+/// Steps `input` and acknowledges the persists it asked for.
+fn settle(r: &mut Replica, at: Duration, input: Input) -> Vec<Action> {
+    let actions = r.step(at, input);
+    ack_persists(r, at, actions)
+}
+
+/// A replica started with its startup persists acknowledged, and all the actions of that.
+fn boot(
+    local: i32,
+    voters: &[i32],
+    stored: Option<PersistedElection>,
+    log: LogView,
+) -> (Replica, Vec<Action>) {
+    let (mut r, actions) = start(local, voters, stored, log);
+    let actions = ack_persists(&mut r, T0, actions);
+    (r, actions)
+}
+
+fn started(local: i32, voters: &[i32], stored: Option<PersistedElection>) -> Replica {
+    boot(local, voters, stored, LogView::empty()).0
+}
+
+fn sends(actions: &[Action]) -> Vec<(NodeId, Request)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { to, request, .. } => Some((*to, request.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn persists(actions: &[Action]) -> Vec<PersistedElection> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::PersistElection(p) => Some(*p),
+            _ => None,
+        })
+        .collect()
+}
+
+fn request_id(actions: &[Action], to: NodeId) -> RequestId {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Send {
+                to: t, request_id, ..
+            } if *t == to => Some(*request_id),
+            _ => None,
+        })
+        .expect("a request to that node")
+}
+
+/// Moves time to the replica's next deadline and ticks.
+fn tick_to_deadline(r: &mut Replica) -> (Duration, Vec<Action>) {
+    let at = r.next_deadline().expect("a timer is running");
+    (at, r.step(at, Input::Tick))
+}
+
+fn vote(
+    epoch: i32,
+    candidate: i32,
+    last_epoch: i32,
+    last_offset: i64,
+    pre_vote: bool,
+    to: i32,
+) -> Input {
+    Input::Request {
+        from: InboundId(99),
+        request: Request::Vote(VoteRequest {
+            cluster_id: CLUSTER.into(),
+            voter_id: n(to),
+            candidate_epoch: Epoch(epoch),
+            candidate_id: n(candidate),
+            last_offset_epoch: Epoch(last_epoch),
+            last_offset: Offset(last_offset),
+            pre_vote,
+        }),
+    }
+}
+
+fn vote_reply(actions: &[Action]) -> VoteResponse {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Respond {
+                response: Response::Vote(v),
+                ..
+            } => Some(v.clone()),
+            _ => None,
+        })
+        .expect("a vote response")
+}
+
+fn granted(epoch: i32, leader: Option<i32>) -> Response {
+    Response::Vote(VoteResponse {
+        error: ErrorCode::None,
+        leader_id: leader.map(NodeId),
+        leader_epoch: Epoch(epoch),
+        vote_granted: true,
+    })
+}
+
+fn rejected(epoch: i32) -> Response {
+    Response::Vote(VoteResponse {
+        error: ErrorCode::None,
+        leader_id: None,
+        leader_epoch: Epoch(epoch),
+        vote_granted: false,
+    })
+}
+
+fn begin_epoch(epoch: i32, leader: i32, to: i32) -> Input {
+    Input::Request {
+        from: InboundId(1),
+        request: Request::BeginQuorumEpoch(BeginQuorumEpochRequest {
+            cluster_id: CLUSTER.into(),
+            voter_id: n(to),
+            leader_id: n(leader),
+            leader_epoch: Epoch(epoch),
+        }),
+    }
+}
+
+/// A three-voter replica 1 that became a Prospective after its election timer.
+fn prospective() -> (Replica, Duration, Vec<Action>) {
+    let mut r = started(1, &[1, 2, 3], None);
+    let (at, actions) = tick_to_deadline(&mut r);
+    (r, at, actions)
+}
+
+/// A three-voter replica 1 elected leader in epoch 1.
+fn leader() -> (Replica, Duration) {
+    let (mut r, at, actions) = prospective();
+    let id = request_id(&actions, n(2));
+    r.step(
+        at,
+        Input::Response {
+            from: n(2),
+            request_id: id,
+            response: granted(0, None),
+        },
+    );
+    let actions = r.step(at, Input::ElectionPersisted);
+    let id = request_id(&actions, n(2));
+    r.step(
+        at,
+        Input::Response {
+            from: n(2),
+            request_id: id,
+            response: granted(1, None),
+        },
+    );
+    r.step(at, Input::ElectionPersisted);
+    r.step(at, Input::Flushed { offset: Offset(1) });
+    assert_eq!(r.role(), RoleKind::Leader);
+    (r, at)
+}
+
+// ---- startup (§2.4) ----------------------------------------------------------------------------
+
+#[test]
+fn a_fresh_voter_starts_unattached_at_epoch_zero_and_persists_it() {
+    let (r, actions) = start(1, &[1, 2, 3], None, LogView::empty());
+    assert_eq!(r.role(), RoleKind::Unattached);
+    assert_eq!(
+        actions,
+        vec![
+            Action::PersistElection(election(0, None, None)),
+            Action::LeaderChanged {
+                epoch: Epoch(0),
+                leader_id: None
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_single_voter_elects_itself_at_startup_and_writes_leader_change() {
+    let (r, actions) = start(1, &[1], None, LogView::empty());
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Leader, Epoch(1)));
+    assert_eq!(
+        persists(&actions),
+        vec![
+            election(0, None, None),
+            election(1, None, Some(1)),
+            election(1, Some(1), Some(1))
+        ]
+    );
+    let Some(Action::Append { batches }) =
+        actions.iter().find(|a| matches!(a, Action::Append { .. }))
+    else {
+        panic!("{actions:?}")
+    };
+    let batch = RecordBatch::decode(batches.clone()).unwrap();
+    assert!(batch.is_control());
+    assert_eq!((batch.base_offset(), batch.epoch()), (Offset(0), Epoch(1)));
+    let record = &batch.decode_records().unwrap()[0];
+    let control =
+        ControlRecord::decode(record.key.as_ref().unwrap(), record.value.as_ref().unwrap())
+            .unwrap();
+    let ControlRecord::LeaderChange(change) = control else {
+        panic!()
+    };
+    assert_eq!(
+        (change.leader_id, change.voters, change.granting_voters),
+        (1, vec![1], vec![1])
+    );
+    assert!(actions.contains(&Action::Flush));
+}
+
+#[test]
+fn a_single_voter_commits_its_appends_once_flushed() {
+    let (mut r, _) = start(1, &[1], None, LogView::empty());
+    r.step(T0, Input::ElectionPersisted);
+    r.step(T0, Input::ElectionPersisted);
+    r.step(T0, Input::ElectionPersisted);
+    let actions = r.step(T0, Input::Flushed { offset: Offset(1) });
+    assert_eq!(actions, vec![Action::HighWatermark(Offset(1))]);
+    let actions = r.step(
+        T0,
+        Input::Propose {
+            id: ProposalId(5),
+            records: vec![Bytes::from_static(b"x")],
+        },
+    );
+    assert!(matches!(actions[0], Action::Append { .. }));
+    assert_eq!(actions[1], Action::Flush);
+    assert_eq!(
+        actions[2],
+        Action::Proposed {
+            id: ProposalId(5),
+            result: Ok((Offset(1), Offset(1)))
+        }
+    );
+    assert_eq!(
+        r.step(T0, Input::Flushed { offset: Offset(2) }),
+        vec![Action::HighWatermark(Offset(2))]
+    );
+}
+
+#[test]
+fn a_former_leader_restarts_resigned_and_rejects_votes_in_its_epoch() {
+    let mut r = started(1, &[1, 2, 3], Some(election(4, Some(1), Some(1))));
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Resigned, Epoch(4)));
+    let reply = vote_reply(&settle(&mut r, T0, vote(4, 2, 3, 0, false, 1)));
+    assert!(!reply.vote_granted);
+    // A higher epoch is granted (the log is up to date).
+    let actions = r.step(T0, vote(5, 2, 3, 0, false, 1));
+    assert_eq!(r.role(), RoleKind::Unattached);
+    assert_eq!(
+        persists(&actions),
+        vec![election(5, None, None), election(5, None, Some(2))]
+    );
+}
+
+#[test]
+fn a_self_vote_restarts_the_candidacy() {
+    let (r, _) = start(
+        1,
+        &[1, 2, 3],
+        Some(election(3, None, Some(1))),
+        LogView::empty(),
+    );
+    assert_eq!(
+        (r.role(), r.epoch(), r.voted_id()),
+        (RoleKind::Candidate, Epoch(3), Some(n(1)))
+    );
+}
+
+#[test]
+fn a_stored_leader_is_followed_after_restart() {
+    let (r, _) = start(
+        1,
+        &[1, 2, 3],
+        Some(election(3, Some(2), Some(2))),
+        LogView::empty(),
+    );
+    assert_eq!(
+        (r.role(), r.leader_id(), r.voted_id()),
+        (RoleKind::Follower, Some(n(2)), Some(n(2)))
+    );
+}
+
+#[test]
+fn a_stored_epoch_behind_the_log_moves_to_the_log_epoch() {
+    let log = LogView::new(
+        Offset(0),
+        Offset(5),
+        vec![EpochStart {
+            epoch: Epoch(6),
+            start_offset: Offset(0),
+        }],
+    );
+    let (r, actions) = start(1, &[1, 2, 3], Some(election(2, None, None)), log);
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Unattached, Epoch(6)));
+    assert_eq!(persists(&actions), vec![election(6, None, None)]);
+}
+
+// ---- elections (§2.2, §3) ----------------------------------------------------------------------
+
+#[test]
+fn unattached_to_prospective_sends_pre_votes_at_the_same_epoch_without_persisting() {
+    let (r, _, actions) = prospective();
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Prospective, Epoch(0)));
+    assert!(persists(&actions).is_empty());
+    let requests = sends(&actions);
+    let votes: Vec<(NodeId, bool, Epoch)> = requests
+        .iter()
+        .filter_map(|(to, r)| match r {
+            Request::Vote(v) => Some((*to, v.pre_vote, v.candidate_epoch)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(votes, vec![(n(2), true, Epoch(0)), (n(3), true, Epoch(0))]);
+}
+
+#[test]
+fn prospective_with_a_majority_becomes_candidate_and_votes_wait_for_the_persist() {
+    let (mut r, at, actions) = prospective();
+    let id = request_id(&actions, n(2));
+    let actions = r.step(
+        at,
+        Input::Response {
+            from: n(2),
+            request_id: id,
+            response: granted(0, None),
+        },
+    );
+    assert_eq!(
+        (r.role(), r.epoch(), r.voted_id()),
+        (RoleKind::Candidate, Epoch(1), Some(n(1)))
+    );
+    assert_eq!(persists(&actions), vec![election(1, None, Some(1))]);
+    assert!(
+        sends(&actions).is_empty(),
+        "no vote request before the self-vote is durable: {actions:?}"
+    );
+    let actions = r.step(at, Input::ElectionPersisted);
+    let votes: Vec<bool> = sends(&actions)
+        .into_iter()
+        .filter_map(|(_, r)| match r {
+            Request::Vote(v) => Some(v.pre_vote),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(votes, vec![false, false]);
+}
+
+#[test]
+fn candidate_with_a_majority_becomes_leader_and_announces_itself_after_persisting() {
+    let (mut r, at, actions) = prospective();
+    let id = request_id(&actions, n(2));
+    r.step(
+        at,
+        Input::Response {
+            from: n(2),
+            request_id: id,
+            response: granted(0, None),
+        },
+    );
+    let actions = r.step(at, Input::ElectionPersisted);
+    let id = request_id(&actions, n(3));
+    let actions = r.step(
+        at,
+        Input::Response {
+            from: n(3),
+            request_id: id,
+            response: granted(1, None),
+        },
+    );
+    assert_eq!(r.role(), RoleKind::Leader);
+    assert_eq!(persists(&actions), vec![election(1, Some(1), Some(1))]);
+    assert!(
+        matches!(actions[1], Action::Append { .. }) && actions[2] == Action::Flush,
+        "{actions:?}"
+    );
+    assert!(
+        sends(&actions).is_empty(),
+        "BeginQuorumEpoch waits for the durable leader state"
+    );
+    let actions = r.step(at, Input::ElectionPersisted);
+    let begins: Vec<NodeId> = sends(&actions)
+        .into_iter()
+        .filter(|(_, r)| matches!(r, Request::BeginQuorumEpoch(_)))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(begins, vec![n(2), n(3)]);
+}
+
+#[test]
+fn prospective_losing_with_no_leader_returns_to_unattached_keeping_its_epoch() {
+    let (mut r, at, actions) = prospective();
+    for to in [2, 3] {
+        let id = request_id(&actions, n(to));
+        r.step(
+            at,
+            Input::Response {
+                from: n(to),
+                request_id: id,
+                response: rejected(0),
+            },
+        );
+    }
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Unattached, Epoch(0)));
+}
+
+#[test]
+fn prospective_losing_with_a_known_leader_follows_it_again() {
+    let mut r = started(1, &[1, 2, 3], Some(election(2, Some(2), None)));
+    assert_eq!(r.role(), RoleKind::Follower);
+    // The unanswered fetch to the leader times out with the fetch timer; the pre-vote to it
+    // then waits out the retry backoff.
+    let mut actions = Vec::new();
+    let mut at = T0;
+    while sends(&actions)
+        .iter()
+        .filter(|(_, r)| matches!(r, Request::Vote(_)))
+        .count()
+        < 2
+    {
+        let (t, more) = tick_to_deadline(&mut r);
+        at = t;
+        actions.extend(more);
+    }
+    assert_eq!(r.role(), RoleKind::Prospective);
+    for to in [2, 3] {
+        let id = request_id(&actions, n(to));
+        r.step(
+            at,
+            Input::Response {
+                from: n(to),
+                request_id: id,
+                response: rejected(2),
+            },
+        );
+    }
+    assert_eq!(
+        (r.role(), r.epoch(), r.leader_id()),
+        (RoleKind::Follower, Epoch(2), Some(n(2)))
+    );
+}
+
+#[test]
+fn candidate_timing_out_goes_back_to_prospective_without_bumping_the_epoch() {
+    let (mut r, at, actions) = prospective();
+    let id = request_id(&actions, n(2));
+    r.step(
+        at,
+        Input::Response {
+            from: n(2),
+            request_id: id,
+            response: granted(0, None),
+        },
+    );
+    r.step(at, Input::ElectionPersisted);
+    assert_eq!(r.role(), RoleKind::Candidate);
+    let (_, actions) = tick_to_deadline(&mut r);
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Prospective, Epoch(1)));
+    assert!(persists(&actions).is_empty());
+}
+
+#[test]
+fn vote_granting_rules_per_state() {
+    // Unattached: one standard vote per epoch (the same candidate again is fine).
+    let mut r = started(1, &[1, 2, 3], Some(election(2, None, None)));
+    assert!(vote_reply(&settle(&mut r, T0, vote(2, 2, 0, 0, false, 1))).vote_granted);
+    r.step(T0, Input::ElectionPersisted);
+    assert!(vote_reply(&settle(&mut r, T0, vote(2, 2, 0, 0, false, 1))).vote_granted);
+    assert!(!vote_reply(&settle(&mut r, T0, vote(2, 3, 0, 0, false, 1))).vote_granted);
+    // ...but any number of pre-votes with an up-to-date log.
+    assert!(vote_reply(&settle(&mut r, T0, vote(2, 3, 0, 0, true, 1))).vote_granted);
+    // Unattached knowing a leader rejects standard votes.
+    let mut r = started(1, &[1, 2, 3], Some(election(2, Some(3), None)));
+    r.step(
+        T0,
+        Input::Request {
+            from: InboundId(0),
+            request: Request::Fetch(fetch(None, 2, 0, 0)),
+        },
+    );
+    let mut u = started(1, &[1, 2, 3], None);
+    u.step(T0, vote(2, 3, 0, 0, true, 1));
+    // Follower: rejects standard votes; grants a pre-vote only before it fetched from the leader.
+    assert_eq!(r.role(), RoleKind::Follower);
+    assert!(!vote_reply(&settle(&mut r, T0, vote(2, 2, 0, 0, false, 1))).vote_granted);
+    assert!(vote_reply(&settle(&mut r, T0, vote(2, 2, 0, 0, true, 1))).vote_granted);
+    // Leader and Resigned reject everything in their epoch.
+    let (mut l, at) = leader();
+    assert!(!vote_reply(&settle(&mut l, at, vote(1, 2, 1, 1, true, 1))).vote_granted);
+    assert!(!vote_reply(&settle(&mut l, at, vote(1, 2, 0, 1, false, 1))).vote_granted);
+}
+
+#[test]
+fn a_follower_that_fetched_rejects_pre_votes() {
+    let (mut r, id) = follower();
+    assert!(
+        vote_reply(&settle(&mut r, T0, vote(2, 3, 0, 0, true, 2))).vote_granted,
+        "not fetched yet"
+    );
+    r.step(
+        T0,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: fetch_response(2, Some(0), Bytes::new()),
+        },
+    );
+    assert!(!vote_reply(&settle(&mut r, T0, vote(2, 3, 0, 0, true, 2))).vote_granted);
+}
+
+#[test]
+fn a_candidate_grants_pre_votes_but_not_standard_votes() {
+    let (mut r, at, actions) = prospective();
+    let id = request_id(&actions, n(2));
+    r.step(
+        at,
+        Input::Response {
+            from: n(2),
+            request_id: id,
+            response: granted(0, None),
+        },
+    );
+    r.step(at, Input::ElectionPersisted);
+    assert!(vote_reply(&settle(&mut r, at, vote(1, 3, 0, 0, true, 1))).vote_granted);
+    assert!(!vote_reply(&settle(&mut r, at, vote(1, 3, 0, 0, false, 1))).vote_granted);
+}
+
+#[test]
+fn a_vote_with_a_higher_epoch_first_moves_to_unattached_even_for_pre_votes() {
+    let mut r = started(1, &[1, 2, 3], Some(election(2, Some(2), Some(2))));
+    let actions = r.step(T0, vote(5, 3, 0, 0, true, 1));
+    assert_eq!(
+        (r.role(), r.epoch(), r.leader_id(), r.voted_id()),
+        (RoleKind::Unattached, Epoch(5), None, None)
+    );
+    assert_eq!(persists(&actions), vec![election(5, None, None)]);
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Respond { .. })),
+        "the answer waits for the persist"
+    );
+    let actions = r.step(T0, Input::ElectionPersisted);
+    assert!(vote_reply(&actions).vote_granted);
+}
+
+#[test]
+fn vote_requests_are_validated() {
+    let mut r = started(1, &[1, 2, 3], Some(election(3, None, None)));
+    assert_eq!(
+        vote_reply(&settle(&mut r, T0, vote(2, 2, 0, 0, false, 1))).error,
+        ErrorCode::FencedLeaderEpoch
+    );
+    assert_eq!(
+        vote_reply(&settle(&mut r, T0, vote(3, 2, 3, 0, false, 1))).error,
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(
+        vote_reply(&settle(&mut r, T0, vote(3, 2, 4, 0, true, 1))).error,
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(
+        vote_reply(&settle(&mut r, T0, vote(3, 2, 0, -1, false, 1))).error,
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(
+        vote_reply(&settle(&mut r, T0, vote(3, 2, 0, 0, false, 7))).error,
+        ErrorCode::InvalidVoterKey
+    );
+    let mut other = vote(3, 2, 0, 0, false, 1);
+    if let Input::Request {
+        request: Request::Vote(v),
+        ..
+    } = &mut other
+    {
+        v.cluster_id = "other".into();
+    }
+    assert_eq!(
+        vote_reply(&settle(&mut r, T0, other)).error,
+        ErrorCode::InconsistentClusterId
+    );
+    // Lexicographic (epoch, offset): a longer log of an older epoch is not up to date.
+    let log = LogView::new(
+        Offset(0),
+        Offset(5),
+        vec![EpochStart {
+            epoch: Epoch(2),
+            start_offset: Offset(0),
+        }],
+    );
+    let (mut r, _) = start(1, &[1, 2, 3], Some(election(3, None, None)), log);
+    r.step(T0, Input::ElectionPersisted);
+    assert!(!vote_reply(&settle(&mut r, T0, vote(4, 2, 1, 100, false, 1))).vote_granted);
+    r.step(T0, Input::ElectionPersisted);
+    assert!(vote_reply(&settle(&mut r, T0, vote(4, 3, 2, 5, false, 1))).vote_granted);
+}
+
+// ---- leaders, followers and observers ----------------------------------------------------------
+
+#[test]
+fn begin_quorum_epoch_makes_a_voter_follow_the_new_leader() {
+    let mut r = started(2, &[1, 2, 3], None);
+    let actions = r.step(T0, begin_epoch(3, 1, 2));
+    assert_eq!(
+        (r.role(), r.epoch(), r.leader_id()),
+        (RoleKind::Follower, Epoch(3), Some(n(1)))
+    );
+    assert_eq!(persists(&actions), vec![election(3, Some(1), None)]);
+    let actions = r.step(T0, Input::ElectionPersisted);
+    let response = Response::BeginQuorumEpoch(EpochResponse {
+        error: ErrorCode::None,
+        leader_id: Some(n(1)),
+        leader_epoch: Epoch(3),
+    });
+    assert_eq!(
+        actions[0],
+        Action::Respond {
+            to: InboundId(1),
+            response
+        }
+    );
+    let fetches = sends(&actions);
+    assert!(
+        matches!(&fetches[..], [(to, Request::Fetch(f))] if *to == n(1) && f.current_leader_epoch == Epoch(3))
+    );
+}
+
+#[test]
+fn a_leader_learning_a_higher_epoch_becomes_a_follower() {
+    let (mut l, at) = leader();
+    l.step(at, begin_epoch(4, 3, 1));
+    assert_eq!(
+        (l.role(), l.epoch(), l.leader_id()),
+        (RoleKind::Follower, Epoch(4), Some(n(3)))
+    );
+}
+
+fn fetch(replica: Option<i32>, epoch: i32, offset: i64, last_epoch: i32) -> FetchRequest {
+    FetchRequest {
+        cluster_id: CLUSTER.into(),
+        replica_id: replica.map(NodeId),
+        current_leader_epoch: Epoch(epoch),
+        fetch_offset: Offset(offset),
+        last_fetched_epoch: Epoch(last_epoch),
+        high_watermark: None,
+        max_wait_ms: 500,
+        max_bytes: 1 << 20,
+    }
+}
+
+fn fetch_response(epoch: i32, hw: Option<i64>, records: Bytes) -> Response {
+    Response::Fetch(FetchResponse {
+        error: ErrorCode::None,
+        leader_id: Some(n(1)),
+        leader_epoch: Epoch(epoch),
+        high_watermark: hw.map(Offset),
+        log_start_offset: Offset(0),
+        diverging_epoch: None,
+        records,
+    })
+}
+
+fn respond_fetch(actions: &[Action]) -> (FetchResponse, Option<Offset>) {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::RespondFetch {
+                response,
+                read_from,
+                ..
+            } => Some((response.clone(), *read_from)),
+            _ => None,
+        })
+        .expect("a fetch response")
+}
+
+#[test]
+fn the_high_watermark_moves_only_once_a_majority_holds_this_epochs_leader_change() {
+    let (mut l, at) = leader();
+    assert_eq!(l.high_watermark(), None);
+    // Follower 2 fetches at 0: it holds nothing yet, so nothing is committed.
+    let actions = l.step(
+        at,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::Fetch(fetch(Some(2), 1, 0, 0)),
+        },
+    );
+    assert_eq!(
+        respond_fetch(&actions).1,
+        Some(Offset(0)),
+        "records are read from offset 0"
+    );
+    assert_eq!(l.high_watermark(), None);
+    // Its next fetch at 1 acknowledges the LeaderChange record: leader + 2 is a majority of 3.
+    let actions = l.step(
+        at,
+        Input::Request {
+            from: InboundId(2),
+            request: Request::Fetch(fetch(Some(2), 1, 1, 1)),
+        },
+    );
+    assert_eq!(actions.first(), Some(&Action::HighWatermark(Offset(1))));
+    assert_eq!(l.high_watermark(), Some(Offset(1)));
+}
+
+#[test]
+fn a_fetch_with_nothing_new_is_parked_until_data_arrives() {
+    let (mut l, at) = leader();
+    // The first fetch at 1 acknowledges the LeaderChange record and moves the high watermark;
+    // a fetcher that does not know it yet is answered at once (KIP-1166).
+    let actions = l.step(
+        at,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::Fetch(fetch(Some(2), 1, 1, 1)),
+        },
+    );
+    assert_eq!(actions[0], Action::HighWatermark(Offset(1)));
+    assert_eq!(respond_fetch(&actions).1, Some(Offset(1)));
+    // Caught up and knowing the high watermark: parked.
+    let mut caught_up = fetch(Some(2), 1, 1, 1);
+    caught_up.high_watermark = Some(Offset(1));
+    let parked = l.step(
+        at,
+        Input::Request {
+            from: InboundId(2),
+            request: Request::Fetch(caught_up.clone()),
+        },
+    );
+    assert!(parked.is_empty(), "{parked:?}");
+    let actions = l.step(
+        at,
+        Input::Propose {
+            id: ProposalId(1),
+            records: vec![Bytes::from_static(b"v")],
+        },
+    );
+    let (_, from) = respond_fetch(&actions);
+    assert_eq!(
+        from,
+        Some(Offset(1)),
+        "the write completes the parked fetch"
+    );
+    // With nothing arriving, the wait expires and the fetch is answered with what there is.
+    caught_up.fetch_offset = Offset(2);
+    caught_up.last_fetched_epoch = Epoch(1);
+    let parked = l.step(
+        at,
+        Input::Request {
+            from: InboundId(3),
+            request: Request::Fetch(caught_up),
+        },
+    );
+    assert!(
+        !parked
+            .iter()
+            .any(|a| matches!(a, Action::RespondFetch { .. })),
+        "{parked:?}"
+    );
+    let (expired_at, actions) = tick_to_deadline(&mut l);
+    assert_eq!(expired_at, at + Duration::from_millis(500));
+    assert_eq!(respond_fetch(&actions).1, Some(Offset(2)));
+}
+
+#[test]
+fn the_leader_answers_a_divergent_fetch_with_the_epoch_end() {
+    let (mut l, at) = leader();
+    // The follower claims offset 5 in epoch 0; the leader's epoch 0 ends at 0.
+    let actions = l.step(
+        at,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::Fetch(fetch(Some(2), 1, 5, 0)),
+        },
+    );
+    let (response, read) = respond_fetch(&actions);
+    assert_eq!(
+        response.diverging_epoch,
+        Some(OffsetAndEpoch {
+            offset: Offset(0),
+            epoch: Epoch(0)
+        })
+    );
+    assert_eq!(read, None);
+}
+
+#[test]
+fn fetches_are_validated_by_epoch_and_leadership() {
+    let (mut l, at) = leader();
+    let error = |l: &mut Replica, f: FetchRequest| {
+        respond_fetch(&l.step(
+            at,
+            Input::Request {
+                from: InboundId(1),
+                request: Request::Fetch(f),
+            },
+        ))
+        .0
+        .error
+    };
+    assert_eq!(
+        error(&mut l, fetch(Some(2), 0, 0, 0)),
+        ErrorCode::FencedLeaderEpoch
+    );
+    assert_eq!(
+        error(&mut l, fetch(Some(2), 2, 0, 0)),
+        ErrorCode::UnknownLeaderEpoch
+    );
+    assert_eq!(
+        error(&mut l, fetch(Some(2), 1, 0, 2)),
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(
+        error(&mut l, fetch(Some(2), 1, -1, 0)),
+        ErrorCode::InvalidRequest
+    );
+    let mut follower = started(2, &[1, 2, 3], Some(election(1, Some(1), None)));
+    let response = respond_fetch(&follower.step(
+        at,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::Fetch(fetch(None, 1, 0, 0)),
+        },
+    ))
+    .0;
+    assert_eq!(
+        (response.error, response.leader_id),
+        (ErrorCode::NotLeaderOrFollower, Some(n(1)))
+    );
+}
+
+fn data_batch(base: i64, epoch: i32, value: &[u8]) -> Bytes {
+    let mut b = BatchBuilder::new(BatchKind::Data, Offset(base), Epoch(epoch));
+    b.append(0, None, Some(value), &[]).unwrap();
+    b.build().unwrap()
+}
+
+/// Follower 2 of leader 1 in epoch 2, with its first fetch in flight.
+fn follower() -> (Replica, RequestId) {
+    let (r, actions) = boot(
+        2,
+        &[1, 2, 3],
+        Some(election(2, Some(1), None)),
+        LogView::empty(),
+    );
+    let id = request_id(&actions, n(1));
+    (r, id)
+}
+
+#[test]
+fn a_follower_appends_the_valid_prefix_only_and_fetches_again_once_flushed() {
+    let (mut r, id) = follower();
+    let mut records = Vec::new();
+    records.extend_from_slice(&data_batch(0, 1, b"a"));
+    records.extend_from_slice(&data_batch(1, 2, b"b"));
+    let mut corrupt = data_batch(2, 2, b"c").to_vec();
+    corrupt[30] ^= 1;
+    records.extend_from_slice(&corrupt);
+    let actions = r.step(
+        T0,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: fetch_response(2, Some(1), Bytes::from(records.clone())),
+        },
+    );
+    let expected_append = Bytes::from(records[..data_batch(0, 1, b"a").len() * 2].to_vec());
+    assert_eq!(
+        actions[0],
+        Action::Append {
+            batches: expected_append
+        }
+    );
+    assert_eq!(actions[1], Action::Flush);
+    assert_eq!(actions[2], Action::HighWatermark(Offset(1)));
+    assert!(
+        sends(&actions).is_empty(),
+        "no fetch (acknowledgement) before the flush"
+    );
+    let actions = r.step(T0, Input::Flushed { offset: Offset(2) });
+    assert!(
+        matches!(&sends(&actions)[..], [(_, Request::Fetch(f))] if f.fetch_offset == Offset(2) && f.last_fetched_epoch == Epoch(2))
+    );
+}
+
+#[test]
+fn a_follower_skips_batches_above_its_epoch_or_out_of_place() {
+    let (mut r, id) = follower();
+    let mut records = data_batch(0, 2, b"a").to_vec();
+    records.extend_from_slice(&data_batch(1, 3, b"newer epoch"));
+    let actions = r.step(
+        T0,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: fetch_response(2, None, Bytes::from(records)),
+        },
+    );
+    assert_eq!(
+        actions[0],
+        Action::Append {
+            batches: data_batch(0, 2, b"a")
+        }
+    );
+    let (mut r, id) = follower();
+    let actions = r.step(
+        T0,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: fetch_response(2, None, data_batch(7, 1, b"gap")),
+        },
+    );
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Append { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(r.log().log_end_offset(), Offset(0));
+}
+
+#[test]
+fn a_follower_truncates_where_the_leader_says_the_logs_diverge() {
+    let log = LogView::new(
+        Offset(0),
+        Offset(10),
+        vec![
+            EpochStart {
+                epoch: Epoch(1),
+                start_offset: Offset(0),
+            },
+            EpochStart {
+                epoch: Epoch(3),
+                start_offset: Offset(6),
+            },
+        ],
+    );
+    let (mut r, actions) = boot(2, &[1, 2, 3], Some(election(4, Some(1), None)), log);
+    let id = request_id(&actions, n(1));
+    let mut response = FetchResponse {
+        error: ErrorCode::None,
+        leader_id: Some(n(1)),
+        leader_epoch: Epoch(4),
+        high_watermark: None,
+        log_start_offset: Offset(0),
+        diverging_epoch: Some(OffsetAndEpoch {
+            offset: Offset(4),
+            epoch: Epoch(1),
+        }),
+        records: Bytes::new(),
+    };
+    let actions = r.step(
+        T0,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: Response::Fetch(response.clone()),
+        },
+    );
+    assert_eq!(actions[0], Action::Truncate { offset: Offset(4) });
+    assert_eq!(
+        (r.log().log_end_offset(), r.log().last_fetched_epoch()),
+        (Offset(4), Epoch(1))
+    );
+    let Some((_, Request::Fetch(f))) = sends(&actions).into_iter().next() else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(
+        (f.fetch_offset, f.last_fetched_epoch),
+        (Offset(4), Epoch(1))
+    );
+    // Below the high watermark it is fatal, never done.
+    let id = request_id(&actions, n(1));
+    let actions = r.step(
+        T0,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: fetch_response(4, Some(4), Bytes::new()),
+        },
+    );
+    assert_eq!(actions[0], Action::HighWatermark(Offset(4)));
+    let id = request_id(&actions, n(1));
+    response.diverging_epoch = Some(OffsetAndEpoch {
+        offset: Offset(2),
+        epoch: Epoch(1),
+    });
+    let actions = r.step(
+        T0,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: Response::Fetch(response),
+        },
+    );
+    assert!(matches!(actions[0], Action::Fatal(_)), "{actions:?}");
+}
+
+#[test]
+fn a_follower_times_out_into_prospective_and_an_observer_into_unattached() {
+    let (mut r, _) = follower();
+    tick_to_deadline(&mut r);
+    while r.role() == RoleKind::Follower {
+        tick_to_deadline(&mut r);
+    }
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Prospective, Epoch(2)));
+    let (mut o, _) = start(
+        7,
+        &[1, 2, 3],
+        Some(election(2, Some(1), None)),
+        LogView::empty(),
+    );
+    o.step(T0, Input::ElectionPersisted);
+    while o.role() == RoleKind::Follower {
+        tick_to_deadline(&mut o);
+    }
+    assert_eq!(
+        (o.role(), o.epoch(), o.leader_id()),
+        (RoleKind::Unattached, Epoch(2), Some(n(1)))
+    );
+}
+
+#[test]
+fn an_idless_observer_fetches_with_no_replica_id_and_finds_the_leader() {
+    let (mut o, actions) = Replica::start(config(None, &[1, 2, 3]), None, LogView::empty(), T0, 3);
+    assert_eq!(persists(&actions), vec![election(0, None, None)]);
+    let actions = o.step(T0, Input::ElectionPersisted);
+    let [(to, Request::Fetch(f))] = &sends(&actions)[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(f.replica_id, None);
+    let id = request_id(&actions, *to);
+    let not_leader = Response::Fetch(FetchResponse {
+        error: ErrorCode::NotLeaderOrFollower,
+        leader_id: Some(n(1)),
+        leader_epoch: Epoch(5),
+        high_watermark: None,
+        log_start_offset: Offset(0),
+        diverging_epoch: None,
+        records: Bytes::new(),
+    });
+    o.step(
+        T0,
+        Input::Response {
+            from: *to,
+            request_id: id,
+            response: not_leader,
+        },
+    );
+    assert_eq!(
+        (o.role(), o.epoch(), o.leader_id(), o.voted_id()),
+        (RoleKind::Follower, Epoch(5), Some(n(1)), None)
+    );
+    let actions = o.step(T0, Input::ElectionPersisted);
+    assert!(
+        matches!(&sends(&actions)[..], [(to, Request::Fetch(f))] if *to == n(1) && f.replica_id.is_none())
+    );
+    // The leader keeps no state for it.
+    let (mut l, at) = leader();
+    l.step(
+        at,
+        Input::Request {
+            from: InboundId(4),
+            request: Request::Fetch(fetch(None, 1, 1, 1)),
+        },
+    );
+    assert_eq!(l.voter_end_offsets().len(), 3);
+    assert_eq!(
+        l.high_watermark(),
+        None,
+        "an id-less fetch acknowledges nothing"
+    );
+}
+
+#[test]
+fn proposals_to_a_non_leader_name_the_leader() {
+    let mut r = started(2, &[1, 2, 3], Some(election(3, Some(1), None)));
+    let actions = r.step(
+        T0,
+        Input::Propose {
+            id: ProposalId(1),
+            records: vec![Bytes::from_static(b"x")],
+        },
+    );
+    let refused = ProposeError::NotLeader {
+        leader_id: Some(n(1)),
+        epoch: Epoch(3),
+    };
+    assert_eq!(
+        actions,
+        vec![Action::Proposed {
+            id: ProposalId(1),
+            result: Err(refused)
+        }]
+    );
+}
+
+// ---- resignation (§3.5) ------------------------------------------------------------------------
+
+#[test]
+fn a_leader_without_a_quorum_resigns_after_one_and_a_half_fetch_timeouts() {
+    let (mut l, at) = leader();
+    let mut now = at;
+    while l.role() == RoleKind::Leader {
+        now = l.next_deadline().unwrap();
+        l.step(now, Input::Tick);
+    }
+    assert_eq!(l.role(), RoleKind::Resigned);
+    assert_eq!(
+        now - at,
+        Duration::from_millis(3000),
+        "1.5 x the 2 s fetch timeout"
+    );
+}
+
+#[test]
+fn a_fetching_majority_keeps_the_leader_in_office() {
+    let (mut l, at) = leader();
+    let mut now = at;
+    for i in 0..20 {
+        now += Duration::from_millis(500);
+        l.step(
+            now,
+            Input::Request {
+                from: InboundId(i),
+                request: Request::Fetch(fetch(Some(2), 1, 1, 1)),
+            },
+        );
+        l.step(now, Input::Tick);
+    }
+    assert_eq!(l.role(), RoleKind::Leader);
+}
+
+#[test]
+fn graceful_shutdown_resigns_and_names_successors_by_fetch_offset() {
+    let (mut l, at) = leader();
+    l.step(
+        at,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::Fetch(fetch(Some(3), 1, 1, 1)),
+        },
+    );
+    l.step(
+        at,
+        Input::Request {
+            from: InboundId(2),
+            request: Request::Fetch(fetch(Some(2), 1, 0, 0)),
+        },
+    );
+    let actions = l.step(at, Input::Shutdown);
+    assert_eq!(l.role(), RoleKind::Resigned);
+    let ends: Vec<(NodeId, Vec<NodeId>)> = sends(&actions)
+        .into_iter()
+        .filter_map(|(to, r)| match r {
+            Request::EndQuorumEpoch(e) => Some((to, e.preferred_successors)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        vec![(n(2), vec![n(3), n(2)]), (n(3), vec![n(3), n(2)])]
+    );
+    // Completes once another leader is known.
+    let actions = l.step(at, begin_epoch(2, 3, 1));
+    assert!(actions.contains(&Action::ShutdownComplete), "{actions:?}");
+}
+
+#[test]
+fn end_quorum_epoch_shortens_a_followers_timeout_by_its_place_in_the_list() {
+    let end = |successors: Vec<i32>| Input::Request {
+        from: InboundId(1),
+        request: Request::EndQuorumEpoch(EndQuorumEpochRequest {
+            cluster_id: CLUSTER.into(),
+            leader_id: n(1),
+            leader_epoch: Epoch(2),
+            preferred_successors: successors.into_iter().map(NodeId).collect(),
+        }),
+    };
+    // First in the list: a standard election at once.
+    let (mut r, _) = follower();
+    r.step(T0, end(vec![2, 3]));
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Candidate, Epoch(3)));
+    // Second of two: half the election backoff (1 s), then a pre-vote.
+    let (mut r, _) = follower();
+    r.step(T0, end(vec![3, 2]));
+    assert_eq!(r.role(), RoleKind::Follower);
+    assert_eq!(r.next_deadline(), Some(T0 + Duration::from_millis(500)));
+}
+
+#[test]
+fn resigned_moves_to_a_new_epoch_when_its_timer_expires_and_campaigns() {
+    let mut r = started(1, &[1, 2, 3], Some(election(4, Some(1), Some(1))));
+    let (_, actions) = tick_to_deadline(&mut r);
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Prospective, Epoch(5)));
+    assert_eq!(persists(&actions), vec![election(5, None, None)]);
+}
