@@ -18,24 +18,14 @@ impl Replica {
         let error = self.validate_fetch(&r);
         if error != ErrorCode::None {
             let response = self.fetch_error(error);
-            self.gated(Action::RespondFetch {
-                to: from,
-                response,
-                read_from: None,
-                max_bytes: 0,
-            });
+            self.respond_fetch_without_records(from, response);
             return;
         }
         let end = self.log.end_offset_for_epoch(r.last_fetched_epoch);
         if end.epoch != r.last_fetched_epoch || end.offset < r.fetch_offset {
             let mut response = self.fetch_error(ErrorCode::None);
             response.diverging_epoch = Some(end);
-            self.gated(Action::RespondFetch {
-                to: from,
-                response,
-                read_from: None,
-                max_bytes: 0,
-            });
+            self.respond_fetch_without_records(from, response);
             return;
         }
         self.record_fetch(r.replica_id, r.fetch_offset);

@@ -31,18 +31,31 @@ impl Replica {
         }
     }
 
+    /// The checks Begin- and EndQuorumEpoch share: our cluster, not an older epoch, and a
+    /// leader that is a real node other than us.
+    fn check_announcement(
+        &self,
+        cluster_id: &str,
+        leader_id: NodeId,
+        epoch: Epoch,
+    ) -> Option<ErrorCode> {
+        if cluster_id != self.config.cluster_id {
+            Some(ErrorCode::InconsistentClusterId)
+        } else if epoch < self.epoch {
+            Some(ErrorCode::FencedLeaderEpoch)
+        } else if leader_id.0 < 0 || Some(leader_id) == self.config.local_id {
+            Some(ErrorCode::InvalidRequest)
+        } else {
+            None
+        }
+    }
+
     pub(super) fn handle_begin_quorum_epoch(
         &mut self,
         r: &BeginQuorumEpochRequest,
     ) -> EpochResponse {
-        if r.cluster_id != self.config.cluster_id {
-            return self.epoch_response(ErrorCode::InconsistentClusterId);
-        }
-        if r.leader_epoch < self.epoch {
-            return self.epoch_response(ErrorCode::FencedLeaderEpoch);
-        }
-        if r.leader_id.0 < 0 || Some(r.leader_id) == self.config.local_id {
-            return self.epoch_response(ErrorCode::InvalidRequest);
+        if let Some(error) = self.check_announcement(&r.cluster_id, r.leader_id, r.leader_epoch) {
+            return self.epoch_response(error);
         }
         self.follow_announced_leader(r.leader_id, r.leader_epoch);
         if Some(r.voter_id) != self.config.local_id {
@@ -52,14 +65,8 @@ impl Replica {
     }
 
     pub(super) fn handle_end_quorum_epoch(&mut self, r: &EndQuorumEpochRequest) -> EpochResponse {
-        if r.cluster_id != self.config.cluster_id {
-            return self.epoch_response(ErrorCode::InconsistentClusterId);
-        }
-        if r.leader_epoch < self.epoch {
-            return self.epoch_response(ErrorCode::FencedLeaderEpoch);
-        }
-        if r.leader_id.0 < 0 || Some(r.leader_id) == self.config.local_id {
-            return self.epoch_response(ErrorCode::InvalidRequest);
+        if let Some(error) = self.check_announcement(&r.cluster_id, r.leader_id, r.leader_epoch) {
+            return self.epoch_response(error);
         }
         self.follow_announced_leader(r.leader_id, r.leader_epoch);
         let backoff = self.successor_backoff(&r.preferred_successors);

@@ -461,12 +461,7 @@ impl Replica {
             let parked = std::mem::take(&mut l.parked);
             for p in parked {
                 let response = self.fetch_error(ErrorCode::NotLeaderOrFollower);
-                self.gated(Action::RespondFetch {
-                    to: p.from,
-                    response,
-                    read_from: None,
-                    max_bytes: 0,
-                });
+                self.respond_fetch_without_records(p.from, response);
             }
         }
     }
@@ -680,6 +675,16 @@ impl Replica {
             self.high_watermark = Some(candidate);
             self.out.push(Action::HighWatermark(candidate));
         }
+    }
+
+    /// Answers a fetch with an error or a divergence: nothing to read from the log.
+    pub(super) fn respond_fetch_without_records(&mut self, to: InboundId, response: FetchResponse) {
+        self.gated(Action::RespondFetch {
+            to,
+            response,
+            read_from: None,
+            max_bytes: 0,
+        });
     }
 
     pub(super) fn fetch_error(&self, error: ErrorCode) -> FetchResponse {
