@@ -1,6 +1,7 @@
 //! Seeded simulation of 1–5 voters, 0–3 observers and sometimes an id-less observer, driven
 //! through the pure core with message loss, duplication, delay, reordering, corruption,
-//! partitions, crashes that lose unflushed data, restarts and graceful shutdowns. Invariants are
+//! partitions, crashes that lose unflushed data, restarts, graceful shutdowns and observers'
+//! disks wiped. Invariants are
 //! checked after every event; at the end the faults stop and the quorum must make progress.
 //!
 //! `KRAFT_SIM_SEEDS=N` runs N seeds (default 500), `KRAFT_SIM_SEED=S` replays one seed,
@@ -46,7 +47,16 @@ fn run_seed(seed: u64, events: u64) {
                     sim.start_node(i);
                 }
             }
-            70..=73 => sim.shutdown(rng.below(n as u64) as usize),
+            70..=72 => sim.shutdown(rng.below(n as u64) as usize),
+            // An observer's disk wiped: it must re-replicate everything. (A voter's wipe can lose
+            // committed data or a vote, Raft's known limit; it has its own scenario.)
+            73 => {
+                if let Some(observer) =
+                    (voters..n).nth(rng.below((n - voters).max(1) as u64) as usize)
+                {
+                    sim.wipe_observer(observer);
+                }
+            }
             74..=79 => {
                 let side: Vec<usize> = (0..n).filter(|_| rng.chance(400)).collect();
                 sim.partition(&side);

@@ -1255,3 +1255,59 @@ fn resigned_moves_to_a_new_epoch_when_its_timer_expires_and_campaigns() {
     assert_eq!((r.role(), r.epoch()), (RoleKind::Prospective, Epoch(5)));
     assert_eq!(persists(&actions), vec![election(5, None, None)]);
 }
+
+#[test]
+fn a_resigned_replica_follows_a_leader_of_a_newer_epoch() {
+    let mut r = started(1, &[1, 2, 3], Some(election(4, Some(1), Some(1))));
+    assert_eq!(r.role(), RoleKind::Resigned);
+    let actions = r.step(T0, begin_epoch(5, 2, 1));
+    assert_eq!(
+        (r.role(), r.epoch(), r.leader_id()),
+        (RoleKind::Follower, Epoch(5), Some(n(2)))
+    );
+    assert_eq!(persists(&actions), vec![election(5, Some(2), None)]);
+}
+
+#[test]
+fn answers_to_requests_of_a_previous_state_are_ignored() {
+    // A fetch answered after its follower became Prospective appends nothing.
+    let (mut r, id) = follower();
+    while r.role() == RoleKind::Follower {
+        tick_to_deadline(&mut r);
+    }
+    let now = r.next_deadline().unwrap();
+    let late = fetch_response(2, Some(1), data_batch(0, 1, b"late"));
+    let actions = r.step(
+        now,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: late,
+        },
+    );
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Append { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(
+        (r.role(), r.log().log_end_offset()),
+        (RoleKind::Prospective, Offset(0))
+    );
+    // A pre-vote granted after the prospective started following a leader changes nothing.
+    let (mut p, at, actions) = prospective();
+    let id = request_id(&actions, n(2));
+    settle(&mut p, at, begin_epoch(0, 3, 1));
+    assert_eq!(p.role(), RoleKind::Follower);
+    p.step(
+        at,
+        Input::Response {
+            from: n(2),
+            request_id: id,
+            response: granted(0, None),
+        },
+    );
+    assert_eq!(
+        (p.role(), p.epoch(), p.leader_id()),
+        (RoleKind::Follower, Epoch(0), Some(n(3)))
+    );
+}

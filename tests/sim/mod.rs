@@ -380,6 +380,21 @@ impl Sim {
         }
     }
 
+    /// Crashes an observer and deletes everything it stored. Observers hold no votes and count
+    /// for no commit, so every invariant still applies.
+    pub fn wipe_observer(&mut self, i: usize) {
+        assert!(
+            self.nodes[i].id.is_none_or(|id| !self.voters.contains(&id)),
+            "node {i} is a voter"
+        );
+        self.crash(i);
+        self.nodes[i].disk = Disk::default();
+        // Its epoch history restarts with its disk.
+        self.max_epoch.remove(&i);
+        self.votes.retain(|(node, _), _| *node != i);
+        self.note(format!("observer {i} wiped"));
+    }
+
     pub fn is_running(&self, i: usize) -> bool {
         self.nodes[i].replica.is_some()
     }
