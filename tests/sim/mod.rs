@@ -52,6 +52,8 @@ pub struct Disk {
     pub batches: Vec<Bytes>,
     /// How many of `batches` are durable.
     pub flushed: usize,
+    /// How many leading batches were already checked against the committed history.
+    checked: usize,
     pub election: Option<PersistedElection>,
 }
 
@@ -92,11 +94,10 @@ impl Disk {
 
     fn read(&self, from: Offset, max_bytes: u32) -> Bytes {
         let mut out = BytesMut::new();
-        for b in &self.batches {
-            let h = BatchHeader::parse(b).unwrap();
-            if h.next_offset() <= from {
-                continue;
-            }
+        let start = self
+            .batches
+            .partition_point(|b| BatchHeader::parse(b).unwrap().next_offset() <= from);
+        for b in &self.batches[start..] {
             if !out.is_empty() && out.len() + b.len() > max_bytes as usize {
                 break;
             }
@@ -109,6 +110,7 @@ impl Disk {
         self.batches
             .retain(|b| BatchHeader::parse(b).unwrap().next_offset() <= offset);
         self.flushed = self.flushed.min(self.batches.len());
+        self.checked = self.checked.min(self.batches.len());
     }
 }
 
@@ -357,6 +359,7 @@ impl Sim {
         }
         let flushed = node.disk.flushed;
         node.disk.batches.truncate(flushed);
+        node.disk.checked = node.disk.checked.min(flushed);
         self.note(format!("node {i} crashed (kept {flushed} batches)"));
     }
 
@@ -847,12 +850,17 @@ impl Sim {
 
     /// Every batch below `hw` on node `i` matches what any node ever saw committed there.
     fn check_committed_prefix(&mut self, i: usize, hw: Offset) {
-        let batches: Vec<Bytes> = self.nodes[i].disk.batches.clone();
-        for b in batches {
+        while let Some(b) = self.nodes[i]
+            .disk
+            .batches
+            .get(self.nodes[i].disk.checked)
+            .cloned()
+        {
             let h = BatchHeader::parse(&b).unwrap();
             if h.next_offset() > hw {
                 break;
             }
+            self.nodes[i].disk.checked += 1;
             match self.committed.get(&h.base_offset()) {
                 Some(existing) if existing != &b => self.fail(&format!(
                     "node {i} committed a different batch at offset {}",
