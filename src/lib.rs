@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod protocol;
 pub mod raft;
 pub mod record;
 pub mod storage;

@@ -1,0 +1,45 @@
+//! The peer protocol between kraft nodes (architecture.md §2): length-prefixed, checksummed
+//! frames carrying a handshake and then the KRaft requests and responses of [`crate::raft`].
+//!
+//! ```text
+//! magic "\xFFKRF" (4) | payload length u32 BE (4) | crc32c(payload) u32 BE (4) | bincode payload
+//! ```
+//!
+//! The first byte 0xFF tells a peer connection from a Kafka-protocol client (a Kafka request
+//! starts with a size whose first byte is never 0xFF). Owns framing and (de)serialization only;
+//! it must never decode a payload before checking its size against the limit and its CRC.
+
+mod codec;
+
+use serde::{Deserialize, Serialize};
+
+pub use codec::{FrameCodec, FrameError, MAGIC, MAX_FRAME_BYTES};
+
+use crate::raft::{Request, Response};
+use crate::types::NodeId;
+
+/// Version of this wire format; a peer speaking another is disconnected.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The first frame each side sends: who it is and which cluster it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handshake {
+    pub protocol_version: u16,
+    pub cluster_id: String,
+    /// `None` for a client without a node id (an id-less observer or tool).
+    pub node_id: Option<NodeId>,
+}
+
+/// One frame's payload. Variants are only ever appended: bincode encodes them by index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    Handshake(Handshake),
+    Request {
+        correlation_id: u64,
+        request: Request,
+    },
+    Response {
+        correlation_id: u64,
+        response: Response,
+    },
+}
