@@ -11,8 +11,10 @@
 
 #![deny(unsafe_code)]
 
+pub mod actors;
 pub mod cli;
 pub mod config;
+pub mod node;
 pub mod protocol;
 pub mod raft;
 pub mod record;

@@ -1,0 +1,273 @@
+//! The replication driver: owns the protocol core (`raft::Replica`), feeds it inputs with the
+//! current time, and executes its actions strictly in order.
+//!
+//! Owns the node's clock (wall-clock milliseconds advanced by a monotonic clock), the single
+//! timer that wakes the core at its next deadline, and the appends waiting to be committed. It
+//! is the only actor that asks the log store to append, truncate or flush. It must never make a
+//! protocol decision itself and never block: file IO happens in the log store.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::log_store::LogStore;
+use super::messages::*;
+use crate::raft::{Action, Input, ProposalId, ProposeError, Replica};
+use crate::types::Offset;
+
+/// Appends waiting for their outcome at once: beyond this the driver refuses new ones, so that a
+/// slow quorum sheds load instead of growing memory.
+pub const MAX_PENDING_APPENDS: usize = 10_000;
+
+/// An append waiting to be accepted and then committed.
+struct Pending {
+    reply: oneshot::Sender<Result<(Offset, Offset), AppendError>>,
+    range: Option<(Offset, Offset)>,
+}
+
+pub struct ReplicationDriver {
+    replica: Replica,
+    log_store: Addr<LogStore>,
+    /// Actions from `Replica::start`, executed when the actor starts.
+    initial: Vec<Action>,
+    wall_origin: Duration,
+    origin: Instant,
+    timer: Option<SpawnHandle>,
+    pending: HashMap<ProposalId, Pending>,
+    next_proposal: u64,
+    shutdown_waiters: Vec<oneshot::Sender<()>>,
+    stopped: bool,
+}
+
+impl ReplicationDriver {
+    pub fn new(
+        replica: Replica,
+        initial: Vec<Action>,
+        log_store: Addr<LogStore>,
+        started_at: Duration,
+    ) -> Self {
+        ReplicationDriver {
+            replica,
+            log_store,
+            initial,
+            wall_origin: started_at,
+            origin: Instant::now(),
+            timer: None,
+            pending: HashMap::new(),
+            next_proposal: 0,
+            shutdown_waiters: Vec::new(),
+            stopped: false,
+        }
+    }
+
+    /// The wall clock as the core sees it: it never goes backwards.
+    pub fn wall_clock_now() -> Duration {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+    }
+
+    fn now(&self) -> Duration {
+        self.wall_origin + self.origin.elapsed()
+    }
+
+    fn step(&mut self, input: Input, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
+        let actions = self.replica.step(self.now(), input);
+        self.execute(actions, ctx);
+    }
+
+    fn execute(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
+        for action in actions {
+            self.execute_one(action, ctx);
+        }
+        self.schedule_tick(ctx);
+    }
+
+    fn execute_one(&mut self, action: Action, ctx: &mut Context<Self>) {
+        match action {
+            Action::PersistElection(state) => self.log_store.do_send(Persist(state)),
+            Action::Append { batches } => self.log_store.do_send(AppendBatches(batches)),
+            Action::Truncate { offset } => self.log_store.do_send(TruncateTo(offset)),
+            Action::Flush => self.log_store.do_send(FlushLog),
+            // No peer connections yet: a request to another node fails at once, as a
+            // disconnected peer would.
+            Action::Send { to, request_id, .. } => {
+                ctx.notify(Failed(Input::RequestFailed { to, request_id }))
+            }
+            Action::Respond { .. } | Action::RespondFetch { .. } => {}
+            Action::Proposed { id, result } => self.proposed(id, result),
+            Action::HighWatermark(hw) => self.committed(hw),
+            Action::LeaderChanged { epoch, leader_id } => {
+                tracing::info!(epoch = %epoch, leader_id = ?leader_id, role = ?self.replica.role(), "leader changed");
+            }
+            Action::ShutdownComplete => {
+                self.log_store.do_send(FlushLog);
+                for waiter in self.shutdown_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
+            Action::Fatal(reason) => self.fail(&reason, ctx),
+        }
+    }
+
+    fn proposed(&mut self, id: ProposalId, result: Result<(Offset, Offset), ProposeError>) {
+        match result {
+            Ok(range) => {
+                if let Some(p) = self.pending.get_mut(&id) {
+                    p.range = Some(range);
+                }
+                // Already committed if the high watermark is past it (a single voter after flush).
+                if let Some(hw) = self.replica.high_watermark() {
+                    self.committed(hw);
+                }
+            }
+            Err(error) => {
+                let error = match error {
+                    ProposeError::NotLeader { leader_id, epoch } => {
+                        AppendError::NotLeader { leader_id, epoch }
+                    }
+                    ProposeError::TooLarge => AppendError::TooLarge,
+                };
+                if let Some(p) = self.pending.remove(&id) {
+                    let _ = p.reply.send(Err(error));
+                }
+            }
+        }
+    }
+
+    /// Completes every pending append whose records are all below the high watermark.
+    fn committed(&mut self, hw: Offset) {
+        let done: Vec<ProposalId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.range.is_some_and(|(_, last)| last < hw))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            let p = self.pending.remove(&id).expect("listed above");
+            let _ = p.reply.send(Ok(p.range.expect("filtered on it")));
+        }
+    }
+
+    fn fail(&mut self, reason: &str, ctx: &mut Context<Self>) {
+        tracing::error!(reason, "replication stopped");
+        self.stopped = true;
+        for (_, p) in self.pending.drain() {
+            let _ = p.reply.send(Err(AppendError::Stopped));
+        }
+        for waiter in self.shutdown_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+        ctx.stop();
+    }
+
+    /// Wakes the core at its next deadline (one timer, replaced after every step).
+    fn schedule_tick(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(deadline) = self.replica.next_deadline() {
+            let delay = deadline.saturating_sub(self.now());
+            self.timer = Some(ctx.run_later(delay, |act, ctx| {
+                act.timer = None;
+                act.step(Input::Tick, ctx);
+            }));
+        }
+    }
+}
+
+/// A request failure delivered on the next turn, so the core never re-enters itself.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Failed(Input);
+
+impl Actor for ReplicationDriver {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.log_store.do_send(SetDriver(ctx.address().recipient()));
+        let initial = std::mem::take(&mut self.initial);
+        self.execute(initial, ctx);
+    }
+}
+
+impl Handler<Failed> for ReplicationDriver {
+    type Result = ();
+    fn handle(&mut self, msg: Failed, ctx: &mut Context<Self>) {
+        self.step(msg.0, ctx);
+    }
+}
+
+impl Handler<IoDone> for ReplicationDriver {
+    type Result = ();
+    fn handle(&mut self, msg: IoDone, ctx: &mut Context<Self>) {
+        match msg {
+            IoDone::ElectionPersisted => self.step(Input::ElectionPersisted, ctx),
+            IoDone::Flushed(offset) => self.step(Input::Flushed { offset }, ctx),
+            IoDone::Failed(reason) => self.fail(&reason, ctx),
+        }
+    }
+}
+
+impl Handler<Propose> for ReplicationDriver {
+    type Result = ResponseFuture<Result<(Offset, Offset), AppendError>>;
+
+    fn handle(&mut self, msg: Propose, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, outcome) = oneshot::channel();
+        if self.stopped || self.pending.len() >= MAX_PENDING_APPENDS {
+            let _ = reply.send(Err(AppendError::Stopped));
+        } else {
+            let id = ProposalId(self.next_proposal);
+            self.next_proposal += 1;
+            self.pending.insert(id, Pending { reply, range: None });
+            self.step(Input::Propose { id, records: msg.0 }, ctx);
+        }
+        Box::pin(async move { outcome.await.unwrap_or(Err(AppendError::Stopped)) })
+    }
+}
+
+impl Handler<Describe> for ReplicationDriver {
+    type Result = MessageResult<Describe>;
+
+    fn handle(&mut self, _: Describe, _: &mut Context<Self>) -> Self::Result {
+        let r = &self.replica;
+        MessageResult(Status {
+            node_id: r.config().local_id,
+            role: r.role(),
+            epoch: r.epoch(),
+            leader_id: r.leader_id(),
+            high_watermark: r.high_watermark(),
+            log_end_offset: r.log().log_end_offset(),
+        })
+    }
+}
+
+impl Handler<Shutdown> for ReplicationDriver {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.shutdown_waiters.push(tx);
+        self.step(Input::Shutdown, ctx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+impl Handler<Stop> for ReplicationDriver {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        self.stopped = true;
+        for (_, p) in self.pending.drain() {
+            let _ = p.reply.send(Err(AppendError::Stopped));
+        }
+        ctx.stop();
+    }
+}

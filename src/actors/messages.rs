@@ -1,0 +1,110 @@
+//! Every message exchanged between the node's actors, in one place.
+
+use actix::prelude::*;
+use bytes::Bytes;
+
+use crate::raft::{EpochStart, PersistedElection, RoleKind};
+use crate::storage::StorageError;
+use crate::types::{Epoch, NodeId, Offset};
+
+/// What the log store found on disk at start-up.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+    pub epochs: Vec<EpochStart>,
+    pub election: Option<PersistedElection>,
+}
+
+/// Opens (and recovers) the log and reads the election state.
+#[derive(Message)]
+#[rtype(result = "Result<Recovered, StorageError>")]
+pub struct Recover;
+
+/// Tells the log store where to report completions.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetDriver(pub Recipient<IoDone>);
+
+/// Durably writes the election state; completes with `IoDone::ElectionPersisted`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Persist(pub PersistedElection);
+
+/// Appends validated batches at the log end (not yet durable).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AppendBatches(pub Bytes);
+
+/// Durably removes everything from an offset on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TruncateTo(pub Offset);
+
+/// Makes the log durable; completes with `IoDone::Flushed`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushLog;
+
+/// Reads whole batches from an offset.
+#[derive(Message)]
+#[rtype(result = "Result<Bytes, StorageError>")]
+pub struct ReadLog {
+    pub from: Offset,
+    pub max_bytes: u32,
+}
+
+/// A completion from the log store, in the order the requests were made.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub enum IoDone {
+    ElectionPersisted,
+    Flushed(Offset),
+    /// The disk failed; the node must stop (its on-disk state is unknown until recovery).
+    Failed(String),
+}
+
+/// Why an append was not committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    #[error("not the leader (leader: {leader_id:?}, epoch {epoch})")]
+    NotLeader {
+        leader_id: Option<NodeId>,
+        epoch: Epoch,
+    },
+    #[error("the records do not fit in one batch")]
+    TooLarge,
+    #[error("the node stopped before the append was committed")]
+    Stopped,
+}
+
+/// Appends record values through the leader; resolves once they are committed.
+#[derive(Message)]
+#[rtype(result = "Result<(Offset, Offset), AppendError>")]
+pub struct Propose(pub Vec<Bytes>);
+
+/// A snapshot of the node's protocol state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub node_id: Option<NodeId>,
+    pub role: RoleKind,
+    pub epoch: Epoch,
+    pub leader_id: Option<NodeId>,
+    pub high_watermark: Option<Offset>,
+    pub log_end_offset: Offset,
+}
+
+#[derive(Message)]
+#[rtype(result = "Status")]
+pub struct Describe;
+
+/// Graceful shutdown: resolves once the replica has handed over (or given up) and the log is
+/// flushed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Stops the driver for good: pending appends fail with `AppendError::Stopped`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;

@@ -1,0 +1,114 @@
+//! A kraft node assembled from its actors, and the handle a Rust program uses to drive it.
+//!
+//! Owns start-up (recover the log and election state, start the protocol core) and the public
+//! library API. It must never expose actor internals: users see `NodeHandle` only.
+//!
+//! Today a node runs a single-voter quorum (or waits as a voter/observer of a larger one with no
+//! peer connections); peer connections, the listener and supervision come next.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use actix::prelude::*;
+use bytes::Bytes;
+
+use crate::actors::messages::{
+    AppendError, Describe, FlushLog, Propose, Recover, Shutdown, Status, Stop,
+};
+use crate::actors::{LogStore, ReplicationDriver};
+use crate::raft::{LogView, RaftConfig, Replica};
+use crate::storage::{LogConfig, StorageError};
+use crate::types::{NodeId, Offset};
+
+/// Everything needed to start a node (a subset of `NodeConfig` plus where its log lives).
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    pub cluster_id: String,
+    pub node_id: Option<NodeId>,
+    pub voters: BTreeSet<NodeId>,
+    /// The partition directory, e.g. `<metadata log dir>/__raft_performance_test-0`.
+    pub partition_dir: PathBuf,
+    pub log: LogConfig,
+    /// Protocol timers and limits (Kafka's defaults unless changed).
+    pub raft: Option<RaftConfig>,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the log store stopped during start-up")]
+    Stopped,
+}
+
+/// A running node. Cheap to clone; every clone drives the same node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    driver: Addr<ReplicationDriver>,
+    log_store: Addr<LogStore>,
+    log_arbiter: std::sync::Arc<Arbiter>,
+}
+
+impl NodeHandle {
+    /// Starts a node on the current actix system: recovers its log and election state, then
+    /// starts the protocol core.
+    pub async fn start(options: NodeOptions) -> Result<NodeHandle, NodeError> {
+        let arbiter = Arbiter::new();
+        let dir = options.partition_dir.clone();
+        let log_config = options.log;
+        let log_store =
+            LogStore::start_in_arbiter(&arbiter.handle(), move |_| LogStore::new(dir, log_config));
+        let recovered = log_store
+            .send(Recover)
+            .await
+            .map_err(|_| NodeError::Stopped)??;
+        let mut raft = options.raft.unwrap_or_else(|| {
+            RaftConfig::new(
+                &options.cluster_id,
+                options.node_id,
+                options.voters.iter().copied(),
+            )
+        });
+        raft.cluster_id = options.cluster_id.clone();
+        raft.local_id = options.node_id;
+        raft.voters = options.voters.clone();
+        let view = LogView::new(
+            recovered.log_start_offset,
+            recovered.log_end_offset,
+            recovered.epochs,
+        );
+        let now = ReplicationDriver::wall_clock_now();
+        let seed = now.as_nanos() as u64 ^ u64::from(options.node_id.map_or(0, |n| n.0 as u32));
+        let (replica, actions) = Replica::start(raft, recovered.election, view, now, seed);
+        let driver = ReplicationDriver::new(replica, actions, log_store.clone(), now).start();
+        Ok(NodeHandle {
+            driver,
+            log_store,
+            log_arbiter: std::sync::Arc::new(arbiter),
+        })
+    }
+
+    /// Appends record values through this node, which must lead. Resolves with the offsets the
+    /// records got once they are committed.
+    pub async fn append(&self, records: Vec<Bytes>) -> Result<(Offset, Offset), AppendError> {
+        self.driver
+            .send(Propose(records))
+            .await
+            .unwrap_or(Err(AppendError::Stopped))
+    }
+
+    /// The node's current role, epoch, leader, high watermark and log end offset.
+    pub async fn describe(&self) -> Option<Status> {
+        self.driver.send(Describe).await.ok()
+    }
+
+    /// Graceful shutdown: a leader hands over first, then the driver stops, the log is flushed
+    /// and the log store's thread ends. Appends still waiting fail with `Stopped`.
+    pub async fn shutdown(&self) {
+        let _ = self.driver.send(Shutdown).await;
+        let _ = self.driver.send(Stop).await;
+        let _ = self.log_store.send(FlushLog).await;
+        self.log_arbiter.stop();
+    }
+}

@@ -1,0 +1,107 @@
+//! The actor node end to end on a real disk, as a single-voter quorum: it elects itself, commits
+//! appends (resolved only once committed and durable), and after a restart recovers its log,
+//! leads in a higher epoch, and continues the offsets.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kraft::actors::messages::AppendError;
+use kraft::node::{NodeHandle, NodeOptions};
+use kraft::raft::RoleKind;
+use kraft::storage::{LogConfig, QuorumStateFile, ReplicatedLog};
+use kraft::types::{Epoch, NodeId, Offset};
+
+fn options(dir: &std::path::Path, voters: &[i32]) -> NodeOptions {
+    NodeOptions {
+        cluster_id: "c1".into(),
+        node_id: Some(NodeId(1)),
+        voters: voters.iter().map(|v| NodeId(*v)).collect::<BTreeSet<_>>(),
+        partition_dir: dir.join("__raft_performance_test-0"),
+        log: LogConfig::default(),
+        raft: None,
+    }
+}
+
+async fn wait_for_leader(node: &NodeHandle) -> kraft::actors::messages::Status {
+    for _ in 0..200 {
+        let status = node.describe().await.unwrap();
+        if status.role == RoleKind::Leader && status.high_watermark.is_some() {
+            return status;
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no leader: {:?}", node.describe().await);
+}
+
+#[actix_rt::test]
+async fn a_single_voter_commits_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeHandle::start(options(dir.path(), &[1])).await.unwrap();
+    let status = wait_for_leader(&node).await;
+    assert_eq!(
+        (status.epoch, status.leader_id),
+        (Epoch(1), Some(NodeId(1)))
+    );
+    let mut last = Offset(0);
+    for i in 0..20 {
+        let value = Bytes::from(format!("record-{i}"));
+        let (first, end) = node.append(vec![value.clone(), value]).await.unwrap();
+        assert_eq!(end.0, first.0 + 1);
+        assert!(first > last || i == 0);
+        last = end;
+    }
+    let status = node.describe().await.unwrap();
+    assert!(
+        status.high_watermark.unwrap() > last,
+        "appends resolve only once committed"
+    );
+    node.shutdown().await;
+    let refused = node.append(vec![Bytes::from_static(b"too late")]).await;
+    assert_eq!(refused, Err(AppendError::Stopped));
+    drop(node);
+
+    // What was acknowledged is on disk, and the election state says who led.
+    let partition = dir.path().join("__raft_performance_test-0");
+    let state = QuorumStateFile::new(&partition).read().unwrap().unwrap();
+    assert_eq!((state.epoch, state.leader_id), (Epoch(1), Some(NodeId(1))));
+
+    let node = NodeHandle::start(options(dir.path(), &[1])).await.unwrap();
+    let status = wait_for_leader(&node).await;
+    assert_eq!(
+        status.epoch,
+        Epoch(2),
+        "a former leader never leads its old epoch again"
+    );
+    let (first, _) = node
+        .append(vec![Bytes::from_static(b"after restart")])
+        .await
+        .unwrap();
+    // 1 LeaderChange + 40 records in epoch 1, then epoch 2's LeaderChange.
+    assert_eq!(first, Offset(42));
+    node.shutdown().await;
+    drop(node);
+    let (log, _) = ReplicatedLog::open(&partition, LogConfig::default()).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(43));
+}
+
+#[actix_rt::test]
+async fn a_voter_without_a_quorum_refuses_appends_naming_no_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeHandle::start(options(dir.path(), &[1, 2, 3]))
+        .await
+        .unwrap();
+    let err = node
+        .append(vec![Bytes::from_static(b"x")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        AppendError::NotLeader {
+            leader_id: None,
+            epoch: Epoch(0)
+        }
+    );
+    let status = node.describe().await.unwrap();
+    assert_ne!(status.role, RoleKind::Leader);
+}
