@@ -12,20 +12,27 @@ use std::path::PathBuf;
 use actix::prelude::*;
 use bytes::Bytes;
 
+use crate::actors::driver::Network;
+use crate::actors::listener::spawn_listener;
 use crate::actors::messages::{
     AppendError, Describe, FlushLog, Propose, Recover, Shutdown, Status, Stop,
 };
 use crate::actors::{LogStore, ReplicationDriver};
+use crate::protocol::{Handshake, PROTOCOL_VERSION};
 use crate::raft::{LogView, RaftConfig, Replica};
 use crate::storage::{LogConfig, StorageError};
 use crate::types::{NodeId, Offset};
 
 /// Everything needed to start a node (a subset of `NodeConfig` plus where its log lives).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct NodeOptions {
     pub cluster_id: String,
     pub node_id: Option<NodeId>,
     pub voters: BTreeSet<NodeId>,
+    /// `host:port` of each voter (this node's own entry is not dialled).
+    pub voter_addresses: Vec<(NodeId, String)>,
+    /// A bound listener for peers (bind `127.0.0.1:0` first to avoid port races), if any.
+    pub listener: Option<std::net::TcpListener>,
     /// The partition directory, e.g. `<metadata log dir>/__raft_performance_test-0`.
     pub partition_dir: PathBuf,
     pub log: LogConfig,
@@ -40,6 +47,8 @@ pub enum NodeError {
     Storage(#[from] StorageError),
     #[error("the log store stopped during start-up")]
     Stopped,
+    #[error("cannot listen: {0}")]
+    Listen(std::io::Error),
 }
 
 /// A running node. Cheap to clone; every clone drives the same node.
@@ -81,7 +90,27 @@ impl NodeHandle {
         let now = ReplicationDriver::wall_clock_now();
         let seed = now.as_nanos() as u64 ^ u64::from(options.node_id.map_or(0, |n| n.0 as u32));
         let (replica, actions) = Replica::start(raft, recovered.election, view, now, seed);
-        let driver = ReplicationDriver::new(replica, actions, log_store.clone(), now).start();
+        let local = Handshake {
+            protocol_version: PROTOCOL_VERSION,
+            cluster_id: options.cluster_id.clone(),
+            node_id: options.node_id,
+        };
+        let peers = options
+            .voter_addresses
+            .iter()
+            .filter(|(id, _)| Some(*id) != options.node_id)
+            .cloned()
+            .collect();
+        let network = Network {
+            local: local.clone(),
+            peers,
+        };
+        let driver =
+            ReplicationDriver::new(replica, actions, log_store.clone(), network, now).start();
+        if let Some(listener) = options.listener {
+            spawn_listener(listener, local, driver.clone().recipient())
+                .map_err(NodeError::Listen)?;
+        }
         Ok(NodeHandle {
             driver,
             log_store,

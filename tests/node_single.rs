@@ -17,6 +17,8 @@ fn options(dir: &std::path::Path, voters: &[i32]) -> NodeOptions {
         cluster_id: "c1".into(),
         node_id: Some(NodeId(1)),
         voters: voters.iter().map(|v| NodeId(*v)).collect::<BTreeSet<_>>(),
+        voter_addresses: Vec::new(),
+        listener: None,
         partition_dir: dir.join("__raft_performance_test-0"),
         log: LogConfig::default(),
         raft: None,

@@ -14,8 +14,22 @@ use tokio::sync::oneshot;
 
 use super::log_store::LogStore;
 use super::messages::*;
-use crate::raft::{Action, Input, ProposalId, ProposeError, Replica};
-use crate::types::Offset;
+use super::outbound::OutboundConnection;
+use crate::protocol::Handshake;
+use crate::raft::{Action, InboundId, Input, ProposalId, ProposeError, Replica, RequestId};
+use crate::types::{NodeId, Offset};
+
+/// Inbound requests awaiting the core's answer: one per peer and channel is normal; this bounds
+/// what a misbehaving client can make the driver remember.
+pub const MAX_PENDING_INBOUND: usize = 4096;
+
+/// Who this node is on the wire and where its peers listen.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub local: Handshake,
+    /// `host:port` of every other voter.
+    pub peers: Vec<(NodeId, String)>,
+}
 
 /// Appends waiting for their outcome at once: beyond this the driver refuses new ones, so that a
 /// slow quorum sheds load instead of growing memory.
@@ -39,6 +53,10 @@ pub struct ReplicationDriver {
     next_proposal: u64,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
     stopped: bool,
+    network: Network,
+    peers: HashMap<NodeId, Addr<OutboundConnection>>,
+    inbound: HashMap<InboundId, (Recipient<SendResponse>, u64)>,
+    next_inbound: u64,
 }
 
 impl ReplicationDriver {
@@ -46,6 +64,7 @@ impl ReplicationDriver {
         replica: Replica,
         initial: Vec<Action>,
         log_store: Addr<LogStore>,
+        network: Network,
         started_at: Duration,
     ) -> Self {
         ReplicationDriver {
@@ -59,6 +78,10 @@ impl ReplicationDriver {
             next_proposal: 0,
             shutdown_waiters: Vec::new(),
             stopped: false,
+            network,
+            peers: HashMap::new(),
+            inbound: HashMap::new(),
+            next_inbound: 0,
         }
     }
 
@@ -77,7 +100,9 @@ impl ReplicationDriver {
         if self.stopped {
             return;
         }
+        let kind = input_kind(&input);
         let actions = self.replica.step(self.now(), input);
+        tracing::debug!(input = kind, role = ?self.replica.role(), epoch = %self.replica.epoch(), actions = actions.len(), "step");
         self.execute(actions, ctx);
     }
 
@@ -96,10 +121,48 @@ impl ReplicationDriver {
             Action::Flush => self.log_store.do_send(FlushLog),
             // No peer connections yet: a request to another node fails at once, as a
             // disconnected peer would.
-            Action::Send { to, request_id, .. } => {
-                ctx.notify(Failed(Input::RequestFailed { to, request_id }))
+            Action::Send {
+                to,
+                request_id,
+                request,
+            } => match self.peers.get(&to) {
+                Some(conn) => conn.do_send(SendRequest {
+                    correlation_id: request_id.0,
+                    request,
+                }),
+                None => ctx.notify(Failed(Input::RequestFailed { to, request_id })),
+            },
+            Action::Respond { to, response } => {
+                if let Some((conn, correlation_id)) = self.inbound.remove(&to) {
+                    conn.do_send(SendResponse {
+                        correlation_id,
+                        response,
+                    });
+                }
             }
-            Action::Respond { .. } | Action::RespondFetch { .. } => {}
+            Action::RespondFetch {
+                to,
+                response,
+                read_from,
+                max_bytes,
+            } => {
+                let Some((deliver, correlation_id)) = self.inbound.remove(&to) else {
+                    return;
+                };
+                match read_from {
+                    Some(from) => self.log_store.do_send(ReadForFetch {
+                        from,
+                        max_bytes,
+                        response,
+                        correlation_id,
+                        deliver,
+                    }),
+                    None => deliver.do_send(SendResponse {
+                        correlation_id,
+                        response: crate::raft::Response::Fetch(response),
+                    }),
+                }
+            }
             Action::Proposed { id, result } => self.proposed(id, result),
             Action::HighWatermark(hw) => self.committed(hw),
             Action::LeaderChanged { epoch, leader_id } => {
@@ -191,6 +254,12 @@ impl Actor for ReplicationDriver {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.log_store.do_send(SetDriver(ctx.address().recipient()));
+        for (peer, address) in self.network.peers.clone() {
+            let local = self.network.local.clone();
+            let conn =
+                OutboundConnection::new(peer, address, local, ctx.address().recipient()).start();
+            self.peers.insert(peer, conn);
+        }
         let initial = std::mem::take(&mut self.initial);
         self.execute(initial, ctx);
     }
@@ -269,5 +338,64 @@ impl Handler<Stop> for ReplicationDriver {
             let _ = p.reply.send(Err(AppendError::Stopped));
         }
         ctx.stop();
+    }
+}
+
+impl Handler<InboundRequest> for ReplicationDriver {
+    type Result = ();
+
+    fn handle(&mut self, msg: InboundRequest, ctx: &mut Context<Self>) {
+        if self.inbound.len() >= MAX_PENDING_INBOUND {
+            tracing::warn!("too many requests awaiting an answer; dropping one");
+            return;
+        }
+        let id = InboundId(self.next_inbound);
+        self.next_inbound += 1;
+        self.inbound
+            .insert(id, (msg.connection, msg.correlation_id));
+        self.step(
+            Input::Request {
+                from: id,
+                request: msg.request,
+            },
+            ctx,
+        );
+    }
+}
+
+impl Handler<PeerEvent> for ReplicationDriver {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerEvent, ctx: &mut Context<Self>) {
+        let input = match msg {
+            PeerEvent::Response {
+                from,
+                correlation_id,
+                response,
+            } => Input::Response {
+                from,
+                request_id: RequestId(correlation_id),
+                response,
+            },
+            PeerEvent::Failed { to, correlation_id } => Input::RequestFailed {
+                to,
+                request_id: RequestId(correlation_id),
+            },
+        };
+        self.step(input, ctx);
+    }
+}
+
+/// A short name for an input, for logs.
+fn input_kind(input: &Input) -> &'static str {
+    match input {
+        Input::Tick => "tick",
+        Input::Request { request, .. } => request.name(),
+        Input::Response { .. } => "response",
+        Input::RequestFailed { .. } => "request-failed",
+        Input::ElectionPersisted => "election-persisted",
+        Input::Flushed { .. } => "flushed",
+        Input::Propose { .. } => "propose",
+        Input::Shutdown => "shutdown",
     }
 }

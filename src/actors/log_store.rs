@@ -163,3 +163,26 @@ impl Handler<ReadLog> for LogStore {
         }
     }
 }
+
+impl Handler<ReadForFetch> for LogStore {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReadForFetch, _: &mut Context<Self>) {
+        let mut response = msg.response;
+        match self
+            .log
+            .as_ref()
+            .filter(|_| !self.failed)
+            .map(|log| log.read(msg.from, msg.max_bytes as usize))
+        {
+            Some(Ok(records)) => response.records = records,
+            // The fetcher simply asks again; the protocol core sees an empty answer.
+            Some(Err(e)) => tracing::debug!(error = %e, "fetch read failed"),
+            None => {}
+        }
+        msg.deliver.do_send(SendResponse {
+            correlation_id: msg.correlation_id,
+            response: crate::raft::Response::Fetch(response),
+        });
+    }
+}

@@ -108,3 +108,56 @@ pub struct Shutdown;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Stop;
+
+// ---- the network -------------------------------------------------------------------------------
+
+/// A request a peer sent us, with where to send the answer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InboundRequest {
+    pub connection: Recipient<SendResponse>,
+    pub correlation_id: u64,
+    pub request: crate::raft::Request,
+}
+
+/// An answer to write back on an inbound connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendResponse {
+    pub correlation_id: u64,
+    pub response: crate::raft::Response,
+}
+
+/// A request to write on an outbound connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendRequest {
+    pub correlation_id: u64,
+    pub request: crate::raft::Request,
+}
+
+/// What an outbound connection reports to the driver.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum PeerEvent {
+    Response {
+        from: NodeId,
+        correlation_id: u64,
+        response: crate::raft::Response,
+    },
+    /// The request will get no answer (not connected, or the connection dropped).
+    Failed { to: NodeId, correlation_id: u64 },
+}
+
+/// Reads the records a Fetch answer needs and sends the answer straight to its connection. It
+/// travels through the log store's mailbox behind every earlier write, so the bytes read are
+/// never from after a later truncation.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReadForFetch {
+    pub from: Offset,
+    pub max_bytes: u32,
+    pub response: crate::raft::FetchResponse,
+    pub correlation_id: u64,
+    pub deliver: Recipient<SendResponse>,
+}

@@ -14,8 +14,11 @@
 //! emitted them. Actors must never make protocol decisions: those live in `crate::raft`.
 
 pub mod driver;
+pub mod inbound;
+pub mod listener;
 pub mod log_store;
 pub mod messages;
+pub mod outbound;
 
 pub use driver::ReplicationDriver;
 pub use log_store::LogStore;

@@ -43,3 +43,22 @@ pub enum PeerMessage {
         response: Response,
     },
 }
+
+impl Handshake {
+    /// Whether a peer's handshake lets us talk to it: same protocol version, same cluster.
+    pub fn accepts(&self, remote: &Handshake) -> Result<(), String> {
+        if remote.protocol_version != self.protocol_version {
+            return Err(format!(
+                "peer speaks protocol version {}, this node {}",
+                remote.protocol_version, self.protocol_version
+            ));
+        }
+        if remote.cluster_id != self.cluster_id {
+            return Err(format!(
+                "peer belongs to cluster '{}', this node to '{}'",
+                remote.cluster_id, self.cluster_id
+            ));
+        }
+        Ok(())
+    }
+}

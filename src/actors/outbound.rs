@@ -1,0 +1,197 @@
+//! One outbound connection to a peer: connects (and reconnects with backoff), exchanges
+//! handshakes, writes the driver's requests and hands back the responses.
+//!
+//! Owns the socket and the correlation ids in flight on it. It must never hold a request it
+//! cannot send: while disconnected a request fails at once, so the protocol core backs off and
+//! retries on its own schedule.
+
+use std::time::Duration;
+
+use actix::io::{FramedWrite, WriteHandler};
+use actix::prelude::*;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio_util::codec::FramedRead;
+
+use super::messages::{PeerEvent, SendRequest};
+use crate::protocol::{FrameCodec, FrameError, Handshake, PeerMessage};
+use crate::types::NodeId;
+
+/// First wait before reconnecting; doubled after each failure up to [`MAX_RECONNECT_BACKOFF`].
+const MIN_RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest wait between reconnection attempts: short enough that a restarted peer is found
+/// well within an election timeout.
+const MAX_RECONNECT_BACKOFF: Duration = Duration::from_millis(1000);
+/// Requests in flight on one connection: the core sends at most two per peer (one fetch, one
+/// control), so anything beyond this is a bug to refuse, not to buffer.
+const MAX_IN_FLIGHT: usize = 64;
+
+type Writer = FramedWrite<PeerMessage, OwnedWriteHalf, FrameCodec>;
+
+pub struct OutboundConnection {
+    peer: NodeId,
+    address: String,
+    local: Handshake,
+    driver: Recipient<PeerEvent>,
+    writer: Option<Writer>,
+    /// The peer answered our handshake: requests may flow.
+    ready: bool,
+    in_flight: Vec<u64>,
+    backoff: Duration,
+    span: tracing::Span,
+}
+
+impl OutboundConnection {
+    pub fn new(
+        peer: NodeId,
+        address: String,
+        local: Handshake,
+        driver: Recipient<PeerEvent>,
+    ) -> Self {
+        let span = tracing::info_span!("peer", node_id = ?local.node_id, peer_id = %peer);
+        OutboundConnection {
+            peer,
+            address,
+            local,
+            driver,
+            writer: None,
+            ready: false,
+            in_flight: Vec::new(),
+            backoff: MIN_RECONNECT_BACKOFF,
+            span,
+        }
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        let address = self.address.clone();
+        actix::fut::wrap_future::<_, Self>(async move { TcpStream::connect(address).await })
+            .map(|result, act, ctx| match result {
+                Ok(stream) => act.attach(stream, ctx),
+                Err(_) => act.retry_later(ctx),
+            })
+            .spawn(ctx);
+    }
+
+    fn attach(&mut self, stream: TcpStream, ctx: &mut Context<Self>) {
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        ctx.add_stream(FramedRead::new(read, FrameCodec));
+        let mut writer = FramedWrite::new(write, FrameCodec, ctx);
+        writer.write(PeerMessage::Handshake(self.local.clone()));
+        self.writer = Some(writer);
+    }
+
+    fn retry_later(&mut self, ctx: &mut Context<Self>) {
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_RECONNECT_BACKOFF);
+        ctx.run_later(wait, |act, ctx| act.connect(ctx));
+    }
+
+    /// The connection is gone: fail what was in flight and reconnect later.
+    fn disconnected(&mut self, ctx: &mut Context<Self>) {
+        tracing::debug!(address = %self.address, in_flight = self.in_flight.len(), "disconnected");
+        if let Some(mut writer) = self.writer.take() {
+            writer.close();
+        }
+        self.ready = false;
+        for correlation_id in self.in_flight.drain(..) {
+            self.driver.do_send(PeerEvent::Failed {
+                to: self.peer,
+                correlation_id,
+            });
+        }
+        self.retry_later(ctx);
+    }
+}
+
+impl Actor for OutboundConnection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.connect(ctx);
+    }
+}
+
+impl Handler<SendRequest> for OutboundConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendRequest, _: &mut Context<Self>) {
+        match self
+            .writer
+            .as_mut()
+            .filter(|_| self.ready && self.in_flight.len() < MAX_IN_FLIGHT)
+        {
+            Some(writer) => {
+                writer.write(PeerMessage::Request {
+                    correlation_id: msg.correlation_id,
+                    request: msg.request,
+                });
+                self.in_flight.push(msg.correlation_id);
+            }
+            None => {
+                tracing::debug!(
+                    ready = self.ready,
+                    connected = self.writer.is_some(),
+                    "request refused: not connected"
+                );
+                self.driver.do_send(PeerEvent::Failed {
+                    to: self.peer,
+                    correlation_id: msg.correlation_id,
+                })
+            }
+        }
+    }
+}
+
+impl StreamHandler<Result<PeerMessage, FrameError>> for OutboundConnection {
+    fn handle(&mut self, item: Result<PeerMessage, FrameError>, ctx: &mut Context<Self>) {
+        let span = self.span.clone();
+        let _entered = span.enter();
+        match item {
+            Ok(PeerMessage::Handshake(remote)) if !self.ready => {
+                match self.local.accepts(&remote) {
+                    Ok(()) => {
+                        self.ready = true;
+                        self.backoff = MIN_RECONNECT_BACKOFF;
+                        tracing::debug!(address = %self.address, "connected");
+                    }
+                    Err(reason) => {
+                        tracing::warn!(address = %self.address, reason, "refusing peer");
+                        self.disconnected(ctx);
+                    }
+                }
+            }
+            Ok(PeerMessage::Response {
+                correlation_id,
+                response,
+            }) if self.ready => {
+                self.in_flight.retain(|c| *c != correlation_id);
+                self.driver.do_send(PeerEvent::Response {
+                    from: self.peer,
+                    correlation_id,
+                    response,
+                });
+            }
+            Ok(other) => {
+                tracing::warn!(address = %self.address, message = ?std::mem::discriminant(&other), "protocol error from peer");
+                self.disconnected(ctx);
+            }
+            Err(e) => {
+                tracing::warn!(address = %self.address, error = %e, "bad frame from peer; reconnecting");
+                self.disconnected(ctx);
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.disconnected(ctx);
+    }
+}
+
+impl WriteHandler<FrameError> for OutboundConnection {
+    fn error(&mut self, err: FrameError, ctx: &mut Context<Self>) -> Running {
+        tracing::debug!(address = %self.address, error = %err, "write failed");
+        self.disconnected(ctx);
+        Running::Continue
+    }
+}

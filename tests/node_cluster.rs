@@ -1,0 +1,136 @@
+//! Three actor nodes in one process, talking over real loopback TCP with the peer protocol:
+//! they elect one leader, replicate and commit on every node, and hand over on a graceful
+//! shutdown of the leader.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kraft::node::{NodeHandle, NodeOptions};
+use kraft::raft::{RaftConfig, RoleKind};
+use kraft::storage::LogConfig;
+use kraft::types::{NodeId, Offset};
+
+/// Timers shorter than Kafka's defaults so the test runs in seconds.
+fn raft_config() -> RaftConfig {
+    let mut c = RaftConfig::new("c1", None, []);
+    c.election_timeout = Duration::from_millis(300);
+    c.fetch_timeout = Duration::from_millis(1000);
+    c.election_backoff_max = Duration::from_millis(300);
+    c.request_timeout = Duration::from_millis(1000);
+    c.fetch_max_wait = Duration::from_millis(100);
+    c
+}
+
+struct Cluster {
+    nodes: Vec<Option<NodeHandle>>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+async fn start_cluster(cluster_id: &str, n: usize) -> Cluster {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let addresses: Vec<(NodeId, String)> = listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (NodeId(i as i32 + 1), l.local_addr().unwrap().to_string()))
+        .collect();
+    let voters: BTreeSet<NodeId> = addresses.iter().map(|(id, _)| *id).collect();
+    let mut nodes = Vec::new();
+    let mut dirs = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = NodeOptions {
+            cluster_id: cluster_id.into(),
+            node_id: Some(NodeId(i as i32 + 1)),
+            voters: voters.clone(),
+            voter_addresses: addresses.clone(),
+            listener: Some(listener),
+            partition_dir: dir.path().join("__raft_performance_test-0"),
+            log: LogConfig::default(),
+            raft: Some(raft_config()),
+        };
+        nodes.push(Some(NodeHandle::start(options).await.unwrap()));
+        dirs.push(dir);
+    }
+    Cluster { nodes, _dirs: dirs }
+}
+
+/// Waits until exactly one running node leads with a known high watermark; returns its index.
+async fn wait_for_leader(cluster: &Cluster, not: Option<usize>) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let mut leaders = Vec::new();
+        for (i, node) in cluster.nodes.iter().enumerate() {
+            if let Some(node) = node
+                && let Some(s) = node.describe().await
+                && s.role == RoleKind::Leader
+                && s.high_watermark.is_some()
+            {
+                leaders.push(i);
+            }
+        }
+        if let [leader] = leaders[..]
+            && Some(leader) != not
+        {
+            return leader;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no single leader elected");
+}
+
+/// Waits until every running node's high watermark passes `offset`.
+async fn wait_for_commit_everywhere(cluster: &Cluster, offset: Offset) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    'outer: while Instant::now() < deadline {
+        for node in cluster.nodes.iter().flatten() {
+            let hw = node.describe().await.and_then(|s| s.high_watermark);
+            if hw.is_none_or(|hw| hw <= offset) {
+                actix_rt::time::sleep(Duration::from_millis(20)).await;
+                continue 'outer;
+            }
+        }
+        return;
+    }
+    panic!("offset {offset} did not commit on every node");
+}
+
+#[actix_rt::test]
+async fn three_nodes_elect_replicate_and_hand_over() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+    let mut cluster = start_cluster("c1", 3).await;
+    let leader = wait_for_leader(&cluster, None).await;
+    let handle = cluster.nodes[leader].clone().unwrap();
+    let mut last = Offset(0);
+    for i in 0..20 {
+        let (_, end) = handle
+            .append(vec![Bytes::from(format!("value-{i}"))])
+            .await
+            .unwrap();
+        last = end;
+    }
+    wait_for_commit_everywhere(&cluster, last).await;
+
+    // Graceful shutdown: the leader hands over and a new leader commits.
+    let stopped_at = Instant::now();
+    handle.shutdown().await;
+    cluster.nodes[leader] = None;
+    let new_leader = wait_for_leader(&cluster, Some(leader)).await;
+    let new = cluster.nodes[new_leader].clone().unwrap();
+    let (first, end) = new
+        .append(vec![Bytes::from_static(b"after handover")])
+        .await
+        .unwrap();
+    let handover = stopped_at.elapsed();
+    assert!(first > last, "the new leader continues the log");
+    wait_for_commit_everywhere(&cluster, end).await;
+    eprintln!("graceful handover to the next commit: {handover:?}");
+    for node in cluster.nodes.iter().flatten() {
+        node.shutdown().await;
+    }
+}
