@@ -57,6 +57,7 @@ pub struct NodeHandle {
     driver: Addr<ReplicationDriver>,
     log_store: Addr<LogStore>,
     log_arbiter: std::sync::Arc<Arbiter>,
+    listener: Option<std::sync::Arc<tokio::task::JoinHandle<()>>>,
 }
 
 impl NodeHandle {
@@ -107,14 +108,18 @@ impl NodeHandle {
         };
         let driver =
             ReplicationDriver::new(replica, actions, log_store.clone(), network, now).start();
-        if let Some(listener) = options.listener {
-            spawn_listener(listener, local, driver.clone().recipient())
-                .map_err(NodeError::Listen)?;
-        }
+        let listener = match options.listener {
+            Some(listener) => Some(std::sync::Arc::new(
+                spawn_listener(listener, local, driver.clone().recipient())
+                    .map_err(NodeError::Listen)?,
+            )),
+            None => None,
+        };
         Ok(NodeHandle {
             driver,
             log_store,
             log_arbiter: std::sync::Arc::new(arbiter),
+            listener,
         })
     }
 
@@ -138,6 +143,20 @@ impl NodeHandle {
         let _ = self.driver.send(Shutdown).await;
         let _ = self.driver.send(Stop).await;
         let _ = self.log_store.send(FlushLog).await;
+        self.stop_threads();
+    }
+
+    /// Stops the node abruptly, as a crash would: no hand-over, nothing more written. What it
+    /// had written but not flushed stays in the OS page cache (as after `kill -9`).
+    pub async fn kill(&self) {
+        let _ = self.driver.send(Stop).await;
+        self.stop_threads();
+    }
+
+    fn stop_threads(&self) {
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
         self.log_arbiter.stop();
     }
 }

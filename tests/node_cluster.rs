@@ -23,8 +23,36 @@ fn raft_config() -> RaftConfig {
 }
 
 struct Cluster {
+    cluster_id: String,
     nodes: Vec<Option<NodeHandle>>,
-    _dirs: Vec<tempfile::TempDir>,
+    dirs: Vec<tempfile::TempDir>,
+    addresses: Vec<(NodeId, String)>,
+}
+
+impl Cluster {
+    fn options(&self, i: usize, listener: std::net::TcpListener) -> NodeOptions {
+        NodeOptions {
+            cluster_id: self.cluster_id.clone(),
+            node_id: Some(NodeId(i as i32 + 1)),
+            voters: self
+                .addresses
+                .iter()
+                .map(|(id, _)| *id)
+                .collect::<BTreeSet<_>>(),
+            voter_addresses: self.addresses.clone(),
+            listener: Some(listener),
+            partition_dir: self.dirs[i].path().join("__raft_performance_test-0"),
+            log: LogConfig::default(),
+            raft: Some(raft_config()),
+        }
+    }
+
+    /// (Re)starts node `i` on its address, with its directory.
+    async fn start(&mut self, i: usize) {
+        let listener = std::net::TcpListener::bind(&self.addresses[i].1).unwrap();
+        let node = NodeHandle::start(self.options(i, listener)).await.unwrap();
+        self.nodes[i] = Some(node);
+    }
 }
 
 async fn start_cluster(cluster_id: &str, n: usize) -> Cluster {
@@ -36,25 +64,20 @@ async fn start_cluster(cluster_id: &str, n: usize) -> Cluster {
         .enumerate()
         .map(|(i, l)| (NodeId(i as i32 + 1), l.local_addr().unwrap().to_string()))
         .collect();
-    let voters: BTreeSet<NodeId> = addresses.iter().map(|(id, _)| *id).collect();
-    let mut nodes = Vec::new();
-    let mut dirs = Vec::new();
+    let dirs = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut cluster = Cluster {
+        cluster_id: cluster_id.into(),
+        nodes: (0..n).map(|_| None).collect(),
+        dirs,
+        addresses,
+    };
     for (i, listener) in listeners.into_iter().enumerate() {
-        let dir = tempfile::tempdir().unwrap();
-        let options = NodeOptions {
-            cluster_id: cluster_id.into(),
-            node_id: Some(NodeId(i as i32 + 1)),
-            voters: voters.clone(),
-            voter_addresses: addresses.clone(),
-            listener: Some(listener),
-            partition_dir: dir.path().join("__raft_performance_test-0"),
-            log: LogConfig::default(),
-            raft: Some(raft_config()),
-        };
-        nodes.push(Some(NodeHandle::start(options).await.unwrap()));
-        dirs.push(dir);
+        let node = NodeHandle::start(cluster.options(i, listener))
+            .await
+            .unwrap();
+        cluster.nodes[i] = Some(node);
     }
-    Cluster { nodes, _dirs: dirs }
+    cluster
 }
 
 /// Waits until exactly one running node leads with a known high watermark; returns its index.
@@ -130,6 +153,96 @@ async fn three_nodes_elect_replicate_and_hand_over() {
     assert!(first > last, "the new leader continues the log");
     wait_for_commit_everywhere(&cluster, end).await;
     eprintln!("graceful handover to the next commit: {handover:?}");
+    for node in cluster.nodes.iter().flatten() {
+        node.shutdown().await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_killed_leader_is_replaced_and_catches_up_after_restart() {
+    let mut cluster = start_cluster("c2", 3).await;
+    let leader = wait_for_leader(&cluster, None).await;
+    let handle = cluster.nodes[leader].clone().unwrap();
+    let mut last = Offset(0);
+    for i in 0..10 {
+        last = handle
+            .append(vec![Bytes::from(format!("before-{i}"))])
+            .await
+            .unwrap()
+            .1;
+    }
+    let killed_at = Instant::now();
+    handle.kill().await;
+    cluster.nodes[leader] = None;
+    let new_leader = wait_for_leader(&cluster, Some(leader)).await;
+    let new = cluster.nodes[new_leader].clone().unwrap();
+    let (first, end) = new
+        .append(vec![Bytes::from_static(b"after the crash")])
+        .await
+        .unwrap();
+    eprintln!("leader kill to the next commit: {:?}", killed_at.elapsed());
+    assert!(
+        first > last,
+        "nothing acknowledged before the crash is overwritten"
+    );
+    cluster.start(leader).await;
+    wait_for_commit_everywhere(&cluster, end).await;
+    let restarted = cluster.nodes[leader]
+        .as_ref()
+        .unwrap()
+        .describe()
+        .await
+        .unwrap();
+    assert_eq!(restarted.role, RoleKind::Follower);
+    for node in cluster.nodes.iter().flatten() {
+        node.shutdown().await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_node_of_another_cluster_is_refused_and_disturbs_nothing() {
+    let cluster = start_cluster("c3", 3).await;
+    let leader = wait_for_leader(&cluster, None).await;
+    // A node that believes it is voter 4 of cluster "intruder", dialling the real voters.
+    let dir = tempfile::tempdir().unwrap();
+    let mut addresses = cluster.addresses.clone();
+    addresses.push((NodeId(4), "127.0.0.1:1".into()));
+    let intruder = NodeHandle::start(NodeOptions {
+        cluster_id: "intruder".into(),
+        node_id: Some(NodeId(4)),
+        voters: addresses.iter().map(|(id, _)| *id).collect(),
+        voter_addresses: addresses,
+        listener: None,
+        partition_dir: dir.path().join("p-0"),
+        log: LogConfig::default(),
+        raft: Some(raft_config()),
+    })
+    .await
+    .unwrap();
+    let handle = cluster.nodes[leader].clone().unwrap();
+    let before = handle.describe().await.unwrap();
+    let mut last = Offset(0);
+    for i in 0..5 {
+        last = handle
+            .append(vec![Bytes::from(format!("v{i}"))])
+            .await
+            .unwrap()
+            .1;
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_for_commit_everywhere(&cluster, last).await;
+    let after = handle.describe().await.unwrap();
+    assert_eq!(
+        (after.role, after.epoch),
+        (RoleKind::Leader, before.epoch),
+        "the intruder changed nothing"
+    );
+    let seen = intruder.describe().await.unwrap();
+    assert_eq!(
+        seen.leader_id, None,
+        "the intruder never learned about the cluster"
+    );
+    intruder.shutdown().await;
     for node in cluster.nodes.iter().flatten() {
         node.shutdown().await;
     }

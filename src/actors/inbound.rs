@@ -83,11 +83,15 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for InboundConnection {
                 true,
             ) => {
                 let connection = ctx.address().recipient();
-                self.driver.do_send(InboundRequest {
+                // A stopped node closes its connections, so peers notice at once.
+                let request = InboundRequest {
                     connection,
                     correlation_id,
                     request,
-                });
+                };
+                if let Err(SendError::Closed(_)) = self.driver.try_send(request) {
+                    self.close(ctx);
+                }
             }
             (Ok(_), _) => {
                 tracing::warn!(peer = %self.peer_address, "protocol error: unexpected message; closing");

@@ -9,15 +9,16 @@ use super::inbound::InboundConnection;
 use super::messages::InboundRequest;
 use crate::protocol::Handshake;
 
-/// Accepts connections on `listener` until the actix system stops.
+/// Accepts connections on `listener` until the returned handle is aborted (or the actix system
+/// stops).
 pub fn spawn_listener(
     listener: std::net::TcpListener,
     local: Handshake,
     driver: Recipient<InboundRequest>,
-) -> std::io::Result<()> {
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
-    actix::spawn(async move {
+    Ok(actix::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
@@ -26,6 +27,5 @@ pub fn spawn_listener(
                 Err(e) => tracing::warn!(error = %e, "accept failed"),
             }
         }
-    });
-    Ok(())
+    }))
 }
