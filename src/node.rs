@@ -132,6 +132,17 @@ impl NodeHandle {
             .unwrap_or(Err(AppendError::Stopped))
     }
 
+    /// Starts the performance workload: while this node leads, `throughput` random records per
+    /// second of `record_size` bytes are appended, and statistics are logged.
+    pub fn start_workload(&self, throughput: u32, record_size: u32) {
+        crate::actors::workload::WorkloadProducer::new(
+            self.driver.clone(),
+            throughput,
+            record_size,
+        )
+        .start();
+    }
+
     /// The node's current role, epoch, leader, high watermark and log end offset.
     pub async fn describe(&self) -> Option<Status> {
         self.driver.send(Describe).await.ok()

@@ -305,8 +305,14 @@ fn server_refuses_bad_config_and_foreign_directories() {
         "{broken",
     )
     .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listeners = format!("listeners=CONTROLLER://127.0.0.1:{port}");
     assert_usage_error(
-        &kraft(&["server", "-c", path(&n.config)]),
+        &kraft(&["server", "-c", path(&n.config), "--override", &listeners]),
         "quorum-state: corrupt",
     );
 }
@@ -343,14 +349,23 @@ fn a_refused_standalone_format_writes_nothing() {
 }
 
 #[test]
-fn server_leaves_an_unformatted_directory_untouched() {
+fn server_on_a_busy_port_is_one_clear_error() {
     let n = node(VOTERS);
-    let out = kraft(&["server", "-c", path(&n.config)]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        !n.meta.exists(),
-        "nothing may be created in an unformatted dir"
-    );
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let listeners = format!("listeners=CONTROLLER://127.0.0.1:{port}");
+    let voters = format!("controller.quorum.voters=1@127.0.0.1:{port}");
+    let out = kraft(&[
+        "server",
+        "-c",
+        path(&n.config),
+        "--override",
+        &listeners,
+        "--override",
+        &voters,
+    ]);
+    assert_usage_error(&out, &format!("cannot listen on 127.0.0.1:{port}"));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }
 
 #[test]

@@ -19,6 +19,7 @@ pub mod listener;
 pub mod log_store;
 pub mod messages;
 pub mod outbound;
+pub mod workload;
 
 pub use driver::ReplicationDriver;
 pub use log_store::LogStore;

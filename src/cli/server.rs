@@ -1,22 +1,27 @@
-//! `kraft server`: start a node from a .properties file.
+//! `kraft server`: run a node from a .properties file, as Kafka's standalone test server does.
 //!
-//! Today this validates the configuration and the flags, checks the metadata log dir's identity
-//! and, when the dir is formatted, opens (recovering if needed) the node's log and election
-//! state, then stops: the replication driver that runs the quorum is the next piece of work. It
-//! must never modify a directory that belongs to another node or is not formatted.
+//! On first start an empty metadata log dir is formatted (cluster id from `cluster.id`, else
+//! Kafka's zero id; directory id from `--replica-directory-id`, else random); later starts check
+//! the dir belongs to this node. The node listens on its controller listener, dials the other
+//! voters, and while it leads writes the `--throughput`/`--record-size` workload. SIGINT or
+//! SIGTERM hands leadership over and exits 0. It must never modify a dir of another node.
+
+use std::collections::BTreeSet;
 
 use clap::Args;
 
 use super::{CliError, ConfigArgs};
 use crate::config::NodeConfig;
-use crate::storage::{self, LogConfig, MetaProperties, QuorumStateFile, ReplicatedLog};
+use crate::node::{NodeHandle, NodeOptions};
+use crate::raft::RaftConfig;
+use crate::storage::{self, LogConfig, MetaProperties};
 use crate::uuid::Uuid;
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// This node's metadata directory id (checked against meta.properties when formatted).
+    /// This node's metadata directory id (used when formatting, checked afterwards).
     #[arg(long, value_name = "ID")]
     replica_directory_id: Option<String>,
     /// Records per second the leader's workload writes.
@@ -41,34 +46,55 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
             "--throughput and --record-size must be at least 1",
         ));
     }
-    if check_identity(&config, directory_id)? {
-        open_storage(&config)?;
-    } else {
+    let meta = ensure_formatted(&config, directory_id)?;
+    let listener = bind_controller_listener(&config)?;
+    let options = node_options(&config, &meta, listener);
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let node = NodeHandle::start(options)
+            .await
+            .map_err(|e| CliError::usage(e.to_string()))?;
+        node.start_workload(args.throughput, args.record_size);
         tracing::info!(
-            dir = %config.metadata_log_dir.display(),
-            "the metadata log dir is not formatted; nothing was opened or created"
+            node_id = %config.node_id,
+            listener = %config.controller_listener().endpoint,
+            voters = ?config.voters.ids().collect::<Vec<_>>(),
+            "kraft node started"
         );
-    }
-    Err(CliError {
-        message:
-            "configuration and storage are valid, but the replication driver is not built yet, \
-                  so the node stops here"
-                .into(),
-        exit_code: 1,
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        node.shutdown().await;
+        tracing::info!("stopped");
+        Ok(())
     })
 }
 
-/// Refuses a metadata dir formatted for another node or another directory id. Returns whether
-/// the dir is formatted at all.
-fn check_identity(config: &NodeConfig, directory_id: Option<Uuid>) -> Result<bool, CliError> {
+/// Formats an empty metadata dir; refuses one formatted for another node or directory id.
+fn ensure_formatted(
+    config: &NodeConfig,
+    directory_id: Option<Uuid>,
+) -> Result<MetaProperties, CliError> {
     let dir = &config.metadata_log_dir;
-    let Some(meta) = MetaProperties::read(dir).map_err(|e| CliError::usage(e.to_string()))? else {
-        return Ok(false);
+    let path = MetaProperties::path(dir);
+    let existing = MetaProperties::read(dir).map_err(|e| CliError::usage(e.to_string()))?;
+    let Some(meta) = existing else {
+        let meta = MetaProperties {
+            cluster_id: config
+                .cluster_id
+                .clone()
+                .unwrap_or_else(|| Uuid::ZERO.to_string()),
+            node_id: config.node_id,
+            directory_id: Some(directory_id.unwrap_or_else(Uuid::random)),
+        };
+        meta.write(dir)
+            .map_err(|e| CliError::usage(format!("cannot format {}: {e}", dir.display())))?;
+        tracing::info!(dir = %dir.display(), cluster_id = %meta.cluster_id, "formatted the metadata log dir");
+        return Ok(meta);
     };
     if meta.node_id != config.node_id {
         return Err(CliError::usage(format!(
             "{}: node.id {} does not match node.id {} in {}",
-            MetaProperties::path(dir).display(),
+            path.display(),
             meta.node_id,
             config.node_id,
             config.source.display()
@@ -79,30 +105,93 @@ fn check_identity(config: &NodeConfig, directory_id: Option<Uuid>) -> Result<boo
     {
         return Err(CliError::usage(format!(
             "{}: directory.id {stored} does not match --replica-directory-id {flag}",
-            MetaProperties::path(dir).display()
+            path.display()
         )));
     }
-    Ok(true)
+    if let Some(wanted) = config
+        .cluster_id
+        .as_ref()
+        .filter(|c| **c != meta.cluster_id)
+    {
+        return Err(CliError::usage(format!(
+            "{}: cluster.id {} does not match cluster.id {wanted} in {}",
+            path.display(),
+            meta.cluster_id,
+            config.source.display()
+        )));
+    }
+    Ok(meta)
 }
 
-fn open_storage(config: &NodeConfig) -> Result<(), CliError> {
-    let partition =
-        storage::partition_dir(&config.metadata_log_dir, storage::PERFORMANCE_TEST_TOPIC);
-    let log_config = LogConfig {
-        segment_bytes: config.metadata_log.segment_bytes,
-        ..LogConfig::default()
+fn bind_controller_listener(config: &NodeConfig) -> Result<std::net::TcpListener, CliError> {
+    let listener = config.controller_listener();
+    let host = if listener.endpoint.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        &listener.endpoint.host
     };
-    let fail = |e: storage::StorageError| CliError::usage(e.to_string());
-    let (log, _report) = ReplicatedLog::open(&partition, log_config).map_err(fail)?;
-    let election = QuorumStateFile::new(&partition).read().map_err(fail)?;
-    tracing::info!(
-        node_id = %config.node_id,
-        voter = config.is_voter(),
-        log_dir = %partition.display(),
-        log_start_offset = %log.log_start_offset(),
-        log_end_offset = %log.log_end_offset(),
-        epoch = %election.map_or(0, |e| e.epoch.0),
-        "opened the log"
+    let address = format!("{host}:{}", listener.endpoint.port);
+    std::net::TcpListener::bind(&address).map_err(|e| {
+        CliError::usage(format!(
+            "{}: cannot listen on {address} (listener {}): {e}",
+            config.source.display(),
+            listener.name
+        ))
+    })
+}
+
+fn node_options(
+    config: &NodeConfig,
+    meta: &MetaProperties,
+    listener: std::net::TcpListener,
+) -> NodeOptions {
+    let voters: BTreeSet<_> = config.voters.ids().collect();
+    let mut raft = RaftConfig::new(
+        &meta.cluster_id,
+        Some(config.node_id),
+        voters.iter().copied(),
     );
-    Ok(())
+    raft.election_timeout = config.quorum.election_timeout;
+    raft.fetch_timeout = config.quorum.fetch_timeout;
+    raft.election_backoff_max = config.quorum.election_backoff_max;
+    raft.request_timeout = config.quorum.request_timeout;
+    raft.retry_backoff = config.quorum.retry_backoff;
+    NodeOptions {
+        cluster_id: meta.cluster_id.clone(),
+        node_id: Some(config.node_id),
+        voters,
+        voter_addresses: config
+            .voters
+            .0
+            .iter()
+            .map(|(id, endpoint)| (*id, endpoint.to_string()))
+            .collect(),
+        listener: Some(listener),
+        partition_dir: storage::partition_dir(
+            &config.metadata_log_dir,
+            storage::PERFORMANCE_TEST_TOPIC,
+        ),
+        log: LogConfig {
+            segment_bytes: config.metadata_log.segment_bytes,
+            ..LogConfig::default()
+        },
+        raft: Some(raft),
+    }
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM.
+async fn wait_for_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; stop with Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }

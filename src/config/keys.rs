@@ -3,6 +3,8 @@
 //! "unknown key" warning.
 
 pub const NODE_ID: &str = "node.id";
+/// The cluster id a node formats its first empty log dir with (the test server's convention).
+pub const CLUSTER_ID: &str = "cluster.id";
 pub const PROCESS_ROLES: &str = "process.roles";
 pub const LISTENERS: &str = "listeners";
 pub const CONTROLLER_LISTENER_NAMES: &str = "controller.listener.names";
@@ -57,6 +59,7 @@ pub mod defaults {
 /// Every key kraft reads (deprecated and ignored ones included).
 pub const KNOWN: &[&str] = &[
     NODE_ID,
+    CLUSTER_ID,
     PROCESS_ROLES,
     LISTENERS,
     CONTROLLER_LISTENER_NAMES,

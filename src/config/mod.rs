@@ -90,6 +90,8 @@ pub struct NodeConfig {
     /// The file it was loaded from.
     pub source: PathBuf,
     pub node_id: NodeId,
+    /// `cluster.id`, if set: used to format an empty log dir on first start.
+    pub cluster_id: Option<String>,
     pub process_roles: Vec<String>,
     pub listeners: Vec<Listener>,
     /// The first name is the listener the quorum uses.
@@ -299,6 +301,10 @@ impl Values {
         Ok(NodeConfig {
             source: self.raw.file.clone(),
             node_id,
+            cluster_id: self
+                .string(keys::CLUSTER_ID)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string),
             process_roles: self.process_roles()?,
             listeners,
             controller_listener_names,

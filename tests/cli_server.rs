@@ -1,0 +1,234 @@
+//! `kraft server` as real processes: a single node formats its dir, leads, writes the workload
+//! and exits 0 on SIGTERM; three processes form a quorum that survives `kill -9` of its leader,
+//! and afterwards all three logs agree.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use kraft::record::BatchIter;
+use kraft::storage::{LogConfig, MetaProperties, ReplicatedLog};
+use kraft::types::Offset;
+
+/// A running `kraft server` whose log lines (ANSI-free) arrive on a channel.
+struct Server {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Server {
+    fn start(config: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kraft"))
+            .args([
+                "server",
+                "--config",
+                config.to_str().unwrap(),
+                "--throughput",
+                "1000",
+            ])
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server { child, lines: rx }
+    }
+
+    /// Waits for a log line containing `needle`.
+    fn wait_for(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes node `id`'s config for a quorum on `ports` (1-based ids).
+fn write_config(dir: &Path, id: usize, ports: &[u16]) -> PathBuf {
+    let voters: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}@localhost:{p}", i + 1))
+        .collect();
+    let path = dir.join(format!("node-{id}.properties"));
+    std::fs::write(
+        &path,
+        format!(
+            "node.id={id}\nlisteners=PLAINTEXT://localhost:{}\ncontroller.listener.names=PLAINTEXT\n\
+             controller.quorum.voters={}\nlog.dirs={}\ncontroller.quorum.election.timeout.ms=300\n\
+             controller.quorum.fetch.timeout.ms=1000\n",
+            ports[id - 1],
+            voters.join(","),
+            dir.join(format!("logs-{id}")).display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn partition(dir: &Path, id: usize) -> PathBuf {
+    dir.join(format!("logs-{id}"))
+        .join("__raft_performance_test-0")
+}
+
+#[test]
+fn a_single_node_formats_leads_writes_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 1, &[free_port()]);
+    let mut server = Server::start(&config);
+    assert!(server.wait_for("leading: writing the workload", Duration::from_secs(20)));
+    assert!(
+        server.wait_for("workload", Duration::from_secs(10)),
+        "no statistics reported"
+    );
+    server.signal("-TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    let meta = MetaProperties::read(&dir.path().join("logs-1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.node_id.0, 1);
+    let (log, _) = ReplicatedLog::open(&partition(dir.path(), 1), LogConfig::default()).unwrap();
+    assert!(
+        log.log_end_offset() > Offset(100),
+        "the workload was written: {}",
+        log.log_end_offset()
+    );
+}
+
+/// Every batch both logs hold (the shorter one's length) is byte-identical.
+fn assert_logs_agree(a: &Path, b: &Path) {
+    let read = |p: &Path| {
+        let (log, _) = ReplicatedLog::open(p, LogConfig::default()).unwrap();
+        let mut all = Vec::new();
+        let mut next = Offset(0);
+        while next < log.log_end_offset() {
+            let chunk = log.read(next, 1 << 20).unwrap();
+            for batch in BatchIter::new(chunk) {
+                let batch = batch.unwrap();
+                next = batch.next_offset();
+                all.push(batch.as_bytes().clone());
+            }
+        }
+        all
+    };
+    let (x, y) = (read(a), read(b));
+    let common = x.len().min(y.len());
+    assert!(
+        common > 10,
+        "too little in common to compare: {} and {}",
+        x.len(),
+        y.len()
+    );
+    assert!(
+        x[..common] == y[..common],
+        "{} and {} disagree within their common prefix",
+        a.display(),
+        b.display()
+    );
+}
+
+#[test]
+fn three_processes_survive_kill_dash_nine_of_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port(), free_port()];
+    let configs: Vec<PathBuf> = (1..=3)
+        .map(|id| write_config(dir.path(), id, &ports))
+        .collect();
+    let mut servers: Vec<Option<Server>> = configs.iter().map(|c| Some(Server::start(c))).collect();
+    // Find the leader: the one node that starts writing the workload.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut leader = None;
+    while leader.is_none() && Instant::now() < deadline {
+        for (i, s) in servers.iter().enumerate() {
+            if s.as_ref()
+                .unwrap()
+                .wait_for("leading: writing", Duration::from_millis(100))
+            {
+                leader = Some(i);
+            }
+        }
+    }
+    let leader = leader.expect("a leader was elected");
+    std::thread::sleep(Duration::from_secs(1));
+    let killed_at = Instant::now();
+    servers[leader].as_ref().unwrap().signal("-KILL");
+    servers[leader] = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut new_leader = None;
+    while new_leader.is_none() && Instant::now() < deadline {
+        for (i, s) in servers.iter().enumerate() {
+            if let Some(s) = s
+                && s.wait_for("leading: writing", Duration::from_millis(50))
+            {
+                new_leader = Some(i);
+            }
+        }
+    }
+    assert!(new_leader.is_some(), "no new leader after kill -9");
+    eprintln!(
+        "kill -9 of the leader to a new leader writing: {:?}",
+        killed_at.elapsed()
+    );
+    servers[leader] = Some(Server::start(&configs[leader]));
+    std::thread::sleep(Duration::from_secs(3));
+    for s in servers.iter_mut().flatten() {
+        s.signal("-TERM");
+    }
+    for s in servers.iter_mut().flatten() {
+        assert_eq!(s.wait_exit(Duration::from_secs(15)), Some(0));
+    }
+    assert_logs_agree(&partition(dir.path(), 1), &partition(dir.path(), 2));
+    assert_logs_agree(&partition(dir.path(), 2), &partition(dir.path(), 3));
+}
