@@ -15,7 +15,8 @@ use bytes::Bytes;
 use crate::actors::driver::Network;
 use crate::actors::listener::spawn_listener;
 use crate::actors::messages::{
-    AppendError, Describe, FlushLog, Propose, Recover, Shutdown, Status, Stop,
+    AppendError, Describe, FlushLog, NodeEvent, Propose, ReadLog, Recover, Shutdown, Status, Stop,
+    Subscribe,
 };
 use crate::actors::{LogStore, ReplicationDriver};
 use crate::protocol::{Handshake, PROTOCOL_VERSION};
@@ -146,6 +147,39 @@ impl NodeHandle {
     /// The node's current role, epoch, leader, high watermark and log end offset.
     pub async fn describe(&self) -> Option<Status> {
         self.driver.send(Describe).await.ok()
+    }
+
+    /// Leader changes and high-watermark advances, in order, from now on. Read the committed
+    /// records with [`NodeHandle::read_committed`].
+    pub async fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<NodeEvent>> {
+        self.driver.send(Subscribe).await.ok()
+    }
+
+    /// Whole record batches from `from` below the high watermark (at most `max_bytes`, but at
+    /// least one batch). Empty when nothing is committed there yet.
+    pub async fn read_committed(&self, from: Offset, max_bytes: u32) -> Result<Bytes, NodeError> {
+        let hw = self
+            .describe()
+            .await
+            .and_then(|s| s.high_watermark)
+            .unwrap_or(Offset(0));
+        if from >= hw {
+            return Ok(Bytes::new());
+        }
+        let bytes = self
+            .log_store
+            .send(ReadLog { from, max_bytes })
+            .await
+            .map_err(|_| NodeError::Stopped)??;
+        // Keep only whole batches that end at or below the high watermark.
+        let mut end = 0;
+        for batch in crate::record::BatchIter::new(bytes.clone()) {
+            match batch {
+                Ok(b) if b.next_offset() <= hw => end += b.size_in_bytes(),
+                _ => break,
+            }
+        }
+        Ok(bytes.slice(..end))
     }
 
     /// Graceful shutdown: a leader hands over first, then the driver stops, the log is flushed

@@ -247,3 +247,77 @@ async fn a_node_of_another_cluster_is_refused_and_disturbs_nothing() {
         node.shutdown().await;
     }
 }
+
+#[actix_rt::test]
+async fn a_subscriber_on_a_follower_sees_commits_and_reads_them_back() {
+    let cluster = start_cluster("c4", 3).await;
+    let leader = wait_for_leader(&cluster, None).await;
+    let follower = (0..3).find(|i| *i != leader).unwrap();
+    let follower = cluster.nodes[follower].clone().unwrap();
+    let mut events = follower.subscribe().await.unwrap();
+    let handle = cluster.nodes[leader].clone().unwrap();
+    let values: Vec<Bytes> = (0..5)
+        .map(|i| Bytes::from(format!("subscribed-{i}")))
+        .collect();
+    let (first, last) = handle.append(values.clone()).await.unwrap();
+
+    // Events arrive in order; wait for a commit covering the append.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("no commit event");
+        let event = actix_rt::time::timeout(left, events.recv())
+            .await
+            .expect("no event in time")
+            .unwrap();
+        if let kraft::actors::messages::NodeEvent::Committed { high_watermark } = event
+            && high_watermark > last
+        {
+            break;
+        }
+    }
+
+    // The committed batches read back on the follower hold exactly the appended values.
+    let mut read = Vec::new();
+    let mut next = Offset(0);
+    while next <= last {
+        let bytes = follower.read_committed(next, 1 << 20).await.unwrap();
+        assert!(!bytes.is_empty(), "nothing committed at {next}");
+        for batch in kraft::record::BatchIter::new(bytes) {
+            let batch = batch.unwrap();
+            next = batch.next_offset();
+            if batch.base_offset() >= first && !batch.is_control() {
+                read.extend(
+                    batch
+                        .decode_records()
+                        .unwrap()
+                        .into_iter()
+                        .map(|r| r.value.unwrap()),
+                );
+            }
+        }
+    }
+    assert_eq!(read, values);
+    // Nothing past the high watermark is readable as committed.
+    let hw = follower.describe().await.unwrap().high_watermark.unwrap();
+    assert!(
+        follower
+            .read_committed(hw, 1 << 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The leader describes every voter's fetch state.
+    let status = handle.describe().await.unwrap();
+    assert_eq!(status.voters.len(), 3);
+    assert!(
+        status.voters.values().all(|v| v.is_some()),
+        "{:?}",
+        status.voters
+    );
+    for node in cluster.nodes.iter().flatten() {
+        node.shutdown().await;
+    }
+}

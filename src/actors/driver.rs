@@ -23,6 +23,10 @@ use crate::types::{NodeId, Offset};
 /// what a misbehaving client can make the driver remember.
 pub const MAX_PENDING_INBOUND: usize = 4096;
 
+/// Events buffered per subscriber; a subscriber further behind misses the oldest and is told
+/// so by the channel (it can re-read from the log), so a slow subscriber never slows the node.
+pub const MAX_BUFFERED_EVENTS: usize = 1024;
+
 /// Who this node is on the wire and where its peers listen.
 #[derive(Debug, Clone)]
 pub struct Network {
@@ -57,6 +61,7 @@ pub struct ReplicationDriver {
     peers: HashMap<NodeId, Addr<OutboundConnection>>,
     inbound: HashMap<InboundId, (Recipient<SendResponse>, u64)>,
     next_inbound: u64,
+    events: tokio::sync::broadcast::Sender<NodeEvent>,
 }
 
 impl ReplicationDriver {
@@ -82,6 +87,7 @@ impl ReplicationDriver {
             peers: HashMap::new(),
             inbound: HashMap::new(),
             next_inbound: 0,
+            events: tokio::sync::broadcast::channel(MAX_BUFFERED_EVENTS).0,
         }
     }
 
@@ -164,8 +170,16 @@ impl ReplicationDriver {
                 }
             }
             Action::Proposed { id, result } => self.proposed(id, result),
-            Action::HighWatermark(hw) => self.committed(hw),
+            Action::HighWatermark(hw) => {
+                self.committed(hw);
+                let _ = self
+                    .events
+                    .send(NodeEvent::Committed { high_watermark: hw });
+            }
             Action::LeaderChanged { epoch, leader_id } => {
+                let _ = self
+                    .events
+                    .send(NodeEvent::LeaderChanged { epoch, leader_id });
                 tracing::info!(epoch = %epoch, leader_id = ?leader_id, role = ?self.replica.role(), "leader changed");
             }
             Action::ShutdownComplete => {
@@ -312,6 +326,7 @@ impl Handler<Describe> for ReplicationDriver {
             leader_id: r.leader_id(),
             high_watermark: r.high_watermark(),
             log_end_offset: r.log().log_end_offset(),
+            voters: r.voter_end_offsets(),
         })
     }
 }
@@ -397,5 +412,13 @@ fn input_kind(input: &Input) -> &'static str {
         Input::Flushed { .. } => "flushed",
         Input::Propose { .. } => "propose",
         Input::Shutdown => "shutdown",
+    }
+}
+
+impl Handler<Subscribe> for ReplicationDriver {
+    type Result = MessageResult<Subscribe>;
+
+    fn handle(&mut self, _: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.events.subscribe())
     }
 }

@@ -92,7 +92,27 @@ pub struct Status {
     pub leader_id: Option<NodeId>,
     pub high_watermark: Option<Offset>,
     pub log_end_offset: Offset,
+    /// On the leader: each voter's durable log end offset as its last fetch told (`None` until
+    /// it fetched). Empty on other nodes.
+    pub voters: std::collections::BTreeMap<NodeId, Option<Offset>>,
 }
+
+/// What a subscriber to a node is told, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// The known leader or epoch changed.
+    LeaderChanged {
+        epoch: Epoch,
+        leader_id: Option<NodeId>,
+    },
+    /// Every offset below this is committed.
+    Committed { high_watermark: Offset },
+}
+
+/// Subscribes to node events.
+#[derive(Message)]
+#[rtype(result = "tokio::sync::broadcast::Receiver<NodeEvent>")]
+pub struct Subscribe;
 
 #[derive(Message)]
 #[rtype(result = "Status")]
