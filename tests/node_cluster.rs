@@ -321,3 +321,35 @@ async fn a_subscriber_on_a_follower_sees_commits_and_reads_them_back() {
         node.shutdown().await;
     }
 }
+
+#[actix_rt::test]
+async fn connections_come_back_after_a_peer_restarts() {
+    let mut cluster = start_cluster("c5", 3).await;
+    // Kill the first leader and restart it: every peer's connection to it drops and must return.
+    let a = wait_for_leader(&cluster, None).await;
+    cluster.nodes[a].clone().unwrap().kill().await;
+    cluster.nodes[a] = None;
+    let b = wait_for_leader(&cluster, Some(a)).await;
+    cluster.start(a).await;
+    let handle = cluster.nodes[b].clone().unwrap();
+    let (_, end) = handle
+        .append(vec![Bytes::from_static(b"with a back")])
+        .await
+        .unwrap();
+    wait_for_commit_everywhere(&cluster, end).await;
+    // Now lose the second leader: the survivors can only elect if their links to the restarted
+    // node work again.
+    handle.kill().await;
+    cluster.nodes[b] = None;
+    let c = wait_for_leader(&cluster, Some(b)).await;
+    let (_, end) = cluster.nodes[c]
+        .clone()
+        .unwrap()
+        .append(vec![Bytes::from_static(b"after b")])
+        .await
+        .unwrap();
+    wait_for_commit_everywhere(&cluster, end).await;
+    for node in cluster.nodes.iter().flatten() {
+        node.shutdown().await;
+    }
+}

@@ -38,6 +38,9 @@ pub struct OutboundConnection {
     ready: bool,
     in_flight: Vec<u64>,
     backoff: Duration,
+    /// The current connection's read stream, cancelled on disconnect so that a stale stream's
+    /// end can never tear down a newer connection.
+    reader: Option<SpawnHandle>,
     span: tracing::Span,
 }
 
@@ -58,6 +61,7 @@ impl OutboundConnection {
             ready: false,
             in_flight: Vec::new(),
             backoff: MIN_RECONNECT_BACKOFF,
+            reader: None,
             span,
         }
     }
@@ -75,7 +79,7 @@ impl OutboundConnection {
     fn attach(&mut self, stream: TcpStream, ctx: &mut Context<Self>) {
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
-        ctx.add_stream(FramedRead::new(read, FrameCodec));
+        self.reader = Some(ctx.add_stream(FramedRead::new(read, FrameCodec)));
         let mut writer = FramedWrite::new(write, FrameCodec, ctx);
         writer.write(PeerMessage::Handshake(self.local.clone()));
         self.writer = Some(writer);
@@ -89,6 +93,11 @@ impl OutboundConnection {
 
     /// The connection is gone: fail what was in flight and reconnect later.
     fn disconnected(&mut self, ctx: &mut Context<Self>) {
+        // Both the reader and the writer may report the same loss: act once per connection.
+        let Some(reader) = self.reader.take() else {
+            return;
+        };
+        ctx.cancel_future(reader);
         tracing::debug!(address = %self.address, in_flight = self.in_flight.len(), "disconnected");
         if let Some(mut writer) = self.writer.take() {
             writer.close();
@@ -189,6 +198,10 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for OutboundConnection {
 }
 
 impl WriteHandler<FrameError> for OutboundConnection {
+    /// Closing the writer on a disconnect ends up here; the default would stop the actor, and a
+    /// stopped connection would never reconnect.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+
     fn error(&mut self, err: FrameError, ctx: &mut Context<Self>) -> Running {
         tracing::debug!(address = %self.address, error = %err, "write failed");
         self.disconnected(ctx);
