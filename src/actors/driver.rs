@@ -123,7 +123,10 @@ impl ReplicationDriver {
         match action {
             Action::PersistElection(state) => self.log_store.do_send(Persist(state)),
             Action::Append { batches } => self.log_store.do_send(AppendBatches(batches)),
-            Action::Truncate { offset } => self.log_store.do_send(TruncateTo(offset)),
+            Action::Truncate { offset } => {
+                self.fail_truncated(offset);
+                self.log_store.do_send(TruncateTo(offset));
+            }
             Action::Flush => self.log_store.do_send(FlushLog),
             // No peer connections yet: a request to another node fails at once, as a
             // disconnected peer would.
@@ -214,6 +217,21 @@ impl ReplicationDriver {
                     let _ = p.reply.send(Err(error));
                 }
             }
+        }
+    }
+
+    /// Fails every pending append with records at or after `offset`: a new leader's log replaces
+    /// them, so whatever commits at those offsets later is not theirs.
+    fn fail_truncated(&mut self, offset: Offset) {
+        let lost: Vec<ProposalId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.range.is_some_and(|(_, last)| last >= offset))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            let p = self.pending.remove(&id).expect("listed above");
+            let _ = p.reply.send(Err(AppendError::Lost));
         }
     }
 

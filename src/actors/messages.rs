@@ -76,6 +76,8 @@ pub enum AppendError {
     TooLarge,
     #[error("the node stopped before the append was committed")]
     Stopped,
+    #[error("a new leader removed the records before they were committed")]
+    Lost,
 }
 
 /// Appends record values through the leader; resolves once they are committed.
