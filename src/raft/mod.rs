@@ -41,4 +41,5 @@ pub use message::{
     FetchResponse, Request, Response, VoteRequest, VoteResponse,
 };
 pub use replica::Replica;
+pub use rng::SeededRng;
 pub use role::RoleKind;

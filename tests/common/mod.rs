@@ -6,27 +6,9 @@ use kraft::record::{BatchBuilder, BatchKind};
 use kraft::storage::ReplicatedLog;
 use kraft::types::{Epoch, Offset};
 
-/// A small deterministic RNG (splitmix64) so randomized tests can print and replay a seed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, n)`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-}
+/// The deterministic RNG of the protocol core, so randomized tests can print and replay a seed.
+#[allow(unused_imports)] // not every test binary that includes this module uses it
+pub use kraft::raft::SeededRng as Rng;
 
 /// The seed for a randomized test: `KRAFT_TEST_SEED` if set, else one derived from the clock.
 pub fn test_seed() -> u64 {

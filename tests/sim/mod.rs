@@ -23,28 +23,8 @@ const MAX_EVENTS_AT_ONE_INSTANT: u64 = 10_000;
 /// Events kept for a failure report.
 const HISTORY: usize = 40;
 
-/// A small deterministic RNG (splitmix64).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-    pub fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-}
+/// The protocol core's deterministic RNG drives the simulation too.
+pub use kraft::raft::SeededRng as Rng;
 
 /// What a node keeps across crashes.
 #[derive(Debug, Clone, Default)]
