@@ -1,28 +1,31 @@
 //! A kraft node assembled from its actors, and the handle a Rust program uses to drive it.
 //!
-//! Owns start-up (recover the log and election state, start the protocol core) and the public
-//! library API. It must never expose actor internals: users see `NodeHandle` only.
-//!
-//! Today a node runs a single-voter quorum (or waits as a voter/observer of a larger one with no
-//! peer connections); peer connections, the listener and supervision come next.
+//! Owns the public library API: starting a node from `NodeOptions`, appending, reading what is
+//! committed, subscribing to events, describing, and stopping. It must never expose actor
+//! internals: users see `NodeHandle` only. The actors themselves are built, supervised and
+//! restarted by `actors::node_supervisor`; a handle follows the node across restarts.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use tokio::sync::watch;
 
-use crate::actors::driver::Network;
-use crate::actors::listener::spawn_listener;
+pub use crate::actors::node_supervisor::{NodeError, NodeState, SupervisionStats};
+pub use crate::actors::supervision::ActorKind;
+#[cfg(feature = "fault-injection")]
+pub use crate::actors::supervision::Fault;
+
 use crate::actors::messages::{
-    AppendError, Describe, FlushLog, NodeEvent, Propose, ReadLog, Recover, Shutdown, Status, Stop,
-    Subscribe,
+    AppendError, Describe, NodeEvent, Propose, ReadLog, Status, Subscribe,
 };
-use crate::actors::{LogStore, ReplicationDriver};
-use crate::protocol::{Handshake, PROTOCOL_VERSION};
-use crate::raft::{LogView, RaftConfig, Replica};
-use crate::storage::{LogConfig, StorageError};
-use crate::types::{NodeId, Offset};
+use crate::actors::node_supervisor::{
+    GetStats, NodeParts, NodeSpec, NodeSupervisor, NodeView, StartNode, StartWorkload, StopNode,
+};
+use crate::raft::RaftConfig;
+use crate::storage::LogConfig;
+use crate::types::{Epoch, NodeId, Offset};
 
 /// Everything needed to start a node (a subset of `NodeConfig` plus where its log lives).
 #[derive(Debug)]
@@ -41,118 +44,126 @@ pub struct NodeOptions {
     pub raft: Option<RaftConfig>,
 }
 
-/// Why a node could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error("the log store stopped during start-up")]
-    Stopped,
-    #[error("cannot listen: {0}")]
-    Listen(std::io::Error),
+impl NodeOptions {
+    fn into_spec(self) -> Result<NodeSpec, NodeError> {
+        let mut raft = self.raft.unwrap_or_else(|| {
+            RaftConfig::new(&self.cluster_id, self.node_id, self.voters.iter().copied())
+        });
+        raft.cluster_id = self.cluster_id.clone();
+        raft.local_id = self.node_id;
+        raft.voters = self.voters.clone();
+        let listener = match self.listener {
+            Some(l) => Some(crate::actors::listener::adopt(l).map_err(NodeError::Listen)?),
+            None => None,
+        };
+        let node_id = self.node_id;
+        Ok(NodeSpec {
+            cluster_id: self.cluster_id,
+            node_id,
+            voters: self.voters,
+            peers: self
+                .voter_addresses
+                .into_iter()
+                .filter(|(id, _)| Some(*id) != node_id)
+                .collect(),
+            listener,
+            partition_dir: self.partition_dir,
+            log: self.log,
+            raft,
+        })
+    }
 }
 
-/// A running node. Cheap to clone; every clone drives the same node.
+/// A running node. Cheap to clone; every clone drives the same node, across its restarts.
 #[derive(Clone)]
 pub struct NodeHandle {
-    driver: Addr<ReplicationDriver>,
-    log_store: Addr<LogStore>,
-    log_arbiter: std::sync::Arc<Arbiter>,
-    listener: Option<std::sync::Arc<tokio::task::JoinHandle<()>>>,
+    supervisor: Addr<NodeSupervisor>,
+    view: watch::Receiver<NodeView>,
 }
 
 impl NodeHandle {
     /// Starts a node on the current actix system: recovers its log and election state, then
-    /// starts the protocol core.
+    /// starts the protocol core and the node's other actors under supervision.
     pub async fn start(options: NodeOptions) -> Result<NodeHandle, NodeError> {
-        let arbiter = Arbiter::new();
-        let dir = options.partition_dir.clone();
-        let log_config = options.log;
-        let log_store =
-            LogStore::start_in_arbiter(&arbiter.handle(), move |_| LogStore::new(dir, log_config));
-        let recovered = log_store
-            .send(Recover)
+        let (supervisor, view) = NodeSupervisor::new(options.into_spec()?);
+        let supervisor = supervisor.start();
+        supervisor
+            .send(StartNode)
             .await
             .map_err(|_| NodeError::Stopped)??;
-        let mut raft = options.raft.unwrap_or_else(|| {
-            RaftConfig::new(
-                &options.cluster_id,
-                options.node_id,
-                options.voters.iter().copied(),
-            )
-        });
-        raft.cluster_id = options.cluster_id.clone();
-        raft.local_id = options.node_id;
-        raft.voters = options.voters.clone();
-        let view = LogView::new(
-            recovered.log_start_offset,
-            recovered.log_end_offset,
-            recovered.epochs,
-        );
-        let now = ReplicationDriver::wall_clock_now();
-        let seed = now.as_nanos() as u64 ^ u64::from(options.node_id.map_or(0, |n| n.0 as u32));
-        let (replica, actions) = Replica::start(raft, recovered.election, view, now, seed);
-        let local = Handshake {
-            protocol_version: PROTOCOL_VERSION,
-            cluster_id: options.cluster_id.clone(),
-            node_id: options.node_id,
-        };
-        let peers = options
-            .voter_addresses
-            .iter()
-            .filter(|(id, _)| Some(*id) != options.node_id)
-            .cloned()
-            .collect();
-        let network = Network {
-            local: local.clone(),
-            peers,
-        };
-        let driver =
-            ReplicationDriver::new(replica, actions, log_store.clone(), network, now).start();
-        let listener = match options.listener {
-            Some(listener) => Some(std::sync::Arc::new(
-                spawn_listener(listener, local, driver.clone().recipient())
-                    .map_err(NodeError::Listen)?,
-            )),
-            None => None,
-        };
-        Ok(NodeHandle {
-            driver,
-            log_store,
-            log_arbiter: std::sync::Arc::new(arbiter),
-            listener,
-        })
+        Ok(NodeHandle { supervisor, view })
+    }
+
+    fn parts(&self) -> Option<NodeParts> {
+        self.view.borrow().parts.clone()
+    }
+
+    /// Where the node is in its life (running, restarting after failures, stopped, failed).
+    pub fn state(&self) -> NodeState {
+        self.view.borrow().state.clone()
+    }
+
+    /// Resolves once the node has stopped for good, on request or because it failed; returns
+    /// the final state.
+    pub async fn stopped(&self) -> NodeState {
+        let mut view = self.view.clone();
+        let result = view
+            .wait_for(|v| matches!(v.state, NodeState::Stopped | NodeState::Failed(_)))
+            .await
+            .map(|v| v.state.clone());
+        result.unwrap_or(NodeState::Stopped)
     }
 
     /// Appends record values through this node, which must lead. Resolves with the offsets the
     /// records got once they are committed.
     pub async fn append(&self, records: Vec<Bytes>) -> Result<(Offset, Offset), AppendError> {
-        self.driver
+        let Some(parts) = self.parts() else {
+            return Err(self.unavailable());
+        };
+        parts
+            .driver
             .send(Propose(records))
             .await
-            .unwrap_or(Err(AppendError::Stopped))
+            .unwrap_or(Err(AppendError::Interrupted))
+    }
+
+    /// The error for a node without running actors: retry later while it restarts.
+    fn unavailable(&self) -> AppendError {
+        match self.state() {
+            NodeState::Starting | NodeState::Restarting | NodeState::Running => {
+                AppendError::NotLeader {
+                    leader_id: None,
+                    epoch: Epoch(0),
+                }
+            }
+            NodeState::Stopped | NodeState::Failed(_) => AppendError::Stopped,
+        }
     }
 
     /// Starts the performance workload: while this node leads, `throughput` random records per
     /// second of `record_size` bytes are appended, and statistics are logged.
     pub fn start_workload(&self, throughput: u32, record_size: u32) {
-        crate::actors::workload::WorkloadProducer::new(
-            self.driver.clone(),
+        self.supervisor.do_send(StartWorkload {
             throughput,
             record_size,
-        )
-        .start();
+        });
     }
 
-    /// The node's current role, epoch, leader, high watermark and log end offset.
+    /// The node's current role, epoch, leader, high watermark and log end offset (`None` while
+    /// it is stopped or restarting).
     pub async fn describe(&self) -> Option<Status> {
-        self.driver.send(Describe).await.ok()
+        self.parts()?.driver.send(Describe).await.ok()
     }
 
-    /// Leader changes and high-watermark advances, in order, from now on. Read the committed
-    /// records with [`NodeHandle::read_committed`].
+    /// Leader changes and high-watermark advances, in order, from now on (across node
+    /// restarts). Read the committed records with [`NodeHandle::read_committed`].
     pub async fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<NodeEvent>> {
-        self.driver.send(Subscribe).await.ok()
+        self.supervisor.send(Subscribe).await.ok()
+    }
+
+    /// How often the node's actors, and the node itself, were restarted after failures.
+    pub async fn supervision(&self) -> SupervisionStats {
+        self.supervisor.send(GetStats).await.unwrap_or_default()
     }
 
     /// Whole record batches from `from` below the high watermark (at most `max_bytes`, but at
@@ -166,7 +177,8 @@ impl NodeHandle {
         if from >= hw {
             return Ok(Bytes::new());
         }
-        let bytes = self
+        let parts = self.parts().ok_or(NodeError::Stopped)?;
+        let bytes = parts
             .log_store
             .send(ReadLog { from, max_bytes })
             .await
@@ -182,26 +194,48 @@ impl NodeHandle {
         Ok(bytes.slice(..end))
     }
 
-    /// Graceful shutdown: a leader hands over first, then the driver stops, the log is flushed
+    /// Graceful shutdown: a leader hands over first, then the actors stop, the log is flushed
     /// and the log store's thread ends. Appends still waiting fail with `Stopped`.
     pub async fn shutdown(&self) {
-        let _ = self.driver.send(Shutdown).await;
-        let _ = self.driver.send(Stop).await;
-        let _ = self.log_store.send(FlushLog).await;
-        self.stop_threads();
+        let _ = self.supervisor.send(StopNode { graceful: true }).await;
     }
 
     /// Stops the node abruptly, as a crash would: no hand-over, nothing more written. What it
     /// had written but not flushed stays in the OS page cache (as after `kill -9`).
     pub async fn kill(&self) {
-        let _ = self.driver.send(Stop).await;
-        self.stop_threads();
+        let _ = self.supervisor.send(StopNode { graceful: false }).await;
     }
 
-    fn stop_threads(&self) {
-        if let Some(listener) = &self.listener {
-            listener.abort();
+    /// Injects a fault into one of this node's actors (tests only). Returns false when there is
+    /// no such actor (e.g. no workload running, an unknown peer, or the node is restarting).
+    #[cfg(feature = "fault-injection")]
+    pub async fn inject_fault(&self, actor: ActorKind, fault: Fault) -> bool {
+        use crate::actors::driver::InjectPeerFault;
+        use crate::actors::supervision::InjectFault;
+        let Some(parts) = self.parts() else {
+            return false;
+        };
+        let message = InjectFault(fault);
+        match actor {
+            ActorKind::Driver => parts.driver.do_send(message),
+            ActorKind::LogStore => parts.log_store.do_send(message),
+            ActorKind::SnapshotWriter => parts.snapshot_writer.do_send(message),
+            ActorKind::Listener => match parts.listener {
+                Some(listener) => listener.do_send(message),
+                None => return false,
+            },
+            ActorKind::Workload => match parts.workload {
+                Some(workload) => workload.do_send(message),
+                None => return false,
+            },
+            ActorKind::Peer(peer) => {
+                return parts
+                    .driver
+                    .send(InjectPeerFault { peer, fault })
+                    .await
+                    .unwrap_or(false);
+            }
         }
-        self.log_arbiter.stop();
+        true
     }
 }

@@ -36,3 +36,17 @@ pub fn init(format: LogFormat) {
     };
     let _ = result;
 }
+
+/// Sends panic messages through `tracing` (one line, inside the panicking actor's span, so it
+/// names the node and actor) instead of the default hook's stderr text and backtrace hint. Actor
+/// panics are caught and the actor restarted, so they are errors to log, not crashes to report.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = crate::actors::supervision::panic_message(info.payload());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(panic = %message, %location, "panic");
+    }));
+}

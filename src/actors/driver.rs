@@ -5,6 +5,12 @@
 //! timer that wakes the core at its next deadline, and the appends waiting to be committed. It
 //! is the only actor that asks the log store to append, truncate or flush. It must never make a
 //! protocol decision itself and never block: file IO happens in the log store.
+//!
+//! Supervised: a panic in the core stops the driver and its `Supervisor` restarts it on the same
+//! address. Pending appends then fail with `Interrupted`, and the core is rebuilt from what the
+//! log store finds on disk (as a process restart would); a restarted log store asks for the same
+//! rebuild. Wire correlation ids carry an incarnation number so that answers to requests of an
+//! earlier incarnation are dropped.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,9 +21,17 @@ use tokio::sync::oneshot;
 use super::log_store::LogStore;
 use super::messages::*;
 use super::outbound::OutboundConnection;
+use super::supervision::*;
 use crate::protocol::Handshake;
-use crate::raft::{Action, InboundId, Input, ProposalId, ProposeError, Replica, RequestId};
+use crate::raft::{
+    Action, InboundId, Input, LogView, ProposalId, ProposeError, RaftConfig, Replica, RequestId,
+};
 use crate::types::{NodeId, Offset};
+
+/// Bits of a wire correlation id that hold the core's request id; the bits above hold the
+/// driver's incarnation (2^48 requests per incarnation is never reached).
+const REQUEST_ID_BITS: u32 = 48;
+const REQUEST_ID_MASK: u64 = (1 << REQUEST_ID_BITS) - 1;
 
 /// Inbound requests awaiting the core's answer: one per peer and channel is normal; this bounds
 /// what a misbehaving client can make the driver remember.
@@ -47,6 +61,8 @@ struct Pending {
 
 pub struct ReplicationDriver {
     replica: Replica,
+    /// Kept to rebuild the core after a restart.
+    raft_config: RaftConfig,
     log_store: Addr<LogStore>,
     /// Actions from `Replica::start`, executed when the actor starts.
     initial: Vec<Action>,
@@ -62,18 +78,38 @@ pub struct ReplicationDriver {
     inbound: HashMap<InboundId, (Recipient<SendResponse>, u64)>,
     next_inbound: u64,
     events: tokio::sync::broadcast::Sender<NodeEvent>,
+    /// Bumped by every rebuild of the core; part of every wire correlation id.
+    incarnation: u64,
+    /// Waiting for the `Recovered` answer to this rebuild; the core is not stepped meanwhile.
+    rebuilding: Option<u64>,
+    started_once: bool,
+    budget: RestartBudget,
+    node: Option<Recipient<SupervisionEvent>>,
+}
+
+/// Everything the driver needs besides the core itself.
+pub struct DriverParts {
+    pub raft_config: RaftConfig,
+    pub log_store: Addr<LogStore>,
+    pub network: Network,
+    pub started_at: Duration,
+    pub events: tokio::sync::broadcast::Sender<NodeEvent>,
+    pub node: Option<Recipient<SupervisionEvent>>,
 }
 
 impl ReplicationDriver {
-    pub fn new(
-        replica: Replica,
-        initial: Vec<Action>,
-        log_store: Addr<LogStore>,
-        network: Network,
-        started_at: Duration,
-    ) -> Self {
+    pub fn new(replica: Replica, initial: Vec<Action>, parts: DriverParts) -> Self {
+        let DriverParts {
+            raft_config,
+            log_store,
+            network,
+            started_at,
+            events,
+            node,
+        } = parts;
         ReplicationDriver {
             replica,
+            raft_config,
             log_store,
             initial,
             wall_origin: started_at,
@@ -87,8 +123,28 @@ impl ReplicationDriver {
             peers: HashMap::new(),
             inbound: HashMap::new(),
             next_inbound: 0,
-            events: tokio::sync::broadcast::channel(MAX_BUFFERED_EVENTS).0,
+            events,
+            incarnation: 0,
+            rebuilding: None,
+            started_once: false,
+            budget: RestartBudget::default(),
+            node,
         }
+    }
+
+    /// A fresh core from what is on disk, as at process start.
+    pub fn start_replica(
+        config: RaftConfig,
+        recovered: Recovered,
+        now: Duration,
+    ) -> (Replica, Vec<Action>) {
+        let seed = now.as_nanos() as u64 ^ u64::from(config.local_id.map_or(0, |n| n.0 as u32));
+        let view = LogView::new(
+            recovered.log_start_offset,
+            recovered.log_end_offset,
+            recovered.epochs,
+        );
+        Replica::start(config, recovered.election, view, now, seed)
     }
 
     /// The wall clock as the core sees it: it never goes backwards.
@@ -103,11 +159,15 @@ impl ReplicationDriver {
     }
 
     fn step(&mut self, input: Input, ctx: &mut Context<Self>) {
-        if self.stopped {
+        if self.stopped || self.rebuilding.is_some() {
             return;
         }
         let kind = input_kind(&input);
-        let actions = self.replica.step(self.now(), input);
+        let now = self.now();
+        let replica = &mut self.replica;
+        let Some(actions) = guarded(ctx, ActorKind::Driver, || replica.step(now, input)) else {
+            return;
+        };
         tracing::debug!(input = kind, role = ?self.replica.role(), epoch = %self.replica.epoch(), actions = actions.len(), "step");
         self.execute(actions, ctx);
     }
@@ -136,7 +196,8 @@ impl ReplicationDriver {
                 request,
             } => match self.peers.get(&to) {
                 Some(conn) => conn.do_send(SendRequest {
-                    correlation_id: request_id.0,
+                    correlation_id: (self.incarnation << REQUEST_ID_BITS)
+                        | (request_id.0 & REQUEST_ID_MASK),
                     request,
                 }),
                 None => ctx.notify(Failed(Input::RequestFailed { to, request_id })),
@@ -249,16 +310,68 @@ impl ReplicationDriver {
         }
     }
 
+    /// The node cannot go on (the disk failed, or the core reported a fatal error).
     fn fail(&mut self, reason: &str, ctx: &mut Context<Self>) {
         tracing::error!(reason, "replication stopped");
-        self.stopped = true;
-        for (_, p) in self.pending.drain() {
-            let _ = p.reply.send(Err(AppendError::Stopped));
+        if let Some(node) = &self.node {
+            node.do_send(SupervisionEvent::Fatal(ActorKind::Driver));
         }
+        self.halt(ctx);
+    }
+
+    /// Stops for good: fails what waits, closes the peer connections and answers nothing more.
+    /// The actor itself stays (idle) until its last address is dropped, because a stopped
+    /// supervised actor would only be restarted.
+    fn halt(&mut self, ctx: &mut Context<Self>) {
+        self.stopped = true;
+        self.fail_pending(AppendError::Stopped);
         for waiter in self.shutdown_waiters.drain(..) {
             let _ = waiter.send(());
         }
-        ctx.stop();
+        for (_, conn) in self.peers.drain() {
+            conn.do_send(Close);
+        }
+        self.inbound.clear();
+        if let Some(handle) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+    }
+
+    fn fail_pending(&mut self, error: AppendError) {
+        for (_, p) in self.pending.drain() {
+            let _ = p.reply.send(Err(error.clone()));
+        }
+    }
+
+    /// Asks the log store for what is on disk; the core is rebuilt from its answer.
+    fn begin_rebuild(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.incarnation += 1;
+        self.rebuilding = Some(self.incarnation);
+        self.inbound.clear();
+        self.fail_pending(AppendError::Interrupted);
+        tracing::warn!(
+            incarnation = self.incarnation,
+            "rebuilding the protocol core from disk"
+        );
+        self.log_store.do_send(Rebuild);
+    }
+
+    fn rebuilt(&mut self, outcome: Result<Recovered, String>, ctx: &mut Context<Self>) {
+        match outcome {
+            Ok(recovered) => {
+                let now = self.now();
+                let (replica, actions) =
+                    Self::start_replica(self.raft_config.clone(), recovered, now);
+                self.replica = replica;
+                self.rebuilding = None;
+                tracing::info!(role = ?self.replica.role(), epoch = %self.replica.epoch(), "protocol core rebuilt");
+                self.execute(actions, ctx);
+            }
+            Err(reason) => self.fail(&reason, ctx),
+        }
     }
 
     /// Wakes the core at its next deadline (one timer, replaced after every step).
@@ -285,15 +398,32 @@ impl Actor for ReplicationDriver {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.started_once {
+            // A restart: the core may be half-updated, so rebuild it from disk.
+            self.begin_rebuild();
+            return;
+        }
+        self.started_once = true;
         self.log_store.do_send(SetDriver(ctx.address().recipient()));
         for (peer, address) in self.network.peers.clone() {
             let local = self.network.local.clone();
-            let conn =
-                OutboundConnection::new(peer, address, local, ctx.address().recipient()).start();
+            let driver = ctx.address().recipient();
+            let node = self.node.clone();
+            let conn = Supervisor::start(move |_| {
+                OutboundConnection::new(peer, address, local, driver, node)
+            });
             self.peers.insert(peer, conn);
         }
         let initial = std::mem::take(&mut self.initial);
         self.execute(initial, ctx);
+    }
+}
+
+impl Supervised for ReplicationDriver {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.timer = None;
+        self.fail_pending(AppendError::Interrupted);
+        on_restart(ctx, ActorKind::Driver, &mut self.budget, &self.node);
     }
 }
 
@@ -311,6 +441,12 @@ impl Handler<IoDone> for ReplicationDriver {
             IoDone::ElectionPersisted => self.step(Input::ElectionPersisted, ctx),
             IoDone::Flushed(offset) => self.step(Input::Flushed { offset }, ctx),
             IoDone::Failed(reason) => self.fail(&reason, ctx),
+            IoDone::Restarted => self.begin_rebuild(),
+            // Only the answer to the latest rebuild counts; an earlier one is already stale.
+            IoDone::Recovered(outcome) if self.rebuilding == Some(self.incarnation) => {
+                self.rebuilt(*outcome, ctx)
+            }
+            IoDone::Recovered(_) => {}
         }
     }
 }
@@ -322,6 +458,11 @@ impl Handler<Propose> for ReplicationDriver {
         let (reply, outcome) = oneshot::channel();
         if self.stopped || self.pending.len() >= MAX_PENDING_APPENDS {
             let _ = reply.send(Err(AppendError::Stopped));
+        } else if self.rebuilding.is_some() {
+            let _ = reply.send(Err(AppendError::NotLeader {
+                leader_id: None,
+                epoch: self.replica.epoch(),
+            }));
         } else {
             let id = ProposalId(self.next_proposal);
             self.next_proposal += 1;
@@ -366,11 +507,7 @@ impl Handler<Stop> for ReplicationDriver {
     type Result = ();
 
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
-        self.stopped = true;
-        for (_, p) in self.pending.drain() {
-            let _ = p.reply.send(Err(AppendError::Stopped));
-        }
-        ctx.stop();
+        self.halt(ctx);
     }
 }
 
@@ -378,6 +515,14 @@ impl Handler<InboundRequest> for ReplicationDriver {
     type Result = ();
 
     fn handle(&mut self, msg: InboundRequest, ctx: &mut Context<Self>) {
+        if self.stopped {
+            // The connection holds this driver's address; closing it lets both go.
+            msg.closer.do_send(Close);
+            return;
+        }
+        if self.rebuilding.is_some() {
+            return;
+        }
         if self.inbound.len() >= MAX_PENDING_INBOUND {
             tracing::warn!("too many requests awaiting an answer; dropping one");
             return;
@@ -400,20 +545,21 @@ impl Handler<PeerEvent> for ReplicationDriver {
     type Result = ();
 
     fn handle(&mut self, msg: PeerEvent, ctx: &mut Context<Self>) {
+        let correlation_id = match &msg {
+            PeerEvent::Response { correlation_id, .. }
+            | PeerEvent::Failed { correlation_id, .. } => *correlation_id,
+        };
+        if correlation_id >> REQUEST_ID_BITS != self.incarnation {
+            return; // an answer to a request of an earlier core
+        }
+        let request_id = RequestId(correlation_id & REQUEST_ID_MASK);
         let input = match msg {
-            PeerEvent::Response {
+            PeerEvent::Response { from, response, .. } => Input::Response {
                 from,
-                correlation_id,
-                response,
-            } => Input::Response {
-                from,
-                request_id: RequestId(correlation_id),
+                request_id,
                 response,
             },
-            PeerEvent::Failed { to, correlation_id } => Input::RequestFailed {
-                to,
-                request_id: RequestId(correlation_id),
-            },
+            PeerEvent::Failed { to, .. } => Input::RequestFailed { to, request_id },
         };
         self.step(input, ctx);
     }
@@ -433,10 +579,33 @@ fn input_kind(input: &Input) -> &'static str {
     }
 }
 
-impl Handler<Subscribe> for ReplicationDriver {
-    type Result = MessageResult<Subscribe>;
+#[cfg(feature = "fault-injection")]
+impl Handler<InjectFault> for ReplicationDriver {
+    type Result = ();
+    fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) {
+        apply_fault(ctx, ActorKind::Driver, msg.0);
+    }
+}
 
-    fn handle(&mut self, _: Subscribe, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.events.subscribe())
+/// Delivers a fault to this driver's connection to one peer.
+#[cfg(feature = "fault-injection")]
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct InjectPeerFault {
+    pub peer: NodeId,
+    pub fault: Fault,
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<InjectPeerFault> for ReplicationDriver {
+    type Result = bool;
+    fn handle(&mut self, msg: InjectPeerFault, _: &mut Context<Self>) -> bool {
+        match self.peers.get(&msg.peer) {
+            Some(conn) => {
+                conn.do_send(InjectFault(msg.fault));
+                true
+            }
+            None => false,
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! requests to the driver and writes the answers back.
 //!
 //! A peer from another cluster, with another protocol version, or sending a corrupt frame is
-//! disconnected with a log line; nothing it sent reaches the protocol core.
+//! disconnected with a log line; nothing it sent reaches the protocol core. Not supervised: a
+//! panic kills only this actor, which drops the socket, and the peer's outbound connection dials
+//! again.
 
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
@@ -10,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::codec::FramedRead;
 
-use super::messages::{InboundRequest, SendResponse};
+use super::messages::{Close, InboundRequest, SendResponse};
 use crate::protocol::{FrameCodec, FrameError, Handshake, PeerMessage};
 
 type Writer = FramedWrite<PeerMessage, OwnedWriteHalf, FrameCodec>;
@@ -83,13 +85,17 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for InboundConnection {
                 true,
             ) => {
                 let connection = ctx.address().recipient();
-                // A stopped node closes its connections, so peers notice at once.
                 let request = InboundRequest {
                     connection,
+                    closer: ctx.address().recipient(),
                     correlation_id,
                     request,
                 };
-                if let Err(SendError::Closed(_)) = self.driver.try_send(request) {
+                // A stopped node closes its connections, so peers notice at once. `do_send`
+                // ignores the mailbox capacity; the driver bounds what it keeps waiting.
+                if self.driver.connected() {
+                    self.driver.do_send(request);
+                } else {
                     self.close(ctx);
                 }
             }
@@ -119,3 +125,11 @@ impl Handler<SendResponse> for InboundConnection {
 }
 
 impl WriteHandler<FrameError> for InboundConnection {}
+
+impl Handler<Close> for InboundConnection {
+    type Result = ();
+    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
+        tracing::debug!(peer = %self.peer_address, "closing: the node stopped");
+        self.close(ctx);
+    }
+}

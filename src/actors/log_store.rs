@@ -5,6 +5,11 @@
 //! mailbox order and reports each completion to the driver. It must never decide what to write:
 //! the driver (the protocol core) does. After an IO failure it reports `IoDone::Failed` and
 //! refuses further work, because the state on disk is unknown until recovery.
+//!
+//! Supervised: a panic in a handler restarts it on the same address. The write that panicked is
+//! lost, so after a restart it reopens the log from disk, tells the driver (`IoDone::Restarted`)
+//! and discards every write until the driver asks to `Rebuild`: the driver then rebuilds the
+//! protocol core from what is on disk, which is exactly what a process restart would do.
 
 use std::path::PathBuf;
 
@@ -12,6 +17,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use super::messages::*;
+use super::supervision::*;
 use crate::raft::{EpochStart, PersistedElection};
 use crate::storage::{
     ElectionState, LogConfig, OffsetPolicy, QuorumStateFile, ReplicatedLog, StorageError,
@@ -24,10 +30,21 @@ pub struct LogStore {
     state: QuorumStateFile,
     driver: Option<Recipient<IoDone>>,
     failed: bool,
+    /// Restarted since the driver last rebuilt: writes are dropped until `Rebuild`.
+    discarding: bool,
+    /// Closed by the node: nothing more is read or written.
+    closed: bool,
+    restarted: bool,
+    budget: RestartBudget,
+    node: Option<Recipient<SupervisionEvent>>,
 }
 
 impl LogStore {
-    pub fn new(partition_dir: PathBuf, config: LogConfig) -> Self {
+    pub fn new(
+        partition_dir: PathBuf,
+        config: LogConfig,
+        node: Option<Recipient<SupervisionEvent>>,
+    ) -> Self {
         let state = QuorumStateFile::new(&partition_dir);
         LogStore {
             partition_dir,
@@ -36,57 +53,18 @@ impl LogStore {
             state,
             driver: None,
             failed: false,
+            discarding: false,
+            closed: false,
+            restarted: false,
+            budget: RestartBudget::default(),
+            node,
         }
     }
 
-    fn report(&self, done: IoDone) {
-        if let Some(driver) = &self.driver {
-            driver.do_send(done);
-        }
-    }
-
-    /// Runs one write; an error is reported once and stops all further writes.
-    fn write(
-        &mut self,
-        op: impl FnOnce(&mut ReplicatedLog, &QuorumStateFile) -> Result<Option<IoDone>, StorageError>,
-    ) {
-        if self.failed {
-            return;
-        }
-        let Some(log) = self.log.as_mut() else {
-            self.failed = true;
-            self.report(IoDone::Failed("the log is not open".into()));
-            return;
-        };
-        match op(log, &self.state) {
-            Ok(Some(done)) => self.report(done),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "log store failed; the node must restart from disk");
-                self.failed = true;
-                self.report(IoDone::Failed(e.to_string()));
-            }
-        }
-    }
-}
-
-impl Actor for LogStore {
-    type Context = Context<Self>;
-}
-
-fn to_storage(e: PersistedElection) -> ElectionState {
-    ElectionState {
-        epoch: e.epoch,
-        leader_id: e.leader_id,
-        voted_id: e.voted_id,
-        voted_directory_id: None,
-    }
-}
-
-impl Handler<Recover> for LogStore {
-    type Result = Result<Recovered, StorageError>;
-
-    fn handle(&mut self, _: Recover, _: &mut Context<Self>) -> Self::Result {
+    /// Opens the log and reads the election state. Opening fsyncs whatever the previous owner
+    /// left in the page cache, so the core never counts bytes that are not durable.
+    fn recover(&mut self) -> Result<Recovered, StorageError> {
+        self.log = None;
         let (log, _report) = ReplicatedLog::open(&self.partition_dir, self.config)?;
         let election = self.state.read()?.map(|s| PersistedElection {
             epoch: s.epoch,
@@ -108,7 +86,115 @@ impl Handler<Recover> for LogStore {
         };
         self.log = Some(log);
         self.failed = false;
+        self.discarding = false;
         Ok(recovered)
+    }
+
+    /// The log, if reads may be served from it.
+    fn readable(&self) -> Option<&ReplicatedLog> {
+        self.log.as_ref().filter(|_| !self.failed && !self.closed)
+    }
+
+    fn report(&self, done: IoDone) {
+        if let Some(driver) = &self.driver {
+            driver.do_send(done);
+        }
+    }
+
+    /// Runs one write; an error is reported once and stops all further writes. A panic restarts
+    /// the actor (see the module doc).
+    fn write(
+        &mut self,
+        ctx: &mut Context<Self>,
+        op: impl FnOnce(&mut ReplicatedLog, &QuorumStateFile) -> Result<Option<IoDone>, StorageError>,
+    ) {
+        if self.failed || self.discarding || self.closed {
+            return;
+        }
+        let Some(log) = self.log.as_mut() else {
+            self.failed = true;
+            self.report(IoDone::Failed("the log is not open".into()));
+            return;
+        };
+        let state = &self.state;
+        let Some(outcome) = guarded(ctx, ActorKind::LogStore, || op(log, state)) else {
+            return;
+        };
+        match outcome {
+            Ok(Some(done)) => self.report(done),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "log store failed; the node must restart from disk");
+                self.failed = true;
+                self.report(IoDone::Failed(e.to_string()));
+            }
+        }
+    }
+}
+
+impl Actor for LogStore {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        if !self.restarted || self.closed {
+            return;
+        }
+        // Serve reads again at once; writes wait for the driver's rebuild.
+        if let Err(e) = self.recover() {
+            tracing::error!(error = %e, "log store cannot reopen the log after a restart");
+            self.failed = true;
+        }
+        self.discarding = true;
+        self.report(IoDone::Restarted);
+    }
+}
+
+impl Supervised for LogStore {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.log = None;
+        self.restarted = true;
+        on_restart(ctx, ActorKind::LogStore, &mut self.budget, &self.node);
+    }
+}
+
+fn to_storage(e: PersistedElection) -> ElectionState {
+    ElectionState {
+        epoch: e.epoch,
+        leader_id: e.leader_id,
+        voted_id: e.voted_id,
+        voted_directory_id: None,
+    }
+}
+
+impl Handler<Recover> for LogStore {
+    type Result = Result<Recovered, StorageError>;
+
+    fn handle(&mut self, _: Recover, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(ctx, ActorKind::LogStore, || self.recover())
+            .unwrap_or_else(|| Err(StorageError::Failed("the log store panicked".into())))
+    }
+}
+
+impl Handler<Rebuild> for LogStore {
+    type Result = ();
+
+    fn handle(&mut self, _: Rebuild, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
+        if let Some(result) = guarded(ctx, ActorKind::LogStore, || self.recover()) {
+            let outcome = result.map_err(|e| e.to_string());
+            self.report(IoDone::Recovered(Box::new(outcome)));
+        }
+    }
+}
+
+impl Handler<CloseLog> for LogStore {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseLog, _: &mut Context<Self>) {
+        self.closed = true;
+        self.log = None;
     }
 }
 
@@ -121,8 +207,8 @@ impl Handler<SetDriver> for LogStore {
 
 impl Handler<Persist> for LogStore {
     type Result = ();
-    fn handle(&mut self, msg: Persist, _: &mut Context<Self>) {
-        self.write(|_, state| {
+    fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) {
+        self.write(ctx, |_, state| {
             state
                 .write(&to_storage(msg.0))
                 .map(|()| Some(IoDone::ElectionPersisted))
@@ -132,22 +218,24 @@ impl Handler<Persist> for LogStore {
 
 impl Handler<AppendBatches> for LogStore {
     type Result = ();
-    fn handle(&mut self, msg: AppendBatches, _: &mut Context<Self>) {
-        self.write(|log, _| log.append(msg.0, OffsetPolicy::Validate).map(|_| None));
+    fn handle(&mut self, msg: AppendBatches, ctx: &mut Context<Self>) {
+        self.write(ctx, |log, _| {
+            log.append(msg.0, OffsetPolicy::Validate).map(|_| None)
+        });
     }
 }
 
 impl Handler<TruncateTo> for LogStore {
     type Result = ();
-    fn handle(&mut self, msg: TruncateTo, _: &mut Context<Self>) {
-        self.write(|log, _| log.truncate_to(msg.0).map(|_| None));
+    fn handle(&mut self, msg: TruncateTo, ctx: &mut Context<Self>) {
+        self.write(ctx, |log, _| log.truncate_to(msg.0).map(|_| None));
     }
 }
 
 impl Handler<FlushLog> for LogStore {
     type Result = ();
-    fn handle(&mut self, _: FlushLog, _: &mut Context<Self>) {
-        self.write(|log, _| {
+    fn handle(&mut self, _: FlushLog, ctx: &mut Context<Self>) {
+        self.write(ctx, |log, _| {
             log.flush()
                 .map(|()| Some(IoDone::Flushed(log.log_end_offset())))
         });
@@ -156,33 +244,43 @@ impl Handler<FlushLog> for LogStore {
 
 impl Handler<ReadLog> for LogStore {
     type Result = Result<Bytes, StorageError>;
-    fn handle(&mut self, msg: ReadLog, _: &mut Context<Self>) -> Self::Result {
-        match self.log.as_ref() {
-            Some(log) if !self.failed => log.read(msg.from, msg.max_bytes as usize),
-            _ => Err(StorageError::Failed("the log store failed".into())),
-        }
+    fn handle(&mut self, msg: ReadLog, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(log) = self.readable() else {
+            return Err(StorageError::Failed("the log store failed".into()));
+        };
+        guarded(ctx, ActorKind::LogStore, || {
+            log.read(msg.from, msg.max_bytes as usize)
+        })
+        .unwrap_or_else(|| Err(StorageError::Failed("the log store panicked".into())))
     }
 }
 
 impl Handler<ReadForFetch> for LogStore {
     type Result = ();
 
-    fn handle(&mut self, msg: ReadForFetch, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ReadForFetch, ctx: &mut Context<Self>) {
         let mut response = msg.response;
-        match self
-            .log
-            .as_ref()
-            .filter(|_| !self.failed)
-            .map(|log| log.read(msg.from, msg.max_bytes as usize))
-        {
-            Some(Ok(records)) => response.records = records,
-            // The fetcher simply asks again; the protocol core sees an empty answer.
-            Some(Err(e)) => tracing::debug!(error = %e, "fetch read failed"),
-            None => {}
+        if let Some(log) = self.readable() {
+            match guarded(ctx, ActorKind::LogStore, || {
+                log.read(msg.from, msg.max_bytes as usize)
+            }) {
+                Some(Ok(records)) => response.records = records,
+                // The fetcher simply asks again; the protocol core sees an empty answer.
+                Some(Err(e)) => tracing::debug!(error = %e, "fetch read failed"),
+                None => return,
+            }
         }
         msg.deliver.do_send(SendResponse {
             correlation_id: msg.correlation_id,
             response: crate::raft::Response::Fetch(response),
         });
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<InjectFault> for LogStore {
+    type Result = ();
+    fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) {
+        apply_fault(ctx, ActorKind::LogStore, msg.0);
     }
 }

@@ -8,7 +8,7 @@ use crate::storage::StorageError;
 use crate::types::{Epoch, NodeId, Offset};
 
 /// What the log store found on disk at start-up.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovered {
     pub log_start_offset: Offset,
     pub log_end_offset: Offset,
@@ -20,6 +20,17 @@ pub struct Recovered {
 #[derive(Message)]
 #[rtype(result = "Result<Recovered, StorageError>")]
 pub struct Recover;
+
+/// Reopens the log after a restart of the log store or the driver; answers with
+/// `IoDone::Recovered` through the driver's mailbox, behind every earlier completion.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Rebuild;
+
+/// Closes the log for good (the node is stopping or restarting): later requests are ignored.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseLog;
 
 /// Tells the log store where to report completions.
 #[derive(Message)]
@@ -62,6 +73,10 @@ pub enum IoDone {
     Flushed(Offset),
     /// The disk failed; the node must stop (its on-disk state is unknown until recovery).
     Failed(String),
+    /// The log store restarted and drops writes until the driver rebuilds from disk.
+    Restarted,
+    /// The answer to `Rebuild`: what is on disk now.
+    Recovered(Box<Result<Recovered, String>>),
 }
 
 /// Why an append was not committed.
@@ -78,6 +93,10 @@ pub enum AppendError {
     Stopped,
     #[error("a new leader removed the records before they were committed")]
     Lost,
+    /// The node restarted internally while the append was in flight: the records may still be
+    /// committed (read the log to know), so retrying them may duplicate them.
+    #[error("the node restarted before the outcome of the append was known")]
+    Interrupted,
 }
 
 /// Appends record values through the leader; resolves once they are committed.
@@ -126,10 +145,16 @@ pub struct Describe;
 #[rtype(result = "()")]
 pub struct Shutdown;
 
-/// Stops the driver for good: pending appends fail with `AppendError::Stopped`.
+/// Stops the driver for good: pending appends fail with `AppendError::Stopped`, its peer
+/// connections close, and it answers nothing more.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Stop;
+
+/// Stops a peer connection, listener or workload producer for good (its node is stopping).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Close;
 
 // ---- the network -------------------------------------------------------------------------------
 
@@ -138,6 +163,8 @@ pub struct Stop;
 #[rtype(result = "()")]
 pub struct InboundRequest {
     pub connection: Recipient<SendResponse>,
+    /// Closes the connection: a stopped driver answers nothing, and the peer should notice.
+    pub closer: Recipient<Close>,
     pub correlation_id: u64,
     pub request: crate::raft::Request,
 }

@@ -18,7 +18,10 @@ pub mod inbound;
 pub mod listener;
 pub mod log_store;
 pub mod messages;
+pub mod node_supervisor;
 pub mod outbound;
+pub mod snapshot_writer;
+pub mod supervision;
 pub mod workload;
 
 pub use driver::ReplicationDriver;

@@ -4,6 +4,8 @@
 //! Owns the socket and the correlation ids in flight on it. It must never hold a request it
 //! cannot send: while disconnected a request fails at once, so the protocol core backs off and
 //! retries on its own schedule.
+//!
+//! Supervised: after a panic or a stop it fails what was in flight and connects afresh.
 
 use std::time::Duration;
 
@@ -13,7 +15,8 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::codec::FramedRead;
 
-use super::messages::{PeerEvent, SendRequest};
+use super::messages::{Close, PeerEvent, SendRequest};
+use super::supervision::*;
 use crate::protocol::{FrameCodec, FrameError, Handshake, PeerMessage};
 use crate::types::NodeId;
 
@@ -22,8 +25,9 @@ const MIN_RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest wait between reconnection attempts: short enough that a restarted peer is found
 /// well within an election timeout.
 const MAX_RECONNECT_BACKOFF: Duration = Duration::from_millis(1000);
-/// Requests in flight on one connection: the core sends at most two per peer (one fetch, one
-/// control), so anything beyond this is a bug to refuse, not to buffer.
+/// Requests remembered as in flight on one connection. The core sends at most two at a time per
+/// peer (one fetch, one control); the rest are requests the core timed out long ago whose answers
+/// never came (the peer restarted its core), so past this the oldest is forgotten.
 const MAX_IN_FLIGHT: usize = 64;
 
 type Writer = FramedWrite<PeerMessage, OwnedWriteHalf, FrameCodec>;
@@ -36,12 +40,16 @@ pub struct OutboundConnection {
     writer: Option<Writer>,
     /// The peer answered our handshake: requests may flow.
     ready: bool,
-    in_flight: Vec<u64>,
+    in_flight: std::collections::VecDeque<u64>,
     backoff: Duration,
     /// The current connection's read stream, cancelled on disconnect so that a stale stream's
     /// end can never tear down a newer connection.
     reader: Option<SpawnHandle>,
     span: tracing::Span,
+    /// Closed by the driver: never reconnect.
+    closed: bool,
+    budget: RestartBudget,
+    node: Option<Recipient<SupervisionEvent>>,
 }
 
 impl OutboundConnection {
@@ -50,6 +58,7 @@ impl OutboundConnection {
         address: String,
         local: Handshake,
         driver: Recipient<PeerEvent>,
+        node: Option<Recipient<SupervisionEvent>>,
     ) -> Self {
         let span = tracing::info_span!("peer", node_id = ?local.node_id, peer_id = %peer);
         OutboundConnection {
@@ -59,14 +68,20 @@ impl OutboundConnection {
             driver,
             writer: None,
             ready: false,
-            in_flight: Vec::new(),
+            in_flight: std::collections::VecDeque::new(),
             backoff: MIN_RECONNECT_BACKOFF,
             reader: None,
             span,
+            closed: false,
+            budget: RestartBudget::default(),
+            node,
         }
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
         let address = self.address.clone();
         actix::fut::wrap_future::<_, Self>(async move { TcpStream::connect(address).await })
             .map(|result, act, ctx| match result {
@@ -103,13 +118,39 @@ impl OutboundConnection {
             writer.close();
         }
         self.ready = false;
+        self.fail_in_flight();
+        self.retry_later(ctx);
+    }
+
+    fn fail_in_flight(&mut self) {
         for correlation_id in self.in_flight.drain(..) {
             self.driver.do_send(PeerEvent::Failed {
                 to: self.peer,
                 correlation_id,
             });
         }
-        self.retry_later(ctx);
+    }
+
+    fn send(&mut self, msg: SendRequest) {
+        let Some(writer) = self.writer.as_mut().filter(|_| self.ready) else {
+            tracing::debug!(
+                connected = self.writer.is_some(),
+                "request refused: not connected"
+            );
+            self.driver.do_send(PeerEvent::Failed {
+                to: self.peer,
+                correlation_id: msg.correlation_id,
+            });
+            return;
+        };
+        writer.write(PeerMessage::Request {
+            correlation_id: msg.correlation_id,
+            request: msg.request,
+        });
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.in_flight.pop_front();
+        }
+        self.in_flight.push_back(msg.correlation_id);
     }
 }
 
@@ -121,34 +162,49 @@ impl Actor for OutboundConnection {
     }
 }
 
+impl Supervised for OutboundConnection {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        // The restart dropped the socket's reader and writer futures with the context.
+        self.reader = None;
+        self.writer = None;
+        self.ready = false;
+        self.fail_in_flight();
+        if !self.closed {
+            on_restart(
+                ctx,
+                ActorKind::Peer(self.peer),
+                &mut self.budget,
+                &self.node,
+            );
+        }
+    }
+}
+
+impl Handler<Close> for OutboundConnection {
+    type Result = ();
+    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
+        self.closed = true;
+        if let Some(mut writer) = self.writer.take() {
+            writer.close();
+        }
+        self.fail_in_flight();
+        ctx.stop();
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<InjectFault> for OutboundConnection {
+    type Result = ();
+    fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) {
+        apply_fault(ctx, ActorKind::Peer(self.peer), msg.0);
+    }
+}
+
 impl Handler<SendRequest> for OutboundConnection {
     type Result = ();
 
-    fn handle(&mut self, msg: SendRequest, _: &mut Context<Self>) {
-        match self
-            .writer
-            .as_mut()
-            .filter(|_| self.ready && self.in_flight.len() < MAX_IN_FLIGHT)
-        {
-            Some(writer) => {
-                writer.write(PeerMessage::Request {
-                    correlation_id: msg.correlation_id,
-                    request: msg.request,
-                });
-                self.in_flight.push(msg.correlation_id);
-            }
-            None => {
-                tracing::debug!(
-                    ready = self.ready,
-                    connected = self.writer.is_some(),
-                    "request refused: not connected"
-                );
-                self.driver.do_send(PeerEvent::Failed {
-                    to: self.peer,
-                    correlation_id: msg.correlation_id,
-                })
-            }
-        }
+    fn handle(&mut self, msg: SendRequest, ctx: &mut Context<Self>) {
+        guarded(ctx, ActorKind::Peer(self.peer), || self.send(msg));
     }
 }
 
@@ -156,6 +212,16 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for OutboundConnection {
     fn handle(&mut self, item: Result<PeerMessage, FrameError>, ctx: &mut Context<Self>) {
         let span = self.span.clone();
         let _entered = span.enter();
+        self.receive(item, ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.disconnected(ctx);
+    }
+}
+
+impl OutboundConnection {
+    fn receive(&mut self, item: Result<PeerMessage, FrameError>, ctx: &mut Context<Self>) {
         match item {
             Ok(PeerMessage::Handshake(remote)) if !self.ready => {
                 match self.local.accepts(&remote) {
@@ -190,10 +256,6 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for OutboundConnection {
                 self.disconnected(ctx);
             }
         }
-    }
-
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        self.disconnected(ctx);
     }
 }
 

@@ -4,6 +4,8 @@
 //!
 //! Owns pacing and statistics only. It never blocks on the quorum: a bounded number of appends
 //! is in flight, and past that it skips ticks, so a slow quorum sheds load instead of queueing.
+//! Supervised: a restart forgets the appends in flight (their futures were dropped) and starts
+//! pacing afresh.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,8 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use super::driver::ReplicationDriver;
-use super::messages::{Describe, Propose};
+use super::messages::{Close, Describe, Propose};
+use super::supervision::*;
 use crate::raft::RoleKind;
 
 /// How often records are produced; each tick appends one batch.
@@ -43,10 +46,18 @@ pub struct WorkloadProducer {
     rng: u64,
     window: Window,
     window_started: Instant,
+    closed: bool,
+    budget: RestartBudget,
+    node: Option<Recipient<SupervisionEvent>>,
 }
 
 impl WorkloadProducer {
-    pub fn new(driver: Addr<ReplicationDriver>, throughput: u32, record_size: u32) -> Self {
+    pub fn new(
+        driver: Addr<ReplicationDriver>,
+        throughput: u32,
+        record_size: u32,
+        node: Option<Recipient<SupervisionEvent>>,
+    ) -> Self {
         WorkloadProducer {
             driver,
             throughput,
@@ -57,6 +68,9 @@ impl WorkloadProducer {
             rng: 0x9E37_79B9_7F4A_7C15 ^ Instant::now().elapsed().as_nanos() as u64,
             window: Window::default(),
             window_started: Instant::now(),
+            closed: false,
+            budget: RestartBudget::default(),
+            node,
         }
     }
 
@@ -150,9 +164,38 @@ impl Actor for WorkloadProducer {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
         ctx.run_interval(TICK, |act, ctx| act.produce(ctx));
         ctx.run_interval(ROLE_CHECK, |act, ctx| act.check_role(ctx));
         ctx.run_interval(REPORT_EVERY, |act, _| act.report());
         self.check_role(ctx);
+    }
+}
+
+impl Supervised for WorkloadProducer {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.in_flight = 0;
+        self.leading = false;
+        if !self.closed {
+            on_restart(ctx, ActorKind::Workload, &mut self.budget, &self.node);
+        }
+    }
+}
+
+impl Handler<Close> for WorkloadProducer {
+    type Result = ();
+    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
+        self.closed = true;
+        ctx.stop();
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<InjectFault> for WorkloadProducer {
+    type Result = ();
+    fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) {
+        apply_fault(ctx, ActorKind::Workload, msg.0);
     }
 }

@@ -91,6 +91,7 @@ pub fn run() -> i32 {
         Err(err) => return usage_error(err),
     };
     telemetry::init(cli.log_format);
+    telemetry::install_panic_hook();
     let result = match cli.command {
         Command::Server(args) => server::run(&args),
         Command::Storage(cmd) => storage::run(&cmd),

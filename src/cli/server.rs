@@ -4,7 +4,8 @@
 //! Kafka's zero id; directory id from `--replica-directory-id`, else random); later starts check
 //! the dir belongs to this node. The node listens on its controller listener, dials the other
 //! voters, and while it leads writes the `--throughput`/`--record-size` workload. SIGINT or
-//! SIGTERM hands leadership over and exits 0. It must never modify a dir of another node.
+//! SIGTERM hands leadership over and exits 0; a node that fails for good (its disk failed, or
+//! its actors keep failing after node restarts) exits 1. It must never modify a dir of another node.
 
 use std::collections::BTreeSet;
 
@@ -61,7 +62,16 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
             voters = ?config.voters.ids().collect::<Vec<_>>(),
             "kraft node started"
         );
-        wait_for_signal().await;
+        tokio::select! {
+            () = wait_for_signal() => {}
+            state = node.stopped() => {
+                // The node gave up (e.g. its disk failed): exit non-zero so a supervisor notices.
+                return Err(CliError {
+                    message: format!("the node stopped: {state:?}"),
+                    exit_code: super::EXIT_PROBLEM,
+                });
+            }
+        }
         tracing::info!("shutting down");
         node.shutdown().await;
         tracing::info!("stopped");
