@@ -2,123 +2,16 @@
 //! they elect one leader, replicate and commit on every node, and hand over on a graceful
 //! shutdown of the leader.
 
-use std::collections::BTreeSet;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::cluster::{raft_config, start_cluster, wait_for_commit_everywhere, wait_for_leader};
 use kraft::node::{NodeHandle, NodeOptions};
-use kraft::raft::{RaftConfig, RoleKind};
+use kraft::raft::RoleKind;
 use kraft::storage::LogConfig;
 use kraft::types::{NodeId, Offset};
-
-/// Timers shorter than Kafka's defaults so the test runs in seconds.
-fn raft_config() -> RaftConfig {
-    let mut c = RaftConfig::new("c1", None, []);
-    c.election_timeout = Duration::from_millis(300);
-    c.fetch_timeout = Duration::from_millis(1000);
-    c.election_backoff_max = Duration::from_millis(300);
-    c.request_timeout = Duration::from_millis(1000);
-    c.fetch_max_wait = Duration::from_millis(100);
-    c
-}
-
-struct Cluster {
-    cluster_id: String,
-    nodes: Vec<Option<NodeHandle>>,
-    dirs: Vec<tempfile::TempDir>,
-    addresses: Vec<(NodeId, String)>,
-}
-
-impl Cluster {
-    fn options(&self, i: usize, listener: std::net::TcpListener) -> NodeOptions {
-        NodeOptions {
-            cluster_id: self.cluster_id.clone(),
-            node_id: Some(NodeId(i as i32 + 1)),
-            voters: self
-                .addresses
-                .iter()
-                .map(|(id, _)| *id)
-                .collect::<BTreeSet<_>>(),
-            voter_addresses: self.addresses.clone(),
-            listener: Some(listener),
-            partition_dir: self.dirs[i].path().join("__raft_performance_test-0"),
-            log: LogConfig::default(),
-            raft: Some(raft_config()),
-        }
-    }
-
-    /// (Re)starts node `i` on its address, with its directory.
-    async fn start(&mut self, i: usize) {
-        let listener = std::net::TcpListener::bind(&self.addresses[i].1).unwrap();
-        let node = NodeHandle::start(self.options(i, listener)).await.unwrap();
-        self.nodes[i] = Some(node);
-    }
-}
-
-async fn start_cluster(cluster_id: &str, n: usize) -> Cluster {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let addresses: Vec<(NodeId, String)> = listeners
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (NodeId(i as i32 + 1), l.local_addr().unwrap().to_string()))
-        .collect();
-    let dirs = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut cluster = Cluster {
-        cluster_id: cluster_id.into(),
-        nodes: (0..n).map(|_| None).collect(),
-        dirs,
-        addresses,
-    };
-    for (i, listener) in listeners.into_iter().enumerate() {
-        let node = NodeHandle::start(cluster.options(i, listener))
-            .await
-            .unwrap();
-        cluster.nodes[i] = Some(node);
-    }
-    cluster
-}
-
-/// Waits until exactly one running node leads with a known high watermark; returns its index.
-async fn wait_for_leader(cluster: &Cluster, not: Option<usize>) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let mut leaders = Vec::new();
-        for (i, node) in cluster.nodes.iter().enumerate() {
-            if let Some(node) = node
-                && let Some(s) = node.describe().await
-                && s.role == RoleKind::Leader
-                && s.high_watermark.is_some()
-            {
-                leaders.push(i);
-            }
-        }
-        if let [leader] = leaders[..]
-            && Some(leader) != not
-        {
-            return leader;
-        }
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no single leader elected");
-}
-
-/// Waits until every running node's high watermark passes `offset`.
-async fn wait_for_commit_everywhere(cluster: &Cluster, offset: Offset) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    'outer: while Instant::now() < deadline {
-        for node in cluster.nodes.iter().flatten() {
-            let hw = node.describe().await.and_then(|s| s.high_watermark);
-            if hw.is_none_or(|hw| hw <= offset) {
-                actix_rt::time::sleep(Duration::from_millis(20)).await;
-                continue 'outer;
-            }
-        }
-        return;
-    }
-    panic!("offset {offset} did not commit on every node");
-}
 
 #[actix_rt::test]
 async fn three_nodes_elect_replicate_and_hand_over() {

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use bytes::Bytes;
 use kraft::record::{BatchBuilder, BatchKind};
 use kraft::storage::ReplicatedLog;
