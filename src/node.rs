@@ -4,6 +4,54 @@
 //! committed, subscribing to events, describing, and stopping. It must never expose actor
 //! internals: users see `NodeHandle` only. The actors themselves are built, supervised and
 //! restarted by `actors::node_supervisor`; a handle follows the node across restarts.
+//!
+//! A single-voter node used as a durable, replicated log:
+//!
+//! ```
+//! use std::collections::BTreeSet;
+//! use std::time::Duration;
+//!
+//! use bytes::Bytes;
+//! use kraft::node::{AppendError, NodeHandle, NodeOptions};
+//! use kraft::storage::LogConfig;
+//! use kraft::types::NodeId;
+//!
+//! actix_rt::System::new().block_on(async {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     let node = NodeHandle::start(NodeOptions {
+//!         cluster_id: "example".into(),
+//!         node_id: Some(NodeId(1)),
+//!         voters: BTreeSet::from([NodeId(1)]),
+//!         voter_addresses: vec![],
+//!         listener: None, // a single voter needs no peers
+//!         partition_dir: dir.path().join("events-0"),
+//!         log: LogConfig::default(),
+//!         raft: None, // Kafka's default timers
+//!     })
+//!     .await
+//!     .unwrap();
+//!
+//!     // Appends resolve once committed; until the node has elected itself it is not the leader.
+//!     let (first, last) = loop {
+//!         match node.append(vec![Bytes::from_static(b"hello")]).await {
+//!             Ok(range) => break range,
+//!             Err(AppendError::NotLeader { .. }) => {
+//!                 actix_rt::time::sleep(Duration::from_millis(10)).await
+//!             }
+//!             Err(e) => panic!("append failed: {e}"),
+//!         }
+//!     };
+//!     assert_eq!(first, last);
+//!
+//!     // Committed batches read back as Kafka record batches.
+//!     let bytes = node.read_committed(first, 1 << 20).await.unwrap();
+//!     let batch = kraft::record::BatchIter::new(bytes).next().unwrap().unwrap();
+//!     let records = batch.decode_records().unwrap();
+//!     assert_eq!(records[0].value.as_deref(), Some(&b"hello"[..]));
+//!
+//!     node.shutdown().await;
+//! });
+//! ```
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -17,9 +65,9 @@ pub use crate::actors::supervision::ActorKind;
 #[cfg(feature = "fault-injection")]
 pub use crate::actors::supervision::Fault;
 
-use crate::actors::messages::{
-    AppendError, Describe, NodeEvent, Propose, ReadLog, Status, Subscribe,
-};
+pub use crate::actors::messages::{AppendError, NodeEvent, Status};
+
+use crate::actors::messages::{Describe, Propose, ReadLog, Subscribe};
 use crate::actors::node_supervisor::{
     GetStats, NodeParts, NodeSpec, NodeSupervisor, NodeView, StartNode, StartWorkload, StopNode,
 };
