@@ -246,3 +246,83 @@ async fn connections_come_back_after_a_peer_restarts() {
         node.shutdown().await;
     }
 }
+
+/// Writes one frame and reads the next one (`None` when the node closed the connection).
+async fn exchange(
+    stream: &mut tokio::net::TcpStream,
+    message: kraft::protocol::PeerMessage,
+) -> Option<kraft::protocol::PeerMessage> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::codec::{Decoder, Encoder};
+    let mut out = bytes::BytesMut::new();
+    kraft::protocol::FrameCodec
+        .encode(message, &mut out)
+        .unwrap();
+    stream.write_all(&out).await.unwrap();
+    let mut input = bytes::BytesMut::new();
+    loop {
+        if let Some(frame) = kraft::protocol::FrameCodec.decode(&mut input).unwrap() {
+            return Some(frame);
+        }
+        let read = actix_rt::time::timeout(Duration::from_secs(10), stream.read_buf(&mut input))
+            .await
+            .expect("the node neither answered nor closed");
+        if read.unwrap_or(0) == 0 {
+            return None;
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_peer_cannot_speak_for_another_node() {
+    use kraft::protocol::{Handshake, PROTOCOL_VERSION, PeerMessage};
+    use kraft::raft::{Request, VoteRequest};
+    let cluster = start_cluster("c6", 3).await;
+    let leader = wait_for_leader(&cluster, None).await;
+    let before = cluster.nodes[leader]
+        .as_ref()
+        .unwrap()
+        .describe()
+        .await
+        .unwrap();
+    // Handshake as node 9 of the right cluster, then ask for a vote as if we were node 2 (or 1):
+    // a real candidate with a higher epoch would make the leader step down.
+    let mut stream = tokio::net::TcpStream::connect(&cluster.addresses[leader].1)
+        .await
+        .unwrap();
+    let hello = Handshake {
+        protocol_version: PROTOCOL_VERSION,
+        cluster_id: "c6".into(),
+        node_id: Some(NodeId(9)),
+    };
+    let answer = exchange(&mut stream, PeerMessage::Handshake(hello)).await;
+    assert!(matches!(answer, Some(PeerMessage::Handshake(_))));
+    let impersonated = cluster.addresses[(leader + 1) % 3].0;
+    let vote = Request::Vote(VoteRequest {
+        cluster_id: "c6".into(),
+        voter_id: cluster.addresses[leader].0,
+        candidate_epoch: kraft::types::Epoch(before.epoch.0 + 10),
+        candidate_id: impersonated,
+        last_offset_epoch: before.epoch,
+        last_offset: Offset(1_000_000),
+        pre_vote: false,
+    });
+    let request = PeerMessage::Request {
+        correlation_id: 1,
+        request: vote,
+    };
+    assert!(
+        exchange(&mut stream, request).await.is_none(),
+        "the connection is closed"
+    );
+    let after = cluster.nodes[leader]
+        .as_ref()
+        .unwrap()
+        .describe()
+        .await
+        .unwrap();
+    assert_eq!((after.role, after.epoch), (RoleKind::Leader, before.epoch));
+    for node in cluster.nodes.iter().flatten() {
+        node.shutdown().await;
+    }
+}

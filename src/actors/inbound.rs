@@ -77,6 +77,13 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for InboundConnection {
                     self.close(ctx);
                 }
             },
+            (Ok(PeerMessage::Request { request, .. }), true)
+                if request.sender() != self.remote.as_ref().and_then(|r| r.node_id) =>
+            {
+                // A peer may only speak for the node it said it is in its handshake.
+                tracing::warn!(peer = %self.peer_address, request = request.name(), sender = ?request.sender(), "request sent on behalf of another node; closing");
+                self.close(ctx);
+            }
             (
                 Ok(PeerMessage::Request {
                     correlation_id,

@@ -141,4 +141,14 @@ impl Request {
             Request::Fetch(_) => "Fetch",
         }
     }
+
+    /// The node the request claims to come from (`None`: an id-less fetcher).
+    pub fn sender(&self) -> Option<NodeId> {
+        match self {
+            Request::Vote(r) => Some(r.candidate_id),
+            Request::BeginQuorumEpoch(r) => Some(r.leader_id),
+            Request::EndQuorumEpoch(r) => Some(r.leader_id),
+            Request::Fetch(r) => r.replica_id,
+        }
+    }
 }
