@@ -77,6 +77,10 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for InboundConnection {
                     self.close(ctx);
                 }
             },
+            (Ok(PeerMessage::Request { request, .. }), true) if request.insanity().is_some() => {
+                tracing::warn!(peer = %self.peer_address, request = request.name(), reason = request.insanity(), "invalid request; closing");
+                self.close(ctx);
+            }
             (Ok(PeerMessage::Request { request, .. }), true)
                 if request.sender() != self.remote.as_ref().and_then(|r| r.node_id) =>
             {

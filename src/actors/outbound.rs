@@ -236,6 +236,10 @@ impl OutboundConnection {
                     }
                 }
             }
+            Ok(PeerMessage::Response { response, .. }) if response.insanity().is_some() => {
+                tracing::warn!(address = %self.address, reason = response.insanity(), "invalid response from peer; reconnecting");
+                self.disconnected(ctx);
+            }
             Ok(PeerMessage::Response {
                 correlation_id,
                 response,

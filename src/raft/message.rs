@@ -151,4 +151,126 @@ impl Request {
             Request::Fetch(r) => r.replica_id,
         }
     }
+
+    /// Why the request cannot be from a correct peer (a negative id, epoch or offset, or an
+    /// epoch so high that it could never be followed by another), if so.
+    pub fn insanity(&self) -> Option<&'static str> {
+        match self {
+            Request::Vote(r) => check_ids(&[r.voter_id, r.candidate_id])
+                .or(check_epochs(&[r.candidate_epoch, r.last_offset_epoch]))
+                .or(check_offset(r.last_offset)),
+            Request::BeginQuorumEpoch(r) => {
+                check_ids(&[r.voter_id, r.leader_id]).or(check_epochs(&[r.leader_epoch]))
+            }
+            Request::EndQuorumEpoch(r) => check_ids(&[r.leader_id])
+                .or(check_ids(&r.preferred_successors))
+                .or(check_epochs(&[r.leader_epoch])),
+            Request::Fetch(r) => check_ids(r.replica_id.as_slice())
+                .or(check_epochs(&[
+                    r.current_leader_epoch,
+                    r.last_fetched_epoch,
+                ]))
+                .or(check_offset(r.fetch_offset)),
+        }
+    }
+}
+
+impl Response {
+    /// Why the response cannot be from a correct peer, if so (see [`Request::insanity`]).
+    pub fn insanity(&self) -> Option<&'static str> {
+        let (leader_id, epoch) = match self {
+            Response::Vote(r) => (r.leader_id, r.leader_epoch),
+            Response::BeginQuorumEpoch(r) | Response::EndQuorumEpoch(r) => {
+                (r.leader_id, r.leader_epoch)
+            }
+            Response::Fetch(r) => {
+                let diverging = r.diverging_epoch.map(|d| (d.epoch, d.offset));
+                let bad_diverging =
+                    diverging.and_then(|(e, o)| check_epochs(&[e]).or(check_offset(o)));
+                let bad_offsets =
+                    check_offset(r.log_start_offset).or(r.high_watermark.and_then(check_offset));
+                if let Some(reason) = bad_diverging.or(bad_offsets) {
+                    return Some(reason);
+                }
+                (r.leader_id, r.leader_epoch)
+            }
+        };
+        check_ids(leader_id.as_slice()).or(check_epochs(&[epoch]))
+    }
+}
+
+fn check_ids(ids: &[NodeId]) -> Option<&'static str> {
+    ids.iter()
+        .any(|id| id.0 < 0)
+        .then_some("a negative node id")
+}
+
+/// The highest epoch a peer may send: the next election must still be able to add one.
+const MAX_EPOCH: i32 = i32::MAX - 1;
+
+fn check_epochs(epochs: &[Epoch]) -> Option<&'static str> {
+    epochs
+        .iter()
+        .any(|e| e.0 < 0 || e.0 > MAX_EPOCH)
+        .then_some("an epoch out of range")
+}
+
+fn check_offset(offset: Offset) -> Option<&'static str> {
+    (offset.0 < 0).then_some("a negative offset")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vote(epoch: i32, candidate: i32, last_offset: i64) -> Request {
+        Request::Vote(VoteRequest {
+            cluster_id: "c".into(),
+            voter_id: NodeId(1),
+            candidate_epoch: Epoch(epoch),
+            candidate_id: NodeId(candidate),
+            last_offset_epoch: Epoch(0),
+            last_offset: Offset(last_offset),
+            pre_vote: false,
+        })
+    }
+
+    fn fetch_response(leader_epoch: i32, high_watermark: Option<i64>) -> Response {
+        Response::Fetch(FetchResponse {
+            error: ErrorCode::None,
+            leader_id: Some(NodeId(1)),
+            leader_epoch: Epoch(leader_epoch),
+            high_watermark: high_watermark.map(Offset),
+            log_start_offset: Offset(0),
+            diverging_epoch: None,
+            records: Bytes::new(),
+        })
+    }
+
+    #[test]
+    fn requests_a_correct_peer_never_sends_are_named() {
+        assert_eq!(vote(5, 2, 10).insanity(), None);
+        assert_eq!(vote(i32::MAX - 1, 2, 10).insanity(), None);
+        assert_eq!(
+            vote(i32::MAX, 2, 10).insanity(),
+            Some("an epoch out of range")
+        );
+        assert_eq!(vote(-1, 2, 10).insanity(), Some("an epoch out of range"));
+        assert_eq!(vote(5, -3, 10).insanity(), Some("a negative node id"));
+        assert_eq!(vote(5, 2, -1).insanity(), Some("a negative offset"));
+    }
+
+    #[test]
+    fn responses_a_correct_peer_never_sends_are_named() {
+        assert_eq!(fetch_response(3, Some(7)).insanity(), None);
+        assert_eq!(fetch_response(3, None).insanity(), None);
+        assert_eq!(
+            fetch_response(i32::MAX, Some(7)).insanity(),
+            Some("an epoch out of range")
+        );
+        assert_eq!(
+            fetch_response(3, Some(-2)).insanity(),
+            Some("a negative offset")
+        );
+    }
 }
