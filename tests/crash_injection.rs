@@ -238,7 +238,7 @@ async fn snapshot_writer_panics() {
     panic_on_leader_and_follower("crash-snapshot-writer", |_| ActorKind::SnapshotWriter).await;
 }
 
-/// Panicking the leader's log store over and over spends its restart budget: the node restarts
+/// Panicking and stopping the leader's log store over and over spends its restart budget: the node restarts
 /// from its data directory, and still nothing acknowledged is lost.
 #[actix_rt::test]
 async fn a_spent_restart_budget_restarts_the_node() {
@@ -251,9 +251,11 @@ async fn a_spent_restart_budget_restarts_the_node() {
     let leader = wait_for_leader(&cluster, None).await;
     let node = &nodes[leader];
     let deadline = Instant::now() + Duration::from_secs(20);
+    let mut faults = [Fault::Panic, Fault::Stop].into_iter().cycle();
     while node.supervision().await.node_restarts == 0 {
         assert!(Instant::now() < deadline, "the node never restarted");
-        node.inject_fault(ActorKind::LogStore, Fault::Panic).await;
+        let fault = faults.next().unwrap();
+        node.inject_fault(ActorKind::LogStore, fault).await;
         actix_rt::time::sleep(Duration::from_millis(30)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
