@@ -64,6 +64,7 @@ pub use crate::actors::node_supervisor::{NodeError, NodeState, SupervisionStats}
 pub use crate::actors::supervision::ActorKind;
 #[cfg(feature = "fault-injection")]
 pub use crate::actors::supervision::Fault;
+pub use crate::actors::workload::Throughput;
 
 pub use crate::actors::messages::{AppendError, NodeEvent, Status};
 
@@ -188,9 +189,9 @@ impl NodeHandle {
         }
     }
 
-    /// Starts the performance workload: while this node leads, `throughput` random records per
-    /// second of `record_size` bytes are appended, and statistics are logged.
-    pub fn start_workload(&self, throughput: u32, record_size: u32) {
+    /// Starts the performance workload: while this node leads, random records of `record_size`
+    /// bytes are appended at `throughput`, and statistics are printed every 5 s.
+    pub fn start_workload(&self, throughput: Throughput, record_size: u32) {
         self.supervisor.do_send(StartWorkload {
             throughput,
             record_size,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::cluster::{Cluster, committed_values, start_cluster, wait_for_leader};
 use kraft::actors::messages::AppendError;
-use kraft::node::{ActorKind, Fault, NodeHandle, NodeState};
+use kraft::node::{ActorKind, Fault, NodeHandle, NodeState, Throughput};
 use kraft::types::NodeId;
 
 /// Marks the client's records apart from the workload's random ones.
@@ -168,7 +168,7 @@ async fn panic_on_leader_and_follower(cluster_id: &str, kind_for: fn(NodeId) -> 
     let cluster = start_cluster(cluster_id, 3).await;
     let nodes: Vec<NodeHandle> = cluster.nodes.iter().flatten().cloned().collect();
     for node in &nodes {
-        node.start_workload(200, 64);
+        node.start_workload(Throughput::PerSecond(200), 64);
     }
     let client = Client::start(nodes.clone());
     client

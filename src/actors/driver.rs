@@ -85,6 +85,13 @@ pub struct ReplicationDriver {
     started_once: bool,
     budget: RestartBudget,
     node: Option<Recipient<SupervisionEvent>>,
+    /// Group commit: one fsync at a time. Flushes the core asks for meanwhile become one
+    /// flush sent when the current one completes, covering every append made until then.
+    flush_in_flight: bool,
+    flush_wanted: bool,
+    /// Records and bytes this node appended to its log (as leader or follower), for statistics.
+    appended_records: u64,
+    appended_bytes: u64,
 }
 
 /// Everything the driver needs besides the core itself.
@@ -129,6 +136,41 @@ impl ReplicationDriver {
             started_once: false,
             budget: RestartBudget::default(),
             node,
+            flush_in_flight: false,
+            flush_wanted: false,
+            appended_records: 0,
+            appended_bytes: 0,
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.flush_in_flight {
+            self.flush_wanted = true;
+        } else {
+            self.flush_in_flight = true;
+            self.log_store.do_send(FlushLog);
+        }
+    }
+
+    fn flushed(&mut self, offset: Offset, ctx: &mut Context<Self>) {
+        self.flush_in_flight = false;
+        self.step(Input::Flushed { offset }, ctx);
+        if std::mem::take(&mut self.flush_wanted) {
+            self.flush();
+        }
+    }
+
+    fn count_appended(&mut self, batches: &bytes::Bytes) {
+        self.appended_bytes += batches.len() as u64;
+        let mut rest = &batches[..];
+        while let Ok(Some(size)) = crate::record::next_batch_size(rest) {
+            if let Ok(header) = crate::record::BatchHeader::parse(&rest[..size])
+                && !header.is_control()
+            {
+                self.appended_records +=
+                    (header.last_offset().0 - header.base_offset().0 + 1) as u64;
+            }
+            rest = &rest[size..];
         }
     }
 
@@ -182,12 +224,15 @@ impl ReplicationDriver {
     fn execute_one(&mut self, action: Action, ctx: &mut Context<Self>) {
         match action {
             Action::PersistElection(state) => self.log_store.do_send(Persist(state)),
-            Action::Append { batches } => self.log_store.do_send(AppendBatches(batches)),
+            Action::Append { batches } => {
+                self.count_appended(&batches);
+                self.log_store.do_send(AppendBatches(batches));
+            }
             Action::Truncate { offset } => {
                 self.fail_truncated(offset);
                 self.log_store.do_send(TruncateTo(offset));
             }
-            Action::Flush => self.log_store.do_send(FlushLog),
+            Action::Flush => self.flush(),
             // No peer connections yet: a request to another node fails at once, as a
             // disconnected peer would.
             Action::Send {
@@ -351,6 +396,9 @@ impl ReplicationDriver {
         self.incarnation += 1;
         self.rebuilding = Some(self.incarnation);
         self.inbound.clear();
+        // Completions of earlier flushes are dropped while rebuilding.
+        self.flush_in_flight = false;
+        self.flush_wanted = false;
         self.fail_pending(AppendError::Interrupted);
         tracing::warn!(
             incarnation = self.incarnation,
@@ -439,7 +487,7 @@ impl Handler<IoDone> for ReplicationDriver {
     fn handle(&mut self, msg: IoDone, ctx: &mut Context<Self>) {
         match msg {
             IoDone::ElectionPersisted => self.step(Input::ElectionPersisted, ctx),
-            IoDone::Flushed(offset) => self.step(Input::Flushed { offset }, ctx),
+            IoDone::Flushed(offset) => self.flushed(offset, ctx),
             IoDone::Failed(reason) => self.fail(&reason, ctx),
             IoDone::Restarted => self.begin_rebuild(),
             // Only the answer to the latest rebuild counts; an earlier one is already stale.
@@ -486,6 +534,8 @@ impl Handler<Describe> for ReplicationDriver {
             high_watermark: r.high_watermark(),
             log_end_offset: r.log().log_end_offset(),
             voters: r.voter_end_offsets(),
+            appended_records: self.appended_records,
+            appended_bytes: self.appended_bytes,
         })
     }
 }

@@ -116,6 +116,10 @@ pub struct Status {
     /// On the leader: each voter's durable log end offset as its last fetch told (`None` until
     /// it fetched). Empty on other nodes.
     pub voters: std::collections::BTreeMap<NodeId, Option<Offset>>,
+    /// Data records and bytes (control batches' bytes included) this node has appended to its
+    /// log since it started, as leader or follower.
+    pub appended_records: u64,
+    pub appended_bytes: u64,
 }
 
 /// What a subscriber to a node is told, in order.

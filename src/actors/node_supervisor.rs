@@ -19,7 +19,7 @@ use super::listener::Listener;
 use super::messages::*;
 use super::snapshot_writer::SnapshotWriter;
 use super::supervision::*;
-use super::workload::WorkloadProducer;
+use super::workload::{Throughput, WorkloadProducer};
 use super::{LogStore, ReplicationDriver};
 use crate::protocol::{Handshake, PROTOCOL_VERSION};
 use crate::raft::RaftConfig;
@@ -97,7 +97,7 @@ pub struct NodeSupervisor {
     spec: NodeSpec,
     view: watch::Sender<NodeView>,
     events: broadcast::Sender<NodeEvent>,
-    workload: Option<(u32, u32)>,
+    workload: Option<(Throughput, u32)>,
     stats: SupervisionStats,
     budget: RestartBudget,
 }
@@ -174,7 +174,7 @@ async fn build(
     spec: NodeSpec,
     node: Recipient<SupervisionEvent>,
     events: broadcast::Sender<NodeEvent>,
-    workload: Option<(u32, u32)>,
+    workload: Option<(Throughput, u32)>,
 ) -> Result<NodeParts, NodeError> {
     let log_arbiter = Arbiter::new().handle();
     let (dir, log_config, n) = (spec.partition_dir.clone(), spec.log, node.clone());
@@ -234,7 +234,7 @@ async fn build(
 
 fn start_workload(
     driver: Addr<ReplicationDriver>,
-    throughput: u32,
+    throughput: Throughput,
     record_size: u32,
     node: Recipient<SupervisionEvent>,
 ) -> Addr<WorkloadProducer> {
@@ -340,7 +340,7 @@ impl Handler<StopNode> for NodeSupervisor {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StartWorkload {
-    pub throughput: u32,
+    pub throughput: Throughput,
     pub record_size: u32,
 }
 

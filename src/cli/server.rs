@@ -13,7 +13,7 @@ use clap::Args;
 
 use super::{CliError, ConfigArgs};
 use crate::config::NodeConfig;
-use crate::node::{NodeHandle, NodeOptions};
+use crate::node::{NodeHandle, NodeOptions, Throughput};
 use crate::raft::RaftConfig;
 use crate::storage::{self, LogConfig, MetaProperties};
 use crate::uuid::Uuid;
@@ -25,9 +25,9 @@ pub struct ServerArgs {
     /// This node's metadata directory id (used when formatting, checked afterwards).
     #[arg(long, value_name = "ID")]
     replica_directory_id: Option<String>,
-    /// Records per second the leader's workload writes.
-    #[arg(long, default_value_t = 5000)]
-    throughput: u32,
+    /// Records per second the leader's workload writes; -1 writes as fast as the quorum commits.
+    #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
+    throughput: i64,
     /// Bytes per workload record.
     #[arg(long, default_value_t = 256)]
     record_size: u32,
@@ -42,10 +42,12 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
                 .map_err(|e| CliError::usage(format!("--replica-directory-id: {e}")))?,
         ),
     };
-    if args.throughput == 0 || args.record_size == 0 {
-        return Err(CliError::usage(
-            "--throughput and --record-size must be at least 1",
-        ));
+    let throughput = parse_throughput(args.throughput)?;
+    if args.record_size == 0 || args.record_size as usize > MAX_RECORD_SIZE {
+        return Err(CliError::usage(format!(
+            "--record-size {}: must be between 1 and {MAX_RECORD_SIZE}",
+            args.record_size
+        )));
     }
     let meta = ensure_formatted(&config, directory_id)?;
     let listener = bind_controller_listener(&config)?;
@@ -55,7 +57,7 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
         let node = NodeHandle::start(options)
             .await
             .map_err(|e| CliError::usage(e.to_string()))?;
-        node.start_workload(args.throughput, args.record_size);
+        node.start_workload(throughput, args.record_size);
         tracing::info!(
             node_id = %config.node_id,
             listener = %config.controller_listener().endpoint,
@@ -77,6 +79,20 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The largest workload record: one must fit in a batch with room for its framing.
+const MAX_RECORD_SIZE: usize = 1 << 20;
+
+/// `--throughput`: records per second (at least 1), or -1 for as fast as the quorum commits.
+pub fn parse_throughput(value: i64) -> Result<Throughput, CliError> {
+    match value {
+        -1 => Ok(Throughput::Unlimited),
+        1..=1_000_000_000 => Ok(Throughput::PerSecond(value as u32)),
+        _ => Err(CliError::usage(format!(
+            "--throughput {value}: must be -1 (unthrottled) or between 1 and 1000000000"
+        ))),
+    }
 }
 
 /// Formats an empty metadata dir; refuses one formatted for another node or directory id.
