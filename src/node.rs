@@ -64,7 +64,7 @@ pub use crate::actors::node_supervisor::{NodeError, NodeState, SupervisionStats}
 pub use crate::actors::supervision::ActorKind;
 #[cfg(feature = "fault-injection")]
 pub use crate::actors::supervision::Fault;
-pub use crate::actors::workload::Throughput;
+pub use crate::actors::workload::{Throughput, WorkloadReport, WorkloadSpec};
 
 pub use crate::actors::messages::{AppendError, NodeEvent, Status};
 
@@ -192,10 +192,12 @@ impl NodeHandle {
     /// Starts the performance workload: while this node leads, random records of `record_size`
     /// bytes are appended at `throughput`, and statistics are printed every 5 s.
     pub fn start_workload(&self, throughput: Throughput, record_size: u32) {
-        self.supervisor.do_send(StartWorkload {
-            throughput,
-            record_size,
-        });
+        self.run_workload(WorkloadSpec::printed(throughput, record_size));
+    }
+
+    /// Starts a workload whose statistics go where `spec` says (e.g. to a benchmark).
+    pub fn run_workload(&self, spec: WorkloadSpec) {
+        self.supervisor.do_send(StartWorkload(spec));
     }
 
     /// The node's current role, epoch, leader, high watermark and log end offset (`None` while

@@ -19,7 +19,7 @@ use super::listener::Listener;
 use super::messages::*;
 use super::snapshot_writer::SnapshotWriter;
 use super::supervision::*;
-use super::workload::{Throughput, WorkloadProducer};
+use super::workload::{WorkloadProducer, WorkloadSpec};
 use super::{LogStore, ReplicationDriver};
 use crate::protocol::{Handshake, PROTOCOL_VERSION};
 use crate::raft::RaftConfig;
@@ -97,7 +97,7 @@ pub struct NodeSupervisor {
     spec: NodeSpec,
     view: watch::Sender<NodeView>,
     events: broadcast::Sender<NodeEvent>,
-    workload: Option<(Throughput, u32)>,
+    workload: Option<WorkloadSpec>,
     stats: SupervisionStats,
     budget: RestartBudget,
 }
@@ -143,7 +143,7 @@ impl NodeSupervisor {
         let me = ctx.address();
         let spec = self.spec.clone();
         let events = self.events.clone();
-        let workload = self.workload;
+        let workload = self.workload.clone();
         ctx.wait(
             actix::fut::wrap_future::<_, Self>(async move {
                 if let Some(old) = old {
@@ -174,7 +174,7 @@ async fn build(
     spec: NodeSpec,
     node: Recipient<SupervisionEvent>,
     events: broadcast::Sender<NodeEvent>,
-    workload: Option<(Throughput, u32)>,
+    workload: Option<WorkloadSpec>,
 ) -> Result<NodeParts, NodeError> {
     let log_arbiter = Arbiter::new().handle();
     let (dir, log_config, n) = (spec.partition_dir.clone(), spec.log, node.clone());
@@ -218,9 +218,7 @@ async fn build(
     let n = node.clone();
     let snapshot_writer =
         Supervisor::start_in_arbiter(&snapshot_arbiter, move |_| SnapshotWriter::new(Some(n)));
-    let workload = workload.map(|(throughput, record_size)| {
-        start_workload(driver.clone(), throughput, record_size, node.clone())
-    });
+    let workload = workload.map(|spec| start_workload(driver.clone(), spec, node.clone()));
     Ok(NodeParts {
         driver,
         log_store,
@@ -234,11 +232,10 @@ async fn build(
 
 fn start_workload(
     driver: Addr<ReplicationDriver>,
-    throughput: Throughput,
-    record_size: u32,
+    spec: WorkloadSpec,
     node: Recipient<SupervisionEvent>,
 ) -> Addr<WorkloadProducer> {
-    Supervisor::start(move |_| WorkloadProducer::new(driver, throughput, record_size, Some(node)))
+    Supervisor::start(move |_| WorkloadProducer::new(driver, spec, Some(node)))
 }
 
 /// Stops a node's actors. `graceful` hands leadership over and flushes first. Returns once the
@@ -280,7 +277,7 @@ impl Handler<StartNode> for NodeSupervisor {
             self.spec.clone(),
             ctx.address().recipient(),
             self.events.clone(),
-            self.workload,
+            self.workload.clone(),
         );
         Box::pin(
             actix::fut::wrap_future::<_, Self>(fut).map(|result, act, _| {
@@ -339,16 +336,13 @@ impl Handler<StopNode> for NodeSupervisor {
 /// Starts the performance workload, now and after every node restart.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StartWorkload {
-    pub throughput: Throughput,
-    pub record_size: u32,
-}
+pub struct StartWorkload(pub WorkloadSpec);
 
 impl Handler<StartWorkload> for NodeSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: StartWorkload, ctx: &mut Context<Self>) {
-        self.workload = Some((msg.throughput, msg.record_size));
+        self.workload = Some(msg.0.clone());
         let Some(mut parts) = self.parts() else {
             return;
         };
@@ -357,8 +351,7 @@ impl Handler<StartWorkload> for NodeSupervisor {
         }
         parts.workload = Some(start_workload(
             parts.driver.clone(),
-            msg.throughput,
-            msg.record_size,
+            msg.0,
             ctx.address().recipient(),
         ));
         let state = self.view.borrow().state.clone();

@@ -42,6 +42,40 @@ pub enum Throughput {
     PerSecond(u32),
     /// As fast as the quorum commits (`--throughput -1`).
     Unlimited,
+    /// One record at a time: each append waits for the previous one's commit.
+    Sequential,
+}
+
+/// What the workload runs and where its statistics go.
+#[derive(Clone)]
+pub struct WorkloadSpec {
+    pub throughput: Throughput,
+    pub record_size: u32,
+    /// Where each window's statistics go; `None` prints them to stdout.
+    pub sink: Option<Recipient<WorkloadReport>>,
+    pub report_every: Duration,
+}
+
+impl WorkloadSpec {
+    /// The standalone server's workload: statistics printed every 5 s.
+    pub fn printed(throughput: Throughput, record_size: u32) -> Self {
+        WorkloadSpec {
+            throughput,
+            record_size,
+            sink: None,
+            report_every: REPORT_EVERY,
+        }
+    }
+}
+
+/// One window of a leader's committed records and their append→commit latencies (µs).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct WorkloadReport {
+    pub records: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub latency_us: Histogram<u64>,
 }
 
 /// Committed records since the last report, on the leader.
@@ -67,6 +101,8 @@ pub struct WorkloadProducer {
     driver: Addr<ReplicationDriver>,
     throughput: Throughput,
     record_size: usize,
+    sink: Option<Recipient<WorkloadReport>>,
+    report_every: Duration,
     /// When this node last became leader; `None` while it does not lead.
     leading_since: Option<Instant>,
     /// Records sent since `leading_since`.
@@ -84,10 +120,15 @@ pub struct WorkloadProducer {
 impl WorkloadProducer {
     pub fn new(
         driver: Addr<ReplicationDriver>,
-        throughput: Throughput,
-        record_size: u32,
+        spec: WorkloadSpec,
         node: Option<Recipient<SupervisionEvent>>,
     ) -> Self {
+        let WorkloadSpec {
+            throughput,
+            record_size,
+            sink,
+            report_every,
+        } = spec;
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -96,6 +137,8 @@ impl WorkloadProducer {
             driver,
             throughput,
             record_size: record_size.max(1) as usize,
+            sink,
+            report_every,
             leading_since: None,
             produced: 0,
             in_flight_bytes: 0,
@@ -129,6 +172,7 @@ impl WorkloadProducer {
     fn due(&mut self, since: Instant) -> u64 {
         match self.throughput {
             Throughput::Unlimited => self.budget_records(),
+            Throughput::Sequential => u64::from(self.in_flight_bytes == 0),
             Throughput::PerSecond(rate) => {
                 let target = (since.elapsed().as_secs_f64() * f64::from(rate)) as u64;
                 let backlog_cap = (f64::from(rate) * MAX_BACKLOG_SECONDS) as u64;
@@ -169,11 +213,15 @@ impl WorkloadProducer {
                     Ok(Err(AppendError::NotLeader { .. })) => act.leading_since = None,
                     _ => {}
                 }
-                if act.throughput == Throughput::Unlimited {
+                if !act.throttled() {
                     act.produce(ctx);
                 }
             })
             .spawn(ctx);
+    }
+
+    fn throttled(&self) -> bool {
+        matches!(self.throughput, Throughput::PerSecond(_))
     }
 
     fn committed(&mut self, count: usize, bytes: usize, latency: Duration) {
@@ -208,6 +256,15 @@ impl WorkloadProducer {
     fn report(&mut self, ctx: &mut Context<Self>) {
         let w = std::mem::replace(&mut self.window, Window::new());
         let seconds = w.started.elapsed().as_secs_f64().max(1e-9);
+        if let Some(sink) = &self.sink {
+            sink.do_send(WorkloadReport {
+                records: w.records,
+                bytes: w.bytes,
+                seconds,
+                latency_us: w.latency_us,
+            });
+            return;
+        }
         if w.records > 0 {
             let ms = |q: f64| w.latency_us.value_at_quantile(q) as f64 / 1000.0;
             println!(
@@ -260,7 +317,7 @@ impl Actor for WorkloadProducer {
         }
         ctx.run_interval(TICK, |act, ctx| act.produce(ctx));
         ctx.run_interval(ROLE_CHECK, |act, ctx| act.check_role(ctx));
-        ctx.run_interval(REPORT_EVERY, |act, ctx| act.report(ctx));
+        ctx.run_interval(self.report_every, |act, ctx| act.report(ctx));
         self.check_role(ctx);
     }
 }

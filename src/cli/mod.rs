@@ -4,6 +4,7 @@
 //! mistake (bad arguments, configuration or directory state), 1 for a problem found by a tool
 //! (`storage info`). It must never print a backtrace for a user mistake.
 
+mod bench;
 mod server;
 mod storage;
 
@@ -57,6 +58,8 @@ enum Command {
     /// Format and inspect log directories.
     #[command(subcommand)]
     Storage(storage::StorageCommand),
+    /// Start a fresh quorum in a temporary directory and measure its throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 /// `--config F` and `--override key=value`, shared by every command that reads a config.
@@ -95,6 +98,7 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Server(args) => server::run(&args),
         Command::Storage(cmd) => storage::run(&cmd),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => 0,

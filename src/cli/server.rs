@@ -43,12 +43,7 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
         ),
     };
     let throughput = parse_throughput(args.throughput)?;
-    if args.record_size == 0 || args.record_size as usize > MAX_RECORD_SIZE {
-        return Err(CliError::usage(format!(
-            "--record-size {}: must be between 1 and {MAX_RECORD_SIZE}",
-            args.record_size
-        )));
-    }
+    check_record_size(args.record_size)?;
     let meta = ensure_formatted(&config, directory_id)?;
     let listener = bind_controller_listener(&config)?;
     let options = node_options(&config, &meta, listener);
@@ -83,6 +78,16 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
 
 /// The largest workload record: one must fit in a batch with room for its framing.
 const MAX_RECORD_SIZE: usize = 1 << 20;
+
+/// `--record-size`: at least one byte, at most [`MAX_RECORD_SIZE`].
+pub fn check_record_size(size: u32) -> Result<(), CliError> {
+    if size == 0 || size as usize > MAX_RECORD_SIZE {
+        return Err(CliError::usage(format!(
+            "--record-size {size}: must be between 1 and {MAX_RECORD_SIZE}"
+        )));
+    }
+    Ok(())
+}
 
 /// `--throughput`: records per second (at least 1), or -1 for as fast as the quorum commits.
 pub fn parse_throughput(value: i64) -> Result<Throughput, CliError> {

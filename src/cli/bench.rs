@@ -1,0 +1,347 @@
+//! `kraft bench`: starts a fresh quorum in a temporary directory, runs the performance
+//! workload against it for a while, and prints committed throughput, commit latency
+//! percentiles, CPU time, peak memory and the elections seen, as a table or one JSON object.
+//!
+//! Owns the measurement only: nodes and the workload are the same code `kraft server` runs,
+//! with Kafka's default timers. It must never leave its temporary directory behind.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use clap::Args;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::CliError;
+use crate::actors::messages::NodeEvent;
+use crate::node::{NodeHandle, NodeOptions, Throughput, WorkloadReport, WorkloadSpec};
+use crate::raft::RoleKind;
+use crate::storage::LogConfig;
+use crate::types::{Epoch, NodeId};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Voters in the quorum (1 or 3).
+    #[arg(long, default_value_t = 3)]
+    nodes: u8,
+    /// Seconds to measure, after a leader is elected.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Records per second; -1 writes as fast as the quorum commits.
+    #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
+    throughput: i64,
+    /// One record at a time: each append waits for the previous one to commit.
+    #[arg(long, conflicts_with = "throughput")]
+    one_at_a_time: bool,
+    /// Bytes per record.
+    #[arg(long, default_value_t = 256)]
+    record_size: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What a run measured.
+#[derive(Debug, Serialize)]
+pub struct BenchResult {
+    pub nodes: u8,
+    pub mode: String,
+    pub record_size: u32,
+    pub seconds: f64,
+    pub committed_records: u64,
+    pub records_per_sec: f64,
+    pub mb_per_sec: f64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_p999: f64,
+    pub latency_ms_max: f64,
+    /// CPU seconds of the whole process (every node runs in it).
+    pub cpu_seconds: f64,
+    /// Peak resident memory of the whole process, MiB.
+    pub peak_rss_mib: f64,
+    /// Elections (distinct epochs with a leader) during the measured span: 0 on a stable run.
+    pub elections: usize,
+}
+
+/// How long after the measured span the bench waits for the last window's report.
+const REPORT_GRACE: Duration = Duration::from_millis(300);
+
+pub fn run(args: &BenchArgs) -> Result<(), CliError> {
+    if args.nodes != 1 && args.nodes != 3 {
+        return Err(CliError::usage("--nodes must be 1 or 3"));
+    }
+    if args.duration == 0 {
+        return Err(CliError::usage("--duration must be at least 1 second"));
+    }
+    let throughput = if args.one_at_a_time {
+        Throughput::Sequential
+    } else {
+        super::server::parse_throughput(args.throughput)?
+    };
+    super::server::check_record_size(args.record_size)?;
+    let dir = std::env::temp_dir().join(format!(
+        "kraft-bench-{}-{}",
+        std::process::id(),
+        crate::actors::ReplicationDriver::wall_clock_now().as_nanos()
+    ));
+    let system = actix_rt::System::new();
+    let result = system.block_on(measure(args, throughput, &dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    let result = result?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&result).expect("plain data serializes")
+        );
+    } else {
+        print_table(&result);
+    }
+    Ok(())
+}
+
+fn problem(message: String) -> CliError {
+    CliError {
+        message,
+        exit_code: super::EXIT_PROBLEM,
+    }
+}
+
+async fn measure(
+    args: &BenchArgs,
+    throughput: Throughput,
+    dir: &Path,
+) -> Result<BenchResult, CliError> {
+    let nodes = start_quorum(args.nodes, dir).await?;
+    wait_for_leader(&nodes).await?;
+    let mut events = Vec::new();
+    for node in &nodes {
+        events.push(
+            node.subscribe()
+                .await
+                .ok_or_else(|| problem("node stopped".into()))?,
+        );
+    }
+    let collector = Collector::default().start();
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    for node in &nodes {
+        node.run_workload(WorkloadSpec {
+            throughput,
+            record_size: args.record_size,
+            sink: Some(collector.clone().recipient()),
+            report_every: Duration::from_secs(1),
+        });
+    }
+    // Slightly past the last whole window, so that its report has arrived.
+    actix_rt::time::sleep(Duration::from_secs(args.duration) + REPORT_GRACE).await;
+    let totals = collector
+        .send(TakeTotals)
+        .await
+        .map_err(|_| problem("collector stopped".into()))?;
+    let seconds = totals
+        .last_report
+        .map_or(0.0, |t| t.duration_since(started).as_secs_f64())
+        .max(1e-9);
+    let cpu = cpu_seconds() - cpu_before;
+    let elections = count_elections(&mut events);
+    for node in &nodes {
+        node.shutdown().await;
+    }
+    let ms = |q: f64| totals.latency_us.value_at_quantile(q) as f64 / 1000.0;
+    Ok(BenchResult {
+        nodes: args.nodes,
+        mode: match throughput {
+            Throughput::PerSecond(n) => format!("{n} records/s"),
+            Throughput::Unlimited => "unthrottled".into(),
+            Throughput::Sequential => "one at a time".into(),
+        },
+        record_size: args.record_size,
+        seconds,
+        committed_records: totals.records,
+        records_per_sec: totals.records as f64 / seconds,
+        mb_per_sec: totals.bytes as f64 / seconds / 1e6,
+        latency_ms_p50: ms(0.5),
+        latency_ms_p99: ms(0.99),
+        latency_ms_p999: ms(0.999),
+        latency_ms_max: totals.latency_us.max() as f64 / 1000.0,
+        cpu_seconds: cpu,
+        peak_rss_mib: peak_rss_mib(),
+        elections,
+    })
+}
+
+/// Starts `count` voters on loopback ports in `dir`, with Kafka's default timers.
+async fn start_quorum(count: u8, dir: &Path) -> Result<Vec<NodeHandle>, CliError> {
+    let listeners = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| problem(format!("cannot listen on 127.0.0.1: {e}")))?;
+    let addresses: Vec<(NodeId, String)> = listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+            (NodeId(i as i32 + 1), format!("127.0.0.1:{port}"))
+        })
+        .collect();
+    let voters: BTreeSet<NodeId> = addresses.iter().map(|(id, _)| *id).collect();
+    let mut nodes = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let options = NodeOptions {
+            cluster_id: "kraft-bench".into(),
+            node_id: Some(addresses[i].0),
+            voters: voters.clone(),
+            voter_addresses: addresses.clone(),
+            listener: Some(listener),
+            partition_dir: node_dir(dir, i),
+            log: LogConfig::default(),
+            raft: None,
+        };
+        let node = NodeHandle::start(options)
+            .await
+            .map_err(|e| problem(format!("cannot start node {}: {e}", i + 1)))?;
+        nodes.push(node);
+    }
+    Ok(nodes)
+}
+
+fn node_dir(dir: &Path, i: usize) -> PathBuf {
+    crate::storage::partition_dir(
+        &dir.join(format!("node-{}", i + 1)),
+        crate::storage::PERFORMANCE_TEST_TOPIC,
+    )
+}
+
+/// Waits (up to a minute) until some node leads with a known high watermark.
+async fn wait_for_leader(nodes: &[NodeHandle]) -> Result<(), CliError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        for node in nodes {
+            if let Some(s) = node.describe().await
+                && s.role == RoleKind::Leader
+                && s.high_watermark.is_some()
+            {
+                return Ok(());
+            }
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(problem("no leader was elected within 60 s".into()))
+}
+
+/// Distinct epochs in which some node announced a leader.
+fn count_elections(events: &mut [tokio::sync::broadcast::Receiver<NodeEvent>]) -> usize {
+    let mut epochs: BTreeSet<Epoch> = BTreeSet::new();
+    for receiver in events {
+        while let Ok(event) = receiver.try_recv() {
+            if let NodeEvent::LeaderChanged {
+                epoch,
+                leader_id: Some(_),
+            } = event
+            {
+                epochs.insert(epoch);
+            }
+        }
+    }
+    epochs.len()
+}
+
+fn print_table(r: &BenchResult) {
+    println!(
+        "kraft bench: {} node(s) in one process, {}-byte records, {}, {:.1} s",
+        r.nodes, r.record_size, r.mode, r.seconds
+    );
+    println!("  committed records/s   {:.0}", r.records_per_sec);
+    println!("  committed MB/s        {:.2}", r.mb_per_sec);
+    println!(
+        "  commit latency (ms)   p50 {:.3}  p99 {:.3}  p999 {:.3}  max {:.3}",
+        r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.latency_ms_max
+    );
+    println!("  CPU seconds           {:.2} (all nodes)", r.cpu_seconds);
+    println!("  peak RSS (MiB)        {:.1} (all nodes)", r.peak_rss_mib);
+    println!("  elections during run  {}", r.elections);
+}
+
+/// User plus system CPU seconds of this process, from /proc (0 where unavailable).
+fn cpu_seconds() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat, in clock ticks of 1/100 s (USER_HZ on Linux).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM`), 0 where unavailable.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Sums the workload windows of every node.
+struct Collector {
+    records: u64,
+    bytes: u64,
+    latency_us: Histogram<u64>,
+    last_report: Option<Instant>,
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Collector {
+            records: 0,
+            bytes: 0,
+            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            last_report: None,
+        }
+    }
+}
+
+impl Actor for Collector {
+    type Context = Context<Self>;
+}
+
+impl Handler<WorkloadReport> for Collector {
+    type Result = ();
+    fn handle(&mut self, report: WorkloadReport, _: &mut Context<Self>) {
+        self.records += report.records;
+        self.bytes += report.bytes;
+        let _ = self.latency_us.add(&report.latency_us);
+        self.last_report = Some(Instant::now());
+    }
+}
+
+/// The sums so far.
+#[derive(Message)]
+#[rtype(result = "Totals")]
+struct TakeTotals;
+
+struct Totals {
+    records: u64,
+    bytes: u64,
+    latency_us: Histogram<u64>,
+    last_report: Option<Instant>,
+}
+
+impl Handler<TakeTotals> for Collector {
+    type Result = MessageResult<TakeTotals>;
+    fn handle(&mut self, _: TakeTotals, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(Totals {
+            records: self.records,
+            bytes: self.bytes,
+            latency_us: self.latency_us.clone(),
+            last_report: self.last_report,
+        })
+    }
+}
