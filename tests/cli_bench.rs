@@ -1,0 +1,56 @@
+//! `kraft bench` as a process: a short run prints one JSON object with every figure, and bad
+//! arguments are one line with exit code 2.
+
+use std::process::Command;
+
+fn kraft(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kraft"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_short_bench_prints_its_figures_as_json() {
+    let out = kraft(&["bench", "--nodes", "1", "--duration", "1", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["nodes"], 1);
+    assert_eq!(v["record_size"], 256);
+    assert!(v["committed_records"].as_u64().unwrap() > 0, "{v}");
+    for key in [
+        "records_per_sec",
+        "mb_per_sec",
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "latency_ms_p999",
+        "latency_ms_max",
+        "cpu_seconds",
+        "peak_rss_mib",
+    ] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key} in {v}");
+    }
+    assert!(v["latency_ms_p50"].as_f64() <= v["latency_ms_p99"].as_f64());
+}
+
+#[test]
+fn bad_arguments_are_one_line_and_exit_2() {
+    for args in [
+        &["bench", "--nodes", "2"][..],
+        &["bench", "--throughput", "0"],
+        &["bench", "--throughput", "-2"],
+        &["bench", "--record-size", "0"],
+        &["bench", "--duration", "0"],
+    ] {
+        let out = kraft(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    }
+}
