@@ -122,7 +122,8 @@ fn defaults_are_kafkas() {
     assert_eq!(c.quorum.election_timeout, Duration::from_millis(1000));
     assert_eq!(c.quorum.fetch_timeout, Duration::from_millis(2000));
     assert_eq!(c.quorum.election_backoff_max, Duration::from_millis(1000));
-    assert_eq!(c.quorum.append_linger, Duration::from_millis(25));
+    // Unset: kraft's adaptive group commit, not Kafka's fixed 25 ms linger.
+    assert_eq!(c.quorum.append_linger, None);
     assert_eq!(c.quorum.request_timeout, Duration::from_millis(2000));
     assert_eq!(c.quorum.retry_backoff, Duration::from_millis(20));
     assert!(!c.auto_join);
@@ -168,7 +169,7 @@ fn every_documented_key_is_read() {
     assert_eq!(c.quorum.election_timeout, Duration::from_millis(150));
     assert_eq!(c.quorum.fetch_timeout, Duration::from_millis(300));
     assert_eq!(c.quorum.election_backoff_max, Duration::from_millis(50));
-    assert_eq!(c.quorum.append_linger, Duration::ZERO);
+    assert_eq!(c.quorum.append_linger, Some(Duration::ZERO));
     assert_eq!(c.quorum.request_timeout, Duration::from_millis(400));
     assert_eq!(c.quorum.retry_backoff, Duration::from_millis(5));
     assert!(c.auto_join);

@@ -107,3 +107,32 @@ async fn a_voter_without_a_quorum_refuses_appends_naming_no_leader() {
     let status = node.describe().await.unwrap();
     assert_ne!(status.role, RoleKind::Leader);
 }
+
+/// `controller.quorum.append.linger.ms`, when set, holds the leader's flush (and so the commit)
+/// for the linger.
+#[actix_rt::test]
+async fn a_configured_linger_holds_the_leaders_commit_for_the_linger() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), &[1]);
+    let mut raft = kraft::raft::RaftConfig::new("c1", Some(NodeId(1)), [NodeId(1)]);
+    raft.append_linger = Some(Duration::from_millis(300));
+    opts.raft = Some(raft);
+    let node = NodeHandle::start(opts).await.unwrap();
+    wait_for_leader(&node).await;
+    let started = std::time::Instant::now();
+    let appends: Vec<_> = (0..5)
+        .map(|i| node.append(vec![Bytes::from(format!("lingering-{i}"))]))
+        .collect();
+    let mut results = Vec::new();
+    for append in appends {
+        results.push(append.await.unwrap());
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "committed after {:?}, before the linger ended",
+        started.elapsed()
+    );
+    let ends: Vec<Offset> = results.iter().map(|r| r.1).collect();
+    assert!(ends.windows(2).all(|w| w[0] < w[1]), "{ends:?}");
+    node.shutdown().await;
+}

@@ -25,6 +25,7 @@ use super::supervision::*;
 use crate::protocol::Handshake;
 use crate::raft::{
     Action, InboundId, Input, LogView, ProposalId, ProposeError, RaftConfig, Replica, RequestId,
+    RoleKind,
 };
 use crate::types::{NodeId, Offset};
 
@@ -143,12 +144,19 @@ impl ReplicationDriver {
         }
     }
 
-    fn flush(&mut self) {
+    fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.flush_in_flight {
             self.flush_wanted = true;
-        } else {
-            self.flush_in_flight = true;
-            self.log_store.do_send(FlushLog);
+            return;
+        }
+        self.flush_in_flight = true;
+        // A configured linger delays the leader's flushes (never a follower's: its next fetch
+        // waits for the flush) so that more appends share each fsync.
+        match self.raft_config.append_linger {
+            Some(linger) if !linger.is_zero() && self.replica.role() == RoleKind::Leader => {
+                ctx.run_later(linger, |act, _| act.log_store.do_send(FlushLog));
+            }
+            _ => self.log_store.do_send(FlushLog),
         }
     }
 
@@ -156,7 +164,7 @@ impl ReplicationDriver {
         self.flush_in_flight = false;
         self.step(Input::Flushed { offset }, ctx);
         if std::mem::take(&mut self.flush_wanted) {
-            self.flush();
+            self.flush(ctx);
         }
     }
 
@@ -232,7 +240,7 @@ impl ReplicationDriver {
                 self.fail_truncated(offset);
                 self.log_store.do_send(TruncateTo(offset));
             }
-            Action::Flush => self.flush(),
+            Action::Flush => self.flush(ctx),
             // No peer connections yet: a request to another node fails at once, as a
             // disconnected peer would.
             Action::Send {

@@ -187,6 +187,7 @@ fn node_options(
     raft.election_backoff_max = config.quorum.election_backoff_max;
     raft.request_timeout = config.quorum.request_timeout;
     raft.retry_backoff = config.quorum.retry_backoff;
+    raft.append_linger = config.quorum.append_linger;
     NodeOptions {
         cluster_id: meta.cluster_id.clone(),
         node_id: Some(config.node_id),

@@ -65,7 +65,10 @@ pub struct QuorumTimers {
     pub election_timeout: Duration,
     pub fetch_timeout: Duration,
     pub election_backoff_max: Duration,
-    pub append_linger: Duration,
+    /// How long the leader waits to gather appends before flushing them, when set. Unset
+    /// (Kafka's default would be 25 ms), kraft commits adaptively instead: a lone append is
+    /// flushed at once, and appends made while a flush runs are flushed together after it.
+    pub append_linger: Option<Duration>,
     pub request_timeout: Duration,
     pub retry_backoff: Duration,
 }
@@ -447,11 +450,14 @@ impl Values {
                 d::QUORUM_ELECTION_BACKOFF_MAX_MS,
                 0,
             )?,
-            append_linger: self.millis(
-                keys::QUORUM_APPEND_LINGER_MS,
-                d::QUORUM_APPEND_LINGER_MS,
-                0,
-            )?,
+            append_linger: match self.string(keys::QUORUM_APPEND_LINGER_MS) {
+                None => None,
+                Some(_) => Some(self.millis(
+                    keys::QUORUM_APPEND_LINGER_MS,
+                    d::QUORUM_APPEND_LINGER_MS,
+                    0,
+                )?),
+            },
             request_timeout: self.millis(
                 keys::QUORUM_REQUEST_TIMEOUT_MS,
                 d::QUORUM_REQUEST_TIMEOUT_MS,

@@ -24,6 +24,9 @@ pub struct RaftConfig {
     pub retry_backoff: Duration,
     pub fetch_max_wait: Duration,
     pub fetch_max_bytes: u32,
+    /// `controller.quorum.append.linger.ms` when set: the leader's driver waits this long to
+    /// gather appends into one flush. The core itself never waits on it.
+    pub append_linger: Option<Duration>,
 }
 
 impl RaftConfig {
@@ -44,6 +47,7 @@ impl RaftConfig {
             retry_backoff: Duration::from_millis(20),
             fetch_max_wait: FETCH_MAX_WAIT,
             fetch_max_bytes: FETCH_MAX_BYTES,
+            append_linger: None,
         }
     }
 
