@@ -54,3 +54,33 @@ fn bad_arguments_are_one_line_and_exit_2() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_bench_of_server_processes_reports_each_node() {
+    let out = kraft(&[
+        "bench",
+        "--processes",
+        "--nodes",
+        "3",
+        "--duration",
+        "5",
+        "--throughput",
+        "2000",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let per_node = v["per_node"].as_array().unwrap();
+    assert_eq!(per_node.len(), 3);
+    for node in per_node {
+        assert!(node["cpu_seconds"].as_f64().unwrap() > 0.0, "{v}");
+        assert!(node["peak_rss_mib"].as_f64().unwrap() > 0.0, "{v}");
+    }
+    let rate = v["records_per_sec"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate <= 2001.0, "{v}");
+}

@@ -3,7 +3,8 @@
 //! percentiles, CPU time, peak memory and the elections seen, as a table or one JSON object.
 //!
 //! Owns the measurement only: nodes and the workload are the same code `kraft server` runs,
-//! with Kafka's default timers. It must never leave its temporary directory behind.
+//! with Kafka's default timers; `--processes` runs real server processes instead
+//! (`bench_processes`). It must never leave its temporary directory behind.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -38,9 +39,39 @@ pub struct BenchArgs {
     /// Bytes per record.
     #[arg(long, default_value_t = 256)]
     record_size: u32,
+    /// Run each node as its own `kraft server` process (CPU and memory per node; latency is
+    /// the worst of the leader's 5 s windows).
+    #[arg(long)]
+    processes: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// CPU time and peak memory of one process.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeUsage {
+    pub cpu_seconds: f64,
+    pub peak_rss_mib: f64,
+}
+
+impl NodeUsage {
+    /// Reads `/proc/<pid>` (zeros where unavailable).
+    pub fn of_pid(pid: u32) -> Self {
+        NodeUsage {
+            cpu_seconds: cpu_seconds(&format!("/proc/{pid}/stat")),
+            peak_rss_mib: peak_rss_mib(&format!("/proc/{pid}/status")),
+        }
+    }
+}
+
+/// The workload's mode as the report names it.
+pub fn mode_name(throughput: Throughput) -> String {
+    match throughput {
+        Throughput::PerSecond(n) => format!("{n} records/s"),
+        Throughput::Unlimited => "unthrottled".into(),
+        Throughput::Sequential => "one at a time".into(),
+    }
 }
 
 /// What a run measured.
@@ -57,12 +88,15 @@ pub struct BenchResult {
     pub latency_ms_p99: f64,
     pub latency_ms_p999: f64,
     pub latency_ms_max: f64,
-    /// CPU seconds of the whole process (every node runs in it).
+    /// CPU seconds of every node together.
     pub cpu_seconds: f64,
-    /// Peak resident memory of the whole process, MiB.
+    /// Peak resident memory, MiB: of the one process in-process, of the largest node with
+    /// `--processes`.
     pub peak_rss_mib: f64,
     /// Elections (distinct epochs with a leader) during the measured span: 0 on a stable run.
     pub elections: usize,
+    /// With `--processes`, each node's own figures.
+    pub per_node: Vec<NodeUsage>,
 }
 
 /// How long after the measured span the bench waits for the last window's report.
@@ -86,8 +120,17 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         std::process::id(),
         crate::actors::ReplicationDriver::wall_clock_now().as_nanos()
     ));
-    let system = actix_rt::System::new();
-    let result = system.block_on(measure(args, throughput, &dir));
+    let result = if args.processes {
+        super::bench_processes::measure(
+            args.nodes,
+            throughput,
+            args.record_size,
+            args.duration,
+            &dir,
+        )
+    } else {
+        actix_rt::System::new().block_on(measure(args, throughput, &dir))
+    };
     let _ = std::fs::remove_dir_all(&dir);
     let result = result?;
     if args.json {
@@ -124,7 +167,7 @@ async fn measure(
         );
     }
     let collector = Collector::default().start();
-    let cpu_before = cpu_seconds();
+    let cpu_before = cpu_seconds(SELF_STAT);
     let started = Instant::now();
     for node in &nodes {
         node.run_workload(WorkloadSpec {
@@ -144,7 +187,7 @@ async fn measure(
         .last_report
         .map_or(0.0, |t| t.duration_since(started).as_secs_f64())
         .max(1e-9);
-    let cpu = cpu_seconds() - cpu_before;
+    let cpu = cpu_seconds(SELF_STAT) - cpu_before;
     let elections = count_elections(&mut events);
     for node in &nodes {
         node.shutdown().await;
@@ -152,11 +195,7 @@ async fn measure(
     let ms = |q: f64| totals.latency_us.value_at_quantile(q) as f64 / 1000.0;
     Ok(BenchResult {
         nodes: args.nodes,
-        mode: match throughput {
-            Throughput::PerSecond(n) => format!("{n} records/s"),
-            Throughput::Unlimited => "unthrottled".into(),
-            Throughput::Sequential => "one at a time".into(),
-        },
+        mode: mode_name(throughput),
         record_size: args.record_size,
         seconds,
         committed_records: totals.records,
@@ -167,8 +206,9 @@ async fn measure(
         latency_ms_p999: ms(0.999),
         latency_ms_max: totals.latency_us.max() as f64 / 1000.0,
         cpu_seconds: cpu,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: peak_rss_mib(SELF_STATUS),
         elections,
+        per_node: Vec::new(),
     })
 }
 
@@ -249,8 +289,13 @@ fn count_elections(events: &mut [tokio::sync::broadcast::Receiver<NodeEvent>]) -
 }
 
 fn print_table(r: &BenchResult) {
+    let how = if r.per_node.is_empty() {
+        "in one process"
+    } else {
+        "as processes"
+    };
     println!(
-        "kraft bench: {} node(s) in one process, {}-byte records, {}, {:.1} s",
+        "kraft bench: {} node(s) {how}, {}-byte records, {}, {:.1} s",
         r.nodes, r.record_size, r.mode, r.seconds
     );
     println!("  committed records/s   {:.0}", r.records_per_sec);
@@ -260,14 +305,27 @@ fn print_table(r: &BenchResult) {
         r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.latency_ms_max
     );
     println!("  CPU seconds           {:.2} (all nodes)", r.cpu_seconds);
-    println!("  peak RSS (MiB)        {:.1} (all nodes)", r.peak_rss_mib);
+    if r.per_node.is_empty() {
+        println!("  peak RSS (MiB)        {:.1} (all nodes)", r.peak_rss_mib);
+    }
+    for (i, u) in r.per_node.iter().enumerate() {
+        println!(
+            "  node {}                CPU {:.2} s, peak RSS {:.1} MiB",
+            i + 1,
+            u.cpu_seconds,
+            u.peak_rss_mib
+        );
+    }
     println!("  elections during run  {}", r.elections);
 }
 
-/// User plus system CPU seconds of this process, from /proc (0 where unavailable).
-fn cpu_seconds() -> f64 {
-    // Fields 14 and 15 of /proc/self/stat, in clock ticks of 1/100 s (USER_HZ on Linux).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+const SELF_STAT: &str = "/proc/self/stat";
+const SELF_STATUS: &str = "/proc/self/status";
+
+/// User plus system CPU seconds of a process, from its /proc stat file (0 where unavailable).
+fn cpu_seconds(stat_file: &str) -> f64 {
+    // Fields 14 and 15 of the stat file, in clock ticks of 1/100 s (USER_HZ on Linux).
+    let stat = std::fs::read_to_string(stat_file).unwrap_or_default();
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let ticks = |i: usize| {
@@ -279,9 +337,9 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Peak resident set size of this process in MiB (`VmHWM`), 0 where unavailable.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// Peak resident set size of a process in MiB (`VmHWM`), 0 where unavailable.
+fn peak_rss_mib(status_file: &str) -> f64 {
+    let status = std::fs::read_to_string(status_file).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))

@@ -5,6 +5,7 @@
 //! (`storage info`). It must never print a backtrace for a user mistake.
 
 mod bench;
+mod bench_processes;
 mod server;
 mod storage;
 

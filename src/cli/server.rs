@@ -28,6 +28,9 @@ pub struct ServerArgs {
     /// Records per second the leader's workload writes; -1 writes as fast as the quorum commits.
     #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
     throughput: i64,
+    /// Write one record at a time, each waiting for the previous one's commit (for benchmarks).
+    #[arg(long, hide = true)]
+    one_at_a_time: bool,
     /// Bytes per workload record.
     #[arg(long, default_value_t = 256)]
     record_size: u32,
@@ -42,7 +45,11 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
                 .map_err(|e| CliError::usage(format!("--replica-directory-id: {e}")))?,
         ),
     };
-    let throughput = parse_throughput(args.throughput)?;
+    let throughput = if args.one_at_a_time {
+        Throughput::Sequential
+    } else {
+        parse_throughput(args.throughput)?
+    };
     check_record_size(args.record_size)?;
     let meta = ensure_formatted(&config, directory_id)?;
     let listener = bind_controller_listener(&config)?;
