@@ -12,10 +12,21 @@ use kraft::record::BatchIter;
 use kraft::storage::{LogConfig, MetaProperties, ReplicatedLog};
 use kraft::types::Offset;
 
-/// A running `kraft server` whose log lines (ANSI-free) arrive on a channel.
+/// A running `kraft server` whose log lines (stderr, ANSI-free) and statistics lines (stdout)
+/// arrive on one channel.
 struct Server {
     child: Child,
     lines: Receiver<String>,
+}
+
+fn forward_lines(stream: impl std::io::Read + Send + 'static, tx: std::sync::mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
 }
 
 impl Server {
@@ -30,18 +41,12 @@ impl Server {
             ])
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
         let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        forward_lines(child.stderr.take().unwrap(), tx.clone());
+        forward_lines(child.stdout.take().unwrap(), tx);
         Server { child, lines: rx }
     }
 
@@ -130,7 +135,7 @@ fn a_single_node_formats_leads_writes_and_stops_on_sigterm() {
     let mut server = Server::start(&config);
     assert!(server.wait_for("leading: writing the workload", Duration::from_secs(20)));
     assert!(
-        server.wait_for("workload", Duration::from_secs(10)),
+        server.wait_for("Throughput (records/second): ", Duration::from_secs(10)),
         "no statistics reported"
     );
     server.signal("-TERM");
