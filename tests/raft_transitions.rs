@@ -1226,6 +1226,96 @@ fn graceful_shutdown_resigns_and_names_successors_by_fetch_offset() {
     assert!(actions.contains(&Action::ShutdownComplete), "{actions:?}");
 }
 
+/// A leader whose latest appends no other voter holds yet: it refuses new appends and waits.
+fn leader_shutting_down_ahead_of_everyone() -> (Replica, Duration) {
+    let (mut l, at) = leader();
+    for (from, replica, offset) in [(1, 3, 1), (2, 2, 0)] {
+        l.step(
+            at,
+            Input::Request {
+                from: InboundId(from),
+                request: Request::Fetch(fetch(Some(replica), 1, offset, 1.min(offset as i32))),
+            },
+        );
+    }
+    let actions = l.step(
+        at,
+        Input::Propose {
+            id: ProposalId(1),
+            records: vec![Bytes::from_static(b"last")],
+        },
+    );
+    assert!(actions.iter().any(|a| matches!(a, Action::Append { .. })));
+    l.step(at, Input::Flushed { offset: Offset(2) });
+    let actions = l.step(at, Input::Shutdown);
+    assert_eq!(l.role(), RoleKind::Leader, "drains first: {actions:?}");
+    assert!(
+        sends(&actions).is_empty(),
+        "no EndQuorumEpoch yet: {actions:?}"
+    );
+    let refused = l.step(
+        at,
+        Input::Propose {
+            id: ProposalId(2),
+            records: vec![Bytes::from_static(b"too late")],
+        },
+    );
+    assert!(
+        refused.iter().any(|a| matches!(
+            a,
+            Action::Proposed {
+                result: Err(ProposeError::NotLeader { .. }),
+                ..
+            }
+        )),
+        "{refused:?}"
+    );
+    (l, at)
+}
+
+fn end_quorum_successors(actions: &[Action]) -> Vec<Vec<NodeId>> {
+    sends(actions)
+        .into_iter()
+        .filter_map(|(_, r)| match r {
+            Request::EndQuorumEpoch(e) => Some(e.preferred_successors),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_leader_shutting_down_resigns_once_a_voter_holds_its_whole_log_and_names_it_first() {
+    let (mut l, at) = leader_shutting_down_ahead_of_everyone();
+    // Voter 2, behind until now, fetches everything: it becomes the first preferred successor.
+    let actions = l.step(
+        at,
+        Input::Request {
+            from: InboundId(3),
+            request: Request::Fetch(fetch(Some(2), 1, 2, 1)),
+        },
+    );
+    assert_eq!(l.role(), RoleKind::Resigned);
+    assert_eq!(
+        end_quorum_successors(&actions),
+        vec![vec![n(2), n(3)], vec![n(2), n(3)]]
+    );
+}
+
+#[test]
+fn a_leader_shutting_down_resigns_after_the_drain_limit_if_nobody_catches_up() {
+    let (mut l, at) = leader_shutting_down_ahead_of_everyone();
+    // DRAIN_LIMIT (500 ms) after the shutdown began.
+    assert_eq!(l.next_deadline(), Some(at + Duration::from_millis(500)));
+    let actions = l.step(at + Duration::from_millis(499), Input::Tick);
+    assert_eq!(l.role(), RoleKind::Leader, "{actions:?}");
+    let actions = l.step(at + Duration::from_millis(500), Input::Tick);
+    assert_eq!(l.role(), RoleKind::Resigned);
+    assert_eq!(
+        end_quorum_successors(&actions),
+        vec![vec![n(3), n(2)], vec![n(3), n(2)]]
+    );
+}
+
 #[test]
 fn end_quorum_epoch_shortens_a_followers_timeout_by_its_place_in_the_list() {
     let end = |successors: Vec<i32>| Input::Request {

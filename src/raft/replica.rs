@@ -26,6 +26,10 @@ use crate::types::{Epoch, NodeId, Offset};
 /// How long a leader keeps trying to hand over during a graceful shutdown (Kafka's driver uses
 /// the same 5 s) before it stops anyway.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a leader shutting down waits (refusing new appends) for some voter to hold its
+/// whole log before resigning, so that its first preferred successor can win the election: a
+/// successor missing the last appends would be refused by the voters that have them.
+pub const DRAIN_LIMIT: Duration = Duration::from_millis(500);
 /// Transitions one step may chain (e.g. Resigned -> Unattached -> Prospective -> Candidate ->
 /// Leader for a single voter); a bound so that a bug cannot loop forever.
 const MAX_TRANSITIONS_PER_STEP: usize = 8;
@@ -233,6 +237,7 @@ impl Replica {
                 }
                 deadlines.push(l.begin_quorum_deadline);
                 deadlines.extend(l.parked.iter().map(|p| p.deadline));
+                deadlines.extend(self.drain_deadline());
             }
         }
         deadlines.extend(self.inflight.values().map(|i| i.deadline));
@@ -704,8 +709,32 @@ impl Replica {
     fn shutdown(&mut self) {
         if self.shutdown_deadline.is_none() {
             self.shutdown_deadline = Some(self.now + SHUTDOWN_TIMEOUT);
-            self.resign();
+            if self.drained() {
+                self.resign();
+            }
         }
+    }
+
+    /// When a leader shutting down may resign: another voter holds its whole log, there is no
+    /// other voter, or [`DRAIN_LIMIT`] has passed.
+    fn drained(&self) -> bool {
+        let Role::Leader(l) = &self.role else {
+            return true;
+        };
+        let end = self.log.log_end_offset();
+        let mut others = l
+            .progress
+            .iter()
+            .filter(|(id, _)| Some(**id) != self.config.local_id)
+            .peekable();
+        others.peek().is_none()
+            || others.any(|(_, p)| p.end_offset >= Some(end))
+            || self.drain_deadline().is_some_and(|d| d <= self.now)
+    }
+
+    fn drain_deadline(&self) -> Option<Duration> {
+        self.shutdown_deadline
+            .map(|d| d - SHUTDOWN_TIMEOUT + DRAIN_LIMIT)
     }
 
     /// Done once another leader is known, this is an observer or the only voter, or time ran out.
@@ -800,7 +829,7 @@ impl Replica {
     fn poll_leader(&mut self) {
         let Role::Leader(l) = &self.role else { return };
         if (self.config.voters.len() > 1 && l.check_quorum_deadline <= self.now)
-            || self.shutdown_deadline.is_some()
+            || (self.shutdown_deadline.is_some() && self.drained())
         {
             self.resign();
             return;
