@@ -81,8 +81,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     for node in nodes.iter().flatten() {
-        let status = node.describe().await;
-        println!("{status:?}");
+        if let Some(s) = node.describe().await {
+            println!(
+                "node {:?}: {:?} in epoch {}, high watermark {:?}, log end offset {}",
+                s.node_id, s.role, s.epoch, s.high_watermark, s.log_end_offset
+            );
+        }
+    }
+    for node in nodes.iter().flatten() {
         node.shutdown().await;
     }
     println!("all nodes stopped");
