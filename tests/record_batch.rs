@@ -1,7 +1,10 @@
 //! Record batch v2: round trips, every decoding failure as a typed error, arbitrary bytes never
 //! panic, and byte-for-byte agreement with kafka-python's independent implementation.
 
+mod common;
+
 use bytes::Bytes;
+use common::run_python;
 use kraft::record::{
     BatchBuilder, BatchHeader, BatchIter, BatchKind, ControlRecord, LeaderChangeMessage,
     RecordBatch, RecordError, RecordHeader, next_batch_size,
@@ -326,27 +329,6 @@ fn describe(batch: &RecordBatch) -> Value {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn run_python(mode: &str, path: &std::path::Path) -> Vec<Value> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/record_batch_compat.py"
-    );
-    let out = std::process::Command::new("python3")
-        .args([script, mode, path.to_str().unwrap()])
-        .output()
-        .expect("python3 must be installed (.ci/run installs it with kafka-python)");
-    assert!(
-        out.status.success(),
-        "kafka-python failed (pip install kafka-python): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]

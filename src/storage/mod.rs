@@ -23,6 +23,7 @@ mod meta_properties;
 mod quorum_state_file;
 mod segment;
 mod snapshot;
+mod snapshot_file;
 
 pub use epoch_cache::{EpochEntry, LeaderEpochCache};
 pub use error::StorageError;
@@ -31,6 +32,10 @@ pub use log::{AppendInfo, LogConfig, OffsetPolicy, RecoveryReport, ReplicatedLog
 pub use meta_properties::MetaProperties;
 pub use quorum_state_file::{ElectionState, QuorumStateFile};
 pub use snapshot::{BOOTSTRAP_SNAPSHOT_ID, snapshot_file_name, write_bootstrap_checkpoint};
+pub use snapshot_file::{
+    SnapshotFile, SnapshotFileWriter, list_snapshots, parse_snapshot_name,
+    remove_snapshot_leftovers,
+};
 
 /// The partition directory of a topic inside a log dir (Kafka names it `<topic>-<partition>`;
 /// KRaft has exactly one partition, 0).

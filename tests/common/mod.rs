@@ -55,3 +55,25 @@ pub fn read_all(log: &ReplicatedLog) -> Vec<u8> {
     }
     out
 }
+
+/// Runs `tests/python/record_batch_compat.py MODE PATH` (kafka-python) and parses its JSON lines.
+pub fn run_python(mode: &str, path: &std::path::Path) -> Vec<serde_json::Value> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/record_batch_compat.py"
+    );
+    let out = std::process::Command::new("python3")
+        .args([script, mode, path.to_str().unwrap()])
+        .output()
+        .expect("python3 must be installed (.ci/run installs it with kafka-python)");
+    assert!(
+        out.status.success(),
+        "kafka-python failed (pip install kafka-python): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

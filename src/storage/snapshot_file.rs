@@ -1,0 +1,299 @@
+//! Snapshot checkpoint files in Kafka's format (kraft-protocol.md §7.6): record batches v2
+//! whose offsets start at 0 inside the file, a control batch opening with a SnapshotHeader
+//! first, and a control batch holding the SnapshotFooter last.
+//!
+//! Owns writing (streamed through `<name>.checkpoint.part`, fsynced, atomically renamed, the
+//! directory fsynced), reading and validating, chunked reads for FetchSnapshot, listing, and
+//! removing the leftovers of interrupted writes. It must never leave a file named
+//! `.checkpoint` that a reader would reject, and never hold a whole snapshot in memory.
+
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::error::{IoContext, StorageError};
+use super::fsutil;
+use super::snapshot::snapshot_file_name;
+use crate::record::{
+    BatchBuilder, BatchIter, BatchKind, ControlRecord, MAX_BATCH_BYTES, SnapshotFooterRecord,
+    SnapshotHeaderRecord,
+};
+use crate::types::{Epoch, Offset, OffsetAndEpoch};
+
+/// Suffix of a snapshot being written; never read as a snapshot.
+pub const PARTIAL_SUFFIX: &str = ".checkpoint.part";
+/// Suffix of a finished snapshot.
+pub const CHECKPOINT_SUFFIX: &str = ".checkpoint";
+/// Suffix Kafka gives snapshots marked for deletion; removed at start-up.
+pub const DELETED_SUFFIX: &str = ".checkpoint.deleted";
+/// Bytes of record values gathered into one data batch of a snapshot: large enough to amortise
+/// batch overhead, far below the batch limit, so a writer holds at most this much in memory.
+pub const SNAPSHOT_BATCH_BYTES: usize = 256 << 10;
+
+/// Writes one snapshot, streaming batches to `<name>.checkpoint.part`. Dropped without
+/// [`SnapshotFileWriter::finish`], it deletes the partial file.
+pub struct SnapshotFileWriter {
+    id: OffsetAndEpoch,
+    dir: PathBuf,
+    part: PathBuf,
+    file: Option<File>,
+    next_offset: Offset,
+    timestamp_ms: i64,
+    pending: Vec<Bytes>,
+    pending_bytes: usize,
+}
+
+impl SnapshotFileWriter {
+    /// Starts snapshot `id` (its end offset and epoch) in `dir` with its header batch.
+    pub fn create(
+        dir: &Path,
+        id: OffsetAndEpoch,
+        last_contained_timestamp_ms: i64,
+    ) -> Result<Self, StorageError> {
+        let part = dir.join(format!(
+            "{}{PARTIAL_SUFFIX}",
+            snapshot_file_name(id).trim_end_matches(CHECKPOINT_SUFFIX)
+        ));
+        let file = File::create(&part).at(&part)?;
+        let mut writer = SnapshotFileWriter {
+            id,
+            dir: dir.to_path_buf(),
+            part,
+            file: Some(file),
+            next_offset: Offset(0),
+            timestamp_ms: last_contained_timestamp_ms,
+            pending: Vec::new(),
+            pending_bytes: 0,
+        };
+        let header = ControlRecord::SnapshotHeader(SnapshotHeaderRecord {
+            version: 0,
+            last_contained_log_timestamp: last_contained_timestamp_ms,
+        });
+        writer.write_control(&header)?;
+        Ok(writer)
+    }
+
+    /// Adds record values; they are written in batches of about [`SNAPSHOT_BATCH_BYTES`].
+    pub fn append(&mut self, values: impl IntoIterator<Item = Bytes>) -> Result<(), StorageError> {
+        for value in values {
+            self.pending_bytes += value.len();
+            self.pending.push(value);
+            if self.pending_bytes >= SNAPSHOT_BATCH_BYTES {
+                self.write_pending()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the footer, fsyncs, renames the file into place and fsyncs the directory.
+    pub fn finish(mut self) -> Result<PathBuf, StorageError> {
+        self.write_pending()?;
+        self.write_control(&ControlRecord::SnapshotFooter(SnapshotFooterRecord {
+            version: 0,
+        }))?;
+        let file = self.file.take().expect("open until finished");
+        file.sync_all().at(&self.part)?;
+        drop(file);
+        let path = self.dir.join(snapshot_file_name(self.id));
+        fs::rename(&self.part, &path).at(&path)?;
+        fsutil::fsync_dir(&self.dir)?;
+        Ok(path)
+    }
+
+    fn write_pending(&mut self) -> Result<(), StorageError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut batch = BatchBuilder::new(BatchKind::Data, self.next_offset, self.id.epoch);
+        for value in self.pending.drain(..) {
+            batch
+                .append(self.timestamp_ms, None, Some(&value), &[])
+                .map_err(|e| StorageError::corrupt(&self.part, e.to_string()))?;
+        }
+        self.pending_bytes = 0;
+        self.write_batch(batch)
+    }
+
+    fn write_control(&mut self, record: &ControlRecord) -> Result<(), StorageError> {
+        let mut batch = BatchBuilder::new(BatchKind::Control, self.next_offset, self.id.epoch);
+        batch
+            .append_control(self.timestamp_ms, record)
+            .map_err(|e| StorageError::corrupt(&self.part, e.to_string()))?;
+        self.write_batch(batch)
+    }
+
+    fn write_batch(&mut self, batch: BatchBuilder) -> Result<(), StorageError> {
+        let bytes = batch
+            .build()
+            .map_err(|e| StorageError::corrupt(&self.part, e.to_string()))?;
+        let header = crate::record::BatchHeader::parse(&bytes)
+            .map_err(|e| StorageError::corrupt(&self.part, e.to_string()))?;
+        self.next_offset = header.next_offset();
+        let file = self.file.as_mut().expect("open until finished");
+        file.write_all(&bytes).at(&self.part)
+    }
+}
+
+impl Drop for SnapshotFileWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.part);
+        }
+    }
+}
+
+/// A finished snapshot file, read in chunks (for FetchSnapshot) or batch by batch.
+pub struct SnapshotFile {
+    pub id: OffsetAndEpoch,
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+impl SnapshotFile {
+    pub fn open(dir: &Path, id: OffsetAndEpoch) -> Result<Self, StorageError> {
+        let path = dir.join(snapshot_file_name(id));
+        let size = fs::metadata(&path).at(&path)?.len();
+        Ok(SnapshotFile { id, path, size })
+    }
+
+    /// Up to `max_bytes` from byte `position` (FetchSnapshot's unit; not batch-aligned).
+    pub fn read_chunk(&self, position: u64, max_bytes: usize) -> Result<Bytes, StorageError> {
+        if position > self.size {
+            return Err(StorageError::corrupt(
+                &self.path,
+                format!("position {position} is past the end ({})", self.size),
+            ));
+        }
+        let len = (self.size - position).min(max_bytes as u64) as usize;
+        let mut file = File::open(&self.path).at(&self.path)?;
+        file.seek(SeekFrom::Start(position)).at(&self.path)?;
+        let mut out = vec![0; len];
+        file.read_exact(&mut out).at(&self.path)?;
+        Ok(Bytes::from(out))
+    }
+
+    /// Reads and checks the whole file batch by batch, handing each data record's value to
+    /// `visit`: CRCs, offsets contiguous from 0, a SnapshotHeader first and a SnapshotFooter
+    /// last. Memory stays bounded by one read buffer plus one batch.
+    pub fn for_each_value(&self, mut visit: impl FnMut(Bytes)) -> Result<(), StorageError> {
+        let corrupt = |reason: String| StorageError::corrupt(&self.path, reason);
+        let mut file = File::open(&self.path).at(&self.path)?;
+        let mut buffer = bytes::BytesMut::new();
+        let mut next = Offset(0);
+        let mut saw_footer = false;
+        loop {
+            let size = match crate::record::next_batch_size(&buffer) {
+                Ok(Some(size)) => size,
+                Ok(None) => {
+                    let mut chunk = vec![0; MAX_BATCH_BYTES.min(1 << 20)];
+                    let n = file.read(&mut chunk).at(&self.path)?;
+                    if n == 0 {
+                        break;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    continue;
+                }
+                Err(e) => return Err(corrupt(e.to_string())),
+            };
+            let bytes = buffer.split_to(size).freeze();
+            let batch = BatchIter::new(bytes)
+                .next()
+                .ok_or_else(|| corrupt("an empty batch".into()))?
+                .map_err(|e| corrupt(e.to_string()))?;
+            if saw_footer {
+                return Err(corrupt("a batch after the SnapshotFooter".into()));
+            }
+            if batch.base_offset() != next {
+                return Err(corrupt(format!(
+                    "batch at offset {} where {next} was expected",
+                    batch.base_offset()
+                )));
+            }
+            next = batch.next_offset();
+            saw_footer = check_batch(&batch, &mut visit).map_err(corrupt)?;
+        }
+        if !buffer.is_empty() {
+            return Err(corrupt(format!("{} trailing bytes", buffer.len())));
+        }
+        if next == Offset(0) || !saw_footer {
+            return Err(corrupt("no SnapshotHeader or no SnapshotFooter".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Checks one batch's place in the snapshot; returns whether it holds the footer.
+fn check_batch(
+    batch: &crate::record::RecordBatch,
+    visit: &mut impl FnMut(Bytes),
+) -> Result<bool, String> {
+    let records = batch.decode_records().map_err(|e| e.to_string())?;
+    if !batch.is_control() {
+        if batch.base_offset() == Offset(0) {
+            return Err("the first batch is not the SnapshotHeader".into());
+        }
+        records.into_iter().filter_map(|r| r.value).for_each(visit);
+        return Ok(false);
+    }
+    let mut footer = false;
+    for (i, record) in records.iter().enumerate() {
+        let (Some(key), Some(value)) = (&record.key, &record.value) else {
+            return Err("a control record without key or value".into());
+        };
+        let control = ControlRecord::decode(key, value).map_err(|e| e.to_string())?;
+        let first = batch.base_offset() == Offset(0) && i == 0;
+        match control {
+            ControlRecord::SnapshotHeader(_) if first => {}
+            _ if first => return Err("the first record is not a SnapshotHeader".into()),
+            ControlRecord::SnapshotFooter(_) => footer = true,
+            _ => {}
+        }
+    }
+    Ok(footer)
+}
+
+/// The ids of the finished snapshots in `dir`, oldest first.
+pub fn list_snapshots(dir: &Path) -> Result<Vec<OffsetAndEpoch>, StorageError> {
+    let mut ids = Vec::new();
+    for entry in fs::read_dir(dir).at(dir)? {
+        let name = entry.at(dir)?.file_name();
+        if let Some(id) = name.to_str().and_then(parse_snapshot_name) {
+            ids.push(id);
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+/// `%020d-%010d.checkpoint` back to its id.
+pub fn parse_snapshot_name(name: &str) -> Option<OffsetAndEpoch> {
+    let stem = name.strip_suffix(CHECKPOINT_SUFFIX)?;
+    let (offset, epoch) = stem.split_once('-')?;
+    if offset.len() != 20 || epoch.len() != 10 {
+        return None;
+    }
+    Some(OffsetAndEpoch {
+        offset: Offset(offset.parse().ok()?),
+        epoch: Epoch(epoch.parse().ok()?),
+    })
+}
+
+/// Deletes what interrupted snapshot writes and deletions left (`.checkpoint.part`,
+/// `.checkpoint.deleted`); returns the paths removed.
+pub fn remove_snapshot_leftovers(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir).at(dir)? {
+        let path = entry.at(dir)?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(PARTIAL_SUFFIX) || name.ends_with(DELETED_SUFFIX) {
+            fs::remove_file(&path).at(&path)?;
+            removed.push(path);
+        }
+    }
+    if !removed.is_empty() {
+        fsutil::fsync_dir(dir)?;
+    }
+    Ok(removed)
+}
