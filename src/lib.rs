@@ -18,6 +18,7 @@ pub mod node;
 pub mod protocol;
 pub mod raft;
 pub mod record;
+pub mod state_machine;
 pub mod storage;
 pub mod telemetry;
 pub mod types;
