@@ -42,6 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             partition_dir: dirs[i].path().join("__raft_performance_test-0"),
             log: LogConfig::default(),
             raft: Some(raft),
+            snapshots: Default::default(),
         };
         nodes.push(Some(NodeHandle::start(options).await?));
         println!("node {} listening on {}", i + 1, addresses[i].1);

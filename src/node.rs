@@ -27,6 +27,7 @@
 //!         partition_dir: dir.path().join("events-0"),
 //!         log: LogConfig::default(),
 //!         raft: None, // Kafka's default timers
+//!         snapshots: Default::default(),
 //!     })
 //!     .await
 //!     .unwrap();
@@ -61,10 +62,12 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 pub use crate::actors::node_supervisor::{NodeError, NodeState, SupervisionStats};
+pub use crate::actors::snapshot_writer::SnapshotPolicy;
 pub use crate::actors::supervision::ActorKind;
 #[cfg(feature = "fault-injection")]
 pub use crate::actors::supervision::Fault;
 pub use crate::actors::workload::{Throughput, WorkloadReport, WorkloadSpec};
+pub use crate::state_machine::WorkloadState;
 
 pub use crate::actors::messages::{AppendError, NodeEvent, Status};
 
@@ -74,7 +77,7 @@ use crate::actors::node_supervisor::{
 };
 use crate::raft::RaftConfig;
 use crate::storage::LogConfig;
-use crate::types::{Epoch, NodeId, Offset};
+use crate::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
 
 /// Everything needed to start a node (a subset of `NodeConfig` plus where its log lives).
 #[derive(Debug)]
@@ -91,6 +94,8 @@ pub struct NodeOptions {
     pub log: LogConfig,
     /// Protocol timers and limits (Kafka's defaults unless changed).
     pub raft: Option<RaftConfig>,
+    /// When the node snapshots its state machine (Kafka's defaults: 20 MiB, one hour).
+    pub snapshots: SnapshotPolicy,
 }
 
 impl NodeOptions {
@@ -119,6 +124,7 @@ impl NodeOptions {
             partition_dir: self.partition_dir,
             log: self.log,
             raft,
+            snapshots: self.snapshots,
         })
     }
 }
@@ -210,6 +216,28 @@ impl NodeHandle {
     /// restarts). Read the committed records with [`NodeHandle::read_committed`].
     pub async fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<NodeEvent>> {
         self.supervisor.send(Subscribe).await.ok()
+    }
+
+    /// Writes a snapshot of the state machine now: its id, or `None` when the latest snapshot
+    /// already covers everything applied.
+    pub async fn take_snapshot(&self) -> Result<Option<OffsetAndEpoch>, NodeError> {
+        let parts = self.parts().ok_or(NodeError::Stopped)?;
+        parts
+            .snapshot_writer
+            .send(crate::actors::snapshot_writer::TakeSnapshot)
+            .await
+            .map_err(|_| NodeError::Stopped)?
+            .map_err(|e| NodeError::Storage(crate::storage::StorageError::Failed(e)))
+    }
+
+    /// The server's state machine as applied so far (it follows the high watermark).
+    pub async fn workload_state(&self) -> Option<WorkloadState> {
+        let parts = self.parts()?;
+        parts
+            .snapshot_writer
+            .send(crate::actors::snapshot_writer::GetState)
+            .await
+            .ok()
     }
 
     /// How often the node's actors, and the node itself, were restarted after failures.

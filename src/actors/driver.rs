@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 use super::log_store::LogStore;
 use super::messages::*;
 use super::outbound::OutboundConnection;
+use super::snapshot_writer::CommittedTo;
 use super::supervision::*;
 use crate::protocol::Handshake;
 use crate::raft::{
@@ -93,6 +94,7 @@ pub struct ReplicationDriver {
     /// Records and bytes this node appended to its log (as leader or follower), for statistics.
     appended_records: u64,
     appended_bytes: u64,
+    committed_to: Option<Recipient<CommittedTo>>,
 }
 
 /// Everything the driver needs besides the core itself.
@@ -103,6 +105,8 @@ pub struct DriverParts {
     pub started_at: Duration,
     pub events: tokio::sync::broadcast::Sender<NodeEvent>,
     pub node: Option<Recipient<SupervisionEvent>>,
+    /// Told every high-watermark advance (the snapshot writer's state machine follows it).
+    pub committed_to: Option<Recipient<CommittedTo>>,
 }
 
 impl ReplicationDriver {
@@ -114,6 +118,7 @@ impl ReplicationDriver {
             started_at,
             events,
             node,
+            committed_to,
         } = parts;
         ReplicationDriver {
             replica,
@@ -141,6 +146,7 @@ impl ReplicationDriver {
             flush_wanted: false,
             appended_records: 0,
             appended_bytes: 0,
+            committed_to,
         }
     }
 
@@ -289,6 +295,9 @@ impl ReplicationDriver {
             Action::Proposed { id, result } => self.proposed(id, result),
             Action::HighWatermark(hw) => {
                 self.committed(hw);
+                if let Some(to) = &self.committed_to {
+                    to.do_send(CommittedTo(hw));
+                }
                 let _ = self
                     .events
                     .send(NodeEvent::Committed { high_watermark: hw });

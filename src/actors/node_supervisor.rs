@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, watch};
 use super::driver::{DriverParts, MAX_BUFFERED_EVENTS, Network};
 use super::listener::Listener;
 use super::messages::*;
-use super::snapshot_writer::SnapshotWriter;
+use super::snapshot_writer::{SnapshotPolicy, SnapshotWriter};
 use super::supervision::*;
 use super::workload::{WorkloadProducer, WorkloadSpec};
 use super::{LogStore, ReplicationDriver};
@@ -38,6 +38,7 @@ pub struct NodeSpec {
     pub partition_dir: PathBuf,
     pub log: LogConfig,
     pub raft: RaftConfig,
+    pub snapshots: SnapshotPolicy,
 }
 
 /// The addresses of a running node's actors.
@@ -198,6 +199,16 @@ async fn build(
         cluster_id: spec.cluster_id.clone(),
         node_id: spec.node_id,
     };
+    let snapshot_arbiter = Arbiter::new().handle();
+    let (dir, policy, store, n) = (
+        spec.partition_dir.clone(),
+        spec.snapshots,
+        log_store.clone(),
+        node.clone(),
+    );
+    let snapshot_writer = Supervisor::start_in_arbiter(&snapshot_arbiter, move |_| {
+        SnapshotWriter::new(dir, policy, store, Some(n))
+    });
     let parts = DriverParts {
         raft_config: spec.raft.clone(),
         log_store: log_store.clone(),
@@ -208,16 +219,13 @@ async fn build(
         started_at: now,
         events,
         node: Some(node.clone()),
+        committed_to: Some(snapshot_writer.clone().recipient()),
     };
     let driver = Supervisor::start(move |_| ReplicationDriver::new(replica, actions, parts));
     let listener = spec.listener.clone().map(|socket| {
         let (driver, node) = (driver.clone().recipient(), Some(node.clone()));
         Supervisor::start(move |_| Listener::new(socket, local, driver, node))
     });
-    let snapshot_arbiter = Arbiter::new().handle();
-    let n = node.clone();
-    let snapshot_writer =
-        Supervisor::start_in_arbiter(&snapshot_arbiter, move |_| SnapshotWriter::new(Some(n)));
     let workload = workload.map(|spec| start_workload(driver.clone(), spec, node.clone()));
     Ok(NodeParts {
         driver,

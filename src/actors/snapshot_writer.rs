@@ -1,40 +1,258 @@
-//! The snapshot writer's place in the node: a supervised actor on its own Arbiter, so that
-//! writing a large snapshot never stalls the driver's timers or the log store's fsyncs.
+//! The snapshot writer: owns the server's state machine (`WorkloadState`), applies every
+//! committed batch to it in order, and writes snapshots of it: after
+//! `metadata.log.max.record.bytes.between.snapshots` bytes of committed batches, after
+//! `metadata.log.max.snapshot.interval.ms` if anything was committed, and on request.
 //!
-//! Today it only exists, is supervised and answers `Close` and injected faults; writing,
-//! loading and sending snapshots arrive with the snapshot issue. It must never touch the log:
-//! only the driver mutates the log, through the log store.
+//! Runs on its own Arbiter, so writing a large snapshot never stalls the driver's timers or the
+//! log store's fsyncs. It reads the log only through the log store and only below the high
+//! watermark, so a snapshot never ends past the high watermark. It must never write the log.
+//! Supervised: a restart (or a start) removes leftovers of interrupted snapshot writes, loads
+//! the latest snapshot and replays the committed log after it.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::messages::Close;
+use super::log_store::LogStore;
+use super::messages::{Close, ReadLog};
 use super::supervision::*;
+use crate::record::BatchIter;
+use crate::state_machine::{StateMachine, WorkloadState};
+use crate::storage::{
+    SnapshotFile, SnapshotFileWriter, StorageError, list_snapshots, remove_snapshot_leftovers,
+};
+use crate::types::{Epoch, Offset, OffsetAndEpoch};
+
+/// Bytes of committed log read per step of catching up: bounds the memory a catch-up uses.
+const CATCH_UP_READ_BYTES: u32 = 1 << 20;
+/// How often the time-based snapshot trigger is checked.
+const INTERVAL_CHECK: Duration = Duration::from_secs(1);
+/// Pause before reading again after the log store could not serve a read.
+const READ_RETRY: Duration = Duration::from_millis(100);
+
+/// When snapshots are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    /// After this many bytes of committed batches since the last snapshot.
+    pub max_bytes: u64,
+    /// After this long since the last snapshot, if anything was committed; `None`: never.
+    pub interval: Option<Duration>,
+}
+
+impl Default for SnapshotPolicy {
+    /// Kafka's defaults: 20 MiB, one hour.
+    fn default() -> Self {
+        SnapshotPolicy {
+            max_bytes: 20 << 20,
+            interval: Some(Duration::from_secs(3600)),
+        }
+    }
+}
 
 pub struct SnapshotWriter {
+    dir: PathBuf,
+    policy: SnapshotPolicy,
+    log_store: Addr<LogStore>,
+    state: WorkloadState,
+    /// Epoch of the last batch applied (the epoch a snapshot of this state is named with).
+    last_epoch: Epoch,
+    high_watermark: Offset,
+    reading: bool,
+    bytes_since_snapshot: u64,
+    last_snapshot: Option<OffsetAndEpoch>,
+    last_snapshot_at: Instant,
     closed: bool,
     budget: RestartBudget,
     node: Option<Recipient<SupervisionEvent>>,
 }
 
 impl SnapshotWriter {
-    pub fn new(node: Option<Recipient<SupervisionEvent>>) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        policy: SnapshotPolicy,
+        log_store: Addr<LogStore>,
+        node: Option<Recipient<SupervisionEvent>>,
+    ) -> Self {
         SnapshotWriter {
+            dir,
+            policy,
+            log_store,
+            state: WorkloadState::default(),
+            last_epoch: Epoch(0),
+            high_watermark: Offset(0),
+            reading: false,
+            bytes_since_snapshot: 0,
+            last_snapshot: None,
+            last_snapshot_at: Instant::now(),
             closed: false,
             budget: RestartBudget::default(),
             node,
         }
     }
+
+    /// Rebuilds the state from disk: the latest snapshot, then (by catching up) the log.
+    fn load(&mut self) -> Result<(), StorageError> {
+        for path in remove_snapshot_leftovers(&self.dir)? {
+            tracing::info!(path = %path.display(), "removed an interrupted snapshot file");
+        }
+        self.state = WorkloadState::default();
+        self.last_epoch = Epoch(0);
+        self.last_snapshot = None;
+        if let Some(id) = list_snapshots(&self.dir)?.last().copied() {
+            self.state
+                .load_snapshot(&SnapshotFile::open(&self.dir, id)?)?;
+            self.last_epoch = id.epoch;
+            self.last_snapshot = Some(id);
+            tracing::info!(end_offset = %id.offset, epoch = %id.epoch, records = self.state.records, "loaded snapshot");
+        }
+        self.bytes_since_snapshot = 0;
+        self.last_snapshot_at = Instant::now();
+        Ok(())
+    }
+
+    /// Reads and applies committed batches until the state reaches the high watermark.
+    fn catch_up(&mut self, ctx: &mut Context<Self>) {
+        if self.reading || self.closed || self.state.applied_offset() >= self.high_watermark {
+            return;
+        }
+        self.reading = true;
+        let read = ReadLog {
+            from: self.state.applied_offset(),
+            max_bytes: CATCH_UP_READ_BYTES,
+        };
+        self.log_store
+            .send(read)
+            .into_actor(self)
+            .map(|result, act, ctx| {
+                act.reading = false;
+                match result {
+                    Ok(Ok(bytes)) if !bytes.is_empty() => {
+                        act.apply(bytes);
+                        act.maybe_snapshot();
+                        act.catch_up(ctx);
+                    }
+                    _ => {
+                        ctx.run_later(READ_RETRY, |act, ctx| act.catch_up(ctx));
+                    }
+                }
+            })
+            .spawn(ctx);
+    }
+
+    fn apply(&mut self, bytes: bytes::Bytes) {
+        for batch in BatchIter::new(bytes) {
+            let Ok(batch) = batch else { break };
+            if batch.base_offset() != self.state.applied_offset()
+                || batch.next_offset() > self.high_watermark
+            {
+                break;
+            }
+            if let Err(e) = self.state.apply(&batch) {
+                tracing::error!(error = %e, offset = %batch.base_offset(), "cannot apply a committed batch");
+                break;
+            }
+            self.last_epoch = batch.epoch();
+            self.bytes_since_snapshot += batch.size_in_bytes() as u64;
+        }
+    }
+
+    fn maybe_snapshot(&mut self) {
+        let due_by_size = self.bytes_since_snapshot >= self.policy.max_bytes;
+        let due_by_time = self
+            .policy
+            .interval
+            .is_some_and(|i| self.last_snapshot_at.elapsed() >= i && self.bytes_since_snapshot > 0);
+        if (due_by_size || due_by_time)
+            && let Err(e) = self.write_snapshot()
+        {
+            tracing::error!(error = %e, "cannot write a snapshot");
+        }
+    }
+
+    /// Writes a snapshot of the current state, unless the latest already ends here.
+    fn write_snapshot(&mut self) -> Result<Option<OffsetAndEpoch>, StorageError> {
+        let id = OffsetAndEpoch {
+            offset: self.state.applied_offset(),
+            epoch: self.last_epoch,
+        };
+        if self.last_snapshot == Some(id) || id.offset == Offset(0) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let now_ms = crate::actors::ReplicationDriver::wall_clock_now().as_millis() as i64;
+        let mut writer = SnapshotFileWriter::create(&self.dir, id, now_ms)?;
+        self.state.write_snapshot(&mut writer)?;
+        let path = writer.finish()?;
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, records = self.state.records, elapsed_ms = started.elapsed().as_millis() as u64, "wrote snapshot");
+        self.last_snapshot = Some(id);
+        self.last_snapshot_at = Instant::now();
+        self.bytes_since_snapshot = 0;
+        Ok(Some(id))
+    }
 }
 
 impl Actor for SnapshotWriter {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
+        if let Err(e) = self.load() {
+            tracing::error!(error = %e, "cannot load the latest snapshot; starting from an empty state");
+            self.state = WorkloadState::default();
+        }
+        ctx.run_interval(INTERVAL_CHECK, |act, _| act.maybe_snapshot());
+        self.catch_up(ctx);
+    }
 }
 
 impl Supervised for SnapshotWriter {
     fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.reading = false;
         if !self.closed {
             on_restart(ctx, ActorKind::SnapshotWriter, &mut self.budget, &self.node);
         }
+    }
+}
+
+/// Everything below this offset is committed (sent by the driver as the high watermark moves).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CommittedTo(pub Offset);
+
+impl Handler<CommittedTo> for SnapshotWriter {
+    type Result = ();
+    fn handle(&mut self, msg: CommittedTo, ctx: &mut Context<Self>) {
+        self.high_watermark = self.high_watermark.max(msg.0);
+        self.catch_up(ctx);
+    }
+}
+
+/// Writes a snapshot of everything applied so far; `None` when the latest snapshot already
+/// ends there (or nothing is committed yet).
+#[derive(Message)]
+#[rtype(result = "Result<Option<OffsetAndEpoch>, String>")]
+pub struct TakeSnapshot;
+
+impl Handler<TakeSnapshot> for SnapshotWriter {
+    type Result = Result<Option<OffsetAndEpoch>, String>;
+    fn handle(&mut self, _: TakeSnapshot, _: &mut Context<Self>) -> Self::Result {
+        self.write_snapshot().map_err(|e| e.to_string())
+    }
+}
+
+/// The state machine as applied so far.
+#[derive(Message)]
+#[rtype(result = "WorkloadState")]
+pub struct GetState;
+
+impl Handler<GetState> for SnapshotWriter {
+    type Result = MessageResult<GetState>;
+    fn handle(&mut self, _: GetState, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.state)
     }
 }
 

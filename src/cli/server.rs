@@ -13,7 +13,7 @@ use clap::Args;
 
 use super::{CliError, ConfigArgs};
 use crate::config::NodeConfig;
-use crate::node::{NodeHandle, NodeOptions, Throughput};
+use crate::node::{NodeHandle, NodeOptions, SnapshotPolicy, Throughput};
 use crate::raft::RaftConfig;
 use crate::storage::{self, LogConfig, MetaProperties};
 use crate::uuid::Uuid;
@@ -215,6 +215,10 @@ fn node_options(
             ..LogConfig::default()
         },
         raft: Some(raft),
+        snapshots: SnapshotPolicy {
+            max_bytes: config.metadata_log.max_record_bytes_between_snapshots,
+            interval: config.metadata_log.max_snapshot_interval,
+        },
     }
 }
 

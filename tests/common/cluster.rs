@@ -42,6 +42,7 @@ impl Cluster {
             partition_dir: self.dirs[i].path().join("__raft_performance_test-0"),
             log: LogConfig::default(),
             raft: Some(raft_config()),
+            snapshots: Default::default(),
         }
     }
 
