@@ -367,3 +367,53 @@ proptest! {
         prop_assert_eq!(read_all(&log), all);
     }
 }
+
+#[test]
+fn cleaning_deletes_whole_flushed_segments_below_an_offset_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small());
+    // Epoch 1 then epoch 2, ten records per batch of 100-byte values: many 1 KiB segments.
+    let mut base = 0;
+    for (epoch, batches) in [(1, 20), (2, 20)] {
+        for _ in 0..batches {
+            log.append(
+                batch(base, epoch, 10, 100, epoch as u8),
+                OffsetPolicy::Validate,
+            )
+            .unwrap();
+            base += 10;
+        }
+    }
+    let files_before = log.segment_files().len();
+    // Nothing unflushed is ever deleted.
+    assert!(log.delete_segments_below(Offset(250)).unwrap().is_empty());
+    log.flush().unwrap();
+    let deleted = log.delete_segments_below(Offset(250)).unwrap();
+    assert!(!deleted.is_empty());
+    assert!(deleted.iter().all(|p| !p.exists()));
+    let start = log.log_start_offset();
+    assert!(start <= Offset(250) && start > Offset(0), "{start}");
+    assert_eq!(log.segment_files().len() + deleted.len() / 2, files_before);
+    assert!(matches!(
+        log.read(Offset(0), 100),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    // The epoch in force at the new start is kept, starting there.
+    assert_eq!(log.epoch_entries()[0].epoch, Epoch(2));
+    assert_eq!(log.epoch_entries()[0].start_offset, start);
+    let tail = read_all(&log);
+    drop(log);
+
+    let (mut log, report) = ReplicatedLog::open(dir.path(), small()).unwrap();
+    assert!(report.truncations.is_empty(), "{report:?}");
+    assert_eq!(report.rebuilt_epoch_checkpoint, None, "{report:?}");
+    assert_eq!(log.log_start_offset(), start);
+    assert_eq!(read_all(&log), tail);
+    // Appends continue, and the active segment is never deleted.
+    log.append(batch(400, 2, 1, 10, 9), OffsetPolicy::Validate)
+        .unwrap();
+    log.flush().unwrap();
+    log.delete_segments_below(Offset(10_000)).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(401));
+    assert!(log.read(log.log_start_offset(), 1 << 20).is_ok());
+}

@@ -105,6 +105,21 @@ impl LeaderEpochCache {
         true
     }
 
+    /// Forgets epochs that ended before `start_offset` (log cleaning); the epoch in force at
+    /// `start_offset` is kept and now starts there.
+    pub fn truncate_from_start(&mut self, start_offset: Offset) -> bool {
+        let in_force = self
+            .entries
+            .partition_point(|e| e.start_offset <= start_offset);
+        if in_force == 0 {
+            return false;
+        }
+        let before = self.entries.clone();
+        self.entries.drain(..in_force - 1);
+        self.entries[0].start_offset = start_offset;
+        self.entries != before
+    }
+
     /// Forgets epochs that start at or after `end_offset` (after a log truncation).
     pub fn truncate_from_end(&mut self, end_offset: Offset) -> bool {
         let keep = self

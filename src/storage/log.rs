@@ -437,6 +437,52 @@ impl ReplicatedLog {
         }
     }
 
+    /// Log cleaning: deletes every whole segment that lies below `offset` (a snapshot's end),
+    /// never the active one, and moves the log start offset to the first remaining segment.
+    /// The epoch checkpoint keeps the epoch in force at the new start. Returns the deleted files.
+    pub fn delete_segments_below(&mut self, offset: Offset) -> Result<Vec<PathBuf>, StorageError> {
+        self.check_usable()?;
+        let result = self.delete_prefix(offset);
+        self.fail(result)
+    }
+
+    fn delete_prefix(&mut self, offset: Offset) -> Result<Vec<PathBuf>, StorageError> {
+        let doomed: Vec<Offset> = self
+            .segments
+            .keys()
+            .zip(self.segments.keys().skip(1))
+            .take_while(|(_, next)| **next <= offset.min(self.flushed_offset))
+            .map(|(base, _)| *base)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let new_start = *self
+            .segments
+            .keys()
+            .nth(doomed.len())
+            .expect("the active segment stays");
+        // The checkpoint first: a crash after it but before the deletions leaves segments that
+        // recovery keeps; the other order could leave a checkpoint naming deleted offsets.
+        if self.epochs.truncate_from_start(new_start) {
+            self.epochs.persist()?;
+        }
+        let mut deleted = Vec::new();
+        for base in doomed {
+            drop(self.segments.remove(&base));
+            for name in [log_file_name(base), index_file_name(base)] {
+                let path = self.dir.join(name);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => deleted.push(path),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io(&path, e)),
+                }
+            }
+        }
+        fsutil::fsync_dir(&self.dir)?;
+        Ok(deleted)
+    }
+
     /// Removes the batch holding `offset` and everything after it, durably, and forgets epochs
     /// that started there. Returns the new log end offset (the removed batch's base offset, which
     /// is `offset` when it is a batch boundary).
