@@ -26,6 +26,8 @@ fn options(dir: &std::path::Path) -> NodeOptions {
         snapshots: SnapshotPolicy {
             max_bytes: 64 << 10,
             interval: None,
+            retention_bytes: None,
+            retention: None,
         },
     }
 }

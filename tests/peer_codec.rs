@@ -44,6 +44,10 @@ fn every_message() -> Vec<PeerMessage> {
             offset: Offset(50),
             epoch: Epoch(3),
         }),
+        snapshot_id: Some(OffsetAndEpoch {
+            offset: Offset(40),
+            epoch: Epoch(2),
+        }),
         records: Bytes::from(vec![7u8; 100_000]),
     };
     let epoch = EpochResponse {

@@ -7,9 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use kraft::raft::{
     Action, BeginQuorumEpochRequest, EndQuorumEpochRequest, EpochResponse, EpochStart, ErrorCode,
-    FetchRequest, FetchResponse, InboundId, Input, LogView, PersistedElection, ProposalId,
-    ProposeError, RaftConfig, Replica, Request, RequestId, Response, RoleKind, VoteRequest,
-    VoteResponse,
+    FETCH_SNAPSHOT_MAX_BYTES, FetchRequest, FetchResponse, FetchSnapshotRequest,
+    FetchSnapshotResponse, InboundId, Input, LogView, PersistedElection, ProposalId, ProposeError,
+    RaftConfig, Replica, Request, RequestId, Response, RoleKind, VoteRequest, VoteResponse,
 };
 use kraft::record::{BatchBuilder, BatchKind, ControlRecord, RecordBatch};
 use kraft::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
@@ -716,6 +716,7 @@ fn fetch_response(epoch: i32, hw: Option<i64>, records: Bytes) -> Response {
         high_watermark: hw.map(Offset),
         log_start_offset: Offset(0),
         diverging_epoch: None,
+        snapshot_id: None,
         records,
     })
 }
@@ -1007,6 +1008,7 @@ fn a_follower_truncates_where_the_leader_says_the_logs_diverge() {
             offset: Offset(4),
             epoch: Epoch(1),
         }),
+        snapshot_id: None,
         records: Bytes::new(),
     };
     let actions = r.step(
@@ -1097,6 +1099,7 @@ fn an_idless_observer_fetches_with_no_replica_id_and_finds_the_leader() {
         high_watermark: None,
         log_start_offset: Offset(0),
         diverging_epoch: None,
+        snapshot_id: None,
         records: Bytes::new(),
     });
     o.step(
@@ -1400,4 +1403,259 @@ fn answers_to_requests_of_a_previous_state_are_ignored() {
         (p.role(), p.epoch(), p.leader_id()),
         (RoleKind::Follower, Epoch(0), Some(n(3)))
     );
+}
+
+// ---- snapshots: Fetch redirect and FetchSnapshot (§4.6) -----------------------------------------
+
+const SNAPSHOT: OffsetAndEpoch = OffsetAndEpoch {
+    offset: Offset(1),
+    epoch: Epoch(1),
+};
+
+/// Leader 1 whose log start moved to 1, covered by a snapshot ending at 1.
+fn leader_with_snapshot() -> (Replica, Duration) {
+    let (mut l, at) = leader();
+    l.step(at, Input::SnapshotWritten { id: SNAPSHOT });
+    l.step(at, Input::LogStartAdvanced { offset: Offset(1) });
+    (l, at)
+}
+
+fn fetch_snapshot(epoch: i32, id: OffsetAndEpoch, position: u64) -> Request {
+    Request::FetchSnapshot(FetchSnapshotRequest {
+        cluster_id: CLUSTER.into(),
+        replica_id: Some(n(2)),
+        current_leader_epoch: Epoch(epoch),
+        snapshot_id: id,
+        position,
+        max_bytes: u32::MAX,
+    })
+}
+
+fn fetch_snapshot_error(actions: &[Action]) -> ErrorCode {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Respond {
+                response: Response::FetchSnapshot(r),
+                ..
+            } => Some(r.error),
+            _ => None,
+        })
+        .expect("a FetchSnapshot error answer")
+}
+
+#[test]
+fn a_fetch_below_the_log_start_is_told_the_snapshot_id() {
+    let (mut l, at) = leader_with_snapshot();
+    let actions = l.step(
+        at,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::Fetch(fetch(Some(2), 1, 0, 0)),
+        },
+    );
+    let (response, read_from) = respond_fetch(&actions);
+    assert_eq!(response.snapshot_id, Some(SNAPSHOT));
+    assert_eq!(read_from, None, "no records with a snapshot id");
+    // At the log start, records as usual.
+    let actions = l.step(
+        at,
+        Input::Request {
+            from: InboundId(2),
+            request: Request::Fetch(fetch(Some(3), 1, 1, 1)),
+        },
+    );
+    let (response, read_from) = respond_fetch(&actions);
+    assert_eq!((response.snapshot_id, read_from), (None, Some(Offset(1))));
+}
+
+#[test]
+fn fetch_snapshot_is_served_by_position_and_its_errors_are_answered() {
+    let (mut l, at) = leader_with_snapshot();
+    let actions = l.step(
+        at,
+        Input::Request {
+            from: InboundId(1),
+            request: fetch_snapshot(1, SNAPSHOT, 7),
+        },
+    );
+    let served = actions.iter().find_map(|a| match a {
+        Action::RespondFetchSnapshot {
+            response,
+            max_bytes,
+            ..
+        } => Some((response.clone(), *max_bytes)),
+        _ => None,
+    });
+    let (response, max_bytes) = served.expect("a chunk to read");
+    assert_eq!(
+        (response.error, response.snapshot_id, response.position),
+        (ErrorCode::None, SNAPSHOT, 7)
+    );
+    assert_eq!(max_bytes, FETCH_SNAPSHOT_MAX_BYTES, "capped");
+
+    let unknown = OffsetAndEpoch {
+        offset: Offset(5),
+        epoch: Epoch(1),
+    };
+    for (request, error) in [
+        (fetch_snapshot(1, unknown, 0), ErrorCode::SnapshotNotFound),
+        (fetch_snapshot(0, SNAPSHOT, 0), ErrorCode::FencedLeaderEpoch),
+        (
+            fetch_snapshot(2, SNAPSHOT, 0),
+            ErrorCode::UnknownLeaderEpoch,
+        ),
+    ] {
+        let actions = l.step(
+            at,
+            Input::Request {
+                from: InboundId(9),
+                request,
+            },
+        );
+        assert_eq!(fetch_snapshot_error(&actions), error);
+    }
+}
+
+fn snapshot_chunk(position: u64, bytes: &'static [u8], size: u64, error: ErrorCode) -> Response {
+    Response::FetchSnapshot(FetchSnapshotResponse {
+        error,
+        leader_id: Some(n(1)),
+        leader_epoch: Epoch(2),
+        snapshot_id: BIG_SNAPSHOT,
+        size,
+        position,
+        bytes: Bytes::from_static(bytes),
+    })
+}
+
+const BIG_SNAPSHOT: OffsetAndEpoch = OffsetAndEpoch {
+    offset: Offset(100),
+    epoch: Epoch(2),
+};
+
+/// The request the follower sent to leader 1 in these actions, and its id.
+fn sent_to_leader(actions: &[Action]) -> (RequestId, Request) {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Send {
+                to,
+                request_id,
+                request,
+            } if *to == n(1) => Some((*request_id, request.clone())),
+            _ => None,
+        })
+        .expect("a request to the leader")
+}
+
+fn answer(r: &mut Replica, id: RequestId, response: Response) -> Vec<Action> {
+    r.step(
+        T0,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response,
+        },
+    )
+}
+
+#[test]
+fn a_follower_pulls_the_snapshot_in_chunks_resumes_and_installs_it() {
+    let (mut r, id) = follower();
+    let mut redirect = match fetch_response(2, Some(100), Bytes::new()) {
+        Response::Fetch(f) => f,
+        _ => unreachable!(),
+    };
+    redirect.snapshot_id = Some(BIG_SNAPSHOT);
+    let actions = answer(&mut r, id, Response::Fetch(redirect));
+    let (id, request) = sent_to_leader(&actions);
+    assert!(
+        matches!(&request, Request::FetchSnapshot(f) if f.position == 0 && f.snapshot_id == BIG_SNAPSHOT),
+        "{request:?}"
+    );
+
+    // A first chunk: written at 0, then the next position is asked for.
+    let actions = answer(
+        &mut r,
+        id,
+        snapshot_chunk(0, b"0123456789", 25, ErrorCode::None),
+    );
+    assert!(actions.contains(&Action::WriteSnapshotChunk {
+        id: BIG_SNAPSHOT,
+        position: 0,
+        bytes: Bytes::from_static(b"0123456789"),
+    }));
+    let (id, request) = sent_to_leader(&actions);
+    assert!(matches!(&request, Request::FetchSnapshot(f) if f.position == 10));
+
+    // A lost answer (the connection dropped): after the retry backoff the same position is
+    // asked for again.
+    r.step(
+        T0,
+        Input::RequestFailed {
+            to: n(1),
+            request_id: id,
+        },
+    );
+    let (_, actions) = tick_to_deadline(&mut r);
+    let (id, request) = sent_to_leader(&actions);
+    assert!(
+        matches!(&request, Request::FetchSnapshot(f) if f.position == 10),
+        "{request:?}"
+    );
+
+    // The leader says the position is out of range: start over from 0.
+    let actions = answer(
+        &mut r,
+        id,
+        snapshot_chunk(10, b"", 25, ErrorCode::PositionOutOfRange),
+    );
+    let (id, request) = sent_to_leader(&actions);
+    assert!(matches!(&request, Request::FetchSnapshot(f) if f.position == 0));
+
+    // The whole snapshot in one chunk: written, then installed; no fetch until installed.
+    let actions = answer(
+        &mut r,
+        id,
+        snapshot_chunk(0, b"0123456789012345678901234", 25, ErrorCode::None),
+    );
+    assert!(actions.contains(&Action::InstallSnapshot { id: BIG_SNAPSHOT }));
+    assert!(sends(&actions).is_empty(), "{actions:?}");
+    let actions = r.step(T0, Input::SnapshotInstalled { id: BIG_SNAPSHOT });
+    assert!(
+        actions.contains(&Action::HighWatermark(Offset(100))),
+        "{actions:?}"
+    );
+    let (_, request) = sent_to_leader(&actions);
+    match request {
+        Request::Fetch(f) => {
+            assert_eq!(
+                (f.fetch_offset, f.last_fetched_epoch),
+                (Offset(100), Epoch(2))
+            )
+        }
+        other => panic!("expected a Fetch, got {other:?}"),
+    }
+    assert_eq!(r.log().log_start_offset(), Offset(100));
+}
+
+#[test]
+fn a_follower_told_the_snapshot_is_gone_fetches_again() {
+    let (mut r, id) = follower();
+    let mut redirect = match fetch_response(2, Some(100), Bytes::new()) {
+        Response::Fetch(f) => f,
+        _ => unreachable!(),
+    };
+    redirect.snapshot_id = Some(BIG_SNAPSHOT);
+    let actions = answer(&mut r, id, Response::Fetch(redirect));
+
+    let (id, _) = sent_to_leader(&actions);
+    let actions = answer(
+        &mut r,
+        id,
+        snapshot_chunk(0, b"", 0, ErrorCode::SnapshotNotFound),
+    );
+    let (_, request) = sent_to_leader(&actions);
+    assert!(matches!(request, Request::Fetch(_)), "{request:?}");
 }

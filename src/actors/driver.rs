@@ -21,7 +21,10 @@ use tokio::sync::oneshot;
 use super::log_store::LogStore;
 use super::messages::*;
 use super::outbound::OutboundConnection;
-use super::snapshot_writer::CommittedTo;
+use super::snapshot_writer::{
+    CommittedTo, ForgetSnapshotsBefore, InstallSnapshot, ReadSnapshotChunk, SetSnapshotListener,
+    SnapshotWriter, WriteSnapshotChunk,
+};
 use super::supervision::*;
 use crate::protocol::Handshake;
 use crate::raft::{
@@ -94,7 +97,8 @@ pub struct ReplicationDriver {
     /// Records and bytes this node appended to its log (as leader or follower), for statistics.
     appended_records: u64,
     appended_bytes: u64,
-    committed_to: Option<Recipient<CommittedTo>>,
+    snapshot_writer: Option<Addr<SnapshotWriter>>,
+    retention: CleanLog,
 }
 
 /// Everything the driver needs besides the core itself.
@@ -105,8 +109,11 @@ pub struct DriverParts {
     pub started_at: Duration,
     pub events: tokio::sync::broadcast::Sender<NodeEvent>,
     pub node: Option<Recipient<SupervisionEvent>>,
-    /// Told every high-watermark advance (the snapshot writer's state machine follows it).
-    pub committed_to: Option<Recipient<CommittedTo>>,
+    /// Told every high-watermark advance (its state machine follows it); serves and installs
+    /// snapshots.
+    pub snapshot_writer: Option<Addr<SnapshotWriter>>,
+    /// Log cleaning after each new snapshot.
+    pub retention: CleanLog,
 }
 
 impl ReplicationDriver {
@@ -118,7 +125,8 @@ impl ReplicationDriver {
             started_at,
             events,
             node,
-            committed_to,
+            snapshot_writer,
+            retention,
         } = parts;
         ReplicationDriver {
             replica,
@@ -146,7 +154,8 @@ impl ReplicationDriver {
             flush_wanted: false,
             appended_records: 0,
             appended_bytes: 0,
-            committed_to,
+            snapshot_writer,
+            retention,
         }
     }
 
@@ -199,7 +208,8 @@ impl ReplicationDriver {
             recovered.log_start_offset,
             recovered.log_end_offset,
             recovered.epochs,
-        );
+        )
+        .with_snapshot(recovered.latest_snapshot);
         Replica::start(config, recovered.election, view, now, seed)
     }
 
@@ -292,11 +302,44 @@ impl ReplicationDriver {
                     }),
                 }
             }
+            Action::RespondFetchSnapshot {
+                to,
+                response,
+                max_bytes,
+            } => {
+                if let (Some((deliver, correlation_id)), Some(writer)) =
+                    (self.inbound.remove(&to), &self.snapshot_writer)
+                {
+                    writer.do_send(ReadSnapshotChunk {
+                        response,
+                        max_bytes,
+                        correlation_id,
+                        deliver,
+                    });
+                }
+            }
+            Action::WriteSnapshotChunk {
+                id,
+                position,
+                bytes,
+            } => {
+                if let Some(writer) = &self.snapshot_writer {
+                    writer.do_send(WriteSnapshotChunk {
+                        id,
+                        position,
+                        bytes,
+                    });
+                }
+            }
+            Action::InstallSnapshot { id } => match &self.snapshot_writer {
+                Some(writer) => writer.do_send(InstallSnapshot(id)),
+                None => self.begin_rebuild(),
+            },
             Action::Proposed { id, result } => self.proposed(id, result),
             Action::HighWatermark(hw) => {
                 self.committed(hw);
-                if let Some(to) = &self.committed_to {
-                    to.do_send(CommittedTo(hw));
+                if let Some(writer) = &self.snapshot_writer {
+                    writer.do_send(CommittedTo(hw));
                 }
                 let _ = self
                     .events
@@ -470,6 +513,9 @@ impl Actor for ReplicationDriver {
         }
         self.started_once = true;
         self.log_store.do_send(SetDriver(ctx.address().recipient()));
+        if let Some(writer) = &self.snapshot_writer {
+            writer.do_send(SetSnapshotListener(ctx.address().recipient()));
+        }
         for (peer, address) in self.network.peers.clone() {
             let local = self.network.local.clone();
             let driver = ctx.address().recipient();
@@ -512,6 +558,16 @@ impl Handler<IoDone> for ReplicationDriver {
                 self.rebuilt(*outcome, ctx)
             }
             IoDone::Recovered(_) => {}
+            IoDone::LogStartAdvanced {
+                start,
+                snapshots_before,
+            } => {
+                self.step(Input::LogStartAdvanced { offset: start }, ctx);
+                if let Some(writer) = &self.snapshot_writer {
+                    writer.do_send(ForgetSnapshotsBefore(snapshots_before));
+                }
+            }
+            IoDone::LogReset(id) => self.step(Input::SnapshotInstalled { id }, ctx),
         }
     }
 }
@@ -643,6 +699,9 @@ fn input_kind(input: &Input) -> &'static str {
         Input::Flushed { .. } => "flushed",
         Input::Propose { .. } => "propose",
         Input::Shutdown => "shutdown",
+        Input::SnapshotWritten { .. } => "snapshot-written",
+        Input::LogStartAdvanced { .. } => "log-start-advanced",
+        Input::SnapshotInstalled { .. } => "snapshot-installed",
     }
 }
 
@@ -673,6 +732,25 @@ impl Handler<InjectPeerFault> for ReplicationDriver {
                 true
             }
             None => false,
+        }
+    }
+}
+
+impl Handler<SnapshotEvent> for ReplicationDriver {
+    type Result = ();
+
+    fn handle(&mut self, event: SnapshotEvent, ctx: &mut Context<Self>) {
+        match event {
+            SnapshotEvent::Written(id) => {
+                self.step(Input::SnapshotWritten { id }, ctx);
+                if !self.stopped && self.rebuilding.is_none() {
+                    self.log_store.do_send(self.retention);
+                }
+            }
+            // The log is replaced only once the state machine holds the snapshot.
+            SnapshotEvent::Installed(Ok(id)) => self.log_store.do_send(ResetLog(id)),
+            // A transfer that cannot be installed starts over with a fresh core.
+            SnapshotEvent::Installed(Err(_)) => self.begin_rebuild(),
         }
     }
 }

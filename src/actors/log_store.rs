@@ -21,7 +21,9 @@ use super::supervision::*;
 use crate::raft::{EpochStart, PersistedElection};
 use crate::storage::{
     ElectionState, LogConfig, OffsetPolicy, QuorumStateFile, ReplicatedLog, StorageError,
+    list_snapshots, snapshot_file_name,
 };
+use crate::types::Offset;
 
 pub struct LogStore {
     partition_dir: PathBuf,
@@ -83,6 +85,7 @@ impl LogStore {
                 })
                 .collect(),
             election,
+            latest_snapshot: list_snapshots(&self.partition_dir)?.last().copied(),
         };
         self.log = Some(log);
         self.failed = false;
@@ -238,6 +241,74 @@ impl Handler<FlushLog> for LogStore {
         self.write(ctx, |log, _| {
             log.flush()
                 .map(|()| Some(IoDone::Flushed(log.log_end_offset())))
+        });
+    }
+}
+
+impl Handler<CleanLog> for LogStore {
+    type Result = ();
+    fn handle(&mut self, msg: CleanLog, ctx: &mut Context<Self>) {
+        let dir = self.partition_dir.clone();
+        self.write(ctx, |log, _| {
+            let Some(target) = cleaning_target(log, &dir, msg)? else {
+                return Ok(None);
+            };
+            let deleted = log.delete_segments_below(target)?;
+            if !deleted.is_empty() {
+                tracing::info!(log_start_offset = %log.log_start_offset(), snapshot = %target, files = deleted.len(), "cleaned the log");
+            }
+            Ok(Some(IoDone::LogStartAdvanced {
+                start: log.log_start_offset(),
+                snapshots_before: target,
+            }))
+        });
+    }
+}
+
+/// The snapshot end offset retention lets the log start move to (kraft-protocol.md §7.7):
+/// walking snapshots oldest first, each is dropped while the log plus snapshots exceed the size
+/// bound or it is older than the age bound; the newest is always kept.
+fn cleaning_target(
+    log: &ReplicatedLog,
+    dir: &std::path::Path,
+    policy: CleanLog,
+) -> Result<Option<Offset>, StorageError> {
+    let snapshots = list_snapshots(dir)?;
+    let sized: Vec<(Offset, u64, Option<std::time::Duration>)> = snapshots
+        .iter()
+        .map(|id| {
+            let meta = std::fs::metadata(dir.join(snapshot_file_name(*id))).ok();
+            let age = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok());
+            (id.offset, meta.map_or(0, |m| m.len()), age)
+        })
+        .collect();
+    let mut total = log.size_bytes() + sized.iter().map(|s| s.1).sum::<u64>();
+    let mut target = None;
+    for pair in sized.windows(2) {
+        let (older, next) = (pair[0], pair[1]);
+        let too_big = policy.max_bytes.is_some_and(|max| total > max);
+        let too_old = policy
+            .max_age
+            .is_some_and(|max| older.2.is_some_and(|age| age > max));
+        if !(too_big || too_old) {
+            break;
+        }
+        total = total.saturating_sub(older.1 + log.bytes_below(next.0));
+        target = Some(next.0);
+    }
+    Ok(target.filter(|t| *t > log.log_start_offset()))
+}
+
+impl Handler<ResetLog> for LogStore {
+    type Result = ();
+    fn handle(&mut self, msg: ResetLog, ctx: &mut Context<Self>) {
+        self.write(ctx, |log, _| {
+            let deleted = log.reset_to(msg.0)?;
+            tracing::info!(log_start_offset = %msg.0.offset, epoch = %msg.0.epoch, deleted_files = deleted.len(), "replaced the log with an installed snapshot");
+            Ok(Some(IoDone::LogReset(msg.0)))
         });
     }
 }

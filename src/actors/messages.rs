@@ -14,6 +14,8 @@ pub struct Recovered {
     pub log_end_offset: Offset,
     pub epochs: Vec<EpochStart>,
     pub election: Option<PersistedElection>,
+    /// The newest snapshot in the partition directory.
+    pub latest_snapshot: Option<crate::types::OffsetAndEpoch>,
 }
 
 /// Opens (and recovers) the log and reads the election state.
@@ -52,6 +54,22 @@ pub struct AppendBatches(pub Bytes);
 #[rtype(result = "()")]
 pub struct TruncateTo(pub Offset);
 
+/// Log cleaning by the retention rules (kraft-protocol.md §7.7): with at least two snapshots,
+/// moves the log start to the next snapshot while the log and snapshots exceed `max_bytes` or
+/// the older snapshot is older than `max_age`; completes with `IoDone::LogStartAdvanced`.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CleanLog {
+    pub max_bytes: Option<u64>,
+    pub max_age: Option<std::time::Duration>,
+}
+
+/// Replaces the log with an empty one starting at a snapshot's end (installing a fetched
+/// snapshot); completes with `IoDone::LogReset`.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct ResetLog(pub crate::types::OffsetAndEpoch);
+
 /// Makes the log durable; completes with `IoDone::Flushed`.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -77,6 +95,24 @@ pub enum IoDone {
     Restarted,
     /// The answer to `Rebuild`: what is on disk now.
     Recovered(Box<Result<Recovered, String>>),
+    /// Cleaning moved the log start to `start`; snapshots ending before `snapshots_before` are
+    /// no longer needed.
+    LogStartAdvanced {
+        start: Offset,
+        snapshots_before: Offset,
+    },
+    /// The log now starts and ends at this snapshot's end.
+    LogReset(crate::types::OffsetAndEpoch),
+}
+
+/// What the snapshot writer tells the driver.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub enum SnapshotEvent {
+    /// A snapshot of the local state machine was written.
+    Written(crate::types::OffsetAndEpoch),
+    /// A fetched snapshot was verified, put in place and loaded (or could not be).
+    Installed(Result<crate::types::OffsetAndEpoch, String>),
 }
 
 /// Why an append was not committed.

@@ -219,7 +219,11 @@ async fn build(
         started_at: now,
         events,
         node: Some(node.clone()),
-        committed_to: Some(snapshot_writer.clone().recipient()),
+        snapshot_writer: Some(snapshot_writer.clone()),
+        retention: CleanLog {
+            max_bytes: spec.snapshots.retention_bytes,
+            max_age: spec.snapshots.retention,
+        },
     };
     let driver = Supervisor::start(move |_| ReplicationDriver::new(replica, actions, parts));
     let listener = spec.listener.clone().map(|socket| {

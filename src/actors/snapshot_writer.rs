@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::log_store::LogStore;
-use super::messages::{Close, ReadLog};
+use super::messages::{Close, ReadLog, SendResponse, SnapshotEvent};
 use super::supervision::*;
+use crate::raft::{ErrorCode, FetchSnapshotResponse, Response};
 use crate::record::BatchIter;
 use crate::state_machine::{StateMachine, WorkloadState};
 use crate::storage::{
-    SnapshotFile, SnapshotFileWriter, StorageError, list_snapshots, remove_snapshot_leftovers,
+    SnapshotFile, SnapshotFileWriter, StorageError, complete_partial, delete_snapshots_before,
+    list_snapshots, remove_snapshot_leftovers, write_partial_chunk,
 };
 use crate::types::{Epoch, Offset, OffsetAndEpoch};
 
@@ -38,14 +40,21 @@ pub struct SnapshotPolicy {
     pub max_bytes: u64,
     /// After this long since the last snapshot, if anything was committed; `None`: never.
     pub interval: Option<Duration>,
+    /// Log cleaning: while the log plus snapshots exceed this, the log start moves to the next
+    /// snapshot (`metadata.max.retention.bytes`; `None`: no bound).
+    pub retention_bytes: Option<u64>,
+    /// ... or while the older snapshot is older than this (`metadata.max.retention.ms`).
+    pub retention: Option<Duration>,
 }
 
 impl Default for SnapshotPolicy {
-    /// Kafka's defaults: 20 MiB, one hour.
+    /// Kafka's defaults: a snapshot per 20 MiB or hour; retention 100 MiB and 7 days.
     fn default() -> Self {
         SnapshotPolicy {
             max_bytes: 20 << 20,
             interval: Some(Duration::from_secs(3600)),
+            retention_bytes: Some(100 << 20),
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
         }
     }
 }
@@ -62,6 +71,8 @@ pub struct SnapshotWriter {
     bytes_since_snapshot: u64,
     last_snapshot: Option<OffsetAndEpoch>,
     last_snapshot_at: Instant,
+    /// Told about written and installed snapshots (the driver).
+    listener: Option<Recipient<SnapshotEvent>>,
     closed: bool,
     budget: RestartBudget,
     node: Option<Recipient<SupervisionEvent>>,
@@ -85,6 +96,7 @@ impl SnapshotWriter {
             bytes_since_snapshot: 0,
             last_snapshot: None,
             last_snapshot_at: Instant::now(),
+            listener: None,
             closed: false,
             budget: RestartBudget::default(),
             node,
@@ -189,6 +201,9 @@ impl SnapshotWriter {
         self.last_snapshot = Some(id);
         self.last_snapshot_at = Instant::now();
         self.bytes_since_snapshot = 0;
+        if let Some(listener) = &self.listener {
+            listener.do_send(SnapshotEvent::Written(id));
+        }
         Ok(Some(id))
     }
 }
@@ -253,6 +268,128 @@ impl Handler<GetState> for SnapshotWriter {
     type Result = MessageResult<GetState>;
     fn handle(&mut self, _: GetState, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.state)
+    }
+}
+
+/// Where to report written and installed snapshots.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetSnapshotListener(pub Recipient<SnapshotEvent>);
+
+impl Handler<SetSnapshotListener> for SnapshotWriter {
+    type Result = ();
+    fn handle(&mut self, msg: SetSnapshotListener, _: &mut Context<Self>) {
+        self.listener = Some(msg.0);
+    }
+}
+
+/// Fills a FetchSnapshot answer from the snapshot file and sends it to its connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReadSnapshotChunk {
+    pub response: FetchSnapshotResponse,
+    pub max_bytes: u32,
+    pub correlation_id: u64,
+    pub deliver: Recipient<SendResponse>,
+}
+
+impl Handler<ReadSnapshotChunk> for SnapshotWriter {
+    type Result = ();
+    fn handle(&mut self, msg: ReadSnapshotChunk, _: &mut Context<Self>) {
+        let mut response = msg.response;
+        match SnapshotFile::open(&self.dir, response.snapshot_id) {
+            Err(_) => response.error = ErrorCode::SnapshotNotFound,
+            Ok(file) if response.position > file.size => {
+                response.error = ErrorCode::PositionOutOfRange;
+                response.size = file.size;
+            }
+            Ok(file) => match file.read_chunk(response.position, msg.max_bytes as usize) {
+                Ok(bytes) => {
+                    response.size = file.size;
+                    response.bytes = bytes;
+                }
+                Err(_) => response.error = ErrorCode::SnapshotNotFound,
+            },
+        }
+        msg.deliver.do_send(SendResponse {
+            correlation_id: msg.correlation_id,
+            response: Response::FetchSnapshot(response),
+        });
+    }
+}
+
+/// A chunk of a snapshot being fetched, to write at its byte position.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WriteSnapshotChunk {
+    pub id: OffsetAndEpoch,
+    pub position: u64,
+    pub bytes: bytes::Bytes,
+}
+
+impl Handler<WriteSnapshotChunk> for SnapshotWriter {
+    type Result = ();
+    fn handle(&mut self, msg: WriteSnapshotChunk, _: &mut Context<Self>) {
+        if let Err(e) = write_partial_chunk(&self.dir, msg.id, msg.position, &msg.bytes) {
+            // The install that follows finds the file incomplete and reports it.
+            tracing::error!(error = %e, "cannot write a fetched snapshot chunk");
+        }
+    }
+}
+
+/// A fetched snapshot is complete: verify it, put it in place and load it as the state.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InstallSnapshot(pub OffsetAndEpoch);
+
+impl Handler<InstallSnapshot> for SnapshotWriter {
+    type Result = ();
+    fn handle(&mut self, msg: InstallSnapshot, _: &mut Context<Self>) {
+        let id = msg.0;
+        let outcome = complete_partial(&self.dir, id).and_then(|file| {
+            let mut state = WorkloadState::default();
+            state.load_snapshot(&file)?;
+            Ok((state, file.size))
+        });
+        let event = match outcome {
+            Ok((state, size)) => {
+                self.state = state;
+                self.last_epoch = id.epoch;
+                self.last_snapshot = Some(id);
+                self.last_snapshot_at = Instant::now();
+                self.bytes_since_snapshot = 0;
+                self.high_watermark = self.high_watermark.max(id.offset);
+                tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, records = state.records, "installed a snapshot fetched from the leader");
+                SnapshotEvent::Installed(Ok(id))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot install the fetched snapshot");
+                let _ = std::fs::remove_file(crate::storage::partial_path(&self.dir, id));
+                SnapshotEvent::Installed(Err(e.to_string()))
+            }
+        };
+        if let Some(listener) = &self.listener {
+            listener.do_send(event);
+        }
+    }
+}
+
+/// Log cleaning moved past these snapshots: delete those ending before the offset (never the
+/// newest).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetSnapshotsBefore(pub Offset);
+
+impl Handler<ForgetSnapshotsBefore> for SnapshotWriter {
+    type Result = ();
+    fn handle(&mut self, msg: ForgetSnapshotsBefore, _: &mut Context<Self>) {
+        match delete_snapshots_before(&self.dir, msg.0) {
+            Ok(deleted) if !deleted.is_empty() => {
+                tracing::info!(before = %msg.0, count = deleted.len(), "deleted old snapshots");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot delete old snapshots"),
+        }
     }
 }
 

@@ -218,6 +218,8 @@ fn node_options(
         snapshots: SnapshotPolicy {
             max_bytes: config.metadata_log.max_record_bytes_between_snapshots,
             interval: config.metadata_log.max_snapshot_interval,
+            retention_bytes: config.metadata_log.max_retention_bytes,
+            retention: config.metadata_log.max_retention,
         },
     }
 }

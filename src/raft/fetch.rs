@@ -22,6 +22,13 @@ impl Replica {
             return;
         }
         let end = self.log.end_offset_for_epoch(r.last_fetched_epoch);
+        if let Some(snapshot) = self.snapshot_for_fetch(r.fetch_offset, end.offset) {
+            let mut response = self.fetch_error(ErrorCode::None);
+            response.snapshot_id = Some(snapshot);
+            self.note_fetcher_alive(r.replica_id);
+            self.respond_fetch_without_records(from, response);
+            return;
+        }
         if end.epoch != r.last_fetched_epoch || end.offset < r.fetch_offset {
             let mut response = self.fetch_error(ErrorCode::None);
             response.diverging_epoch = Some(end);
@@ -81,6 +88,17 @@ impl Replica {
     /// A voter's fetch acknowledges everything before its fetch offset (it flushed first) and
     /// counts towards check-quorum. Fetches without a replica id leave no state.
     fn record_fetch(&mut self, replica_id: Option<NodeId>, fetch_offset: Offset) {
+        if let Role::Leader(l) = &mut self.role
+            && let Some(progress) = replica_id.and_then(|id| l.progress.get_mut(&id))
+        {
+            progress.end_offset = Some(fetch_offset);
+        }
+        self.note_fetcher_alive(replica_id);
+        self.maybe_advance_high_watermark();
+    }
+
+    /// A voter that fetches (records or a snapshot) counts towards check-quorum.
+    pub(super) fn note_fetcher_alive(&mut self, replica_id: Option<NodeId>) {
         let majority = self.config.majority();
         let check_quorum = self.config.fetch_timeout.mul_f64(1.5);
         let now = self.now;
@@ -90,7 +108,6 @@ impl Replica {
         let Some(progress) = replica_id.and_then(|id| l.progress.get_mut(&id)) else {
             return;
         };
-        progress.end_offset = Some(fetch_offset);
         progress.last_fetch = Some(now);
         l.fetched_since_check
             .insert(replica_id.expect("matched above"));
@@ -98,7 +115,6 @@ impl Replica {
             l.fetched_since_check.clear();
             l.check_quorum_deadline = now + check_quorum;
         }
-        self.maybe_advance_high_watermark();
     }
 
     /// Answers parked fetches that can now make progress (all of them when `all`).
@@ -139,9 +155,12 @@ impl Replica {
             .any(|(_, channel)| *channel == Channel::Fetch)
     }
 
-    /// A fetch is also an acknowledgement, so it goes out only when the whole log is durable.
+    /// A fetch is also an acknowledgement, so it goes out only when the whole log is durable
+    /// (and not while a fetched snapshot is being installed).
     fn ready_to_fetch(&self) -> bool {
-        !self.fetch_in_flight() && self.log.flushed_offset() >= self.log.log_end_offset()
+        !self.fetch_in_flight()
+            && self.log.flushed_offset() >= self.log.log_end_offset()
+            && !self.snapshot_transfer.is_some_and(|t| t.installing)
     }
 
     fn fetch_request(&self) -> FetchRequest {
@@ -160,8 +179,10 @@ impl Replica {
     pub(super) fn send_fetch_to_leader(&mut self) {
         let Some(leader) = self.leader_id else { return };
         if self.ready_to_fetch() && self.channel_ready(leader, Channel::Fetch) {
-            let request = self.fetch_request();
-            self.send(leader, Request::Fetch(request));
+            let request = self
+                .next_snapshot_request()
+                .unwrap_or_else(|| Request::Fetch(self.fetch_request()));
+            self.send(leader, request);
         }
     }
 
@@ -186,11 +207,18 @@ impl Replica {
         self.send(to, Request::Fetch(request));
     }
 
-    pub(super) fn handle_fetch_response(&mut self, from: NodeId, r: FetchResponse) {
-        if !self.handle_common(from, r.error, r.leader_id, r.leader_epoch)
-            || self.leader_id != Some(from)
+    /// An answer from the leader this follower follows: it is alive, so the fetch timer
+    /// restarts. False when the answer is not from the current leader (or not a follower).
+    pub(super) fn heard_from_leader(
+        &mut self,
+        from: NodeId,
+        error: ErrorCode,
+        leader_id: Option<NodeId>,
+        leader_epoch: crate::types::Epoch,
+    ) -> bool {
+        if !self.handle_common(from, error, leader_id, leader_epoch) || self.leader_id != Some(from)
         {
-            return;
+            return false;
         }
         let fetch_timeout = self.config.fetch_timeout;
         let now = self.now;
@@ -199,10 +227,21 @@ impl Replica {
             has_fetched,
         } = &mut self.role
         else {
-            return;
+            return false;
         };
         *fetch_deadline = now + fetch_timeout;
         *has_fetched = true;
+        true
+    }
+
+    pub(super) fn handle_fetch_response(&mut self, from: NodeId, r: FetchResponse) {
+        if !self.heard_from_leader(from, r.error, r.leader_id, r.leader_epoch) {
+            return;
+        }
+        if let Some(id) = r.snapshot_id {
+            self.start_snapshot_transfer(id);
+            return;
+        }
         if let Some(diverging) = r.diverging_epoch {
             self.truncate_diverging(diverging);
             return;

@@ -7,8 +7,8 @@
 
 use bytes::Bytes;
 
-use super::message::{FetchResponse, Request, Response};
-use crate::types::{Epoch, NodeId, Offset};
+use super::message::{FetchResponse, FetchSnapshotResponse, Request, Response};
+use crate::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
 
 /// Correlates a request the replica sent with its response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -52,6 +52,13 @@ pub enum Input {
     Propose { id: ProposalId, records: Vec<Bytes> },
     /// Graceful shutdown: a leader resigns and hands over first.
     Shutdown,
+    /// A snapshot ending at `id.offset` was written locally (the leader can now serve it).
+    SnapshotWritten { id: OffsetAndEpoch },
+    /// Log cleaning deleted everything below `offset`.
+    LogStartAdvanced { offset: Offset },
+    /// The snapshot the last `Action::InstallSnapshot` named is in place and the log now starts
+    /// (and ends) at its end offset.
+    SnapshotInstalled { id: OffsetAndEpoch },
 }
 
 /// Why a proposal was refused.
@@ -97,6 +104,24 @@ pub enum Action {
         id: ProposalId,
         result: Result<(Offset, Offset), ProposeError>,
     },
+    /// Answer an inbound FetchSnapshot: fill `response.bytes` (and `size`) with at most
+    /// `max_bytes` of snapshot `response.snapshot_id` from `response.position`, or answer
+    /// `SnapshotNotFound` / `PositionOutOfRange` if the file says so.
+    RespondFetchSnapshot {
+        to: InboundId,
+        response: FetchSnapshotResponse,
+        max_bytes: u32,
+    },
+    /// Write a chunk of the snapshot being fetched at byte `position` of its partial file.
+    WriteSnapshotChunk {
+        id: OffsetAndEpoch,
+        position: u64,
+        bytes: Bytes,
+    },
+    /// The fetched snapshot is complete: verify it, put it in place, load it into the state
+    /// machine, and replace the log with an empty one starting at its end offset; then answer
+    /// with `Input::SnapshotInstalled`.
+    InstallSnapshot { id: OffsetAndEpoch },
     /// The high watermark advanced: every offset below it is committed.
     HighWatermark(Offset),
     /// The known leader or epoch changed.

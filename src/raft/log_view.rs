@@ -17,6 +17,8 @@ pub struct LogView {
     log_end_offset: Offset,
     flushed_offset: Offset,
     epochs: Vec<EpochStart>,
+    /// The newest local snapshot, which covers everything below the log start offset.
+    latest_snapshot: Option<OffsetAndEpoch>,
 }
 
 impl LogView {
@@ -27,7 +29,42 @@ impl LogView {
             log_end_offset,
             flushed_offset: log_end_offset,
             epochs,
+            latest_snapshot: None,
         }
+    }
+
+    /// The same log, with its newest snapshot.
+    pub fn with_snapshot(mut self, snapshot: Option<OffsetAndEpoch>) -> Self {
+        self.latest_snapshot = snapshot;
+        self
+    }
+
+    pub fn latest_snapshot(&self) -> Option<OffsetAndEpoch> {
+        self.latest_snapshot
+    }
+
+    /// Records a newer local snapshot.
+    pub fn snapshot_written(&mut self, id: OffsetAndEpoch) {
+        if self.latest_snapshot.is_none_or(|s| s < id) {
+            self.latest_snapshot = Some(id);
+        }
+    }
+
+    /// Records log cleaning up to `offset` (never past the log end or the newest snapshot).
+    pub fn start_advanced(&mut self, offset: Offset) {
+        self.log_start_offset = self.log_start_offset.max(offset.min(self.log_end_offset));
+    }
+
+    /// Records an installed snapshot: the log is now empty, starting and ending at its end.
+    pub fn installed(&mut self, id: OffsetAndEpoch) {
+        self.log_start_offset = id.offset;
+        self.log_end_offset = id.offset;
+        self.flushed_offset = id.offset;
+        self.epochs = vec![EpochStart {
+            epoch: id.epoch,
+            start_offset: id.offset,
+        }];
+        self.latest_snapshot = Some(id);
     }
 
     pub fn empty() -> Self {

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     UnknownLeaderEpoch,
     InconsistentClusterId,
     InvalidVoterKey,
+    SnapshotNotFound,
+    PositionOutOfRange,
 }
 
 impl ErrorCode {
@@ -34,6 +36,8 @@ impl ErrorCode {
             ErrorCode::UnknownLeaderEpoch => 75,
             ErrorCode::InconsistentClusterId => 104,
             ErrorCode::InvalidVoterKey => 125,
+            ErrorCode::SnapshotNotFound => 98,
+            ErrorCode::PositionOutOfRange => 99,
         }
     }
 }
@@ -110,8 +114,35 @@ pub struct FetchResponse {
     pub log_start_offset: Offset,
     /// Set when the fetcher's log diverges: truncate to this (epoch, end offset) and refetch.
     pub diverging_epoch: Option<OffsetAndEpoch>,
+    /// Set when the fetch offset is below the leader's log start: fetch this snapshot instead.
+    pub snapshot_id: Option<OffsetAndEpoch>,
     /// Raw record batches v2, possibly ending with a partial batch.
     pub records: Bytes,
+}
+
+/// FetchSnapshot (key 59): a follower whose fetch offset is below the leader's log start pulls
+/// the leader's snapshot in chunks by byte position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchSnapshotRequest {
+    pub cluster_id: String,
+    pub replica_id: Option<NodeId>,
+    pub current_leader_epoch: Epoch,
+    pub snapshot_id: OffsetAndEpoch,
+    pub position: u64,
+    pub max_bytes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchSnapshotResponse {
+    pub error: ErrorCode,
+    pub leader_id: Option<NodeId>,
+    pub leader_epoch: Epoch,
+    pub snapshot_id: OffsetAndEpoch,
+    /// The snapshot file's whole size in bytes.
+    pub size: u64,
+    /// Where `bytes` starts in the file.
+    pub position: u64,
+    pub bytes: Bytes,
 }
 
 /// A request from one replica to another.
@@ -121,6 +152,7 @@ pub enum Request {
     BeginQuorumEpoch(BeginQuorumEpochRequest),
     EndQuorumEpoch(EndQuorumEpochRequest),
     Fetch(FetchRequest),
+    FetchSnapshot(FetchSnapshotRequest),
 }
 
 /// The answer to a [`Request`].
@@ -130,6 +162,7 @@ pub enum Response {
     BeginQuorumEpoch(EpochResponse),
     EndQuorumEpoch(EpochResponse),
     Fetch(FetchResponse),
+    FetchSnapshot(FetchSnapshotResponse),
 }
 
 impl Request {
@@ -139,6 +172,7 @@ impl Request {
             Request::BeginQuorumEpoch(_) => "BeginQuorumEpoch",
             Request::EndQuorumEpoch(_) => "EndQuorumEpoch",
             Request::Fetch(_) => "Fetch",
+            Request::FetchSnapshot(_) => "FetchSnapshot",
         }
     }
 
@@ -149,6 +183,7 @@ impl Request {
             Request::BeginQuorumEpoch(r) => Some(r.leader_id),
             Request::EndQuorumEpoch(r) => Some(r.leader_id),
             Request::Fetch(r) => r.replica_id,
+            Request::FetchSnapshot(r) => r.replica_id,
         }
     }
 
@@ -165,6 +200,9 @@ impl Request {
             Request::EndQuorumEpoch(r) => check_ids(&[r.leader_id])
                 .or(check_ids(&r.preferred_successors))
                 .or(check_epochs(&[r.leader_epoch])),
+            Request::FetchSnapshot(r) => check_ids(r.replica_id.as_slice())
+                .or(check_epochs(&[r.current_leader_epoch, r.snapshot_id.epoch]))
+                .or(check_offset(r.snapshot_id.offset)),
             Request::Fetch(r) => check_ids(r.replica_id.as_slice())
                 .or(check_epochs(&[
                     r.current_leader_epoch,
@@ -183,8 +221,21 @@ impl Response {
             Response::BeginQuorumEpoch(r) | Response::EndQuorumEpoch(r) => {
                 (r.leader_id, r.leader_epoch)
             }
+            Response::FetchSnapshot(r) => {
+                let id = r.snapshot_id;
+                if let Some(reason) = check_epochs(&[id.epoch]).or(check_offset(id.offset)) {
+                    return Some(reason);
+                }
+                if r.position.saturating_add(r.bytes.len() as u64) > r.size {
+                    return Some("a snapshot chunk past the snapshot's size");
+                }
+                (r.leader_id, r.leader_epoch)
+            }
             Response::Fetch(r) => {
-                let diverging = r.diverging_epoch.map(|d| (d.epoch, d.offset));
+                let diverging = r
+                    .diverging_epoch
+                    .or(r.snapshot_id)
+                    .map(|d| (d.epoch, d.offset));
                 let bad_diverging =
                     diverging.and_then(|(e, o)| check_epochs(&[e]).or(check_offset(o)));
                 let bad_offsets =
@@ -243,6 +294,7 @@ mod tests {
             high_watermark: high_watermark.map(Offset),
             log_start_offset: Offset(0),
             diverging_epoch: None,
+            snapshot_id: None,
             records: Bytes::new(),
         })
     }

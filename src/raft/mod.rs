@@ -8,6 +8,8 @@
 //!   RequestFailed                │  step() │ ─► Send / Respond / RespondFetch ─► network
 //!   ElectionPersisted / Flushed  └─────────┘ ─► Proposed / HighWatermark / LeaderChanged
 //!   Propose / Shutdown                         ShutdownComplete / Fatal
+//!   SnapshotWritten / LogStartAdvanced         RespondFetchSnapshot / WriteSnapshotChunk
+//!   SnapshotInstalled                          InstallSnapshot
 //! ```
 //!
 //! Owns every protocol decision: states and transitions (Unattached, Prospective, Candidate,
@@ -31,6 +33,7 @@ mod quorum_epoch;
 mod replica;
 mod rng;
 mod role;
+mod snapshot;
 mod vote;
 
 pub use config::{FETCH_MAX_BYTES, FETCH_MAX_WAIT, RaftConfig};
@@ -38,8 +41,10 @@ pub use io::{Action, InboundId, Input, PersistedElection, ProposalId, ProposeErr
 pub use log_view::{EpochStart, LogView};
 pub use message::{
     BeginQuorumEpochRequest, EndQuorumEpochRequest, EpochResponse, ErrorCode, FetchRequest,
-    FetchResponse, Request, Response, VoteRequest, VoteResponse,
+    FetchResponse, FetchSnapshotRequest, FetchSnapshotResponse, Request, Response, VoteRequest,
+    VoteResponse,
 };
 pub use replica::Replica;
 pub use rng::SeededRng;
 pub use role::RoleKind;
+pub use snapshot::{FETCH_SNAPSHOT_MAX_BYTES, SnapshotTransfer};

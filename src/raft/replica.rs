@@ -52,14 +52,14 @@ pub(super) enum Channel {
 impl Channel {
     fn of_request(request: &Request) -> Channel {
         match request {
-            Request::Fetch(_) => Channel::Fetch,
+            Request::Fetch(_) | Request::FetchSnapshot(_) => Channel::Fetch,
             _ => Channel::Control,
         }
     }
 
     fn of_response(response: &Response) -> Channel {
         match response {
-            Response::Fetch(_) => Channel::Fetch,
+            Response::Fetch(_) | Response::FetchSnapshot(_) => Channel::Fetch,
             _ => Channel::Control,
         }
     }
@@ -87,6 +87,9 @@ pub struct Replica {
     shutdown_done: bool,
     /// The leader (and its epoch) that told us, by EndQuorumEpoch, that it is resigning.
     pub(super) resigning_leader: Option<(Epoch, NodeId)>,
+    /// A snapshot being fetched from the leader (kept across leader changes: a new leader with
+    /// the same snapshot lets the transfer resume).
+    pub(super) snapshot_transfer: Option<super::snapshot::SnapshotTransfer>,
     announced: Option<(Epoch, Option<NodeId>)>,
 }
 
@@ -128,6 +131,7 @@ impl Replica {
             shutdown_deadline: None,
             shutdown_done: false,
             resigning_leader: None,
+            snapshot_transfer: None,
             announced: None,
         };
         r.initialize(stored);
@@ -264,6 +268,9 @@ impl Replica {
             Input::Flushed { offset } => self.flushed(offset),
             Input::Propose { id, records } => self.propose(id, records),
             Input::Shutdown => self.shutdown(),
+            Input::SnapshotWritten { id } => self.log.snapshot_written(id),
+            Input::LogStartAdvanced { offset } => self.log.start_advanced(offset),
+            Input::SnapshotInstalled { id } => self.snapshot_installed(id),
         }
         self.poll();
         self.announce_leader();
@@ -285,6 +292,7 @@ impl Replica {
                 self.reply(from, Response::EndQuorumEpoch(response));
             }
             Request::Fetch(r) => self.handle_fetch_request(from, r),
+            Request::FetchSnapshot(r) => self.handle_fetch_snapshot_request(from, r),
         }
     }
 
@@ -304,6 +312,7 @@ impl Replica {
             }
             Response::EndQuorumEpoch(r) => self.handle_end_quorum_epoch_response(from, &r),
             Response::Fetch(r) => self.handle_fetch_response(from, r),
+            Response::FetchSnapshot(r) => self.handle_fetch_snapshot_response(from, r),
         }
     }
 
@@ -700,6 +709,7 @@ impl Replica {
             high_watermark: self.high_watermark,
             log_start_offset: self.log.log_start_offset(),
             diverging_epoch: None,
+            snapshot_id: None,
             records: Bytes::new(),
         }
     }

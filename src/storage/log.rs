@@ -437,6 +437,67 @@ impl ReplicatedLog {
         }
     }
 
+    /// Bytes of the log's segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+
+    /// Bytes of the whole segments that lie below `offset` (what cleaning to it would free).
+    pub fn bytes_below(&self, offset: Offset) -> u64 {
+        self.segments
+            .values()
+            .zip(self.segments.keys().skip(1))
+            .take_while(|(_, next)| **next <= offset)
+            .map(|(segment, _)| segment.size())
+            .sum()
+    }
+
+    /// Replaces the whole log with an empty one starting at `id.offset` in epoch `id.epoch`:
+    /// what installing a fetched snapshot ending there does. Returns the deleted files.
+    pub fn reset_to(&mut self, id: OffsetAndEpoch) -> Result<Vec<PathBuf>, StorageError> {
+        self.check_usable()?;
+        let result = self.reset_inner(id);
+        self.fail(result)
+    }
+
+    fn reset_inner(&mut self, id: OffsetAndEpoch) -> Result<Vec<PathBuf>, StorageError> {
+        // The new segment first: a crash before the old ones are gone leaves an offset gap
+        // that recovery cuts at, i.e. the old log, and the follower simply fetches again.
+        let fresh = if self.segments.contains_key(&id.offset) {
+            None
+        } else {
+            Some(Segment::create(
+                &self.dir,
+                id.offset,
+                self.config.index_interval_bytes,
+            )?)
+        };
+        fsutil::fsync_dir(&self.dir)?;
+        self.epochs.replace(vec![EpochEntry {
+            epoch: id.epoch,
+            start_offset: id.offset,
+        }]);
+        self.epochs.persist()?;
+        let mut deleted = Vec::new();
+        for (base, segment) in std::mem::take(&mut self.segments) {
+            if base == id.offset && fresh.is_none() {
+                let mut segment = segment;
+                segment.truncate_to(id.offset)?;
+                self.segments.insert(base, segment);
+                continue;
+            }
+            deleted.push(segment.log_path().to_path_buf());
+            segment.delete()?;
+        }
+        if let Some(fresh) = fresh {
+            self.segments.insert(id.offset, fresh);
+        }
+        fsutil::fsync_dir(&self.dir)?;
+        self.log_end_offset = id.offset;
+        self.flushed_offset = id.offset;
+        Ok(deleted)
+    }
+
     /// Log cleaning: deletes every whole segment that lies below `offset` (a snapshot's end),
     /// never the active one, and moves the log start offset to the first remaining segment.
     /// The epoch checkpoint keeps the epoch in force at the new start. Returns the deleted files.

@@ -52,10 +52,7 @@ impl SnapshotFileWriter {
         id: OffsetAndEpoch,
         last_contained_timestamp_ms: i64,
     ) -> Result<Self, StorageError> {
-        let part = dir.join(format!(
-            "{}{PARTIAL_SUFFIX}",
-            snapshot_file_name(id).trim_end_matches(CHECKPOINT_SUFFIX)
-        ));
+        let part = partial_path(dir, id);
         let file = File::create(&part).at(&part)?;
         let mut writer = SnapshotFileWriter {
             id,
@@ -153,9 +150,17 @@ pub struct SnapshotFile {
 
 impl SnapshotFile {
     pub fn open(dir: &Path, id: OffsetAndEpoch) -> Result<Self, StorageError> {
-        let path = dir.join(snapshot_file_name(id));
-        let size = fs::metadata(&path).at(&path)?.len();
-        Ok(SnapshotFile { id, path, size })
+        Self::open_path(&dir.join(snapshot_file_name(id)), id)
+    }
+
+    /// A snapshot file under any name (e.g. a fetched one still `.part`).
+    pub fn open_path(path: &Path, id: OffsetAndEpoch) -> Result<Self, StorageError> {
+        let size = fs::metadata(path).at(path)?.len();
+        Ok(SnapshotFile {
+            id,
+            path: path.to_path_buf(),
+            size,
+        })
     }
 
     /// Up to `max_bytes` from byte `position` (FetchSnapshot's unit; not batch-aligned).
@@ -296,4 +301,62 @@ pub fn remove_snapshot_leftovers(dir: &Path) -> Result<Vec<PathBuf>, StorageErro
         fsutil::fsync_dir(dir)?;
     }
     Ok(removed)
+}
+
+/// Where snapshot `id` is written (or fetched) before it is complete.
+pub fn partial_path(dir: &Path, id: OffsetAndEpoch) -> PathBuf {
+    dir.join(format!(
+        "{}{PARTIAL_SUFFIX}",
+        snapshot_file_name(id).trim_end_matches(CHECKPOINT_SUFFIX)
+    ))
+}
+
+/// Writes a fetched chunk at byte `position` of snapshot `id`'s partial file, dropping anything
+/// after it (a resent chunk replaces what an earlier attempt wrote).
+pub fn write_partial_chunk(
+    dir: &Path,
+    id: OffsetAndEpoch,
+    position: u64,
+    bytes: &[u8],
+) -> Result<(), StorageError> {
+    let path = partial_path(dir, id);
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&path)
+        .at(&path)?;
+    file.set_len(position).at(&path)?;
+    file.seek(SeekFrom::Start(position)).at(&path)?;
+    file.write_all(bytes).at(&path)
+}
+
+/// Makes a fetched snapshot durable, verifies it completely, and renames it into place.
+pub fn complete_partial(dir: &Path, id: OffsetAndEpoch) -> Result<SnapshotFile, StorageError> {
+    let part = partial_path(dir, id);
+    File::open(&part).at(&part)?.sync_all().at(&part)?;
+    SnapshotFile::open_path(&part, id)?.for_each_value(|_| {})?;
+    let path = dir.join(snapshot_file_name(id));
+    fs::rename(&part, &path).at(&path)?;
+    fsutil::fsync_dir(dir)?;
+    SnapshotFile::open(dir, id)
+}
+
+/// Deletes the snapshots that end before `offset`, never the newest; returns their paths.
+pub fn delete_snapshots_before(dir: &Path, offset: Offset) -> Result<Vec<PathBuf>, StorageError> {
+    let ids = list_snapshots(dir)?;
+    let newest = ids.last().copied();
+    let mut deleted = Vec::new();
+    for id in ids
+        .into_iter()
+        .filter(|id| id.offset < offset && Some(*id) != newest)
+    {
+        let path = dir.join(snapshot_file_name(id));
+        fs::remove_file(&path).at(&path)?;
+        deleted.push(path);
+    }
+    if !deleted.is_empty() {
+        fsutil::fsync_dir(dir)?;
+    }
+    Ok(deleted)
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kraft::node::{NodeHandle, NodeOptions};
+use kraft::node::{NodeHandle, NodeOptions, SnapshotPolicy};
 use kraft::raft::{RaftConfig, RoleKind};
 use kraft::storage::LogConfig;
 use kraft::types::{NodeId, Offset};
@@ -25,6 +25,8 @@ pub struct Cluster {
     pub nodes: Vec<Option<NodeHandle>>,
     pub dirs: Vec<tempfile::TempDir>,
     pub addresses: Vec<(NodeId, String)>,
+    pub log: LogConfig,
+    pub snapshots: SnapshotPolicy,
 }
 
 impl Cluster {
@@ -40,9 +42,9 @@ impl Cluster {
             voter_addresses: self.addresses.clone(),
             listener: Some(listener),
             partition_dir: self.dirs[i].path().join("__raft_performance_test-0"),
-            log: LogConfig::default(),
+            log: self.log,
             raft: Some(raft_config()),
-            snapshots: Default::default(),
+            snapshots: self.snapshots,
         }
     }
 
@@ -55,6 +57,22 @@ impl Cluster {
 }
 
 pub async fn start_cluster(cluster_id: &str, n: usize) -> Cluster {
+    start_cluster_with(
+        cluster_id,
+        n,
+        LogConfig::default(),
+        SnapshotPolicy::default(),
+    )
+    .await
+}
+
+/// A cluster whose nodes use this log and snapshot configuration.
+pub async fn start_cluster_with(
+    cluster_id: &str,
+    n: usize,
+    log: LogConfig,
+    snapshots: SnapshotPolicy,
+) -> Cluster {
     let listeners: Vec<std::net::TcpListener> = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -69,6 +87,8 @@ pub async fn start_cluster(cluster_id: &str, n: usize) -> Cluster {
         nodes: (0..n).map(|_| None).collect(),
         dirs,
         addresses,
+        log,
+        snapshots,
     };
     for (i, listener) in listeners.into_iter().enumerate() {
         let node = NodeHandle::start(cluster.options(i, listener))

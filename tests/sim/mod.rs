@@ -555,6 +555,14 @@ impl Sim {
                 }
             }
             Action::HighWatermark(hw) => self.high_watermark(i, hw),
+            // No node of the simulation writes a snapshot yet, so none can be served or fetched.
+            Action::RespondFetchSnapshot { .. }
+            | Action::WriteSnapshotChunk { .. }
+            | Action::InstallSnapshot { .. } => {
+                self.fail(&format!(
+                    "node {i} used a snapshot, but none was ever written"
+                ));
+            }
             Action::LeaderChanged { epoch, leader_id } => {
                 self.note(format!("node {i} sees epoch {epoch} leader {leader_id:?}"));
                 // A leader announces itself even if it resigns within the same step.

@@ -1,0 +1,183 @@
+//! Catching up through a snapshot (kraft-protocol.md §4.6): the leader redirects a fetch below
+//! its log start to its newest snapshot and serves FetchSnapshot chunks by byte position; the
+//! follower pulls the chunks in order (resuming from its position after a lost answer, or after
+//! a leader change to a leader with the same snapshot), installs the snapshot, and fetches on
+//! from its end offset.
+//!
+//! Owns the decisions only: reading, writing and installing the file are actions the node
+//! executes. At most one FetchSnapshot is in flight, on the fetch channel.
+
+use bytes::Bytes;
+
+use super::io::{Action, InboundId};
+use super::message::{ErrorCode, FetchSnapshotRequest, FetchSnapshotResponse, Request, Response};
+use super::replica::Replica;
+use super::role::Role;
+use crate::types::{NodeId, Offset, OffsetAndEpoch};
+
+/// Most bytes a follower asks for per FetchSnapshot, and a leader serves: large chunks for
+/// throughput, well inside the peer frame limit.
+pub const FETCH_SNAPSHOT_MAX_BYTES: u32 = 4 << 20;
+
+/// A snapshot being fetched from the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotTransfer {
+    pub id: OffsetAndEpoch,
+    /// Bytes received (and handed to the node to write) so far.
+    pub position: u64,
+    /// Every byte arrived; waiting for `Input::SnapshotInstalled`.
+    pub installing: bool,
+}
+
+impl Replica {
+    /// The leader's answer to a fetch from `fetch_offset` whose last fetched epoch ends at
+    /// `epoch_end`: its newest snapshot when the fetcher needs records the log no longer has
+    /// (or has nothing at all while a snapshot exists).
+    pub(super) fn snapshot_for_fetch(
+        &self,
+        fetch_offset: Offset,
+        epoch_end: Offset,
+    ) -> Option<OffsetAndEpoch> {
+        let snapshot = self.log.latest_snapshot()?;
+        let start = self.log.log_start_offset();
+        let below_start = fetch_offset < start || epoch_end < start;
+        let empty_fetcher = fetch_offset == Offset(0) && snapshot.offset > Offset(0);
+        (below_start || empty_fetcher).then_some(snapshot)
+    }
+
+    pub(super) fn handle_fetch_snapshot_request(
+        &mut self,
+        from: InboundId,
+        r: FetchSnapshotRequest,
+    ) {
+        let mut response = FetchSnapshotResponse {
+            error: self.validate_fetch_snapshot(&r),
+            leader_id: self.leader_id,
+            leader_epoch: self.epoch,
+            snapshot_id: r.snapshot_id,
+            size: 0,
+            position: r.position,
+            bytes: Bytes::new(),
+        };
+        if response.error == ErrorCode::None && self.log.latest_snapshot() != Some(r.snapshot_id) {
+            response.error = ErrorCode::SnapshotNotFound;
+        }
+        if response.error != ErrorCode::None {
+            self.reply(from, Response::FetchSnapshot(response));
+            return;
+        }
+        self.note_fetcher_alive(r.replica_id);
+        let action = Action::RespondFetchSnapshot {
+            to: from,
+            response,
+            max_bytes: r.max_bytes.min(FETCH_SNAPSHOT_MAX_BYTES),
+        };
+        self.gated(action);
+    }
+
+    fn validate_fetch_snapshot(&self, r: &FetchSnapshotRequest) -> ErrorCode {
+        if r.cluster_id != self.config.cluster_id {
+            ErrorCode::InconsistentClusterId
+        } else if r.current_leader_epoch < self.epoch {
+            ErrorCode::FencedLeaderEpoch
+        } else if r.current_leader_epoch > self.epoch {
+            ErrorCode::UnknownLeaderEpoch
+        } else if !matches!(self.role, Role::Leader(_)) {
+            ErrorCode::NotLeaderOrFollower
+        } else {
+            ErrorCode::None
+        }
+    }
+
+    // ---- the follower's side ----------------------------------------------------------------
+
+    /// The leader redirected a fetch to snapshot `id`: continue a transfer of the same snapshot
+    /// from where it stopped, else start from byte 0.
+    pub(super) fn start_snapshot_transfer(&mut self, id: OffsetAndEpoch) {
+        if self.snapshot_transfer.is_none_or(|t| t.id != id) {
+            self.snapshot_transfer = Some(SnapshotTransfer {
+                id,
+                position: 0,
+                installing: false,
+            });
+        }
+    }
+
+    /// The next FetchSnapshot, if a transfer is under way and not yet complete.
+    pub(super) fn next_snapshot_request(&self) -> Option<Request> {
+        let t = self.snapshot_transfer.filter(|t| !t.installing)?;
+        Some(Request::FetchSnapshot(FetchSnapshotRequest {
+            cluster_id: self.config.cluster_id.clone(),
+            replica_id: self.config.local_id,
+            current_leader_epoch: self.epoch,
+            snapshot_id: t.id,
+            position: t.position,
+            max_bytes: FETCH_SNAPSHOT_MAX_BYTES,
+        }))
+    }
+
+    pub(super) fn handle_fetch_snapshot_response(
+        &mut self,
+        from: NodeId,
+        r: FetchSnapshotResponse,
+    ) {
+        // These two are about the snapshot, not about who leads.
+        let leader_error = match r.error {
+            ErrorCode::SnapshotNotFound | ErrorCode::PositionOutOfRange => ErrorCode::None,
+            other => other,
+        };
+        if !self.heard_from_leader(from, leader_error, r.leader_id, r.leader_epoch) {
+            return;
+        }
+        let Some(t) = self
+            .snapshot_transfer
+            .as_mut()
+            .filter(|t| t.id == r.snapshot_id)
+        else {
+            return;
+        };
+        match r.error {
+            ErrorCode::None => {}
+            // The leader no longer has it (or never had it): fetch, to learn its snapshot.
+            ErrorCode::SnapshotNotFound => {
+                self.snapshot_transfer = None;
+                return;
+            }
+            ErrorCode::PositionOutOfRange => {
+                t.position = 0;
+                return;
+            }
+            _ => return,
+        }
+        if r.position != t.position || t.installing {
+            return; // a late answer for a position already received
+        }
+        if !r.bytes.is_empty() {
+            let (id, position) = (t.id, t.position);
+            t.position += r.bytes.len() as u64;
+            self.out.push(Action::WriteSnapshotChunk {
+                id,
+                position,
+                bytes: r.bytes,
+            });
+        }
+        let t = self.snapshot_transfer.as_mut().expect("checked above");
+        if t.position == r.size {
+            t.installing = true;
+            let id = t.id;
+            self.out.push(Action::InstallSnapshot { id });
+        }
+    }
+
+    /// The snapshot is in place: the log now starts at its end, everything below is committed.
+    pub(super) fn snapshot_installed(&mut self, id: OffsetAndEpoch) {
+        if self.snapshot_transfer.is_some_and(|t| t.id == id) {
+            self.snapshot_transfer = None;
+        }
+        if id.offset < self.log.log_end_offset() {
+            return; // stale: the log already moved past it
+        }
+        self.log.installed(id);
+        self.update_follower_high_watermark(Some(id.offset));
+    }
+}
