@@ -300,3 +300,24 @@ async fn a_stalled_leader_driver_does_not_lose_records() {
         node.shutdown().await;
     }
 }
+
+/// A graceful shutdown asked for while the driver rebuilds its core (after a log store panic,
+/// with the log store stalled) still hands over and completes.
+#[actix_rt::test]
+async fn a_shutdown_during_a_rebuild_completes() {
+    let cluster = start_cluster("crash-shutdown", 3).await;
+    let leader = wait_for_leader(&cluster, None).await;
+    let node = cluster.nodes[leader].clone().unwrap();
+    assert!(node.inject_fault(ActorKind::LogStore, Fault::Panic).await);
+    assert!(
+        node.inject_fault(ActorKind::LogStore, Fault::Stall(Duration::from_secs(1)))
+            .await
+    );
+    actix_rt::time::timeout(Duration::from_secs(15), node.shutdown())
+        .await
+        .expect("the shutdown hung");
+    assert_eq!(node.state(), NodeState::Stopped);
+    for other in cluster.nodes.iter().flatten() {
+        other.shutdown().await;
+    }
+}

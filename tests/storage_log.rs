@@ -417,3 +417,34 @@ fn cleaning_deletes_whole_flushed_segments_below_an_offset_and_survives_reopen()
     assert_eq!(log.log_end_offset(), Offset(401));
     assert!(log.read(log.log_start_offset(), 1 << 20).is_ok());
 }
+
+/// A crash during cleaning, after the segments went but before the epoch checkpoint was
+/// rewritten: recovery rebuilds the checkpoint and keeps every remaining record.
+#[test]
+fn a_crash_between_cleaning_and_its_checkpoint_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small());
+    for i in 0..30 {
+        let epoch = if i < 15 { 1 } else { 2 };
+        log.append(
+            batch(i * 10, epoch, 10, 100, i as u8),
+            OffsetPolicy::Validate,
+        )
+        .unwrap();
+    }
+    log.flush().unwrap();
+    let checkpoint = dir.path().join("leader-epoch-checkpoint");
+    let before = std::fs::read(&checkpoint).unwrap();
+    assert!(!log.delete_segments_below(Offset(200)).unwrap().is_empty());
+    let start = log.log_start_offset();
+    let tail = read_all(&log);
+    drop(log);
+    std::fs::write(&checkpoint, before).unwrap();
+
+    let (log, report) = ReplicatedLog::open(dir.path(), small()).unwrap();
+    assert!(report.truncations.is_empty(), "{report:?}");
+    assert!(report.rebuilt_epoch_checkpoint.is_some(), "{report:?}");
+    assert_eq!(log.log_start_offset(), start);
+    assert_eq!(log.log_end_offset(), Offset(300));
+    assert_eq!(read_all(&log), tail);
+}

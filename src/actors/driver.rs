@@ -468,6 +468,9 @@ impl ReplicationDriver {
     }
 
     fn rebuilt(&mut self, outcome: Result<Recovered, String>, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
         match outcome {
             Ok(recovered) => {
                 let now = self.now();
@@ -477,6 +480,10 @@ impl ReplicationDriver {
                 self.rebuilding = None;
                 tracing::info!(role = ?self.replica.role(), epoch = %self.replica.epoch(), "protocol core rebuilt");
                 self.execute(actions, ctx);
+                // A shutdown asked for before or during the rebuild still has to happen.
+                if !self.shutdown_waiters.is_empty() {
+                    self.step(Input::Shutdown, ctx);
+                }
             }
             Err(reason) => self.fail(&reason, ctx),
         }
@@ -618,8 +625,13 @@ impl Handler<Shutdown> for ReplicationDriver {
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.shutdown_waiters.push(tx);
-        self.step(Input::Shutdown, ctx);
+        if self.stopped {
+            let _ = tx.send(());
+        } else {
+            self.shutdown_waiters.push(tx);
+            // While rebuilding, the rebuilt core is told once it exists (see `rebuilt`).
+            self.step(Input::Shutdown, ctx);
+        }
         Box::pin(async move {
             let _ = rx.await;
         })

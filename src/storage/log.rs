@@ -523,11 +523,10 @@ impl ReplicatedLog {
             .keys()
             .nth(doomed.len())
             .expect("the active segment stays");
-        // The checkpoint first: a crash after it but before the deletions leaves segments that
-        // recovery keeps; the other order could leave a checkpoint naming deleted offsets.
-        if self.epochs.truncate_from_start(new_start) {
-            self.epochs.persist()?;
-        }
+        // Segments first, checkpoint last: a crash in between leaves a checkpoint with epochs
+        // below the log start, which recovery rebuilds from the batches. The other order would
+        // leave surviving old segments that the checkpoint disowns, and recovery would cut the
+        // whole log at them.
         let mut deleted = Vec::new();
         for base in doomed {
             drop(self.segments.remove(&base));
@@ -541,6 +540,9 @@ impl ReplicatedLog {
             }
         }
         fsutil::fsync_dir(&self.dir)?;
+        if self.epochs.truncate_from_start(new_start) {
+            self.epochs.persist()?;
+        }
         Ok(deleted)
     }
 
