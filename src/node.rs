@@ -191,7 +191,7 @@ impl NodeHandle {
                     epoch: Epoch(0),
                 }
             }
-            NodeState::Stopped | NodeState::Failed(_) => AppendError::Stopped,
+            NodeState::Stopping | NodeState::Stopped | NodeState::Failed(_) => AppendError::Stopped,
         }
     }
 

@@ -94,6 +94,13 @@ pub struct ReplicationDriver {
     /// flush sent when the current one completes, covering every append made until then.
     flush_in_flight: bool,
     flush_wanted: bool,
+    /// Number of the last flush sent to the log store.
+    flush_seq: u64,
+    /// Truncations, each with the number of the last flush sent before it: a completion of
+    /// such a flush must not vouch for offsets at or above the truncation.
+    truncations: Vec<(u64, Offset)>,
+    /// The pending lingering flush, if any.
+    linger: Option<SpawnHandle>,
     /// Records and bytes this node appended to its log (as leader or follower), for statistics.
     appended_records: u64,
     appended_bytes: u64,
@@ -152,6 +159,9 @@ impl ReplicationDriver {
             node,
             flush_in_flight: false,
             flush_wanted: false,
+            flush_seq: 0,
+            truncations: Vec::new(),
+            linger: None,
             appended_records: 0,
             appended_bytes: 0,
             snapshot_writer,
@@ -169,13 +179,30 @@ impl ReplicationDriver {
         // waits for the flush) so that more appends share each fsync.
         match self.raft_config.append_linger {
             Some(linger) if !linger.is_zero() && self.replica.role() == RoleKind::Leader => {
-                ctx.run_later(linger, |act, _| act.log_store.do_send(FlushLog));
+                self.linger = Some(ctx.run_later(linger, |act, _| {
+                    act.linger = None;
+                    act.send_flush();
+                }));
             }
-            _ => self.log_store.do_send(FlushLog),
+            _ => self.send_flush(),
         }
     }
 
-    fn flushed(&mut self, offset: Offset, ctx: &mut Context<Self>) {
+    fn send_flush(&mut self) {
+        self.flush_seq += 1;
+        self.log_store.do_send(FlushLog {
+            seq: self.flush_seq,
+        });
+    }
+
+    /// A flush completed. Its offset is the log end at fsync time; a truncation asked for after
+    /// the flush may since have replaced records above its offset with new, unflushed ones, so
+    /// the offset is capped at every such truncation.
+    fn flushed(&mut self, offset: Offset, seq: u64, ctx: &mut Context<Self>) {
+        if seq == 0 {
+            return; // not one of ours (a final flush at shutdown)
+        }
+        let offset = durable_offset(&mut self.truncations, offset, seq);
         self.flush_in_flight = false;
         self.step(Input::Flushed { offset }, ctx);
         if std::mem::take(&mut self.flush_wanted) {
@@ -253,6 +280,8 @@ impl ReplicationDriver {
                 self.log_store.do_send(AppendBatches(batches));
             }
             Action::Truncate { offset } => {
+                // Flushes numbered up to `flush_seq` were asked for before this truncation.
+                self.truncations.push((self.flush_seq, offset));
                 self.fail_truncated(offset);
                 self.log_store.do_send(TruncateTo(offset));
             }
@@ -333,7 +362,7 @@ impl ReplicationDriver {
             }
             Action::InstallSnapshot { id } => match &self.snapshot_writer {
                 Some(writer) => writer.do_send(InstallSnapshot(id)),
-                None => self.begin_rebuild(),
+                None => self.begin_rebuild(ctx),
             },
             Action::Proposed { id, result } => self.proposed(id, result),
             Action::HighWatermark(hw) => {
@@ -352,7 +381,7 @@ impl ReplicationDriver {
                 tracing::info!(epoch = %epoch, leader_id = ?leader_id, role = ?self.replica.role(), "leader changed");
             }
             Action::ShutdownComplete => {
-                self.log_store.do_send(FlushLog);
+                self.send_flush();
                 for waiter in self.shutdown_waiters.drain(..) {
                     let _ = waiter.send(());
                 }
@@ -449,16 +478,21 @@ impl ReplicationDriver {
     }
 
     /// Asks the log store for what is on disk; the core is rebuilt from its answer.
-    fn begin_rebuild(&mut self) {
+    fn begin_rebuild(&mut self, ctx: &mut Context<Self>) {
         if self.stopped {
             return;
         }
         self.incarnation += 1;
         self.rebuilding = Some(self.incarnation);
         self.inbound.clear();
-        // Completions of earlier flushes are dropped while rebuilding.
+        // Completions of earlier flushes are dropped while rebuilding; a lingering one is
+        // cancelled so that it cannot complete for the new core.
         self.flush_in_flight = false;
         self.flush_wanted = false;
+        self.truncations.clear();
+        if let Some(handle) = self.linger.take() {
+            ctx.cancel_future(handle);
+        }
         self.fail_pending(AppendError::Interrupted);
         tracing::warn!(
             incarnation = self.incarnation,
@@ -515,7 +549,7 @@ impl Actor for ReplicationDriver {
     fn started(&mut self, ctx: &mut Context<Self>) {
         if self.started_once {
             // A restart: the core may be half-updated, so rebuild it from disk.
-            self.begin_rebuild();
+            self.begin_rebuild(ctx);
             return;
         }
         self.started_once = true;
@@ -557,9 +591,11 @@ impl Handler<IoDone> for ReplicationDriver {
     fn handle(&mut self, msg: IoDone, ctx: &mut Context<Self>) {
         match msg {
             IoDone::ElectionPersisted => self.step(Input::ElectionPersisted, ctx),
-            IoDone::Flushed(offset) => self.flushed(offset, ctx),
+            // Completions of flushes from before a rebuild belong to the old core.
+            IoDone::Flushed { .. } if self.rebuilding.is_some() => {}
+            IoDone::Flushed { offset, seq } => self.flushed(offset, seq, ctx),
             IoDone::Failed(reason) => self.fail(&reason, ctx),
-            IoDone::Restarted => self.begin_rebuild(),
+            IoDone::Restarted => self.begin_rebuild(ctx),
             // Only the answer to the latest rebuild counts; an earlier one is already stale.
             IoDone::Recovered(outcome) if self.rebuilding == Some(self.incarnation) => {
                 self.rebuilt(*outcome, ctx)
@@ -762,7 +798,33 @@ impl Handler<SnapshotEvent> for ReplicationDriver {
             // The log is replaced only once the state machine holds the snapshot.
             SnapshotEvent::Installed(Ok(id)) => self.log_store.do_send(ResetLog(id)),
             // A transfer that cannot be installed starts over with a fresh core.
-            SnapshotEvent::Installed(Err(_)) => self.begin_rebuild(),
+            SnapshotEvent::Installed(Err(_)) => self.begin_rebuild(ctx),
         }
+    }
+}
+
+/// What a completed flush number `seq`, reporting `offset`, proves durable: nothing at or above
+/// a truncation asked for after that flush was sent. Forgets truncations no later flush needs.
+fn durable_offset(truncations: &mut Vec<(u64, Offset)>, offset: Offset, seq: u64) -> Offset {
+    truncations.retain(|(after, _)| *after >= seq);
+    truncations
+        .iter()
+        .map(|(_, at)| *at)
+        .fold(offset, Offset::min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flush_from_before_a_truncation_does_not_vouch_for_what_replaced_the_records() {
+        // Flush 1 sent; then a truncation to 15; then the log grew again to 30.
+        let mut truncations = vec![(1, Offset(15))];
+        // Flush 1 reports the end at its fsync, 21, but 15..21 were replaced since.
+        assert_eq!(durable_offset(&mut truncations, Offset(21), 1), Offset(15));
+        // Flush 2, sent after the truncation, is believed, and the truncation is forgotten.
+        assert_eq!(durable_offset(&mut truncations, Offset(30), 2), Offset(30));
+        assert!(truncations.is_empty());
     }
 }

@@ -237,10 +237,14 @@ impl Handler<TruncateTo> for LogStore {
 
 impl Handler<FlushLog> for LogStore {
     type Result = ();
-    fn handle(&mut self, _: FlushLog, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: FlushLog, ctx: &mut Context<Self>) {
         self.write(ctx, |log, _| {
-            log.flush()
-                .map(|()| Some(IoDone::Flushed(log.log_end_offset())))
+            log.flush().map(|()| {
+                Some(IoDone::Flushed {
+                    offset: log.log_end_offset(),
+                    seq: msg.seq,
+                })
+            })
         });
     }
 }

@@ -70,10 +70,14 @@ pub struct CleanLog {
 #[rtype(result = "()")]
 pub struct ResetLog(pub crate::types::OffsetAndEpoch);
 
-/// Makes the log durable; completes with `IoDone::Flushed`.
+/// Makes the log durable; completes with `IoDone::Flushed` carrying the same `seq`.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct FlushLog;
+pub struct FlushLog {
+    /// The driver's number for this flush (0: not the driver's), so that a completion can be
+    /// matched against truncations made after the flush was asked for.
+    pub seq: u64,
+}
 
 /// Reads whole batches from an offset.
 #[derive(Message)]
@@ -88,7 +92,11 @@ pub struct ReadLog {
 #[rtype(result = "()")]
 pub enum IoDone {
     ElectionPersisted,
-    Flushed(Offset),
+    /// Everything up to `offset` (the log end at fsync time) is durable.
+    Flushed {
+        offset: Offset,
+        seq: u64,
+    },
     /// The disk failed; the node must stop (its on-disk state is unknown until recovery).
     Failed(String),
     /// The log store restarted and drops writes until the driver rebuilds from disk.

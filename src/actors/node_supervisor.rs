@@ -60,6 +60,8 @@ pub enum NodeState {
     Running,
     /// Rebuilding every actor from the data directory after an actor spent its budget.
     Restarting,
+    /// Stopping its actors; `Stopped` or `Failed` follows once none of them writes any more.
+    Stopping,
     /// Stopped on request.
     Stopped,
     /// Stopped because it could not go on; the text says why.
@@ -163,10 +165,16 @@ impl NodeSupervisor {
         tracing::error!(%reason, "node stopped");
         let old = self.parts();
         self.spec.listener = None;
-        self.publish(None, NodeState::Failed(reason));
-        if let Some(old) = old {
-            ctx.spawn(actix::fut::wrap_future(teardown(old, false)));
-        }
+        self.publish(None, NodeState::Stopping);
+        // Failed is published only once nothing of this node writes to its files any more.
+        ctx.wait(
+            actix::fut::wrap_future::<_, Self>(async move {
+                if let Some(old) = old {
+                    teardown(old, false).await;
+                }
+            })
+            .map(move |(), act, _| act.publish(None, NodeState::Failed(reason))),
+        );
     }
 }
 
@@ -263,9 +271,11 @@ async fn teardown(parts: NodeParts, graceful: bool) {
     if let Some(workload) = &parts.workload {
         workload.do_send(Close);
     }
-    parts.snapshot_writer.do_send(Close);
+    // Awaited: a snapshot being written finishes (or is abandoned as .part) before the caller
+    // may start a new node on the same directory.
+    let _ = parts.snapshot_writer.send(Close).await;
     if graceful {
-        let _ = parts.log_store.send(FlushLog).await;
+        let _ = parts.log_store.send(FlushLog { seq: 0 }).await;
     }
     let _ = parts.log_store.send(CloseLog).await;
     parts.log_arbiter.stop();
@@ -334,14 +344,22 @@ impl Handler<StopNode> for NodeSupervisor {
         let old = self.parts();
         self.spec.listener = None; // frees the port once the listener closes
         let state = self.view.borrow().state.clone();
-        if !matches!(state, NodeState::Failed(_)) {
-            self.publish(None, NodeState::Stopped);
+        let final_state = match state {
+            NodeState::Failed(_) => state,
+            _ => NodeState::Stopped,
+        };
+        if !matches!(final_state, NodeState::Failed(_)) {
+            self.publish(None, NodeState::Stopping);
         }
-        Box::pin(actix::fut::wrap_future::<_, Self>(async move {
-            if let Some(old) = old {
-                teardown(old, msg.graceful).await;
-            }
-        }))
+        // Stopped is published only once nothing of this node writes to its files any more.
+        Box::pin(
+            actix::fut::wrap_future::<_, Self>(async move {
+                if let Some(old) = old {
+                    teardown(old, msg.graceful).await;
+                }
+            })
+            .map(move |(), act, _| act.publish(None, final_state)),
+        )
     }
 }
 

@@ -140,9 +140,15 @@ impl SnapshotWriter {
                 act.reading = false;
                 match result {
                     Ok(Ok(bytes)) if !bytes.is_empty() => {
+                        let before = act.state.applied_offset();
                         act.apply(bytes);
                         act.maybe_snapshot();
-                        act.catch_up(ctx);
+                        if act.state.applied_offset() > before {
+                            act.catch_up(ctx);
+                        } else {
+                            // Nothing applicable there (yet): never spin on the same bytes.
+                            ctx.run_later(READ_RETRY, |act, ctx| act.catch_up(ctx));
+                        }
                     }
                     _ => {
                         ctx.run_later(READ_RETRY, |act, ctx| act.catch_up(ctx));

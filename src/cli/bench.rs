@@ -158,13 +158,13 @@ async fn measure(
 ) -> Result<BenchResult, CliError> {
     let nodes = start_quorum(args.nodes, dir).await?;
     wait_for_leader(&nodes).await?;
-    let mut events = Vec::new();
+    let leader_epochs = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
     for node in &nodes {
-        events.push(
-            node.subscribe()
-                .await
-                .ok_or_else(|| problem("node stopped".into()))?,
-        );
+        let events = node
+            .subscribe()
+            .await
+            .ok_or_else(|| problem("node stopped".into()))?;
+        actix_rt::spawn(watch_elections(events, leader_epochs.clone()));
     }
     let collector = Collector::default().start();
     let cpu_before = cpu_seconds(SELF_STAT);
@@ -188,7 +188,7 @@ async fn measure(
         .map_or(0.0, |t| t.duration_since(started).as_secs_f64())
         .max(1e-9);
     let cpu = cpu_seconds(SELF_STAT) - cpu_before;
-    let elections = count_elections(&mut events);
+    let elections = leader_epochs.lock().map_or(0, |e| e.len());
     for node in &nodes {
         node.shutdown().await;
     }
@@ -272,21 +272,27 @@ async fn wait_for_leader(nodes: &[NodeHandle]) -> Result<(), CliError> {
     Err(problem("no leader was elected within 60 s".into()))
 }
 
-/// Distinct epochs in which some node announced a leader.
-fn count_elections(events: &mut [tokio::sync::broadcast::Receiver<NodeEvent>]) -> usize {
-    let mut epochs: BTreeSet<Epoch> = BTreeSet::new();
-    for receiver in events {
-        while let Ok(event) = receiver.try_recv() {
-            if let NodeEvent::LeaderChanged {
+/// Collects the epochs in which a node announced a leader, until the node stops. Commit
+/// events far outnumber leader changes, so a lagging receiver skips ahead and keeps going.
+async fn watch_elections(
+    mut events: tokio::sync::broadcast::Receiver<NodeEvent>,
+    epochs: std::sync::Arc<std::sync::Mutex<BTreeSet<Epoch>>>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(NodeEvent::LeaderChanged {
                 epoch,
                 leader_id: Some(_),
-            } = event
-            {
-                epochs.insert(epoch);
+            }) => {
+                if let Ok(mut e) = epochs.lock() {
+                    e.insert(epoch);
+                }
             }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
         }
     }
-    epochs.len()
 }
 
 fn print_table(r: &BenchResult) {

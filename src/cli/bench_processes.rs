@@ -52,14 +52,26 @@ pub fn measure(
     }
     let result = observe(&rx, duration, &mut children);
     let usage: Vec<NodeUsage> = children.iter().map(|c| NodeUsage::of_pid(c.id())).collect();
+    let usage = match &result {
+        // CPU seconds of the measured windows only: start-up and warm-up are subtracted.
+        Ok(observed) => usage
+            .into_iter()
+            .zip(&observed.cpu_at_start)
+            .map(|(u, start)| NodeUsage {
+                cpu_seconds: (u.cpu_seconds - start).max(0.0),
+                ..u
+            })
+            .collect(),
+        Err(_) => usage,
+    };
     stop_all(&mut children);
-    let (windows, elections) = result?;
+    let observed = result?;
     Ok(summarise(
         nodes,
         throughput,
         record_size,
-        &windows,
-        elections,
+        &observed.windows,
+        observed.elections,
         usage,
     ))
 }
@@ -173,12 +185,21 @@ fn parse_line(line: &str) -> Option<Seen> {
 
 type Window = (f64, f64, [f64; 4]);
 
+/// What the servers printed during the measured span.
+struct Observed {
+    windows: Vec<Window>,
+    /// Leader epochs announced after the first leader started writing.
+    elections: usize,
+    /// Each server's CPU seconds when the measured span began.
+    cpu_at_start: Vec<f64>,
+}
+
 /// Waits for a leader, then collects the windows printed during `duration` seconds.
 fn observe(
     rx: &mpsc::Receiver<Seen>,
     duration: u64,
     children: &mut [Child],
-) -> Result<(Vec<Window>, usize), CliError> {
+) -> Result<Observed, CliError> {
     let deadline = Instant::now() + ELECTION_LIMIT;
     let mut epochs = std::collections::BTreeSet::new();
     loop {
@@ -197,7 +218,10 @@ fn observe(
             return Err(problem("a kraft server exited early".into()));
         }
     }
-    let first_epochs = epochs.len();
+    // The first leader announced its epoch before it started writing (same stream, in order);
+    // followers may report that epoch later, so only higher epochs are new elections.
+    let first_epoch = epochs.iter().max().copied().unwrap_or(0);
+    let mut cpu_at_start = vec![0.0; children.len()];
     // The first window began before the election: it is a warm-up, not measured.
     let windows_wanted = duration.div_ceil(WINDOW.as_secs()).max(1) as usize + 1;
     let end = Instant::now() + WINDOW * (windows_wanted as u32) + Duration::from_secs(2);
@@ -208,7 +232,15 @@ fn observe(
                 records_per_sec,
                 bytes_per_sec,
                 latency_ms,
-            }) => windows.push((records_per_sec, bytes_per_sec, latency_ms)),
+            }) => {
+                if windows.is_empty() {
+                    cpu_at_start = children
+                        .iter()
+                        .map(|c| NodeUsage::of_pid(c.id()).cpu_seconds)
+                        .collect();
+                }
+                windows.push((records_per_sec, bytes_per_sec, latency_ms))
+            }
             Ok(Seen::Election(e)) => {
                 epochs.insert(e);
             }
@@ -220,7 +252,11 @@ fn observe(
         return Err(problem("the leader printed too few statistics".into()));
     }
     windows.remove(0);
-    Ok((windows, epochs.len() - first_epochs))
+    Ok(Observed {
+        windows,
+        elections: epochs.iter().filter(|e| **e > first_epoch).count(),
+        cpu_at_start,
+    })
 }
 
 fn summarise(
