@@ -1659,3 +1659,46 @@ fn a_follower_told_the_snapshot_is_gone_fetches_again() {
     let (_, request) = sent_to_leader(&actions);
     assert!(matches!(request, Request::Fetch(_)), "{request:?}");
 }
+
+#[test]
+fn a_transfer_resumes_at_its_position_with_a_new_leader() {
+    let (mut r, id) = follower();
+    let mut redirect = match fetch_response(2, Some(100), Bytes::new()) {
+        Response::Fetch(f) => f,
+        _ => unreachable!(),
+    };
+    redirect.snapshot_id = Some(BIG_SNAPSHOT);
+    let actions = answer(&mut r, id, Response::Fetch(redirect));
+    let (id, _) = sent_to_leader(&actions);
+    let actions = answer(
+        &mut r,
+        id,
+        snapshot_chunk(0, b"0123456789", 25, ErrorCode::None),
+    );
+    let (in_flight, _) = sent_to_leader(&actions);
+    // Voter 3 becomes leader in epoch 3 and the request to the old leader fails: once the new
+    // epoch is persisted, the transfer goes on with the new leader from byte 10.
+    r.step(T0, begin_epoch(3, 3, 2));
+    r.step(
+        T0,
+        Input::RequestFailed {
+            to: n(1),
+            request_id: in_flight,
+        },
+    );
+    let actions = r.step(T0, Input::ElectionPersisted);
+    let request = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Send { to, request, .. } if *to == n(3) => Some(request.clone()),
+            _ => None,
+        })
+        .expect("a request to the new leader");
+    match request {
+        Request::FetchSnapshot(f) => {
+            assert_eq!((f.snapshot_id, f.position), (BIG_SNAPSHOT, 10));
+            assert_eq!(f.current_leader_epoch, Epoch(3));
+        }
+        other => panic!("expected FetchSnapshot, got {other:?}"),
+    }
+}

@@ -62,11 +62,24 @@ async fn a_follower_behind_the_leaders_log_start_catches_up_by_snapshot() {
         );
         append_batches(&handle, 50, "while-down").await;
     }
-    assert!(
-        !list_snapshots(&partition(&cluster, leader))
-            .unwrap()
-            .is_empty()
-    );
+    let leader_snapshots = list_snapshots(&partition(&cluster, leader)).unwrap();
+    assert!(!leader_snapshots.is_empty());
+    // Every node's snapshot at the same offset is byte-identical (what lets a transfer resume
+    // from another leader's copy).
+    let other = (leader + 2) % 3;
+    let mut compared = 0;
+    for id in list_snapshots(&partition(&cluster, other)).unwrap() {
+        if leader_snapshots.contains(&id) {
+            let name = kraft::storage::snapshot_file_name(id);
+            assert_eq!(
+                std::fs::read(partition(&cluster, leader).join(&name)).unwrap(),
+                std::fs::read(partition(&cluster, other).join(&name)).unwrap(),
+                "{name}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 0, "no snapshot in common");
 
     cluster.start(behind).await;
     let end = append_batches(&handle, 5, "after").await;

@@ -66,6 +66,10 @@ pub struct SnapshotWriter {
     state: WorkloadState,
     /// Epoch of the last batch applied (the epoch a snapshot of this state is named with).
     last_epoch: Epoch,
+    /// Largest record timestamp applied: a snapshot's "last contained log timestamp". Using it
+    /// (not the clock) makes every node's snapshot at the same offset byte-identical, so a
+    /// transfer can resume from another leader's copy.
+    last_timestamp: i64,
     high_watermark: Offset,
     reading: bool,
     bytes_since_snapshot: u64,
@@ -91,6 +95,7 @@ impl SnapshotWriter {
             log_store,
             state: WorkloadState::default(),
             last_epoch: Epoch(0),
+            last_timestamp: 0,
             high_watermark: Offset(0),
             reading: false,
             bytes_since_snapshot: 0,
@@ -110,10 +115,12 @@ impl SnapshotWriter {
         }
         self.state = WorkloadState::default();
         self.last_epoch = Epoch(0);
+        self.last_timestamp = 0;
         self.last_snapshot = None;
         if let Some(id) = list_snapshots(&self.dir)?.last().copied() {
-            self.state
-                .load_snapshot(&SnapshotFile::open(&self.dir, id)?)?;
+            let file = SnapshotFile::open(&self.dir, id)?;
+            self.state.load_snapshot(&file)?;
+            self.last_timestamp = file.last_contained_timestamp()?;
             self.last_epoch = id.epoch;
             self.last_snapshot = Some(id);
             tracing::info!(end_offset = %id.offset, epoch = %id.epoch, records = self.state.records, "loaded snapshot");
@@ -171,6 +178,7 @@ impl SnapshotWriter {
                 break;
             }
             self.last_epoch = batch.epoch();
+            self.last_timestamp = self.last_timestamp.max(batch.header().max_timestamp);
             self.bytes_since_snapshot += batch.size_in_bytes() as u64;
         }
     }
@@ -198,8 +206,7 @@ impl SnapshotWriter {
             return Ok(None);
         }
         let started = Instant::now();
-        let now_ms = crate::actors::ReplicationDriver::wall_clock_now().as_millis() as i64;
-        let mut writer = SnapshotFileWriter::create(&self.dir, id, now_ms)?;
+        let mut writer = SnapshotFileWriter::create(&self.dir, id, self.last_timestamp)?;
         self.state.write_snapshot(&mut writer)?;
         let path = writer.finish()?;
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -355,6 +362,7 @@ impl Handler<InstallSnapshot> for SnapshotWriter {
         let outcome = complete_partial(&self.dir, id).and_then(|file| {
             let mut state = WorkloadState::default();
             state.load_snapshot(&file)?;
+            self.last_timestamp = file.last_contained_timestamp()?;
             Ok((state, file.size))
         });
         let event = match outcome {

@@ -163,6 +163,14 @@ impl SnapshotFile {
         })
     }
 
+    /// The SnapshotHeader's "last contained log timestamp" (its batch's timestamp).
+    pub fn last_contained_timestamp(&self) -> Result<i64, StorageError> {
+        let head = self.read_chunk(0, crate::record::RECORD_BATCH_OVERHEAD)?;
+        crate::record::BatchHeader::parse(&head)
+            .map(|h| h.max_timestamp)
+            .map_err(|e| StorageError::corrupt(&self.path, e.to_string()))
+    }
+
     /// Up to `max_bytes` from byte `position` (FetchSnapshot's unit; not batch-aligned).
     pub fn read_chunk(&self, position: u64, max_bytes: usize) -> Result<Bytes, StorageError> {
         if position > self.size {
