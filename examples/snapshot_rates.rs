@@ -66,9 +66,18 @@ fn main() {
 
     let mb = file.size as f64 / 1e6;
     let rss = peak_rss_mib();
-    println!("snapshot of {:.0} MB ({values} values of {VALUE_BYTES} bytes)", mb);
-    println!("  write (stream, fsync, rename)          {:>8.1} MB/s", mb / write_secs);
-    println!("  transfer (4 MiB chunks, verify, rename) {:>8.1} MB/s", mb / transfer_secs);
+    println!(
+        "snapshot of {:.0} MB ({values} values of {VALUE_BYTES} bytes)",
+        mb
+    );
+    println!(
+        "  write (stream, fsync, rename)          {:>8.1} MB/s",
+        mb / write_secs
+    );
+    println!(
+        "  transfer (4 MiB chunks, verify, rename) {:>8.1} MB/s",
+        mb / transfer_secs
+    );
     println!("  peak RSS                               {rss:>8.1} MiB");
     println!(
         "{{\"snapshot_mb\":{mb:.1},\"write_mb_per_sec\":{:.1},\"transfer_mb_per_sec\":{:.1},\"peak_rss_mib\":{rss:.1}}}",
