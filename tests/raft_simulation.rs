@@ -1,7 +1,7 @@
 //! Seeded simulation of 1–5 voters, 0–3 observers and sometimes an id-less observer, driven
 //! through the pure core with message loss, duplication, delay, reordering, corruption,
-//! partitions, crashes that lose unflushed data, restarts, graceful shutdowns and observers'
-//! disks wiped. Invariants are
+//! partitions, crashes that lose unflushed data, restarts, graceful shutdowns, observers'
+//! disks wiped, snapshots, log cleaning and FetchSnapshot catch-up. Invariants are
 //! checked after every event; at the end the faults stop and the quorum must make progress.
 //!
 //! `KRAFT_SIM_SEEDS=N` runs N seeds (default 500), `KRAFT_SIM_SEED=S` replays one seed,
@@ -66,7 +66,9 @@ fn run_seed(seed: u64, events: u64) {
                 let (a, b) = (rng.below(n as u64) as usize, rng.below(n as u64) as usize);
                 sim.blocked.insert((a, b));
             }
-            85..=92 => sim.heal(),
+            85..=90 => sim.heal(),
+            91..=93 => sim.snapshot(rng.below(n as u64) as usize),
+            94..=95 => sim.clean(rng.below(n as u64) as usize),
             _ => sim.net = random_net(&mut rng),
         }
         let budget = events - sim.events_run;

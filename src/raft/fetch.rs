@@ -22,7 +22,13 @@ impl Replica {
             return;
         }
         let end = self.log.end_offset_for_epoch(r.last_fetched_epoch);
-        if let Some(snapshot) = self.snapshot_for_fetch(r.fetch_offset, end.offset) {
+        // An epoch older than every epoch left in a cleaned log ended somewhere below its start.
+        let epoch_end = if self.log.knows_epoch(r.last_fetched_epoch) {
+            end.offset
+        } else {
+            Offset(-1)
+        };
+        if let Some(snapshot) = self.snapshot_for_fetch(r.fetch_offset, epoch_end) {
             let mut response = self.fetch_error(ErrorCode::None);
             response.snapshot_id = Some(snapshot);
             self.note_fetcher_alive(r.replica_id);
@@ -263,10 +269,13 @@ impl Replica {
                 local.offset
             }
         };
-        if self.high_watermark.is_some_and(|hw| target < hw) {
+        if self.high_watermark.is_some_and(|hw| target < hw) || target < self.log.log_start_offset()
+        {
             let reason = format!(
-                "the leader asked to truncate to {target}, below the high watermark {:?}",
-                self.high_watermark
+                "the leader asked to truncate to {target}, below the high watermark {:?} or the \
+                 log start {} (committed records)",
+                self.high_watermark,
+                self.log.log_start_offset()
             );
             self.out.push(Action::Fatal(reason));
             return;

@@ -88,8 +88,20 @@ impl LogView {
     }
 
     /// Epoch of the last record (0 for an empty log).
+    /// Epoch of the last record (0 for an empty log); an empty log that starts where a snapshot
+    /// ends has the snapshot's epoch, as if its last record were the snapshot's.
     pub fn last_fetched_epoch(&self) -> Epoch {
-        self.epochs.last().map_or(Epoch(0), |e| e.epoch)
+        match (self.epochs.last(), self.latest_snapshot) {
+            (Some(e), _) => e.epoch,
+            (None, Some(s)) if s.offset == self.log_end_offset => s.epoch,
+            (None, _) => Epoch(0),
+        }
+    }
+
+    /// Whether this log can tell where `epoch` ended: it holds that epoch or an earlier one. A
+    /// cleaned log has forgotten the epochs below its start.
+    pub fn knows_epoch(&self, epoch: Epoch) -> bool {
+        self.log_start_offset == Offset(0) || self.epochs.iter().any(|e| e.epoch <= epoch)
     }
 
     /// Records a batch of `epoch` ending before `next_offset` appended at the end.

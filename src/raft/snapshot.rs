@@ -92,8 +92,12 @@ impl Replica {
     // ---- the follower's side ----------------------------------------------------------------
 
     /// The leader redirected a fetch to snapshot `id`: continue a transfer of the same snapshot
-    /// from where it stopped, else start from byte 0.
+    /// from where it stopped, else start from byte 0. A snapshot ending below our high
+    /// watermark would take committed records away, so it is never fetched.
     pub(super) fn start_snapshot_transfer(&mut self, id: OffsetAndEpoch) {
+        if self.high_watermark.is_some_and(|hw| id.offset < hw) {
+            return;
+        }
         if self.snapshot_transfer.is_none_or(|t| t.id != id) {
             self.snapshot_transfer = Some(SnapshotTransfer {
                 id,
@@ -169,13 +173,15 @@ impl Replica {
         }
     }
 
-    /// The snapshot is in place: the log now starts at its end, everything below is committed.
+    /// The snapshot is in place and the whole log was replaced (an uncommitted tail beyond the
+    /// snapshot included, as Kafka's full truncation does): the log starts and ends at its end,
+    /// and everything below is committed.
     pub(super) fn snapshot_installed(&mut self, id: OffsetAndEpoch) {
         if self.snapshot_transfer.is_some_and(|t| t.id == id) {
             self.snapshot_transfer = None;
         }
-        if id.offset < self.log.log_end_offset() {
-            return; // stale: the log already moved past it
+        if id.offset < self.log.log_start_offset() {
+            return; // stale: a newer snapshot is already in place
         }
         self.log.installed(id);
         self.update_follower_high_watermark(Some(id.offset));

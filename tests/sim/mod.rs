@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kraft::raft::{
-    Action, EpochStart, InboundId, Input, LogView, PersistedElection, ProposalId, RaftConfig,
-    Replica, Request, RequestId, Response, RoleKind,
+    Action, EpochStart, ErrorCode, FetchSnapshotResponse, InboundId, Input, LogView,
+    PersistedElection, ProposalId, RaftConfig, Replica, Request, RequestId, Response, RoleKind,
 };
 use kraft::record::{BatchHeader, RecordBatch};
-use kraft::types::{Epoch, NodeId, Offset};
+use kraft::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
 
 /// Simulated wall clock at the start (so batch timestamps look real).
 const START: Duration = Duration::from_millis(1_700_000_000_000);
@@ -26,32 +26,50 @@ const HISTORY: usize = 40;
 /// The protocol core's deterministic RNG drives the simulation too.
 pub use kraft::raft::SeededRng as Rng;
 
+/// Bytes per FetchSnapshot answer in the simulation: small, so that transfers span requests.
+const SNAPSHOT_CHUNK_BYTES: usize = 200;
+
 /// What a node keeps across crashes.
 #[derive(Debug, Clone, Default)]
 pub struct Disk {
+    /// The log from `start` on (cleaning removes batches below it).
     pub batches: Vec<Bytes>,
+    pub start: Offset,
     /// How many of `batches` are durable.
     pub flushed: usize,
     /// How many leading batches were already checked against the committed history.
     checked: usize,
     pub election: Option<PersistedElection>,
+    /// The newest snapshot: its id and its "file", the committed batches below its end.
+    pub snapshot: Option<(OffsetAndEpoch, Bytes)>,
+    /// A snapshot being fetched (lost on a crash, like the real `.part` file).
+    partial: Option<(OffsetAndEpoch, Vec<u8>)>,
 }
 
 impl Disk {
     pub fn end_offset(&self) -> Offset {
         self.batches
             .last()
-            .map_or(Offset(0), |b| BatchHeader::parse(b).unwrap().next_offset())
+            .map_or(self.start, |b| BatchHeader::parse(b).unwrap().next_offset())
     }
 
     pub fn flushed_end_offset(&self) -> Offset {
         self.batches[..self.flushed]
             .last()
-            .map_or(Offset(0), |b| BatchHeader::parse(b).unwrap().next_offset())
+            .map_or(self.start, |b| BatchHeader::parse(b).unwrap().next_offset())
     }
 
     fn log_view(&self) -> LogView {
-        let mut epochs: Vec<EpochStart> = Vec::new();
+        // A log that starts where an installed snapshot ends starts in the snapshot's epoch.
+        let mut epochs: Vec<EpochStart> = match &self.snapshot {
+            Some((id, _)) if id.offset == self.start && self.start > Offset(0) => {
+                vec![EpochStart {
+                    epoch: id.epoch,
+                    start_offset: self.start,
+                }]
+            }
+            _ => Vec::new(),
+        };
         for b in &self.batches {
             let h = BatchHeader::parse(b).unwrap();
             if epochs.last().is_none_or(|e| h.epoch() > e.epoch) {
@@ -61,15 +79,23 @@ impl Disk {
                 });
             }
         }
-        LogView::new(Offset(0), self.end_offset(), epochs)
+        LogView::new(self.start, self.end_offset(), epochs)
+            .with_snapshot(self.snapshot.as_ref().map(|(id, _)| *id))
     }
 
-    /// The batch holding `offset`, if any.
-    pub fn batch_at(&self, offset: Offset) -> Option<&Bytes> {
-        self.batches.iter().find(|b| {
+    /// The batch holding `offset`, in the log or, below the log start, in the snapshot.
+    pub fn batch_at(&self, offset: Offset) -> Option<Bytes> {
+        let holds = |b: &Bytes| {
             let h = BatchHeader::parse(b).unwrap();
             h.base_offset() <= offset && offset < h.next_offset()
-        })
+        };
+        if let Some(b) = self.batches.iter().find(|b| holds(b)) {
+            return Some(b.clone());
+        }
+        let (_, file) = self.snapshot.as_ref()?;
+        kraft::record::BatchIter::new(file.clone())
+            .map(|b| b.unwrap().as_bytes().clone())
+            .find(holds)
     }
 
     fn read(&self, from: Offset, max_bytes: u32) -> Bytes {
@@ -340,6 +366,7 @@ impl Sim {
         let flushed = node.disk.flushed;
         node.disk.batches.truncate(flushed);
         node.disk.checked = node.disk.checked.min(flushed);
+        node.disk.partial = None;
         self.note(format!("node {i} crashed (kept {flushed} batches)"));
     }
 
@@ -555,14 +582,32 @@ impl Sim {
                 }
             }
             Action::HighWatermark(hw) => self.high_watermark(i, hw),
-            // No node of the simulation writes a snapshot yet, so none can be served or fetched.
-            Action::RespondFetchSnapshot { .. }
-            | Action::WriteSnapshotChunk { .. }
-            | Action::InstallSnapshot { .. } => {
-                self.fail(&format!(
-                    "node {i} used a snapshot, but none was ever written"
-                ));
+            Action::RespondFetchSnapshot {
+                to,
+                response,
+                max_bytes,
+            } => {
+                let response = self.read_snapshot_chunk(i, response, max_bytes);
+                self.respond(i, to, Response::FetchSnapshot(response));
             }
+            Action::WriteSnapshotChunk {
+                id,
+                position,
+                bytes,
+            } => {
+                let disk = &mut self.nodes[i].disk;
+                let mut file = match disk.partial.take() {
+                    Some((partial_id, file)) if partial_id == id => file,
+                    _ => Vec::new(),
+                };
+                if position as usize > file.len() {
+                    self.fail(&format!("node {i} wrote a snapshot chunk past its end"));
+                }
+                file.truncate(position as usize);
+                file.extend_from_slice(&bytes);
+                self.nodes[i].disk.partial = Some((id, file));
+            }
+            Action::InstallSnapshot { id } => self.install_snapshot(i, id),
             Action::LeaderChanged { epoch, leader_id } => {
                 self.note(format!("node {i} sees epoch {epoch} leader {leader_id:?}"));
                 // A leader announces itself even if it resigns within the same step.
@@ -628,6 +673,148 @@ impl Sim {
             self.nodes[i].tick_at = Some(at);
             self.schedule(at, Event::Tick { node: i });
         }
+    }
+
+    // ---- snapshots -----------------------------------------------------------------------------
+
+    /// Node `i` snapshots its committed, durable prefix (if it has anything new).
+    pub fn snapshot(&mut self, i: usize) {
+        let (Some(hw), true) = (self.nodes[i].hw, self.is_running(i)) else {
+            return;
+        };
+        let disk = &self.nodes[i].disk;
+        let end = hw.min(disk.flushed_end_offset());
+        if disk
+            .snapshot
+            .as_ref()
+            .is_some_and(|(id, _)| id.offset >= end)
+            || end <= disk.start
+        {
+            return;
+        }
+        let mut file = BytesMut::new();
+        if let Some((_, bytes)) = &disk.snapshot {
+            file.extend_from_slice(bytes);
+        }
+        let mut epoch = disk.snapshot.as_ref().map_or(Epoch(0), |(id, _)| id.epoch);
+        let covered = disk
+            .snapshot
+            .as_ref()
+            .map_or(Offset(0), |(id, _)| id.offset);
+        for b in &disk.batches {
+            let h = BatchHeader::parse(b).unwrap();
+            if h.next_offset() > end {
+                break;
+            }
+            if h.base_offset() < covered {
+                continue; // already in the previous snapshot
+            }
+            file.extend_from_slice(b);
+            epoch = h.epoch();
+        }
+        let id = OffsetAndEpoch { offset: end, epoch };
+        let file = file.freeze();
+        // A snapshot ends at or below the high watermark: it holds only committed batches.
+        for batch in kraft::record::BatchIter::new(file.clone()) {
+            let batch = batch.unwrap();
+            if self.committed.get(&batch.base_offset()) != Some(batch.as_bytes()) {
+                self.fail(&format!(
+                    "node {i} snapshot {id:?} holds an uncommitted batch at {}",
+                    batch.base_offset()
+                ));
+            }
+        }
+        self.nodes[i].disk.snapshot = Some((id, file));
+        self.note(format!("node {i} wrote snapshot {id:?}"));
+        self.input(i, Input::SnapshotWritten { id });
+    }
+
+    /// Node `i` cleans its log up to its snapshot.
+    pub fn clean(&mut self, i: usize) {
+        if !self.is_running(i) {
+            return;
+        }
+        let disk = &mut self.nodes[i].disk;
+        let Some((id, _)) = disk.snapshot.as_ref() else {
+            return;
+        };
+        let target = id.offset.min(disk.flushed_end_offset());
+        let drop = disk
+            .batches
+            .iter()
+            .take_while(|b| BatchHeader::parse(b).unwrap().next_offset() <= target)
+            .count();
+        if drop == 0 {
+            return;
+        }
+        let new_start = BatchHeader::parse(&disk.batches[drop - 1])
+            .unwrap()
+            .next_offset();
+        disk.batches.drain(..drop);
+        disk.flushed -= drop;
+        disk.checked = disk.checked.saturating_sub(drop);
+        disk.start = new_start;
+        self.note(format!("node {i} cleaned its log to {new_start}"));
+        self.input(i, Input::LogStartAdvanced { offset: new_start });
+    }
+
+    /// Serves a FetchSnapshot chunk, in small pieces so that transfers take several requests.
+    fn read_snapshot_chunk(
+        &mut self,
+        i: usize,
+        mut response: FetchSnapshotResponse,
+        max_bytes: u32,
+    ) -> FetchSnapshotResponse {
+        let chunk = (max_bytes as usize).min(SNAPSHOT_CHUNK_BYTES);
+        match &self.nodes[i].disk.snapshot {
+            Some((id, file)) if *id == response.snapshot_id => {
+                response.size = file.len() as u64;
+                let position = response.position as usize;
+                if position > file.len() {
+                    response.error = ErrorCode::PositionOutOfRange;
+                } else {
+                    response.bytes = file.slice(position..(position + chunk).min(file.len()));
+                }
+            }
+            _ => response.error = ErrorCode::SnapshotNotFound,
+        }
+        response
+    }
+
+    /// Installs a fetched snapshot: it must hold exactly the committed history below its end.
+    fn install_snapshot(&mut self, i: usize, id: OffsetAndEpoch) {
+        let file = match self.nodes[i].disk.partial.take() {
+            Some((partial_id, file)) if partial_id == id => Bytes::from(file),
+            _ => self.fail(&format!(
+                "node {i} installed snapshot {id:?} it never fetched"
+            )),
+        };
+        let mut next = Offset(0);
+        for batch in kraft::record::BatchIter::new(file.clone()) {
+            let batch = batch.unwrap_or_else(|e| {
+                self.fail(&format!("node {i} installed a corrupt snapshot: {e}"))
+            });
+            if batch.base_offset() != next || self.committed.get(&next) != Some(batch.as_bytes()) {
+                self.fail(&format!(
+                    "node {i} installed a snapshot that disagrees with the committed history at {next}"
+                ));
+            }
+            next = batch.next_offset();
+        }
+        if next != id.offset {
+            self.fail(&format!(
+                "node {i} installed snapshot {id:?} ending at {next}"
+            ));
+        }
+        let disk = &mut self.nodes[i].disk;
+        disk.snapshot = Some((id, file));
+        disk.batches.clear();
+        disk.flushed = 0;
+        disk.checked = 0;
+        disk.start = id.offset;
+        self.note(format!("node {i} installed snapshot {id:?}"));
+        // At once, so that the core and the disk never disagree about where the log starts.
+        self.input(i, Input::SnapshotInstalled { id });
     }
 
     // ---- running -------------------------------------------------------------------------------
@@ -901,6 +1088,23 @@ impl Sim {
             };
             let (role, epoch) = (r.role(), r.epoch());
             let leo = r.log().log_end_offset();
+            let disk = &self.nodes[i].disk;
+            if r.log().log_start_offset() != disk.start {
+                let (core, disk) = (r.log().log_start_offset(), disk.start);
+                self.fail(&format!(
+                    "node {i} believes its log starts at {core}, the disk says {disk}"
+                ));
+            }
+            let covered = disk
+                .snapshot
+                .as_ref()
+                .is_some_and(|(id, _)| id.offset >= disk.start);
+            if disk.start > Offset(0) && !covered {
+                let start = disk.start;
+                self.fail(&format!(
+                    "node {i} log starts at {start} but no snapshot covers what is below"
+                ));
+            }
             if leo != self.nodes[i].disk.end_offset() {
                 let disk = self.nodes[i].disk.end_offset();
                 self.fail(&format!(
@@ -965,7 +1169,7 @@ impl Sim {
                     let Some(batch) = self.nodes[i].disk.batch_at(offset) else {
                         self.fail(&format!("node {i} lost acknowledged offset {offset}"));
                     };
-                    let record = RecordBatch::decode(batch.clone())
+                    let record = RecordBatch::decode(batch)
                         .unwrap()
                         .decode_records()
                         .unwrap();
