@@ -1702,3 +1702,48 @@ fn a_transfer_resumes_at_its_position_with_a_new_leader() {
         other => panic!("expected FetchSnapshot, got {other:?}"),
     }
 }
+
+/// A follower that installed the leader's snapshot fetches at its end in the snapshot's epoch;
+/// a leader whose cleaned log starts in a later epoch still knows that epoch ends at the
+/// snapshot and serves records instead of sending the snapshot again.
+#[test]
+fn a_fetch_at_the_snapshot_end_in_its_epoch_is_served_records() {
+    let snapshot = OffsetAndEpoch {
+        offset: Offset(60),
+        epoch: Epoch(8),
+    };
+    // A single voter whose log was cleaned to 60, where epoch 9 begins.
+    let log = LogView::new(
+        Offset(60),
+        Offset(70),
+        vec![EpochStart {
+            epoch: Epoch(9),
+            start_offset: Offset(60),
+        }],
+    )
+    .with_snapshot(Some(snapshot));
+    let (mut l, _) = boot(1, &[1], Some(election(9, Some(1), Some(1))), log);
+    l.step(T0, Input::Flushed { offset: Offset(71) });
+    assert_eq!(l.role(), RoleKind::Leader);
+    let epoch = l.epoch().0;
+    let actions = l.step(
+        T0,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::Fetch(fetch(None, epoch, 60, 8)),
+        },
+    );
+    let (response, read_from) = respond_fetch(&actions);
+    assert_eq!(response.snapshot_id, None, "{response:?}");
+    assert_eq!(response.diverging_epoch, None);
+    assert_eq!(read_from, Some(Offset(60)));
+    // One epoch older than the snapshot's: where it ended is below the log start.
+    let actions = l.step(
+        T0,
+        Input::Request {
+            from: InboundId(2),
+            request: Request::Fetch(fetch(None, epoch, 60, 7)),
+        },
+    );
+    assert_eq!(respond_fetch(&actions).0.snapshot_id, Some(snapshot));
+}

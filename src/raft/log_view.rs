@@ -98,10 +98,13 @@ impl LogView {
         }
     }
 
-    /// Whether this log can tell where `epoch` ended: it holds that epoch or an earlier one. A
-    /// cleaned log has forgotten the epochs below its start.
+    /// Whether this log can tell where `epoch` ended: it holds that epoch or an earlier one,
+    /// counting the newest snapshot's epoch (which ends at the snapshot). A cleaned log has
+    /// forgotten the epochs below its start.
     pub fn knows_epoch(&self, epoch: Epoch) -> bool {
-        self.log_start_offset == Offset(0) || self.epochs.iter().any(|e| e.epoch <= epoch)
+        self.log_start_offset == Offset(0)
+            || self.epochs.iter().any(|e| e.epoch <= epoch)
+            || self.latest_snapshot.is_some_and(|s| s.epoch <= epoch)
     }
 
     /// Records a batch of `epoch` ending before `next_offset` appended at the end.
