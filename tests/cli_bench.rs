@@ -81,6 +81,8 @@ fn a_bench_of_server_processes_reports_each_node() {
         assert!(node["cpu_seconds"].as_f64().unwrap() > 0.0, "{v}");
         assert!(node["peak_rss_mib"].as_f64().unwrap() > 0.0, "{v}");
     }
+    // Paced, not unthrottled: a 5 s window can exceed 2,000/s only by catching up on a backlog,
+    // which the producer caps at one second of records.
     let rate = v["records_per_sec"].as_f64().unwrap();
-    assert!(rate > 0.0 && rate <= 2001.0, "{v}");
+    assert!(rate > 0.0 && rate <= 2000.0 * 6.0 / 5.0, "{v}");
 }
