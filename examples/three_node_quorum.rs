@@ -42,6 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             partition_dir: dirs[i].path().join("__raft_performance_test-0"),
             log: LogConfig::default(),
             raft: Some(raft),
+            state_machine: Default::default(),
             snapshots: Default::default(),
         };
         nodes.push(Some(NodeHandle::start(options).await?));

@@ -28,6 +28,7 @@
 //!         log: LogConfig::default(),
 //!         raft: None, // Kafka's default timers
 //!         snapshots: Default::default(),
+//!         state_machine: Default::default(), // the server's WorkloadState
 //!     })
 //!     .await
 //!     .unwrap();
@@ -67,7 +68,7 @@ pub use crate::actors::supervision::ActorKind;
 #[cfg(feature = "fault-injection")]
 pub use crate::actors::supervision::Fault;
 pub use crate::actors::workload::{Throughput, WorkloadReport, WorkloadSpec};
-pub use crate::state_machine::WorkloadState;
+pub use crate::state_machine::{StateMachine, StateMachineFactory, WorkloadState};
 
 pub use crate::actors::messages::{AppendError, NodeEvent, Status};
 
@@ -96,6 +97,9 @@ pub struct NodeOptions {
     pub raft: Option<RaftConfig>,
     /// When the node snapshots its state machine (Kafka's defaults: 20 MiB, one hour).
     pub snapshots: SnapshotPolicy,
+    /// The application's state machine, fed every committed batch (default: the standalone
+    /// server's `WorkloadState`).
+    pub state_machine: StateMachineFactory,
 }
 
 impl NodeOptions {
@@ -125,6 +129,7 @@ impl NodeOptions {
             log: self.log,
             raft,
             snapshots: self.snapshots,
+            state_machine: self.state_machine,
         })
     }
 }
@@ -230,14 +235,31 @@ impl NodeHandle {
             .map_err(|e| NodeError::Storage(crate::storage::StorageError::Failed(e)))
     }
 
-    /// The server's state machine as applied so far (it follows the high watermark).
-    pub async fn workload_state(&self) -> Option<WorkloadState> {
+    /// Reads the state machine as applied so far (it follows the high watermark) on its own
+    /// thread; `None` when the node is not running.
+    pub async fn query_state<R: Send + 'static>(
+        &self,
+        query: impl FnOnce(&dyn StateMachine) -> R + Send + 'static,
+    ) -> Option<R> {
         let parts = self.parts()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let run = Box::new(move |state: &dyn StateMachine| {
+            let _ = tx.send(query(state));
+        });
         parts
             .snapshot_writer
-            .send(crate::actors::snapshot_writer::GetState)
+            .send(crate::actors::snapshot_writer::QueryState(run))
             .await
-            .ok()
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// The standalone server's state machine as applied so far (`None` when the node runs
+    /// another state machine or is not running).
+    pub async fn workload_state(&self) -> Option<WorkloadState> {
+        self.query_state(|s| s.as_any().downcast_ref::<WorkloadState>().copied())
+            .await
+            .flatten()
     }
 
     /// How often the node's actors, and the node itself, were restarted after failures.

@@ -11,8 +11,10 @@ use crate::record::{RecordBatch, RecordError};
 use crate::storage::{SnapshotFile, SnapshotFileWriter, StorageError};
 use crate::types::Offset;
 
-/// What an application replicated by a node implements.
-pub trait StateMachine {
+/// What an application replicated by a node implements. The node's snapshot writer owns it
+/// (on its own thread), hands it every committed batch in order, asks it for snapshots, and
+/// rebuilds it from the latest snapshot after a restart.
+pub trait StateMachine: Send + 'static {
     /// Applies one committed batch (control batches are passed too; most ignore them).
     fn apply(&mut self, batch: &RecordBatch) -> Result<(), RecordError>;
     /// The offset after the last batch applied: a snapshot of this state ends here.
@@ -21,6 +23,35 @@ pub trait StateMachine {
     fn write_snapshot(&self, writer: &mut SnapshotFileWriter) -> Result<(), StorageError>;
     /// Replaces the state with the one in `snapshot`, which ends at `snapshot.id.offset`.
     fn load_snapshot(&mut self, snapshot: &SnapshotFile) -> Result<(), StorageError>;
+    /// The state as `Any`, so that its owner can read it back (`NodeHandle::query_state`).
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// Makes an empty state machine: at start, and again whenever the node rebuilds it from disk.
+#[derive(Clone)]
+pub struct StateMachineFactory(pub std::sync::Arc<dyn Fn() -> Box<dyn StateMachine> + Send + Sync>);
+
+impl StateMachineFactory {
+    pub fn new(make: impl Fn() -> Box<dyn StateMachine> + Send + Sync + 'static) -> Self {
+        StateMachineFactory(std::sync::Arc::new(make))
+    }
+
+    pub fn make(&self) -> Box<dyn StateMachine> {
+        (self.0)()
+    }
+}
+
+impl Default for StateMachineFactory {
+    /// The standalone server's [`WorkloadState`].
+    fn default() -> Self {
+        StateMachineFactory::new(|| Box::new(WorkloadState::default()))
+    }
+}
+
+impl std::fmt::Debug for StateMachineFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateMachineFactory")
+    }
 }
 
 /// The standalone server's state: how many workload records and bytes were committed, and a
@@ -101,5 +132,9 @@ impl StateMachine for WorkloadState {
             })?;
         *self = state;
         Ok(())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }

@@ -109,6 +109,7 @@ async fn a_node_of_another_cluster_is_refused_and_disturbs_nothing() {
         partition_dir: dir.path().join("p-0"),
         log: LogConfig::default(),
         raft: Some(raft_config()),
+        state_machine: Default::default(),
         snapshots: Default::default(),
     })
     .await

@@ -22,6 +22,7 @@ fn options(dir: &std::path::Path, voters: &[i32]) -> NodeOptions {
         partition_dir: dir.join("__raft_performance_test-0"),
         log: LogConfig::default(),
         raft: None,
+        state_machine: Default::default(),
         snapshots: Default::default(),
     }
 }

@@ -23,6 +23,7 @@ fn options(dir: &std::path::Path) -> NodeOptions {
         partition_dir: dir.join("p-0"),
         log: LogConfig::default(),
         raft: None,
+        state_machine: Default::default(),
         snapshots: SnapshotPolicy {
             max_bytes: 64 << 10,
             interval: None,
@@ -34,17 +35,8 @@ fn options(dir: &std::path::Path) -> NodeOptions {
 
 async fn leader(dir: &std::path::Path) -> NodeHandle {
     let node = NodeHandle::start(options(dir)).await.unwrap();
-    for _ in 0..500 {
-        if node
-            .describe()
-            .await
-            .is_some_and(|s| s.role == RoleKind::Leader && s.high_watermark.is_some())
-        {
-            return node;
-        }
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no leader");
+    wait_until_leader(&node).await;
+    node
 }
 
 /// Waits until the state machine has applied everything below the high watermark.
@@ -162,4 +154,118 @@ async fn a_restart_loads_the_latest_snapshot_and_replays_only_what_follows() {
         (1_000_000, 7, 42)
     );
     node.shutdown().await;
+}
+
+/// An application's own state machine: every committed value in order.
+#[derive(Default)]
+struct AllValues {
+    values: Vec<Bytes>,
+    applied: Offset,
+}
+
+impl kraft::node::StateMachine for AllValues {
+    fn apply(
+        &mut self,
+        batch: &kraft::record::RecordBatch,
+    ) -> Result<(), kraft::record::RecordError> {
+        if !batch.is_control() {
+            for r in batch.decode_records()? {
+                self.values.push(r.value.unwrap_or_default());
+            }
+        }
+        self.applied = batch.next_offset();
+        Ok(())
+    }
+    fn applied_offset(&self) -> Offset {
+        self.applied
+    }
+    fn write_snapshot(
+        &self,
+        writer: &mut kraft::storage::SnapshotFileWriter,
+    ) -> Result<(), kraft::storage::StorageError> {
+        writer.append(self.values.iter().cloned())
+    }
+    fn load_snapshot(
+        &mut self,
+        snapshot: &kraft::storage::SnapshotFile,
+    ) -> Result<(), kraft::storage::StorageError> {
+        let mut values = Vec::new();
+        snapshot.for_each_value(|v| values.push(v))?;
+        *self = AllValues {
+            values,
+            applied: snapshot.id.offset,
+        };
+        Ok(())
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+async fn all_values(node: &NodeHandle) -> (Offset, Vec<Bytes>) {
+    node.query_state(|s| {
+        let s = s.as_any().downcast_ref::<AllValues>().unwrap();
+        (s.applied, s.values.clone())
+    })
+    .await
+    .unwrap()
+}
+
+/// A library user's state machine is fed every committed value, snapshotted, and rebuilt from
+/// its snapshot plus the log after a restart.
+#[actix_rt::test]
+async fn an_application_state_machine_is_applied_snapshotted_and_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_app = |dir: &std::path::Path| NodeOptions {
+        state_machine: kraft::node::StateMachineFactory::new(|| Box::new(AllValues::default())),
+        ..options(dir)
+    };
+    let node = NodeHandle::start(with_app(dir.path())).await.unwrap();
+    wait_until_leader(&node).await;
+    let mut expected = Vec::new();
+    for i in 0..30 {
+        let value = Bytes::from(format!("app-{i}"));
+        node.append(vec![value.clone()]).await.unwrap();
+        expected.push(value);
+        if i == 19 {
+            node.take_snapshot().await.unwrap().expect("a snapshot");
+        }
+    }
+    let hw = node.describe().await.unwrap().high_watermark.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while all_values(&node).await.0 < hw {
+        assert!(Instant::now() < deadline);
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(all_values(&node).await.1, expected);
+    assert_eq!(
+        node.workload_state().await,
+        None,
+        "not the server's state machine"
+    );
+    node.shutdown().await;
+
+    let node = NodeHandle::start(with_app(dir.path())).await.unwrap();
+    wait_until_leader(&node).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while all_values(&node).await.1.len() < expected.len() {
+        assert!(Instant::now() < deadline);
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(all_values(&node).await.1, expected);
+    node.shutdown().await;
+}
+
+async fn wait_until_leader(node: &NodeHandle) {
+    for _ in 0..500 {
+        if node
+            .describe()
+            .await
+            .is_some_and(|s| s.role == RoleKind::Leader && s.high_watermark.is_some())
+        {
+            return;
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no leader");
 }

@@ -39,6 +39,7 @@ pub struct NodeSpec {
     pub log: LogConfig,
     pub raft: RaftConfig,
     pub snapshots: SnapshotPolicy,
+    pub state_machine: crate::state_machine::StateMachineFactory,
 }
 
 /// The addresses of a running node's actors.
@@ -214,8 +215,9 @@ async fn build(
         log_store.clone(),
         node.clone(),
     );
+    let factory = spec.state_machine.clone();
     let snapshot_writer = Supervisor::start_in_arbiter(&snapshot_arbiter, move |_| {
-        SnapshotWriter::new(dir, policy, store, Some(n))
+        SnapshotWriter::new(dir, policy, factory, store, Some(n))
     });
     let parts = DriverParts {
         raft_config: spec.raft.clone(),

@@ -1,4 +1,5 @@
-//! The snapshot writer: owns the server's state machine (`WorkloadState`), applies every
+//! The snapshot writer: owns the node's state machine (the server's `WorkloadState`, or the
+//! application's own through `NodeOptions::state_machine`), applies every
 //! committed batch to it in order, and writes snapshots of it: after
 //! `metadata.log.max.record.bytes.between.snapshots` bytes of committed batches, after
 //! `metadata.log.max.snapshot.interval.ms` if anything was committed, and on request.
@@ -19,7 +20,7 @@ use super::messages::{Close, ReadLog, SendResponse, SnapshotEvent};
 use super::supervision::*;
 use crate::raft::{ErrorCode, FetchSnapshotResponse, Response};
 use crate::record::BatchIter;
-use crate::state_machine::{StateMachine, WorkloadState};
+use crate::state_machine::{StateMachine, StateMachineFactory};
 use crate::storage::{
     SnapshotFile, SnapshotFileWriter, StorageError, complete_partial, delete_snapshots_before,
     list_snapshots, remove_snapshot_leftovers, write_partial_chunk,
@@ -63,7 +64,8 @@ pub struct SnapshotWriter {
     dir: PathBuf,
     policy: SnapshotPolicy,
     log_store: Addr<LogStore>,
-    state: WorkloadState,
+    state: Box<dyn StateMachine>,
+    factory: StateMachineFactory,
     /// Epoch of the last batch applied (the epoch a snapshot of this state is named with).
     last_epoch: Epoch,
     /// Largest record timestamp applied: a snapshot's "last contained log timestamp". Using it
@@ -86,6 +88,7 @@ impl SnapshotWriter {
     pub fn new(
         dir: PathBuf,
         policy: SnapshotPolicy,
+        factory: StateMachineFactory,
         log_store: Addr<LogStore>,
         node: Option<Recipient<SupervisionEvent>>,
     ) -> Self {
@@ -93,7 +96,8 @@ impl SnapshotWriter {
             dir,
             policy,
             log_store,
-            state: WorkloadState::default(),
+            state: factory.make(),
+            factory,
             last_epoch: Epoch(0),
             last_timestamp: 0,
             high_watermark: Offset(0),
@@ -113,7 +117,7 @@ impl SnapshotWriter {
         for path in remove_snapshot_leftovers(&self.dir)? {
             tracing::info!(path = %path.display(), "removed an interrupted snapshot file");
         }
-        self.state = WorkloadState::default();
+        self.state = self.factory.make();
         self.last_epoch = Epoch(0);
         self.last_timestamp = 0;
         self.last_snapshot = None;
@@ -123,7 +127,7 @@ impl SnapshotWriter {
             self.last_timestamp = file.last_contained_timestamp()?;
             self.last_epoch = id.epoch;
             self.last_snapshot = Some(id);
-            tracing::info!(end_offset = %id.offset, epoch = %id.epoch, records = self.state.records, "loaded snapshot");
+            tracing::info!(end_offset = %id.offset, epoch = %id.epoch, "loaded snapshot");
         }
         self.bytes_since_snapshot = 0;
         self.last_snapshot_at = Instant::now();
@@ -210,7 +214,7 @@ impl SnapshotWriter {
         self.state.write_snapshot(&mut writer)?;
         let path = writer.finish()?;
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, records = self.state.records, elapsed_ms = started.elapsed().as_millis() as u64, "wrote snapshot");
+        tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, elapsed_ms = started.elapsed().as_millis() as u64, "wrote snapshot");
         self.last_snapshot = Some(id);
         self.last_snapshot_at = Instant::now();
         self.bytes_since_snapshot = 0;
@@ -230,7 +234,7 @@ impl Actor for SnapshotWriter {
         }
         if let Err(e) = self.load() {
             tracing::error!(error = %e, "cannot load the latest snapshot; starting from an empty state");
-            self.state = WorkloadState::default();
+            self.state = self.factory.make();
         }
         ctx.run_interval(INTERVAL_CHECK, |act, _| act.maybe_snapshot());
         self.catch_up(ctx);
@@ -272,15 +276,20 @@ impl Handler<TakeSnapshot> for SnapshotWriter {
     }
 }
 
-/// The state machine as applied so far.
-#[derive(Message)]
-#[rtype(result = "WorkloadState")]
-pub struct GetState;
+/// A read-only look at the state machine, run on the snapshot writer's thread.
+pub type StateQuery = Box<dyn FnOnce(&dyn StateMachine) + Send>;
 
-impl Handler<GetState> for SnapshotWriter {
-    type Result = MessageResult<GetState>;
-    fn handle(&mut self, _: GetState, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.state)
+/// Runs a read-only query on the state machine as applied so far.
+pub struct QueryState(pub StateQuery);
+
+impl Message for QueryState {
+    type Result = ();
+}
+
+impl Handler<QueryState> for SnapshotWriter {
+    type Result = ();
+    fn handle(&mut self, msg: QueryState, _: &mut Context<Self>) {
+        (msg.0)(self.state.as_ref());
     }
 }
 
@@ -360,7 +369,7 @@ impl Handler<InstallSnapshot> for SnapshotWriter {
     fn handle(&mut self, msg: InstallSnapshot, _: &mut Context<Self>) {
         let id = msg.0;
         let outcome = complete_partial(&self.dir, id).and_then(|file| {
-            let mut state = WorkloadState::default();
+            let mut state = self.factory.make();
             state.load_snapshot(&file)?;
             self.last_timestamp = file.last_contained_timestamp()?;
             Ok((state, file.size))
@@ -373,7 +382,7 @@ impl Handler<InstallSnapshot> for SnapshotWriter {
                 self.last_snapshot_at = Instant::now();
                 self.bytes_since_snapshot = 0;
                 self.high_watermark = self.high_watermark.max(id.offset);
-                tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, records = state.records, "installed a snapshot fetched from the leader");
+                tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, "installed a snapshot fetched from the leader");
                 SnapshotEvent::Installed(Ok(id))
             }
             Err(e) => {

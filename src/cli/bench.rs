@@ -238,6 +238,7 @@ async fn start_quorum(count: u8, dir: &Path) -> Result<Vec<NodeHandle>, CliError
             partition_dir: node_dir(dir, i),
             log: LogConfig::default(),
             raft: None,
+            state_machine: Default::default(),
             snapshots: Default::default(),
         };
         let node = NodeHandle::start(options)

@@ -215,6 +215,7 @@ fn node_options(
             ..LogConfig::default()
         },
         raft: Some(raft),
+        state_machine: Default::default(),
         snapshots: SnapshotPolicy {
             max_bytes: config.metadata_log.max_record_bytes_between_snapshots,
             interval: config.metadata_log.max_snapshot_interval,

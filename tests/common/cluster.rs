@@ -45,6 +45,7 @@ impl Cluster {
             log: self.log,
             raft: Some(raft_config()),
             snapshots: self.snapshots,
+            state_machine: Default::default(),
         }
     }
 
