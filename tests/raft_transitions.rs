@@ -1747,3 +1747,22 @@ fn a_fetch_at_the_snapshot_end_in_its_epoch_is_served_records() {
     );
     assert_eq!(respond_fetch(&actions).0.snapshot_id, Some(snapshot));
 }
+
+/// After a restart, a transfer of the same snapshot resumes at the bytes already on disk.
+#[test]
+fn a_restarted_follower_resumes_a_snapshot_fetch_where_it_stopped() {
+    let log = LogView::empty().with_fetched_so_far(Some((BIG_SNAPSHOT, 10)));
+    let (mut r, actions) = boot(2, &[1, 2, 3], Some(election(2, Some(1), None)), log);
+    let id = request_id(&actions, n(1));
+    let mut redirect = match fetch_response(2, Some(100), Bytes::new()) {
+        Response::Fetch(f) => f,
+        _ => unreachable!(),
+    };
+    redirect.snapshot_id = Some(BIG_SNAPSHOT);
+    let actions = answer(&mut r, id, Response::Fetch(redirect));
+    let (_, request) = sent_to_leader(&actions);
+    assert!(
+        matches!(&request, Request::FetchSnapshot(f) if f.position == 10),
+        "{request:?}"
+    );
+}

@@ -200,3 +200,24 @@ fn snapshot_names_parse_back_and_others_are_ignored() {
         assert_eq!(parse_snapshot_name(other), None, "{other}");
     }
 }
+
+#[test]
+fn a_fetch_in_progress_is_found_after_a_restart_and_others_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(kraft::storage::fetched_so_far(dir.path()).unwrap(), None);
+    kraft::storage::write_partial_chunk(dir.path(), id(50, 2), 0, b"0123456789").unwrap();
+    kraft::storage::write_partial_chunk(dir.path(), id(50, 2), 10, b"abc").unwrap();
+    assert_eq!(
+        kraft::storage::fetched_so_far(dir.path()).unwrap(),
+        Some((id(50, 2), 13))
+    );
+    // Start-up cleanup of torn local writes keeps a fetch in progress.
+    remove_snapshot_leftovers(dir.path()).unwrap();
+    assert_eq!(
+        kraft::storage::fetched_so_far(dir.path()).unwrap(),
+        Some((id(50, 2), 13))
+    );
+    // A transfer of another snapshot drops it.
+    kraft::storage::remove_other_fetches(dir.path(), id(70, 3)).unwrap();
+    assert_eq!(kraft::storage::fetched_so_far(dir.path()).unwrap(), None);
+}

@@ -236,7 +236,8 @@ impl ReplicationDriver {
             recovered.log_end_offset,
             recovered.epochs,
         )
-        .with_snapshot(recovered.latest_snapshot);
+        .with_snapshot(recovered.latest_snapshot)
+        .with_fetched_so_far(recovered.fetched_so_far);
         Replica::start(config, recovered.election, view, now, seed)
     }
 

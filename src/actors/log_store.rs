@@ -21,7 +21,7 @@ use super::supervision::*;
 use crate::raft::{EpochStart, PersistedElection};
 use crate::storage::{
     ElectionState, LogConfig, OffsetPolicy, QuorumStateFile, ReplicatedLog, StorageError,
-    list_snapshots, snapshot_file_name,
+    fetched_so_far, list_snapshots, snapshot_file_name,
 };
 use crate::types::Offset;
 
@@ -86,6 +86,7 @@ impl LogStore {
                 .collect(),
             election,
             latest_snapshot: list_snapshots(&self.partition_dir)?.last().copied(),
+            fetched_so_far: fetched_so_far(&self.partition_dir)?,
         };
         self.log = Some(log);
         self.failed = false;

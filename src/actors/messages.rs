@@ -16,6 +16,8 @@ pub struct Recovered {
     pub election: Option<PersistedElection>,
     /// The newest snapshot in the partition directory.
     pub latest_snapshot: Option<crate::types::OffsetAndEpoch>,
+    /// A snapshot partly fetched from a leader, and how many bytes of it arrived.
+    pub fetched_so_far: Option<(crate::types::OffsetAndEpoch, u64)>,
 }
 
 /// Opens (and recovers) the log and reads the election state.

@@ -327,6 +327,9 @@ impl Handler<ReadSnapshotChunk> for SnapshotWriter {
             }
             Ok(file) => match file.read_chunk(response.position, msg.max_bytes as usize) {
                 Ok(bytes) => {
+                    if response.position == 0 {
+                        tracing::info!(end_offset = %file.id.offset, epoch = %file.id.epoch, bytes = file.size, "sending a snapshot to a follower");
+                    }
                     response.size = file.size;
                     response.bytes = bytes;
                 }
@@ -352,6 +355,11 @@ pub struct WriteSnapshotChunk {
 impl Handler<WriteSnapshotChunk> for SnapshotWriter {
     type Result = ();
     fn handle(&mut self, msg: WriteSnapshotChunk, _: &mut Context<Self>) {
+        if msg.position == 0
+            && let Err(e) = crate::storage::remove_other_fetches(&self.dir, msg.id)
+        {
+            tracing::warn!(error = %e, "cannot remove an abandoned snapshot fetch");
+        }
         if let Err(e) = write_partial_chunk(&self.dir, msg.id, msg.position, &msg.bytes) {
             // The install that follows finds the file incomplete and reports it.
             tracing::error!(error = %e, "cannot write a fetched snapshot chunk");
@@ -387,7 +395,7 @@ impl Handler<InstallSnapshot> for SnapshotWriter {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot install the fetched snapshot");
-                let _ = std::fs::remove_file(crate::storage::partial_path(&self.dir, id));
+                let _ = std::fs::remove_file(crate::storage::fetch_path(&self.dir, id));
                 SnapshotEvent::Installed(Err(e.to_string()))
             }
         };

@@ -19,6 +19,8 @@ pub struct LogView {
     epochs: Vec<EpochStart>,
     /// The newest local snapshot, which covers everything below the log start offset.
     latest_snapshot: Option<OffsetAndEpoch>,
+    /// A snapshot partly fetched before a restart, and how many of its bytes are on disk.
+    fetched_so_far: Option<(OffsetAndEpoch, u64)>,
 }
 
 impl LogView {
@@ -30,7 +32,21 @@ impl LogView {
             flushed_offset: log_end_offset,
             epochs,
             latest_snapshot: None,
+            fetched_so_far: None,
         }
+    }
+
+    /// The same log, with a snapshot partly fetched before a restart.
+    pub fn with_fetched_so_far(mut self, fetched: Option<(OffsetAndEpoch, u64)>) -> Self {
+        self.fetched_so_far = fetched;
+        self
+    }
+
+    /// Where a fetch of snapshot `id` can resume: the bytes of it already on disk.
+    pub fn fetched_so_far(&self, id: OffsetAndEpoch) -> u64 {
+        self.fetched_so_far
+            .filter(|(fetched, _)| *fetched == id)
+            .map_or(0, |(_, bytes)| bytes)
     }
 
     /// The same log, with its newest snapshot.
@@ -65,6 +81,7 @@ impl LogView {
             start_offset: id.offset,
         }];
         self.latest_snapshot = Some(id);
+        self.fetched_so_far = None;
     }
 
     pub fn empty() -> Self {

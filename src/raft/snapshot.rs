@@ -99,9 +99,10 @@ impl Replica {
             return;
         }
         if self.snapshot_transfer.is_none_or(|t| t.id != id) {
+            // After a restart, what an earlier transfer of the same snapshot wrote is reused.
             self.snapshot_transfer = Some(SnapshotTransfer {
                 id,
-                position: 0,
+                position: self.log.fetched_so_far(id),
                 installing: false,
             });
         }

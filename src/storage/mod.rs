@@ -33,8 +33,9 @@ pub use meta_properties::MetaProperties;
 pub use quorum_state_file::{ElectionState, QuorumStateFile};
 pub use snapshot::{BOOTSTRAP_SNAPSHOT_ID, snapshot_file_name, write_bootstrap_checkpoint};
 pub use snapshot_file::{
-    SnapshotFile, SnapshotFileWriter, complete_partial, delete_snapshots_before, list_snapshots,
-    parse_snapshot_name, partial_path, remove_snapshot_leftovers, write_partial_chunk,
+    SnapshotFile, SnapshotFileWriter, complete_partial, delete_snapshots_before, fetch_path,
+    fetched_so_far, list_snapshots, parse_snapshot_name, partial_path, remove_other_fetches,
+    remove_snapshot_leftovers, write_partial_chunk,
 };
 
 /// The partition directory of a topic inside a log dir (Kafka names it `<topic>-<partition>`;

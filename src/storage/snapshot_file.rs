@@ -24,6 +24,9 @@ use crate::types::{Epoch, Offset, OffsetAndEpoch};
 
 /// Suffix of a snapshot being written; never read as a snapshot.
 pub const PARTIAL_SUFFIX: &str = ".checkpoint.part";
+/// Suffix of a snapshot being fetched from the leader: kept across restarts, so that a
+/// transfer resumes where it stopped (install verifies every byte anyway).
+pub const FETCH_SUFFIX: &str = ".checkpoint.fetch";
 /// Suffix of a finished snapshot.
 pub const CHECKPOINT_SUFFIX: &str = ".checkpoint";
 /// Suffix Kafka gives snapshots marked for deletion; removed at start-up.
@@ -311,12 +314,38 @@ pub fn remove_snapshot_leftovers(dir: &Path) -> Result<Vec<PathBuf>, StorageErro
     Ok(removed)
 }
 
-/// Where snapshot `id` is written (or fetched) before it is complete.
+/// Where snapshot `id` is written before it is complete.
 pub fn partial_path(dir: &Path, id: OffsetAndEpoch) -> PathBuf {
     dir.join(format!(
         "{}{PARTIAL_SUFFIX}",
         snapshot_file_name(id).trim_end_matches(CHECKPOINT_SUFFIX)
     ))
+}
+
+/// Where snapshot `id` is fetched into before it is installed.
+pub fn fetch_path(dir: &Path, id: OffsetAndEpoch) -> PathBuf {
+    dir.join(format!(
+        "{}{FETCH_SUFFIX}",
+        snapshot_file_name(id).trim_end_matches(CHECKPOINT_SUFFIX)
+    ))
+}
+
+/// The snapshot being fetched, if any (the newest), and how many bytes of it arrived.
+pub fn fetched_so_far(dir: &Path) -> Result<Option<(OffsetAndEpoch, u64)>, StorageError> {
+    let mut best = None;
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(FETCH_SUFFIX)) else {
+            continue;
+        };
+        let id = parse_snapshot_name(&format!("{stem}{CHECKPOINT_SUFFIX}"));
+        let size = entry.metadata().at(dir)?.len();
+        if let Some(id) = id.filter(|id| best.is_none_or(|(b, _)| *id > b)) {
+            best = Some((id, size));
+        }
+    }
+    Ok(best)
 }
 
 /// Writes a fetched chunk at byte `position` of snapshot `id`'s partial file, dropping anything
@@ -327,7 +356,7 @@ pub fn write_partial_chunk(
     position: u64,
     bytes: &[u8],
 ) -> Result<(), StorageError> {
-    let path = partial_path(dir, id);
+    let path = fetch_path(dir, id);
     let mut file = fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -341,7 +370,7 @@ pub fn write_partial_chunk(
 
 /// Makes a fetched snapshot durable, verifies it completely, and renames it into place.
 pub fn complete_partial(dir: &Path, id: OffsetAndEpoch) -> Result<SnapshotFile, StorageError> {
-    let part = partial_path(dir, id);
+    let part = fetch_path(dir, id);
     File::open(&part).at(&part)?.sync_all().at(&part)?;
     SnapshotFile::open_path(&part, id)?.for_each_value(|_| {})?;
     let path = dir.join(snapshot_file_name(id));
@@ -367,4 +396,20 @@ pub fn delete_snapshots_before(dir: &Path, offset: Offset) -> Result<Vec<PathBuf
         fsutil::fsync_dir(dir)?;
     }
     Ok(deleted)
+}
+
+/// Deletes snapshots being fetched other than `keep` (a transfer of another snapshot began).
+pub fn remove_other_fetches(dir: &Path, keep: OffsetAndEpoch) -> Result<(), StorageError> {
+    let keep = fetch_path(dir, keep);
+    for entry in fs::read_dir(dir).at(dir)? {
+        let path = entry.at(dir)?.path();
+        let fetching = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(FETCH_SUFFIX));
+        if fetching && path != keep {
+            fs::remove_file(&path).at(&path)?;
+        }
+    }
+    Ok(())
 }
