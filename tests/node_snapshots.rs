@@ -269,3 +269,42 @@ async fn wait_until_leader(node: &NodeHandle) {
     }
     panic!("no leader");
 }
+
+/// `metadata.max.retention.ms`: once a snapshot's last record is older than the bound (here
+/// zero), the log is cleaned up to the next snapshot and the older snapshots are deleted.
+#[actix_rt::test]
+async fn retention_by_age_cleans_the_log_and_old_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeHandle::start(NodeOptions {
+        log: LogConfig {
+            segment_bytes: 16 << 10,
+            ..LogConfig::default()
+        },
+        snapshots: SnapshotPolicy {
+            max_bytes: 32 << 10,
+            interval: None,
+            retention_bytes: None,
+            retention: Some(Duration::ZERO),
+        },
+        ..options(dir.path())
+    })
+    .await
+    .unwrap();
+    wait_until_leader(&node).await;
+    append_values(&node, 200).await;
+    caught_up(&node).await;
+    let partition = dir.path().join("p-0");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while partition.join("00000000000000000000.log").exists() {
+        assert!(Instant::now() < deadline, "the log was never cleaned");
+        append_values(&node, 5).await;
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ids = list_snapshots(&partition).unwrap();
+    assert!(ids.len() <= 2, "older snapshots were not deleted: {ids:?}");
+    node.shutdown().await;
+    // The cleaned node restarts from its snapshot and log.
+    let node = leader(dir.path()).await;
+    caught_up(&node).await;
+    node.shutdown().await;
+}

@@ -20,8 +20,8 @@ use super::messages::*;
 use super::supervision::*;
 use crate::raft::{EpochStart, PersistedElection};
 use crate::storage::{
-    ElectionState, LogConfig, OffsetPolicy, QuorumStateFile, ReplicatedLog, StorageError,
-    fetched_so_far, list_snapshots, snapshot_file_name,
+    ElectionState, LogConfig, OffsetPolicy, QuorumStateFile, ReplicatedLog, SnapshotFile,
+    StorageError, delete_snapshots_before, fetched_so_far, list_snapshots,
 };
 use crate::types::Offset;
 
@@ -68,6 +68,10 @@ impl LogStore {
     fn recover(&mut self) -> Result<Recovered, StorageError> {
         self.log = None;
         let (log, _report) = ReplicatedLog::open(&self.partition_dir, self.config)?;
+        // Snapshots the log start already moved past are not needed (the newest is kept).
+        for path in delete_snapshots_before(&self.partition_dir, log.log_start_offset())? {
+            tracing::info!(path = %path.display(), "deleted a snapshot below the log start");
+        }
         let election = self.state.read()?.map(|s| PersistedElection {
             epoch: s.epoch,
             leader_id: s.leader_id,
@@ -279,15 +283,21 @@ fn cleaning_target(
     policy: CleanLog,
 ) -> Result<Option<Offset>, StorageError> {
     let snapshots = list_snapshots(dir)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    // A snapshot's age is that of its last contained record, as Kafka measures it.
     let sized: Vec<(Offset, u64, Option<std::time::Duration>)> = snapshots
         .iter()
         .map(|id| {
-            let meta = std::fs::metadata(dir.join(snapshot_file_name(*id))).ok();
-            let age = meta
+            let file = SnapshotFile::open(dir, *id).ok();
+            let age = file
                 .as_ref()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.elapsed().ok());
-            (id.offset, meta.map_or(0, |m| m.len()), age)
+                .and_then(|f| f.last_contained_timestamp().ok())
+                .map(
+                    |ts| std::time::Duration::from_millis(now_ms.saturating_sub(ts).max(0) as u64),
+                );
+            (id.offset, file.map_or(0, |f| f.size), age)
         })
         .collect();
     let mut total = log.size_bytes() + sized.iter().map(|s| s.1).sum::<u64>();
