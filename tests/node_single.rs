@@ -2,47 +2,25 @@
 //! appends (resolved only once committed and durable), and after a restart recovers its log,
 //! leads in a higher epoch, and continues the offsets.
 
-use std::collections::BTreeSet;
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::cluster::{single_node_options, wait_until_leader};
 use kraft::actors::messages::AppendError;
-use kraft::node::{NodeHandle, NodeOptions};
+use kraft::node::NodeHandle;
 use kraft::raft::RoleKind;
 use kraft::storage::{LogConfig, QuorumStateFile, ReplicatedLog};
 use kraft::types::{Epoch, NodeId, Offset};
 
-fn options(dir: &std::path::Path, voters: &[i32]) -> NodeOptions {
-    NodeOptions {
-        cluster_id: "c1".into(),
-        node_id: Some(NodeId(1)),
-        voters: voters.iter().map(|v| NodeId(*v)).collect::<BTreeSet<_>>(),
-        voter_addresses: Vec::new(),
-        listener: None,
-        partition_dir: dir.join("__raft_performance_test-0"),
-        log: LogConfig::default(),
-        raft: None,
-        state_machine: Default::default(),
-        snapshots: Default::default(),
-    }
-}
-
-async fn wait_for_leader(node: &NodeHandle) -> kraft::actors::messages::Status {
-    for _ in 0..200 {
-        let status = node.describe().await.unwrap();
-        if status.role == RoleKind::Leader && status.high_watermark.is_some() {
-            return status;
-        }
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no leader: {:?}", node.describe().await);
-}
-
 #[actix_rt::test]
 async fn a_single_voter_commits_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let node = NodeHandle::start(options(dir.path(), &[1])).await.unwrap();
-    let status = wait_for_leader(&node).await;
+    let node = NodeHandle::start(single_node_options(dir.path(), &[1]))
+        .await
+        .unwrap();
+    let status = wait_until_leader(&node).await;
     assert_eq!(
         (status.epoch, status.leader_id),
         (Epoch(1), Some(NodeId(1)))
@@ -70,8 +48,10 @@ async fn a_single_voter_commits_and_survives_a_restart() {
     let state = QuorumStateFile::new(&partition).read().unwrap().unwrap();
     assert_eq!((state.epoch, state.leader_id), (Epoch(1), Some(NodeId(1))));
 
-    let node = NodeHandle::start(options(dir.path(), &[1])).await.unwrap();
-    let status = wait_for_leader(&node).await;
+    let node = NodeHandle::start(single_node_options(dir.path(), &[1]))
+        .await
+        .unwrap();
+    let status = wait_until_leader(&node).await;
     assert_eq!(
         status.epoch,
         Epoch(2),
@@ -92,7 +72,7 @@ async fn a_single_voter_commits_and_survives_a_restart() {
 #[actix_rt::test]
 async fn a_voter_without_a_quorum_refuses_appends_naming_no_leader() {
     let dir = tempfile::tempdir().unwrap();
-    let node = NodeHandle::start(options(dir.path(), &[1, 2, 3]))
+    let node = NodeHandle::start(single_node_options(dir.path(), &[1, 2, 3]))
         .await
         .unwrap();
     let err = node
@@ -115,12 +95,12 @@ async fn a_voter_without_a_quorum_refuses_appends_naming_no_leader() {
 #[actix_rt::test]
 async fn a_configured_linger_holds_the_leaders_commit_for_the_linger() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(dir.path(), &[1]);
+    let mut opts = single_node_options(dir.path(), &[1]);
     let mut raft = kraft::raft::RaftConfig::new("c1", Some(NodeId(1)), [NodeId(1)]);
     raft.append_linger = Some(Duration::from_millis(300));
     opts.raft = Some(raft);
     let node = NodeHandle::start(opts).await.unwrap();
-    wait_for_leader(&node).await;
+    wait_until_leader(&node).await;
     let started = std::time::Instant::now();
     let appends: Vec<_> = (0..5)
         .map(|i| node.append(vec![Bytes::from(format!("lingering-{i}"))]))

@@ -2,12 +2,14 @@
 //! snapshots on the byte threshold and on request (never past the high watermark), and after a
 //! restart loads the latest one and replays the log after it, agreeing with a full replay.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::cluster::wait_until_leader;
 use kraft::node::{NodeHandle, NodeOptions, SnapshotPolicy, WorkloadState};
-use kraft::raft::RoleKind;
 use kraft::record::BatchIter;
 use kraft::state_machine::StateMachine;
 use kraft::storage::{LogConfig, ReplicatedLog, list_snapshots};
@@ -254,20 +256,6 @@ async fn an_application_state_machine_is_applied_snapshotted_and_restored() {
     }
     assert_eq!(all_values(&node).await.1, expected);
     node.shutdown().await;
-}
-
-async fn wait_until_leader(node: &NodeHandle) {
-    for _ in 0..500 {
-        if node
-            .describe()
-            .await
-            .is_some_and(|s| s.role == RoleKind::Leader && s.high_watermark.is_some())
-        {
-            return;
-        }
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no leader");
 }
 
 /// `metadata.max.retention.ms`: once a snapshot's last record is older than the bound (here

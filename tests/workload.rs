@@ -4,29 +4,12 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use kraft::node::{NodeHandle, NodeOptions, Throughput, WorkloadReport, WorkloadSpec};
-use kraft::raft::RoleKind;
+use common::cluster::{single_node_options, wait_until_leader};
+use kraft::node::{NodeHandle, Throughput, WorkloadReport, WorkloadSpec};
 use kraft::storage::LogConfig;
-use kraft::types::NodeId;
-
-fn options(dir: &std::path::Path, voters: &[i32]) -> NodeOptions {
-    NodeOptions {
-        cluster_id: "w".into(),
-        node_id: Some(NodeId(1)),
-        voters: voters.iter().map(|v| NodeId(*v)).collect::<BTreeSet<_>>(),
-        voter_addresses: Vec::new(),
-        listener: None,
-        partition_dir: dir.join("__raft_performance_test-0"),
-        log: LogConfig::default(),
-        raft: None,
-        state_machine: Default::default(),
-        snapshots: Default::default(),
-    }
-}
 
 /// Collects every report.
 #[derive(Default)]
@@ -73,25 +56,13 @@ async fn run(node: &NodeHandle, throughput: Throughput, for_how_long: Duration) 
     (taken.iter().map(|r| r.records).sum(), elapsed)
 }
 
-async fn wait_for_leader(node: &NodeHandle) {
-    for _ in 0..500 {
-        if node
-            .describe()
-            .await
-            .is_some_and(|s| s.role == RoleKind::Leader && s.high_watermark.is_some())
-        {
-            return;
-        }
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no leader");
-}
-
 #[actix_rt::test]
 async fn a_paced_workload_never_exceeds_its_throughput_and_commits_what_it_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let node = NodeHandle::start(options(dir.path(), &[1])).await.unwrap();
-    wait_for_leader(&node).await;
+    let node = NodeHandle::start(single_node_options(dir.path(), &[1]))
+        .await
+        .unwrap();
+    wait_until_leader(&node).await;
     let (records, elapsed) = run(&node, Throughput::PerSecond(2000), Duration::from_secs(2)).await;
     assert!(
         records as f64 <= 2000.0 * elapsed + 1.0,
@@ -127,7 +98,7 @@ async fn a_paced_workload_never_exceeds_its_throughput_and_commits_what_it_repor
 async fn a_node_that_does_not_lead_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     // Voter 1 of a quorum of three with no peers reachable: it can never be elected.
-    let node = NodeHandle::start(options(dir.path(), &[1, 2, 3]))
+    let node = NodeHandle::start(single_node_options(dir.path(), &[1, 2, 3]))
         .await
         .unwrap();
     let (records, _) = run(&node, Throughput::Unlimited, Duration::from_millis(700)).await;
@@ -139,8 +110,10 @@ async fn a_node_that_does_not_lead_writes_nothing() {
 #[actix_rt::test]
 async fn one_at_a_time_commits_each_record_before_the_next() {
     let dir = tempfile::tempdir().unwrap();
-    let node = NodeHandle::start(options(dir.path(), &[1])).await.unwrap();
-    wait_for_leader(&node).await;
+    let node = NodeHandle::start(single_node_options(dir.path(), &[1]))
+        .await
+        .unwrap();
+    wait_until_leader(&node).await;
     let mut events = node.subscribe().await.unwrap();
     let (records, _) = run(&node, Throughput::Sequential, Duration::from_millis(500)).await;
     assert!(records > 0);

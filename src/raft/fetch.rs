@@ -61,16 +61,28 @@ impl Replica {
 
     /// The leader-only checks: request sanity, then the fetcher's epoch against ours.
     fn validate_fetch(&self, r: &FetchRequest) -> ErrorCode {
-        if r.cluster_id != self.config.cluster_id {
-            ErrorCode::InconsistentClusterId
-        } else if r.fetch_offset.0 < 0
+        let malformed = r.fetch_offset.0 < 0
             || r.last_fetched_epoch.0 < 0
-            || r.last_fetched_epoch > r.current_leader_epoch
-        {
+            || r.last_fetched_epoch > r.current_leader_epoch;
+        if r.cluster_id == self.config.cluster_id && malformed {
             ErrorCode::InvalidRequest
-        } else if r.current_leader_epoch < self.epoch {
+        } else {
+            self.validate_for_leader(&r.cluster_id, r.current_leader_epoch)
+        }
+    }
+
+    /// The checks every fetch-like request meets: the cluster, then the fetcher's idea of the
+    /// leader's epoch against ours, then that we lead.
+    pub(super) fn validate_for_leader(
+        &self,
+        cluster_id: &str,
+        current_leader_epoch: crate::types::Epoch,
+    ) -> ErrorCode {
+        if cluster_id != self.config.cluster_id {
+            ErrorCode::InconsistentClusterId
+        } else if current_leader_epoch < self.epoch {
             ErrorCode::FencedLeaderEpoch
-        } else if r.current_leader_epoch > self.epoch {
+        } else if current_leader_epoch > self.epoch {
             ErrorCode::UnknownLeaderEpoch
         } else if !matches!(self.role, Role::Leader(_)) {
             ErrorCode::NotLeaderOrFollower

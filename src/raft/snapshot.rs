@@ -12,7 +12,6 @@ use bytes::Bytes;
 use super::io::{Action, InboundId};
 use super::message::{ErrorCode, FetchSnapshotRequest, FetchSnapshotResponse, Request, Response};
 use super::replica::Replica;
-use super::role::Role;
 use crate::types::{NodeId, Offset, OffsetAndEpoch};
 
 /// Most bytes a follower asks for per FetchSnapshot, and a leader serves: large chunks for
@@ -51,7 +50,7 @@ impl Replica {
         r: FetchSnapshotRequest,
     ) {
         let mut response = FetchSnapshotResponse {
-            error: self.validate_fetch_snapshot(&r),
+            error: self.validate_for_leader(&r.cluster_id, r.current_leader_epoch),
             leader_id: self.leader_id,
             leader_epoch: self.epoch,
             snapshot_id: r.snapshot_id,
@@ -73,20 +72,6 @@ impl Replica {
             max_bytes: r.max_bytes.min(FETCH_SNAPSHOT_MAX_BYTES),
         };
         self.gated(action);
-    }
-
-    fn validate_fetch_snapshot(&self, r: &FetchSnapshotRequest) -> ErrorCode {
-        if r.cluster_id != self.config.cluster_id {
-            ErrorCode::InconsistentClusterId
-        } else if r.current_leader_epoch < self.epoch {
-            ErrorCode::FencedLeaderEpoch
-        } else if r.current_leader_epoch > self.epoch {
-            ErrorCode::UnknownLeaderEpoch
-        } else if !matches!(self.role, Role::Leader(_)) {
-            ErrorCode::NotLeaderOrFollower
-        } else {
-            ErrorCode::None
-        }
     }
 
     // ---- the follower's side ----------------------------------------------------------------

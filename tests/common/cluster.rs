@@ -163,3 +163,33 @@ pub async fn committed_values(node: &NodeHandle) -> Vec<Bytes> {
     }
     values
 }
+
+/// Node 1 alone (or one voter of `voters`, with no peers reachable), its log in `dir`.
+pub fn single_node_options(dir: &std::path::Path, voters: &[i32]) -> NodeOptions {
+    NodeOptions {
+        cluster_id: "single".into(),
+        node_id: Some(NodeId(1)),
+        voters: voters.iter().map(|v| NodeId(*v)).collect::<BTreeSet<_>>(),
+        voter_addresses: Vec::new(),
+        listener: None,
+        partition_dir: dir.join("__raft_performance_test-0"),
+        log: LogConfig::default(),
+        raft: None,
+        state_machine: Default::default(),
+        snapshots: Default::default(),
+    }
+}
+
+/// Waits (up to 5 s) until `node` leads with a known high watermark; returns its status.
+pub async fn wait_until_leader(node: &NodeHandle) -> kraft::node::Status {
+    for _ in 0..500 {
+        if let Some(status) = node.describe().await
+            && status.role == RoleKind::Leader
+            && status.high_watermark.is_some()
+        {
+            return status;
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no leader: {:?}", node.describe().await);
+}
