@@ -85,8 +85,8 @@ pub struct ReplicationDriver {
     events: tokio::sync::broadcast::Sender<NodeEvent>,
     /// Bumped by every rebuild of the core; part of every wire correlation id.
     incarnation: u64,
-    /// Waiting for the `Recovered` answer to this rebuild; the core is not stepped meanwhile.
-    rebuilding: Option<u64>,
+    /// Waiting for the `Recovered` answer to a `Rebuild`; the core is not stepped meanwhile.
+    rebuilding: bool,
     started_once: bool,
     budget: RestartBudget,
     node: Option<Recipient<SupervisionEvent>>,
@@ -153,7 +153,7 @@ impl ReplicationDriver {
             next_inbound: 0,
             events,
             incarnation: 0,
-            rebuilding: None,
+            rebuilding: false,
             started_once: false,
             budget: RestartBudget::default(),
             node,
@@ -253,7 +253,7 @@ impl ReplicationDriver {
     }
 
     fn step(&mut self, input: Input, ctx: &mut Context<Self>) {
-        if self.stopped || self.rebuilding.is_some() {
+        if self.stopped || self.rebuilding {
             return;
         }
         let kind = input_kind(&input);
@@ -484,7 +484,7 @@ impl ReplicationDriver {
             return;
         }
         self.incarnation += 1;
-        self.rebuilding = Some(self.incarnation);
+        self.rebuilding = true;
         self.inbound.clear();
         // Completions of earlier flushes are dropped while rebuilding; a lingering one is
         // cancelled so that it cannot complete for the new core.
@@ -512,7 +512,7 @@ impl ReplicationDriver {
                 let (replica, actions) =
                     Self::start_replica(self.raft_config.clone(), recovered, now);
                 self.replica = replica;
-                self.rebuilding = None;
+                self.rebuilding = false;
                 tracing::info!(role = ?self.replica.role(), epoch = %self.replica.epoch(), "protocol core rebuilt");
                 self.execute(actions, ctx);
                 // A shutdown asked for before or during the rebuild still has to happen.
@@ -593,14 +593,13 @@ impl Handler<IoDone> for ReplicationDriver {
         match msg {
             IoDone::ElectionPersisted => self.step(Input::ElectionPersisted, ctx),
             // Completions of flushes from before a rebuild belong to the old core.
-            IoDone::Flushed { .. } if self.rebuilding.is_some() => {}
+            IoDone::Flushed { .. } if self.rebuilding => {}
             IoDone::Flushed { offset, seq } => self.flushed(offset, seq, ctx),
             IoDone::Failed(reason) => self.fail(&reason, ctx),
             IoDone::Restarted => self.begin_rebuild(ctx),
-            // Only the answer to the latest rebuild counts; an earlier one is already stale.
-            IoDone::Recovered(outcome) if self.rebuilding == Some(self.incarnation) => {
-                self.rebuilt(*outcome, ctx)
-            }
+            // Answers come in request order: the first one after a `Rebuild` rebuilds the core,
+            // and one for a superseded request (asked again meanwhile) finds it rebuilt.
+            IoDone::Recovered(outcome) if self.rebuilding => self.rebuilt(*outcome, ctx),
             IoDone::Recovered(_) => {}
             IoDone::LogStartAdvanced {
                 start,
@@ -623,7 +622,7 @@ impl Handler<Propose> for ReplicationDriver {
         let (reply, outcome) = oneshot::channel();
         if self.stopped || self.pending.len() >= MAX_PENDING_APPENDS {
             let _ = reply.send(Err(AppendError::Stopped));
-        } else if self.rebuilding.is_some() {
+        } else if self.rebuilding {
             let _ = reply.send(Err(AppendError::NotLeader {
                 leader_id: None,
                 epoch: self.replica.epoch(),
@@ -692,7 +691,7 @@ impl Handler<InboundRequest> for ReplicationDriver {
             msg.closer.do_send(Close);
             return;
         }
-        if self.rebuilding.is_some() {
+        if self.rebuilding {
             return;
         }
         if self.inbound.len() >= MAX_PENDING_INBOUND {
@@ -792,7 +791,7 @@ impl Handler<SnapshotEvent> for ReplicationDriver {
         match event {
             SnapshotEvent::Written(id) => {
                 self.step(Input::SnapshotWritten { id }, ctx);
-                if !self.stopped && self.rebuilding.is_none() {
+                if !self.stopped && !self.rebuilding {
                     self.log_store.do_send(self.retention);
                 }
             }

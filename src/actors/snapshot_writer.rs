@@ -121,16 +121,26 @@ impl SnapshotWriter {
         self.last_epoch = Epoch(0);
         self.last_timestamp = 0;
         self.last_snapshot = None;
-        if let Some(id) = list_snapshots(&self.dir)?.last().copied() {
-            let file = SnapshotFile::open(&self.dir, id)?;
-            self.state.load_snapshot(&file)?;
-            self.last_timestamp = file.last_contained_timestamp()?;
-            self.last_epoch = id.epoch;
-            self.last_snapshot = Some(id);
-            tracing::info!(end_offset = %id.offset, epoch = %id.epoch, "loaded snapshot");
-        }
         self.bytes_since_snapshot = 0;
         self.last_snapshot_at = Instant::now();
+        if let Some(id) = list_snapshots(&self.dir)?.last().copied() {
+            self.adopt(&SnapshotFile::open(&self.dir, id)?)?;
+            tracing::info!(end_offset = %id.offset, epoch = %id.epoch, "loaded snapshot");
+        }
+        Ok(())
+    }
+
+    /// Makes the state the one in `file` (a local snapshot at start, or one fetched from the
+    /// leader); on error the state is left as it was.
+    fn adopt(&mut self, file: &SnapshotFile) -> Result<(), StorageError> {
+        let mut state = self.factory.make();
+        state.load_snapshot(file)?;
+        self.last_timestamp = file.last_contained_timestamp()?;
+        self.state = state;
+        self.last_epoch = file.id.epoch;
+        self.last_snapshot = Some(file.id);
+        self.last_snapshot_at = Instant::now();
+        self.bytes_since_snapshot = 0;
         Ok(())
     }
 
@@ -377,18 +387,11 @@ impl Handler<InstallSnapshot> for SnapshotWriter {
     fn handle(&mut self, msg: InstallSnapshot, _: &mut Context<Self>) {
         let id = msg.0;
         let outcome = complete_partial(&self.dir, id).and_then(|file| {
-            let mut state = self.factory.make();
-            state.load_snapshot(&file)?;
-            self.last_timestamp = file.last_contained_timestamp()?;
-            Ok((state, file.size))
+            self.adopt(&file)?;
+            Ok(file.size)
         });
         let event = match outcome {
-            Ok((state, size)) => {
-                self.state = state;
-                self.last_epoch = id.epoch;
-                self.last_snapshot = Some(id);
-                self.last_snapshot_at = Instant::now();
-                self.bytes_since_snapshot = 0;
+            Ok(size) => {
                 self.high_watermark = self.high_watermark.max(id.offset);
                 tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, "installed a snapshot fetched from the leader");
                 SnapshotEvent::Installed(Ok(id))

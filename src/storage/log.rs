@@ -529,15 +529,10 @@ impl ReplicatedLog {
         // whole log at them.
         let mut deleted = Vec::new();
         for base in doomed {
-            drop(self.segments.remove(&base));
-            for name in [log_file_name(base), index_file_name(base)] {
-                let path = self.dir.join(name);
-                match std::fs::remove_file(&path) {
-                    Ok(()) => deleted.push(path),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(StorageError::io(&path, e)),
-                }
-            }
+            let segment = self.segments.remove(&base).expect("listed above");
+            deleted.push(segment.log_path().to_path_buf());
+            deleted.push(segment.index_path().to_path_buf());
+            segment.delete()?;
         }
         fsutil::fsync_dir(&self.dir)?;
         if self.epochs.truncate_from_start(new_start) {
