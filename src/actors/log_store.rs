@@ -109,6 +109,23 @@ impl LogStore {
         }
     }
 
+    /// A read failed. Anything but a read outside the log (a race with cleaning or
+    /// truncation, which the reader retries) means the disk cannot serve the log: the node
+    /// stops rather than lead or follow on it.
+    fn read_failed(&mut self, error: &StorageError) {
+        // `Failed` repeats an earlier failure (or a panic, which restarts this actor).
+        let not_the_disk = matches!(
+            error,
+            StorageError::OffsetOutOfRange { .. } | StorageError::Failed(_)
+        );
+        if not_the_disk || self.failed {
+            return;
+        }
+        tracing::error!(error = %error, "cannot read the log; the node must stop");
+        self.failed = true;
+        self.report(IoDone::Failed(format!("cannot read the log: {error}")));
+    }
+
     /// Runs one write; an error is reported once and stops all further writes. A panic restarts
     /// the actor (see the module doc).
     fn write(
@@ -334,10 +351,14 @@ impl Handler<ReadLog> for LogStore {
         let Some(log) = self.readable() else {
             return Err(StorageError::Failed("the log store failed".into()));
         };
-        guarded(ctx, ActorKind::LogStore, || {
+        let read = guarded(ctx, ActorKind::LogStore, || {
             log.read(msg.from, msg.max_bytes as usize)
         })
-        .unwrap_or_else(|| Err(StorageError::Failed("the log store panicked".into())))
+        .unwrap_or_else(|| Err(StorageError::Failed("the log store panicked".into())));
+        if let Err(e) = &read {
+            self.read_failed(e);
+        }
+        read
     }
 }
 
@@ -351,8 +372,17 @@ impl Handler<ReadForFetch> for LogStore {
                 log.read(msg.from, msg.max_bytes as usize)
             }) {
                 Some(Ok(records)) => response.records = records,
-                // The fetcher simply asks again; the protocol core sees an empty answer.
-                Some(Err(e)) => tracing::debug!(error = %e, "fetch read failed"),
+                // Cleaning moved the log start past the fetch offset meanwhile: the fetcher
+                // asks again and is sent the snapshot.
+                Some(Err(e @ StorageError::OffsetOutOfRange { .. })) => {
+                    tracing::debug!(error = %e, "fetch read out of range")
+                }
+                Some(Err(e)) => {
+                    // Answering with no records would let a leader whose disk fails keep
+                    // leading while its followers starve.
+                    self.read_failed(&e);
+                    return;
+                }
                 None => return,
             }
         }

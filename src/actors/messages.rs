@@ -137,8 +137,17 @@ pub enum AppendError {
     TooLarge,
     #[error("the node stopped before the append was committed")]
     Stopped,
-    #[error("a new leader removed the records before they were committed")]
-    Lost,
+    /// The leader appended the records at `first..=last` in `epoch`, then stopped leading
+    /// before they committed. A later leader may still commit them there or replace them: only
+    /// the committed log tells, so retrying them may duplicate them.
+    #[error(
+        "leadership changed before the records at {first}..={last} (epoch {epoch}) committed; they may still commit"
+    )]
+    LeadershipLost {
+        epoch: Epoch,
+        first: Offset,
+        last: Offset,
+    },
     /// The node restarted internally while the append was in flight: the records may still be
     /// committed (read the log to know), so retrying them may duplicate them.
     #[error("the node restarted before the outcome of the append was known")]

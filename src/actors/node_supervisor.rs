@@ -325,8 +325,8 @@ impl Handler<SupervisionEvent> for NodeSupervisor {
                 tracing::warn!(actor = ?kind, "actor spent its restart budget");
                 self.restart_node(ctx);
             }
-            SupervisionEvent::Fatal(kind) => {
-                self.fail(format!("{kind:?} cannot continue"), ctx);
+            SupervisionEvent::Fatal { actor, reason } => {
+                self.fail(format!("{actor:?} cannot continue: {reason}"), ctx);
             }
         }
     }

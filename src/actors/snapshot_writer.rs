@@ -204,10 +204,26 @@ impl SnapshotWriter {
             .interval
             .is_some_and(|i| self.last_snapshot_at.elapsed() >= i && self.bytes_since_snapshot > 0);
         if (due_by_size || due_by_time)
+            && !self.closed
             && let Err(e) = self.write_snapshot()
         {
-            tracing::error!(error = %e, "cannot write a snapshot");
+            self.fatal(format!("cannot write a snapshot: {e}"));
         }
+    }
+
+    /// Stops the node: a failed snapshot write may have hit an fsync error, after which the page
+    /// cache may hold bytes the disk never got, so retrying could "succeed" on lost data; and
+    /// a snapshot that cannot be loaded must not be served or counted by log cleaning.
+    fn fatal(&mut self, reason: String) {
+        tracing::error!(%reason, "the snapshot writer cannot continue");
+        self.closed = true;
+        if let Some(node) = &self.node {
+            node.do_send(SupervisionEvent::Fatal {
+                actor: ActorKind::SnapshotWriter,
+                reason,
+            });
+        }
+        // Stays idle (`closed`) rather than stopping: its supervisor would only restart it.
     }
 
     /// Writes a snapshot of the current state, unless the latest already ends here.
@@ -243,8 +259,8 @@ impl Actor for SnapshotWriter {
             return;
         }
         if let Err(e) = self.load() {
-            tracing::error!(error = %e, "cannot load the latest snapshot; starting from an empty state");
-            self.state = self.factory.make();
+            self.fatal(format!("cannot load the latest snapshot: {e}"));
+            return;
         }
         ctx.run_interval(INTERVAL_CHECK, |act, _| act.maybe_snapshot());
         self.catch_up(ctx);
@@ -282,7 +298,14 @@ pub struct TakeSnapshot;
 impl Handler<TakeSnapshot> for SnapshotWriter {
     type Result = Result<Option<OffsetAndEpoch>, String>;
     fn handle(&mut self, _: TakeSnapshot, _: &mut Context<Self>) -> Self::Result {
-        self.write_snapshot().map_err(|e| e.to_string())
+        if self.closed {
+            return Err("the snapshot writer stopped".into());
+        }
+        self.write_snapshot().map_err(|e| {
+            let reason = format!("cannot write a snapshot: {e}");
+            self.fatal(reason.clone());
+            reason
+        })
     }
 }
 
@@ -331,7 +354,9 @@ impl Handler<ReadSnapshotChunk> for SnapshotWriter {
         let mut response = msg.response;
         match SnapshotFile::open(&self.dir, response.snapshot_id) {
             Err(_) => response.error = ErrorCode::SnapshotNotFound,
-            Ok(file) if response.position > file.size => {
+            // Kafka's bound: a position at the end is out of range too (nothing is left to send,
+            // and a follower that has every byte installs instead of asking).
+            Ok(file) if response.position >= file.size => {
                 response.error = ErrorCode::PositionOutOfRange;
                 response.size = file.size;
             }
@@ -365,14 +390,16 @@ pub struct WriteSnapshotChunk {
 impl Handler<WriteSnapshotChunk> for SnapshotWriter {
     type Result = ();
     fn handle(&mut self, msg: WriteSnapshotChunk, _: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
         if msg.position == 0
             && let Err(e) = crate::storage::remove_other_fetches(&self.dir, msg.id)
         {
             tracing::warn!(error = %e, "cannot remove an abandoned snapshot fetch");
         }
         if let Err(e) = write_partial_chunk(&self.dir, msg.id, msg.position, &msg.bytes) {
-            // The install that follows finds the file incomplete and reports it.
-            tracing::error!(error = %e, "cannot write a fetched snapshot chunk");
+            self.fatal(format!("cannot write a fetched snapshot chunk: {e}"));
         }
     }
 }
@@ -385,6 +412,9 @@ pub struct InstallSnapshot(pub OffsetAndEpoch);
 impl Handler<InstallSnapshot> for SnapshotWriter {
     type Result = ();
     fn handle(&mut self, msg: InstallSnapshot, _: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
         let id = msg.0;
         let outcome = complete_partial(&self.dir, id).and_then(|file| {
             self.adopt(&file)?;
@@ -395,6 +425,12 @@ impl Handler<InstallSnapshot> for SnapshotWriter {
                 self.high_watermark = self.high_watermark.max(id.offset);
                 tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, "installed a snapshot fetched from the leader");
                 SnapshotEvent::Installed(Ok(id))
+            }
+            // An IO error (an fsync among them) is the disk's: fetching again could "verify"
+            // bytes that only the page cache holds.
+            Err(e @ StorageError::Io { .. }) => {
+                self.fatal(format!("cannot install the fetched snapshot: {e}"));
+                return;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot install the fetched snapshot");

@@ -11,7 +11,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kraft::raft::{
     Action, EpochStart, ErrorCode, FetchSnapshotResponse, InboundId, Input, LogView,
-    PersistedElection, ProposalId, RaftConfig, Replica, Request, RequestId, Response, RoleKind,
+    PersistedElection, ProposalId, ProposalOutcome, RaftConfig, Replica, Request, RequestId,
+    Response, RoleKind,
 };
 use kraft::record::{BatchHeader, RecordBatch};
 use kraft::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
@@ -206,10 +207,17 @@ pub struct Sim {
     max_epoch: HashMap<usize, Epoch>,
     votes: HashMap<(usize, Epoch), NodeId>,
     next_proposal: u64,
-    /// Every value a leader accepted.
+    /// Every value ever proposed.
     pub proposed: BTreeSet<Bytes>,
-    /// Data values that were committed (so acknowledged to their client), by offset.
+    /// Data values seen committed (in any node's log below its high watermark), by offset.
     pub acknowledged: BTreeMap<Offset, Bytes>,
+    /// Where each committed value stands: a value committed twice is a duplicate.
+    committed_at: BTreeMap<Bytes, Offset>,
+    /// The outcome each proposal was given (exactly one each).
+    pub outcomes: BTreeMap<u64, ProposalOutcome>,
+    /// Proposals a running node took and has not answered, by id: the node's index. A node
+    /// that stops answers its own with "stopped", outside the core.
+    awaiting: BTreeMap<u64, usize>,
     /// A disk was wiped: a node may forget its votes and epochs, and a durable copy can vanish,
     /// so those two checks stop; single leadership and committed data are still checked.
     pub wiped: bool,
@@ -270,6 +278,9 @@ impl Sim {
             next_proposal: 0,
             proposed: BTreeSet::new(),
             acknowledged: BTreeMap::new(),
+            committed_at: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
             wiped: false,
             config,
         };
@@ -363,6 +374,7 @@ impl Sim {
         if node.replica.take().is_none() {
             return;
         }
+        self.awaiting.retain(|_, node| *node != i);
         let flushed = node.disk.flushed;
         node.disk.batches.truncate(flushed);
         node.disk.checked = node.disk.checked.min(flushed);
@@ -574,13 +586,7 @@ impl Sim {
                 }
                 self.respond(i, to, Response::Fetch(response));
             }
-            Action::Proposed { id, result } => {
-                if let Ok((base, last)) = result
-                    && last >= base
-                {
-                    self.proposed.insert(Bytes::from(format!("value-{}", id.0)));
-                }
-            }
+            Action::Proposed { id, outcome } => self.proposal_outcome(i, id, outcome),
             Action::HighWatermark(hw) => self.high_watermark(i, hw),
             Action::RespondFetchSnapshot {
                 to,
@@ -620,6 +626,7 @@ impl Sim {
                     let disk = &mut self.nodes[i].disk;
                     disk.flushed = disk.batches.len();
                     self.nodes[i].replica = None;
+                    self.awaiting.retain(|_, node| *node != i);
                     self.note(format!("node {i} shut down"));
                 }
             }
@@ -933,6 +940,10 @@ impl Sim {
             .leader()
             .unwrap_or_else(|| self.rng.below(self.nodes.len() as u64) as usize);
         let value = Bytes::from(format!("value-{id}"));
+        self.proposed.insert(value.clone());
+        if self.is_running(target) {
+            self.awaiting.insert(id, target);
+        }
         self.input(
             target,
             Input::Propose {
@@ -1057,13 +1068,66 @@ impl Sim {
             return;
         }
         let value = batch.decode_records().unwrap()[0].value.clone().unwrap();
+        let offset = batch.base_offset();
         if !self.proposed.contains(&value) {
             self.fail(&format!(
-                "node {i} committed a value nobody proposed at {}",
-                batch.base_offset()
+                "node {i} committed a value nobody proposed at {offset}"
             ));
         }
-        self.acknowledged.insert(batch.base_offset(), value);
+        if let Some(earlier) = self.committed_at.insert(value.clone(), offset) {
+            self.fail(&format!(
+                "node {i} committed {value:?} at {offset}, already committed at {earlier}"
+            ));
+        }
+        let id = proposal_id(&value);
+        match self.outcomes.get(&id) {
+            Some(ProposalOutcome::Refused(e)) => self.fail(&format!(
+                "{value:?} was refused ({e:?}) yet committed at {offset}"
+            )),
+            Some(
+                ProposalOutcome::Unresolved { first, .. }
+                | ProposalOutcome::Committed { first, .. },
+            ) if *first != offset => self.fail(&format!(
+                "{value:?} was appended at {first} yet committed at {offset}"
+            )),
+            _ => {}
+        }
+        self.acknowledged.insert(offset, value);
+    }
+
+    /// A proposal's outcome: exactly one per proposal; a committed one must already stand in
+    /// the committed history at its offsets; a refused or unresolved one must not stand
+    /// anywhere but where it was appended.
+    fn proposal_outcome(&mut self, i: usize, id: ProposalId, outcome: ProposalOutcome) {
+        self.awaiting.remove(&id.0);
+        if let Some(earlier) = self.outcomes.insert(id.0, outcome) {
+            self.fail(&format!(
+                "node {i} gave proposal {} a second outcome {outcome:?} after {earlier:?}",
+                id.0
+            ));
+        }
+        let value = Bytes::from(format!("value-{}", id.0));
+        let standing = self.committed_at.get(&value).copied();
+        match outcome {
+            ProposalOutcome::Committed { first, last }
+                if last >= first
+                    && (standing != Some(first)
+                        || self.acknowledged.get(&first) != Some(&value)) =>
+            {
+                self.fail(&format!(
+                    "node {i} acknowledged {value:?} at {first}, the committed history holds it at {standing:?}"
+                ))
+            }
+            ProposalOutcome::Refused(_) if standing.is_some() => self.fail(&format!(
+                "node {i} refused {value:?}, already committed at {standing:?}"
+            )),
+            ProposalOutcome::Unresolved { first, .. } if standing.is_some_and(|o| o != first) => {
+                self.fail(&format!(
+                    "node {i} appended {value:?} at {first}, committed at {standing:?}"
+                ))
+            }
+            _ => {}
+        }
     }
 
     /// A majority of voters hold (durably) every offset below the leader's high watermark.
@@ -1181,5 +1245,17 @@ impl Sim {
                 }
             }
         }
+        // Every proposal a running node took got its outcome from the core.
+        if let Some((id, node)) = self.awaiting.iter().next() {
+            let (id, node) = (*id, *node);
+            self.fail(&format!(
+                "proposal {id} to node {node} never got an outcome"
+            ));
+        }
     }
+}
+
+/// The proposal id a simulated value carries (`value-<id>`).
+fn proposal_id(value: &Bytes) -> u64 {
+    std::str::from_utf8(value).unwrap()[6..].parse().unwrap()
 }
