@@ -28,8 +28,8 @@ use super::snapshot_writer::{
 use super::supervision::*;
 use crate::protocol::Handshake;
 use crate::raft::{
-    Action, InboundId, Input, LogView, ProposalId, ProposalOutcome, ProposeError, RaftConfig,
-    Replica, RequestId,
+    Action, InboundId, Input, ProposalId, ProposalOutcome, ProposeError, RaftConfig, Replica,
+    RequestId,
 };
 use crate::types::{NodeId, Offset};
 
@@ -185,15 +185,9 @@ impl ReplicationDriver {
         recovered: Recovered,
         now: Duration,
     ) -> (Replica, Vec<Action>) {
+        // Election jitter differs per node and per start; nothing else depends on the seed.
         let seed = now.as_nanos() as u64 ^ u64::from(config.local_id.map_or(0, |n| n.0 as u32));
-        let view = LogView::new(
-            recovered.log_start_offset,
-            recovered.log_end_offset,
-            recovered.epochs,
-        )
-        .with_snapshot(recovered.latest_snapshot)
-        .with_fetched_so_far(recovered.fetched_so_far);
-        Replica::start(config, recovered.election, view, now, seed)
+        recovered.start_replica(config, now, seed)
     }
 
     /// The wall clock as the core sees it: it never goes backwards.

@@ -3,22 +3,11 @@
 use actix::prelude::*;
 use bytes::Bytes;
 
-use crate::raft::{EpochStart, PersistedElection, RoleKind};
+use crate::raft::{PersistedElection, RoleKind};
 use crate::storage::StorageError;
 use crate::types::{Epoch, NodeId, Offset};
 
-/// What the log store found on disk at start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recovered {
-    pub log_start_offset: Offset,
-    pub log_end_offset: Offset,
-    pub epochs: Vec<EpochStart>,
-    pub election: Option<PersistedElection>,
-    /// The newest snapshot in the partition directory.
-    pub latest_snapshot: Option<crate::types::OffsetAndEpoch>,
-    /// A snapshot partly fetched from a leader, and how many bytes of it arrived.
-    pub fetched_so_far: Option<(crate::types::OffsetAndEpoch, u64)>,
-}
+pub use crate::executor::Recovered;
 
 /// Opens (and recovers) the log and reads the election state.
 #[derive(Message)]
