@@ -8,6 +8,10 @@
 //! <log dir>/<topic>-0/quorum-state          election state JSON    (QuorumStateFile)
 //! ```
 //!
+//! Every file operation goes through the [`FileSystem`] seam ([`Fs`]), handed to each storage
+//! object when it is built: [`RealFs`] in production, [`SimFs`] (a simulated disk with page
+//! cache, power loss and fsync failures) in deterministic tests.
+//!
 //! Owns synchronous, blocking file IO and crash recovery. It must never be called from an
 //! event loop that runs timers (the log store actor runs it on its own arbiter), never
 //! acknowledges anything it has not fsynced when asked to flush, and never silently resets
@@ -16,21 +20,25 @@
 
 mod epoch_cache;
 mod error;
+mod fs;
 pub mod fsutil;
 mod index;
 mod log;
 mod meta_properties;
 mod quorum_state_file;
 mod segment;
+mod sim_fs;
 mod snapshot;
 mod snapshot_file;
 
 pub use epoch_cache::{EpochEntry, LeaderEpochCache};
 pub use error::StorageError;
+pub use fs::{FileHandle, FileSystem, Fs, HandleReader, OpenMode, RealFs, real_fs};
 pub use index::OffsetIndex;
 pub use log::{AppendInfo, LogConfig, OffsetPolicy, RecoveryReport, ReplicatedLog, Truncation};
 pub use meta_properties::MetaProperties;
 pub use quorum_state_file::{ElectionState, QuorumStateFile};
+pub use sim_fs::SimFs;
 pub use snapshot::{BOOTSTRAP_SNAPSHOT_ID, snapshot_file_name, write_bootstrap_checkpoint};
 pub use snapshot_file::{
     SnapshotFile, SnapshotFileWriter, complete_partial, delete_snapshots_before, fetch_path,
