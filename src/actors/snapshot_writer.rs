@@ -223,7 +223,7 @@ impl SnapshotWriter {
         let mut writer = SnapshotFileWriter::create(&self.dir, id, self.last_timestamp)?;
         self.state.write_snapshot(&mut writer)?;
         let path = writer.finish()?;
-        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let size = SnapshotFile::open_path(&path, id).map_or(0, |f| f.size);
         tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, elapsed_ms = started.elapsed().as_millis() as u64, "wrote snapshot");
         self.last_snapshot = Some(id);
         self.last_snapshot_at = Instant::now();
@@ -398,7 +398,7 @@ impl Handler<InstallSnapshot> for SnapshotWriter {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot install the fetched snapshot");
-                let _ = std::fs::remove_file(crate::storage::fetch_path(&self.dir, id));
+                let _ = crate::storage::remove_fetch(&self.dir, id);
                 SnapshotEvent::Installed(Err(e.to_string()))
             }
         };

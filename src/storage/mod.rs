@@ -39,11 +39,17 @@ pub use log::{AppendInfo, LogConfig, OffsetPolicy, RecoveryReport, ReplicatedLog
 pub use meta_properties::MetaProperties;
 pub use quorum_state_file::{ElectionState, QuorumStateFile};
 pub use sim_fs::SimFs;
-pub use snapshot::{BOOTSTRAP_SNAPSHOT_ID, snapshot_file_name, write_bootstrap_checkpoint};
+pub use snapshot::{
+    BOOTSTRAP_SNAPSHOT_ID, snapshot_file_name, write_bootstrap_checkpoint,
+    write_bootstrap_checkpoint_in,
+};
 pub use snapshot_file::{
-    SnapshotFile, SnapshotFileWriter, complete_partial, delete_snapshots_before, fetch_path,
-    fetched_so_far, list_snapshots, parse_snapshot_name, partial_path, remove_other_fetches,
-    remove_snapshot_leftovers, write_partial_chunk,
+    SnapshotFile, SnapshotFileWriter, complete_partial, complete_partial_in,
+    delete_snapshots_before, delete_snapshots_before_in, fetch_path, fetched_so_far,
+    fetched_so_far_in, list_snapshots, list_snapshots_in, parse_snapshot_name, partial_path,
+    remove_fetch, remove_fetch_in, remove_other_fetches, remove_other_fetches_in,
+    remove_snapshot_leftovers, remove_snapshot_leftovers_in, write_partial_chunk,
+    write_partial_chunk_in,
 };
 
 /// The partition directory of a topic inside a log dir (Kafka names it `<topic>-<partition>`;
