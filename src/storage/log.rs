@@ -135,12 +135,13 @@ impl ReplicatedLog {
             log.log_end_offset = start;
             log.dir_dirty = true;
         }
-        if !report.deleted_files.is_empty() || log.dir_dirty {
-            fsutil::fsync_dir_in(&**fs, dir)?;
-            log.dir_dirty = false;
-        }
-        log.flushed_offset = log.log_end_offset;
+        // Segments rolled but never flushed before a process crash have directory entries only
+        // in the page cache, and deleted files may still be durable: make the directory match
+        // what recovery kept before any of it counts as flushed.
         log.segments.values_mut().try_for_each(Segment::flush)?;
+        fsutil::fsync_dir_in(&**fs, dir)?;
+        log.dir_dirty = false;
+        log.flushed_offset = log.log_end_offset;
         report_warnings(&report);
         Ok((log, report))
     }

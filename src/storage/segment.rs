@@ -93,7 +93,8 @@ impl Segment {
 
     /// Opens an existing segment and scans it from the start. Every batch must be complete and
     /// valid (length, magic, CRC-32C) and pass `accept`; at the first that does not, the file is
-    /// truncated there (durably) and the scan stops. The index is rebuilt if it disagrees.
+    /// truncated there and the scan stops. The index is rebuilt if it disagrees. Whatever is kept
+    /// is fsynced before this returns.
     pub(crate) fn recover(
         fs: &Fs,
         dir: &Path,
@@ -120,8 +121,10 @@ impl Segment {
         )?;
         if stop.is_some() {
             file.set_len(scan.valid).at(&log_path)?;
-            file.sync_all().at(&log_path)?;
         }
+        // After a process crash the kept bytes may exist only in the page cache, and the log
+        // reports everything recovery keeps as flushed: it must reach the disk first.
+        file.sync_all().at(&log_path)?;
         let (index, index_rebuilt) =
             OffsetIndex::open_with(&**fs, &dir.join(index_file_name(base)), &scan.entries)?;
         let segment = Segment {
