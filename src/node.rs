@@ -130,6 +130,7 @@ impl NodeOptions {
             raft,
             snapshots: self.snapshots,
             state_machine: self.state_machine,
+            fs: crate::storage::real_fs(),
         })
     }
 }

@@ -19,9 +19,10 @@ use bytes::Bytes;
 use super::messages::*;
 use super::supervision::*;
 use crate::executor::{LogExecutor, RetentionPolicy};
-use crate::storage::{LogConfig, StorageError};
+use crate::storage::{Fs, LogConfig, StorageError};
 
 pub struct LogStore {
+    fs: Fs,
     partition_dir: PathBuf,
     config: LogConfig,
     exec: Option<LogExecutor>,
@@ -38,11 +39,13 @@ pub struct LogStore {
 
 impl LogStore {
     pub fn new(
+        fs: Fs,
         partition_dir: PathBuf,
         config: LogConfig,
         node: Option<Recipient<SupervisionEvent>>,
     ) -> Self {
         LogStore {
+            fs,
             partition_dir,
             config,
             exec: None,
@@ -60,7 +63,7 @@ impl LogStore {
     /// left in the page cache, so the core never counts bytes that are not durable.
     fn recover(&mut self) -> Result<Recovered, StorageError> {
         self.exec = None;
-        let (exec, recovered) = LogExecutor::open(&self.partition_dir, self.config)?;
+        let (exec, recovered) = LogExecutor::open(&self.fs, &self.partition_dir, self.config)?;
         self.exec = Some(exec);
         self.failed = false;
         self.discarding = false;

@@ -22,6 +22,7 @@ pub use crate::executor::SnapshotPolicy;
 use crate::executor::{InstallError, SnapshotExecutor};
 use crate::raft::{FetchSnapshotResponse, Response};
 use crate::state_machine::{StateMachine, StateMachineFactory};
+use crate::storage::Fs;
 use crate::types::{Offset, OffsetAndEpoch};
 
 /// Bytes of committed log read per step of catching up: bounds the memory a catch-up uses.
@@ -32,6 +33,7 @@ const INTERVAL_CHECK: Duration = Duration::from_secs(1);
 const READ_RETRY: Duration = Duration::from_millis(100);
 
 pub struct SnapshotWriter {
+    fs: Fs,
     dir: PathBuf,
     policy: SnapshotPolicy,
     factory: StateMachineFactory,
@@ -51,6 +53,7 @@ pub struct SnapshotWriter {
 
 impl SnapshotWriter {
     pub fn new(
+        fs: Fs,
         dir: PathBuf,
         policy: SnapshotPolicy,
         factory: StateMachineFactory,
@@ -58,6 +61,7 @@ impl SnapshotWriter {
         node: Option<Recipient<SupervisionEvent>>,
     ) -> Self {
         SnapshotWriter {
+            fs,
             dir,
             policy,
             factory,
@@ -164,7 +168,7 @@ impl Actor for SnapshotWriter {
         // loaded, and catching up replays the log after it.
         self.exec = None;
         let now = self.now();
-        match SnapshotExecutor::open(&self.dir, self.policy, self.factory.clone(), now) {
+        match SnapshotExecutor::open(&self.fs, &self.dir, self.policy, self.factory.clone(), now) {
             Ok(exec) => self.exec = Some(exec),
             Err(e) => {
                 self.fatal(format!("cannot load the latest snapshot: {e}"));

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use super::recovered::Recovered;
 use crate::raft::{EpochStart, FetchResponse, PersistedElection};
 use crate::storage::{
-    ElectionState, LogConfig, OffsetPolicy, QuorumStateFile, ReplicatedLog, SnapshotFile,
-    StorageError, delete_snapshots_before, fetched_so_far, list_snapshots,
+    ElectionState, Fs, LogConfig, OffsetPolicy, QuorumStateFile, ReplicatedLog, SnapshotFile,
+    StorageError, delete_snapshots_before_in, fetched_so_far_in, list_snapshots_in,
 };
 use crate::types::{Offset, OffsetAndEpoch};
 
@@ -37,6 +37,7 @@ pub struct Cleaned {
 
 #[derive(Debug)]
 pub struct LogExecutor {
+    fs: Fs,
     dir: PathBuf,
     log: ReplicatedLog,
     state: QuorumStateFile,
@@ -45,15 +46,16 @@ pub struct LogExecutor {
 impl LogExecutor {
     /// Opens and recovers the log in `dir` and reads the election state. Snapshots the log
     /// start already moved past are deleted (the newest is kept).
-    pub fn open(dir: &Path, config: LogConfig) -> Result<(Self, Recovered), StorageError> {
-        let (log, _report) = ReplicatedLog::open(dir, config)?;
-        for path in delete_snapshots_before(dir, log.log_start_offset())? {
+    pub fn open(fs: &Fs, dir: &Path, config: LogConfig) -> Result<(Self, Recovered), StorageError> {
+        let (log, _report) = ReplicatedLog::open_in(fs, dir, config)?;
+        for path in delete_snapshots_before_in(fs, dir, log.log_start_offset())? {
             tracing::info!(path = %path.display(), "deleted a snapshot below the log start");
         }
         let executor = LogExecutor {
+            fs: fs.clone(),
             dir: dir.to_path_buf(),
             log,
-            state: QuorumStateFile::new(dir),
+            state: QuorumStateFile::new_in(fs, dir),
         };
         let recovered = executor.recovered()?;
         Ok((executor, recovered))
@@ -80,8 +82,8 @@ impl LogExecutor {
             log_end_offset: self.log.log_end_offset(),
             epochs,
             election,
-            latest_snapshot: list_snapshots(&self.dir)?.last().copied(),
-            fetched_so_far: fetched_so_far(&self.dir)?,
+            latest_snapshot: list_snapshots_in(&self.fs, &self.dir)?.last().copied(),
+            fetched_so_far: fetched_so_far_in(&self.fs, &self.dir)?,
         })
     }
 
@@ -174,8 +176,8 @@ impl LogExecutor {
         now_ms: i64,
     ) -> Result<Option<Offset>, StorageError> {
         let mut sized: Vec<(Offset, u64, Option<Duration>)> = Vec::new();
-        for id in list_snapshots(&self.dir)? {
-            let file = SnapshotFile::open(&self.dir, id)?;
+        for id in list_snapshots_in(&self.fs, &self.dir)? {
+            let file = SnapshotFile::open_in(&self.fs, &self.dir, id)?;
             let timestamp = file.last_contained_timestamp()?;
             let age = Duration::from_millis(now_ms.saturating_sub(timestamp).max(0) as u64);
             sized.push((id.offset, file.size, Some(age)));

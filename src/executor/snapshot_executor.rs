@@ -16,9 +16,9 @@ use crate::raft::{ErrorCode, FetchSnapshotResponse};
 use crate::record::BatchIter;
 use crate::state_machine::{StateMachine, StateMachineFactory};
 use crate::storage::{
-    SnapshotFile, SnapshotFileWriter, StorageError, complete_partial, delete_snapshots_before,
-    fetch_path, list_snapshots, remove_other_fetches, remove_snapshot_leftovers,
-    write_partial_chunk,
+    Fs, SnapshotFile, SnapshotFileWriter, StorageError, complete_partial_in,
+    delete_snapshots_before_in, list_snapshots_in, remove_fetch_in, remove_other_fetches_in,
+    remove_snapshot_leftovers_in, write_partial_chunk_in,
 };
 use crate::types::{Epoch, Offset, OffsetAndEpoch};
 
@@ -61,6 +61,7 @@ pub enum InstallError {
 }
 
 pub struct SnapshotExecutor {
+    fs: Fs,
     dir: PathBuf,
     policy: SnapshotPolicy,
     state: Box<dyn StateMachine>,
@@ -81,15 +82,17 @@ impl SnapshotExecutor {
     /// after it is applied by the caller, from [`SnapshotExecutor::applied_offset`]). A latest
     /// snapshot that cannot be loaded is an error: the node must not start from less.
     pub fn open(
+        fs: &Fs,
         dir: &Path,
         policy: SnapshotPolicy,
         factory: StateMachineFactory,
         now: Duration,
     ) -> Result<Self, StorageError> {
-        for path in remove_snapshot_leftovers(dir)? {
+        for path in remove_snapshot_leftovers_in(fs, dir)? {
             tracing::info!(path = %path.display(), "removed an interrupted snapshot file");
         }
         let mut executor = SnapshotExecutor {
+            fs: fs.clone(),
             dir: dir.to_path_buf(),
             policy,
             state: factory.make(),
@@ -100,8 +103,8 @@ impl SnapshotExecutor {
             last_snapshot: None,
             last_snapshot_at: now,
         };
-        if let Some(id) = list_snapshots(dir)?.last().copied() {
-            executor.adopt(&SnapshotFile::open(dir, id)?, now)?;
+        if let Some(id) = list_snapshots_in(fs, dir)?.last().copied() {
+            executor.adopt(&SnapshotFile::open_in(fs, dir, id)?, now)?;
             tracing::info!(end_offset = %id.offset, epoch = %id.epoch, "loaded snapshot");
         }
         Ok(executor)
@@ -172,7 +175,8 @@ impl SnapshotExecutor {
         if self.last_snapshot == Some(id) || id.offset == Offset(0) {
             return Ok(None);
         }
-        let mut writer = SnapshotFileWriter::create(&self.dir, id, self.last_timestamp)?;
+        let mut writer =
+            SnapshotFileWriter::create_in(&self.fs, &self.dir, id, self.last_timestamp)?;
         self.state.write_snapshot(&mut writer)?;
         writer.finish()?;
         tracing::info!(end_offset = %id.offset, epoch = %id.epoch, "wrote snapshot");
@@ -188,7 +192,7 @@ impl SnapshotExecutor {
         mut response: FetchSnapshotResponse,
         max_bytes: u32,
     ) -> FetchSnapshotResponse {
-        match SnapshotFile::open(&self.dir, response.snapshot_id) {
+        match SnapshotFile::open_in(&self.fs, &self.dir, response.snapshot_id) {
             Err(_) => response.error = ErrorCode::SnapshotNotFound,
             // Kafka's bound: a position at the end is out of range too (nothing is left to
             // send, and a follower that has every byte installs instead of asking).
@@ -219,15 +223,15 @@ impl SnapshotExecutor {
         bytes: &[u8],
     ) -> Result<(), StorageError> {
         if position == 0 {
-            remove_other_fetches(&self.dir, id)?;
+            remove_other_fetches_in(&self.fs, &self.dir, id)?;
         }
-        write_partial_chunk(&self.dir, id, position, bytes)
+        write_partial_chunk_in(&self.fs, &self.dir, id, position, bytes)
     }
 
     /// `Action::InstallSnapshot`: makes the fetched file durable, verifies every byte, renames
     /// it into place and loads it as the state. Returns its size.
     pub fn install(&mut self, id: OffsetAndEpoch, now: Duration) -> Result<u64, InstallError> {
-        let outcome = complete_partial(&self.dir, id).and_then(|file| {
+        let outcome = complete_partial_in(&self.fs, &self.dir, id).and_then(|file| {
             self.adopt(&file, now)?;
             Ok(file.size)
         });
@@ -238,7 +242,7 @@ impl SnapshotExecutor {
             }
             Err(e @ StorageError::Io { .. }) => Err(InstallError::Disk(e)),
             Err(e) => {
-                let _ = std::fs::remove_file(fetch_path(&self.dir, id));
+                let _ = remove_fetch_in(&self.fs, &self.dir, id);
                 Err(InstallError::Invalid(e))
             }
         }
@@ -247,6 +251,6 @@ impl SnapshotExecutor {
     /// Log cleaning moved past these snapshots: deletes those ending before `offset` (never
     /// the newest).
     pub fn forget_before(&self, offset: Offset) -> Result<Vec<PathBuf>, StorageError> {
-        delete_snapshots_before(&self.dir, offset)
+        delete_snapshots_before_in(&self.fs, &self.dir, offset)
     }
 }

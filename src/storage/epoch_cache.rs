@@ -4,11 +4,13 @@
 //!
 //! The log persists this file *before* it writes the first batch of a new epoch, so at recovery
 //! every batch's epoch can be checked against it: the batch header's epoch field is not covered
-//! by the CRC, and this is what catches a corrupted one.
+//! by the CRC, and this is what catches a corrupted one. It must never write the file except
+//! atomically, through the [`Fs`] it was loaded with.
 
 use std::path::{Path, PathBuf};
 
-use super::error::StorageError;
+use super::error::{IoContext, StorageError};
+use super::fs::{Fs, real_fs};
 use super::fsutil;
 use crate::types::{Epoch, Offset, OffsetAndEpoch};
 
@@ -25,6 +27,7 @@ const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Epoch → start offset, with strictly increasing epochs and start offsets.
 #[derive(Debug, Clone)]
 pub struct LeaderEpochCache {
+    fs: Fs,
     path: PathBuf,
     entries: Vec<EpochEntry>,
 }
@@ -40,20 +43,25 @@ pub enum CheckpointLoad {
 impl LeaderEpochCache {
     pub const FILE_NAME: &'static str = "leader-epoch-checkpoint";
 
-    /// Loads the checkpoint in `dir`. A missing or unreadable file gives an empty cache and says
-    /// so; the log then rebuilds it from its batches.
+    /// Loads the checkpoint in `dir` on the real file system.
     pub fn load(dir: &Path) -> Result<(LeaderEpochCache, CheckpointLoad), StorageError> {
+        Self::load_in(&real_fs(), dir)
+    }
+
+    /// Loads the checkpoint in `dir` on `fs`. A missing or unreadable file gives an empty cache
+    /// and says so; the log then rebuilds it from its batches.
+    pub fn load_in(
+        fs: &Fs,
+        dir: &Path,
+    ) -> Result<(LeaderEpochCache, CheckpointLoad), StorageError> {
         let path = dir.join(Self::FILE_NAME);
         let mut cache = LeaderEpochCache {
+            fs: fs.clone(),
             path,
             entries: Vec::new(),
         };
-        let len = match std::fs::metadata(&cache.path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((cache, CheckpointLoad::Missing));
-            }
-            Err(e) => return Err(StorageError::io(&cache.path, e)),
+        let Some(len) = fsutil::len_if_exists(&**fs, &cache.path)? else {
+            return Ok((cache, CheckpointLoad::Missing));
         };
         if len > MAX_FILE_BYTES {
             return Ok((
@@ -61,7 +69,7 @@ impl LeaderEpochCache {
                 CheckpointLoad::Corrupt(format!("{len} bytes is too large")),
             ));
         }
-        let bytes = std::fs::read(&cache.path).map_err(|e| StorageError::io(&cache.path, e))?;
+        let bytes = fs.read(&cache.path).at(&cache.path)?;
         match parse(&bytes) {
             Ok(entries) => {
                 cache.entries = entries;
@@ -159,7 +167,7 @@ impl LeaderEpochCache {
 
     /// Writes the checkpoint atomically and durably.
     pub fn persist(&self) -> Result<(), StorageError> {
-        fsutil::write_atomically(&self.path, to_text(&self.entries).as_bytes())
+        fsutil::write_atomically_in(&*self.fs, &self.path, to_text(&self.entries).as_bytes())
     }
 }
 
@@ -221,6 +229,7 @@ mod tests {
 
     fn cache(entries: &[(i32, i64)]) -> LeaderEpochCache {
         LeaderEpochCache {
+            fs: real_fs(),
             path: PathBuf::new(),
             entries: entries
                 .iter()

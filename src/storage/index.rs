@@ -4,13 +4,13 @@
 //! the batch starts.
 //!
 //! The index is a cache: recovery rebuilds it from the log it indexes, so it is never fsynced
-//! and never trusted over the log.
+//! and never trusted over the log. It must never hold the file's bytes anywhere but in its
+//! entry list and the file it reaches through the [`FileSystem`] seam.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::error::{IoContext, StorageError};
+use super::fs::{FileHandle, FileSystem, OpenMode};
 use super::fsutil;
 
 /// Bytes per index entry.
@@ -26,7 +26,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct OffsetIndex {
     path: PathBuf,
-    file: File,
+    file: Box<dyn FileHandle>,
     entries: Vec<Entry>,
 }
 
@@ -34,6 +34,7 @@ impl OffsetIndex {
     /// Opens (creating if needed) the index at `path` holding exactly `entries`, rewriting the
     /// file if its contents differ. Returns whether it had to be rewritten.
     pub(crate) fn open_with(
+        fs: &dyn FileSystem,
         path: &Path,
         entries: &[(u32, u32)],
     ) -> Result<(OffsetIndex, bool), StorageError> {
@@ -45,20 +46,16 @@ impl OffsetIndex {
             })
             .collect();
         let wanted = encode(&entries);
-        let existing = match std::fs::read(path) {
+        let existing = match fs.read(path) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(StorageError::io(path, e)),
         };
         let rewritten = existing.as_deref() != Some(&wanted[..]);
         if rewritten {
-            fsutil::write_atomically(path, &wanted)?;
+            fsutil::write_atomically_in(fs, path, &wanted)?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .at(path)?;
+        let file = fs.open(path, OpenMode::ReadWrite).at(path)?;
         Ok((
             OffsetIndex {
                 path: path.to_path_buf(),

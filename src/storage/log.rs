@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use super::epoch_cache::{CheckpointLoad, EpochEntry, LeaderEpochCache};
 use super::error::{IoContext, StorageError};
+use super::fs::{FileSystem, Fs, real_fs};
 use super::fsutil;
 use super::segment::{Segment, index_file_name, log_file_name};
 use crate::record::{BatchHeader, BatchIter, RecordBatch};
@@ -78,6 +79,7 @@ pub struct RecoveryReport {
 /// The durable, segmented log. See the module docs for its invariants.
 #[derive(Debug)]
 pub struct ReplicatedLog {
+    fs: Fs,
     dir: PathBuf,
     config: LogConfig,
     segments: BTreeMap<Offset, Segment>,
@@ -89,19 +91,30 @@ pub struct ReplicatedLog {
 }
 
 impl ReplicatedLog {
-    /// Opens the log in `dir` (creating it if needed), recovering whatever a crash left.
+    /// Opens the log in `dir` on the real file system (creating it if needed), recovering
+    /// whatever a crash left.
     pub fn open(
         dir: &Path,
         config: LogConfig,
     ) -> Result<(ReplicatedLog, RecoveryReport), StorageError> {
-        fsutil::create_dir_durably(dir)?;
+        Self::open_in(&real_fs(), dir, config)
+    }
+
+    /// Opens the log in `dir` on `fs` (creating it if needed), recovering whatever a crash left.
+    pub fn open_in(
+        fs: &Fs,
+        dir: &Path,
+        config: LogConfig,
+    ) -> Result<(ReplicatedLog, RecoveryReport), StorageError> {
+        fsutil::create_dir_durably_in(&**fs, dir)?;
         let mut report = RecoveryReport {
-            removed_temp_files: fsutil::remove_stale_tmp_files(dir)?,
+            removed_temp_files: fsutil::remove_stale_tmp_files_in(&**fs, dir)?,
             ..RecoveryReport::default()
         };
-        let bases = list_segments(dir, &mut report)?;
-        let (epochs, load) = LeaderEpochCache::load(dir)?;
+        let bases = list_segments(&**fs, dir, &mut report)?;
+        let (epochs, load) = LeaderEpochCache::load_in(fs, dir)?;
         let mut log = ReplicatedLog {
+            fs: fs.clone(),
             dir: dir.to_path_buf(),
             config,
             segments: BTreeMap::new(),
@@ -117,17 +130,18 @@ impl ReplicatedLog {
             let start = bases.first().copied().unwrap_or(Offset(0));
             log.segments.insert(
                 start,
-                Segment::create(dir, start, config.index_interval_bytes)?,
+                Segment::create(fs, dir, start, config.index_interval_bytes)?,
             );
             log.log_end_offset = start;
             log.dir_dirty = true;
         }
-        if !report.deleted_files.is_empty() || log.dir_dirty {
-            fsutil::fsync_dir(dir)?;
-            log.dir_dirty = false;
-        }
-        log.flushed_offset = log.log_end_offset;
+        // Segments rolled but never flushed before a process crash have directory entries only
+        // in the page cache, and deleted files may still be durable: make the directory match
+        // what recovery kept before any of it counts as flushed.
         log.segments.values_mut().try_for_each(Segment::flush)?;
+        fsutil::fsync_dir_in(&**fs, dir)?;
+        log.dir_dirty = false;
+        log.flushed_offset = log.log_end_offset;
         report_warnings(&report);
         Ok((log, report))
     }
@@ -154,6 +168,7 @@ impl ReplicatedLog {
                 check_epoch(h, &mut seen, trust_checkpoint.then_some(&checkpoint))
             };
             let (segment, outcome) = Segment::recover(
+                &self.fs,
                 &self.dir,
                 base,
                 self.config.index_interval_bytes,
@@ -196,13 +211,9 @@ impl ReplicatedLog {
         for &base in bases {
             for name in [log_file_name(base), index_file_name(base)] {
                 let path = self.dir.join(name);
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {
-                        tracing::warn!(file = %path.display(), reason, "deleted segment file during recovery");
-                        report.deleted_files.push(path);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(StorageError::io(&path, e)),
+                if fsutil::remove_if_exists(&*self.fs, &path)? {
+                    tracing::warn!(file = %path.display(), reason, "deleted segment file during recovery");
+                    report.deleted_files.push(path);
                 }
             }
         }
@@ -395,7 +406,7 @@ impl ReplicatedLog {
         }
         active.flush()?;
         let base = self.log_end_offset;
-        let segment = Segment::create(&self.dir, base, self.config.index_interval_bytes)?;
+        let segment = Segment::create(&self.fs, &self.dir, base, self.config.index_interval_bytes)?;
         self.segments.insert(base, segment);
         self.dir_dirty = true;
         Ok(())
@@ -413,7 +424,7 @@ impl ReplicatedLog {
             segment.flush()?;
         }
         if self.dir_dirty {
-            fsutil::fsync_dir(&self.dir)?;
+            fsutil::fsync_dir_in(&*self.fs, &self.dir)?;
             self.dir_dirty = false;
         }
         self.flushed_offset = self.log_end_offset;
@@ -467,12 +478,13 @@ impl ReplicatedLog {
             None
         } else {
             Some(Segment::create(
+                &self.fs,
                 &self.dir,
                 id.offset,
                 self.config.index_interval_bytes,
             )?)
         };
-        fsutil::fsync_dir(&self.dir)?;
+        fsutil::fsync_dir_in(&*self.fs, &self.dir)?;
         self.epochs.replace(vec![EpochEntry {
             epoch: id.epoch,
             start_offset: id.offset,
@@ -492,7 +504,7 @@ impl ReplicatedLog {
         if let Some(fresh) = fresh {
             self.segments.insert(id.offset, fresh);
         }
-        fsutil::fsync_dir(&self.dir)?;
+        fsutil::fsync_dir_in(&*self.fs, &self.dir)?;
         self.log_end_offset = id.offset;
         self.flushed_offset = id.offset;
         Ok(deleted)
@@ -534,7 +546,7 @@ impl ReplicatedLog {
             deleted.push(segment.index_path().to_path_buf());
             segment.delete()?;
         }
-        fsutil::fsync_dir(&self.dir)?;
+        fsutil::fsync_dir_in(&*self.fs, &self.dir)?;
         if self.epochs.truncate_from_start(new_start) {
             self.epochs.persist()?;
         }
@@ -588,7 +600,7 @@ impl ReplicatedLog {
             .expect("offset >= log start");
         self.log_end_offset = active.truncate_to(offset)?;
         if !later.is_empty() {
-            fsutil::fsync_dir(&self.dir)?;
+            fsutil::fsync_dir_in(&*self.fs, &self.dir)?;
         }
         self.flushed_offset = self.flushed_offset.min(self.log_end_offset);
         Ok(self.log_end_offset)
@@ -645,11 +657,15 @@ fn renumber(batch: RecordBatch, base: Offset) -> RecordBatch {
 }
 
 /// Base offsets of the `%020d.log` files in `dir`; index files without a log are deleted.
-fn list_segments(dir: &Path, report: &mut RecoveryReport) -> Result<Vec<Offset>, StorageError> {
+fn list_segments(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    report: &mut RecoveryReport,
+) -> Result<Vec<Offset>, StorageError> {
     let mut logs = Vec::new();
     let mut indexes = Vec::new();
-    for entry in std::fs::read_dir(dir).at(dir)? {
-        let path = entry.at(dir)?.path();
+    for name in fs.read_dir(dir).at(dir)? {
+        let path = dir.join(name);
         let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension())
         else {
             continue;
@@ -666,7 +682,7 @@ fn list_segments(dir: &Path, report: &mut RecoveryReport) -> Result<Vec<Offset>,
     logs.sort();
     for (base, path) in indexes {
         if logs.binary_search(&base).is_err() {
-            std::fs::remove_file(&path).at(&path)?;
+            fs.remove_file(&path).at(&path)?;
             report.deleted_files.push(path);
         }
     }

@@ -1,11 +1,13 @@
 //! `meta.properties`: the identity written into every log dir by `kraft storage format`
 //! (kraft-protocol.md §7.3). Written atomically; a file that exists but cannot be read as a
-//! valid KRaft identity is an error, never treated as "unformatted".
+//! valid KRaft identity is an error, never treated as "unformatted". It must never touch the disk
+//! except through the [`Fs`] it is handed (the methods without `_in` use the real one).
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::error::{IoContext, StorageError};
+use super::fs::{Fs, real_fs};
 use super::fsutil;
 use crate::types::NodeId;
 use crate::uuid::Uuid;
@@ -33,11 +35,14 @@ impl MetaProperties {
 
     /// Reads `dir/meta.properties`; `Ok(None)` when the file does not exist.
     pub fn read(dir: &Path) -> Result<Option<MetaProperties>, StorageError> {
+        Self::read_in(&real_fs(), dir)
+    }
+
+    /// Reads `dir/meta.properties` on `fs`; `Ok(None)` when the file does not exist.
+    pub fn read_in(fs: &Fs, dir: &Path) -> Result<Option<MetaProperties>, StorageError> {
         let path = Self::path(dir);
-        let len = match std::fs::metadata(&path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StorageError::io(&path, e)),
+        let Some(len) = fsutil::len_if_exists(&**fs, &path)? else {
+            return Ok(None);
         };
         if len > MAX_FILE_BYTES {
             return Err(StorageError::corrupt(
@@ -45,7 +50,7 @@ impl MetaProperties {
                 format!("{len} bytes is too large"),
             ));
         }
-        let bytes = std::fs::read(&path).at(&path)?;
+        let bytes = fs.read(&path).at(&path)?;
         Self::parse(&bytes)
             .map(Some)
             .map_err(|reason| StorageError::corrupt(&path, reason))
@@ -105,15 +110,25 @@ impl MetaProperties {
 
     /// Writes `dir/meta.properties` atomically and durably.
     pub fn write(&self, dir: &Path) -> Result<(), StorageError> {
-        fsutil::create_dir_durably(dir)?;
+        self.write_in(&real_fs(), dir)
+    }
+
+    /// Writes `dir/meta.properties` on `fs` atomically and durably.
+    pub fn write_in(&self, fs: &Fs, dir: &Path) -> Result<(), StorageError> {
+        fsutil::create_dir_durably_in(&**fs, dir)?;
         let text = self.to_text(SystemTime::now());
-        fsutil::write_atomically(&Self::path(dir), text.as_bytes())
+        fsutil::write_atomically_in(&**fs, &Self::path(dir), text.as_bytes())
     }
 
     /// Whether `dir` holds a `meta.properties` file at all (readable or not).
     pub fn exists(dir: &Path) -> Result<bool, StorageError> {
+        Self::exists_in(&real_fs(), dir)
+    }
+
+    /// Whether `dir` on `fs` holds a `meta.properties` file at all (readable or not).
+    pub fn exists_in(fs: &Fs, dir: &Path) -> Result<bool, StorageError> {
         let path = Self::path(dir);
-        path.try_exists().at(&path)
+        fs.exists(&path).at(&path)
     }
 }
 

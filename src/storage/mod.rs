@@ -8,6 +8,10 @@
 //! <log dir>/<topic>-0/quorum-state          election state JSON    (QuorumStateFile)
 //! ```
 //!
+//! Every file operation goes through the [`FileSystem`] seam ([`Fs`]), handed to each storage
+//! object when it is built: [`RealFs`] in production, [`SimFs`] (a simulated disk with page
+//! cache, power loss and fsync failures) in deterministic tests.
+//!
 //! Owns synchronous, blocking file IO and crash recovery. It must never be called from an
 //! event loop that runs timers (the log store actor runs it on its own arbiter), never
 //! acknowledges anything it has not fsynced when asked to flush, and never silently resets
@@ -16,26 +20,36 @@
 
 mod epoch_cache;
 mod error;
+mod fs;
 pub mod fsutil;
 mod index;
 mod log;
 mod meta_properties;
 mod quorum_state_file;
 mod segment;
+mod sim_fs;
 mod snapshot;
 mod snapshot_file;
 
 pub use epoch_cache::{EpochEntry, LeaderEpochCache};
 pub use error::StorageError;
+pub use fs::{FileHandle, FileSystem, Fs, HandleReader, OpenMode, RealFs, real_fs};
 pub use index::OffsetIndex;
 pub use log::{AppendInfo, LogConfig, OffsetPolicy, RecoveryReport, ReplicatedLog, Truncation};
 pub use meta_properties::MetaProperties;
 pub use quorum_state_file::{ElectionState, QuorumStateFile};
-pub use snapshot::{BOOTSTRAP_SNAPSHOT_ID, snapshot_file_name, write_bootstrap_checkpoint};
+pub use sim_fs::SimFs;
+pub use snapshot::{
+    BOOTSTRAP_SNAPSHOT_ID, snapshot_file_name, write_bootstrap_checkpoint,
+    write_bootstrap_checkpoint_in,
+};
 pub use snapshot_file::{
-    SnapshotFile, SnapshotFileWriter, complete_partial, delete_snapshots_before, fetch_path,
-    fetched_so_far, list_snapshots, parse_snapshot_name, partial_path, remove_other_fetches,
-    remove_snapshot_leftovers, write_partial_chunk,
+    SnapshotFile, SnapshotFileWriter, complete_partial, complete_partial_in,
+    delete_snapshots_before, delete_snapshots_before_in, fetch_path, fetched_so_far,
+    fetched_so_far_in, list_snapshots, list_snapshots_in, parse_snapshot_name, partial_path,
+    remove_fetch, remove_fetch_in, remove_other_fetches, remove_other_fetches_in,
+    remove_snapshot_leftovers, remove_snapshot_leftovers_in, write_partial_chunk,
+    write_partial_chunk_in,
 };
 
 /// The partition directory of a topic inside a log dir (Kafka names it `<topic>-<partition>`;

@@ -1,13 +1,15 @@
 //! `quorum-state`: the durable election state (epoch, leader, vote) as one line of JSON
 //! (kraft-protocol.md §7.2). Written atomically before any vote or epoch is acted on; a file that
 //! exists but cannot be read is an error, because silently forgetting a vote could elect two
-//! leaders in one epoch.
+//! leaders in one epoch. It must never be written except atomically, through the [`Fs`] it was
+//! built with.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::StorageError;
+use super::error::{IoContext, StorageError};
+use super::fs::{Fs, real_fs};
 use super::fsutil;
 use crate::types::{Epoch, NodeId};
 use crate::uuid::Uuid;
@@ -46,14 +48,22 @@ fn none() -> i32 {
 /// The `quorum-state` file of one partition directory.
 #[derive(Debug, Clone)]
 pub struct QuorumStateFile {
+    fs: Fs,
     path: PathBuf,
 }
 
 impl QuorumStateFile {
     pub const FILE_NAME: &'static str = "quorum-state";
 
+    /// The file in `partition_dir` on the real file system.
     pub fn new(partition_dir: &Path) -> Self {
+        Self::new_in(&real_fs(), partition_dir)
+    }
+
+    /// The file in `partition_dir` on `fs`.
+    pub fn new_in(fs: &Fs, partition_dir: &Path) -> Self {
         QuorumStateFile {
+            fs: fs.clone(),
             path: partition_dir.join(Self::FILE_NAME),
         }
     }
@@ -64,18 +74,16 @@ impl QuorumStateFile {
 
     /// The stored state, or `None` when no file exists yet.
     pub fn read(&self) -> Result<Option<ElectionState>, StorageError> {
-        let meta = match std::fs::metadata(&self.path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StorageError::io(&self.path, e)),
+        let Some(len) = fsutil::len_if_exists(&*self.fs, &self.path)? else {
+            return Ok(None);
         };
-        if meta.len() > MAX_FILE_BYTES {
+        if len > MAX_FILE_BYTES {
             return Err(StorageError::corrupt(
                 &self.path,
-                format!("{} bytes is too large", meta.len()),
+                format!("{len} bytes is too large"),
             ));
         }
-        let text = std::fs::read(&self.path).map_err(|e| StorageError::io(&self.path, e))?;
+        let text = self.fs.read(&self.path).at(&self.path)?;
         parse(&text)
             .map(Some)
             .map_err(|reason| StorageError::corrupt(&self.path, reason))
@@ -83,7 +91,7 @@ impl QuorumStateFile {
 
     /// Replaces the stored state atomically and durably.
     pub fn write(&self, state: &ElectionState) -> Result<(), StorageError> {
-        fsutil::write_atomically(&self.path, to_json(state).as_bytes())
+        fsutil::write_atomically_in(&*self.fs, &self.path, to_json(state).as_bytes())
     }
 }
 

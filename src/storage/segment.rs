@@ -5,16 +5,16 @@
 //! holds an offset, reading whole batches, truncating at a batch boundary, and the recovery scan
 //! that keeps exactly the valid prefix of the file. It never decides which batches are
 //! acceptable in the log as a whole (contiguity and epochs are the log's job, passed in as a
-//! check).
+//! check), and never touches a file except through the [`Fs`] it was built with.
 
-use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 
 use super::error::{IoContext, StorageError};
+use super::fs::{FileHandle, Fs, HandleReader, OpenMode};
+use super::fsutil;
 use super::index::OffsetIndex;
 use crate::record::{
     BatchHeader, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, RecordBatch, next_batch_size,
@@ -54,10 +54,11 @@ pub(crate) struct ScanOutcome {
 
 #[derive(Debug)]
 pub(crate) struct Segment {
+    fs: Fs,
     base_offset: Offset,
     next_offset: Offset,
     log_path: PathBuf,
-    file: File,
+    file: Box<dyn FileHandle>,
     index: OffsetIndex,
     size: u64,
     index_interval_bytes: u64,
@@ -68,20 +69,16 @@ pub(crate) struct Segment {
 impl Segment {
     /// Creates an empty segment (replacing any file of that name).
     pub(crate) fn create(
+        fs: &Fs,
         dir: &Path,
         base: Offset,
         index_interval_bytes: u64,
     ) -> Result<Segment, StorageError> {
         let log_path = dir.join(log_file_name(base));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)
-            .at(&log_path)?;
-        let (index, _) = OffsetIndex::open_with(&dir.join(index_file_name(base)), &[])?;
+        let file = fs.open(&log_path, OpenMode::Truncate).at(&log_path)?;
+        let (index, _) = OffsetIndex::open_with(&**fs, &dir.join(index_file_name(base)), &[])?;
         Ok(Segment {
+            fs: fs.clone(),
             base_offset: base,
             next_offset: base,
             log_path,
@@ -96,20 +93,18 @@ impl Segment {
 
     /// Opens an existing segment and scans it from the start. Every batch must be complete and
     /// valid (length, magic, CRC-32C) and pass `accept`; at the first that does not, the file is
-    /// truncated there (durably) and the scan stops. The index is rebuilt if it disagrees.
+    /// truncated there and the scan stops. The index is rebuilt if it disagrees. Whatever is kept
+    /// is fsynced before this returns.
     pub(crate) fn recover(
+        fs: &Fs,
         dir: &Path,
         base: Offset,
         index_interval_bytes: u64,
         accept: &mut dyn FnMut(&BatchHeader) -> Result<(), String>,
     ) -> Result<(Segment, ScanOutcome), StorageError> {
         let log_path = dir.join(log_file_name(base));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
-            .at(&log_path)?;
-        let file_len = file.metadata().at(&log_path)?.len();
+        let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
+        let file_len = file.len().at(&log_path)?;
         let mut scan = Scan {
             next_offset: base,
             valid: 0,
@@ -117,7 +112,7 @@ impl Segment {
             bytes_since_index: 0,
         };
         let stop = scan.run(
-            &file,
+            &*file,
             &log_path,
             file_len,
             base,
@@ -126,11 +121,14 @@ impl Segment {
         )?;
         if stop.is_some() {
             file.set_len(scan.valid).at(&log_path)?;
-            file.sync_all().at(&log_path)?;
         }
+        // After a process crash the kept bytes may exist only in the page cache, and the log
+        // reports everything recovery keeps as flushed: it must reach the disk first.
+        file.sync_all().at(&log_path)?;
         let (index, index_rebuilt) =
-            OffsetIndex::open_with(&dir.join(index_file_name(base)), &scan.entries)?;
+            OffsetIndex::open_with(&**fs, &dir.join(index_file_name(base)), &scan.entries)?;
         let segment = Segment {
+            fs: fs.clone(),
             base_offset: base,
             next_offset: scan.next_offset,
             log_path,
@@ -284,13 +282,8 @@ impl Segment {
     pub(crate) fn delete(self) -> Result<(), StorageError> {
         let index_path = self.index.path().to_path_buf();
         drop(self.file);
-        std::fs::remove_file(&self.log_path).at(&self.log_path)?;
-        match std::fs::remove_file(&index_path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(StorageError::io(&index_path, e))
-            }
-            _ => Ok(()),
-        }
+        self.fs.remove_file(&self.log_path).at(&self.log_path)?;
+        fsutil::remove_if_exists(&*self.fs, &index_path).map(|_| ())
     }
 }
 
@@ -305,14 +298,15 @@ struct Scan {
 impl Scan {
     fn run(
         &mut self,
-        file: &File,
+        file: &dyn FileHandle,
         path: &Path,
         file_len: u64,
         base: Offset,
         index_interval_bytes: u64,
         accept: &mut dyn FnMut(&BatchHeader) -> Result<(), String>,
     ) -> Result<Option<ScanStop>, StorageError> {
-        let mut reader = BufReader::with_capacity(RECOVERY_READ_BUFFER_BYTES, file);
+        let mut reader =
+            BufReader::with_capacity(RECOVERY_READ_BUFFER_BYTES, HandleReader::new(file, 0));
         let mut batch = Vec::new();
         while self.valid < file_len {
             let stop = |reason: String| {

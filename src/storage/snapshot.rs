@@ -3,13 +3,15 @@
 //!
 //! Owns the file name and the header/footer framing. Written atomically; it never writes a
 //! checkpoint that a reader would reject (the first batch is a control batch starting with a
-//! SnapshotHeader, the last ends with a SnapshotFooter).
+//! SnapshotHeader, the last ends with a SnapshotFooter), and never touches the disk except
+//! through the [`Fs`] it is handed.
 
 use std::path::{Path, PathBuf};
 
 use bytes::BytesMut;
 
 use super::error::StorageError;
+use super::fs::{Fs, real_fs};
 use super::fsutil;
 use crate::record::{
     BatchBuilder, BatchKind, ControlRecord, KRaftVersionRecord, RecordError, SnapshotFooterRecord,
@@ -35,15 +37,25 @@ pub fn write_bootstrap_checkpoint(
     voters: VotersRecord,
     timestamp_ms: i64,
 ) -> Result<PathBuf, StorageError> {
+    write_bootstrap_checkpoint_in(&real_fs(), partition_dir, voters, timestamp_ms)
+}
+
+/// [`write_bootstrap_checkpoint`] on `fs`.
+pub fn write_bootstrap_checkpoint_in(
+    fs: &Fs,
+    partition_dir: &Path,
+    voters: VotersRecord,
+    timestamp_ms: i64,
+) -> Result<PathBuf, StorageError> {
     let bytes = bootstrap_checkpoint_bytes(voters, timestamp_ms).map_err(|e| {
         StorageError::corrupt(
             partition_dir,
             format!("cannot build the bootstrap snapshot: {e}"),
         )
     })?;
-    fsutil::create_dir_durably(partition_dir)?;
+    fsutil::create_dir_durably_in(&**fs, partition_dir)?;
     let path = partition_dir.join(snapshot_file_name(BOOTSTRAP_SNAPSHOT_ID));
-    fsutil::write_atomically(&path, &bytes)?;
+    fsutil::write_atomically_in(&**fs, &path, &bytes)?;
     Ok(path)
 }
 

@@ -5,15 +5,17 @@
 //! Owns writing (streamed through `<name>.checkpoint.part`, fsynced, atomically renamed, the
 //! directory fsynced), reading and validating, chunked reads for FetchSnapshot, listing, and
 //! removing the leftovers of interrupted writes. It must never leave a file named
-//! `.checkpoint` that a reader would reject, and never hold a whole snapshot in memory.
+//! `.checkpoint` that a reader would reject, never hold a whole snapshot in memory, and never
+//! touch the disk except through the [`Fs`] it is handed (the functions without `_in` use the
+//! real one).
 
-use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
 use super::error::{IoContext, StorageError};
+use super::fs::{FileHandle, Fs, HandleReader, OpenMode, real_fs};
 use super::fsutil;
 use super::snapshot::snapshot_file_name;
 use crate::record::{
@@ -34,14 +36,23 @@ pub const DELETED_SUFFIX: &str = ".checkpoint.deleted";
 /// Bytes of record values gathered into one data batch of a snapshot: large enough to amortise
 /// batch overhead, far below the batch limit, so a writer holds at most this much in memory.
 pub const SNAPSHOT_BATCH_BYTES: usize = 256 << 10;
+/// Bytes the validating reader asks for at a time: a few large sequential reads per batch at
+/// most, and never more than one batch could need.
+const READ_CHUNK_BYTES: usize = if MAX_BATCH_BYTES < (1 << 20) {
+    MAX_BATCH_BYTES
+} else {
+    1 << 20
+};
 
 /// Writes one snapshot, streaming batches to `<name>.checkpoint.part`. Dropped without
 /// [`SnapshotFileWriter::finish`], it deletes the partial file.
 pub struct SnapshotFileWriter {
+    fs: Fs,
     id: OffsetAndEpoch,
     dir: PathBuf,
     part: PathBuf,
-    file: Option<File>,
+    file: Option<Box<dyn FileHandle>>,
+    written: u64,
     next_offset: Offset,
     timestamp_ms: i64,
     pending: Vec<Bytes>,
@@ -55,13 +66,25 @@ impl SnapshotFileWriter {
         id: OffsetAndEpoch,
         last_contained_timestamp_ms: i64,
     ) -> Result<Self, StorageError> {
+        Self::create_in(&real_fs(), dir, id, last_contained_timestamp_ms)
+    }
+
+    /// [`SnapshotFileWriter::create`] on `fs`.
+    pub fn create_in(
+        fs: &Fs,
+        dir: &Path,
+        id: OffsetAndEpoch,
+        last_contained_timestamp_ms: i64,
+    ) -> Result<Self, StorageError> {
         let part = partial_path(dir, id);
-        let file = File::create(&part).at(&part)?;
+        let file = fs.open(&part, OpenMode::Truncate).at(&part)?;
         let mut writer = SnapshotFileWriter {
+            fs: fs.clone(),
             id,
             dir: dir.to_path_buf(),
             part,
             file: Some(file),
+            written: 0,
             next_offset: Offset(0),
             timestamp_ms: last_contained_timestamp_ms,
             pending: Vec::new(),
@@ -97,8 +120,8 @@ impl SnapshotFileWriter {
         file.sync_all().at(&self.part)?;
         drop(file);
         let path = self.dir.join(snapshot_file_name(self.id));
-        fs::rename(&self.part, &path).at(&path)?;
-        fsutil::fsync_dir(&self.dir)?;
+        self.fs.rename(&self.part, &path).at(&path)?;
+        fsutil::fsync_dir_in(&*self.fs, &self.dir)?;
         Ok(path)
     }
 
@@ -131,15 +154,17 @@ impl SnapshotFileWriter {
         let header = crate::record::BatchHeader::parse(&bytes)
             .map_err(|e| StorageError::corrupt(&self.part, e.to_string()))?;
         self.next_offset = header.next_offset();
-        let file = self.file.as_mut().expect("open until finished");
-        file.write_all(&bytes).at(&self.part)
+        let file = self.file.as_ref().expect("open until finished");
+        file.write_all_at(&bytes, self.written).at(&self.part)?;
+        self.written += bytes.len() as u64;
+        Ok(())
     }
 }
 
 impl Drop for SnapshotFileWriter {
     fn drop(&mut self) {
         if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.part);
+            let _ = self.fs.remove_file(&self.part);
         }
     }
 }
@@ -149,17 +174,29 @@ pub struct SnapshotFile {
     pub id: OffsetAndEpoch,
     pub path: PathBuf,
     pub size: u64,
+    fs: Fs,
 }
 
 impl SnapshotFile {
     pub fn open(dir: &Path, id: OffsetAndEpoch) -> Result<Self, StorageError> {
-        Self::open_path(&dir.join(snapshot_file_name(id)), id)
+        Self::open_in(&real_fs(), dir, id)
+    }
+
+    /// [`SnapshotFile::open`] on `fs`.
+    pub fn open_in(fs: &Fs, dir: &Path, id: OffsetAndEpoch) -> Result<Self, StorageError> {
+        Self::open_path_in(fs, &dir.join(snapshot_file_name(id)), id)
     }
 
     /// A snapshot file under any name (e.g. a fetched one still `.part`).
     pub fn open_path(path: &Path, id: OffsetAndEpoch) -> Result<Self, StorageError> {
-        let size = fs::metadata(path).at(path)?.len();
+        Self::open_path_in(&real_fs(), path, id)
+    }
+
+    /// [`SnapshotFile::open_path`] on `fs`.
+    pub fn open_path_in(fs: &Fs, path: &Path, id: OffsetAndEpoch) -> Result<Self, StorageError> {
+        let size = fs.file_len(path).at(path)?;
         Ok(SnapshotFile {
+            fs: fs.clone(),
             id,
             path: path.to_path_buf(),
             size,
@@ -183,10 +220,9 @@ impl SnapshotFile {
             ));
         }
         let len = (self.size - position).min(max_bytes as u64) as usize;
-        let mut file = File::open(&self.path).at(&self.path)?;
-        file.seek(SeekFrom::Start(position)).at(&self.path)?;
+        let file = self.fs.open(&self.path, OpenMode::Read).at(&self.path)?;
         let mut out = vec![0; len];
-        file.read_exact(&mut out).at(&self.path)?;
+        file.read_exact_at(&mut out, position).at(&self.path)?;
         Ok(Bytes::from(out))
     }
 
@@ -195,7 +231,8 @@ impl SnapshotFile {
     /// last. Memory stays bounded by one read buffer plus one batch.
     pub fn for_each_value(&self, mut visit: impl FnMut(Bytes)) -> Result<(), StorageError> {
         let corrupt = |reason: String| StorageError::corrupt(&self.path, reason);
-        let mut file = File::open(&self.path).at(&self.path)?;
+        let handle = self.fs.open(&self.path, OpenMode::Read).at(&self.path)?;
+        let mut file = HandleReader::new(&*handle, 0);
         let mut buffer = bytes::BytesMut::new();
         let mut next = Offset(0);
         let mut saw_footer = false;
@@ -203,7 +240,7 @@ impl SnapshotFile {
             let size = match crate::record::next_batch_size(&buffer) {
                 Ok(Some(size)) => size,
                 Ok(None) => {
-                    let mut chunk = vec![0; MAX_BATCH_BYTES.min(1 << 20)];
+                    let mut chunk = vec![0; READ_CHUNK_BYTES];
                     let n = file.read(&mut chunk).at(&self.path)?;
                     if n == 0 {
                         break;
@@ -272,9 +309,13 @@ fn check_batch(
 
 /// The ids of the finished snapshots in `dir`, oldest first.
 pub fn list_snapshots(dir: &Path) -> Result<Vec<OffsetAndEpoch>, StorageError> {
+    list_snapshots_in(&real_fs(), dir)
+}
+
+/// [`list_snapshots`] on `fs`.
+pub fn list_snapshots_in(fs: &Fs, dir: &Path) -> Result<Vec<OffsetAndEpoch>, StorageError> {
     let mut ids = Vec::new();
-    for entry in fs::read_dir(dir).at(dir)? {
-        let name = entry.at(dir)?.file_name();
+    for name in fs.read_dir(dir).at(dir)? {
         if let Some(id) = name.to_str().and_then(parse_snapshot_name) {
             ids.push(id);
         }
@@ -299,17 +340,22 @@ pub fn parse_snapshot_name(name: &str) -> Option<OffsetAndEpoch> {
 /// Deletes what interrupted snapshot writes and deletions left (`.checkpoint.part`,
 /// `.checkpoint.deleted`); returns the paths removed.
 pub fn remove_snapshot_leftovers(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+    remove_snapshot_leftovers_in(&real_fs(), dir)
+}
+
+/// [`remove_snapshot_leftovers`] on `fs`.
+pub fn remove_snapshot_leftovers_in(fs: &Fs, dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
     let mut removed = Vec::new();
-    for entry in fs::read_dir(dir).at(dir)? {
-        let path = entry.at(dir)?.path();
+    for name in fs.read_dir(dir).at(dir)? {
+        let path = dir.join(name);
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name.ends_with(PARTIAL_SUFFIX) || name.ends_with(DELETED_SUFFIX) {
-            fs::remove_file(&path).at(&path)?;
+            fs.remove_file(&path).at(&path)?;
             removed.push(path);
         }
     }
     if !removed.is_empty() {
-        fsutil::fsync_dir(dir)?;
+        fsutil::fsync_dir_in(&**fs, dir)?;
     }
     Ok(removed)
 }
@@ -332,15 +378,22 @@ pub fn fetch_path(dir: &Path, id: OffsetAndEpoch) -> PathBuf {
 
 /// The snapshot being fetched, if any (the newest), and how many bytes of it arrived.
 pub fn fetched_so_far(dir: &Path) -> Result<Option<(OffsetAndEpoch, u64)>, StorageError> {
+    fetched_so_far_in(&real_fs(), dir)
+}
+
+/// [`fetched_so_far`] on `fs`.
+pub fn fetched_so_far_in(
+    fs: &Fs,
+    dir: &Path,
+) -> Result<Option<(OffsetAndEpoch, u64)>, StorageError> {
     let mut best = None;
-    for entry in fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        let name = entry.file_name();
+    for name in fs.read_dir(dir).at(dir)? {
         let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(FETCH_SUFFIX)) else {
             continue;
         };
         let id = parse_snapshot_name(&format!("{stem}{CHECKPOINT_SUFFIX}"));
-        let size = entry.metadata().at(dir)?.len();
+        let path = dir.join(&name);
+        let size = fs.file_len(&path).at(&path)?;
         if let Some(id) = id.filter(|id| best.is_none_or(|(b, _)| *id > b)) {
             best = Some((id, size));
         }
@@ -356,32 +409,58 @@ pub fn write_partial_chunk(
     position: u64,
     bytes: &[u8],
 ) -> Result<(), StorageError> {
+    write_partial_chunk_in(&real_fs(), dir, id, position, bytes)
+}
+
+/// [`write_partial_chunk`] on `fs`.
+pub fn write_partial_chunk_in(
+    fs: &Fs,
+    dir: &Path,
+    id: OffsetAndEpoch,
+    position: u64,
+    bytes: &[u8],
+) -> Result<(), StorageError> {
     let path = fetch_path(dir, id);
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(&path)
-        .at(&path)?;
+    let file = fs.open(&path, OpenMode::Create).at(&path)?;
     file.set_len(position).at(&path)?;
-    file.seek(SeekFrom::Start(position)).at(&path)?;
-    file.write_all(bytes).at(&path)
+    file.write_all_at(bytes, position).at(&path)
 }
 
 /// Makes a fetched snapshot durable, verifies it completely, and renames it into place.
 pub fn complete_partial(dir: &Path, id: OffsetAndEpoch) -> Result<SnapshotFile, StorageError> {
+    complete_partial_in(&real_fs(), dir, id)
+}
+
+/// [`complete_partial`] on `fs`.
+pub fn complete_partial_in(
+    fs: &Fs,
+    dir: &Path,
+    id: OffsetAndEpoch,
+) -> Result<SnapshotFile, StorageError> {
     let part = fetch_path(dir, id);
-    File::open(&part).at(&part)?.sync_all().at(&part)?;
-    SnapshotFile::open_path(&part, id)?.for_each_value(|_| {})?;
+    fs.open(&part, OpenMode::Read)
+        .at(&part)?
+        .sync_all()
+        .at(&part)?;
+    SnapshotFile::open_path_in(fs, &part, id)?.for_each_value(|_| {})?;
     let path = dir.join(snapshot_file_name(id));
-    fs::rename(&part, &path).at(&path)?;
-    fsutil::fsync_dir(dir)?;
-    SnapshotFile::open(dir, id)
+    fs.rename(&part, &path).at(&path)?;
+    fsutil::fsync_dir_in(&**fs, dir)?;
+    SnapshotFile::open_in(fs, dir, id)
 }
 
 /// Deletes the snapshots that end before `offset`, never the newest; returns their paths.
 pub fn delete_snapshots_before(dir: &Path, offset: Offset) -> Result<Vec<PathBuf>, StorageError> {
-    let ids = list_snapshots(dir)?;
+    delete_snapshots_before_in(&real_fs(), dir, offset)
+}
+
+/// [`delete_snapshots_before`] on `fs`.
+pub fn delete_snapshots_before_in(
+    fs: &Fs,
+    dir: &Path,
+    offset: Offset,
+) -> Result<Vec<PathBuf>, StorageError> {
+    let ids = list_snapshots_in(fs, dir)?;
     let newest = ids.last().copied();
     let mut deleted = Vec::new();
     for id in ids
@@ -389,27 +468,46 @@ pub fn delete_snapshots_before(dir: &Path, offset: Offset) -> Result<Vec<PathBuf
         .filter(|id| id.offset < offset && Some(*id) != newest)
     {
         let path = dir.join(snapshot_file_name(id));
-        fs::remove_file(&path).at(&path)?;
+        fs.remove_file(&path).at(&path)?;
         deleted.push(path);
     }
     if !deleted.is_empty() {
-        fsutil::fsync_dir(dir)?;
+        fsutil::fsync_dir_in(&**fs, dir)?;
     }
     Ok(deleted)
 }
 
 /// Deletes snapshots being fetched other than `keep` (a transfer of another snapshot began).
 pub fn remove_other_fetches(dir: &Path, keep: OffsetAndEpoch) -> Result<(), StorageError> {
+    remove_other_fetches_in(&real_fs(), dir, keep)
+}
+
+/// [`remove_other_fetches`] on `fs`.
+pub fn remove_other_fetches_in(
+    fs: &Fs,
+    dir: &Path,
+    keep: OffsetAndEpoch,
+) -> Result<(), StorageError> {
     let keep = fetch_path(dir, keep);
-    for entry in fs::read_dir(dir).at(dir)? {
-        let path = entry.at(dir)?.path();
+    for name in fs.read_dir(dir).at(dir)? {
+        let path = dir.join(name);
         let fetching = path
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.ends_with(FETCH_SUFFIX));
         if fetching && path != keep {
-            fs::remove_file(&path).at(&path)?;
+            fs.remove_file(&path).at(&path)?;
         }
     }
     Ok(())
+}
+
+/// Deletes the partial file of snapshot `id`'s fetch, if there is one (a failed install).
+pub fn remove_fetch(dir: &Path, id: OffsetAndEpoch) -> Result<(), StorageError> {
+    remove_fetch_in(&real_fs(), dir, id)
+}
+
+/// [`remove_fetch`] on `fs`.
+pub fn remove_fetch_in(fs: &Fs, dir: &Path, id: OffsetAndEpoch) -> Result<(), StorageError> {
+    fsutil::remove_if_exists(&**fs, &fetch_path(dir, id)).map(|_| ())
 }

@@ -1,0 +1,218 @@
+//! The real log over the simulated disk: what it reports as flushed survives a power loss, after
+//! a process crash too, and the simulated disk is strict enough to catch a missing fsync.
+
+mod common;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use common::{batch, read_all};
+use kraft::storage::{
+    FileHandle, FileSystem, Fs, LogConfig, OffsetPolicy, OpenMode, ReplicatedLog, SimFs,
+};
+use kraft::types::Offset;
+
+/// Small segments, so that a few batches roll the log.
+const CONFIG: LogConfig = LogConfig {
+    segment_bytes: 4096,
+    index_interval_bytes: 512,
+};
+
+/// Seeds of the power losses each test tries: every torn-append outcome shows within these.
+const SEEDS: u64 = 24;
+
+fn log_dir() -> PathBuf {
+    PathBuf::from("/data/__cluster_metadata-0")
+}
+
+fn open(fs: &Fs) -> ReplicatedLog {
+    ReplicatedLog::open_in(fs, &log_dir(), CONFIG).unwrap().0
+}
+
+/// Appends `n` batches of about 1 KiB in epoch 1 without flushing.
+fn append(log: &mut ReplicatedLog, n: usize) {
+    for i in 0..n {
+        let b = batch(log.log_end_offset().0, 1, 2, 500, i as u8);
+        log.append(b, OffsetPolicy::Validate).unwrap();
+    }
+}
+
+#[test]
+fn what_a_reopened_log_reports_as_flushed_survives_power_loss() {
+    for seed in 0..SEEDS {
+        let disk = SimFs::new();
+        let fs = disk.fs();
+        let mut log = open(&fs);
+        append(&mut log, 12);
+        drop(log);
+        disk.process_crash();
+
+        let log = open(&fs);
+        assert_eq!(log.flushed_offset(), log.log_end_offset());
+        assert!(log.segment_files().len() > 1, "the appends rolled the log");
+        let flushed = log.flushed_offset();
+        let reported = read_all(&log);
+        drop(log);
+        disk.power_loss(seed);
+
+        let log = open(&fs);
+        assert_eq!(log.log_end_offset(), flushed, "seed {seed}");
+        assert_eq!(read_all(&log), reported, "seed {seed}");
+    }
+}
+
+#[test]
+fn a_flushed_roll_survives_power_loss() {
+    for seed in 0..SEEDS {
+        let disk = SimFs::new();
+        let fs = disk.fs();
+        let mut log = open(&fs);
+        append(&mut log, 12);
+        log.flush().unwrap();
+        let (flushed, files) = (log.flushed_offset(), log.segment_files());
+        assert!(files.len() > 1);
+        drop(log);
+        disk.power_loss(seed);
+
+        let log = open(&fs);
+        assert_eq!(log.log_end_offset(), flushed, "seed {seed}");
+        assert_eq!(log.segment_files(), files, "seed {seed}");
+    }
+}
+
+#[test]
+fn without_the_directory_fsync_a_rolled_segment_is_lost() {
+    let disk = SimFs::new();
+    let faulty = DirSyncFaults::new(disk.clone());
+    let fs: Fs = faulty.clone();
+    let mut log = open(&fs);
+    append(&mut log, 2);
+    log.flush().unwrap();
+    faulty.set(DirSync::Skip);
+    append(&mut log, 10);
+    log.flush().unwrap();
+    let files = log.segment_files();
+    assert!(files.len() > 1);
+    assert_eq!(log.flushed_offset(), log.log_end_offset());
+    assert!(!disk.is_durable_entry(&files[1]));
+    let second_base = segment_bases(&log)[1];
+    drop(log);
+    disk.power_loss(0);
+
+    let log = open(&disk.fs());
+    assert_eq!(log.log_end_offset(), Offset(second_base));
+    assert_eq!(log.segment_files(), files[..1]);
+    assert_eq!(log.log_start_offset(), Offset(0));
+}
+
+#[test]
+fn removals_a_crash_left_unsynced_are_made_durable_by_the_next_open() {
+    let disk = SimFs::new();
+    let faulty = DirSyncFaults::new(disk.clone());
+    let fs: Fs = faulty.clone();
+    let mut log = open(&fs);
+    append(&mut log, 12);
+    log.flush().unwrap();
+    let bases = segment_bases(&log);
+    assert!(bases.len() > 3);
+    // Cut the last batch of the second segment: the later segments are removed, and the
+    // truncation's directory fsync fails, so the process "crashes" with the removals unsynced.
+    let cut = Offset(bases[2] - 2);
+    faulty.set(DirSync::Fail);
+    assert!(log.truncate_to(cut).is_err());
+    drop(log);
+    disk.process_crash();
+    faulty.set(DirSync::Pass);
+
+    let mut log = open(&fs);
+    assert_eq!(log.log_end_offset(), cut);
+    // Other bytes of the same size: the log now ends exactly where the removed segments began.
+    log.append(batch(cut.0, 1, 2, 500, 99), OffsetPolicy::Validate)
+        .unwrap();
+    log.flush().unwrap();
+    assert_eq!(log.log_end_offset(), Offset(bases[2]));
+    let reported = read_all(&log);
+    drop(log);
+    disk.power_loss(0);
+
+    let log = open(&fs);
+    assert_eq!(log.segment_files().len(), 2, "removed segments came back");
+    assert_eq!(read_all(&log), reported);
+}
+
+fn segment_bases(log: &ReplicatedLog) -> Vec<i64> {
+    log.segment_files()
+        .iter()
+        .map(|f| f.file_stem().unwrap().to_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// What [`DirSyncFaults`] does with a directory fsync.
+#[derive(Debug, Clone, Copy)]
+#[repr(u8)]
+enum DirSync {
+    Pass,
+    /// Silently drop it: the bug the simulated disk must expose.
+    Skip,
+    /// Fail it, as a crash right before it would leave things.
+    Fail,
+}
+
+/// The simulated disk with directory fsyncs the test can drop or fail.
+#[derive(Debug)]
+struct DirSyncFaults {
+    disk: SimFs,
+    mode: AtomicU8,
+}
+
+impl DirSyncFaults {
+    fn new(disk: SimFs) -> Arc<Self> {
+        Arc::new(DirSyncFaults {
+            disk,
+            mode: AtomicU8::new(DirSync::Pass as u8),
+        })
+    }
+
+    fn set(&self, mode: DirSync) {
+        self.mode.store(mode as u8, Ordering::SeqCst);
+    }
+}
+
+impl FileSystem for DirSyncFaults {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FileHandle>> {
+        self.disk.open(path, mode)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.disk.read(path)
+    }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.disk.file_len(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.disk.exists(path)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        self.disk.is_dir(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.disk.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.disk.remove_file(path)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.disk.create_dir_all(dir)
+    }
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+        self.disk.read_dir(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        match self.mode.load(Ordering::SeqCst) {
+            m if m == DirSync::Skip as u8 => Ok(()),
+            m if m == DirSync::Fail as u8 => Err(io::Error::other("injected dir fsync failure")),
+            _ => self.disk.sync_dir(dir),
+        }
+    }
+}
