@@ -1,8 +1,10 @@
-//! Seeded simulation of 1–5 voters, 0–3 observers and sometimes an id-less observer, driven
-//! through the pure core with message loss, duplication, delay, reordering, corruption,
-//! partitions, crashes that lose unflushed data, restarts, graceful shutdowns, observers'
-//! disks wiped, snapshots, log cleaning and FetchSnapshot catch-up. Invariants are
-//! checked after every event; at the end the faults stop and the quorum must make progress.
+//! Seeded simulation of 1–5 voters, 0–3 observers and sometimes an id-less observer, running
+//! the protocol core and the real storage executors over simulated disks, with message loss,
+//! duplication, delay, reordering, corruption, partitions, process crashes (the page cache
+//! survives), power losses (only durable bytes survive, unsynced appends may tear), fsync
+//! failures (the node stops, its machine reboots), restarts, graceful shutdowns, observers'
+//! disks wiped, snapshots, log cleaning and FetchSnapshot catch-up. Invariants are checked
+//! after every event; at the end the faults stop and the quorum must make progress.
 //!
 //! `KRAFT_SIM_SEEDS=N` runs N seeds (default 500), `KRAFT_SIM_SEED=S` replays one seed,
 //! `KRAFT_SIM_EVENTS=E` sets the events per seed (default 2000).
@@ -36,11 +38,16 @@ fn run_seed(seed: u64, events: u64) {
     let idless = rng.chance(300);
     let mut sim = Sim::new(seed, voters, observers, idless);
     sim.net = random_net(&mut rng);
+    // Half the seeds run with fsync failures: up to one sync in 500 fails.
+    if rng.chance(500) {
+        sim.set_sync_faults(rng.below(2000));
+    }
     let n = sim.nodes.len();
     while sim.events_run < events {
         match rng.below(100) {
             0..=49 => sim.propose(),
-            50..=57 => sim.crash(rng.below(n as u64) as usize),
+            50..=54 => sim.crash(rng.below(n as u64) as usize),
+            55..=57 => sim.power_loss(rng.below(n as u64) as usize),
             58..=69 => {
                 let i = rng.below(n as u64) as usize;
                 if !sim.is_running(i) {
@@ -75,6 +82,7 @@ fn run_seed(seed: u64, events: u64) {
         sim.run_for(Duration::from_millis(10 + rng.below(400)), budget.max(1));
     }
     sim.net = NetConfig::PERFECT;
+    sim.set_sync_faults(0);
     sim.heal();
     sim.restart_all();
     sim.check_progress(Duration::from_secs(60));
