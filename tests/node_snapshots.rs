@@ -26,6 +26,7 @@ fn options(dir: &std::path::Path) -> NodeOptions {
         log: LogConfig::default(),
         raft: None,
         state_machine: Default::default(),
+        fs: None,
         snapshots: SnapshotPolicy {
             max_bytes: 64 << 10,
             interval: None,
@@ -347,6 +348,34 @@ async fn a_log_read_failure_stops_the_node_naming_the_file() {
     match state {
         kraft::node::NodeState::Failed(reason) => {
             assert!(reason.contains("00000000000000000000.log"), "{reason}")
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+/// A snapshot that cannot be written stops the node, never retried: the write may have failed in
+/// an fsync, after which the page cache can hold bytes the disk never got, so a retry could
+/// "succeed" on lost data. Here the disk fills up under the snapshot.
+#[actix_rt::test]
+async fn a_failed_snapshot_write_stops_the_node() {
+    let disk = kraft::storage::SimFs::new();
+    let options = NodeOptions {
+        fs: Some(disk.fs()),
+        ..options(std::path::Path::new("/sim"))
+    };
+    let node = NodeHandle::start(options).await.unwrap();
+    wait_until_leader(&node).await;
+    append_values(&node, 30).await;
+    caught_up(&node).await;
+    disk.set_capacity(Some(disk.used_bytes() + 64));
+    let taken = node.take_snapshot().await;
+    assert!(taken.is_err(), "{taken:?}");
+    let state = actix_rt::time::timeout(Duration::from_secs(10), node.stopped())
+        .await
+        .expect("the node stops");
+    match state {
+        kraft::node::NodeState::Failed(reason) => {
+            assert!(reason.contains("snapshot"), "{reason}")
         }
         other => panic!("expected a failure, got {other:?}"),
     }

@@ -247,6 +247,7 @@ async fn start_quorum(count: u8, dir: &Path) -> Result<Vec<NodeHandle>, CliError
             log: LogConfig::default(),
             raft: None,
             state_machine: Default::default(),
+            fs: None,
             snapshots: Default::default(),
         };
         let node = NodeHandle::start(options)

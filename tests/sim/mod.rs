@@ -22,8 +22,8 @@ use kraft::executor::{
     InstallError, LogExecutor, Recovered, RetentionPolicy, SnapshotExecutor, SnapshotPolicy,
 };
 use kraft::raft::{
-    Action, InboundId, Input, PersistedElection, ProposalId, ProposalOutcome, RaftConfig, Replica,
-    Request, RequestId, Response, RoleKind,
+    Action, FetchResponse, InboundId, Input, PersistedElection, ProposalId, ProposalOutcome,
+    RaftConfig, Replica, Request, RequestId, Response, RoleKind,
 };
 use kraft::record::{BatchIter, RecordBatch, RecordError};
 use kraft::state_machine::{StateMachine, StateMachineFactory};
@@ -122,6 +122,10 @@ pub struct SimNode {
     /// The node stopped on a disk error: its machine reboots (the page cache is dropped, as
     /// the operator must after an fsync failure) before it starts again.
     needs_reboot: bool,
+    /// When the last queued log store operation runs (later ones run after it).
+    store_at: Duration,
+    /// Log store operations queued and not yet carried out.
+    store_pending: usize,
 }
 
 impl SimNode {
@@ -158,11 +162,40 @@ enum Event {
         incarnation: u64,
         input: Input,
     },
-    /// The log store carries out a flush the core asked for.
-    Flush {
+    /// The node's log store carries out its next queued operation.
+    Store {
         node: usize,
         incarnation: u64,
+        op: StoreOp,
     },
+}
+
+/// What the driver hands the log store actor, carried out in order a little later (its
+/// mailbox), so that a crash can find an election state not yet persisted or appends not yet
+/// flushed, and an answer that should wait for them can be caught going out early.
+#[derive(Debug, Clone)]
+enum StoreOp {
+    Persist(PersistedElection),
+    Append(Bytes),
+    Truncate(Offset),
+    Flush,
+    ReadForFetch {
+        to: InboundId,
+        response: FetchResponse,
+        from: Offset,
+        max_bytes: u32,
+    },
+    /// The high watermark moved: check the committed prefix, and let the state machine read
+    /// the newly committed batches (the snapshot writer reads through the log store).
+    Committed(Offset),
+    /// Install: replace the log with an empty one at the snapshot's end.
+    ResetLog(OffsetAndEpoch),
+    Clean,
+    /// A graceful shutdown's last flush; then the process stops.
+    Shutdown,
+    /// Not the log store's: checks a proposal's outcome against the committed history once the
+    /// high watermark that decided it has been checked (queued behind it).
+    CheckOutcome(ProposalId, ProposalOutcome),
 }
 
 /// Knobs of the simulated network.
@@ -262,6 +295,8 @@ impl Sim {
                 shutting_down: false,
                 checked: Offset(0),
                 needs_reboot: false,
+                store_at: START,
+                store_pending: 0,
             })
             .collect();
         let mut sim = Sim {
@@ -399,6 +434,7 @@ impl Sim {
         node.hw = None;
         node.shutting_down = false;
         node.checked = recovered.log_start_offset;
+        node.store_pending = 0;
         let seed = self.seed ^ (i as u64 + 1).wrapping_mul(0x1234_5678_9ABC) ^ node.incarnation;
         let (replica, actions) = recovered.start_replica(config, self.now, seed);
         node.live = Some(Live {
@@ -672,19 +708,8 @@ impl Sim {
 
     fn execute_one(&mut self, i: usize, action: Action) {
         match action {
-            // Checked once durable: a persist that failed was never acted on.
-            Action::PersistElection(state) => match self.live(i).log.persist_election(state) {
-                Ok(()) => {
-                    self.check_persist(i, state);
-                    self.io_done(i, Input::ElectionPersisted)
-                }
-                Err(e) => self.disk_failed(i, "persist", &e),
-            },
-            Action::Append { batches } => {
-                if let Err(e) = self.live(i).log.append(batches) {
-                    self.disk_failed(i, "append", &e);
-                }
-            }
+            Action::PersistElection(state) => self.enqueue(i, StoreOp::Persist(state)),
+            Action::Append { batches } => self.enqueue(i, StoreOp::Append(batches)),
             Action::Truncate { offset } => {
                 let hw = self.nodes[i].hw;
                 if hw.is_some_and(|hw| offset < hw) {
@@ -692,26 +717,9 @@ impl Sim {
                         "node {i} truncated to {offset} below its high watermark {hw:?}"
                     ));
                 }
-                let node = &mut self.nodes[i];
-                node.checked = node.checked.min(offset);
-                match self.live(i).log.truncate(offset) {
-                    Ok(()) => self.note(format!("node {i} truncated to {offset}")),
-                    Err(e) => self.disk_failed(i, "truncate", &e),
-                }
+                self.enqueue(i, StoreOp::Truncate(offset));
             }
-            // The log store flushes after whatever it was asked before: a little later, so a
-            // crash can find appends not yet durable.
-            Action::Flush => {
-                let delay = self.rng.below(3);
-                let incarnation = self.nodes[i].incarnation;
-                self.schedule(
-                    self.now + Duration::from_millis(delay),
-                    Event::Flush {
-                        node: i,
-                        incarnation,
-                    },
-                );
-            }
+            Action::Flush => self.enqueue(i, StoreOp::Flush),
             Action::Send {
                 to,
                 request_id,
@@ -733,22 +741,34 @@ impl Sim {
             Action::Respond { to, response } => self.respond(i, to, response),
             Action::RespondFetch {
                 to,
-                mut response,
+                response,
                 read_from,
                 max_bytes,
-            } => {
-                if let Some(from) = read_from
-                    && let Err(e) = self.live(i).log.fill_fetch(&mut response, from, max_bytes)
-                {
-                    self.disk_failed(i, "read for fetch", &e);
-                    return;
-                }
-                self.respond(i, to, Response::Fetch(response));
+            } => match read_from {
+                Some(from) => self.enqueue(
+                    i,
+                    StoreOp::ReadForFetch {
+                        to,
+                        response,
+                        from,
+                        max_bytes,
+                    },
+                ),
+                None => self.respond(i, to, Response::Fetch(response)),
+            },
+            Action::Proposed { id, outcome } => {
+                self.proposal_outcome(i, id, outcome);
+                self.enqueue(i, StoreOp::CheckOutcome(id, outcome));
             }
-            Action::Proposed { id, outcome } => self.proposal_outcome(i, id, outcome),
             Action::HighWatermark(hw) => {
-                self.high_watermark(i, hw);
-                self.apply_committed(i, hw);
+                if self.nodes[i].hw.is_some_and(|old| hw < old) {
+                    self.fail(&format!(
+                        "node {i} high watermark went back from {:?} to {hw}",
+                        self.nodes[i].hw
+                    ));
+                }
+                self.nodes[i].hw = Some(hw);
+                self.enqueue(i, StoreOp::Committed(hw));
             }
             Action::RespondFetchSnapshot {
                 to,
@@ -778,23 +798,84 @@ impl Sim {
             }
             Action::ShutdownComplete => {
                 if self.nodes[i].shutting_down {
-                    if let Err(e) = self.live(i).log.flush() {
-                        self.disk_failed(i, "final flush", &e);
-                        return;
-                    }
-                    self.stop_process(i);
-                    self.note(format!("node {i} shut down"));
+                    self.enqueue(i, StoreOp::Shutdown);
                 }
             }
             Action::Fatal(reason) => self.fail(&format!("node {i} fatal: {reason}")),
         }
     }
 
-    /// A flush the core asked for, carried out now.
-    fn flush(&mut self, i: usize) {
-        match self.live(i).log.flush() {
-            Ok(offset) => self.io_done(i, Input::Flushed { offset }),
-            Err(e) => self.disk_failed(i, "flush", &e),
+    /// Queues a log store operation behind the node's earlier ones.
+    fn enqueue(&mut self, i: usize, op: StoreOp) {
+        let delay = Duration::from_millis(self.rng.below(3));
+        let node = &mut self.nodes[i];
+        let at = (self.now + delay).max(node.store_at);
+        node.store_at = at;
+        node.store_pending += 1;
+        let incarnation = node.incarnation;
+        self.schedule(
+            at,
+            Event::Store {
+                node: i,
+                incarnation,
+                op,
+            },
+        );
+    }
+
+    /// Carries out one log store operation, as the log store actor does.
+    fn store(&mut self, i: usize, op: StoreOp) {
+        match op {
+            // Checked once durable: a persist that failed was never acted on.
+            StoreOp::Persist(state) => match self.live(i).log.persist_election(state) {
+                Ok(()) => {
+                    self.check_persist(i, state);
+                    self.io_done(i, Input::ElectionPersisted)
+                }
+                Err(e) => self.disk_failed(i, "persist", &e),
+            },
+            StoreOp::Append(batches) => {
+                if let Err(e) = self.live(i).log.append(batches) {
+                    self.disk_failed(i, "append", &e);
+                }
+            }
+            StoreOp::Truncate(offset) => {
+                let node = &mut self.nodes[i];
+                node.checked = node.checked.min(offset);
+                match self.live(i).log.truncate(offset) {
+                    Ok(()) => self.note(format!("node {i} truncated to {offset}")),
+                    Err(e) => self.disk_failed(i, "truncate", &e),
+                }
+            }
+            StoreOp::Flush => match self.live(i).log.flush() {
+                Ok(offset) => self.io_done(i, Input::Flushed { offset }),
+                Err(e) => self.disk_failed(i, "flush", &e),
+            },
+            StoreOp::ReadForFetch {
+                to,
+                mut response,
+                from,
+                max_bytes,
+            } => match self.live(i).log.fill_fetch(&mut response, from, max_bytes) {
+                Ok(()) => self.respond(i, to, Response::Fetch(response)),
+                Err(e) => self.disk_failed(i, "read for fetch", &e),
+            },
+            StoreOp::Committed(hw) => {
+                self.high_watermark(i, hw);
+                if self.is_running(i) {
+                    self.apply_committed(i, hw);
+                }
+            }
+            StoreOp::ResetLog(id) => self.reset_log(i, id),
+            StoreOp::CheckOutcome(id, outcome) => self.check_outcome(i, id, outcome),
+            StoreOp::Clean => self.clean_now(i),
+            StoreOp::Shutdown => {
+                if let Err(e) = self.live(i).log.flush() {
+                    return self.disk_failed(i, "final flush", &e);
+                }
+                self.stop_process(i);
+                self.note(format!("node {i} shut down"));
+            }
         }
     }
 
@@ -874,11 +955,15 @@ impl Sim {
         self.input(i, Input::SnapshotWritten { id });
     }
 
-    /// Node `i` cleans its log by retention (everything but the newest snapshot's log goes).
+    /// Node `i` cleans its log by retention (everything but the newest snapshot's log goes),
+    /// through its log store.
     pub fn clean(&mut self, i: usize) {
-        if !self.is_running(i) {
-            return;
+        if self.is_running(i) {
+            self.enqueue(i, StoreOp::Clean);
         }
+    }
+
+    fn clean_now(&mut self, i: usize) {
         let policy = RetentionPolicy {
             max_bytes: Some(0),
             max_age: None,
@@ -939,6 +1024,11 @@ impl Sim {
             }
         }
         self.check_history(i, id, "installed");
+        self.enqueue(i, StoreOp::ResetLog(id));
+    }
+
+    /// The log store replaces the log with an empty one at the installed snapshot's end.
+    fn reset_log(&mut self, i: usize, id: OffsetAndEpoch) {
         if let Err(e) = self.live(i).log.reset_to(id) {
             return self.disk_failed(i, "reset the log", &e);
         }
@@ -987,9 +1077,14 @@ impl Sim {
                     self.input(node, input);
                 }
             }
-            Event::Flush { node, incarnation } => {
+            Event::Store {
+                node,
+                incarnation,
+                op,
+            } => {
                 if self.nodes[node].incarnation == incarnation && self.is_running(node) {
-                    self.flush(node);
+                    self.nodes[node].store_pending -= 1;
+                    self.store(node, op);
                 }
             }
         }
@@ -1139,13 +1234,6 @@ impl Sim {
     }
 
     fn high_watermark(&mut self, i: usize, hw: Offset) {
-        if self.nodes[i].hw.is_some_and(|old| hw < old) {
-            self.fail(&format!(
-                "node {i} high watermark went back from {:?} to {hw}",
-                self.nodes[i].hw
-            ));
-        }
-        self.nodes[i].hw = Some(hw);
         let end = self.log_end(i);
         if hw > end {
             self.fail(&format!(
@@ -1242,6 +1330,9 @@ impl Sim {
                 id.0
             ));
         }
+    }
+
+    fn check_outcome(&mut self, i: usize, id: ProposalId, outcome: ProposalOutcome) {
         let value = Bytes::from(format!("value-{}", id.0));
         let standing = self.committed_at.get(&value).copied();
         match outcome {
@@ -1333,7 +1424,12 @@ impl Sim {
 
     fn check_invariants(&mut self) {
         for i in 0..self.nodes.len() {
-            let Some(live) = self.nodes[i].live.as_ref() else {
+            // Between the core and its disk, the log store's queue; compare once it is empty.
+            let Some(live) = self.nodes[i]
+                .live
+                .as_ref()
+                .filter(|_| self.nodes[i].store_pending == 0)
+            else {
                 continue;
             };
             let r = &live.replica;
@@ -1407,7 +1503,7 @@ impl Sim {
         self.run_until(limit, "every running node to reach the new commit", |s| {
             running
                 .iter()
-                .all(|i| s.hw(*i).is_some_and(|hw| hw > offset))
+                .all(|i| s.hw(*i).is_some_and(|hw| hw > offset) && s.nodes[*i].store_pending == 0)
         });
         // Every acknowledged record, on every running node, in its state machine's history
         // (snapshot and log alike), at its offset.
@@ -1429,7 +1525,10 @@ impl Sim {
                 .collect();
             for (offset, value) in self.acknowledged.clone() {
                 let Some(batch) = by_offset.get(&offset) else {
-                    self.fail(&format!("node {i} lost acknowledged offset {offset}"));
+                    let known: Vec<Offset> = by_offset.keys().rev().take(5).copied().collect();
+                    self.fail(&format!(
+                        "node {i} lost acknowledged offset {offset} (applied {applied}, last held {known:?})"
+                    ));
                 };
                 let record = RecordBatch::decode(batch.clone())
                     .unwrap()
