@@ -31,15 +31,17 @@ fn random_net(rng: &mut Rng) -> NetConfig {
 }
 
 /// One seeded run: random topology, random faults for `events` events, then heal and progress.
-fn run_seed(seed: u64, events: u64) {
+/// Returns the process crashes, power losses and disk-error stops it saw.
+fn run_seed(seed: u64, events: u64) -> (u64, u64, u64) {
     let mut rng = Rng::new(seed);
     let voters = 1 + rng.below(5) as usize;
     let observers = rng.below(4) as usize;
     let idless = rng.chance(300);
     let mut sim = Sim::new(seed, voters, observers, idless);
     sim.net = random_net(&mut rng);
-    // Half the seeds run with fsync failures: up to one sync in 500 fails.
-    if rng.chance(500) {
+    // Half the seeds run with disk faults: up to one fsync in 500 fails, and disks fill up.
+    let disk_faults = rng.chance(500);
+    if disk_faults {
         sim.set_sync_faults(rng.below(2000));
     }
     let n = sim.nodes.len();
@@ -76,6 +78,10 @@ fn run_seed(seed: u64, events: u64) {
             85..=90 => sim.heal(),
             91..=93 => sim.snapshot(rng.below(n as u64) as usize),
             94..=95 => sim.clean(rng.below(n as u64) as usize),
+            96 if disk_faults => {
+                let room = rng.below(64 * 1024);
+                sim.fill_disk(rng.below(n as u64) as usize, room);
+            }
             _ => sim.net = random_net(&mut rng),
         }
         let budget = events - sim.events_run;
@@ -83,9 +89,11 @@ fn run_seed(seed: u64, events: u64) {
     }
     sim.net = NetConfig::PERFECT;
     sim.set_sync_faults(0);
+    sim.free_disks();
     sim.heal();
     sim.restart_all();
     sim.check_progress(Duration::from_secs(60));
+    sim.crashes
 }
 
 #[test]
@@ -98,11 +106,20 @@ fn seeded_simulation_keeps_every_invariant() {
     let seeds = env_u64("KRAFT_SIM_SEEDS").unwrap_or(500);
     let base = env_u64("KRAFT_SIM_BASE").unwrap_or(0);
     let started = std::time::Instant::now();
+    let mut faults = (0, 0, 0);
     for seed in base..base + seeds {
-        run_seed(seed, events);
+        let (crashes, power_losses, disk_errors) = run_seed(seed, events);
+        faults = (
+            faults.0 + crashes,
+            faults.1 + power_losses,
+            faults.2 + disk_errors,
+        );
     }
     eprintln!(
-        "{seeds} seeds x {events} events in {:.1}s",
-        started.elapsed().as_secs_f64()
+        "{seeds} seeds x {events} events in {:.1}s: {} process crashes, {} power losses, {} nodes stopped by disk errors",
+        started.elapsed().as_secs_f64(),
+        faults.0,
+        faults.1,
+        faults.2
     );
 }

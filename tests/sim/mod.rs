@@ -572,6 +572,20 @@ impl Sim {
         }
     }
 
+    /// Node `i`'s disk fills up: it has `room` bytes left.
+    pub fn fill_disk(&mut self, i: usize, room: u64) {
+        let disk = &self.nodes[i].disk;
+        disk.set_capacity(Some(disk.used_bytes() + room));
+        self.note(format!("node {i}'s disk has {room} bytes left"));
+    }
+
+    /// Every disk has room again.
+    pub fn free_disks(&mut self) {
+        for node in &self.nodes {
+            node.disk.set_capacity(None);
+        }
+    }
+
     /// The log end offset of a running node.
     pub fn log_end(&self, i: usize) -> Offset {
         let live = self.nodes[i].live.as_ref().expect("running");
