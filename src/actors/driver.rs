@@ -2,9 +2,10 @@
 //! current time, and executes its actions strictly in order.
 //!
 //! Owns the node's clock (wall-clock milliseconds advanced by a monotonic clock), the single
-//! timer that wakes the core at its next deadline, and the appends waiting to be committed. It
-//! is the only actor that asks the log store to append, truncate or flush. It must never make a
-//! protocol decision itself and never block: file IO happens in the log store.
+//! timer that wakes the core at its next deadline, and the reply channels of appends waiting
+//! for the outcome the core decides. It is the only actor that asks the log store to append,
+//! truncate or flush. It must never make a protocol decision itself (not even when to flush or
+//! whether an append committed) and never block: file IO happens in the log store.
 //!
 //! Supervised: a panic in the core stops the driver and its `Supervisor` restarts it on the same
 //! address. Pending appends then fail with `Interrupted`, and the core is rebuilt from what the

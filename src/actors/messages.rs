@@ -65,8 +65,8 @@ pub struct ResetLog(pub crate::types::OffsetAndEpoch);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FlushLog {
-    /// The driver's number for this flush (0: not the driver's), so that a completion can be
-    /// matched against truncations made after the flush was asked for.
+    /// Which core asked (the driver's incarnation + 1; 0: nobody waits for it), so that a
+    /// completion reaches only the core that asked for it.
     pub seq: u64,
 }
 

@@ -346,7 +346,8 @@ impl Handler<ForgetSnapshotsBefore> for SnapshotWriter {
                 tracing::info!(before = %msg.0, count = deleted.len(), "deleted old snapshots");
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot delete old snapshots"),
+            // Deleting ends with a directory fsync: its failure is the disk's, like any other.
+            Err(e) => self.fatal(format!("cannot delete old snapshots: {e}")),
         }
     }
 }
