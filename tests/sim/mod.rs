@@ -819,9 +819,14 @@ impl Sim {
         }
     }
 
-    /// Queues a log store operation behind the node's earlier ones.
+    /// Queues a log store operation behind the node's earlier ones. Operations that fsync take
+    /// longer, so a crash often finds appends written but not yet durable.
     fn enqueue(&mut self, i: usize, op: StoreOp) {
-        let delay = Duration::from_millis(self.rng.below(3));
+        let cost = match op {
+            StoreOp::Flush | StoreOp::Persist(_) | StoreOp::ResetLog(_) => 1 + self.rng.below(5),
+            _ => self.rng.below(2),
+        };
+        let delay = Duration::from_millis(cost);
         let node = &mut self.nodes[i];
         let at = (self.now + delay).max(node.store_at);
         node.store_at = at;
