@@ -37,7 +37,11 @@ fn run_seed(seed: u64, events: u64) -> (u64, u64, u64) {
     let voters = 1 + rng.below(5) as usize;
     let observers = rng.below(4) as usize;
     let idless = rng.chance(300);
-    let mut sim = Sim::new(seed, voters, observers, idless);
+    // A fifth of the seeds have leaders linger up to 5 ms before each flush.
+    let linger = rng
+        .chance(200)
+        .then(|| Duration::from_millis(1 + rng.below(5)));
+    let mut sim = Sim::with_linger(seed, voters, observers, idless, linger);
     sim.net = random_net(&mut rng);
     // Half the seeds run with disk faults: up to one fsync in 500 fails, and disks fill up.
     let disk_faults = rng.chance(500);

@@ -93,6 +93,9 @@ pub struct ReplicationDriver {
     appended_bytes: u64,
     snapshot_writer: Option<Addr<SnapshotWriter>>,
     retention: CleanLog,
+    /// The snapshot this core asked to install: an install finishing after a rebuild belongs
+    /// to the old core, and replacing the log then could drop records the new one acknowledged.
+    installing: Option<crate::types::OffsetAndEpoch>,
 }
 
 /// Everything the driver needs besides the core itself.
@@ -148,6 +151,7 @@ impl ReplicationDriver {
             appended_bytes: 0,
             snapshot_writer,
             retention,
+            installing: None,
         }
     }
 
@@ -307,7 +311,10 @@ impl ReplicationDriver {
                 }
             }
             Action::InstallSnapshot { id } => match &self.snapshot_writer {
-                Some(writer) => writer.do_send(InstallSnapshot(id)),
+                Some(writer) => {
+                    self.installing = Some(id);
+                    writer.do_send(InstallSnapshot(id))
+                }
                 None => self.begin_rebuild(),
             },
             Action::Proposed { id, outcome } => self.proposed(id, outcome),
@@ -395,6 +402,7 @@ impl ReplicationDriver {
         }
         self.incarnation += 1;
         self.rebuilding = true;
+        self.installing = None;
         self.inbound.clear();
         self.fail_pending(AppendError::Interrupted);
         tracing::warn!(
@@ -698,9 +706,17 @@ impl Handler<SnapshotEvent> for ReplicationDriver {
                 }
             }
             // The log is replaced only once the state machine holds the snapshot.
-            SnapshotEvent::Installed(Ok(id)) => self.log_store.do_send(ResetLog(id)),
+            SnapshotEvent::Installed(Ok(id)) if self.installing == Some(id) => {
+                self.installing = None;
+                self.log_store.do_send(ResetLog(id));
+            }
             // A transfer that cannot be installed starts over with a fresh core.
-            SnapshotEvent::Installed(Err(_)) => self.begin_rebuild(),
+            SnapshotEvent::Installed(Err(_)) if self.installing.take().is_some() => {
+                self.begin_rebuild()
+            }
+            SnapshotEvent::Installed(_) => {
+                tracing::warn!("ignored a snapshot install an earlier core asked for");
+            }
         }
     }
 }

@@ -160,8 +160,10 @@ fn write_configs(nodes: u8, dir: &Path) -> Result<Vec<std::path::PathBuf>, CliEr
     for (i, port) in ports.iter().enumerate() {
         let path = dir.join(format!("node-{}.properties", i + 1));
         let text = format!(
+            // No retention: cleaning must not delete records the count reads afterwards.
             "node.id={}\nprocess.roles=controller\nlisteners=CONTROLLER://127.0.0.1:{port}\n\
-             controller.listener.names=CONTROLLER\ncontroller.quorum.voters={}\nlog.dirs={}\n",
+             controller.listener.names=CONTROLLER\ncontroller.quorum.voters={}\nlog.dirs={}\n\
+             metadata.max.retention.bytes=-1\nmetadata.max.retention.ms=-1\n",
             i + 1,
             voters.join(","),
             dir.join(format!("node-{}", i + 1)).display()

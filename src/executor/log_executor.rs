@@ -177,8 +177,18 @@ impl LogExecutor {
     ) -> Result<Option<Offset>, StorageError> {
         let mut sized: Vec<(Offset, u64, Option<Duration>)> = Vec::new();
         for id in list_snapshots_in(&self.fs, &self.dir)? {
-            let file = SnapshotFile::open_in(&self.fs, &self.dir, id)?;
-            let timestamp = file.last_contained_timestamp()?;
+            // One the snapshot writer deleted since the listing (it deletes old ones after a
+            // cleaning) is skipped; any other failure to read one is the disk's.
+            let read = SnapshotFile::open_in(&self.fs, &self.dir, id)
+                .and_then(|file| Ok((file.last_contained_timestamp()?, file)));
+            let (timestamp, file) = match read {
+                Err(StorageError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue;
+                }
+                other => other?,
+            };
             let age = Duration::from_millis(now_ms.saturating_sub(timestamp).max(0) as u64);
             sized.push((id.offset, file.size, Some(age)));
         }

@@ -16,9 +16,9 @@ use crate::raft::{ErrorCode, FetchSnapshotResponse};
 use crate::record::BatchIter;
 use crate::state_machine::{StateMachine, StateMachineFactory};
 use crate::storage::{
-    Fs, SnapshotFile, SnapshotFileWriter, StorageError, complete_partial_in,
-    delete_snapshots_before_in, list_snapshots_in, remove_fetch_in, remove_other_fetches_in,
-    remove_snapshot_leftovers_in, write_partial_chunk_in,
+    Fs, SnapshotFile, SnapshotFileWriter, StorageError, delete_snapshots_before_in,
+    list_snapshots_in, promote_fetched_in, remove_fetch_in, remove_other_fetches_in,
+    remove_snapshot_leftovers_in, verify_fetched_in, write_partial_chunk_in,
 };
 use crate::types::{Epoch, Offset, OffsetAndEpoch};
 
@@ -228,24 +228,25 @@ impl SnapshotExecutor {
         write_partial_chunk_in(&self.fs, &self.dir, id, position, bytes)
     }
 
-    /// `Action::InstallSnapshot`: makes the fetched file durable, verifies every byte, renames
-    /// it into place and loads it as the state. Returns its size.
+    /// `Action::InstallSnapshot`: makes the fetched file durable, verifies every byte, loads
+    /// it as the state, and only then renames it into place (a snapshot the state machine
+    /// rejects never becomes one the node would serve or start from). Returns its size.
     pub fn install(&mut self, id: OffsetAndEpoch, now: Duration) -> Result<u64, InstallError> {
-        let outcome = complete_partial_in(&self.fs, &self.dir, id).and_then(|file| {
+        let loaded = verify_fetched_in(&self.fs, &self.dir, id).and_then(|file| {
             self.adopt(&file, now)?;
             Ok(file.size)
         });
-        match outcome {
-            Ok(size) => {
-                tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, "installed a snapshot fetched from the leader");
-                Ok(size)
-            }
-            Err(e @ StorageError::Io { .. }) => Err(InstallError::Disk(e)),
+        let size = match loaded {
+            Ok(size) => size,
+            Err(e @ StorageError::Io { .. }) => return Err(InstallError::Disk(e)),
             Err(e) => {
                 let _ = remove_fetch_in(&self.fs, &self.dir, id);
-                Err(InstallError::Invalid(e))
+                return Err(InstallError::Invalid(e));
             }
-        }
+        };
+        promote_fetched_in(&self.fs, &self.dir, id).map_err(InstallError::Disk)?;
+        tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, "installed a snapshot fetched from the leader");
+        Ok(size)
     }
 
     /// Log cleaning moved past these snapshots: deletes those ending before `offset` (never

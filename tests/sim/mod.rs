@@ -266,6 +266,17 @@ impl Sim {
     /// `voters` voters with ids 0.., `observers` observers after them, and optionally one observer
     /// without an id.
     pub fn new(seed: u64, voters: usize, observers: usize, idless: bool) -> Sim {
+        Sim::with_linger(seed, voters, observers, idless, None)
+    }
+
+    /// The same, with leaders lingering `linger` before each flush.
+    pub fn with_linger(
+        seed: u64,
+        voters: usize,
+        observers: usize,
+        idless: bool,
+        linger: Option<Duration>,
+    ) -> Sim {
         let voter_ids: BTreeSet<NodeId> = (0..voters as i32).map(NodeId).collect();
         let mut config = RaftConfig::new("sim-cluster", None, voter_ids.clone());
         config.election_timeout = Duration::from_millis(1000);
@@ -275,6 +286,7 @@ impl Sim {
         config.request_timeout = Duration::from_millis(3000);
         config.fetch_max_wait = Duration::from_millis(100);
         config.fetch_max_bytes = 64 * 1024;
+        config.append_linger = linger;
         let mut ids: Vec<Option<NodeId>> = (0..(voters + observers) as i32)
             .map(|i| Some(NodeId(i)))
             .collect();
@@ -782,6 +794,13 @@ impl Sim {
                     ));
                 }
                 self.nodes[i].hw = Some(hw);
+                // A leader announces a high watermark only once a majority holds it durably:
+                // checked now, before anything queued after it could make it so.
+                if !self.wiped
+                    && self.nodes[i].replica().map(|r| r.role()) == Some(RoleKind::Leader)
+                {
+                    self.check_majority_holds(i, hw);
+                }
                 self.enqueue(i, StoreOp::Committed(hw));
             }
             Action::RespondFetchSnapshot {
@@ -1260,9 +1279,6 @@ impl Sim {
             ));
         }
         self.check_committed_prefix(i, hw);
-        if !self.wiped && self.nodes[i].replica().map(|r| r.role()) == Some(RoleKind::Leader) {
-            self.check_majority_holds(i, hw);
-        }
     }
 
     /// Every batch below `hw` on node `i` matches what any node ever saw committed there.
@@ -1556,6 +1572,20 @@ impl Sim {
                 if record[0].value.as_ref() != Some(&value) {
                     self.fail(&format!(
                         "node {i} holds a different value at acknowledged offset {offset}"
+                    ));
+                }
+            }
+        }
+        // Every append acknowledged as committed stands in the committed history, at its
+        // offset (and so, by the check above, on every running node).
+        for (id, outcome) in self.outcomes.clone() {
+            if let ProposalOutcome::Committed { first, last } = outcome
+                && last >= first
+            {
+                let value = Bytes::from(format!("value-{id}"));
+                if self.acknowledged.get(&first) != Some(&value) {
+                    self.fail(&format!(
+                        "proposal {id} was acknowledged at {first} but is not committed there"
                     ));
                 }
             }
