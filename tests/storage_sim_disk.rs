@@ -13,7 +13,7 @@ use kraft::storage::{
     ElectionState, FileHandle, FileSystem, Fs, LogConfig, OffsetPolicy, OpenMode, QuorumStateFile,
     ReplicatedLog, SimFs, StorageError,
 };
-use kraft::types::{Epoch, NodeId, Offset};
+use kraft::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
 
 /// Small segments, so that a few batches roll the log.
 const CONFIG: LogConfig = LogConfig {
@@ -232,6 +232,49 @@ fn quorum_state_is_old_or_new_after_power_loss() {
     file.write(&state(3)).unwrap();
     disk.power_loss(0);
     assert_eq!(file.read().unwrap(), Some(state(3)));
+}
+
+#[test]
+fn a_finished_snapshot_survives_power_loss_and_an_interrupted_one_never_appears() {
+    use kraft::storage::{
+        SnapshotFile, SnapshotFileWriter, list_snapshots_in, remove_snapshot_leftovers_in,
+    };
+    let values = || (0..2000u32).map(|i| bytes::Bytes::from(i.to_be_bytes().repeat(64)));
+    for seed in 0..8 {
+        let disk = SimFs::new();
+        let fs = disk.fs();
+        let dir = log_dir();
+        kraft::storage::fsutil::create_dir_durably_in(&*fs, &dir).unwrap();
+        let done = OffsetAndEpoch {
+            offset: Offset(10),
+            epoch: Epoch(1),
+        };
+        let mut writer = SnapshotFileWriter::create_in(&fs, &dir, done, 0).unwrap();
+        writer.append(values()).unwrap();
+        writer.finish().unwrap();
+        let interrupted = OffsetAndEpoch {
+            offset: Offset(20),
+            epoch: Epoch(1),
+        };
+        let mut writer = SnapshotFileWriter::create_in(&fs, &dir, interrupted, 0).unwrap();
+        writer.append(values()).unwrap();
+        // A crashed process runs no destructor.
+        std::mem::forget(writer);
+        disk.power_loss(seed);
+
+        assert_eq!(list_snapshots_in(&fs, &dir).unwrap(), vec![done]);
+        let mut count = 0;
+        SnapshotFile::open_in(&fs, &dir, done)
+            .unwrap()
+            .for_each_value(|_| count += 1)
+            .unwrap();
+        assert_eq!(count, 2000);
+        remove_snapshot_leftovers_in(&fs, &dir).unwrap();
+        assert_eq!(
+            disk.list(&dir),
+            vec!["00000000000000000010-0000000001.checkpoint"]
+        );
+    }
 }
 
 /// Bytes all files on the disk hold.
