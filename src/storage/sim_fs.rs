@@ -143,7 +143,7 @@ impl Inode {
         } else {
             // Truncation zeroes the tail of the page holding the new end, which dirties it.
             self.dirty_pages.retain(|p| *p < len.div_ceil(PAGE_BYTES));
-            if len % PAGE_BYTES != 0 {
+            if !len.is_multiple_of(PAGE_BYTES) {
                 self.dirty_pages.insert(len / PAGE_BYTES);
             }
         }
