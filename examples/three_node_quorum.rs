@@ -43,6 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             log: LogConfig::default(),
             raft: Some(raft),
             state_machine: Default::default(),
+            fs: None,
             snapshots: Default::default(),
         };
         nodes.push(Some(NodeHandle::start(options).await?));

@@ -6,6 +6,13 @@
 //! - [`record`]: record batch v2, byte for byte, with KRaft's control records.
 //! - [`storage`]: the durable log (segments, index, leader epoch checkpoint), `quorum-state` and
 //!   `meta.properties`; synchronous file IO, no actors.
+//! - [`raft`]: the protocol core, pure and deterministic: inputs in, actions out.
+//! - [`executor`]: carries out the core's actions on storage; the same code under the actors
+//!   and the simulation.
+//! - [`actors`]: the actix node (replication driver, log store, peer connections, snapshot
+//!   writer, workload producer, supervision); [`node`] is its public handle, [`protocol`] the
+//!   peer wire format.
+//! - [`state_machine`]: the contract an application's replicated state implements.
 //! - [`cli`]: the `kraft` command line (server and operator tools).
 //! - [`types`], [`uuid`]: the KRaft vocabulary's newtypes and Kafka's 128-bit ids.
 
@@ -14,6 +21,7 @@
 pub mod actors;
 pub mod cli;
 pub mod config;
+pub mod executor;
 pub mod node;
 pub mod protocol;
 pub mod raft;

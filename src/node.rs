@@ -29,6 +29,7 @@
 //!         raft: None, // Kafka's default timers
 //!         snapshots: Default::default(),
 //!         state_machine: Default::default(), // the server's WorkloadState
+//!         fs: None,                          // the real file system
 //!     })
 //!     .await
 //!     .unwrap();
@@ -100,6 +101,9 @@ pub struct NodeOptions {
     /// The application's state machine, fed every committed batch (default: the standalone
     /// server's `WorkloadState`).
     pub state_machine: StateMachineFactory,
+    /// The file system the node's files go through (`None`: the real one). Tests pass a
+    /// `storage::SimFs` to inject disk faults.
+    pub fs: Option<crate::storage::Fs>,
 }
 
 impl NodeOptions {
@@ -130,6 +134,7 @@ impl NodeOptions {
             raft,
             snapshots: self.snapshots,
             state_machine: self.state_machine,
+            fs: self.fs.unwrap_or_else(crate::storage::real_fs),
         })
     }
 }

@@ -86,3 +86,64 @@ fn a_bench_of_server_processes_reports_each_node() {
     let rate = v["records_per_sec"].as_f64().unwrap();
     assert!(rate > 0.0 && rate <= 2000.0 * 6.0 / 5.0, "{v}");
 }
+
+/// Data records in a node's log, as the bench left it.
+fn records_in_log(dir: &std::path::Path, node: u8) -> u64 {
+    let partition = dir.join(format!("node-{node}/__raft_performance_test-0"));
+    let (log, _) =
+        kraft::storage::ReplicatedLog::open(&partition, kraft::storage::LogConfig::default())
+            .unwrap();
+    let mut count = 0;
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        for batch in kraft::record::BatchIter::new(log.read(next, 1 << 20).unwrap()) {
+            let batch = batch.unwrap();
+            next = batch.next_offset();
+            if !batch.is_control() {
+                count += batch.decode_records().unwrap().len() as u64;
+            }
+        }
+    }
+    count
+}
+
+/// What the bench reports as committed is there: at least that many records are in the log
+/// (the log also holds what committed after the measured span, before shutdown).
+#[test]
+fn the_committed_count_is_backed_by_the_log() {
+    for processes in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = dir.path().join("run");
+        let keep_arg = keep.to_str().unwrap();
+        let mut args = vec![
+            "bench",
+            "--nodes",
+            "3",
+            "--duration",
+            "2",
+            "--throughput",
+            "3000",
+            "--json",
+            "--keep-dir",
+            keep_arg,
+        ];
+        if processes {
+            args.push("--processes");
+        }
+        let out = kraft(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+        let committed = v["committed_records"].as_u64().unwrap();
+        let in_log = (1..=3).map(|n| records_in_log(&keep, n)).max().unwrap();
+        assert!(committed > 0, "{v}");
+        assert!(
+            committed <= in_log,
+            "processes={processes}: reported {committed} committed, the log holds {in_log}"
+        );
+    }
+}

@@ -227,7 +227,15 @@ fn three_processes_survive_kill_dash_nine_of_the_leader() {
         killed_at.elapsed()
     );
     servers[leader] = Some(Server::start(&configs[leader]));
-    std::thread::sleep(Duration::from_secs(3));
+    // The restarted ex-leader has rejoined once it reports records replicated from the new
+    // leader (its statistics line, printed only when it appended something).
+    assert!(
+        servers[leader]
+            .as_ref()
+            .unwrap()
+            .wait_for("Replicated (records/second)", Duration::from_secs(30)),
+        "the restarted ex-leader never replicated from the new leader"
+    );
     for s in servers.iter_mut().flatten() {
         s.signal("-TERM");
     }

@@ -110,6 +110,7 @@ async fn a_node_of_another_cluster_is_refused_and_disturbs_nothing() {
         log: LogConfig::default(),
         raft: Some(raft_config()),
         state_machine: Default::default(),
+        fs: None,
         snapshots: Default::default(),
     })
     .await

@@ -26,6 +26,7 @@ fn options(dir: &std::path::Path) -> NodeOptions {
         log: LogConfig::default(),
         raft: None,
         state_machine: Default::default(),
+        fs: None,
         snapshots: SnapshotPolicy {
             max_bytes: 64 << 10,
             interval: None,
@@ -295,4 +296,87 @@ async fn retention_by_age_cleans_the_log_and_old_snapshots() {
     let node = leader(dir.path()).await;
     caught_up(&node).await;
     node.shutdown().await;
+}
+
+/// A snapshot that cannot be loaded stops the node with an error naming the file: starting from
+/// an empty state instead would apply only the log after the snapshot, and log cleaning would
+/// still count the damaged file as covering everything below it.
+#[actix_rt::test]
+async fn a_snapshot_that_cannot_be_loaded_stops_the_node_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = leader(dir.path()).await;
+    append_values(&node, 30).await;
+    caught_up(&node).await;
+    let id = node.take_snapshot().await.unwrap().unwrap();
+    node.shutdown().await;
+    let name = kraft::storage::snapshot_file_name(id);
+    let path = dir.path().join("p-0").join(&name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+
+    let node = NodeHandle::start(options(dir.path())).await.unwrap();
+    let state = actix_rt::time::timeout(Duration::from_secs(10), node.stopped())
+        .await
+        .expect("the node stops");
+    match state {
+        kraft::node::NodeState::Failed(reason) => {
+            assert!(reason.contains(&name), "{reason}")
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+/// A log the disk can no longer read stops the node: answering reads (a follower's fetch, the
+/// state machine's catch-up) with nothing would leave a leader leading while its followers
+/// starve.
+#[actix_rt::test]
+async fn a_log_read_failure_stops_the_node_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = leader(dir.path()).await;
+    append_values(&node, 3).await;
+    let segment = dir.path().join("p-0/00000000000000000000.log");
+    // Damage the first batch's length at rest (bytes 8..12), as a bad sector would.
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[8..12].copy_from_slice(&0x7fff_0000u32.to_be_bytes());
+    std::fs::write(&segment, bytes).unwrap();
+    assert!(node.read_committed(Offset(0), 1 << 20).await.is_err());
+    let state = actix_rt::time::timeout(Duration::from_secs(10), node.stopped())
+        .await
+        .expect("the node stops");
+    match state {
+        kraft::node::NodeState::Failed(reason) => {
+            assert!(reason.contains("00000000000000000000.log"), "{reason}")
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+/// A snapshot that cannot be written stops the node, never retried: the write may have failed in
+/// an fsync, after which the page cache can hold bytes the disk never got, so a retry could
+/// "succeed" on lost data. Here the disk fills up under the snapshot.
+#[actix_rt::test]
+async fn a_failed_snapshot_write_stops_the_node() {
+    let disk = kraft::storage::SimFs::new();
+    let options = NodeOptions {
+        fs: Some(disk.fs()),
+        ..options(std::path::Path::new("/sim"))
+    };
+    let node = NodeHandle::start(options).await.unwrap();
+    wait_until_leader(&node).await;
+    append_values(&node, 30).await;
+    caught_up(&node).await;
+    disk.set_capacity(Some(disk.used_bytes() + 64));
+    let taken = node.take_snapshot().await;
+    assert!(taken.is_err(), "{taken:?}");
+    let state = actix_rt::time::timeout(Duration::from_secs(10), node.stopped())
+        .await
+        .expect("the node stops");
+    match state {
+        kraft::node::NodeState::Failed(reason) => {
+            assert!(reason.contains("snapshot"), "{reason}")
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
 }

@@ -199,7 +199,7 @@ fn a_divergent_uncommitted_tail_of_many_batches_converges() {
         sim.propose();
         sim.run_for(Duration::from_millis(20), 10_000);
     }
-    let tail = sim.nodes[old].disk.end_offset();
+    let tail = sim.log_end(old);
     sim.run_until(secs(30), "a new leader", |s| {
         s.leader().is_some_and(|l| l != old)
     });
@@ -214,10 +214,8 @@ fn a_divergent_uncommitted_tail_of_many_batches_converges() {
         "the old leader had appended a long tail ({tail})"
     );
     let new = sim.leader().unwrap();
-    assert_eq!(
-        sim.nodes[old].disk.batches,
-        sim.nodes[new].disk.batches[..sim.nodes[old].disk.batches.len()]
-    );
+    let (old_log, new_log) = (sim.batches(old), sim.batches(new));
+    assert_eq!(old_log, new_log[..old_log.len()]);
 }
 
 #[test]

@@ -1,8 +1,10 @@
-//! Seeded simulation of 1–5 voters, 0–3 observers and sometimes an id-less observer, driven
-//! through the pure core with message loss, duplication, delay, reordering, corruption,
-//! partitions, crashes that lose unflushed data, restarts, graceful shutdowns, observers'
-//! disks wiped, snapshots, log cleaning and FetchSnapshot catch-up. Invariants are
-//! checked after every event; at the end the faults stop and the quorum must make progress.
+//! Seeded simulation of 1–5 voters, 0–3 observers and sometimes an id-less observer, running
+//! the protocol core and the real storage executors over simulated disks, with message loss,
+//! duplication, delay, reordering, corruption, partitions, process crashes (the page cache
+//! survives), power losses (only durable bytes survive, unsynced appends may tear), fsync
+//! failures (the node stops, its machine reboots), restarts, graceful shutdowns, observers'
+//! disks wiped, snapshots, log cleaning and FetchSnapshot catch-up. Invariants are checked
+//! after every event; at the end the faults stop and the quorum must make progress.
 //!
 //! `KRAFT_SIM_SEEDS=N` runs N seeds (default 500), `KRAFT_SIM_SEED=S` replays one seed,
 //! `KRAFT_SIM_EVENTS=E` sets the events per seed (default 2000).
@@ -29,18 +31,29 @@ fn random_net(rng: &mut Rng) -> NetConfig {
 }
 
 /// One seeded run: random topology, random faults for `events` events, then heal and progress.
-fn run_seed(seed: u64, events: u64) {
+/// Returns the process crashes, power losses and disk-error stops it saw.
+fn run_seed(seed: u64, events: u64) -> (u64, u64, u64) {
     let mut rng = Rng::new(seed);
     let voters = 1 + rng.below(5) as usize;
     let observers = rng.below(4) as usize;
     let idless = rng.chance(300);
-    let mut sim = Sim::new(seed, voters, observers, idless);
+    // A fifth of the seeds have leaders linger up to 5 ms before each flush.
+    let linger = rng
+        .chance(200)
+        .then(|| Duration::from_millis(1 + rng.below(5)));
+    let mut sim = Sim::with_linger(seed, voters, observers, idless, linger);
     sim.net = random_net(&mut rng);
+    // Half the seeds run with disk faults: up to one fsync in 500 fails, and disks fill up.
+    let disk_faults = rng.chance(500);
+    if disk_faults {
+        sim.set_sync_faults(rng.below(2000));
+    }
     let n = sim.nodes.len();
     while sim.events_run < events {
         match rng.below(100) {
             0..=49 => sim.propose(),
-            50..=57 => sim.crash(rng.below(n as u64) as usize),
+            50..=54 => sim.crash(rng.below(n as u64) as usize),
+            55..=57 => sim.power_loss(rng.below(n as u64) as usize),
             58..=69 => {
                 let i = rng.below(n as u64) as usize;
                 if !sim.is_running(i) {
@@ -69,15 +82,22 @@ fn run_seed(seed: u64, events: u64) {
             85..=90 => sim.heal(),
             91..=93 => sim.snapshot(rng.below(n as u64) as usize),
             94..=95 => sim.clean(rng.below(n as u64) as usize),
+            96 if disk_faults => {
+                let room = rng.below(64 * 1024);
+                sim.fill_disk(rng.below(n as u64) as usize, room);
+            }
             _ => sim.net = random_net(&mut rng),
         }
         let budget = events - sim.events_run;
         sim.run_for(Duration::from_millis(10 + rng.below(400)), budget.max(1));
     }
     sim.net = NetConfig::PERFECT;
+    sim.set_sync_faults(0);
+    sim.free_disks();
     sim.heal();
     sim.restart_all();
     sim.check_progress(Duration::from_secs(60));
+    sim.crashes
 }
 
 #[test]
@@ -90,11 +110,20 @@ fn seeded_simulation_keeps_every_invariant() {
     let seeds = env_u64("KRAFT_SIM_SEEDS").unwrap_or(500);
     let base = env_u64("KRAFT_SIM_BASE").unwrap_or(0);
     let started = std::time::Instant::now();
+    let mut faults = (0, 0, 0);
     for seed in base..base + seeds {
-        run_seed(seed, events);
+        let (crashes, power_losses, disk_errors) = run_seed(seed, events);
+        faults = (
+            faults.0 + crashes,
+            faults.1 + power_losses,
+            faults.2 + disk_errors,
+        );
     }
     eprintln!(
-        "{seeds} seeds x {events} events in {:.1}s",
-        started.elapsed().as_secs_f64()
+        "{seeds} seeds x {events} events in {:.1}s: {} process crashes, {} power losses, {} nodes stopped by disk errors",
+        started.elapsed().as_secs_f64(),
+        faults.0,
+        faults.1,
+        faults.2
     );
 }

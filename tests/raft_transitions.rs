@@ -8,8 +8,9 @@ use bytes::Bytes;
 use kraft::raft::{
     Action, BeginQuorumEpochRequest, EndQuorumEpochRequest, EpochResponse, EpochStart, ErrorCode,
     FETCH_SNAPSHOT_MAX_BYTES, FetchRequest, FetchResponse, FetchSnapshotRequest,
-    FetchSnapshotResponse, InboundId, Input, LogView, PersistedElection, ProposalId, ProposeError,
-    RaftConfig, Replica, Request, RequestId, Response, RoleKind, VoteRequest, VoteResponse,
+    FetchSnapshotResponse, InboundId, Input, LogView, PersistedElection, ProposalId,
+    ProposalOutcome, ProposeError, RaftConfig, Replica, Request, RequestId, Response, RoleKind,
+    VoteRequest, VoteResponse,
 };
 use kraft::record::{BatchBuilder, BatchKind, ControlRecord, RecordBatch};
 use kraft::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
@@ -286,17 +287,19 @@ fn a_single_voter_commits_its_appends_once_flushed() {
         },
     );
     assert!(matches!(actions[0], Action::Append { .. }));
-    assert_eq!(actions[1], Action::Flush);
-    assert_eq!(
-        actions[2],
-        Action::Proposed {
-            id: ProposalId(5),
-            result: Ok((Offset(1), Offset(1)))
-        }
-    );
+    assert_eq!(actions[1..], [Action::Flush], "committed only once flushed");
     assert_eq!(
         r.step(T0, Input::Flushed { offset: Offset(2) }),
-        vec![Action::HighWatermark(Offset(2))]
+        vec![
+            Action::HighWatermark(Offset(2)),
+            Action::Proposed {
+                id: ProposalId(5),
+                outcome: ProposalOutcome::Committed {
+                    first: Offset(1),
+                    last: Offset(1)
+                }
+            }
+        ]
     );
 }
 
@@ -693,6 +696,80 @@ fn a_leader_learning_a_higher_epoch_becomes_a_follower() {
         (l.role(), l.epoch(), l.leader_id()),
         (RoleKind::Follower, Epoch(4), Some(n(3)))
     );
+}
+
+fn proposals(actions: &[Action]) -> Vec<(ProposalId, ProposalOutcome)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Proposed { id, outcome } => Some((*id, *outcome)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A leader that loses leadership with a proposal appended but not committed reports it
+/// unresolved at once, and never later as committed: the batch that ends up committed at its
+/// offsets is another leader's.
+#[test]
+fn pending_proposals_end_unresolved_when_leadership_is_lost_never_committed_by_offset() {
+    let (mut l, at) = leader();
+    l.step(
+        at,
+        Input::Propose {
+            id: ProposalId(7),
+            records: vec![Bytes::from_static(b"mine")],
+        },
+    );
+    l.step(at, Input::Flushed { offset: Offset(2) });
+    let actions = l.step(at, begin_epoch(2, 3, 1));
+    assert_eq!(l.role(), RoleKind::Follower);
+    let unresolved = ProposalOutcome::Unresolved {
+        epoch: Epoch(1),
+        first: Offset(1),
+        last: Offset(1),
+    };
+    assert_eq!(proposals(&actions), vec![(ProposalId(7), unresolved)]);
+    // The new leader's log replaces offset 1 with its own batch and commits past it.
+    let actions = ack_persists(&mut l, at, actions);
+    let id = request_id(&actions, n(3));
+    let mut response = FetchResponse {
+        error: ErrorCode::None,
+        leader_id: Some(n(3)),
+        leader_epoch: Epoch(2),
+        high_watermark: Some(Offset(1)),
+        log_start_offset: Offset(0),
+        diverging_epoch: Some(OffsetAndEpoch {
+            offset: Offset(1),
+            epoch: Epoch(1),
+        }),
+        snapshot_id: None,
+        records: Bytes::new(),
+    };
+    let actions = l.step(
+        at,
+        Input::Response {
+            from: n(3),
+            request_id: id,
+            response: Response::Fetch(response.clone()),
+        },
+    );
+    assert!(actions.contains(&Action::Truncate { offset: Offset(1) }));
+    let id = request_id(&actions, n(3));
+    response.diverging_epoch = None;
+    response.high_watermark = Some(Offset(2));
+    response.records = data_batch(1, 2, b"theirs");
+    let mut actions = l.step(
+        at,
+        Input::Response {
+            from: n(3),
+            request_id: id,
+            response: Response::Fetch(response),
+        },
+    );
+    actions.extend(l.step(at, Input::Flushed { offset: Offset(2) }));
+    assert!(actions.contains(&Action::HighWatermark(Offset(2))));
+    assert!(proposals(&actions).is_empty(), "{actions:?}");
 }
 
 fn fetch(replica: Option<i32>, epoch: i32, offset: i64, last_epoch: i32) -> FetchRequest {
@@ -1153,7 +1230,7 @@ fn proposals_to_a_non_leader_name_the_leader() {
         actions,
         vec![Action::Proposed {
             id: ProposalId(1),
-            result: Err(refused)
+            outcome: ProposalOutcome::Refused(refused)
         }]
     );
 }
@@ -1267,7 +1344,7 @@ fn leader_shutting_down_ahead_of_everyone() -> (Replica, Duration) {
         refused.iter().any(|a| matches!(
             a,
             Action::Proposed {
-                result: Err(ProposeError::NotLeader { .. }),
+                outcome: ProposalOutcome::Refused(ProposeError::NotLeader { .. }),
                 ..
             }
         )),
@@ -1515,6 +1592,31 @@ fn fetch_snapshot_is_served_by_position_and_its_errors_are_answered() {
         );
         assert_eq!(fetch_snapshot_error(&actions), error);
     }
+}
+
+/// A follower part-way through an older snapshot is still served it after a newer one is
+/// written: answering SNAPSHOT_NOT_FOUND would restart its transfer with every new snapshot.
+#[test]
+fn an_older_snapshot_still_on_disk_is_served() {
+    let (mut l, at) = leader_with_snapshot();
+    let newer = OffsetAndEpoch {
+        offset: Offset(1),
+        epoch: Epoch(2),
+    };
+    l.step(at, Input::SnapshotWritten { id: newer });
+    let actions = l.step(
+        at,
+        Input::Request {
+            from: InboundId(1),
+            request: fetch_snapshot(1, SNAPSHOT, 0),
+        },
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::RespondFetchSnapshot { response, .. } if response.snapshot_id == SNAPSHOT)),
+        "{actions:?}"
+    );
 }
 
 fn snapshot_chunk(position: u64, bytes: &'static [u8], size: u64, error: ErrorCode) -> Response {

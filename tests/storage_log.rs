@@ -448,3 +448,35 @@ fn a_crash_between_cleaning_and_its_checkpoint_loses_nothing() {
     assert_eq!(log.log_end_offset(), Offset(300));
     assert_eq!(read_all(&log), tail);
 }
+
+/// A snapshot install that ends exactly where a new epoch begins: the next batch (the new
+/// leader's LeaderChange) starts its epoch at the snapshot's end offset. The epoch checkpoint
+/// must attribute it to the new epoch, or the next open rejects the batch and cuts the log.
+#[test]
+fn an_epoch_starting_at_an_installed_snapshots_end_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small());
+    log.append(batch(0, 1, 3, 10, 0), OffsetPolicy::Validate)
+        .unwrap();
+    log.flush().unwrap();
+    let snapshot = OffsetAndEpoch {
+        offset: Offset(10),
+        epoch: Epoch(3),
+    };
+    log.reset_to(snapshot).unwrap();
+    log.append(batch(10, 5, 1, 10, 1), OffsetPolicy::Validate)
+        .unwrap();
+    log.append(batch(11, 5, 2, 10, 2), OffsetPolicy::Validate)
+        .unwrap();
+    log.flush().unwrap();
+    assert_eq!(log.end_offset_for_epoch(Epoch(3)).offset, Offset(10));
+    drop(log);
+    let (log, report) = ReplicatedLog::open(dir.path(), small()).unwrap();
+    assert!(report.truncations.is_empty(), "{report:?}");
+    assert!(report.deleted_files.is_empty(), "{report:?}");
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (Offset(10), Offset(13))
+    );
+    assert_eq!(log.last_fetched_epoch(), Epoch(5));
+}

@@ -2,9 +2,10 @@
 //! current time, and executes its actions strictly in order.
 //!
 //! Owns the node's clock (wall-clock milliseconds advanced by a monotonic clock), the single
-//! timer that wakes the core at its next deadline, and the appends waiting to be committed. It
-//! is the only actor that asks the log store to append, truncate or flush. It must never make a
-//! protocol decision itself and never block: file IO happens in the log store.
+//! timer that wakes the core at its next deadline, and the reply channels of appends waiting
+//! for the outcome the core decides. It is the only actor that asks the log store to append,
+//! truncate or flush. It must never make a protocol decision itself (not even when to flush or
+//! whether an append committed) and never block: file IO happens in the log store.
 //!
 //! Supervised: a panic in the core stops the driver and its `Supervisor` restarts it on the same
 //! address. Pending appends then fail with `Interrupted`, and the core is rebuilt from what the
@@ -28,8 +29,8 @@ use super::snapshot_writer::{
 use super::supervision::*;
 use crate::protocol::Handshake;
 use crate::raft::{
-    Action, InboundId, Input, LogView, ProposalId, ProposeError, RaftConfig, Replica, RequestId,
-    RoleKind,
+    Action, InboundId, Input, ProposalId, ProposalOutcome, ProposeError, RaftConfig, Replica,
+    RequestId,
 };
 use crate::types::{NodeId, Offset};
 
@@ -58,11 +59,8 @@ pub struct Network {
 /// slow quorum sheds load instead of growing memory.
 pub const MAX_PENDING_APPENDS: usize = 10_000;
 
-/// An append waiting to be accepted and then committed.
-struct Pending {
-    reply: oneshot::Sender<Result<(Offset, Offset), AppendError>>,
-    range: Option<(Offset, Offset)>,
-}
+/// Where an append's outcome goes (the core decides it).
+type Reply = oneshot::Sender<Result<(Offset, Offset), AppendError>>;
 
 pub struct ReplicationDriver {
     replica: Replica,
@@ -74,7 +72,7 @@ pub struct ReplicationDriver {
     wall_origin: Duration,
     origin: Instant,
     timer: Option<SpawnHandle>,
-    pending: HashMap<ProposalId, Pending>,
+    pending: HashMap<ProposalId, Reply>,
     next_proposal: u64,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
     stopped: bool,
@@ -90,22 +88,14 @@ pub struct ReplicationDriver {
     started_once: bool,
     budget: RestartBudget,
     node: Option<Recipient<SupervisionEvent>>,
-    /// Group commit: one fsync at a time. Flushes the core asks for meanwhile become one
-    /// flush sent when the current one completes, covering every append made until then.
-    flush_in_flight: bool,
-    flush_wanted: bool,
-    /// Number of the last flush sent to the log store.
-    flush_seq: u64,
-    /// Truncations, each with the number of the last flush sent before it: a completion of
-    /// such a flush must not vouch for offsets at or above the truncation.
-    truncations: Vec<(u64, Offset)>,
-    /// The pending lingering flush, if any.
-    linger: Option<SpawnHandle>,
     /// Records and bytes this node appended to its log (as leader or follower), for statistics.
     appended_records: u64,
     appended_bytes: u64,
     snapshot_writer: Option<Addr<SnapshotWriter>>,
     retention: CleanLog,
+    /// The snapshot this core asked to install: an install finishing after a rebuild belongs
+    /// to the old core, and replacing the log then could drop records the new one acknowledged.
+    installing: Option<crate::types::OffsetAndEpoch>,
 }
 
 /// Everything the driver needs besides the core itself.
@@ -157,56 +147,26 @@ impl ReplicationDriver {
             started_once: false,
             budget: RestartBudget::default(),
             node,
-            flush_in_flight: false,
-            flush_wanted: false,
-            flush_seq: 0,
-            truncations: Vec::new(),
-            linger: None,
             appended_records: 0,
             appended_bytes: 0,
             snapshot_writer,
             retention,
+            installing: None,
         }
     }
 
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flush_in_flight {
-            self.flush_wanted = true;
-            return;
-        }
-        self.flush_in_flight = true;
-        // A configured linger delays the leader's flushes (never a follower's: its next fetch
-        // waits for the flush) so that more appends share each fsync.
-        match self.raft_config.append_linger {
-            Some(linger) if !linger.is_zero() && self.replica.role() == RoleKind::Leader => {
-                self.linger = Some(ctx.run_later(linger, |act, _| {
-                    act.linger = None;
-                    act.send_flush();
-                }));
-            }
-            _ => self.send_flush(),
-        }
-    }
-
+    /// Asks the log store to flush; the core decided when (group commit and linger).
     fn send_flush(&mut self) {
-        self.flush_seq += 1;
         self.log_store.do_send(FlushLog {
-            seq: self.flush_seq,
+            seq: self.incarnation + 1,
         });
     }
 
-    /// A flush completed. Its offset is the log end at fsync time; a truncation asked for after
-    /// the flush may since have replaced records above its offset with new, unflushed ones, so
-    /// the offset is capped at every such truncation.
+    /// A flush completed. Only the current core's flushes count: after a rebuild, the new core
+    /// starts from what recovery found durable.
     fn flushed(&mut self, offset: Offset, seq: u64, ctx: &mut Context<Self>) {
-        if seq == 0 {
-            return; // not one of ours (a final flush at shutdown)
-        }
-        let offset = durable_offset(&mut self.truncations, offset, seq);
-        self.flush_in_flight = false;
-        self.step(Input::Flushed { offset }, ctx);
-        if std::mem::take(&mut self.flush_wanted) {
-            self.flush(ctx);
+        if seq == self.incarnation + 1 {
+            self.step(Input::Flushed { offset }, ctx);
         }
     }
 
@@ -230,15 +190,9 @@ impl ReplicationDriver {
         recovered: Recovered,
         now: Duration,
     ) -> (Replica, Vec<Action>) {
+        // Election jitter differs per node and per start; nothing else depends on the seed.
         let seed = now.as_nanos() as u64 ^ u64::from(config.local_id.map_or(0, |n| n.0 as u32));
-        let view = LogView::new(
-            recovered.log_start_offset,
-            recovered.log_end_offset,
-            recovered.epochs,
-        )
-        .with_snapshot(recovered.latest_snapshot)
-        .with_fetched_so_far(recovered.fetched_so_far);
-        Replica::start(config, recovered.election, view, now, seed)
+        recovered.start_replica(config, now, seed)
     }
 
     /// The wall clock as the core sees it: it never goes backwards.
@@ -280,13 +234,8 @@ impl ReplicationDriver {
                 self.count_appended(&batches);
                 self.log_store.do_send(AppendBatches(batches));
             }
-            Action::Truncate { offset } => {
-                // Flushes numbered up to `flush_seq` were asked for before this truncation.
-                self.truncations.push((self.flush_seq, offset));
-                self.fail_truncated(offset);
-                self.log_store.do_send(TruncateTo(offset));
-            }
-            Action::Flush => self.flush(ctx),
+            Action::Truncate { offset } => self.log_store.do_send(TruncateTo(offset)),
+            Action::Flush => self.send_flush(),
             // No peer connections yet: a request to another node fails at once, as a
             // disconnected peer would.
             Action::Send {
@@ -362,12 +311,14 @@ impl ReplicationDriver {
                 }
             }
             Action::InstallSnapshot { id } => match &self.snapshot_writer {
-                Some(writer) => writer.do_send(InstallSnapshot(id)),
-                None => self.begin_rebuild(ctx),
+                Some(writer) => {
+                    self.installing = Some(id);
+                    writer.do_send(InstallSnapshot(id))
+                }
+                None => self.begin_rebuild(),
             },
-            Action::Proposed { id, result } => self.proposed(id, result),
+            Action::Proposed { id, outcome } => self.proposed(id, outcome),
             Action::HighWatermark(hw) => {
-                self.committed(hw);
                 if let Some(writer) = &self.snapshot_writer {
                     writer.do_send(CommittedTo(hw));
                 }
@@ -382,7 +333,8 @@ impl ReplicationDriver {
                 tracing::info!(epoch = %epoch, leader_id = ?leader_id, role = ?self.replica.role(), "leader changed");
             }
             Action::ShutdownComplete => {
-                self.send_flush();
+                // A last flush nobody waits for (numbered 0, matching no core).
+                self.log_store.do_send(FlushLog { seq: 0 });
                 for waiter in self.shutdown_waiters.drain(..) {
                     let _ = waiter.send(());
                 }
@@ -391,57 +343,19 @@ impl ReplicationDriver {
         }
     }
 
-    fn proposed(&mut self, id: ProposalId, result: Result<(Offset, Offset), ProposeError>) {
-        match result {
-            Ok(range) => {
-                if let Some(p) = self.pending.get_mut(&id) {
-                    p.range = Some(range);
-                }
-                // Already committed if the high watermark is past it (a single voter after flush).
-                if let Some(hw) = self.replica.high_watermark() {
-                    self.committed(hw);
-                }
+    fn proposed(&mut self, id: ProposalId, outcome: ProposalOutcome) {
+        let result = match outcome {
+            ProposalOutcome::Committed { first, last } => Ok((first, last)),
+            ProposalOutcome::Refused(ProposeError::NotLeader { leader_id, epoch }) => {
+                Err(AppendError::NotLeader { leader_id, epoch })
             }
-            Err(error) => {
-                let error = match error {
-                    ProposeError::NotLeader { leader_id, epoch } => {
-                        AppendError::NotLeader { leader_id, epoch }
-                    }
-                    ProposeError::TooLarge => AppendError::TooLarge,
-                };
-                if let Some(p) = self.pending.remove(&id) {
-                    let _ = p.reply.send(Err(error));
-                }
+            ProposalOutcome::Refused(ProposeError::TooLarge) => Err(AppendError::TooLarge),
+            ProposalOutcome::Unresolved { epoch, first, last } => {
+                Err(AppendError::LeadershipLost { epoch, first, last })
             }
-        }
-    }
-
-    /// Fails every pending append with records at or after `offset`: a new leader's log replaces
-    /// them, so whatever commits at those offsets later is not theirs.
-    fn fail_truncated(&mut self, offset: Offset) {
-        let lost: Vec<ProposalId> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.range.is_some_and(|(_, last)| last >= offset))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in lost {
-            let p = self.pending.remove(&id).expect("listed above");
-            let _ = p.reply.send(Err(AppendError::Lost));
-        }
-    }
-
-    /// Completes every pending append whose records are all below the high watermark.
-    fn committed(&mut self, hw: Offset) {
-        let done: Vec<ProposalId> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.range.is_some_and(|(_, last)| last < hw))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in done {
-            let p = self.pending.remove(&id).expect("listed above");
-            let _ = p.reply.send(Ok(p.range.expect("filtered on it")));
+        };
+        if let Some(reply) = self.pending.remove(&id) {
+            let _ = reply.send(result);
         }
     }
 
@@ -449,7 +363,10 @@ impl ReplicationDriver {
     fn fail(&mut self, reason: &str, ctx: &mut Context<Self>) {
         tracing::error!(reason, "replication stopped");
         if let Some(node) = &self.node {
-            node.do_send(SupervisionEvent::Fatal(ActorKind::Driver));
+            node.do_send(SupervisionEvent::Fatal {
+                actor: ActorKind::Driver,
+                reason: reason.to_string(),
+            });
         }
         self.halt(ctx);
     }
@@ -473,27 +390,20 @@ impl ReplicationDriver {
     }
 
     fn fail_pending(&mut self, error: AppendError) {
-        for (_, p) in self.pending.drain() {
-            let _ = p.reply.send(Err(error.clone()));
+        for (_, reply) in self.pending.drain() {
+            let _ = reply.send(Err(error.clone()));
         }
     }
 
     /// Asks the log store for what is on disk; the core is rebuilt from its answer.
-    fn begin_rebuild(&mut self, ctx: &mut Context<Self>) {
+    fn begin_rebuild(&mut self) {
         if self.stopped {
             return;
         }
         self.incarnation += 1;
         self.rebuilding = true;
+        self.installing = None;
         self.inbound.clear();
-        // Completions of earlier flushes are dropped while rebuilding; a lingering one is
-        // cancelled so that it cannot complete for the new core.
-        self.flush_in_flight = false;
-        self.flush_wanted = false;
-        self.truncations.clear();
-        if let Some(handle) = self.linger.take() {
-            ctx.cancel_future(handle);
-        }
         self.fail_pending(AppendError::Interrupted);
         tracing::warn!(
             incarnation = self.incarnation,
@@ -550,7 +460,7 @@ impl Actor for ReplicationDriver {
     fn started(&mut self, ctx: &mut Context<Self>) {
         if self.started_once {
             // A restart: the core may be half-updated, so rebuild it from disk.
-            self.begin_rebuild(ctx);
+            self.begin_rebuild();
             return;
         }
         self.started_once = true;
@@ -596,7 +506,7 @@ impl Handler<IoDone> for ReplicationDriver {
             IoDone::Flushed { .. } if self.rebuilding => {}
             IoDone::Flushed { offset, seq } => self.flushed(offset, seq, ctx),
             IoDone::Failed(reason) => self.fail(&reason, ctx),
-            IoDone::Restarted => self.begin_rebuild(ctx),
+            IoDone::Restarted => self.begin_rebuild(),
             // Answers come in request order: the first one after a `Rebuild` rebuilds the core,
             // and one for a superseded request (asked again meanwhile) finds it rebuilt.
             IoDone::Recovered(outcome) if self.rebuilding => self.rebuilt(*outcome, ctx),
@@ -630,7 +540,7 @@ impl Handler<Propose> for ReplicationDriver {
         } else {
             let id = ProposalId(self.next_proposal);
             self.next_proposal += 1;
-            self.pending.insert(id, Pending { reply, range: None });
+            self.pending.insert(id, reply);
             self.step(Input::Propose { id, records: msg.0 }, ctx);
         }
         Box::pin(async move { outcome.await.unwrap_or(Err(AppendError::Stopped)) })
@@ -796,35 +706,17 @@ impl Handler<SnapshotEvent> for ReplicationDriver {
                 }
             }
             // The log is replaced only once the state machine holds the snapshot.
-            SnapshotEvent::Installed(Ok(id)) => self.log_store.do_send(ResetLog(id)),
+            SnapshotEvent::Installed(Ok(id)) if self.installing == Some(id) => {
+                self.installing = None;
+                self.log_store.do_send(ResetLog(id));
+            }
             // A transfer that cannot be installed starts over with a fresh core.
-            SnapshotEvent::Installed(Err(_)) => self.begin_rebuild(ctx),
+            SnapshotEvent::Installed(Err(_)) if self.installing.take().is_some() => {
+                self.begin_rebuild()
+            }
+            SnapshotEvent::Installed(_) => {
+                tracing::warn!("ignored a snapshot install an earlier core asked for");
+            }
         }
-    }
-}
-
-/// What a completed flush number `seq`, reporting `offset`, proves durable: nothing at or above
-/// a truncation asked for after that flush was sent. Forgets truncations no later flush needs.
-fn durable_offset(truncations: &mut Vec<(u64, Offset)>, offset: Offset, seq: u64) -> Offset {
-    truncations.retain(|(after, _)| *after >= seq);
-    truncations
-        .iter()
-        .map(|(_, at)| *at)
-        .fold(offset, Offset::min)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_flush_from_before_a_truncation_does_not_vouch_for_what_replaced_the_records() {
-        // Flush 1 sent; then a truncation to 15; then the log grew again to 30.
-        let mut truncations = vec![(1, Offset(15))];
-        // Flush 1 reports the end at its fsync, 21, but 15..21 were replaced since.
-        assert_eq!(durable_offset(&mut truncations, Offset(21), 1), Offset(15));
-        // Flush 2, sent after the truncation, is believed, and the truncation is forgotten.
-        assert_eq!(durable_offset(&mut truncations, Offset(30), 2), Offset(30));
-        assert!(truncations.is_empty());
     }
 }

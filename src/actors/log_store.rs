@@ -18,18 +18,14 @@ use bytes::Bytes;
 
 use super::messages::*;
 use super::supervision::*;
-use crate::raft::{EpochStart, PersistedElection};
-use crate::storage::{
-    ElectionState, LogConfig, OffsetPolicy, QuorumStateFile, ReplicatedLog, SnapshotFile,
-    StorageError, delete_snapshots_before, fetched_so_far, list_snapshots,
-};
-use crate::types::Offset;
+use crate::executor::{LogExecutor, RetentionPolicy};
+use crate::storage::{Fs, LogConfig, StorageError};
 
 pub struct LogStore {
+    fs: Fs,
     partition_dir: PathBuf,
     config: LogConfig,
-    log: Option<ReplicatedLog>,
-    state: QuorumStateFile,
+    exec: Option<LogExecutor>,
     driver: Option<Recipient<IoDone>>,
     failed: bool,
     /// Restarted since the driver last rebuilt: writes are dropped until `Rebuild`.
@@ -43,16 +39,16 @@ pub struct LogStore {
 
 impl LogStore {
     pub fn new(
+        fs: Fs,
         partition_dir: PathBuf,
         config: LogConfig,
         node: Option<Recipient<SupervisionEvent>>,
     ) -> Self {
-        let state = QuorumStateFile::new(&partition_dir);
         LogStore {
+            fs,
             partition_dir,
             config,
-            log: None,
-            state,
+            exec: None,
             driver: None,
             failed: false,
             discarding: false,
@@ -66,41 +62,17 @@ impl LogStore {
     /// Opens the log and reads the election state. Opening fsyncs whatever the previous owner
     /// left in the page cache, so the core never counts bytes that are not durable.
     fn recover(&mut self) -> Result<Recovered, StorageError> {
-        self.log = None;
-        let (log, _report) = ReplicatedLog::open(&self.partition_dir, self.config)?;
-        // Snapshots the log start already moved past are not needed (the newest is kept).
-        for path in delete_snapshots_before(&self.partition_dir, log.log_start_offset())? {
-            tracing::info!(path = %path.display(), "deleted a snapshot below the log start");
-        }
-        let election = self.state.read()?.map(|s| PersistedElection {
-            epoch: s.epoch,
-            leader_id: s.leader_id,
-            voted_id: s.voted_id,
-        });
-        let recovered = Recovered {
-            log_start_offset: log.log_start_offset(),
-            log_end_offset: log.log_end_offset(),
-            epochs: log
-                .epoch_entries()
-                .iter()
-                .map(|e| EpochStart {
-                    epoch: e.epoch,
-                    start_offset: e.start_offset,
-                })
-                .collect(),
-            election,
-            latest_snapshot: list_snapshots(&self.partition_dir)?.last().copied(),
-            fetched_so_far: fetched_so_far(&self.partition_dir)?,
-        };
-        self.log = Some(log);
+        self.exec = None;
+        let (exec, recovered) = LogExecutor::open(&self.fs, &self.partition_dir, self.config)?;
+        self.exec = Some(exec);
         self.failed = false;
         self.discarding = false;
         Ok(recovered)
     }
 
     /// The log, if reads may be served from it.
-    fn readable(&self) -> Option<&ReplicatedLog> {
-        self.log.as_ref().filter(|_| !self.failed && !self.closed)
+    fn readable(&self) -> Option<&LogExecutor> {
+        self.exec.as_ref().filter(|_| !self.failed && !self.closed)
     }
 
     fn report(&self, done: IoDone) {
@@ -109,23 +81,39 @@ impl LogStore {
         }
     }
 
+    /// A read failed. Anything but a read outside the log (a race with cleaning or
+    /// truncation, which the reader retries) means the disk cannot serve the log: the node
+    /// stops rather than lead or follow on it.
+    fn read_failed(&mut self, error: &StorageError) {
+        // `Failed` repeats an earlier failure (or a panic, which restarts this actor).
+        let not_the_disk = matches!(
+            error,
+            StorageError::OffsetOutOfRange { .. } | StorageError::Failed(_)
+        );
+        if not_the_disk || self.failed {
+            return;
+        }
+        tracing::error!(error = %error, "cannot read the log; the node must stop");
+        self.failed = true;
+        self.report(IoDone::Failed(format!("cannot read the log: {error}")));
+    }
+
     /// Runs one write; an error is reported once and stops all further writes. A panic restarts
     /// the actor (see the module doc).
     fn write(
         &mut self,
         ctx: &mut Context<Self>,
-        op: impl FnOnce(&mut ReplicatedLog, &QuorumStateFile) -> Result<Option<IoDone>, StorageError>,
+        op: impl FnOnce(&mut LogExecutor) -> Result<Option<IoDone>, StorageError>,
     ) {
         if self.failed || self.discarding || self.closed {
             return;
         }
-        let Some(log) = self.log.as_mut() else {
+        let Some(exec) = self.exec.as_mut() else {
             self.failed = true;
             self.report(IoDone::Failed("the log is not open".into()));
             return;
         };
-        let state = &self.state;
-        let Some(outcome) = guarded(ctx, ActorKind::LogStore, || op(log, state)) else {
+        let Some(outcome) = guarded(ctx, ActorKind::LogStore, || op(exec)) else {
             return;
         };
         match outcome {
@@ -159,18 +147,9 @@ impl Actor for LogStore {
 
 impl Supervised for LogStore {
     fn restarting(&mut self, ctx: &mut Context<Self>) {
-        self.log = None;
+        self.exec = None;
         self.restarted = true;
         on_restart(ctx, ActorKind::LogStore, &mut self.budget, &self.node);
-    }
-}
-
-fn to_storage(e: PersistedElection) -> ElectionState {
-    ElectionState {
-        epoch: e.epoch,
-        leader_id: e.leader_id,
-        voted_id: e.voted_id,
-        voted_directory_id: None,
     }
 }
 
@@ -202,7 +181,7 @@ impl Handler<CloseLog> for LogStore {
 
     fn handle(&mut self, _: CloseLog, _: &mut Context<Self>) {
         self.closed = true;
-        self.log = None;
+        self.exec = None;
     }
 }
 
@@ -216,9 +195,8 @@ impl Handler<SetDriver> for LogStore {
 impl Handler<Persist> for LogStore {
     type Result = ();
     fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) {
-        self.write(ctx, |_, state| {
-            state
-                .write(&to_storage(msg.0))
+        self.write(ctx, |exec| {
+            exec.persist_election(msg.0)
                 .map(|()| Some(IoDone::ElectionPersisted))
         });
     }
@@ -227,26 +205,24 @@ impl Handler<Persist> for LogStore {
 impl Handler<AppendBatches> for LogStore {
     type Result = ();
     fn handle(&mut self, msg: AppendBatches, ctx: &mut Context<Self>) {
-        self.write(ctx, |log, _| {
-            log.append(msg.0, OffsetPolicy::Validate).map(|_| None)
-        });
+        self.write(ctx, |exec| exec.append(msg.0).map(|()| None));
     }
 }
 
 impl Handler<TruncateTo> for LogStore {
     type Result = ();
     fn handle(&mut self, msg: TruncateTo, ctx: &mut Context<Self>) {
-        self.write(ctx, |log, _| log.truncate_to(msg.0).map(|_| None));
+        self.write(ctx, |exec| exec.truncate(msg.0).map(|()| None));
     }
 }
 
 impl Handler<FlushLog> for LogStore {
     type Result = ();
     fn handle(&mut self, msg: FlushLog, ctx: &mut Context<Self>) {
-        self.write(ctx, |log, _| {
-            log.flush().map(|()| {
+        self.write(ctx, |exec| {
+            exec.flush().map(|offset| {
                 Some(IoDone::Flushed {
-                    offset: log.log_end_offset(),
+                    offset,
                     seq: msg.seq,
                 })
             })
@@ -257,71 +233,29 @@ impl Handler<FlushLog> for LogStore {
 impl Handler<CleanLog> for LogStore {
     type Result = ();
     fn handle(&mut self, msg: CleanLog, ctx: &mut Context<Self>) {
-        let dir = self.partition_dir.clone();
-        self.write(ctx, |log, _| {
-            let Some(target) = cleaning_target(log, &dir, msg)? else {
-                return Ok(None);
-            };
-            let deleted = log.delete_segments_below(target)?;
-            if !deleted.is_empty() {
-                tracing::info!(log_start_offset = %log.log_start_offset(), snapshot = %target, files = deleted.len(), "cleaned the log");
-            }
-            Ok(Some(IoDone::LogStartAdvanced {
-                start: log.log_start_offset(),
-                snapshots_before: target,
-            }))
+        let policy = RetentionPolicy {
+            max_bytes: msg.max_bytes,
+            max_age: msg.max_age,
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.write(ctx, |exec| {
+            Ok(exec
+                .clean(policy, now_ms)?
+                .map(|c| IoDone::LogStartAdvanced {
+                    start: c.log_start_offset,
+                    snapshots_before: c.snapshots_before,
+                }))
         });
     }
-}
-
-/// The snapshot end offset retention lets the log start move to (kraft-protocol.md §7.7):
-/// walking snapshots oldest first, each is dropped while the log plus snapshots exceed the size
-/// bound or it is older than the age bound; the newest is always kept.
-fn cleaning_target(
-    log: &ReplicatedLog,
-    dir: &std::path::Path,
-    policy: CleanLog,
-) -> Result<Option<Offset>, StorageError> {
-    let snapshots = list_snapshots(dir)?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    // A snapshot's age is that of its last contained record, as Kafka measures it.
-    let sized: Vec<(Offset, u64, Option<std::time::Duration>)> = snapshots
-        .iter()
-        .map(|id| {
-            let file = SnapshotFile::open(dir, *id).ok();
-            let age = file
-                .as_ref()
-                .and_then(|f| f.last_contained_timestamp().ok())
-                .map(
-                    |ts| std::time::Duration::from_millis(now_ms.saturating_sub(ts).max(0) as u64),
-                );
-            (id.offset, file.map_or(0, |f| f.size), age)
-        })
-        .collect();
-    let mut total = log.size_bytes() + sized.iter().map(|s| s.1).sum::<u64>();
-    let mut target = None;
-    for pair in sized.windows(2) {
-        let (older, next) = (pair[0], pair[1]);
-        let too_big = policy.max_bytes.is_some_and(|max| total > max);
-        let too_old = policy
-            .max_age
-            .is_some_and(|max| older.2.is_some_and(|age| age > max));
-        if !(too_big || too_old) {
-            break;
-        }
-        total = total.saturating_sub(older.1 + log.bytes_below(next.0));
-        target = Some(next.0);
-    }
-    Ok(target.filter(|t| *t > log.log_start_offset()))
 }
 
 impl Handler<ResetLog> for LogStore {
     type Result = ();
     fn handle(&mut self, msg: ResetLog, ctx: &mut Context<Self>) {
-        self.write(ctx, |log, _| {
-            let deleted = log.reset_to(msg.0)?;
+        self.write(ctx, |exec| {
+            let deleted = exec.reset_to(msg.0)?;
             tracing::info!(log_start_offset = %msg.0.offset, epoch = %msg.0.epoch, deleted_files = deleted.len(), "replaced the log with an installed snapshot");
             Ok(Some(IoDone::LogReset(msg.0)))
         });
@@ -331,13 +265,17 @@ impl Handler<ResetLog> for LogStore {
 impl Handler<ReadLog> for LogStore {
     type Result = Result<Bytes, StorageError>;
     fn handle(&mut self, msg: ReadLog, ctx: &mut Context<Self>) -> Self::Result {
-        let Some(log) = self.readable() else {
+        let Some(exec) = self.readable() else {
             return Err(StorageError::Failed("the log store failed".into()));
         };
-        guarded(ctx, ActorKind::LogStore, || {
-            log.read(msg.from, msg.max_bytes as usize)
+        let read = guarded(ctx, ActorKind::LogStore, || {
+            exec.read(msg.from, msg.max_bytes)
         })
-        .unwrap_or_else(|| Err(StorageError::Failed("the log store panicked".into())))
+        .unwrap_or_else(|| Err(StorageError::Failed("the log store panicked".into())));
+        if let Err(e) = &read {
+            self.read_failed(e);
+        }
+        read
     }
 }
 
@@ -346,13 +284,17 @@ impl Handler<ReadForFetch> for LogStore {
 
     fn handle(&mut self, msg: ReadForFetch, ctx: &mut Context<Self>) {
         let mut response = msg.response;
-        if let Some(log) = self.readable() {
+        if let Some(exec) = self.readable() {
             match guarded(ctx, ActorKind::LogStore, || {
-                log.read(msg.from, msg.max_bytes as usize)
+                exec.fill_fetch(&mut response, msg.from, msg.max_bytes)
             }) {
-                Some(Ok(records)) => response.records = records,
-                // The fetcher simply asks again; the protocol core sees an empty answer.
-                Some(Err(e)) => tracing::debug!(error = %e, "fetch read failed"),
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    // Answering with no records would let a leader whose disk fails keep
+                    // leading while its followers starve.
+                    self.read_failed(&e);
+                    return;
+                }
                 None => return,
             }
         }

@@ -3,22 +3,11 @@
 use actix::prelude::*;
 use bytes::Bytes;
 
-use crate::raft::{EpochStart, PersistedElection, RoleKind};
+use crate::raft::{PersistedElection, RoleKind};
 use crate::storage::StorageError;
 use crate::types::{Epoch, NodeId, Offset};
 
-/// What the log store found on disk at start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recovered {
-    pub log_start_offset: Offset,
-    pub log_end_offset: Offset,
-    pub epochs: Vec<EpochStart>,
-    pub election: Option<PersistedElection>,
-    /// The newest snapshot in the partition directory.
-    pub latest_snapshot: Option<crate::types::OffsetAndEpoch>,
-    /// A snapshot partly fetched from a leader, and how many bytes of it arrived.
-    pub fetched_so_far: Option<(crate::types::OffsetAndEpoch, u64)>,
-}
+pub use crate::executor::Recovered;
 
 /// Opens (and recovers) the log and reads the election state.
 #[derive(Message)]
@@ -76,8 +65,8 @@ pub struct ResetLog(pub crate::types::OffsetAndEpoch);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FlushLog {
-    /// The driver's number for this flush (0: not the driver's), so that a completion can be
-    /// matched against truncations made after the flush was asked for.
+    /// Which core asked (the driver's incarnation + 1; 0: nobody waits for it), so that a
+    /// completion reaches only the core that asked for it.
     pub seq: u64,
 }
 
@@ -137,8 +126,17 @@ pub enum AppendError {
     TooLarge,
     #[error("the node stopped before the append was committed")]
     Stopped,
-    #[error("a new leader removed the records before they were committed")]
-    Lost,
+    /// The leader appended the records at `first..=last` in `epoch`, then stopped leading
+    /// before they committed. A later leader may still commit them there or replace them: only
+    /// the committed log tells, so retrying them may duplicate them.
+    #[error(
+        "leadership changed before the records at {first}..={last} (epoch {epoch}) committed; they may still commit"
+    )]
+    LeadershipLost {
+        epoch: Epoch,
+        first: Offset,
+        last: Offset,
+    },
     /// The node restarted internally while the append was in flight: the records may still be
     /// committed (read the log to know), so retrying them may duplicate them.
     #[error("the node restarted before the outcome of the append was known")]

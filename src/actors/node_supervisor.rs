@@ -40,6 +40,8 @@ pub struct NodeSpec {
     pub raft: RaftConfig,
     pub snapshots: SnapshotPolicy,
     pub state_machine: crate::state_machine::StateMachineFactory,
+    /// The file system every file of this node goes through.
+    pub fs: crate::storage::Fs,
 }
 
 /// The addresses of a running node's actors.
@@ -188,8 +190,9 @@ async fn build(
 ) -> Result<NodeParts, NodeError> {
     let log_arbiter = Arbiter::new().handle();
     let (dir, log_config, n) = (spec.partition_dir.clone(), spec.log, node.clone());
+    let fs = spec.fs.clone();
     let log_store = Supervisor::start_in_arbiter(&log_arbiter, move |_| {
-        LogStore::new(dir, log_config, Some(n))
+        LogStore::new(fs, dir, log_config, Some(n))
     });
     let recovered = match log_store.send(Recover).await {
         Ok(Ok(recovered)) => recovered,
@@ -216,8 +219,9 @@ async fn build(
         node.clone(),
     );
     let factory = spec.state_machine.clone();
+    let fs = spec.fs.clone();
     let snapshot_writer = Supervisor::start_in_arbiter(&snapshot_arbiter, move |_| {
-        SnapshotWriter::new(dir, policy, factory, store, Some(n))
+        SnapshotWriter::new(fs, dir, policy, factory, store, Some(n))
     });
     let parts = DriverParts {
         raft_config: spec.raft.clone(),
@@ -325,8 +329,8 @@ impl Handler<SupervisionEvent> for NodeSupervisor {
                 tracing::warn!(actor = ?kind, "actor spent its restart budget");
                 self.restart_node(ctx);
             }
-            SupervisionEvent::Fatal(kind) => {
-                self.fail(format!("{kind:?} cannot continue"), ctx);
+            SupervisionEvent::Fatal { actor, reason } => {
+                self.fail(format!("{actor:?} cannot continue: {reason}"), ctx);
             }
         }
     }

@@ -18,14 +18,12 @@ use actix::prelude::*;
 use super::log_store::LogStore;
 use super::messages::{Close, ReadLog, SendResponse, SnapshotEvent};
 use super::supervision::*;
-use crate::raft::{ErrorCode, FetchSnapshotResponse, Response};
-use crate::record::BatchIter;
+pub use crate::executor::SnapshotPolicy;
+use crate::executor::{InstallError, SnapshotExecutor};
+use crate::raft::{FetchSnapshotResponse, Response};
 use crate::state_machine::{StateMachine, StateMachineFactory};
-use crate::storage::{
-    SnapshotFile, SnapshotFileWriter, StorageError, complete_partial, delete_snapshots_before,
-    list_snapshots, remove_snapshot_leftovers, write_partial_chunk,
-};
-use crate::types::{Epoch, Offset, OffsetAndEpoch};
+use crate::storage::Fs;
+use crate::types::{Offset, OffsetAndEpoch};
 
 /// Bytes of committed log read per step of catching up: bounds the memory a catch-up uses.
 const CATCH_UP_READ_BYTES: u32 = 1 << 20;
@@ -34,49 +32,18 @@ const INTERVAL_CHECK: Duration = Duration::from_secs(1);
 /// Pause before reading again after the log store could not serve a read.
 const READ_RETRY: Duration = Duration::from_millis(100);
 
-/// When snapshots are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SnapshotPolicy {
-    /// After this many bytes of committed batches since the last snapshot.
-    pub max_bytes: u64,
-    /// After this long since the last snapshot, if anything was committed; `None`: never.
-    pub interval: Option<Duration>,
-    /// Log cleaning: while the log plus snapshots exceed this, the log start moves to the next
-    /// snapshot (`metadata.max.retention.bytes`; `None`: no bound).
-    pub retention_bytes: Option<u64>,
-    /// ... or while the older snapshot is older than this (`metadata.max.retention.ms`).
-    pub retention: Option<Duration>,
-}
-
-impl Default for SnapshotPolicy {
-    /// Kafka's defaults: a snapshot per 20 MiB or hour; retention 100 MiB and 7 days.
-    fn default() -> Self {
-        SnapshotPolicy {
-            max_bytes: 20 << 20,
-            interval: Some(Duration::from_secs(3600)),
-            retention_bytes: Some(100 << 20),
-            retention: Some(Duration::from_secs(7 * 24 * 3600)),
-        }
-    }
-}
-
 pub struct SnapshotWriter {
+    fs: Fs,
     dir: PathBuf,
     policy: SnapshotPolicy,
-    log_store: Addr<LogStore>,
-    state: Box<dyn StateMachine>,
     factory: StateMachineFactory,
-    /// Epoch of the last batch applied (the epoch a snapshot of this state is named with).
-    last_epoch: Epoch,
-    /// Largest record timestamp applied: a snapshot's "last contained log timestamp". Using it
-    /// (not the clock) makes every node's snapshot at the same offset byte-identical, so a
-    /// transfer can resume from another leader's copy.
-    last_timestamp: i64,
+    log_store: Addr<LogStore>,
+    /// The state machine and snapshot files; `None` until loaded, and after a fatal error.
+    exec: Option<SnapshotExecutor>,
+    /// The clock the snapshot interval is measured on.
+    origin: Instant,
     high_watermark: Offset,
     reading: bool,
-    bytes_since_snapshot: u64,
-    last_snapshot: Option<OffsetAndEpoch>,
-    last_snapshot_at: Instant,
     /// Told about written and installed snapshots (the driver).
     listener: Option<Recipient<SnapshotEvent>>,
     closed: bool,
@@ -86,6 +53,7 @@ pub struct SnapshotWriter {
 
 impl SnapshotWriter {
     pub fn new(
+        fs: Fs,
         dir: PathBuf,
         policy: SnapshotPolicy,
         factory: StateMachineFactory,
@@ -93,18 +61,15 @@ impl SnapshotWriter {
         node: Option<Recipient<SupervisionEvent>>,
     ) -> Self {
         SnapshotWriter {
+            fs,
             dir,
             policy,
-            log_store,
-            state: factory.make(),
             factory,
-            last_epoch: Epoch(0),
-            last_timestamp: 0,
+            log_store,
+            exec: None,
+            origin: Instant::now(),
             high_watermark: Offset(0),
             reading: false,
-            bytes_since_snapshot: 0,
-            last_snapshot: None,
-            last_snapshot_at: Instant::now(),
             listener: None,
             closed: false,
             budget: RestartBudget::default(),
@@ -112,46 +77,21 @@ impl SnapshotWriter {
         }
     }
 
-    /// Rebuilds the state from disk: the latest snapshot, then (by catching up) the log.
-    fn load(&mut self) -> Result<(), StorageError> {
-        for path in remove_snapshot_leftovers(&self.dir)? {
-            tracing::info!(path = %path.display(), "removed an interrupted snapshot file");
-        }
-        self.state = self.factory.make();
-        self.last_epoch = Epoch(0);
-        self.last_timestamp = 0;
-        self.last_snapshot = None;
-        self.bytes_since_snapshot = 0;
-        self.last_snapshot_at = Instant::now();
-        if let Some(id) = list_snapshots(&self.dir)?.last().copied() {
-            self.adopt(&SnapshotFile::open(&self.dir, id)?)?;
-            tracing::info!(end_offset = %id.offset, epoch = %id.epoch, "loaded snapshot");
-        }
-        Ok(())
-    }
-
-    /// Makes the state the one in `file` (a local snapshot at start, or one fetched from the
-    /// leader); on error the state is left as it was.
-    fn adopt(&mut self, file: &SnapshotFile) -> Result<(), StorageError> {
-        let mut state = self.factory.make();
-        state.load_snapshot(file)?;
-        self.last_timestamp = file.last_contained_timestamp()?;
-        self.state = state;
-        self.last_epoch = file.id.epoch;
-        self.last_snapshot = Some(file.id);
-        self.last_snapshot_at = Instant::now();
-        self.bytes_since_snapshot = 0;
-        Ok(())
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
     }
 
     /// Reads and applies committed batches until the state reaches the high watermark.
     fn catch_up(&mut self, ctx: &mut Context<Self>) {
-        if self.reading || self.closed || self.state.applied_offset() >= self.high_watermark {
+        let Some(exec) = self.exec.as_ref().filter(|_| !self.closed) else {
+            return;
+        };
+        if self.reading || exec.applied_offset() >= self.high_watermark {
             return;
         }
         self.reading = true;
         let read = ReadLog {
-            from: self.state.applied_offset(),
+            from: exec.applied_offset(),
             max_bytes: CATCH_UP_READ_BYTES,
         };
         self.log_store
@@ -159,79 +99,61 @@ impl SnapshotWriter {
             .into_actor(self)
             .map(|result, act, ctx| {
                 act.reading = false;
-                match result {
-                    Ok(Ok(bytes)) if !bytes.is_empty() => {
-                        let before = act.state.applied_offset();
-                        act.apply(bytes);
-                        act.maybe_snapshot();
-                        if act.state.applied_offset() > before {
-                            act.catch_up(ctx);
-                        } else {
-                            // Nothing applicable there (yet): never spin on the same bytes.
-                            ctx.run_later(READ_RETRY, |act, ctx| act.catch_up(ctx));
-                        }
-                    }
-                    _ => {
-                        ctx.run_later(READ_RETRY, |act, ctx| act.catch_up(ctx));
-                    }
+                let hw = act.high_watermark;
+                let applied = match (result, act.exec.as_mut()) {
+                    (Ok(Ok(bytes)), Some(exec)) if !bytes.is_empty() => exec.apply(bytes, hw),
+                    _ => 0,
+                };
+                act.maybe_snapshot();
+                if applied > 0 {
+                    act.catch_up(ctx);
+                } else {
+                    // Nothing applicable there (yet): never spin on the same bytes.
+                    ctx.run_later(READ_RETRY, |act, ctx| act.catch_up(ctx));
                 }
             })
             .spawn(ctx);
     }
 
-    fn apply(&mut self, bytes: bytes::Bytes) {
-        for batch in BatchIter::new(bytes) {
-            let Ok(batch) = batch else { break };
-            if batch.base_offset() != self.state.applied_offset()
-                || batch.next_offset() > self.high_watermark
-            {
-                break;
-            }
-            if let Err(e) = self.state.apply(&batch) {
-                tracing::error!(error = %e, offset = %batch.base_offset(), "cannot apply a committed batch");
-                break;
-            }
-            self.last_epoch = batch.epoch();
-            self.last_timestamp = self.last_timestamp.max(batch.header().max_timestamp);
-            self.bytes_since_snapshot += batch.size_in_bytes() as u64;
-        }
-    }
-
     fn maybe_snapshot(&mut self) {
-        let due_by_size = self.bytes_since_snapshot >= self.policy.max_bytes;
-        let due_by_time = self
-            .policy
-            .interval
-            .is_some_and(|i| self.last_snapshot_at.elapsed() >= i && self.bytes_since_snapshot > 0);
-        if (due_by_size || due_by_time)
+        let now = self.now();
+        if self.exec.as_ref().is_some_and(|e| e.due(now))
             && let Err(e) = self.write_snapshot()
         {
-            tracing::error!(error = %e, "cannot write a snapshot");
+            self.fatal(format!("cannot write a snapshot: {e}"));
         }
     }
 
-    /// Writes a snapshot of the current state, unless the latest already ends here.
-    fn write_snapshot(&mut self) -> Result<Option<OffsetAndEpoch>, StorageError> {
-        let id = OffsetAndEpoch {
-            offset: self.state.applied_offset(),
-            epoch: self.last_epoch,
-        };
-        if self.last_snapshot == Some(id) || id.offset == Offset(0) {
-            return Ok(None);
-        }
-        let started = Instant::now();
-        let mut writer = SnapshotFileWriter::create(&self.dir, id, self.last_timestamp)?;
-        self.state.write_snapshot(&mut writer)?;
-        let path = writer.finish()?;
-        let size = SnapshotFile::open_path(&path, id).map_or(0, |f| f.size);
-        tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, elapsed_ms = started.elapsed().as_millis() as u64, "wrote snapshot");
-        self.last_snapshot = Some(id);
-        self.last_snapshot_at = Instant::now();
-        self.bytes_since_snapshot = 0;
-        if let Some(listener) = &self.listener {
+    /// Writes a snapshot of the current state, unless the latest already ends here, and tells
+    /// the driver.
+    fn write_snapshot(&mut self) -> Result<Option<OffsetAndEpoch>, String> {
+        let now = self.now();
+        let exec = self
+            .exec
+            .as_mut()
+            .filter(|_| !self.closed)
+            .ok_or("the snapshot writer stopped")?;
+        let written = exec.write_snapshot(now).map_err(|e| e.to_string())?;
+        if let (Some(id), Some(listener)) = (written, &self.listener) {
             listener.do_send(SnapshotEvent::Written(id));
         }
-        Ok(Some(id))
+        Ok(written)
+    }
+
+    /// Stops the node: a failed snapshot write may have hit an fsync error, after which the page
+    /// cache may hold bytes the disk never got, so retrying could "succeed" on lost data; and
+    /// a snapshot that cannot be loaded must not be served or counted by log cleaning.
+    fn fatal(&mut self, reason: String) {
+        tracing::error!(%reason, "the snapshot writer cannot continue");
+        self.closed = true;
+        self.exec = None;
+        if let Some(node) = &self.node {
+            node.do_send(SupervisionEvent::Fatal {
+                actor: ActorKind::SnapshotWriter,
+                reason,
+            });
+        }
+        // Stays idle (`closed`) rather than stopping: its supervisor would only restart it.
     }
 }
 
@@ -242,9 +164,16 @@ impl Actor for SnapshotWriter {
         if self.closed {
             return;
         }
-        if let Err(e) = self.load() {
-            tracing::error!(error = %e, "cannot load the latest snapshot; starting from an empty state");
-            self.state = self.factory.make();
+        // A start or a restart: leftovers of interrupted writes go, the latest snapshot is
+        // loaded, and catching up replays the log after it.
+        self.exec = None;
+        let now = self.now();
+        match SnapshotExecutor::open(&self.fs, &self.dir, self.policy, self.factory.clone(), now) {
+            Ok(exec) => self.exec = Some(exec),
+            Err(e) => {
+                self.fatal(format!("cannot load the latest snapshot: {e}"));
+                return;
+            }
         }
         ctx.run_interval(INTERVAL_CHECK, |act, _| act.maybe_snapshot());
         self.catch_up(ctx);
@@ -282,7 +211,14 @@ pub struct TakeSnapshot;
 impl Handler<TakeSnapshot> for SnapshotWriter {
     type Result = Result<Option<OffsetAndEpoch>, String>;
     fn handle(&mut self, _: TakeSnapshot, _: &mut Context<Self>) -> Self::Result {
-        self.write_snapshot().map_err(|e| e.to_string())
+        if self.closed {
+            return Err("the snapshot writer stopped".into());
+        }
+        self.write_snapshot().map_err(|e| {
+            let reason = format!("cannot write a snapshot: {e}");
+            self.fatal(reason.clone());
+            reason
+        })
     }
 }
 
@@ -299,7 +235,11 @@ impl Message for QueryState {
 impl Handler<QueryState> for SnapshotWriter {
     type Result = ();
     fn handle(&mut self, msg: QueryState, _: &mut Context<Self>) {
-        (msg.0)(self.state.as_ref());
+        match &self.exec {
+            Some(exec) => (msg.0)(exec.state()),
+            // Not loaded (or stopped): an empty state, never a partial one.
+            None => (msg.0)(self.factory.make().as_ref()),
+        }
     }
 }
 
@@ -328,24 +268,8 @@ pub struct ReadSnapshotChunk {
 impl Handler<ReadSnapshotChunk> for SnapshotWriter {
     type Result = ();
     fn handle(&mut self, msg: ReadSnapshotChunk, _: &mut Context<Self>) {
-        let mut response = msg.response;
-        match SnapshotFile::open(&self.dir, response.snapshot_id) {
-            Err(_) => response.error = ErrorCode::SnapshotNotFound,
-            Ok(file) if response.position > file.size => {
-                response.error = ErrorCode::PositionOutOfRange;
-                response.size = file.size;
-            }
-            Ok(file) => match file.read_chunk(response.position, msg.max_bytes as usize) {
-                Ok(bytes) => {
-                    if response.position == 0 {
-                        tracing::info!(end_offset = %file.id.offset, epoch = %file.id.epoch, bytes = file.size, "sending a snapshot to a follower");
-                    }
-                    response.size = file.size;
-                    response.bytes = bytes;
-                }
-                Err(_) => response.error = ErrorCode::SnapshotNotFound,
-            },
-        }
+        let Some(exec) = &self.exec else { return };
+        let response = exec.read_chunk(msg.response, msg.max_bytes);
         msg.deliver.do_send(SendResponse {
             correlation_id: msg.correlation_id,
             response: Response::FetchSnapshot(response),
@@ -365,14 +289,11 @@ pub struct WriteSnapshotChunk {
 impl Handler<WriteSnapshotChunk> for SnapshotWriter {
     type Result = ();
     fn handle(&mut self, msg: WriteSnapshotChunk, _: &mut Context<Self>) {
-        if msg.position == 0
-            && let Err(e) = crate::storage::remove_other_fetches(&self.dir, msg.id)
-        {
-            tracing::warn!(error = %e, "cannot remove an abandoned snapshot fetch");
-        }
-        if let Err(e) = write_partial_chunk(&self.dir, msg.id, msg.position, &msg.bytes) {
-            // The install that follows finds the file incomplete and reports it.
-            tracing::error!(error = %e, "cannot write a fetched snapshot chunk");
+        let Some(exec) = self.exec.as_mut() else {
+            return;
+        };
+        if let Err(e) = exec.write_chunk(msg.id, msg.position, &msg.bytes) {
+            self.fatal(format!("cannot write a fetched snapshot chunk: {e}"));
         }
     }
 }
@@ -386,19 +307,21 @@ impl Handler<InstallSnapshot> for SnapshotWriter {
     type Result = ();
     fn handle(&mut self, msg: InstallSnapshot, _: &mut Context<Self>) {
         let id = msg.0;
-        let outcome = complete_partial(&self.dir, id).and_then(|file| {
-            self.adopt(&file)?;
-            Ok(file.size)
-        });
-        let event = match outcome {
-            Ok(size) => {
+        let now = self.now();
+        let Some(exec) = self.exec.as_mut() else {
+            return;
+        };
+        let event = match exec.install(id, now) {
+            Ok(_) => {
                 self.high_watermark = self.high_watermark.max(id.offset);
-                tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, "installed a snapshot fetched from the leader");
                 SnapshotEvent::Installed(Ok(id))
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot install the fetched snapshot");
-                let _ = crate::storage::remove_fetch(&self.dir, id);
+            Err(InstallError::Disk(e)) => {
+                self.fatal(format!("cannot install the fetched snapshot: {e}"));
+                return;
+            }
+            Err(InstallError::Invalid(e)) => {
+                tracing::error!(error = %e, "cannot install the fetched snapshot; fetching it again");
                 SnapshotEvent::Installed(Err(e.to_string()))
             }
         };
@@ -417,12 +340,14 @@ pub struct ForgetSnapshotsBefore(pub Offset);
 impl Handler<ForgetSnapshotsBefore> for SnapshotWriter {
     type Result = ();
     fn handle(&mut self, msg: ForgetSnapshotsBefore, _: &mut Context<Self>) {
-        match delete_snapshots_before(&self.dir, msg.0) {
+        let Some(exec) = &self.exec else { return };
+        match exec.forget_before(msg.0) {
             Ok(deleted) if !deleted.is_empty() => {
                 tracing::info!(before = %msg.0, count = deleted.len(), "deleted old snapshots");
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot delete old snapshots"),
+            // Deleting ends with a directory fsync: its failure is the disk's, like any other.
+            Err(e) => self.fatal(format!("cannot delete old snapshots: {e}")),
         }
     }
 }

@@ -37,7 +37,7 @@ pub enum ActorKind {
 }
 
 /// What a supervised actor tells its node supervisor.
-#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
 #[rtype(result = "()")]
 pub enum SupervisionEvent {
     /// The actor restarted after a panic or a stop and rebuilt its state.
@@ -45,7 +45,8 @@ pub enum SupervisionEvent {
     /// The actor spent its restart budget: the node must restart from its data directory.
     Exhausted(ActorKind),
     /// The node cannot continue (e.g. the disk failed): it stops for good.
-    Fatal(ActorKind),
+    /// The actor cannot go on without risking data (a disk failure, an unloadable snapshot).
+    Fatal { actor: ActorKind, reason: String },
 }
 
 /// Counts restarts in a sliding window and says how long to pause before the next one.

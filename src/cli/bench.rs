@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Keep the nodes' data in this directory (new or empty) instead of a temporary one, so
+    /// that the logs can be inspected afterwards.
+    #[arg(long, hide = true)]
+    keep_dir: Option<std::path::PathBuf>,
 }
 
 /// CPU time and peak memory of one process.
@@ -115,11 +119,13 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         super::server::parse_throughput(args.throughput)?
     };
     super::server::check_record_size(args.record_size)?;
-    let dir = std::env::temp_dir().join(format!(
-        "kraft-bench-{}-{}",
-        std::process::id(),
-        crate::actors::ReplicationDriver::wall_clock_now().as_nanos()
-    ));
+    let dir = args.keep_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "kraft-bench-{}-{}",
+            std::process::id(),
+            crate::actors::ReplicationDriver::wall_clock_now().as_nanos()
+        ))
+    });
     let result = if args.processes {
         super::bench_processes::measure(
             args.nodes,
@@ -131,7 +137,9 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     } else {
         actix_rt::System::new().block_on(measure(args, throughput, &dir))
     };
-    let _ = std::fs::remove_dir_all(&dir);
+    if args.keep_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     let result = result?;
     if args.json {
         println!(
@@ -239,6 +247,7 @@ async fn start_quorum(count: u8, dir: &Path) -> Result<Vec<NodeHandle>, CliError
             log: LogConfig::default(),
             raft: None,
             state_machine: Default::default(),
+            fs: None,
             snapshots: Default::default(),
         };
         let node = NodeHandle::start(options)

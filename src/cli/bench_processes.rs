@@ -1,9 +1,12 @@
 //! `kraft bench --processes`: the quorum as separate `kraft server` processes (this same
 //! executable), so CPU time and peak memory are measured per node.
 //!
-//! Owns the processes' lifetime and the parsing of the leader's 5 s statistics lines. Latency
-//! percentiles cannot be merged from printed windows, so each figure is the worst window's. It
-//! must never leave a server running: every child is signalled and waited for.
+//! Owns the processes' lifetime, the parsing of the leader's 5 s statistics lines, and the count
+//! of what committed. Throughput is counted, not derived from printed rates: after the servers
+//! stop, the data records whose leader timestamps fall in the measured span are counted in the
+//! longest log, so a window in which nothing committed (and nothing was printed) counts as
+//! zero. Latency percentiles cannot be merged from printed windows, so each figure is the worst
+//! window's. It must never leave a server running: every child is signalled and waited for.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -17,6 +20,8 @@ use crate::node::Throughput;
 
 /// The server's statistics window.
 const WINDOW: Duration = Duration::from_secs(5);
+/// How long past the measured span the last window's statistics line is waited for.
+const LAST_LINE_GRACE: Duration = Duration::from_millis(500);
 /// How long a fresh quorum of processes may take to elect a leader.
 const ELECTION_LIMIT: Duration = Duration::from_secs(60);
 
@@ -66,14 +71,67 @@ pub fn measure(
     };
     stop_all(&mut children);
     let observed = result?;
+    let committed = count_committed(nodes, dir, observed.span_ms)?;
     Ok(summarise(
         nodes,
         throughput,
         record_size,
-        &observed.windows,
-        observed.elections,
+        &observed,
+        committed,
         usage,
     ))
+}
+
+/// Data records (and their bytes) whose timestamps fall in `span_ms` in the longest of the
+/// nodes' logs. The servers stopped gracefully (the leader hands over only once a voter holds
+/// its whole log), so what the longest log holds is committed.
+fn count_committed(nodes: u8, dir: &Path, span_ms: (i64, i64)) -> Result<(u64, u64), CliError> {
+    let mut best: Option<crate::storage::ReplicatedLog> = None;
+    for i in 1..=nodes {
+        let partition = crate::storage::partition_dir(
+            &dir.join(format!("node-{i}")),
+            crate::storage::PERFORMANCE_TEST_TOPIC,
+        );
+        let (log, _) = crate::storage::ReplicatedLog::open(&partition, Default::default())
+            .map_err(|e| problem(format!("cannot read the log to count commits: {e}")))?;
+        if best
+            .as_ref()
+            .is_none_or(|b| log.log_end_offset() > b.log_end_offset())
+        {
+            best = Some(log);
+        }
+    }
+    let log = best.ok_or_else(|| problem("no node logs".into()))?;
+    let (mut records, mut bytes) = (0u64, 0u64);
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        let chunk = log
+            .read(next, 1 << 20)
+            .map_err(|e| problem(format!("cannot read the log to count commits: {e}")))?;
+        for batch in crate::record::BatchIter::new(chunk) {
+            let batch = batch.map_err(|e| problem(format!("a corrupt batch in the log: {e}")))?;
+            next = batch.next_offset();
+            if batch.is_control() {
+                continue;
+            }
+            let values = batch
+                .decode_records()
+                .map_err(|e| problem(format!("a corrupt batch in the log: {e}")))?;
+            let base = batch.header().base_timestamp;
+            for r in values {
+                let at = base + r.timestamp_delta;
+                if (span_ms.0..span_ms.1).contains(&at) {
+                    records += 1;
+                    bytes += r.value.map_or(0, |v| v.len() as u64);
+                }
+            }
+        }
+    }
+    Ok((records, bytes))
+}
+
+fn wall_ms() -> i64 {
+    crate::actors::ReplicationDriver::wall_clock_now().as_millis() as i64
 }
 
 fn problem(message: String) -> CliError {
@@ -102,8 +160,10 @@ fn write_configs(nodes: u8, dir: &Path) -> Result<Vec<std::path::PathBuf>, CliEr
     for (i, port) in ports.iter().enumerate() {
         let path = dir.join(format!("node-{}.properties", i + 1));
         let text = format!(
+            // No retention: cleaning must not delete records the count reads afterwards.
             "node.id={}\nprocess.roles=controller\nlisteners=CONTROLLER://127.0.0.1:{port}\n\
-             controller.listener.names=CONTROLLER\ncontroller.quorum.voters={}\nlog.dirs={}\n",
+             controller.listener.names=CONTROLLER\ncontroller.quorum.voters={}\nlog.dirs={}\n\
+             metadata.max.retention.bytes=-1\nmetadata.max.retention.ms=-1\n",
             i + 1,
             voters.join(","),
             dir.join(format!("node-{}", i + 1)).display()
@@ -188,6 +248,8 @@ type Window = (f64, f64, [f64; 4]);
 /// What the servers printed during the measured span.
 struct Observed {
     windows: Vec<Window>,
+    /// The measured span, wall-clock milliseconds [from, to).
+    span_ms: (i64, i64),
     /// Leader epochs announced after the first leader started writing.
     elections: usize,
     /// Each server's CPU seconds when the measured span began.
@@ -222,24 +284,31 @@ fn observe(
     // followers may report that epoch later, so only higher epochs are new elections.
     let first_epoch = epochs.iter().max().copied().unwrap_or(0);
     let mut cpu_at_start = vec![0.0; children.len()];
-    // The first window began before the election: it is a warm-up, not measured.
-    let windows_wanted = duration.div_ceil(WINDOW.as_secs()).max(1) as usize + 1;
-    let end = Instant::now() + WINDOW * (windows_wanted as u32) + Duration::from_secs(2);
+    // The first window began before the election: it is a warm-up, not measured. The span
+    // starts when it ends and lasts `duration` seconds of wall-clock time, whatever is printed.
+    let mut span: Option<(Instant, i64)> = None;
+    let warm_up_limit = Instant::now() + WINDOW + Duration::from_secs(2);
     let mut windows = Vec::new();
-    while windows.len() < windows_wanted {
-        match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+    loop {
+        // A little past the span, for the statistics line of its last window.
+        let until = span.map_or(warm_up_limit, |(at, _)| {
+            at + Duration::from_secs(duration) + LAST_LINE_GRACE
+        });
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
             Ok(Seen::Window {
                 records_per_sec,
                 bytes_per_sec,
                 latency_ms,
             }) => {
-                if windows.is_empty() {
+                if span.is_none() {
+                    span = Some((Instant::now(), wall_ms()));
                     cpu_at_start = children
                         .iter()
                         .map(|c| NodeUsage::of_pid(c.id()).cpu_seconds)
                         .collect();
+                } else {
+                    windows.push((records_per_sec, bytes_per_sec, latency_ms));
                 }
-                windows.push((records_per_sec, bytes_per_sec, latency_ms))
             }
             Ok(Seen::Election(e)) => {
                 epochs.insert(e);
@@ -248,12 +317,12 @@ fn observe(
             Err(_) => break,
         }
     }
-    if windows.len() < 2 {
-        return Err(problem("the leader printed too few statistics".into()));
-    }
-    windows.remove(0);
+    let Some((_, from_ms)) = span else {
+        return Err(problem("the leader printed no statistics".into()));
+    };
     Ok(Observed {
         windows,
+        span_ms: (from_ms, from_ms + duration as i64 * 1000),
         elections: epochs.iter().filter(|e| **e > first_epoch).count(),
         cpu_at_start,
     })
@@ -263,29 +332,28 @@ fn summarise(
     nodes: u8,
     throughput: Throughput,
     record_size: u32,
-    windows: &[Window],
-    elections: usize,
+    observed: &Observed,
+    (records, bytes): (u64, u64),
     usage: Vec<NodeUsage>,
 ) -> BenchResult {
-    let n = windows.len() as f64;
+    let windows = &observed.windows;
     let worst = |i: usize| windows.iter().map(|w| w.2[i]).fold(0.0, f64::max);
-    let records_per_sec = windows.iter().map(|w| w.0).sum::<f64>() / n;
-    let seconds = n * WINDOW.as_secs_f64();
+    let seconds = ((observed.span_ms.1 - observed.span_ms.0) as f64 / 1000.0).max(1e-3);
     BenchResult {
         nodes,
         mode: super::bench::mode_name(throughput),
         record_size,
         seconds,
-        committed_records: (records_per_sec * seconds) as u64,
-        records_per_sec,
-        mb_per_sec: windows.iter().map(|w| w.1).sum::<f64>() / n / 1e6,
+        committed_records: records,
+        records_per_sec: records as f64 / seconds,
+        mb_per_sec: bytes as f64 / seconds / 1e6,
         latency_ms_p50: worst(0),
         latency_ms_p99: worst(1),
         latency_ms_p999: worst(2),
         latency_ms_max: worst(3),
         cpu_seconds: usage.iter().map(|u| u.cpu_seconds).sum(),
         peak_rss_mib: usage.iter().map(|u| u.peak_rss_mib).fold(0.0, f64::max),
-        elections,
+        elections: observed.elections,
         per_node: usage,
     }
 }

@@ -24,8 +24,9 @@ pub struct RaftConfig {
     pub retry_backoff: Duration,
     pub fetch_max_wait: Duration,
     pub fetch_max_bytes: u32,
-    /// `controller.quorum.append.linger.ms` when set: the leader's driver waits this long to
-    /// gather appends into one flush. The core itself never waits on it.
+    /// `controller.quorum.append.linger.ms` when set: a leader waits this long after an append
+    /// before asking for a flush, to gather more appends into one fsync. Unset, a flush is asked
+    /// for at once, and appends made while it runs share the next one.
     pub append_linger: Option<Duration>,
 }
 

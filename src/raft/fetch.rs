@@ -295,6 +295,7 @@ impl Replica {
         if target < leo {
             self.out.push(Action::Truncate { offset: target });
             self.log.truncated(target);
+            self.log_replaced_from(target);
         }
     }
 
@@ -319,7 +320,7 @@ impl Replica {
             self.out.push(Action::Append {
                 batches: records.slice(..valid_end),
             });
-            self.out.push(Action::Flush);
+            self.request_flush();
         }
     }
 }

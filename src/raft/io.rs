@@ -73,6 +73,25 @@ pub enum ProposeError {
     TooLarge,
 }
 
+/// How a proposal ended. Decided by the replica alone, never by offset: a batch is this
+/// proposal's only while this replica leads the epoch it was appended in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProposalOutcome {
+    /// Every record is below the high watermark at `first..=last`, appended by this leader in
+    /// its epoch (an empty proposal: the empty range at the log end, at once).
+    Committed { first: Offset, last: Offset },
+    /// Nothing was appended.
+    Refused(ProposeError),
+    /// Appended at `first..=last` in `epoch`, but this replica stopped leading before they
+    /// committed: a later leader may still commit them there, or replace them. Only the
+    /// committed log can tell, so retrying may duplicate them.
+    Unresolved {
+        epoch: Epoch,
+        first: Offset,
+        last: Offset,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Durably store the election state; answer with `Input::ElectionPersisted`.
@@ -99,10 +118,10 @@ pub enum Action {
         read_from: Option<Offset>,
         max_bytes: u32,
     },
-    /// A proposal's outcome: the offsets its records got, or why it was refused.
+    /// A proposal's outcome; each proposal gets exactly one.
     Proposed {
         id: ProposalId,
-        result: Result<(Offset, Offset), ProposeError>,
+        outcome: ProposalOutcome,
     },
     /// Answer an inbound FetchSnapshot: fill `response.bytes` (and `size`) with at most
     /// `max_bytes` of snapshot `response.snapshot_id` from `response.position`, or answer

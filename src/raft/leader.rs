@@ -2,12 +2,12 @@
 //! watermark those imply, which voters fetched since the last check-quorum, and fetches parked
 //! until data or a high-watermark change arrives.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use super::io::InboundId;
+use super::io::{InboundId, ProposalId};
 use super::message::FetchRequest;
-use crate::types::{NodeId, Offset};
+use crate::types::{Epoch, NodeId, Offset};
 
 /// What the leader knows of one voter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,6 +40,18 @@ pub struct LeaderState {
     pub check_quorum_deadline: Duration,
     pub begin_quorum_deadline: Duration,
     pub parked: Vec<ParkedFetch>,
+    /// Proposals appended in this epoch and not yet committed, in offset order.
+    pub pending: VecDeque<PendingProposal>,
+}
+
+/// A proposal appended by this leader, waiting for the high watermark to pass it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingProposal {
+    pub id: ProposalId,
+    /// The epoch it was appended in.
+    pub epoch: Epoch,
+    pub first: Offset,
+    pub last: Offset,
 }
 
 impl LeaderState {
@@ -59,6 +71,7 @@ impl LeaderState {
             check_quorum_deadline: now + check_quorum,
             begin_quorum_deadline: now,
             parked: Vec::new(),
+            pending: VecDeque::new(),
         }
     }
 
@@ -73,6 +86,12 @@ impl LeaderState {
         ends.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = ends[ends.len() / 2];
         (candidate > self.epoch_start_offset).then_some(candidate)
+    }
+
+    /// Removes and returns the pending proposals wholly below `high_watermark`.
+    pub fn take_committed(&mut self, high_watermark: Offset) -> Vec<PendingProposal> {
+        let done = self.pending.partition_point(|p| p.last < high_watermark);
+        self.pending.drain(..done).collect()
     }
 
     /// Voters other than `local`, most caught up first (ties by id): the preferred successors.

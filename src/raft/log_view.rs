@@ -104,7 +104,6 @@ impl LogView {
         &self.epochs
     }
 
-    /// Epoch of the last record (0 for an empty log).
     /// Epoch of the last record (0 for an empty log); an empty log that starts where a snapshot
     /// ends has the snapshot's epoch, as if its last record were the snapshot's.
     pub fn last_fetched_epoch(&self) -> Epoch {
@@ -125,8 +124,11 @@ impl LogView {
     }
 
     /// Records a batch of `epoch` ending before `next_offset` appended at the end.
+    /// A newer epoch replaces entries starting at its base (the snapshot's epoch, after an
+    /// install), as the log's epoch checkpoint does.
     pub fn appended(&mut self, epoch: Epoch, base: Offset, next_offset: Offset) {
         if self.epochs.last().is_none_or(|l| epoch > l.epoch) {
+            self.epochs.retain(|e| e.start_offset < base);
             self.epochs.push(EpochStart {
                 epoch,
                 start_offset: base,

@@ -25,6 +25,7 @@
 mod config;
 mod election;
 mod fetch;
+mod flush;
 mod io;
 mod leader;
 mod log_view;
@@ -37,7 +38,10 @@ mod snapshot;
 mod vote;
 
 pub use config::{FETCH_MAX_BYTES, FETCH_MAX_WAIT, RaftConfig};
-pub use io::{Action, InboundId, Input, PersistedElection, ProposalId, ProposeError, RequestId};
+pub use io::{
+    Action, InboundId, Input, PersistedElection, ProposalId, ProposalOutcome, ProposeError,
+    RequestId,
+};
 pub use log_view::{EpochStart, LogView};
 pub use message::{
     BeginQuorumEpochRequest, EndQuorumEpochRequest, EpochResponse, ErrorCode, FetchRequest,

@@ -14,8 +14,12 @@ use bytes::Bytes;
 
 use super::config::RaftConfig;
 use super::election::Election;
-use super::io::{Action, InboundId, Input, PersistedElection, ProposalId, ProposeError, RequestId};
-use super::leader::LeaderState;
+use super::flush::{FlushState, FlushStep};
+use super::io::{
+    Action, InboundId, Input, PersistedElection, ProposalId, ProposalOutcome, ProposeError,
+    RequestId,
+};
+use super::leader::{LeaderState, PendingProposal};
 use super::log_view::LogView;
 use super::message::{ErrorCode, FetchResponse, Request, Response};
 use super::rng::SeededRng;
@@ -91,6 +95,7 @@ pub struct Replica {
     /// the same snapshot lets the transfer resume).
     pub(super) snapshot_transfer: Option<super::snapshot::SnapshotTransfer>,
     announced: Option<(Epoch, Option<NodeId>)>,
+    flush: FlushState,
 }
 
 impl Replica {
@@ -133,6 +138,7 @@ impl Replica {
             resigning_leader: None,
             snapshot_transfer: None,
             announced: None,
+            flush: FlushState::default(),
         };
         r.initialize(stored);
         r.poll();
@@ -247,6 +253,7 @@ impl Replica {
         deadlines.extend(self.inflight.values().map(|i| i.deadline));
         deadlines.extend(self.backoff_until.values().copied());
         deadlines.extend(self.shutdown_deadline.filter(|_| !self.shutdown_done));
+        deadlines.extend(self.flush.deadline());
         deadlines.into_iter().min()
     }
 
@@ -332,14 +339,39 @@ impl Replica {
         }
     }
 
+    /// A flush completed: it proves durable what the log held when it was asked for, less
+    /// whatever a truncation or install replaced since (see `FlushState`).
     fn flushed(&mut self, offset: Offset) {
-        self.log.flushed(offset);
-        let durable = self.log.flushed_offset();
-        let local = self.config.local_id;
-        if let (Role::Leader(l), Some(local)) = (&mut self.role, local) {
-            l.progress.entry(local).or_default().end_offset = Some(durable);
-            self.maybe_advance_high_watermark();
+        let (proven, again) = self.flush.completed(offset);
+        if let Some(proven) = proven {
+            self.log.flushed(proven);
+            let durable = self.log.flushed_offset();
+            let local = self.config.local_id;
+            if let (Role::Leader(l), Some(local)) = (&mut self.role, local) {
+                l.progress.entry(local).or_default().end_offset = Some(durable);
+                self.maybe_advance_high_watermark();
+            }
         }
+        if again {
+            self.request_flush();
+        }
+    }
+
+    /// The log grew: flush it now, or once the flush in flight (or a leader's linger) is done.
+    pub(super) fn request_flush(&mut self) {
+        let linger = match self.role {
+            Role::Leader(_) => self.config.append_linger,
+            _ => None,
+        };
+        let log_end = self.log.log_end_offset();
+        if self.flush.wanted(log_end, self.now, linger) == FlushStep::Flush {
+            self.out.push(Action::Flush);
+        }
+    }
+
+    /// Records at or above `offset` were replaced: an earlier flush cannot vouch for them.
+    pub(super) fn log_replaced_from(&mut self, offset: Offset) {
+        self.flush.replaced_from(offset);
     }
 
     // ---- sending, gated on durability --------------------------------------------------------
@@ -449,9 +481,22 @@ impl Replica {
     /// Enters a new state. An answer to a request sent in the old state must not be acted on
     /// (a fetch or vote asked for another state's reasons), and must not hold up this state's
     /// requests, so every in-flight request is forgotten; late answers are then ignored.
+    ///
+    /// A leader's pending proposals end here as unresolved: from now on another leader decides
+    /// what stands at their offsets, and a batch there is theirs no longer by offset alone.
     fn set_role(&mut self, role: Role) {
         self.inflight.clear();
-        self.role = role;
+        let old = std::mem::replace(&mut self.role, role);
+        if let Role::Leader(l) = old {
+            for p in l.pending {
+                let outcome = ProposalOutcome::Unresolved {
+                    epoch: p.epoch,
+                    first: p.first,
+                    last: p.last,
+                };
+                self.out.push(Action::Proposed { id: p.id, outcome });
+            }
+        }
     }
 
     fn unattached_role(&mut self) -> Role {
@@ -621,7 +666,7 @@ impl Replica {
         self.log
             .appended(header.epoch(), header.base_offset(), header.next_offset());
         self.out.push(Action::Append { batches: batch });
-        self.out.push(Action::Flush);
+        self.request_flush();
         self.complete_parked_fetches(false);
     }
 
@@ -632,10 +677,7 @@ impl Replica {
                 leader_id: self.leader_id,
                 epoch: self.epoch,
             };
-            self.out.push(Action::Proposed {
-                id,
-                result: Err(err),
-            });
+            self.refuse(id, err);
             return;
         }
         let base = self.log.log_end_offset();
@@ -643,27 +685,34 @@ impl Replica {
         let timestamp = self.timestamp_ms();
         for value in &records {
             if batch.append(timestamp, None, Some(value), &[]).is_err() {
-                self.out.push(Action::Proposed {
-                    id,
-                    result: Err(ProposeError::TooLarge),
-                });
+                self.refuse(id, ProposeError::TooLarge);
                 return;
             }
         }
         let Ok(bytes) = batch.build() else {
             // Nothing to append: an empty proposal gets the empty range at the log end.
-            self.out.push(Action::Proposed {
-                id,
-                result: Ok((base, Offset(base.0 - 1))),
-            });
+            let outcome = ProposalOutcome::Committed {
+                first: base,
+                last: Offset(base.0 - 1),
+            };
+            self.out.push(Action::Proposed { id, outcome });
             return;
         };
         self.append_as_leader(bytes);
         let last = Offset(self.log.log_end_offset().0 - 1);
-        self.out.push(Action::Proposed {
-            id,
-            result: Ok((base, last)),
-        });
+        if let Role::Leader(l) = &mut self.role {
+            l.pending.push_back(PendingProposal {
+                id,
+                epoch: self.epoch,
+                first: base,
+                last,
+            });
+        }
+    }
+
+    fn refuse(&mut self, id: ProposalId, error: ProposeError) {
+        let outcome = ProposalOutcome::Refused(error);
+        self.out.push(Action::Proposed { id, outcome });
     }
 
     /// Raises the leader's high watermark to what a majority holds, if that passes both this
@@ -678,6 +727,15 @@ impl Replica {
         }
         self.high_watermark = Some(candidate);
         self.out.push(Action::HighWatermark(candidate));
+        if let Role::Leader(l) = &mut self.role {
+            for p in l.take_committed(candidate) {
+                let outcome = ProposalOutcome::Committed {
+                    first: p.first,
+                    last: p.last,
+                };
+                self.out.push(Action::Proposed { id: p.id, outcome });
+            }
+        }
         self.complete_parked_fetches(true);
     }
 
@@ -770,6 +828,9 @@ impl Replica {
 
     fn poll(&mut self) {
         self.expire_requests();
+        if self.flush.poll(self.log.log_end_offset(), self.now) == FlushStep::Flush {
+            self.out.push(Action::Flush);
+        }
         for _ in 0..MAX_TRANSITIONS_PER_STEP {
             let before = (self.role.kind(), self.epoch);
             match self.role.kind() {

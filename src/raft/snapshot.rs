@@ -58,7 +58,13 @@ impl Replica {
             position: r.position,
             bytes: Bytes::new(),
         };
-        if response.error == ErrorCode::None && self.log.latest_snapshot() != Some(r.snapshot_id) {
+        // Any snapshot still on disk is served, not only the newest: a follower part-way through
+        // an older one would otherwise restart every time a newer one is written, and never
+        // finish while snapshots come faster than a transfer (Kafka serves any it holds). The
+        // node answers SNAPSHOT_NOT_FOUND for one cleaning deleted; one newer than the newest
+        // cannot exist.
+        let newest = self.log.latest_snapshot();
+        if response.error == ErrorCode::None && newest.is_none_or(|s| r.snapshot_id > s) {
             response.error = ErrorCode::SnapshotNotFound;
         }
         if response.error != ErrorCode::None {
@@ -170,6 +176,7 @@ impl Replica {
             return; // stale: a newer snapshot is already in place
         }
         self.log.installed(id);
+        self.log_replaced_from(id.offset);
         self.update_follower_high_watermark(Some(id.offset));
     }
 }

@@ -98,14 +98,18 @@ impl LeaderEpochCache {
     }
 
     /// Records that `epoch` starts at `start_offset`. Returns whether the cache changed; an epoch
-    /// not above the latest is ignored (the log checks monotonicity before calling).
+    /// not above the latest is ignored (the log checks monotonicity before calling). A newer
+    /// epoch replaces entries starting at or after its start: after a snapshot install the
+    /// cache holds the snapshot's epoch at the log start, and the first batch there, of a
+    /// newer epoch, owns that offset (as Kafka's assign does).
     pub fn assign(&mut self, epoch: Epoch, start_offset: Offset) -> bool {
-        if self
-            .latest()
-            .is_some_and(|l| l.epoch >= epoch || l.start_offset >= start_offset)
-        {
+        if self.latest().is_some_and(|l| l.epoch >= epoch) {
             return false;
         }
+        let keep = self
+            .entries
+            .partition_point(|e| e.start_offset < start_offset);
+        self.entries.truncate(keep);
         self.entries.push(EpochEntry {
             epoch,
             start_offset,
@@ -265,6 +269,10 @@ mod tests {
         assert_eq!(c.entries().len(), 1);
         assert!(!c.assign(Epoch(1), Offset(12)));
         assert!(c.assign(Epoch(4), Offset(12)));
+        // A newer epoch at the start of the latest replaces it (after a snapshot install).
+        assert!(c.assign(Epoch(6), Offset(12)));
+        assert_eq!(c.entries().len(), 2);
+        assert_eq!(c.epoch_for_offset(Offset(12)), Some(Epoch(6)));
     }
 
     #[test]

@@ -47,9 +47,9 @@ pub use snapshot_file::{
     SnapshotFile, SnapshotFileWriter, complete_partial, complete_partial_in,
     delete_snapshots_before, delete_snapshots_before_in, fetch_path, fetched_so_far,
     fetched_so_far_in, list_snapshots, list_snapshots_in, parse_snapshot_name, partial_path,
-    remove_fetch, remove_fetch_in, remove_other_fetches, remove_other_fetches_in,
-    remove_snapshot_leftovers, remove_snapshot_leftovers_in, write_partial_chunk,
-    write_partial_chunk_in,
+    promote_fetched_in, remove_fetch, remove_fetch_in, remove_other_fetches,
+    remove_other_fetches_in, remove_snapshot_leftovers, remove_snapshot_leftovers_in,
+    verify_fetched_in, write_partial_chunk, write_partial_chunk_in,
 };
 
 /// The partition directory of a topic inside a log dir (Kafka names it `<topic>-<partition>`;

@@ -233,6 +233,16 @@ impl Segment {
             return Ok(Bytes::new());
         };
         let available = (self.size - position) as usize;
+        if first.size_in_bytes() > available {
+            // A length damaged at rest: never trust it for an allocation.
+            return Err(self.corrupt(
+                position,
+                format!(
+                    "batch of {} bytes where {available} remain",
+                    first.size_in_bytes()
+                ),
+            ));
+        }
         let want = first
             .size_in_bytes()
             .max(max_bytes.min(available).min(MAX_READ_BYTES));

@@ -332,6 +332,11 @@ impl SimFs {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Bytes all files hold now (as reads see them).
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes()
+    }
+
     /// Limits the bytes all files may hold together; growth beyond fails with `StorageFull`.
     pub fn set_capacity(&self, bytes: Option<u64>) {
         self.lock().capacity = bytes;

@@ -443,6 +443,33 @@ pub fn complete_partial_in(
         .sync_all()
         .at(&part)?;
     SnapshotFile::open_path_in(fs, &part, id)?.for_each_value(|_| {})?;
+    promote_fetched_in(fs, dir, id)
+}
+
+/// Makes a fetched snapshot durable and verifies it completely, leaving it where it was
+/// fetched: a state machine can load it before it is put in place.
+pub fn verify_fetched_in(
+    fs: &Fs,
+    dir: &Path,
+    id: OffsetAndEpoch,
+) -> Result<SnapshotFile, StorageError> {
+    let part = fetch_path(dir, id);
+    fs.open(&part, OpenMode::Read)
+        .at(&part)?
+        .sync_all()
+        .at(&part)?;
+    let file = SnapshotFile::open_path_in(fs, &part, id)?;
+    file.for_each_value(|_| {})?;
+    Ok(file)
+}
+
+/// Renames a verified fetched snapshot into place, durably.
+pub fn promote_fetched_in(
+    fs: &Fs,
+    dir: &Path,
+    id: OffsetAndEpoch,
+) -> Result<SnapshotFile, StorageError> {
+    let part = fetch_path(dir, id);
     let path = dir.join(snapshot_file_name(id));
     fs.rename(&part, &path).at(&path)?;
     fsutil::fsync_dir_in(&**fs, dir)?;
@@ -468,8 +495,12 @@ pub fn delete_snapshots_before_in(
         .filter(|id| id.offset < offset && Some(*id) != newest)
     {
         let path = dir.join(snapshot_file_name(id));
-        fs.remove_file(&path).at(&path)?;
-        deleted.push(path);
+        match fs.remove_file(&path) {
+            Ok(()) => deleted.push(path),
+            // Gone already: another deletion of the same old snapshot got there first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(&path, e)),
+        }
     }
     if !deleted.is_empty() {
         fsutil::fsync_dir_in(&**fs, dir)?;

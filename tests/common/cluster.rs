@@ -46,6 +46,7 @@ impl Cluster {
             raft: Some(raft_config()),
             snapshots: self.snapshots,
             state_machine: Default::default(),
+            fs: None,
         }
     }
 
@@ -176,6 +177,7 @@ pub fn single_node_options(dir: &std::path::Path, voters: &[i32]) -> NodeOptions
         log: LogConfig::default(),
         raft: None,
         state_machine: Default::default(),
+        fs: None,
         snapshots: Default::default(),
     }
 }

@@ -1,19 +1,33 @@
-//! A deterministic simulation of a KRaft quorum driven through `kraft::raft::Replica` alone:
-//! simulated time, a seeded RNG, an in-memory disk per node (a crash loses what was not
-//! flushed), and a network that can drop, duplicate, delay, reorder, partition and corrupt.
-//! After every event it checks the invariants of architecture.md §5 / kraft-protocol.md §15.1.
+//! A deterministic simulation of a KRaft quorum that runs what production runs: the protocol
+//! core (`raft::Replica`) and the executors that carry out its actions (`executor::LogExecutor`,
+//! `executor::SnapshotExecutor`, so the real segment log, epoch checkpoint, `quorum-state`,
+//! snapshot files and a state machine) over one simulated disk per node (`storage::SimFs`),
+//! with simulated time, a seeded RNG, and a network that can drop, duplicate, delay, reorder,
+//! partition and corrupt.
+//!
+//! Disks behave like real ones: writes sit in a page cache until fsync; a process crash keeps
+//! the page cache, a power loss keeps only what was made durable (tearing unsynced appends);
+//! an fsync can fail the Linux way (the dirty pages are dropped unwritten), after which the node
+//! stops and its machine reboots before it starts again. Invariants are checked after every
+//! event, some against the disk's oracle of what a power loss would keep.
 #![allow(dead_code)]
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::path::Path;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use kraft::raft::{
-    Action, EpochStart, ErrorCode, FetchSnapshotResponse, InboundId, Input, LogView,
-    PersistedElection, ProposalId, RaftConfig, Replica, Request, RequestId, Response, RoleKind,
+use bytes::Bytes;
+use kraft::executor::{
+    InstallError, LogExecutor, Recovered, RetentionPolicy, SnapshotExecutor, SnapshotPolicy,
 };
-use kraft::record::{BatchHeader, RecordBatch};
+use kraft::raft::{
+    Action, FetchResponse, InboundId, Input, PersistedElection, ProposalId, ProposalOutcome,
+    RaftConfig, Replica, Request, RequestId, Response, RoleKind,
+};
+use kraft::record::{BatchIter, RecordBatch, RecordError};
+use kraft::state_machine::{StateMachine, StateMachineFactory};
+use kraft::storage::{LogConfig, SimFs, SnapshotFile, SnapshotFileWriter, StorageError};
 use kraft::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
 
 /// Simulated wall clock at the start (so batch timestamps look real).
@@ -21,116 +35,103 @@ const START: Duration = Duration::from_millis(1_700_000_000_000);
 /// Events at one simulated instant beyond which the run is declared livelocked.
 const MAX_EVENTS_AT_ONE_INSTANT: u64 = 10_000;
 /// Events kept for a failure report.
-const HISTORY: usize = 40;
+const HISTORY: usize = 60;
+/// Where each node keeps its partition, on its own disk.
+const DIR: &str = "/kraft/__sim-0";
+/// Small segments and index intervals, so that rolls, cleaning and index lookups happen.
+const LOG: LogConfig = LogConfig {
+    segment_bytes: 2048,
+    index_interval_bytes: 256,
+};
+/// Bytes per FetchSnapshot answer in the simulation: small, so that transfers span requests.
+const SNAPSHOT_CHUNK_BYTES: u32 = 200;
+/// Bytes read per step when the state machine catches up with the high watermark.
+const CATCH_UP_BYTES: u32 = 16 * 1024;
 
 /// The protocol core's deterministic RNG drives the simulation too.
 pub use kraft::raft::SeededRng as Rng;
 
-/// Bytes per FetchSnapshot answer in the simulation: small, so that transfers span requests.
-const SNAPSHOT_CHUNK_BYTES: usize = 200;
-
-/// What a node keeps across crashes.
-#[derive(Debug, Clone, Default)]
-pub struct Disk {
-    /// The log from `start` on (cleaning removes batches below it).
-    pub batches: Vec<Bytes>,
-    pub start: Offset,
-    /// How many of `batches` are durable.
-    pub flushed: usize,
-    /// How many leading batches were already checked against the committed history.
-    checked: usize,
-    pub election: Option<PersistedElection>,
-    /// The newest snapshot: its id and its "file", the committed batches below its end.
-    pub snapshot: Option<(OffsetAndEpoch, Bytes)>,
-    /// A snapshot being fetched (lost on a crash, like the real `.part` file).
-    partial: Option<(OffsetAndEpoch, Vec<u8>)>,
+fn dir() -> &'static Path {
+    Path::new(DIR)
 }
 
-impl Disk {
-    pub fn end_offset(&self) -> Offset {
-        self.batches
-            .last()
-            .map_or(self.start, |b| BatchHeader::parse(b).unwrap().next_offset())
-    }
+/// The simulation's state machine: every committed batch, in order. Its snapshots hold them
+/// all, so an installed snapshot can be compared with the committed history batch by batch.
+#[derive(Default)]
+pub struct History {
+    pub batches: Vec<Bytes>,
+    applied: Offset,
+}
 
-    pub fn flushed_end_offset(&self) -> Offset {
-        self.batches[..self.flushed]
-            .last()
-            .map_or(self.start, |b| BatchHeader::parse(b).unwrap().next_offset())
+impl StateMachine for History {
+    fn apply(&mut self, batch: &RecordBatch) -> Result<(), RecordError> {
+        self.batches.push(batch.as_bytes().clone());
+        self.applied = batch.next_offset();
+        Ok(())
     }
-
-    fn log_view(&self) -> LogView {
-        // A log that starts where an installed snapshot ends starts in the snapshot's epoch.
-        let mut epochs: Vec<EpochStart> = match &self.snapshot {
-            Some((id, _)) if id.offset == self.start && self.start > Offset(0) => {
-                vec![EpochStart {
-                    epoch: id.epoch,
-                    start_offset: self.start,
-                }]
-            }
-            _ => Vec::new(),
+    fn applied_offset(&self) -> Offset {
+        self.applied
+    }
+    fn write_snapshot(&self, writer: &mut SnapshotFileWriter) -> Result<(), StorageError> {
+        writer.append(self.batches.iter().cloned())
+    }
+    fn load_snapshot(&mut self, snapshot: &SnapshotFile) -> Result<(), StorageError> {
+        let mut batches = Vec::new();
+        snapshot.for_each_value(|v| batches.push(v))?;
+        *self = History {
+            batches,
+            applied: snapshot.id.offset,
         };
-        for b in &self.batches {
-            let h = BatchHeader::parse(b).unwrap();
-            if epochs.last().is_none_or(|e| h.epoch() > e.epoch) {
-                epochs.push(EpochStart {
-                    epoch: h.epoch(),
-                    start_offset: h.base_offset(),
-                });
-            }
-        }
-        LogView::new(self.start, self.end_offset(), epochs)
-            .with_snapshot(self.snapshot.as_ref().map(|(id, _)| *id))
+        Ok(())
     }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
 
-    /// The batch holding `offset`, in the log or, below the log start, in the snapshot.
-    pub fn batch_at(&self, offset: Offset) -> Option<Bytes> {
-        let holds = |b: &Bytes| {
-            let h = BatchHeader::parse(b).unwrap();
-            h.base_offset() <= offset && offset < h.next_offset()
-        };
-        if let Some(b) = self.batches.iter().find(|b| holds(b)) {
-            return Some(b.clone());
-        }
-        let (_, file) = self.snapshot.as_ref()?;
-        kraft::record::BatchIter::new(file.clone())
-            .map(|b| b.unwrap().as_bytes().clone())
-            .find(holds)
-    }
+fn history(snaps: &SnapshotExecutor) -> &History {
+    snaps
+        .state()
+        .as_any()
+        .downcast_ref::<History>()
+        .expect("the simulation's state machine")
+}
 
-    fn read(&self, from: Offset, max_bytes: u32) -> Bytes {
-        let mut out = BytesMut::new();
-        let start = self
-            .batches
-            .partition_point(|b| BatchHeader::parse(b).unwrap().next_offset() <= from);
-        for b in &self.batches[start..] {
-            if !out.is_empty() && out.len() + b.len() > max_bytes as usize {
-                break;
-            }
-            out.extend_from_slice(b);
-        }
-        out.freeze()
-    }
-
-    fn truncate(&mut self, offset: Offset) {
-        self.batches
-            .retain(|b| BatchHeader::parse(b).unwrap().next_offset() <= offset);
-        self.flushed = self.flushed.min(self.batches.len());
-        self.checked = self.checked.min(self.batches.len());
-    }
+/// A running node: its core and its executors (dropped by a crash; the disk stays).
+pub struct Live {
+    pub replica: Replica,
+    pub log: LogExecutor,
+    pub snaps: SnapshotExecutor,
 }
 
 pub struct SimNode {
     pub id: Option<NodeId>,
-    pub replica: Option<Replica>,
-    pub disk: Disk,
+    /// The machine's disk: survives process crashes; a power loss keeps what was durable.
+    pub disk: SimFs,
+    pub live: Option<Live>,
     incarnation: u64,
-    inbound: HashMap<u64, (usize, RequestId)>,
+    /// Requests awaiting an answer: who asked, their id, and whether it is a standard vote.
+    inbound: HashMap<u64, (usize, RequestId, bool)>,
     next_inbound: u64,
     tick_at: Option<Duration>,
     /// Highest high watermark this incarnation reported.
     hw: Option<Offset>,
     shutting_down: bool,
+    /// Batches below this offset were already checked against the committed history.
+    checked: Offset,
+    /// The node stopped on a disk error: its machine reboots (the page cache is dropped, as
+    /// the operator must after an fsync failure) before it starts again.
+    needs_reboot: bool,
+    /// When the last queued log store operation runs (later ones run after it).
+    store_at: Duration,
+    /// Log store operations queued and not yet carried out.
+    store_pending: usize,
+}
+
+impl SimNode {
+    fn replica(&self) -> Option<&Replica> {
+        self.live.as_ref().map(|l| &l.replica)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +162,40 @@ enum Event {
         incarnation: u64,
         input: Input,
     },
+    /// The node's log store carries out its next queued operation.
+    Store {
+        node: usize,
+        incarnation: u64,
+        op: StoreOp,
+    },
+}
+
+/// What the driver hands the log store actor, carried out in order a little later (its
+/// mailbox), so that a crash can find an election state not yet persisted or appends not yet
+/// flushed, and an answer that should wait for them can be caught going out early.
+#[derive(Debug, Clone)]
+enum StoreOp {
+    Persist(PersistedElection),
+    Append(Bytes),
+    Truncate(Offset),
+    Flush,
+    ReadForFetch {
+        to: InboundId,
+        response: FetchResponse,
+        from: Offset,
+        max_bytes: u32,
+    },
+    /// The high watermark moved: check the committed prefix, and let the state machine read
+    /// the newly committed batches (the snapshot writer reads through the log store).
+    Committed(Offset),
+    /// Install: replace the log with an empty one at the snapshot's end.
+    ResetLog(OffsetAndEpoch),
+    Clean,
+    /// A graceful shutdown's last flush; then the process stops.
+    Shutdown,
+    /// Not the log store's: checks a proposal's outcome against the committed history once the
+    /// high watermark that decided it has been checked (queued behind it).
+    CheckOutcome(ProposalId, ProposalOutcome),
 }
 
 /// Knobs of the simulated network.
@@ -193,6 +228,8 @@ pub struct Sim {
     next_event: u64,
     pub rng: Rng,
     pub net: NetConfig,
+    /// Fsync failures per million syncs on every disk (0: none).
+    pub sync_faults_per_million: u64,
     /// Directed links that drop everything: (from, to) node indexes.
     pub blocked: BTreeSet<(usize, usize)>,
     history: VecDeque<String>,
@@ -206,20 +243,40 @@ pub struct Sim {
     max_epoch: HashMap<usize, Epoch>,
     votes: HashMap<(usize, Epoch), NodeId>,
     next_proposal: u64,
-    /// Every value a leader accepted.
+    /// Every value ever proposed.
     pub proposed: BTreeSet<Bytes>,
-    /// Data values that were committed (so acknowledged to their client), by offset.
+    /// Data values seen committed (in any node's log below its high watermark), by offset.
     pub acknowledged: BTreeMap<Offset, Bytes>,
+    /// Where each committed value stands: a value committed twice is a duplicate.
+    committed_at: BTreeMap<Bytes, Offset>,
+    /// The outcome each proposal was given (exactly one each).
+    pub outcomes: BTreeMap<u64, ProposalOutcome>,
+    /// Proposals a running node took and has not answered, by id: the node's index. A node
+    /// that stops answers its own with "stopped", outside the core.
+    awaiting: BTreeMap<u64, usize>,
     /// A disk was wiped: a node may forget its votes and epochs, and a durable copy can vanish,
     /// so those two checks stop; single leadership and committed data are still checked.
     pub wiped: bool,
     pub config: RaftConfig,
+    /// Crashes, power losses and disk-error stops so far.
+    pub crashes: (u64, u64, u64),
 }
 
 impl Sim {
     /// `voters` voters with ids 0.., `observers` observers after them, and optionally one observer
     /// without an id.
     pub fn new(seed: u64, voters: usize, observers: usize, idless: bool) -> Sim {
+        Sim::with_linger(seed, voters, observers, idless, None)
+    }
+
+    /// The same, with leaders lingering `linger` before each flush.
+    pub fn with_linger(
+        seed: u64,
+        voters: usize,
+        observers: usize,
+        idless: bool,
+        linger: Option<Duration>,
+    ) -> Sim {
         let voter_ids: BTreeSet<NodeId> = (0..voters as i32).map(NodeId).collect();
         let mut config = RaftConfig::new("sim-cluster", None, voter_ids.clone());
         config.election_timeout = Duration::from_millis(1000);
@@ -229,6 +286,7 @@ impl Sim {
         config.request_timeout = Duration::from_millis(3000);
         config.fetch_max_wait = Duration::from_millis(100);
         config.fetch_max_bytes = 64 * 1024;
+        config.append_linger = linger;
         let mut ids: Vec<Option<NodeId>> = (0..(voters + observers) as i32)
             .map(|i| Some(NodeId(i)))
             .collect();
@@ -239,14 +297,18 @@ impl Sim {
             .into_iter()
             .map(|id| SimNode {
                 id,
-                replica: None,
-                disk: Disk::default(),
+                disk: SimFs::new(),
+                live: None,
                 incarnation: 0,
                 inbound: HashMap::new(),
                 next_inbound: 0,
                 tick_at: None,
                 hw: None,
                 shutting_down: false,
+                checked: Offset(0),
+                needs_reboot: false,
+                store_at: START,
+                store_pending: 0,
             })
             .collect();
         let mut sim = Sim {
@@ -259,6 +321,7 @@ impl Sim {
             next_event: 0,
             rng: Rng::new(seed),
             net: NetConfig::PERFECT,
+            sync_faults_per_million: 0,
             blocked: BTreeSet::new(),
             history: VecDeque::new(),
             events_run: 0,
@@ -270,8 +333,12 @@ impl Sim {
             next_proposal: 0,
             proposed: BTreeSet::new(),
             acknowledged: BTreeMap::new(),
+            committed_at: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
             wiped: false,
             config,
+            crashes: (0, 0, 0),
         };
         for i in 0..sim.nodes.len() {
             sim.start_node(i);
@@ -305,19 +372,28 @@ impl Sim {
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| match &n.replica {
-                None => format!("  node {i} ({:?}): stopped, disk end {}", n.id, n.disk.end_offset()),
-                Some(r) => format!(
-                    "  node {i} ({:?}): {:?} epoch {} leader {:?} voted {:?} hw {:?} log end {} flushed {}",
+            .map(|(i, n)| match &n.live {
+                None => format!(
+                    "  node {i} ({:?}): stopped, durable log end {:?}",
                     n.id,
-                    r.role(),
-                    r.epoch(),
-                    r.leader_id(),
-                    r.voted_id(),
-                    r.high_watermark(),
-                    r.log().log_end_offset(),
-                    r.log().flushed_offset()
+                    durable_end(&n.disk)
                 ),
+                Some(l) => {
+                    let r = &l.replica;
+                    format!(
+                        "  node {i} ({:?}): {:?} epoch {} leader {:?} voted {:?} hw {:?} log [{}, {}) flushed {} durable {:?}",
+                        n.id,
+                        r.role(),
+                        r.epoch(),
+                        r.leader_id(),
+                        r.voted_id(),
+                        r.high_watermark(),
+                        l.log.log().log_start_offset(),
+                        r.log().log_end_offset(),
+                        r.log().flushed_offset(),
+                        durable_end(&n.disk)
+                    )
+                }
             })
             .collect();
         panic!(
@@ -333,47 +409,127 @@ impl Sim {
         );
     }
 
-    // ---- node lifecycle ------------------------------------------------------------------------
+    // ---- nodes starting and stopping ------------------------------------------------------------
 
+    /// Starts node `i` from its disk, as a process start does: recovery, the latest snapshot,
+    /// then the core from what recovery found.
     pub fn start_node(&mut self, i: usize) {
+        if self.nodes[i].needs_reboot {
+            let seed = self.rng.next_u64();
+            self.nodes[i].disk.power_loss(seed);
+            self.nodes[i].needs_reboot = false;
+            self.note(format!("node {i}'s machine rebooted"));
+        }
         let mut config = self.config.clone();
         config.local_id = self.nodes[i].id;
+        let fs = self.nodes[i].disk.fs();
+        let (log, recovered) = match LogExecutor::open(&fs, dir(), LOG) {
+            Ok(opened) => opened,
+            Err(e) => return self.start_failed(i, "recover its log", e),
+        };
+        self.check_recovered(i, &recovered);
+        let policy = SnapshotPolicy {
+            max_bytes: u64::MAX,
+            interval: None,
+            retention_bytes: None,
+            retention: None,
+        };
+        let factory = StateMachineFactory::new(|| Box::new(History::default()));
+        let snaps = match SnapshotExecutor::open(&fs, dir(), policy, factory, self.now) {
+            Ok(snaps) => snaps,
+            Err(e) => return self.start_failed(i, "load its snapshot", e),
+        };
         let node = &mut self.nodes[i];
         node.incarnation += 1;
         node.inbound.clear();
         node.tick_at = None;
         node.hw = None;
         node.shutting_down = false;
+        node.checked = recovered.log_start_offset;
+        node.store_pending = 0;
         let seed = self.seed ^ (i as u64 + 1).wrapping_mul(0x1234_5678_9ABC) ^ node.incarnation;
-        let (replica, actions) = Replica::start(
-            config,
-            node.disk.election,
-            node.disk.log_view(),
-            self.now,
-            seed,
-        );
-        node.replica = Some(replica);
-        self.note(format!("node {i} started"));
+        let (replica, actions) = recovered.start_replica(config, self.now, seed);
+        node.live = Some(Live {
+            replica,
+            log,
+            snaps,
+        });
+        self.note(format!(
+            "node {i} started: log [{}, {}) epoch {:?}",
+            recovered.log_start_offset,
+            recovered.log_end_offset,
+            recovered.election.map(|e| e.epoch)
+        ));
         self.execute(i, actions);
     }
 
-    /// Stops a node abruptly: what was not flushed is lost.
-    pub fn crash(&mut self, i: usize) {
-        let node = &mut self.nodes[i];
-        if node.replica.take().is_none() {
+    /// A start that failed: an injected disk error leaves the node down until its machine
+    /// reboots (the next start); anything else is a failure of recovery itself.
+    fn start_failed(&mut self, i: usize, what: &str, error: StorageError) {
+        let injected = matches!(&error, StorageError::Io { source, .. }
+            if source.to_string().contains("(simulated)"));
+        if !injected {
+            self.fail(&format!("node {i} cannot {what}: {error}"));
+        }
+        self.nodes[i].needs_reboot = true;
+        self.note(format!("node {i} did not start: {what}: {error}"));
+    }
+
+    /// What recovery found must not have forgotten a durable election state.
+    fn check_recovered(&mut self, i: usize, recovered: &Recovered) {
+        if self.wiped {
             return;
         }
-        let flushed = node.disk.flushed;
-        node.disk.batches.truncate(flushed);
-        node.disk.checked = node.disk.checked.min(flushed);
-        node.disk.partial = None;
-        self.note(format!("node {i} crashed (kept {flushed} batches)"));
+        let max = self.max_epoch.get(&i).copied().unwrap_or(Epoch(0));
+        let found = recovered.election.map_or(Epoch(0), |e| e.epoch);
+        if found < max {
+            self.fail(&format!(
+                "node {i} recovered epoch {found} after persisting {max}"
+            ));
+        }
+    }
+
+    fn stop_process(&mut self, i: usize) -> bool {
+        let node = &mut self.nodes[i];
+        if node.live.take().is_none() {
+            return false;
+        }
+        node.disk.process_crash();
+        self.awaiting.retain(|_, n| *n != i);
+        true
+    }
+
+    /// Kills a node's process (kill -9, panic): its page cache survives.
+    pub fn crash(&mut self, i: usize) {
+        if self.stop_process(i) {
+            self.crashes.0 += 1;
+            self.note(format!("node {i} crashed"));
+        }
+    }
+
+    /// Cuts a node's power: its process dies and its disk keeps only what was durable.
+    pub fn power_loss(&mut self, i: usize) {
+        self.stop_process(i);
+        let seed = self.rng.next_u64();
+        self.nodes[i].disk.power_loss(seed);
+        self.crashes.1 += 1;
+        self.note(format!("node {i} lost power"));
+    }
+
+    /// A disk error stopped the node (as the real node stops on any IO error).
+    fn disk_failed(&mut self, i: usize, what: &str, error: &dyn std::fmt::Display) {
+        if self.stop_process(i) {
+            self.nodes[i].needs_reboot = true;
+            self.crashes.2 += 1;
+            self.note(format!("node {i} stopped: {what}: {error}"));
+        }
     }
 
     /// Crashes a node and deletes everything it stored.
     pub fn wipe(&mut self, i: usize) {
         self.crash(i);
-        self.nodes[i].disk = Disk::default();
+        self.nodes[i].disk = SimFs::new();
+        self.nodes[i].needs_reboot = false;
         self.wiped = true;
         self.note(format!("node {i} wiped"));
     }
@@ -398,7 +554,8 @@ impl Sim {
             "node {i} is a voter"
         );
         self.crash(i);
-        self.nodes[i].disk = Disk::default();
+        self.nodes[i].disk = SimFs::new();
+        self.nodes[i].needs_reboot = false;
         // Its epoch history restarts with its disk.
         self.max_epoch.remove(&i);
         self.votes.retain(|(node, _), _| *node != i);
@@ -406,16 +563,62 @@ impl Sim {
     }
 
     pub fn is_running(&self, i: usize) -> bool {
-        self.nodes[i].replica.is_some()
+        self.nodes[i].live.is_some()
     }
 
     /// Asks a node to shut down gracefully; it stops once it reports completion.
     pub fn shutdown(&mut self, i: usize) {
-        if self.nodes[i].replica.is_none() {
+        if !self.is_running(i) {
             return;
         }
         self.nodes[i].shutting_down = true;
         self.input(i, Input::Shutdown);
+    }
+
+    /// Turns fsync failures on or off for every disk.
+    pub fn set_sync_faults(&mut self, per_million: u64) {
+        self.sync_faults_per_million = per_million;
+        for i in 0..self.nodes.len() {
+            let seed = self.rng.next_u64();
+            self.nodes[i].disk.set_sync_fault_rate(per_million, seed);
+        }
+    }
+
+    /// Node `i`'s disk fills up: it has `room` bytes left.
+    pub fn fill_disk(&mut self, i: usize, room: u64) {
+        let disk = &self.nodes[i].disk;
+        disk.set_capacity(Some(disk.used_bytes() + room));
+        self.note(format!("node {i}'s disk has {room} bytes left"));
+    }
+
+    /// Every disk has room again.
+    pub fn free_disks(&mut self) {
+        for node in &self.nodes {
+            node.disk.set_capacity(None);
+        }
+    }
+
+    /// The log end offset of a running node.
+    pub fn log_end(&self, i: usize) -> Offset {
+        let live = self.nodes[i].live.as_ref().expect("running");
+        live.log.log().log_end_offset()
+    }
+
+    /// Every batch in a running node's log, from its start.
+    pub fn batches(&self, i: usize) -> Vec<Bytes> {
+        let live = self.nodes[i].live.as_ref().expect("running");
+        let log = live.log.log();
+        let mut out = Vec::new();
+        let mut at = log.log_start_offset();
+        while at < log.log_end_offset() {
+            let bytes = live.log.read(at, 1 << 20).expect("readable");
+            for batch in BatchIter::new(bytes) {
+                let batch = batch.expect("valid");
+                at = batch.next_offset();
+                out.push(batch.as_bytes().clone());
+            }
+        }
+        out
     }
 
     // ---- the network ---------------------------------------------------------------------------
@@ -494,13 +697,14 @@ impl Sim {
     // ---- executing a replica's actions -------------------------------------------------------
 
     fn input(&mut self, i: usize, input: Input) {
-        let Some(replica) = self.nodes[i].replica.as_mut() else {
+        let Some(live) = self.nodes[i].live.as_mut() else {
             return;
         };
-        let actions = replica.step(self.now, input);
+        let actions = live.replica.step(self.now, input);
         self.execute(i, actions);
     }
 
+    /// Delivers a completion to node `i` a little later, unless it restarted meanwhile.
     fn io_done(&mut self, i: usize, input: Input) {
         let delay = self.rng.below(3);
         let incarnation = self.nodes[i].incarnation;
@@ -516,19 +720,22 @@ impl Sim {
 
     fn execute(&mut self, i: usize, actions: Vec<Action>) {
         for action in actions {
+            if !self.is_running(i) {
+                return; // a disk error stopped it part-way
+            }
             self.execute_one(i, action);
         }
         self.reschedule_tick(i);
     }
 
+    fn live(&mut self, i: usize) -> &mut Live {
+        self.nodes[i].live.as_mut().expect("running")
+    }
+
     fn execute_one(&mut self, i: usize, action: Action) {
         match action {
-            Action::PersistElection(state) => {
-                self.check_persist(i, state);
-                self.nodes[i].disk.election = Some(state);
-                self.io_done(i, Input::ElectionPersisted);
-            }
-            Action::Append { batches } => self.append(i, batches),
+            Action::PersistElection(state) => self.enqueue(i, StoreOp::Persist(state)),
+            Action::Append { batches } => self.enqueue(i, StoreOp::Append(batches)),
             Action::Truncate { offset } => {
                 let hw = self.nodes[i].hw;
                 if hw.is_some_and(|hw| offset < hw) {
@@ -536,20 +743,15 @@ impl Sim {
                         "node {i} truncated to {offset} below its high watermark {hw:?}"
                     ));
                 }
-                self.nodes[i].disk.truncate(offset);
-                self.note(format!("node {i} truncated to {offset}"));
+                self.enqueue(i, StoreOp::Truncate(offset));
             }
-            Action::Flush => {
-                let disk = &mut self.nodes[i].disk;
-                disk.flushed = disk.batches.len();
-                let offset = disk.end_offset();
-                self.io_done(i, Input::Flushed { offset });
-            }
+            Action::Flush => self.enqueue(i, StoreOp::Flush),
             Action::Send {
                 to,
                 request_id,
                 request,
             } => {
+                self.check_send(i, &request);
                 if let Some(j) = self.node_index(to) {
                     self.transmit(
                         i,
@@ -565,29 +767,49 @@ impl Sim {
             Action::Respond { to, response } => self.respond(i, to, response),
             Action::RespondFetch {
                 to,
-                mut response,
+                response,
                 read_from,
                 max_bytes,
-            } => {
-                if let Some(from) = read_from {
-                    response.records = self.nodes[i].disk.read(from, max_bytes);
-                }
-                self.respond(i, to, Response::Fetch(response));
+            } => match read_from {
+                Some(from) => self.enqueue(
+                    i,
+                    StoreOp::ReadForFetch {
+                        to,
+                        response,
+                        from,
+                        max_bytes,
+                    },
+                ),
+                None => self.respond(i, to, Response::Fetch(response)),
+            },
+            Action::Proposed { id, outcome } => {
+                self.proposal_outcome(i, id, outcome);
+                self.enqueue(i, StoreOp::CheckOutcome(id, outcome));
             }
-            Action::Proposed { id, result } => {
-                if let Ok((base, last)) = result
-                    && last >= base
+            Action::HighWatermark(hw) => {
+                if self.nodes[i].hw.is_some_and(|old| hw < old) {
+                    self.fail(&format!(
+                        "node {i} high watermark went back from {:?} to {hw}",
+                        self.nodes[i].hw
+                    ));
+                }
+                self.nodes[i].hw = Some(hw);
+                // A leader announces a high watermark only once a majority holds it durably:
+                // checked now, before anything queued after it could make it so.
+                if !self.wiped
+                    && self.nodes[i].replica().map(|r| r.role()) == Some(RoleKind::Leader)
                 {
-                    self.proposed.insert(Bytes::from(format!("value-{}", id.0)));
+                    self.check_majority_holds(i, hw);
                 }
+                self.enqueue(i, StoreOp::Committed(hw));
             }
-            Action::HighWatermark(hw) => self.high_watermark(i, hw),
             Action::RespondFetchSnapshot {
                 to,
                 response,
                 max_bytes,
             } => {
-                let response = self.read_snapshot_chunk(i, response, max_bytes);
+                let max_bytes = max_bytes.min(SNAPSHOT_CHUNK_BYTES);
+                let response = self.live(i).snaps.read_chunk(response, max_bytes);
                 self.respond(i, to, Response::FetchSnapshot(response));
             }
             Action::WriteSnapshotChunk {
@@ -595,17 +817,9 @@ impl Sim {
                 position,
                 bytes,
             } => {
-                let disk = &mut self.nodes[i].disk;
-                let mut file = match disk.partial.take() {
-                    Some((partial_id, file)) if partial_id == id => file,
-                    _ => Vec::new(),
-                };
-                if position as usize > file.len() {
-                    self.fail(&format!("node {i} wrote a snapshot chunk past its end"));
+                if let Err(e) = self.live(i).snaps.write_chunk(id, position, &bytes) {
+                    self.disk_failed(i, "write snapshot chunk", &e);
                 }
-                file.truncate(position as usize);
-                file.extend_from_slice(&bytes);
-                self.nodes[i].disk.partial = Some((id, file));
             }
             Action::InstallSnapshot { id } => self.install_snapshot(i, id),
             Action::LeaderChanged { epoch, leader_id } => {
@@ -617,20 +831,99 @@ impl Sim {
             }
             Action::ShutdownComplete => {
                 if self.nodes[i].shutting_down {
-                    let disk = &mut self.nodes[i].disk;
-                    disk.flushed = disk.batches.len();
-                    self.nodes[i].replica = None;
-                    self.note(format!("node {i} shut down"));
+                    self.enqueue(i, StoreOp::Shutdown);
                 }
             }
             Action::Fatal(reason) => self.fail(&format!("node {i} fatal: {reason}")),
         }
     }
 
+    /// Queues a log store operation behind the node's earlier ones. Operations that fsync take
+    /// longer, so a crash often finds appends written but not yet durable.
+    fn enqueue(&mut self, i: usize, op: StoreOp) {
+        let cost = match op {
+            StoreOp::Flush | StoreOp::Persist(_) | StoreOp::ResetLog(_) => 1 + self.rng.below(5),
+            _ => self.rng.below(2),
+        };
+        let delay = Duration::from_millis(cost);
+        let node = &mut self.nodes[i];
+        let at = (self.now + delay).max(node.store_at);
+        node.store_at = at;
+        node.store_pending += 1;
+        let incarnation = node.incarnation;
+        self.schedule(
+            at,
+            Event::Store {
+                node: i,
+                incarnation,
+                op,
+            },
+        );
+    }
+
+    /// Carries out one log store operation, as the log store actor does.
+    fn store(&mut self, i: usize, op: StoreOp) {
+        match op {
+            // Checked once durable: a persist that failed was never acted on.
+            StoreOp::Persist(state) => match self.live(i).log.persist_election(state) {
+                Ok(()) => {
+                    self.check_persist(i, state);
+                    self.io_done(i, Input::ElectionPersisted)
+                }
+                Err(e) => self.disk_failed(i, "persist", &e),
+            },
+            StoreOp::Append(batches) => {
+                if let Err(e) = self.live(i).log.append(batches) {
+                    self.disk_failed(i, "append", &e);
+                }
+            }
+            StoreOp::Truncate(offset) => {
+                let node = &mut self.nodes[i];
+                node.checked = node.checked.min(offset);
+                match self.live(i).log.truncate(offset) {
+                    Ok(()) => self.note(format!("node {i} truncated to {offset}")),
+                    Err(e) => self.disk_failed(i, "truncate", &e),
+                }
+            }
+            StoreOp::Flush => match self.live(i).log.flush() {
+                Ok(offset) => self.io_done(i, Input::Flushed { offset }),
+                Err(e) => self.disk_failed(i, "flush", &e),
+            },
+            StoreOp::ReadForFetch {
+                to,
+                mut response,
+                from,
+                max_bytes,
+            } => match self.live(i).log.fill_fetch(&mut response, from, max_bytes) {
+                Ok(()) => self.respond(i, to, Response::Fetch(response)),
+                Err(e) => self.disk_failed(i, "read for fetch", &e),
+            },
+            StoreOp::Committed(hw) => {
+                self.high_watermark(i, hw);
+                if self.is_running(i) {
+                    self.apply_committed(i, hw);
+                }
+            }
+            StoreOp::ResetLog(id) => self.reset_log(i, id),
+            StoreOp::CheckOutcome(id, outcome) => self.check_outcome(i, id, outcome),
+            StoreOp::Clean => self.clean_now(i),
+            StoreOp::Shutdown => {
+                if let Err(e) = self.live(i).log.flush() {
+                    return self.disk_failed(i, "final flush", &e);
+                }
+                self.stop_process(i);
+                self.note(format!("node {i} shut down"));
+            }
+        }
+    }
+
     fn respond(&mut self, i: usize, to: InboundId, response: Response) {
-        let Some((from, request_id)) = self.nodes[i].inbound.remove(&to.0) else {
+        let Some((from, request_id, vote)) = self.nodes[i].inbound.remove(&to.0) else {
             return;
         };
+        if vote {
+            self.check_vote_granted(i, &response);
+        }
         let Some(id) = self.nodes[i].id else { return };
         self.transmit(
             i,
@@ -643,29 +936,8 @@ impl Sim {
         );
     }
 
-    fn append(&mut self, i: usize, batches: Bytes) {
-        let disk = &mut self.nodes[i].disk;
-        let mut next = disk.end_offset();
-        for batch in kraft::record::BatchIter::new(batches) {
-            let batch = batch
-                .unwrap_or_else(|e| self.fail(&format!("node {i} appended an invalid batch: {e}")));
-            if batch.base_offset() != next {
-                self.fail(&format!(
-                    "node {i} appended at {} with log end {next}",
-                    batch.base_offset()
-                ));
-            }
-            next = batch.next_offset();
-            self.nodes[i].disk.batches.push(batch.as_bytes().clone());
-        }
-    }
-
     fn reschedule_tick(&mut self, i: usize) {
-        let Some(deadline) = self.nodes[i]
-            .replica
-            .as_ref()
-            .and_then(|r| r.next_deadline())
-        else {
+        let Some(deadline) = self.nodes[i].replica().and_then(|r| r.next_deadline()) else {
             return;
         };
         let at = deadline.max(self.now);
@@ -675,145 +947,131 @@ impl Sim {
         }
     }
 
-    // ---- snapshots -----------------------------------------------------------------------------
+    // ---- the state machine and snapshots --------------------------------------------------------
 
-    /// Node `i` snapshots its committed, durable prefix (if it has anything new).
+    /// The state machine follows the high watermark, reading the log as the snapshot writer
+    /// does.
+    fn apply_committed(&mut self, i: usize, hw: Offset) {
+        loop {
+            let live = self.live(i);
+            let from = live.snaps.applied_offset();
+            if from >= hw {
+                return;
+            }
+            let bytes = match live.log.read(from, CATCH_UP_BYTES) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let start = live.log.log().log_start_offset();
+                    if from < start {
+                        self.fail(&format!(
+                            "node {i}'s state machine at {from} is below its log start {start}"
+                        ));
+                    }
+                    self.disk_failed(i, "read for the state machine", &e);
+                    return;
+                }
+            };
+            if self.live(i).snaps.apply(bytes, hw) == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Node `i` writes a snapshot of its state machine (everything applied, all committed).
     pub fn snapshot(&mut self, i: usize) {
-        let (Some(hw), true) = (self.nodes[i].hw, self.is_running(i)) else {
+        if !self.is_running(i) {
             return;
+        }
+        let now = self.now;
+        let id = match self.live(i).snaps.write_snapshot(now) {
+            Ok(Some(id)) => id,
+            Ok(None) => return,
+            Err(e) => return self.disk_failed(i, "write snapshot", &e),
         };
-        let disk = &self.nodes[i].disk;
-        let end = hw.min(disk.flushed_end_offset());
-        if disk
-            .snapshot
-            .as_ref()
-            .is_some_and(|(id, _)| id.offset >= end)
-            || end <= disk.start
-        {
-            return;
-        }
-        let mut file = BytesMut::new();
-        if let Some((_, bytes)) = &disk.snapshot {
-            file.extend_from_slice(bytes);
-        }
-        let mut epoch = disk.snapshot.as_ref().map_or(Epoch(0), |(id, _)| id.epoch);
-        let covered = disk
-            .snapshot
-            .as_ref()
-            .map_or(Offset(0), |(id, _)| id.offset);
-        for b in &disk.batches {
-            let h = BatchHeader::parse(b).unwrap();
-            if h.next_offset() > end {
-                break;
-            }
-            if h.base_offset() < covered {
-                continue; // already in the previous snapshot
-            }
-            file.extend_from_slice(b);
-            epoch = h.epoch();
-        }
-        let id = OffsetAndEpoch { offset: end, epoch };
-        let file = file.freeze();
-        // A snapshot ends at or below the high watermark: it holds only committed batches.
-        for batch in kraft::record::BatchIter::new(file.clone()) {
-            let batch = batch.unwrap();
-            if self.committed.get(&batch.base_offset()) != Some(batch.as_bytes()) {
-                self.fail(&format!(
-                    "node {i} snapshot {id:?} holds an uncommitted batch at {}",
-                    batch.base_offset()
-                ));
-            }
-        }
-        self.nodes[i].disk.snapshot = Some((id, file));
+        self.check_history(i, id, "wrote");
         self.note(format!("node {i} wrote snapshot {id:?}"));
         self.input(i, Input::SnapshotWritten { id });
     }
 
-    /// Node `i` cleans its log up to its snapshot.
+    /// Node `i` cleans its log by retention (everything but the newest snapshot's log goes),
+    /// through its log store.
     pub fn clean(&mut self, i: usize) {
-        if !self.is_running(i) {
-            return;
+        if self.is_running(i) {
+            self.enqueue(i, StoreOp::Clean);
         }
-        let disk = &mut self.nodes[i].disk;
-        let Some((id, _)) = disk.snapshot.as_ref() else {
-            return;
-        };
-        let target = id.offset.min(disk.flushed_end_offset());
-        let drop = disk
-            .batches
-            .iter()
-            .take_while(|b| BatchHeader::parse(b).unwrap().next_offset() <= target)
-            .count();
-        if drop == 0 {
-            return;
-        }
-        let new_start = BatchHeader::parse(&disk.batches[drop - 1])
-            .unwrap()
-            .next_offset();
-        disk.batches.drain(..drop);
-        disk.flushed -= drop;
-        disk.checked = disk.checked.saturating_sub(drop);
-        disk.start = new_start;
-        self.note(format!("node {i} cleaned its log to {new_start}"));
-        self.input(i, Input::LogStartAdvanced { offset: new_start });
     }
 
-    /// Serves a FetchSnapshot chunk, in small pieces so that transfers take several requests.
-    fn read_snapshot_chunk(
-        &mut self,
-        i: usize,
-        mut response: FetchSnapshotResponse,
-        max_bytes: u32,
-    ) -> FetchSnapshotResponse {
-        let chunk = (max_bytes as usize).min(SNAPSHOT_CHUNK_BYTES);
-        match &self.nodes[i].disk.snapshot {
-            Some((id, file)) if *id == response.snapshot_id => {
-                response.size = file.len() as u64;
-                let position = response.position as usize;
-                if position > file.len() {
-                    response.error = ErrorCode::PositionOutOfRange;
-                } else {
-                    response.bytes = file.slice(position..(position + chunk).min(file.len()));
-                }
-            }
-            _ => response.error = ErrorCode::SnapshotNotFound,
+    fn clean_now(&mut self, i: usize) {
+        let policy = RetentionPolicy {
+            max_bytes: Some(0),
+            max_age: None,
+        };
+        let now_ms = self.now.as_millis() as i64;
+        let cleaned = match self.live(i).log.clean(policy, now_ms) {
+            Ok(Some(cleaned)) => cleaned,
+            Ok(None) => return,
+            Err(e) => return self.disk_failed(i, "clean", &e),
+        };
+        self.note(format!(
+            "node {i} cleaned its log to {}",
+            cleaned.log_start_offset
+        ));
+        self.input(
+            i,
+            Input::LogStartAdvanced {
+                offset: cleaned.log_start_offset,
+            },
+        );
+        if self.is_running(i)
+            && let Err(e) = self.live(i).snaps.forget_before(cleaned.snapshots_before)
+        {
+            self.disk_failed(i, "forget snapshots", &e);
         }
-        response
     }
 
-    /// Installs a fetched snapshot: it must hold exactly the committed history below its end.
-    fn install_snapshot(&mut self, i: usize, id: OffsetAndEpoch) {
-        let file = match self.nodes[i].disk.partial.take() {
-            Some((partial_id, file)) if partial_id == id => Bytes::from(file),
-            _ => self.fail(&format!(
-                "node {i} installed snapshot {id:?} it never fetched"
-            )),
-        };
+    /// The state machine of node `i` (just written into snapshot `id`, or installed from it)
+    /// holds exactly the committed history below `id.offset`.
+    fn check_history(&mut self, i: usize, id: OffsetAndEpoch, what: &str) {
+        let state = history(&self.live(i).snaps).batches.clone();
         let mut next = Offset(0);
-        for batch in kraft::record::BatchIter::new(file.clone()) {
-            let batch = batch.unwrap_or_else(|e| {
-                self.fail(&format!("node {i} installed a corrupt snapshot: {e}"))
-            });
-            if batch.base_offset() != next || self.committed.get(&next) != Some(batch.as_bytes()) {
+        for batch in state {
+            let header = kraft::record::BatchHeader::parse(&batch).unwrap();
+            if header.base_offset() != next || self.committed.get(&next) != Some(&batch) {
                 self.fail(&format!(
-                    "node {i} installed a snapshot that disagrees with the committed history at {next}"
+                    "node {i} {what} snapshot {id:?} that disagrees with the committed history at {next}"
                 ));
             }
-            next = batch.next_offset();
+            next = header.next_offset();
         }
         if next != id.offset {
-            self.fail(&format!(
-                "node {i} installed snapshot {id:?} ending at {next}"
-            ));
+            self.fail(&format!("node {i} {what} snapshot {id:?} ending at {next}"));
         }
-        let disk = &mut self.nodes[i].disk;
-        disk.snapshot = Some((id, file));
-        disk.batches.clear();
-        disk.flushed = 0;
-        disk.checked = 0;
-        disk.start = id.offset;
+    }
+
+    /// Installs a fetched snapshot as the node does: verify and load it, then replace the log.
+    fn install_snapshot(&mut self, i: usize, id: OffsetAndEpoch) {
+        let now = self.now;
+        match self.live(i).snaps.install(id, now) {
+            Ok(_) => {}
+            Err(InstallError::Disk(e)) => return self.disk_failed(i, "install", &e),
+            // The driver rebuilds the core from disk, as a restart does.
+            Err(InstallError::Invalid(e)) => {
+                self.note(format!("node {i} could not install {id:?}: {e}"));
+                self.stop_process(i);
+                return self.start_node(i);
+            }
+        }
+        self.check_history(i, id, "installed");
+        self.enqueue(i, StoreOp::ResetLog(id));
+    }
+
+    /// The log store replaces the log with an empty one at the installed snapshot's end.
+    fn reset_log(&mut self, i: usize, id: OffsetAndEpoch) {
+        if let Err(e) = self.live(i).log.reset_to(id) {
+            return self.disk_failed(i, "reset the log", &e);
+        }
+        self.nodes[i].checked = id.offset;
         self.note(format!("node {i} installed snapshot {id:?}"));
-        // At once, so that the core and the disk never disagree about where the log starts.
         self.input(i, Input::SnapshotInstalled { id });
     }
 
@@ -841,7 +1099,7 @@ impl Sim {
                 if self.nodes[node].tick_at == Some(at) {
                     self.nodes[node].tick_at = None;
                     let state = self.nodes[node]
-                        .replica
+                        .replica()
                         .as_ref()
                         .map(|r| (r.role(), r.epoch()));
                     self.note(format!("node {node} tick {state:?}"));
@@ -857,13 +1115,23 @@ impl Sim {
                     self.input(node, input);
                 }
             }
+            Event::Store {
+                node,
+                incarnation,
+                op,
+            } => {
+                if self.nodes[node].incarnation == incarnation && self.is_running(node) {
+                    self.nodes[node].store_pending -= 1;
+                    self.store(node, op);
+                }
+            }
         }
         self.check_invariants();
         true
     }
 
     fn deliver(&mut self, to: usize, msg: Msg) {
-        if self.nodes[to].replica.is_none() {
+        if self.nodes[to].replica().is_none() {
             return;
         }
         match msg {
@@ -875,7 +1143,8 @@ impl Sim {
                 let node = &mut self.nodes[to];
                 let inbound = node.next_inbound;
                 node.next_inbound += 1;
-                node.inbound.insert(inbound, (from, request_id));
+                let vote = matches!(&request, Request::Vote(v) if !v.pre_vote);
+                node.inbound.insert(inbound, (from, request_id, vote));
                 self.input(
                     to,
                     Input::Request {
@@ -933,6 +1202,10 @@ impl Sim {
             .leader()
             .unwrap_or_else(|| self.rng.below(self.nodes.len() as u64) as usize);
         let value = Bytes::from(format!("value-{id}"));
+        self.proposed.insert(value.clone());
+        if self.is_running(target) {
+            self.awaiting.insert(id, target);
+        }
         self.input(
             target,
             Input::Propose {
@@ -948,7 +1221,7 @@ impl Sim {
             .iter()
             .enumerate()
             .filter_map(|(i, n)| {
-                n.replica
+                n.replica()
                     .as_ref()
                     .filter(|r| r.role() == RoleKind::Leader)
                     .map(|r| (r.epoch(), i))
@@ -958,16 +1231,16 @@ impl Sim {
     }
 
     pub fn role(&self, i: usize) -> Option<RoleKind> {
-        self.nodes[i].replica.as_ref().map(|r| r.role())
+        self.nodes[i].replica().map(|r| r.role())
     }
 
     pub fn epoch(&self, i: usize) -> Option<Epoch> {
-        self.nodes[i].replica.as_ref().map(|r| r.epoch())
+        self.nodes[i].replica().map(|r| r.epoch())
     }
 
     pub fn hw(&self, i: usize) -> Option<Offset> {
         self.nodes[i]
-            .replica
+            .replica()
             .as_ref()
             .and_then(|r| r.high_watermark())
     }
@@ -999,55 +1272,52 @@ impl Sim {
     }
 
     fn high_watermark(&mut self, i: usize, hw: Offset) {
-        if self.nodes[i].hw.is_some_and(|old| hw < old) {
-            self.fail(&format!(
-                "node {i} high watermark went back from {:?} to {hw}",
-                self.nodes[i].hw
-            ));
-        }
-        self.nodes[i].hw = Some(hw);
-        let end = self.nodes[i].disk.end_offset();
+        let end = self.log_end(i);
         if hw > end {
             self.fail(&format!(
                 "node {i} high watermark {hw} is past its log end {end}"
             ));
         }
         self.check_committed_prefix(i, hw);
-        if !self.wiped
-            && self.nodes[i]
-                .replica
-                .as_ref()
-                .is_some_and(|r| r.role() == RoleKind::Leader)
-        {
-            self.check_majority_holds(i, hw);
-        }
     }
 
     /// Every batch below `hw` on node `i` matches what any node ever saw committed there.
     fn check_committed_prefix(&mut self, i: usize, hw: Offset) {
-        while let Some(b) = self.nodes[i]
-            .disk
-            .batches
-            .get(self.nodes[i].disk.checked)
-            .cloned()
-        {
-            let h = BatchHeader::parse(&b).unwrap();
-            if h.next_offset() > hw {
+        let start = self.live(i).log.log().log_start_offset();
+        let mut at = self.nodes[i].checked.max(start);
+        while at < hw {
+            let bytes = match self.live(i).log.read(at, CATCH_UP_BYTES) {
+                Ok(bytes) => bytes,
+                Err(e) => return self.disk_failed(i, "read", &e),
+            };
+            let mut progressed = false;
+            for batch in BatchIter::new(bytes) {
+                let batch = batch.unwrap_or_else(|e| {
+                    self.fail(&format!("node {i} holds a corrupt batch at {at}: {e}"))
+                });
+                if batch.next_offset() > hw {
+                    break;
+                }
+                let b = batch.as_bytes().clone();
+                match self.committed.get(&batch.base_offset()) {
+                    Some(existing) if existing != &b => self.fail(&format!(
+                        "node {i} committed a different batch at offset {}",
+                        batch.base_offset()
+                    )),
+                    Some(_) => {}
+                    None => {
+                        self.check_known_records(i, &b);
+                        self.committed.insert(batch.base_offset(), b);
+                    }
+                }
+                at = batch.next_offset();
+                progressed = true;
+            }
+            if !progressed {
                 break;
             }
-            self.nodes[i].disk.checked += 1;
-            match self.committed.get(&h.base_offset()) {
-                Some(existing) if existing != &b => self.fail(&format!(
-                    "node {i} committed a different batch at offset {}",
-                    h.base_offset()
-                )),
-                Some(_) => {}
-                None => {
-                    self.check_known_records(i, &b);
-                    self.committed.insert(h.base_offset(), b);
-                }
-            }
         }
+        self.nodes[i].checked = at;
     }
 
     /// No record appears that nobody appended: data values are proposals made at that offset.
@@ -1057,58 +1327,165 @@ impl Sim {
             return;
         }
         let value = batch.decode_records().unwrap()[0].value.clone().unwrap();
+        let offset = batch.base_offset();
         if !self.proposed.contains(&value) {
             self.fail(&format!(
-                "node {i} committed a value nobody proposed at {}",
-                batch.base_offset()
+                "node {i} committed a value nobody proposed at {offset}"
             ));
         }
-        self.acknowledged.insert(batch.base_offset(), value);
+        if let Some(earlier) = self.committed_at.insert(value.clone(), offset) {
+            self.fail(&format!(
+                "node {i} committed {value:?} at {offset}, already committed at {earlier}"
+            ));
+        }
+        let id = proposal_id(&value);
+        match self.outcomes.get(&id) {
+            Some(ProposalOutcome::Refused(e)) => self.fail(&format!(
+                "{value:?} was refused ({e:?}) yet committed at {offset}"
+            )),
+            Some(
+                ProposalOutcome::Unresolved { first, .. }
+                | ProposalOutcome::Committed { first, .. },
+            ) if *first != offset => self.fail(&format!(
+                "{value:?} was appended at {first} yet committed at {offset}"
+            )),
+            _ => {}
+        }
+        self.acknowledged.insert(offset, value);
     }
 
-    /// A majority of voters hold (durably) every offset below the leader's high watermark.
+    /// A proposal's outcome: exactly one per proposal; a committed one must already stand in
+    /// the committed history at its offsets; a refused or unresolved one must not stand
+    /// anywhere but where it was appended.
+    fn proposal_outcome(&mut self, i: usize, id: ProposalId, outcome: ProposalOutcome) {
+        self.awaiting.remove(&id.0);
+        if let Some(earlier) = self.outcomes.insert(id.0, outcome) {
+            self.fail(&format!(
+                "node {i} gave proposal {} a second outcome {outcome:?} after {earlier:?}",
+                id.0
+            ));
+        }
+    }
+
+    fn check_outcome(&mut self, i: usize, id: ProposalId, outcome: ProposalOutcome) {
+        let value = Bytes::from(format!("value-{}", id.0));
+        let standing = self.committed_at.get(&value).copied();
+        match outcome {
+            ProposalOutcome::Committed { first, last }
+                if last >= first
+                    && (standing != Some(first)
+                        || self.acknowledged.get(&first) != Some(&value)) =>
+            {
+                self.fail(&format!(
+                    "node {i} acknowledged {value:?} at {first}, the committed history holds it at {standing:?}"
+                ))
+            }
+            ProposalOutcome::Refused(_) if standing.is_some() => self.fail(&format!(
+                "node {i} refused {value:?}, already committed at {standing:?}"
+            )),
+            ProposalOutcome::Unresolved { first, .. } if standing.is_some_and(|o| o != first) => {
+                self.fail(&format!(
+                    "node {i} appended {value:?} at {first}, committed at {standing:?}"
+                ))
+            }
+            _ => {}
+        }
+    }
+
+    /// A majority of voters hold every offset below the leader's high watermark durably: what
+    /// a power loss of every voter would keep, by the disks' oracle.
     fn check_majority_holds(&mut self, leader: usize, hw: Offset) {
         let holders = self
             .voters
             .iter()
             .filter_map(|v| self.node_index(*v))
-            .filter(|j| self.nodes[*j].disk.flushed_end_offset() >= hw)
+            .filter(|j| durable_end(&self.nodes[*j].disk).is_some_and(|end| end >= hw))
             .count();
         if holders < self.voters.len() / 2 + 1 {
             self.fail(&format!(
-                "leader {leader} high watermark {hw} is held by only {holders} voters"
+                "leader {leader} high watermark {hw} is durable on only {holders} voters"
             ));
+        }
+    }
+
+    /// A fetch acknowledges everything below its offset, and a vote request stands on the
+    /// persisted self-vote: neither may claim what the disk could still lose.
+    fn check_send(&mut self, i: usize, request: &Request) {
+        match request {
+            Request::Fetch(f) if f.replica_id.is_some() => {
+                let durable = durable_end(&self.nodes[i].disk);
+                if durable.is_none_or(|end| f.fetch_offset > end) {
+                    self.fail(&format!(
+                        "node {i} fetches at {} but only {durable:?} is durable",
+                        f.fetch_offset
+                    ));
+                }
+            }
+            Request::Vote(v) if !v.pre_vote => {
+                let durable = durable_election(&self.nodes[i].disk);
+                let me = self.nodes[i].id;
+                let covered = durable.is_some_and(|(epoch, voted)| {
+                    epoch > v.candidate_epoch || (epoch == v.candidate_epoch && voted == me)
+                });
+                if !covered {
+                    self.fail(&format!(
+                        "node {i} asks for votes in epoch {} with {durable:?} durable",
+                        v.candidate_epoch
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A granted (standard) vote goes out only once the vote is durable.
+    fn check_vote_granted(&mut self, i: usize, response: &Response) {
+        if let Response::Vote(v) = response
+            && v.vote_granted
+        {
+            let durable = durable_election(&self.nodes[i].disk);
+            // A later epoch may have been persisted since (the answer was held until then).
+            let covered = durable.is_some_and(|(epoch, voted)| {
+                epoch > v.leader_epoch || (epoch == v.leader_epoch && voted.is_some())
+            });
+            if !covered {
+                self.fail(&format!(
+                    "node {i} granted a vote in epoch {} with {durable:?} durable",
+                    v.leader_epoch
+                ));
+            }
         }
     }
 
     fn check_invariants(&mut self) {
         for i in 0..self.nodes.len() {
-            let Some(r) = self.nodes[i].replica.as_ref() else {
+            // Between the core and its disk, the log store's queue; compare once it is empty.
+            let Some(live) = self.nodes[i]
+                .live
+                .as_ref()
+                .filter(|_| self.nodes[i].store_pending == 0)
+            else {
                 continue;
             };
+            let r = &live.replica;
             let (role, epoch) = (r.role(), r.epoch());
-            let leo = r.log().log_end_offset();
-            let disk = &self.nodes[i].disk;
-            if r.log().log_start_offset() != disk.start {
-                let (core, disk) = (r.log().log_start_offset(), disk.start);
+            let (core_start, core_end) = (r.log().log_start_offset(), r.log().log_end_offset());
+            let log = live.log.log();
+            let (disk_start, disk_end) = (log.log_start_offset(), log.log_end_offset());
+            let applied = live.snaps.applied_offset();
+            if core_start != disk_start {
                 self.fail(&format!(
-                    "node {i} believes its log starts at {core}, the disk says {disk}"
+                    "node {i} believes its log starts at {core_start}, the disk says {disk_start}"
                 ));
             }
-            let covered = disk
-                .snapshot
-                .as_ref()
-                .is_some_and(|(id, _)| id.offset >= disk.start);
-            if disk.start > Offset(0) && !covered {
-                let start = disk.start;
+            if core_end != disk_end {
                 self.fail(&format!(
-                    "node {i} log starts at {start} but no snapshot covers what is below"
+                    "node {i} believes its log ends at {core_end}, the disk says {disk_end}"
                 ));
             }
-            if leo != self.nodes[i].disk.end_offset() {
-                let disk = self.nodes[i].disk.end_offset();
+            if disk_start > Offset(0) && applied < disk_start {
                 self.fail(&format!(
-                    "node {i} believes its log ends at {leo}, the disk says {disk}"
+                    "node {i} log starts at {disk_start} but its state covers only {applied}"
                 ));
             }
             if role == RoleKind::Leader {
@@ -1148,38 +1525,116 @@ impl Sim {
             committed_at = self
                 .acknowledged
                 .iter()
-                .find(|(_, v)| {
-                    let id: u64 = std::str::from_utf8(v).unwrap()[6..].parse().unwrap();
-                    id >= target
-                })
+                .find(|(_, v)| proposal_id(v) >= target)
                 .map(|(o, _)| *o);
         }
-        let offset = committed_at.unwrap();
+        // Every acknowledged offset (an earlier attempt may have committed after this one).
+        let offset = committed_at
+            .unwrap()
+            .max(*self.acknowledged.keys().next_back().unwrap());
         let running: Vec<usize> = (0..self.nodes.len())
             .filter(|i| self.is_running(*i))
             .collect();
         self.run_until(limit, "every running node to reach the new commit", |s| {
             running
                 .iter()
-                .all(|i| s.hw(*i).is_some_and(|hw| hw > offset))
+                .all(|i| s.hw(*i).is_some_and(|hw| hw > offset) && s.nodes[*i].store_pending == 0)
         });
-        {
+        // Every acknowledged record, on every running node, in its state machine's history
+        // (snapshot and log alike), at its offset.
+        for &i in &running {
+            // What the state machine applied, then the log above it.
+            let mut state = history(&self.live(i).snaps).batches.clone();
+            let applied = self.live(i).snaps.applied_offset();
+            state.extend(self.batches(i).into_iter().filter(|b| {
+                kraft::record::BatchHeader::parse(b).unwrap().base_offset() >= applied
+            }));
+            let by_offset: BTreeMap<Offset, Bytes> = state
+                .into_iter()
+                .map(|b| {
+                    (
+                        kraft::record::BatchHeader::parse(&b).unwrap().base_offset(),
+                        b,
+                    )
+                })
+                .collect();
             for (offset, value) in self.acknowledged.clone() {
-                for &i in &running {
-                    let Some(batch) = self.nodes[i].disk.batch_at(offset) else {
-                        self.fail(&format!("node {i} lost acknowledged offset {offset}"));
-                    };
-                    let record = RecordBatch::decode(batch)
-                        .unwrap()
-                        .decode_records()
-                        .unwrap();
-                    if record[0].value.as_ref() != Some(&value) {
-                        self.fail(&format!(
-                            "node {i} holds a different value at acknowledged offset {offset}"
-                        ));
-                    }
+                let Some(batch) = by_offset.get(&offset) else {
+                    let known: Vec<Offset> = by_offset.keys().rev().take(5).copied().collect();
+                    self.fail(&format!(
+                        "node {i} lost acknowledged offset {offset} (applied {applied}, last held {known:?})"
+                    ));
+                };
+                let record = RecordBatch::decode(batch.clone())
+                    .unwrap()
+                    .decode_records()
+                    .unwrap();
+                if record[0].value.as_ref() != Some(&value) {
+                    self.fail(&format!(
+                        "node {i} holds a different value at acknowledged offset {offset}"
+                    ));
                 }
             }
         }
+        // Every append acknowledged as committed stands in the committed history, at its
+        // offset (and so, by the check above, on every running node).
+        for (id, outcome) in self.outcomes.clone() {
+            if let ProposalOutcome::Committed { first, last } = outcome
+                && last >= first
+            {
+                let value = Bytes::from(format!("value-{id}"));
+                if self.acknowledged.get(&first) != Some(&value) {
+                    self.fail(&format!(
+                        "proposal {id} was acknowledged at {first} but is not committed there"
+                    ));
+                }
+            }
+        }
+        // Every proposal a running node took got its outcome from the core.
+        if let Some((id, node)) = self.awaiting.iter().next() {
+            let (id, node) = (*id, *node);
+            self.fail(&format!(
+                "proposal {id} to node {node} never got an outcome"
+            ));
+        }
     }
+}
+
+/// The proposal id a simulated value carries (`value-<id>`).
+fn proposal_id(value: &Bytes) -> u64 {
+    std::str::from_utf8(value).unwrap()[6..].parse().unwrap()
+}
+
+/// The log end offset a power loss now would leave on `disk` (the oracle): the valid batches
+/// of the newest segment whose directory entry is durable, read from its platter bytes.
+/// Earlier segments are complete and durable before a newer one exists.
+pub fn durable_end(disk: &SimFs) -> Option<Offset> {
+    let newest = disk
+        .list(dir())
+        .into_iter()
+        .filter_map(|name| {
+            let name = name.to_str()?.to_string();
+            let base: i64 = name.strip_suffix(".log")?.parse().ok()?;
+            disk.is_durable_entry(&dir().join(&name))
+                .then_some((base, name))
+        })
+        .max()?;
+    let bytes = disk.durable_bytes(&dir().join(&newest.1))?;
+    let mut end = Offset(newest.0);
+    for batch in BatchIter::new(Bytes::from(bytes)) {
+        match batch {
+            Ok(b) if b.base_offset() == end => end = b.next_offset(),
+            _ => break,
+        }
+    }
+    Some(end)
+}
+
+/// The election state a power loss now would leave on `disk`: (epoch, vote).
+pub fn durable_election(disk: &SimFs) -> Option<(Epoch, Option<NodeId>)> {
+    let bytes = disk.durable_bytes(&dir().join("quorum-state"))?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let epoch = json.get("leaderEpoch")?.as_i64()? as i32;
+    let voted = json.get("votedId")?.as_i64()? as i32;
+    Some((Epoch(epoch), (voted >= 0).then_some(NodeId(voted))))
 }

@@ -1,0 +1,212 @@
+//! The log and the election state of one node, as the core's actions use them.
+//!
+//! Owns `storage::ReplicatedLog` and `storage::QuorumStateFile`: recovery at start, each
+//! log action, reads for Fetch answers, the log reset of a snapshot install and retention
+//! cleaning. Every IO error is returned, never retried or hidden: after one, the caller stops
+//! the node, because the state on disk is unknown until recovery.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::recovered::Recovered;
+use crate::raft::{EpochStart, FetchResponse, PersistedElection};
+use crate::storage::{
+    ElectionState, Fs, LogConfig, OffsetPolicy, QuorumStateFile, ReplicatedLog, SnapshotFile,
+    StorageError, delete_snapshots_before_in, fetched_so_far_in, list_snapshots_in,
+};
+use crate::types::{Offset, OffsetAndEpoch};
+
+/// Log cleaning by the retention rules (kraft-protocol.md §7.7): with at least two snapshots,
+/// the log start moves to the next snapshot while the log and snapshots exceed `max_bytes` or
+/// the older snapshot is older than `max_age`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionPolicy {
+    pub max_bytes: Option<u64>,
+    pub max_age: Option<Duration>,
+}
+
+/// What cleaning did: the new log start, and the offset below which snapshots are no longer
+/// needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cleaned {
+    pub log_start_offset: Offset,
+    pub snapshots_before: Offset,
+}
+
+#[derive(Debug)]
+pub struct LogExecutor {
+    fs: Fs,
+    dir: PathBuf,
+    log: ReplicatedLog,
+    state: QuorumStateFile,
+}
+
+impl LogExecutor {
+    /// Opens and recovers the log in `dir` and reads the election state. Snapshots the log
+    /// start already moved past are deleted (the newest is kept).
+    pub fn open(fs: &Fs, dir: &Path, config: LogConfig) -> Result<(Self, Recovered), StorageError> {
+        let (log, _report) = ReplicatedLog::open_in(fs, dir, config)?;
+        for path in delete_snapshots_before_in(fs, dir, log.log_start_offset())? {
+            tracing::info!(path = %path.display(), "deleted a snapshot below the log start");
+        }
+        let executor = LogExecutor {
+            fs: fs.clone(),
+            dir: dir.to_path_buf(),
+            log,
+            state: QuorumStateFile::new_in(fs, dir),
+        };
+        let recovered = executor.recovered()?;
+        Ok((executor, recovered))
+    }
+
+    /// What the core starts from: the log, the election state and the snapshots on disk.
+    fn recovered(&self) -> Result<Recovered, StorageError> {
+        let election = self.state.read()?.map(|s| PersistedElection {
+            epoch: s.epoch,
+            leader_id: s.leader_id,
+            voted_id: s.voted_id,
+        });
+        let epochs = self
+            .log
+            .epoch_entries()
+            .iter()
+            .map(|e| EpochStart {
+                epoch: e.epoch,
+                start_offset: e.start_offset,
+            })
+            .collect();
+        Ok(Recovered {
+            log_start_offset: self.log.log_start_offset(),
+            log_end_offset: self.log.log_end_offset(),
+            epochs,
+            election,
+            latest_snapshot: list_snapshots_in(&self.fs, &self.dir)?.last().copied(),
+            fetched_so_far: fetched_so_far_in(&self.fs, &self.dir)?,
+        })
+    }
+
+    pub fn log(&self) -> &ReplicatedLog {
+        &self.log
+    }
+
+    /// `Action::PersistElection`: durable before it returns.
+    pub fn persist_election(&mut self, e: PersistedElection) -> Result<(), StorageError> {
+        self.state.write(&ElectionState {
+            epoch: e.epoch,
+            leader_id: e.leader_id,
+            voted_id: e.voted_id,
+            voted_directory_id: None,
+        })
+    }
+
+    /// `Action::Append`: batches the core already validated, at the log end.
+    pub fn append(&mut self, batches: Bytes) -> Result<(), StorageError> {
+        self.log.append(batches, OffsetPolicy::Validate).map(|_| ())
+    }
+
+    /// `Action::Truncate`.
+    pub fn truncate(&mut self, offset: Offset) -> Result<(), StorageError> {
+        self.log.truncate_to(offset).map(|_| ())
+    }
+
+    /// `Action::Flush`: returns the log end offset it made durable.
+    pub fn flush(&mut self) -> Result<Offset, StorageError> {
+        self.log.flush()?;
+        Ok(self.log.log_end_offset())
+    }
+
+    /// Whole batches from `from` (at most `max_bytes`, at least one batch).
+    pub fn read(&self, from: Offset, max_bytes: u32) -> Result<Bytes, StorageError> {
+        self.log.read(from, max_bytes as usize)
+    }
+
+    /// `Action::RespondFetch`: fills the answer's records. A fetch offset cleaning or
+    /// truncation moved out of the log meanwhile gets no records (the fetcher asks again and
+    /// is redirected); any other error is the disk's and is returned.
+    pub fn fill_fetch(
+        &self,
+        response: &mut FetchResponse,
+        from: Offset,
+        max_bytes: u32,
+    ) -> Result<(), StorageError> {
+        match self.read(from, max_bytes) {
+            Ok(records) => {
+                response.records = records;
+                Ok(())
+            }
+            Err(StorageError::OffsetOutOfRange { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Installing a fetched snapshot: the log becomes empty, starting at its end.
+    pub fn reset_to(&mut self, id: OffsetAndEpoch) -> Result<Vec<PathBuf>, StorageError> {
+        self.log.reset_to(id)
+    }
+
+    /// Log cleaning after a new snapshot, by `policy` at wall-clock time `now_ms`. `None` when
+    /// nothing moved.
+    pub fn clean(
+        &mut self,
+        policy: RetentionPolicy,
+        now_ms: i64,
+    ) -> Result<Option<Cleaned>, StorageError> {
+        let Some(target) = self.cleaning_target(policy, now_ms)? else {
+            return Ok(None);
+        };
+        let deleted = self.log.delete_segments_below(target)?;
+        if !deleted.is_empty() {
+            tracing::info!(log_start_offset = %self.log.log_start_offset(), snapshot = %target, files = deleted.len(), "cleaned the log");
+        }
+        Ok(Some(Cleaned {
+            log_start_offset: self.log.log_start_offset(),
+            snapshots_before: target,
+        }))
+    }
+
+    /// The snapshot end offset retention lets the log start move to: walking snapshots oldest
+    /// first, each is dropped while the log plus snapshots exceed the size bound or it is older
+    /// than the age bound; the newest is always kept. A snapshot's age is that of its last
+    /// contained record, as Kafka measures it. Only snapshots that open count.
+    fn cleaning_target(
+        &self,
+        policy: RetentionPolicy,
+        now_ms: i64,
+    ) -> Result<Option<Offset>, StorageError> {
+        let mut sized: Vec<(Offset, u64, Option<Duration>)> = Vec::new();
+        for id in list_snapshots_in(&self.fs, &self.dir)? {
+            // One the snapshot writer deleted since the listing (it deletes old ones after a
+            // cleaning) is skipped; any other failure to read one is the disk's.
+            let read = SnapshotFile::open_in(&self.fs, &self.dir, id)
+                .and_then(|file| Ok((file.last_contained_timestamp()?, file)));
+            let (timestamp, file) = match read {
+                Err(StorageError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue;
+                }
+                other => other?,
+            };
+            let age = Duration::from_millis(now_ms.saturating_sub(timestamp).max(0) as u64);
+            sized.push((id.offset, file.size, Some(age)));
+        }
+        let log = &self.log;
+        let mut total = log.size_bytes() + sized.iter().map(|s| s.1).sum::<u64>();
+        let mut target = None;
+        for pair in sized.windows(2) {
+            let (older, next) = (pair[0], pair[1]);
+            let too_big = policy.max_bytes.is_some_and(|max| total > max);
+            let too_old = policy
+                .max_age
+                .is_some_and(|max| older.2.is_some_and(|age| age > max));
+            if !(too_big || too_old) {
+                break;
+            }
+            total = total.saturating_sub(older.1 + log.bytes_below(next.0));
+            target = Some(next.0);
+        }
+        Ok(target.filter(|t| *t > log.log_start_offset()))
+    }
+}

@@ -1,0 +1,42 @@
+//! What recovery found on disk, and the protocol core started from it.
+
+use std::time::Duration;
+
+use crate::raft::{Action, EpochStart, LogView, PersistedElection, RaftConfig, Replica};
+use crate::types::{Offset, OffsetAndEpoch};
+
+/// What the log store found on disk at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+    pub epochs: Vec<EpochStart>,
+    pub election: Option<PersistedElection>,
+    /// The newest snapshot in the partition directory.
+    pub latest_snapshot: Option<OffsetAndEpoch>,
+    /// A snapshot partly fetched from a leader, and how many bytes of it arrived.
+    pub fetched_so_far: Option<(OffsetAndEpoch, u64)>,
+}
+
+impl Recovered {
+    /// The core's picture of the recovered log (all of it durable: recovery fsynced it).
+    pub fn log_view(&self) -> LogView {
+        LogView::new(
+            self.log_start_offset,
+            self.log_end_offset,
+            self.epochs.clone(),
+        )
+        .with_snapshot(self.latest_snapshot)
+        .with_fetched_so_far(self.fetched_so_far)
+    }
+
+    /// A fresh protocol core from this state, as at process start.
+    pub fn start_replica(
+        &self,
+        config: RaftConfig,
+        now: Duration,
+        seed: u64,
+    ) -> (Replica, Vec<Action>) {
+        Replica::start(config, self.election, self.log_view(), now, seed)
+    }
+}
