@@ -239,6 +239,19 @@ fn a_sync_after_fsyncgate_and_more_appends_leaves_a_hole() {
 }
 
 #[test]
+fn a_shrink_then_growth_reads_and_syncs_zeros() {
+    let disk = disk();
+    let f = durable_file(&disk, "a", &[9; 5000], true);
+    f.set_len(100).unwrap();
+    f.set_len(5000).unwrap();
+    f.sync_data().unwrap();
+    let mut expected = vec![9; 100];
+    expected.resize(5000, 0);
+    assert_eq!(read_all(&*f), expected);
+    assert_eq!(disk.durable_bytes(&p("/d/a")).unwrap(), expected);
+}
+
+#[test]
 fn sync_faults_at_a_rate_are_reproducible() {
     let failures = |seed| {
         let disk = disk();

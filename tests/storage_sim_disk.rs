@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use common::{batch, read_all};
 use kraft::storage::{
-    FileHandle, FileSystem, Fs, LogConfig, OffsetPolicy, OpenMode, ReplicatedLog, SimFs,
+    ElectionState, FileHandle, FileSystem, Fs, LogConfig, OffsetPolicy, OpenMode, QuorumStateFile,
+    ReplicatedLog, SimFs, StorageError,
 };
-use kraft::types::Offset;
+use kraft::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
 
 /// Small segments, so that a few batches roll the log.
 const CONFIG: LogConfig = LogConfig {
@@ -140,6 +141,148 @@ fn removals_a_crash_left_unsynced_are_made_durable_by_the_next_open() {
     let log = open(&fs);
     assert_eq!(log.segment_files().len(), 2, "removed segments came back");
     assert_eq!(read_all(&log), reported);
+}
+
+#[test]
+fn a_failed_fsync_leaves_nothing_a_reopen_would_call_flushed() {
+    let disk = SimFs::new();
+    let fs = disk.fs();
+    let mut log = open(&fs);
+    append(&mut log, 2);
+    log.flush().unwrap();
+    let durable_end = log.log_end_offset();
+    append(&mut log, 1);
+    assert_eq!(log.segment_files().len(), 1);
+    disk.fail_next_sync(&log.segment_files()[0]).unwrap();
+    assert!(matches!(log.flush(), Err(StorageError::Io { .. })));
+    assert!(matches!(
+        log.append(
+            batch(log.log_end_offset().0, 1, 1, 10, 0),
+            OffsetPolicy::Validate
+        ),
+        Err(StorageError::Failed(_))
+    ));
+    drop(log);
+    disk.process_crash();
+
+    // The kernel marked the failed pages clean: a reopen that trusted the page cache would
+    // fsync nothing and call them flushed, and a power loss would take them.
+    let log = open(&fs);
+    assert_eq!(log.log_end_offset(), durable_end);
+    let reported = read_all(&log);
+    drop(log);
+    disk.power_loss(0);
+    assert_eq!(read_all(&open(&fs)), reported);
+}
+
+#[test]
+fn a_full_disk_fails_the_append_and_a_reopen_keeps_what_was_written() {
+    let disk = SimFs::new();
+    let fs = disk.fs();
+    let mut log = open(&fs);
+    append(&mut log, 2);
+    log.flush().unwrap();
+    disk.set_capacity(Some(disk_usage(&disk) + 1500));
+    let err = (0..10)
+        .find_map(|i| {
+            let b = batch(log.log_end_offset().0, 1, 2, 500, i);
+            log.append(b, OffsetPolicy::Validate).err()
+        })
+        .expect("the disk fills up");
+    match err {
+        StorageError::Io { source, .. } => {
+            assert_eq!(source.kind(), io::ErrorKind::StorageFull)
+        }
+        other => panic!("{other}"),
+    }
+    assert!(matches!(log.flush(), Err(StorageError::Failed(_))));
+    let end = log.log_end_offset();
+    drop(log);
+    disk.process_crash();
+    disk.set_capacity(None);
+    let log = open(&fs);
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(log.flushed_offset(), end);
+}
+
+#[test]
+fn quorum_state_is_old_or_new_after_power_loss() {
+    let disk = SimFs::new();
+    let faulty = DirSyncFaults::new(disk.clone());
+    let fs: Fs = faulty.clone();
+    kraft::storage::fsutil::create_dir_durably_in(&*fs, &log_dir()).unwrap();
+    let state = |epoch| ElectionState {
+        epoch: Epoch(epoch),
+        leader_id: Some(NodeId(1)),
+        voted_id: None,
+        voted_directory_id: None,
+    };
+    let file = QuorumStateFile::new_in(&fs, &log_dir());
+    file.write(&state(1)).unwrap();
+    disk.power_loss(0);
+    assert_eq!(file.read().unwrap(), Some(state(1)));
+    // The rename happened but its directory fsync failed: reads see the new state, a power
+    // loss brings back the old one, never a mix.
+    faulty.set(DirSync::Fail);
+    assert!(file.write(&state(2)).is_err());
+    assert_eq!(file.read().unwrap(), Some(state(2)));
+    disk.power_loss(0);
+    assert_eq!(file.read().unwrap(), Some(state(1)));
+    faulty.set(DirSync::Pass);
+    file.write(&state(3)).unwrap();
+    disk.power_loss(0);
+    assert_eq!(file.read().unwrap(), Some(state(3)));
+}
+
+#[test]
+fn a_finished_snapshot_survives_power_loss_and_an_interrupted_one_never_appears() {
+    use kraft::storage::{
+        SnapshotFile, SnapshotFileWriter, list_snapshots_in, remove_snapshot_leftovers_in,
+    };
+    let values = || (0..2000u32).map(|i| bytes::Bytes::from(i.to_be_bytes().repeat(64)));
+    for seed in 0..8 {
+        let disk = SimFs::new();
+        let fs = disk.fs();
+        let dir = log_dir();
+        kraft::storage::fsutil::create_dir_durably_in(&*fs, &dir).unwrap();
+        let done = OffsetAndEpoch {
+            offset: Offset(10),
+            epoch: Epoch(1),
+        };
+        let mut writer = SnapshotFileWriter::create_in(&fs, &dir, done, 0).unwrap();
+        writer.append(values()).unwrap();
+        writer.finish().unwrap();
+        let interrupted = OffsetAndEpoch {
+            offset: Offset(20),
+            epoch: Epoch(1),
+        };
+        let mut writer = SnapshotFileWriter::create_in(&fs, &dir, interrupted, 0).unwrap();
+        writer.append(values()).unwrap();
+        // A crashed process runs no destructor.
+        std::mem::forget(writer);
+        disk.power_loss(seed);
+
+        assert_eq!(list_snapshots_in(&fs, &dir).unwrap(), vec![done]);
+        let mut count = 0;
+        SnapshotFile::open_in(&fs, &dir, done)
+            .unwrap()
+            .for_each_value(|_| count += 1)
+            .unwrap();
+        assert_eq!(count, 2000);
+        remove_snapshot_leftovers_in(&fs, &dir).unwrap();
+        assert_eq!(
+            disk.list(&dir),
+            vec!["00000000000000000010-0000000001.checkpoint"]
+        );
+    }
+}
+
+/// Bytes all files on the disk hold.
+fn disk_usage(disk: &SimFs) -> u64 {
+    disk.list(&log_dir())
+        .iter()
+        .map(|name| disk.file_len(&log_dir().join(name)).unwrap())
+        .sum()
 }
 
 fn segment_bases(log: &ReplicatedLog) -> Vec<i64> {

@@ -64,6 +64,8 @@ pub(crate) struct Segment {
     index_interval_bytes: u64,
     bytes_since_index: u64,
     dirty: bool,
+    /// Bytes known to be on disk: the size at the last successful fsync.
+    durable_size: u64,
 }
 
 impl Segment {
@@ -88,6 +90,7 @@ impl Segment {
             index_interval_bytes,
             bytes_since_index: 0,
             dirty: true,
+            durable_size: 0,
         })
     }
 
@@ -138,6 +141,7 @@ impl Segment {
             index_interval_bytes,
             bytes_since_index: scan.bytes_since_index,
             dirty: false,
+            durable_size: scan.valid,
         };
         Ok((
             segment,
@@ -261,9 +265,9 @@ impl Segment {
             return Ok(self.next_offset);
         };
         self.file.set_len(position).at(&self.log_path)?;
-        self.file.sync_all().at(&self.log_path)?;
-        self.index.truncate_to_position(position as u32)?;
         self.size = position;
+        self.sync(|f| f.sync_all())?;
+        self.index.truncate_to_position(position as u32)?;
         self.next_offset = header.base_offset();
         self.bytes_since_index = position - u64::from(self.index.last_position().unwrap_or(0));
         Ok(self.next_offset)
@@ -272,9 +276,26 @@ impl Segment {
     /// Makes every write so far durable.
     pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
         if self.dirty {
-            self.file.sync_data().at(&self.log_path)?;
+            self.sync(|f| f.sync_data())?;
             self.dirty = false;
         }
+        Ok(())
+    }
+
+    /// Runs one fsync. When it fails, Linux has already marked the unwritten pages clean: they
+    /// stay readable in the page cache but will never reach the disk, and a later fsync
+    /// "succeeds" without them. So the file is cut back to what is known to be durable (best
+    /// effort: the log fails either way), lest a reopen recover those bytes and call them
+    /// flushed.
+    fn sync(
+        &mut self,
+        fsync: impl FnOnce(&dyn FileHandle) -> std::io::Result<()>,
+    ) -> Result<(), StorageError> {
+        if let Err(e) = fsync(&*self.file) {
+            let _ = self.file.set_len(self.durable_size.min(self.size));
+            return Err(StorageError::io(&self.log_path, e));
+        }
+        self.durable_size = self.size;
         Ok(())
     }
 

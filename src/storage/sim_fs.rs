@@ -133,12 +133,20 @@ impl Inode {
     }
 
     fn resize(&mut self, len: u64) {
-        // The page holding the old end already reads zeros past it, so only whole new pages
-        // become dirty; a page a failed fsync cleaned stays clean unless written again.
         let old = self.cache.len() as u64;
         self.cache.resize(len as usize, 0);
-        self.dirty_pages
-            .extend(pages(old.div_ceil(PAGE_BYTES) * PAGE_BYTES, len));
+        if len > old {
+            // The page holding the old end already reads zeros past it, so only whole new pages
+            // become dirty; a page a failed fsync cleaned stays clean unless written again.
+            self.dirty_pages
+                .extend(pages(old.div_ceil(PAGE_BYTES) * PAGE_BYTES, len));
+        } else {
+            // Truncation zeroes the tail of the page holding the new end, which dirties it.
+            self.dirty_pages.retain(|p| *p < len.div_ceil(PAGE_BYTES));
+            if !len.is_multiple_of(PAGE_BYTES) {
+                self.dirty_pages.insert(len / PAGE_BYTES);
+            }
+        }
         self.len_dirty = true;
     }
 
