@@ -1,4 +1,5 @@
-//! What recovery found on disk, and the protocol core started from it.
+//! What recovery found on disk, and the protocol core started from it. It never reads the disk
+//! itself: the log executor fills it in.
 
 use std::time::Duration;
 
