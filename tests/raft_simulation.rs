@@ -52,7 +52,8 @@ fn run_seed(seed: u64, events: u64) -> (u64, u64, u64) {
     while sim.events_run < events {
         match rng.below(100) {
             0..=49 => sim.propose(),
-            50..=54 => sim.crash(rng.below(n as u64) as usize),
+            50..=52 => sim.crash(rng.below(n as u64) as usize),
+            53..=54 => sim.crash_unflushed(rng.below(n as u64) as usize),
             55..=57 => sim.power_loss(rng.below(n as u64) as usize),
             58..=69 => {
                 let i = rng.below(n as u64) as usize;

@@ -126,6 +126,8 @@ pub struct SimNode {
     store_at: Duration,
     /// Log store operations queued and not yet carried out.
     store_pending: usize,
+    /// Of those, flushes (appends before them are written but not yet durable).
+    flushes_pending: usize,
 }
 
 impl SimNode {
@@ -309,6 +311,7 @@ impl Sim {
                 needs_reboot: false,
                 store_at: START,
                 store_pending: 0,
+                flushes_pending: 0,
             })
             .collect();
         let mut sim = Sim {
@@ -447,6 +450,7 @@ impl Sim {
         node.shutting_down = false;
         node.checked = recovered.log_start_offset;
         node.store_pending = 0;
+        node.flushes_pending = 0;
         let seed = self.seed ^ (i as u64 + 1).wrapping_mul(0x1234_5678_9ABC) ^ node.incarnation;
         let (replica, actions) = recovered.start_replica(config, self.now, seed);
         node.live = Some(Live {
@@ -505,6 +509,19 @@ impl Sim {
             self.crashes.0 += 1;
             self.note(format!("node {i} crashed"));
         }
+    }
+
+    /// Kills a node's process between a write and its fsync: runs until it has appended
+    /// something not yet flushed (for at most a second), then crashes it. Its restart then
+    /// finds bytes in the page cache that never reached the disk.
+    pub fn crash_unflushed(&mut self, i: usize) {
+        let until = self.now + Duration::from_secs(1);
+        while self.is_running(i) && self.nodes[i].flushes_pending == 0 && self.now < until {
+            if !self.step() {
+                break;
+            }
+        }
+        self.crash(i);
     }
 
     /// Cuts a node's power: its process dies and its disk keeps only what was durable.
@@ -850,6 +867,9 @@ impl Sim {
         let at = (self.now + delay).max(node.store_at);
         node.store_at = at;
         node.store_pending += 1;
+        if matches!(op, StoreOp::Flush) {
+            node.flushes_pending += 1;
+        }
         let incarnation = node.incarnation;
         self.schedule(
             at,
@@ -1122,6 +1142,9 @@ impl Sim {
             } => {
                 if self.nodes[node].incarnation == incarnation && self.is_running(node) {
                     self.nodes[node].store_pending -= 1;
+                    if matches!(op, StoreOp::Flush) {
+                        self.nodes[node].flushes_pending -= 1;
+                    }
                     self.store(node, op);
                 }
             }
