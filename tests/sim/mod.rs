@@ -1537,31 +1537,25 @@ impl Sim {
         });
         let target = self.next_proposal;
         let mut attempts = 0;
-        let mut committed_at: Option<Offset> = None;
-        while committed_at.is_none() {
+        let mut committed = false;
+        while !committed {
             attempts += 1;
             if attempts > 50 {
                 self.fail("no proposal committed after the faults healed");
             }
             self.propose();
             self.run_for(Duration::from_millis(500), 20_000);
-            committed_at = self
-                .acknowledged
-                .iter()
-                .find(|(_, v)| proposal_id(v) >= target)
-                .map(|(o, _)| *o);
+            committed = self.acknowledged.values().any(|v| proposal_id(v) >= target);
         }
-        // Every acknowledged offset (an earlier attempt may have committed after this one).
-        let offset = committed_at
-            .unwrap()
-            .max(*self.acknowledged.keys().next_back().unwrap());
         let running: Vec<usize> = (0..self.nodes.len())
             .filter(|i| self.is_running(*i))
             .collect();
+        // Every acknowledged offset, including what earlier attempts commit meanwhile.
         self.run_until(limit, "every running node to reach the new commit", |s| {
+            let newest = *s.acknowledged.keys().next_back().expect("one committed");
             running
                 .iter()
-                .all(|i| s.hw(*i).is_some_and(|hw| hw > offset) && s.nodes[*i].store_pending == 0)
+                .all(|i| s.hw(*i).is_some_and(|hw| hw > newest) && s.nodes[*i].store_pending == 0)
         });
         // Every acknowledged record, on every running node, in its state machine's history
         // (snapshot and log alike), at its offset.
