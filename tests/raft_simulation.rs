@@ -89,7 +89,7 @@ fn run_seed(seed: u64, events: u64) -> (u64, u64, u64) {
             }
             _ => sim.net = random_net(&mut rng),
         }
-        let budget = events - sim.events_run;
+        let budget = events.saturating_sub(sim.events_run);
         sim.run_for(Duration::from_millis(10 + rng.below(400)), budget.max(1));
     }
     sim.net = NetConfig::PERFECT;
