@@ -1868,3 +1868,90 @@ fn a_restarted_follower_resumes_a_snapshot_fetch_where_it_stopped() {
         "{request:?}"
     );
 }
+
+// ---- Kafka-faithful corners ----------------------------------------------------------------------
+
+/// Only a replica with an id can have voted: a stored vote on an id-less replica is refused
+/// (Kafka fails to start), not silently cleared.
+#[test]
+fn an_idless_replica_with_a_stored_vote_fails_to_start() {
+    let (_, actions) = Replica::start(
+        config(None, &[1, 2, 3]),
+        Some(election(3, None, Some(2))),
+        LogView::empty(),
+        T0,
+        7,
+    );
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Fatal(_))),
+        "{actions:?}"
+    );
+    // Without a vote it starts as usual.
+    let (_, actions) = Replica::start(
+        config(None, &[1, 2, 3]),
+        Some(election(3, Some(1), None)),
+        LogView::empty(),
+        T0,
+        7,
+    );
+    assert!(!actions.iter().any(|a| matches!(a, Action::Fatal(_))));
+}
+
+/// A follower that knew a high watermark and is elected forgets it: as leader it has none until
+/// it commits in its own epoch.
+#[test]
+fn a_new_leader_has_no_high_watermark_until_it_commits_in_its_epoch() {
+    let (mut r, id) = follower();
+    let mut records = data_batch(0, 1, b"a").to_vec();
+    records.extend_from_slice(&data_batch(1, 2, b"b"));
+    r.step(
+        T0,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: fetch_response(2, Some(2), Bytes::from(records)),
+        },
+    );
+    r.step(T0, Input::Flushed { offset: Offset(2) });
+    assert_eq!(r.high_watermark(), Some(Offset(2)));
+    // The leader goes quiet: pre-vote, then vote, with voter 3 granting both.
+    let mut at = T0;
+    let mut actions = Vec::new();
+    while r.role() != RoleKind::Prospective {
+        let (t, a) = tick_to_deadline(&mut r);
+        at = t;
+        actions = a;
+    }
+    let id = request_id(&actions, n(3));
+    let actions = r.step(
+        at,
+        Input::Response {
+            from: n(3),
+            request_id: id,
+            response: granted(2, None),
+        },
+    );
+    let actions = ack_persists(&mut r, at, actions);
+    let id = request_id(&actions, n(3));
+    let actions = r.step(
+        at,
+        Input::Response {
+            from: n(3),
+            request_id: id,
+            response: granted(3, None),
+        },
+    );
+    ack_persists(&mut r, at, actions);
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Leader, Epoch(3)));
+    assert_eq!(r.high_watermark(), None, "nothing committed in epoch 3 yet");
+    // Its LeaderChange at 2, flushed and fetched past by voter 3: committed in its epoch.
+    r.step(at, Input::Flushed { offset: Offset(3) });
+    r.step(
+        at,
+        Input::Request {
+            from: InboundId(5),
+            request: Request::Fetch(fetch(Some(3), 3, 3, 3)),
+        },
+    );
+    assert_eq!(r.high_watermark(), Some(Offset(3)));
+}

@@ -169,7 +169,13 @@ impl Replica {
             let role = self.unattached_role();
             self.set_role(role);
         }
-        if self.config.local_id.is_none() {
+        if self.config.local_id.is_none() && stored.voted_id.is_some() {
+            // Kafka refuses this too: only a replica with an id can have voted, so the file
+            // belongs to another replica or is damaged, and clearing the vote would hide that.
+            self.out.push(Action::Fatal(format!(
+                "quorum-state records a vote for {:?} in epoch {}, but this replica has no id",
+                stored.voted_id, stored.epoch
+            )));
             self.voted_id = None;
         }
         self.persist();
@@ -587,6 +593,9 @@ impl Replica {
         let granting: Vec<i32> = election.granted().iter().map(|n| n.0).collect();
         let local = self.config.local_id.expect("a candidate has an id");
         self.leader_id = Some(local);
+        // A new leader knows no high watermark until it commits in its own epoch: what it
+        // learned as a follower may be ahead of what it can prove (as Kafka's LeaderState).
+        self.high_watermark = None;
         self.persist();
         let epoch_start = self.log.log_end_offset();
         let check_quorum = self.config.fetch_timeout.mul_f64(1.5);
