@@ -47,6 +47,12 @@ async fn a_single_voter_commits_and_survives_a_restart() {
     let partition = dir.path().join("__raft_performance_test-0");
     let state = QuorumStateFile::new(&partition).read().unwrap().unwrap();
     assert_eq!((state.epoch, state.leader_id), (Epoch(1), Some(NodeId(1))));
+    // A static quorum's file is Kafka's data_version 0, listing the voters.
+    let text = std::fs::read_to_string(partition.join("quorum-state")).unwrap();
+    assert!(
+        text.contains(r#""currentVoters":[{"voterId":1}],"data_version":0"#),
+        "{text}"
+    );
 
     let node = NodeHandle::start(single_node_options(dir.path(), &[1]))
         .await

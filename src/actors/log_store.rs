@@ -25,6 +25,8 @@ pub struct LogStore {
     fs: Fs,
     partition_dir: PathBuf,
     config: LogConfig,
+    /// The static voter set `quorum-state` lists (every quorum kraft runs today is static).
+    voters: Vec<crate::types::NodeId>,
     exec: Option<LogExecutor>,
     driver: Option<Recipient<IoDone>>,
     failed: bool,
@@ -42,12 +44,14 @@ impl LogStore {
         fs: Fs,
         partition_dir: PathBuf,
         config: LogConfig,
+        voters: Vec<crate::types::NodeId>,
         node: Option<Recipient<SupervisionEvent>>,
     ) -> Self {
         LogStore {
             fs,
             partition_dir,
             config,
+            voters,
             exec: None,
             driver: None,
             failed: false,
@@ -64,7 +68,7 @@ impl LogStore {
     fn recover(&mut self) -> Result<Recovered, StorageError> {
         self.exec = None;
         let (exec, recovered) = LogExecutor::open(&self.fs, &self.partition_dir, self.config)?;
-        self.exec = Some(exec);
+        self.exec = Some(exec.with_static_voters(self.voters.iter().copied()));
         self.failed = false;
         self.discarding = false;
         Ok(recovered)

@@ -191,8 +191,9 @@ async fn build(
     let log_arbiter = Arbiter::new().handle();
     let (dir, log_config, n) = (spec.partition_dir.clone(), spec.log, node.clone());
     let fs = spec.fs.clone();
+    let voters: Vec<NodeId> = spec.voters.iter().copied().collect();
     let log_store = Supervisor::start_in_arbiter(&log_arbiter, move |_| {
-        LogStore::new(fs, dir, log_config, Some(n))
+        LogStore::new(fs, dir, log_config, voters, Some(n))
     });
     let recovered = match log_store.send(Recover).await {
         Ok(Ok(recovered)) => recovered,

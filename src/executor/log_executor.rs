@@ -41,6 +41,8 @@ pub struct LogExecutor {
     dir: PathBuf,
     log: ReplicatedLog,
     state: QuorumStateFile,
+    /// The static voter set `quorum-state` lists (`data_version` 0); empty: a dynamic quorum.
+    static_voters: Vec<crate::types::NodeId>,
 }
 
 impl LogExecutor {
@@ -56,6 +58,7 @@ impl LogExecutor {
             dir: dir.to_path_buf(),
             log,
             state: QuorumStateFile::new_in(fs, dir),
+            static_voters: Vec::new(),
         };
         let recovered = executor.recovered()?;
         Ok((executor, recovered))
@@ -91,14 +94,29 @@ impl LogExecutor {
         &self.log
     }
 
+    /// A static voter set (kraft.version 0): `quorum-state` is written as Kafka writes it for
+    /// one, `data_version` 0 listing the voters.
+    pub fn with_static_voters(
+        mut self,
+        voters: impl IntoIterator<Item = crate::types::NodeId>,
+    ) -> Self {
+        self.static_voters = voters.into_iter().collect();
+        self
+    }
+
     /// `Action::PersistElection`: durable before it returns.
     pub fn persist_election(&mut self, e: PersistedElection) -> Result<(), StorageError> {
-        self.state.write(&ElectionState {
+        let state = ElectionState {
             epoch: e.epoch,
             leader_id: e.leader_id,
             voted_id: e.voted_id,
             voted_directory_id: None,
-        })
+        };
+        if self.static_voters.is_empty() {
+            self.state.write(&state)
+        } else {
+            self.state.write_static(&state, &self.static_voters)
+        }
     }
 
     /// `Action::Append`: batches the core already validated, at the log end.

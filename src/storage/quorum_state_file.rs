@@ -45,6 +45,31 @@ fn none() -> i32 {
     -1
 }
 
+/// Kafka's `data_version` 0 record, written for a static voter set (kraft.version 0): no
+/// directory id, the voters listed, and two fields Kafka keeps at fixed values.
+#[derive(Serialize)]
+struct JsonV0<'a> {
+    #[serde(rename = "clusterId")]
+    cluster_id: &'a str,
+    #[serde(rename = "leaderId")]
+    leader_id: i32,
+    #[serde(rename = "leaderEpoch")]
+    leader_epoch: i32,
+    #[serde(rename = "votedId")]
+    voted_id: i32,
+    #[serde(rename = "appliedOffset")]
+    applied_offset: i64,
+    #[serde(rename = "currentVoters")]
+    current_voters: Vec<VoterV0>,
+    data_version: i16,
+}
+
+#[derive(Serialize)]
+struct VoterV0 {
+    #[serde(rename = "voterId")]
+    voter_id: i32,
+}
+
 /// The `quorum-state` file of one partition directory.
 #[derive(Debug, Clone)]
 pub struct QuorumStateFile {
@@ -89,10 +114,34 @@ impl QuorumStateFile {
             .map_err(|reason| StorageError::corrupt(&self.path, reason))
     }
 
-    /// Replaces the stored state atomically and durably.
+    /// Replaces the stored state atomically and durably (`data_version` 1, a dynamic quorum).
     pub fn write(&self, state: &ElectionState) -> Result<(), StorageError> {
         fsutil::write_atomically_in(&*self.fs, &self.path, to_json(state).as_bytes())
     }
+
+    /// The same for a static voter set (kraft.version 0): `data_version` 0 listing `voters`,
+    /// as Kafka writes it, so Kafka's tools read it as the quorum they expect.
+    pub fn write_static(
+        &self,
+        state: &ElectionState,
+        voters: &[NodeId],
+    ) -> Result<(), StorageError> {
+        let text = to_json_v0(state, voters);
+        fsutil::write_atomically_in(&*self.fs, &self.path, text.as_bytes())
+    }
+}
+
+fn to_json_v0(state: &ElectionState, voters: &[NodeId]) -> String {
+    let json = JsonV0 {
+        cluster_id: "",
+        leader_id: state.leader_id.map_or(-1, |n| n.0),
+        leader_epoch: state.epoch.0,
+        voted_id: state.voted_id.map_or(-1, |n| n.0),
+        applied_offset: 0,
+        current_voters: voters.iter().map(|v| VoterV0 { voter_id: v.0 }).collect(),
+        data_version: 0,
+    };
+    serde_json::to_string(&json).expect("plain struct serializes")
 }
 
 fn to_json(state: &ElectionState) -> String {
@@ -154,6 +203,23 @@ mod tests {
             r#"{"leaderId":-1,"leaderEpoch":2,"votedId":1,"votedDirectoryId":"J8aAPcfLQt2bqs1JT_rMgQ","data_version":1}"#
         );
         assert_eq!(parse(to_json(&state).as_bytes()).unwrap(), state);
+    }
+
+    #[test]
+    fn writes_kafkas_v0_line_for_a_static_quorum() {
+        let state = ElectionState {
+            epoch: Epoch(5),
+            leader_id: Some(NodeId(3)),
+            voted_id: None,
+            voted_directory_id: None,
+        };
+        let voters = [NodeId(1), NodeId(2), NodeId(3)];
+        let text = to_json_v0(&state, &voters);
+        assert_eq!(
+            text,
+            r#"{"clusterId":"","leaderId":3,"leaderEpoch":5,"votedId":-1,"appliedOffset":0,"currentVoters":[{"voterId":1},{"voterId":2},{"voterId":3}],"data_version":0}"#
+        );
+        assert_eq!(parse(text.as_bytes()).unwrap(), state);
     }
 
     #[test]

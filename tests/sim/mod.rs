@@ -427,7 +427,10 @@ impl Sim {
         config.local_id = self.nodes[i].id;
         let fs = self.nodes[i].disk.fs();
         let (log, recovered) = match LogExecutor::open(&fs, dir(), LOG) {
-            Ok(opened) => opened,
+            Ok((log, recovered)) => (
+                log.with_static_voters(self.voters.iter().copied()),
+                recovered,
+            ),
             Err(e) => return self.start_failed(i, "recover its log", e),
         };
         self.check_recovered(i, &recovered);
