@@ -23,6 +23,12 @@ fn policy() -> SnapshotPolicy {
     }
 }
 
+/// A snapshot executor in `dir` (created) on `disk`.
+fn open_in(disk: &SimFs, dir: &Path, factory: StateMachineFactory) -> SnapshotExecutor {
+    disk.fs().create_dir_all(dir).unwrap();
+    SnapshotExecutor::open(&disk.fs(), dir, policy(), factory, T0).unwrap()
+}
+
 /// A state machine that refuses every snapshot it is asked to load.
 struct Refusing;
 
@@ -50,15 +56,7 @@ impl StateMachine for Refusing {
 /// A leader-side executor holding one snapshot of a few committed batches.
 fn leader_with_snapshot(disk: &SimFs) -> (SnapshotExecutor, OffsetAndEpoch) {
     let dir = Path::new("/leader/p-0");
-    disk.fs().create_dir_all(dir).unwrap();
-    let mut leader = SnapshotExecutor::open(
-        &disk.fs(),
-        dir,
-        policy(),
-        StateMachineFactory::default(),
-        T0,
-    )
-    .unwrap();
+    let mut leader = open_in(disk, dir, StateMachineFactory::default());
     let mut log = Vec::new();
     for base in 0..5 {
         let mut b = BatchBuilder::new(BatchKind::Data, Offset(base), Epoch(1));
@@ -100,9 +98,8 @@ fn a_snapshot_the_state_machine_rejects_is_never_put_in_place() {
     let disk = SimFs::new();
     let (leader, id) = leader_with_snapshot(&disk);
     let dir = Path::new("/follower/p-0");
-    disk.fs().create_dir_all(dir).unwrap();
     let refusing = StateMachineFactory::new(|| Box::new(Refusing));
-    let mut follower = SnapshotExecutor::open(&disk.fs(), dir, policy(), refusing, T0).unwrap();
+    let mut follower = open_in(&disk, dir, refusing);
     transfer(&leader, &mut follower, id);
     assert!(matches!(
         follower.install(id, T0),
@@ -117,15 +114,7 @@ fn a_verified_snapshot_is_loaded_then_put_in_place() {
     let disk = SimFs::new();
     let (leader, id) = leader_with_snapshot(&disk);
     let dir = Path::new("/follower/p-0");
-    disk.fs().create_dir_all(dir).unwrap();
-    let mut follower = SnapshotExecutor::open(
-        &disk.fs(),
-        dir,
-        policy(),
-        StateMachineFactory::default(),
-        T0,
-    )
-    .unwrap();
+    let mut follower = open_in(&disk, dir, StateMachineFactory::default());
     transfer(&leader, &mut follower, id);
     follower.install(id, T0).unwrap();
     assert_eq!(list_snapshots_in(&disk.fs(), dir).unwrap(), vec![id]);

@@ -502,8 +502,7 @@ impl Handler<IoDone> for ReplicationDriver {
     fn handle(&mut self, msg: IoDone, ctx: &mut Context<Self>) {
         match msg {
             IoDone::ElectionPersisted => self.step(Input::ElectionPersisted, ctx),
-            // Completions of flushes from before a rebuild belong to the old core.
-            IoDone::Flushed { .. } if self.rebuilding => {}
+            // Completions of flushes from before a rebuild carry the old core's number.
             IoDone::Flushed { offset, seq } => self.flushed(offset, seq, ctx),
             IoDone::Failed(reason) => self.fail(&reason, ctx),
             IoDone::Restarted => self.begin_rebuild(),

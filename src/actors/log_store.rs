@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use super::messages::*;
 use super::supervision::*;
-use crate::executor::{LogExecutor, RetentionPolicy};
+use crate::executor::LogExecutor;
 use crate::storage::{Fs, LogConfig, StorageError};
 
 pub struct LogStore {
@@ -237,13 +237,8 @@ impl Handler<FlushLog> for LogStore {
 impl Handler<CleanLog> for LogStore {
     type Result = ();
     fn handle(&mut self, msg: CleanLog, ctx: &mut Context<Self>) {
-        let policy = RetentionPolicy {
-            max_bytes: msg.max_bytes,
-            max_age: msg.max_age,
-        };
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let policy = msg.0;
+        let now_ms = super::ReplicationDriver::wall_clock_now().as_millis() as i64;
         self.write(ctx, |exec| {
             Ok(exec
                 .clean(policy, now_ms)?

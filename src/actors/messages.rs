@@ -45,15 +45,11 @@ pub struct AppendBatches(pub Bytes);
 #[rtype(result = "()")]
 pub struct TruncateTo(pub Offset);
 
-/// Log cleaning by the retention rules (kraft-protocol.md §7.7): with at least two snapshots,
-/// moves the log start to the next snapshot while the log and snapshots exceed `max_bytes` or
-/// the older snapshot is older than `max_age`; completes with `IoDone::LogStartAdvanced`.
+/// Log cleaning by these retention rules; completes with `IoDone::LogStartAdvanced` when the
+/// log start moved.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
-pub struct CleanLog {
-    pub max_bytes: Option<u64>,
-    pub max_age: Option<std::time::Duration>,
-}
+pub struct CleanLog(pub crate::executor::RetentionPolicy);
 
 /// Replaces the log with an empty one starting at a snapshot's end (installing a fetched
 /// snapshot); completes with `IoDone::LogReset`.

@@ -21,6 +21,7 @@ use super::snapshot_writer::{SnapshotPolicy, SnapshotWriter};
 use super::supervision::*;
 use super::workload::{WorkloadProducer, WorkloadSpec};
 use super::{LogStore, ReplicationDriver};
+use crate::executor::RetentionPolicy;
 use crate::protocol::{Handshake, PROTOCOL_VERSION};
 use crate::raft::RaftConfig;
 use crate::storage::{LogConfig, StorageError};
@@ -235,10 +236,10 @@ async fn build(
         events,
         node: Some(node.clone()),
         snapshot_writer: Some(snapshot_writer.clone()),
-        retention: CleanLog {
+        retention: CleanLog(RetentionPolicy {
             max_bytes: spec.snapshots.retention_bytes,
             max_age: spec.snapshots.retention,
-        },
+        }),
     };
     let driver = Supervisor::start(move |_| ReplicationDriver::new(replica, actions, parts));
     let listener = spec.listener.clone().map(|socket| {

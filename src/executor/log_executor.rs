@@ -18,9 +18,9 @@ use crate::storage::{
 };
 use crate::types::{Offset, OffsetAndEpoch};
 
-/// Log cleaning by the retention rules (kraft-protocol.md §7.7): with at least two snapshots,
-/// the log start moves to the next snapshot while the log and snapshots exceed `max_bytes` or
-/// the older snapshot is older than `max_age`.
+/// Log cleaning by Kafka's metadata retention rules: with at least two snapshots, the log start
+/// moves to the next snapshot while the log and snapshots exceed `max_bytes` or the older
+/// snapshot is older than `max_age`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RetentionPolicy {
     pub max_bytes: Option<u64>,

@@ -437,12 +437,7 @@ pub fn complete_partial_in(
     dir: &Path,
     id: OffsetAndEpoch,
 ) -> Result<SnapshotFile, StorageError> {
-    let part = fetch_path(dir, id);
-    fs.open(&part, OpenMode::Read)
-        .at(&part)?
-        .sync_all()
-        .at(&part)?;
-    SnapshotFile::open_path_in(fs, &part, id)?.for_each_value(|_| {})?;
+    verify_fetched_in(fs, dir, id)?;
     promote_fetched_in(fs, dir, id)
 }
 
