@@ -1,9 +1,11 @@
-//! Crash recovery: files cut at random byte positions and random bit flips in segments must
-//! leave exactly the valid prefix of the log; damaged indexes and epoch checkpoints are rebuilt;
-//! damaged state files are errors, never silent resets.
+//! Crash recovery: a torn end of the last segment is cut back to exactly the valid prefix; any
+//! other damage (cuts and bit flips before the end, missing or empty middle segments) is refused
+//! naming the file and byte position, with every file left as it was; damaged indexes and epoch
+//! checkpoints are rebuilt; damaged state files are errors, never silent resets.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::{Rng, batch, read_all, test_seed};
@@ -114,8 +116,40 @@ fn check_recovered(
     assert_eq!(log.log_end_offset(), Offset(expected_leo + 1), "{ctx}");
 }
 
+/// Every file under `dir` with its bytes.
+fn dir_bytes(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect()
+}
+
+/// Opening `dir` is refused with damage named at (`file`, `position`), and changes nothing.
+fn check_refused(dir: &Path, file: &Path, position: u64, ctx: &str) {
+    let before = dir_bytes(dir);
+    match ReplicatedLog::open(dir, CONFIG) {
+        Err(StorageError::Damaged(damage)) => {
+            assert_eq!(damage.file, file, "{ctx}: {damage}");
+            assert_eq!(damage.position, position, "{ctx}: {damage}");
+            let line = damage.to_string();
+            assert!(
+                line.contains(&file.display().to_string()) && !line.contains('\n'),
+                "{ctx}: {line}"
+            );
+        }
+        other => panic!("{ctx}: expected damage to be refused, got {other:?}"),
+    }
+    assert!(dir_bytes(dir) == before, "{ctx}: recovery changed a file");
+}
+
+fn last_segment(placed: &[Placed]) -> &Path {
+    &placed.last().unwrap().file
+}
+
 #[test]
-fn cutting_any_segment_keeps_exactly_the_complete_batches_before_the_cut() {
+fn a_cut_last_segment_loses_only_its_torn_tail_and_a_cut_earlier_one_is_refused() {
     let base_seed = test_seed();
     for i in 0..150 {
         let seed = base_seed.wrapping_add(i);
@@ -132,41 +166,61 @@ fn cutting_any_segment_keeps_exactly_the_complete_batches_before_the_cut() {
             .unwrap()
             .set_len(cut)
             .unwrap();
+        let what = format!("seed {seed}: cut {} at {cut}", file.display());
         let keep = first_damaged(&placed, &file, cut, true).unwrap_or(placed.len());
-        let repaired = placed.get(keep).is_some_and(|p| p.position < cut)
-            || placed[keep..].iter().any(|p| p.file != file);
-        check_recovered(
-            dir.path(),
-            &placed,
-            keep,
-            repaired,
-            seed,
-            &format!("cut {} at {cut}", file.display()),
-        );
+        if file == last_segment(&placed) || keep == placed.len() {
+            let repaired = placed.get(keep).is_some_and(|p| p.position < cut);
+            check_recovered(dir.path(), &placed, keep, repaired, seed, &what);
+        } else if cut == 0 {
+            check_refused(dir.path(), &file, 0, &what);
+        } else if placed[keep].position < cut {
+            // A torn batch in a segment that others follow.
+            check_refused(dir.path(), &file, placed[keep].position, &what);
+        } else {
+            // Cut at a batch boundary: the next segment no longer continues the log.
+            let next = placed[keep..].iter().find(|p| p.file != file).unwrap();
+            check_refused(dir.path(), &next.file, 0, &what);
+        }
     }
 }
 
 #[test]
-fn a_bit_flip_anywhere_in_a_segment_keeps_exactly_the_batches_before_it() {
+fn a_bit_flip_is_refused_unless_it_is_in_the_last_batch_of_the_log() {
     let base_seed = test_seed();
     for i in 0..300 {
         let seed = base_seed.wrapping_add(i);
         let mut rng = Rng::new(seed);
         let dir = tempfile::tempdir().unwrap();
         let placed = build_log(dir.path(), &mut rng);
-        let victim = &placed[rng.below(placed.len() as u64) as usize];
-        let position = victim.position + rng.below(victim.bytes.len() as u64);
+        let index = rng.below(placed.len() as u64) as usize;
+        let victim = &placed[index];
+        let within = rng.below(victim.bytes.len() as u64);
+        let position = victim.position + within;
         let bit = rng.below(8) as u8;
         let mut data = std::fs::read(&victim.file).unwrap();
         data[position as usize] ^= 1 << bit;
         std::fs::write(&victim.file, &data).unwrap();
-        let keep = first_damaged(&placed, &victim.file, position, false).unwrap();
         let what = format!(
-            "flip bit {bit} of byte {position} in {}",
+            "seed {seed}: flip bit {bit} of byte {position} in {}",
             victim.file.display()
         );
-        // A flipped bit always lands inside a batch, which recovery must cut away.
-        check_recovered(dir.path(), &placed, keep, true, seed, &what);
+        // The base offset and the epoch lie outside the CRC. A batch whose offset rotted is
+        // whole and checksummed, so it cannot be a torn write, even at the end; a last batch
+        // whose epoch rose looks exactly like the end of an interrupted truncation.
+        let epoch_at =
+            |bytes: &[u8], at: usize| i32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        let raised = epoch_at(&data, victim.position as usize + 12) > epoch_at(&victim.bytes, 12);
+        let torn_tail = index + 1 == placed.len()
+            && match within {
+                0..8 => false,
+                12..16 => raised,
+                _ => true,
+            };
+        if torn_tail {
+            check_recovered(dir.path(), &placed, index, true, seed, &what);
+        } else {
+            check_refused(dir.path(), &victim.file, victim.position, &what);
+        }
     }
 }
 
@@ -228,7 +282,7 @@ fn missing_or_damaged_indexes_and_checkpoints_are_rebuilt_without_losing_data() 
 }
 
 #[test]
-fn a_segment_after_a_gap_is_removed() {
+fn a_missing_middle_segment_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let placed = build_log(dir.path(), &mut Rng::new(7));
     let files: Vec<PathBuf> = {
@@ -238,11 +292,18 @@ fn a_segment_after_a_gap_is_removed() {
     };
     assert!(files.len() >= 3, "the log spans several segments");
     std::fs::remove_file(&files[1]).unwrap();
-    let keep = placed.iter().position(|p| p.file == files[1]).unwrap();
-    let (log, report) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
-    assert_eq!(log.log_end_offset(), Offset(placed[keep].base));
-    assert!(report.deleted_files.contains(&files[2]));
-    assert!(!files[2].exists());
+    check_refused(dir.path(), &files[2], 0, "missing middle segment");
+}
+
+#[test]
+fn an_empty_middle_segment_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let placed = build_log(dir.path(), &mut Rng::new(8));
+    let mut files: Vec<PathBuf> = placed.iter().map(|p| p.file.clone()).collect();
+    files.dedup();
+    assert!(files.len() >= 3, "the log spans several segments");
+    std::fs::write(&files[1], b"").unwrap();
+    check_refused(dir.path(), &files[1], 0, "empty middle segment");
 }
 
 #[test]

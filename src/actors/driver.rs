@@ -235,6 +235,10 @@ impl ReplicationDriver {
                 self.log_store.do_send(AppendBatches(batches));
             }
             Action::Truncate { offset } => self.log_store.do_send(TruncateTo(offset)),
+            Action::RepairPointReached => {
+                tracing::info!("the log is back where it was before the repair: voting again");
+                self.log_store.do_send(ClearRepairPoint);
+            }
             Action::Flush => self.send_flush(),
             // No peer connections yet: a request to another node fails at once, as a
             // disconnected peer would.

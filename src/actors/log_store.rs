@@ -220,6 +220,13 @@ impl Handler<TruncateTo> for LogStore {
     }
 }
 
+impl Handler<ClearRepairPoint> for LogStore {
+    type Result = ();
+    fn handle(&mut self, _: ClearRepairPoint, ctx: &mut Context<Self>) {
+        self.write(ctx, |exec| exec.clear_repair_point().map(|()| None));
+    }
+}
+
 impl Handler<FlushLog> for LogStore {
     type Result = ();
     fn handle(&mut self, msg: FlushLog, ctx: &mut Context<Self>) {

@@ -45,6 +45,11 @@ pub struct AppendBatches(pub Bytes);
 #[rtype(result = "()")]
 pub struct TruncateTo(pub Offset);
 
+/// Durably forgets the repair point: the log got back to where it was before a repair.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct ClearRepairPoint;
+
 /// Log cleaning by these retention rules; completes with `IoDone::LogStartAdvanced` when the
 /// log start moved.
 #[derive(Message, Debug, Clone, Copy)]

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use super::recovered::Recovered;
 use crate::raft::{EpochStart, FetchResponse, PersistedElection};
 use crate::storage::{
-    ElectionState, Fs, LogConfig, OffsetPolicy, QuorumStateFile, ReplicatedLog, SnapshotFile,
-    StorageError, delete_snapshots_before_in, fetched_so_far_in, list_snapshots_in,
+    ElectionState, Fs, LogConfig, LogInspection, OffsetPolicy, QuorumStateFile, RepairPointFile,
+    ReplicatedLog, SnapshotFile, StorageError, fetched_so_far_in, list_snapshots_in,
 };
 use crate::types::{Offset, OffsetAndEpoch};
 
@@ -46,13 +46,14 @@ pub struct LogExecutor {
 }
 
 impl LogExecutor {
-    /// Opens and recovers the log in `dir` and reads the election state. Snapshots the log
-    /// start already moved past are deleted (the newest is kept).
+    /// Opens and recovers the log in `dir` and reads the election state. The log and the
+    /// snapshots are inspected first: damage recovery must not repair on its own (anything but
+    /// a torn tail, see `storage::LogInspection`) is refused before any file changes.
     pub fn open(fs: &Fs, dir: &Path, config: LogConfig) -> Result<(Self, Recovered), StorageError> {
-        let (log, _report) = ReplicatedLog::open_in(fs, dir, config)?;
-        for path in delete_snapshots_before_in(fs, dir, log.log_start_offset())? {
-            tracing::info!(path = %path.display(), "deleted a snapshot below the log start");
-        }
+        crate::storage::fsutil::create_dir_durably_in(&**fs, dir)?;
+        let mut inspection = LogInspection::run_in(fs, dir)?;
+        inspection.check_snapshots_in(fs, dir)?;
+        let (log, _report) = ReplicatedLog::open_inspected_in(fs, dir, config, &inspection)?;
         let executor = LogExecutor {
             fs: fs.clone(),
             dir: dir.to_path_buf(),
@@ -87,6 +88,7 @@ impl LogExecutor {
             election,
             latest_snapshot: list_snapshots_in(&self.fs, &self.dir)?.last().copied(),
             fetched_so_far: fetched_so_far_in(&self.fs, &self.dir)?,
+            repair_point: RepairPointFile::new_in(&self.fs, &self.dir).read()?,
         })
     }
 
@@ -117,6 +119,11 @@ impl LogExecutor {
         } else {
             self.state.write_static(&state, &self.static_voters)
         }
+    }
+
+    /// `Action::RepairPointReached`: durably forgets the repair point.
+    pub fn clear_repair_point(&mut self) -> Result<(), StorageError> {
+        RepairPointFile::new_in(&self.fs, &self.dir).clear()
     }
 
     /// `Action::Append`: batches the core already validated, at the log end.

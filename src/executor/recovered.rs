@@ -17,6 +17,8 @@ pub struct Recovered {
     pub latest_snapshot: Option<OffsetAndEpoch>,
     /// A snapshot partly fetched from a leader, and how many bytes of it arrived.
     pub fetched_so_far: Option<(OffsetAndEpoch, u64)>,
+    /// The log end the node had before `kraft storage repair` moved damage aside.
+    pub repair_point: Option<OffsetAndEpoch>,
 }
 
 impl Recovered {
@@ -29,6 +31,7 @@ impl Recovered {
         )
         .with_snapshot(self.latest_snapshot)
         .with_fetched_so_far(self.fetched_so_far)
+        .with_repair_point(self.repair_point)
     }
 
     /// A fresh protocol core from this state, as at process start.

@@ -150,6 +150,9 @@ pub enum Action {
     },
     /// Graceful shutdown finished: the node may stop.
     ShutdownComplete,
+    /// The durable log got back to the end it had before a repair: forget the repair point
+    /// (the replica votes and stands again).
+    RepairPointReached,
     /// An invariant of the protocol broke (e.g. a leader asked for truncation below the high
     /// watermark); the node must stop rather than risk committed data.
     Fatal(String),

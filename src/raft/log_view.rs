@@ -21,6 +21,9 @@ pub struct LogView {
     latest_snapshot: Option<OffsetAndEpoch>,
     /// A snapshot partly fetched before a restart, and how many of its bytes are on disk.
     fetched_so_far: Option<(OffsetAndEpoch, u64)>,
+    /// The log end (last epoch, end offset) this replica had before a repair moved damaged
+    /// records aside; cleared once the durable log is back there.
+    repair_point: Option<OffsetAndEpoch>,
 }
 
 impl LogView {
@@ -33,6 +36,51 @@ impl LogView {
             epochs,
             latest_snapshot: None,
             fetched_so_far: None,
+            repair_point: None,
+        }
+    }
+
+    /// The same log, repaired: it once reached `point` and must get back there before its
+    /// replica may vote or stand again.
+    pub fn with_repair_point(mut self, point: Option<OffsetAndEpoch>) -> Self {
+        self.repair_point = point;
+        self
+    }
+
+    /// Whether the log has yet to get back to the end it had before a repair. A replica that
+    /// lost records it had acknowledged could otherwise vote for a candidate missing committed
+    /// records.
+    pub fn awaiting_repair_point(&self) -> bool {
+        self.repair_point.is_some()
+    }
+
+    /// Forgets the repair point once the durable log reached it in Raft's log order (a later
+    /// last epoch, or the same epoch and at least its end offset). Returns whether it did.
+    pub fn clear_reached_repair_point(&mut self) -> bool {
+        let Some(point) = self.repair_point else {
+            return false;
+        };
+        let durable = self.durable_end();
+        let reached = (durable.epoch, durable.offset) >= (point.epoch, point.offset);
+        if reached {
+            self.repair_point = None;
+        }
+        reached
+    }
+
+    /// The flushed offset and the epoch of the record before it.
+    fn durable_end(&self) -> OffsetAndEpoch {
+        let flushed = self.flushed_offset;
+        let epoch = match self.epochs.iter().rev().find(|e| e.start_offset < flushed) {
+            Some(e) => e.epoch,
+            None => self
+                .latest_snapshot
+                .filter(|s| s.offset == flushed)
+                .map_or(Epoch(0), |s| s.epoch),
+        };
+        OffsetAndEpoch {
+            offset: flushed,
+            epoch,
         }
     }
 

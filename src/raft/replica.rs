@@ -140,6 +140,7 @@ impl Replica {
             announced: None,
             flush: FlushState::default(),
         };
+        r.note_repair_point_reached();
         r.initialize(stored);
         r.poll();
         r.announce_leader();
@@ -155,7 +156,11 @@ impl Replica {
         } else if stored.leader_id.is_some() && stored.leader_id == local && self.config.is_voter()
         {
             self.resign_in_place();
-        } else if stored.voted_id.is_some() && stored.voted_id == local && self.config.is_voter() {
+        } else if stored.voted_id.is_some()
+            && stored.voted_id == local
+            && self.config.is_voter()
+            && !self.held_back_by_repair()
+        {
             let role = Role::Candidate {
                 election: Election::new(&self.config.voters, local.expect("a voter has an id")),
                 election_deadline: self.random_election_deadline(),
@@ -351,6 +356,7 @@ impl Replica {
         let (proven, again) = self.flush.completed(offset);
         if let Some(proven) = proven {
             self.log.flushed(proven);
+            self.note_repair_point_reached();
             let durable = self.log.flushed_offset();
             let local = self.config.local_id;
             if let (Role::Leader(l), Some(local)) = (&mut self.role, local) {
@@ -360,6 +366,20 @@ impl Replica {
         }
         if again {
             self.request_flush();
+        }
+    }
+
+    /// Whether a repair keeps this replica from voting and standing: its log has yet to get
+    /// back to where it was, and other voters may hold what it lost. (A lone voter has nobody
+    /// to get it back from; holding it back would only stop the quorum.)
+    pub(super) fn held_back_by_repair(&self) -> bool {
+        self.log.awaiting_repair_point() && self.config.voters.len() > 1
+    }
+
+    /// The durable log got back to where it was before a repair: the replica votes again.
+    pub(super) fn note_repair_point_reached(&mut self) {
+        if self.log.clear_reached_repair_point() {
+            self.out.push(Action::RepairPointReached);
         }
     }
 
@@ -553,6 +573,13 @@ impl Replica {
         let Some(local) = self.config.local_id.filter(|_| self.config.is_voter()) else {
             return;
         };
+        if self.held_back_by_repair() {
+            // Its log lost records it once acknowledged: standing could elect a log without
+            // them. It waits, unattached, for a leader to bring it back.
+            let role = self.unattached_role();
+            self.set_role(role);
+            return;
+        }
         let election = Election::new(&self.config.voters, local);
         let won = election.is_won();
         let role = Role::Prospective {

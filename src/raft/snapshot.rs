@@ -176,6 +176,7 @@ impl Replica {
             return; // stale: a newer snapshot is already in place
         }
         self.log.installed(id);
+        self.note_repair_point_reached();
         self.log_replaced_from(id.offset);
         self.update_follower_high_watermark(Some(id.offset));
     }

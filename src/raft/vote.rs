@@ -60,6 +60,10 @@ impl Replica {
 
     /// The grant rules of kraft-protocol.md §3.2 step 8.
     fn can_grant_vote(&self, r: &VoteRequest) -> bool {
+        if self.held_back_by_repair() {
+            // It lost records it had acknowledged: its log cannot vouch for a candidate's.
+            return false;
+        }
         let up_to_date = (r.last_offset_epoch, r.last_offset)
             >= (self.log.last_fetched_epoch(), self.log.log_end_offset());
         match &self.role {

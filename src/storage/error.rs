@@ -38,6 +38,9 @@ pub enum StorageError {
     },
     #[error("the log failed earlier ({0}) and must be reopened")]
     Failed(String),
+    /// Damage recovery must not repair on its own; nothing was changed.
+    #[error("{0}")]
+    Damaged(super::inspect::Damage),
 }
 
 impl StorageError {

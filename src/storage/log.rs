@@ -3,8 +3,9 @@
 //!
 //! Owns the log's invariants: offsets are contiguous from the log start offset; batch epochs
 //! never decrease; the epoch checkpoint is durable before the first batch of a new epoch is
-//! written; a flush makes every append before it durable. Recovery on open keeps exactly the
-//! valid prefix of the segments. It must never be shared between threads without a single owner
+//! written; a flush makes every append before it durable. Recovery on open cuts only a torn
+//! tail of the last segment (or completes a truncation it had begun) and refuses any other
+//! damage before writing anything. It must never be shared between threads without a single owner
 //! (the log store actor) and never hide an IO failure: after one, every call fails until the log
 //! is reopened and recovered.
 
@@ -15,8 +16,9 @@ use bytes::Bytes;
 
 use super::epoch_cache::{CheckpointLoad, EpochEntry, LeaderEpochCache};
 use super::error::{IoContext, StorageError};
-use super::fs::{FileSystem, Fs, real_fs};
+use super::fs::{Fs, real_fs};
 use super::fsutil;
+use super::inspect::{LogInspection, check_epoch};
 use super::segment::{Segment, index_file_name, log_file_name};
 use crate::record::{BatchHeader, BatchIter, RecordBatch};
 use crate::types::{Epoch, Offset, OffsetAndEpoch};
@@ -101,17 +103,36 @@ impl ReplicatedLog {
     }
 
     /// Opens the log in `dir` on `fs` (creating it if needed), recovering whatever a crash left.
+    /// Damage other than a torn tail is refused before anything is written (see
+    /// [`LogInspection`]).
     pub fn open_in(
         fs: &Fs,
         dir: &Path,
         config: LogConfig,
     ) -> Result<(ReplicatedLog, RecoveryReport), StorageError> {
         fsutil::create_dir_durably_in(&**fs, dir)?;
+        let inspection = LogInspection::run_in(fs, dir)?;
+        Self::open_inspected_in(fs, dir, config, &inspection)
+    }
+
+    /// [`ReplicatedLog::open_in`] after the caller inspected `dir` (and perhaps checked more,
+    /// such as the snapshots). Refuses the inspection's damage.
+    pub fn open_inspected_in(
+        fs: &Fs,
+        dir: &Path,
+        config: LogConfig,
+        inspection: &LogInspection,
+    ) -> Result<(ReplicatedLog, RecoveryReport), StorageError> {
+        inspection.refuse_damage()?;
         let mut report = RecoveryReport {
             removed_temp_files: fsutil::remove_stale_tmp_files_in(&**fs, dir)?,
             ..RecoveryReport::default()
         };
-        let bases = list_segments(&**fs, dir, &mut report)?;
+        for path in &inspection.orphan_indexes {
+            fs.remove_file(path).at(path)?;
+            report.deleted_files.push(path.clone());
+        }
+        let bases = &inspection.bases;
         let (epochs, load) = LeaderEpochCache::load_in(fs, dir)?;
         let mut log = ReplicatedLog {
             fs: fs.clone(),
@@ -124,7 +145,7 @@ impl ReplicatedLog {
             dir_dirty: false,
             failure: None,
         };
-        let rebuilt = log.recover_segments(&bases, load == CheckpointLoad::Loaded, &mut report)?;
+        let rebuilt = log.recover_segments(bases, load == CheckpointLoad::Loaded, &mut report)?;
         log.finish_epoch_recovery(rebuilt, load, &mut report)?;
         if log.segments.is_empty() {
             let start = bases.first().copied().unwrap_or(Offset(0));
@@ -159,12 +180,14 @@ impl ReplicatedLog {
         let mut expected = bases.first().copied().unwrap_or(Offset(0));
         for (i, &base) in bases.iter().enumerate() {
             if base != expected {
-                let reason =
-                    format!("segment starts at {base}, the log before it ends at {expected}");
-                self.delete_segment_files(&bases[i..], &reason, report)?;
-                break;
+                // The inspection refuses gaps; finding one here means the directory changed
+                // under us, and recovery must not guess.
+                return Err(StorageError::corrupt(
+                    &self.dir.join(log_file_name(base)),
+                    format!("segment starts at {base}, the log before it ends at {expected}"),
+                ));
             }
-            let mut accept = |h: &BatchHeader| {
+            let mut accept = |h: &BatchHeader, _: u64| {
                 check_epoch(h, &mut seen, trust_checkpoint.then_some(&checkpoint))
             };
             let (segment, outcome) = Segment::recover(
@@ -192,7 +215,7 @@ impl ReplicatedLog {
             if stopped {
                 self.delete_segment_files(
                     &bases[i + 1..],
-                    "an earlier segment was truncated",
+                    "completing a truncation the node had begun",
                     report,
                 )?;
                 break;
@@ -472,39 +495,27 @@ impl ReplicatedLog {
     }
 
     fn reset_inner(&mut self, id: OffsetAndEpoch) -> Result<Vec<PathBuf>, StorageError> {
-        // The new segment first: a crash before the old ones are gone leaves an offset gap
-        // that recovery cuts at, i.e. the old log, and the follower simply fetches again.
-        let fresh = if self.segments.contains_key(&id.offset) {
-            None
-        } else {
-            Some(Segment::create(
-                &self.fs,
-                &self.dir,
-                id.offset,
-                self.config.index_interval_bytes,
-            )?)
-        };
+        // Newest first: a crash part-way leaves a prefix of the old log, a log recovery takes
+        // as it is (the installed snapshot already covers what follows it). The new segment
+        // comes only after the last old one is gone, so no crash leaves an offset gap.
+        let mut deleted = Vec::new();
+        while let Some((_, segment)) = self.segments.pop_last() {
+            deleted.push(segment.log_path().to_path_buf());
+            segment.delete()?;
+        }
+        let fresh = Segment::create(
+            &self.fs,
+            &self.dir,
+            id.offset,
+            self.config.index_interval_bytes,
+        )?;
+        self.segments.insert(id.offset, fresh);
         fsutil::fsync_dir_in(&*self.fs, &self.dir)?;
         self.epochs.replace(vec![EpochEntry {
             epoch: id.epoch,
             start_offset: id.offset,
         }]);
         self.epochs.persist()?;
-        let mut deleted = Vec::new();
-        for (base, segment) in std::mem::take(&mut self.segments) {
-            if base == id.offset && fresh.is_none() {
-                let mut segment = segment;
-                segment.truncate_to(id.offset)?;
-                self.segments.insert(base, segment);
-                continue;
-            }
-            deleted.push(segment.log_path().to_path_buf());
-            segment.delete()?;
-        }
-        if let Some(fresh) = fresh {
-            self.segments.insert(id.offset, fresh);
-        }
-        fsutil::fsync_dir_in(&*self.fs, &self.dir)?;
         self.log_end_offset = id.offset;
         self.flushed_offset = id.offset;
         Ok(deleted)
@@ -607,45 +618,6 @@ impl ReplicatedLog {
     }
 }
 
-/// The recovery check of one batch's epoch: never negative, never decreasing, and (when the
-/// checkpoint was readable) the epoch the checkpoint assigns to both its first and last offset.
-fn check_epoch(
-    header: &BatchHeader,
-    seen: &mut Vec<EpochEntry>,
-    checkpoint: Option<&LeaderEpochCache>,
-) -> Result<(), String> {
-    let epoch = header.epoch();
-    if epoch.0 < 0 {
-        return Err(format!(
-            "batch at offset {} has negative epoch {epoch}",
-            header.base_offset
-        ));
-    }
-    if let Some(last) = seen.last().filter(|l| epoch < l.epoch) {
-        return Err(format!(
-            "batch at offset {} has epoch {epoch} below the previous batch's {}",
-            header.base_offset, last.epoch
-        ));
-    }
-    if let Some(cache) = checkpoint {
-        let expected = cache.epoch_for_offset(header.base_offset());
-        if expected != Some(epoch) || cache.epoch_for_offset(header.last_offset()) != Some(epoch) {
-            return Err(format!(
-                "batch at offset {} has epoch {epoch}, the leader epoch checkpoint says {}",
-                header.base_offset,
-                expected.map_or("none".to_string(), |e| e.to_string())
-            ));
-        }
-    }
-    if seen.last().is_none_or(|l| epoch > l.epoch) {
-        seen.push(EpochEntry {
-            epoch,
-            start_offset: header.base_offset(),
-        });
-    }
-    Ok(())
-}
-
 /// A batch with its base offset rewritten to `base` (the field is outside the CRC).
 fn renumber(batch: RecordBatch, base: Offset) -> RecordBatch {
     if batch.base_offset() == base {
@@ -654,39 +626,6 @@ fn renumber(batch: RecordBatch, base: Offset) -> RecordBatch {
     let mut bytes = batch.as_bytes().to_vec();
     bytes[..8].copy_from_slice(&base.0.to_be_bytes());
     RecordBatch::decode(Bytes::from(bytes)).expect("only the base offset changed")
-}
-
-/// Base offsets of the `%020d.log` files in `dir`; index files without a log are deleted.
-fn list_segments(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    report: &mut RecoveryReport,
-) -> Result<Vec<Offset>, StorageError> {
-    let mut logs = Vec::new();
-    let mut indexes = Vec::new();
-    for name in fs.read_dir(dir).at(dir)? {
-        let path = dir.join(name);
-        let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension())
-        else {
-            continue;
-        };
-        let Some(base) = stem.parse::<i64>().ok().filter(|_| stem.len() == 20) else {
-            continue;
-        };
-        match ext.to_str() {
-            Some("log") => logs.push(Offset(base)),
-            Some("index") => indexes.push((Offset(base), path)),
-            _ => {}
-        }
-    }
-    logs.sort();
-    for (base, path) in indexes {
-        if logs.binary_search(&base).is_err() {
-            fs.remove_file(&path).at(&path)?;
-            report.deleted_files.push(path);
-        }
-    }
-    Ok(logs)
 }
 
 fn report_warnings(report: &RecoveryReport) {

@@ -23,9 +23,12 @@ mod error;
 mod fs;
 pub mod fsutil;
 mod index;
+mod inspect;
 mod log;
 mod meta_properties;
 mod quorum_state_file;
+mod repair;
+mod repair_point_file;
 mod segment;
 mod sim_fs;
 mod snapshot;
@@ -35,9 +38,12 @@ pub use epoch_cache::{EpochEntry, LeaderEpochCache};
 pub use error::StorageError;
 pub use fs::{FileHandle, FileSystem, Fs, HandleReader, OpenMode, RealFs, real_fs};
 pub use index::OffsetIndex;
+pub use inspect::{Damage, LogInspection};
 pub use log::{AppendInfo, LogConfig, OffsetPolicy, RecoveryReport, ReplicatedLog, Truncation};
 pub use meta_properties::MetaProperties;
 pub use quorum_state_file::{ElectionState, QuorumStateFile};
+pub use repair::{RepairReport, repair_partition_in};
+pub use repair_point_file::RepairPointFile;
 pub use sim_fs::SimFs;
 pub use snapshot::{
     BOOTSTRAP_SNAPSHOT_ID, snapshot_file_name, write_bootstrap_checkpoint,

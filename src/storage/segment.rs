@@ -17,9 +17,9 @@ use super::fs::{FileHandle, Fs, HandleReader, OpenMode};
 use super::fsutil;
 use super::index::OffsetIndex;
 use crate::record::{
-    BatchHeader, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, RecordBatch, next_batch_size,
+    BatchHeader, LOG_OVERHEAD, MAX_BATCH_BYTES, RECORD_BATCH_OVERHEAD, RecordBatch, next_batch_size,
 };
-use crate::types::Offset;
+use crate::types::{Epoch, Offset, OffsetAndEpoch};
 
 /// Read buffer of the recovery scan: large enough that a scan is a few big sequential reads.
 const RECOVERY_READ_BUFFER_BYTES: usize = 1024 * 1024;
@@ -29,6 +29,9 @@ const RECOVERY_READ_BUFFER_BYTES: usize = 1024 * 1024;
 pub(crate) const MAX_READ_BYTES: usize = 64 * 1024 * 1024;
 /// Largest offset a segment holds relative to its base: Kafka's index stores it as an int32.
 const MAX_RELATIVE_OFFSET: i64 = i32::MAX as i64;
+/// Window of the search for valid batches past damage: it reads the rest of a damaged file in
+/// pieces of this size, so a damaged 1 GiB segment is not read into memory at once.
+const SALVAGE_WINDOW_BYTES: usize = 1024 * 1024;
 
 pub(crate) fn log_file_name(base: Offset) -> String {
     format!("{:020}.log", base.0)
@@ -38,11 +41,44 @@ pub(crate) fn index_file_name(base: Offset) -> String {
     format!("{:020}.index", base.0)
 }
 
+/// What kind of bytes stopped a recovery scan: it decides whether recovery may cut there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopKind {
+    /// Not a whole valid batch (short, bad length or magic, CRC mismatch): a torn write or rot,
+    /// which no check can tell apart.
+    Unreadable,
+    /// A whole, checksummed batch the log cannot hold there (wrong offset, epoch out of order).
+    Rejected,
+    /// A batch of an epoch the leader epoch checkpoint already forgot: a truncation the node
+    /// had durably begun (the checkpoint is cut first) and a crash interrupted.
+    ForgottenEpoch,
+}
+
 /// Why the recovery scan stopped before the end of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ScanStop {
     pub position: u64,
+    pub kind: StopKind,
     pub reason: String,
+}
+
+/// A check of one batch's place in the log, run by the scan: `Err` stops it there.
+/// It is given the batch's header and its byte position in the file.
+pub(crate) type BatchCheck<'a> =
+    &'a mut dyn FnMut(&BatchHeader, u64) -> Result<(), (StopKind, String)>;
+
+/// What a read-only scan of one segment file found.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentScan {
+    pub path: PathBuf,
+    pub file_len: u64,
+    pub next_offset: Offset,
+    /// Epoch of the last valid batch of the prefix.
+    pub last_epoch: Option<Epoch>,
+    pub stop: Option<ScanStop>,
+    /// The end (epoch of the batch, offset after it) of the furthest valid batch found past the
+    /// stop, if any: proof that the damage is not a torn end of the file.
+    pub beyond: Option<OffsetAndEpoch>,
 }
 
 /// What recovering one segment found.
@@ -103,17 +139,12 @@ impl Segment {
         dir: &Path,
         base: Offset,
         index_interval_bytes: u64,
-        accept: &mut dyn FnMut(&BatchHeader) -> Result<(), String>,
+        accept: BatchCheck<'_>,
     ) -> Result<(Segment, ScanOutcome), StorageError> {
         let log_path = dir.join(log_file_name(base));
         let file = fs.open(&log_path, OpenMode::ReadWrite).at(&log_path)?;
         let file_len = file.len().at(&log_path)?;
-        let mut scan = Scan {
-            next_offset: base,
-            valid: 0,
-            entries: Vec::new(),
-            bytes_since_index: 0,
-        };
+        let mut scan = Scan::new(base);
         let stop = scan.run(
             &*file,
             &log_path,
@@ -150,6 +181,33 @@ impl Segment {
                 index_rebuilt,
             },
         ))
+    }
+
+    /// Scans an existing segment without changing anything: its valid prefix, where and why the
+    /// scan stopped, and whether valid batches lie past the stop.
+    pub(crate) fn scan(
+        fs: &Fs,
+        dir: &Path,
+        base: Offset,
+        accept: BatchCheck<'_>,
+    ) -> Result<SegmentScan, StorageError> {
+        let path = dir.join(log_file_name(base));
+        let file = fs.open(&path, OpenMode::Read).at(&path)?;
+        let file_len = file.len().at(&path)?;
+        let mut scan = Scan::new(base);
+        let stop = scan.run(&*file, &path, file_len, base, u64::MAX, accept)?;
+        let beyond = match &stop {
+            Some(stop) => salvage(&*file, &path, stop.position + 1, file_len, scan.next_offset)?,
+            None => None,
+        };
+        Ok(SegmentScan {
+            path,
+            file_len,
+            next_offset: scan.next_offset,
+            last_epoch: scan.last_epoch,
+            stop,
+            beyond,
+        })
     }
 
     pub(crate) fn next_offset(&self) -> Offset {
@@ -312,11 +370,22 @@ impl Segment {
 struct Scan {
     next_offset: Offset,
     valid: u64,
+    last_epoch: Option<Epoch>,
     entries: Vec<(u32, u32)>,
     bytes_since_index: u64,
 }
 
 impl Scan {
+    fn new(base: Offset) -> Self {
+        Scan {
+            next_offset: base,
+            valid: 0,
+            last_epoch: None,
+            entries: Vec::new(),
+            bytes_since_index: 0,
+        }
+    }
+
     fn run(
         &mut self,
         file: &dyn FileHandle,
@@ -324,56 +393,65 @@ impl Scan {
         file_len: u64,
         base: Offset,
         index_interval_bytes: u64,
-        accept: &mut dyn FnMut(&BatchHeader) -> Result<(), String>,
+        accept: BatchCheck<'_>,
     ) -> Result<Option<ScanStop>, StorageError> {
         let mut reader =
             BufReader::with_capacity(RECOVERY_READ_BUFFER_BYTES, HandleReader::new(file, 0));
         let mut batch = Vec::new();
         while self.valid < file_len {
-            let stop = |reason: String| {
+            let position = self.valid;
+            let stop = |kind: StopKind, reason: String| {
                 Ok(Some(ScanStop {
-                    position: self.valid,
+                    position,
+                    kind,
                     reason,
                 }))
             };
+            let torn = |reason: String| stop(StopKind::Unreadable, reason);
             let remaining = file_len - self.valid;
             if remaining < LOG_OVERHEAD as u64 {
-                return stop(format!(
+                return torn(format!(
                     "torn batch: {remaining} bytes left, a header needs {LOG_OVERHEAD}"
                 ));
             }
             batch.resize(LOG_OVERHEAD, 0);
             reader.read_exact(&mut batch).at(path)?;
             let size = match next_batch_size(&batch) {
-                Err(e) => return stop(e.to_string()),
+                Err(e) => return torn(e.to_string()),
                 Ok(_) => {
                     LOG_OVERHEAD
                         + i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]) as usize
                 }
             };
             if remaining < size as u64 {
-                return stop(format!("torn batch: {remaining} of {size} bytes present"));
+                return torn(format!("torn batch: {remaining} of {size} bytes present"));
             }
             batch.resize(size, 0);
             reader.read_exact(&mut batch[LOG_OVERHEAD..]).at(path)?;
             let header = match RecordBatch::validate(&batch) {
                 Ok(h) => h,
-                Err(e) => return stop(e.to_string()),
+                Err(e) => return torn(e.to_string()),
             };
             if header.base_offset() != self.next_offset {
-                return stop(format!(
-                    "batch base offset {} where {} was expected",
-                    header.base_offset, self.next_offset
-                ));
+                return stop(
+                    StopKind::Rejected,
+                    format!(
+                        "batch base offset {} where {} was expected",
+                        header.base_offset, self.next_offset
+                    ),
+                );
             }
             if header.last_offset().0 - base.0 > MAX_RELATIVE_OFFSET {
-                return stop(format!(
-                    "batch ending at offset {} is beyond the index range of a segment based at {base}",
-                    header.last_offset()
-                ));
+                return stop(
+                    StopKind::Rejected,
+                    format!(
+                        "batch ending at offset {} is beyond the index range of a segment based at {base}",
+                        header.last_offset()
+                    ),
+                );
             }
-            if let Err(reason) = accept(&header) {
-                return stop(reason);
+            if let Err((kind, reason)) = accept(&header, position) {
+                return stop(kind, reason);
             }
             if self.bytes_since_index > index_interval_bytes {
                 let relative = (header.last_offset().0 - base.0) as u32;
@@ -383,7 +461,97 @@ impl Scan {
             self.bytes_since_index += size as u64;
             self.valid += size as u64;
             self.next_offset = header.next_offset();
+            self.last_epoch = Some(header.epoch());
         }
         Ok(None)
+    }
+}
+
+/// The furthest valid batch at or after byte `from` whose offsets lie past `next_offset`: a
+/// byte-by-byte search for a plausible header (magic 2, a length that fits, a base offset past
+/// the valid prefix) confirmed by the batch's CRC-32C. Chains through consecutive valid
+/// batches so that a long intact run costs one check per batch.
+fn salvage(
+    file: &dyn FileHandle,
+    path: &Path,
+    from: u64,
+    file_len: u64,
+    next_offset: Offset,
+) -> Result<Option<OffsetAndEpoch>, StorageError> {
+    let mut best: Option<OffsetAndEpoch> = None;
+    let mut window = Window::default();
+    let mut pos = from;
+    while pos + RECORD_BATCH_OVERHEAD as u64 <= file_len {
+        let header = window.bytes(file, path, pos, RECORD_BATCH_OVERHEAD, file_len)?;
+        let Some(size) = plausible_batch(header, next_offset, file_len - pos) else {
+            pos += 1;
+            continue;
+        };
+        let mut bytes = vec![0; size];
+        file.read_exact_at(&mut bytes, pos).at(path)?;
+        match RecordBatch::validate(&bytes) {
+            Ok(h) => {
+                let end = OffsetAndEpoch {
+                    offset: h.next_offset(),
+                    epoch: h.epoch(),
+                };
+                best = Some(best.map_or(end, |b| raft_order_max(b, end)));
+                pos += size as u64;
+            }
+            Err(_) => pos += 1,
+        }
+    }
+    Ok(best)
+}
+
+/// The later of two log ends in Raft's order: epoch first, then offset.
+pub(crate) fn raft_order_max(a: OffsetAndEpoch, b: OffsetAndEpoch) -> OffsetAndEpoch {
+    if (b.epoch, b.offset) > (a.epoch, a.offset) {
+        b
+    } else {
+        a
+    }
+}
+
+/// The size of the batch `header` starts, if its fixed fields are plausible for a batch of
+/// this log that fits in the `remaining` bytes.
+fn plausible_batch(header: &[u8], next_offset: Offset, remaining: u64) -> Option<usize> {
+    let base = i64::from_be_bytes(header[..8].try_into().ok()?);
+    let length = i32::from_be_bytes(header[8..12].try_into().ok()?);
+    let size = usize::try_from(length)
+        .ok()?
+        .checked_add(LOG_OVERHEAD)
+        .filter(|s| (RECORD_BATCH_OVERHEAD..=MAX_BATCH_BYTES).contains(s))?;
+    let magic = header[16] as i8;
+    let in_range = base >= next_offset.0 && base - next_offset.0 <= MAX_RELATIVE_OFFSET;
+    (magic == crate::record::MAGIC_V2 && in_range && size as u64 <= remaining).then_some(size)
+}
+
+/// A sliding read-ahead buffer over a file for the byte-by-byte salvage search.
+#[derive(Default)]
+struct Window {
+    start: u64,
+    data: Vec<u8>,
+}
+
+impl Window {
+    /// `len` bytes at `pos` (the caller made sure they lie inside the file).
+    fn bytes(
+        &mut self,
+        file: &dyn FileHandle,
+        path: &Path,
+        pos: u64,
+        len: usize,
+        file_len: u64,
+    ) -> Result<&[u8], StorageError> {
+        let end = self.start + self.data.len() as u64;
+        if pos < self.start || pos + len as u64 > end {
+            let want = (file_len - pos).min(SALVAGE_WINDOW_BYTES.max(len) as u64) as usize;
+            self.data.resize(want, 0);
+            file.read_exact_at(&mut self.data, pos).at(path)?;
+            self.start = pos;
+        }
+        let at = (pos - self.start) as usize;
+        Ok(&self.data[at..at + len])
     }
 }

@@ -181,6 +181,8 @@ enum StoreOp {
     Append(Bytes),
     Truncate(Offset),
     Flush,
+    /// The log is back where it was before a repair: forget the repair point.
+    ClearRepairPoint,
     ReadForFetch {
         to: InboundId,
         response: FetchResponse,
@@ -766,6 +768,7 @@ impl Sim {
                 self.enqueue(i, StoreOp::Truncate(offset));
             }
             Action::Flush => self.enqueue(i, StoreOp::Flush),
+            Action::RepairPointReached => self.enqueue(i, StoreOp::ClearRepairPoint),
             Action::Send {
                 to,
                 request_id,
@@ -908,6 +911,10 @@ impl Sim {
                     Err(e) => self.disk_failed(i, "truncate", &e),
                 }
             }
+            StoreOp::ClearRepairPoint => match self.live(i).log.clear_repair_point() {
+                Ok(()) => self.note(format!("node {i} got back to its repair point")),
+                Err(e) => self.disk_failed(i, "clear the repair point", &e),
+            },
             StoreOp::Flush => match self.live(i).log.flush() {
                 Ok(offset) => self.io_done(i, Input::Flushed { offset }),
                 Err(e) => self.disk_failed(i, "flush", &e),
