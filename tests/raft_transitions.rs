@@ -1955,3 +1955,44 @@ fn a_new_leader_has_no_high_watermark_until_it_commits_in_its_epoch() {
     );
     assert_eq!(r.high_watermark(), Some(Offset(3)));
 }
+
+/// A restarted former leader knows nothing of how far the others got, so its EndQuorumEpoch
+/// names no preferred successor; every voter is still told.
+#[test]
+fn a_restarted_former_leader_names_no_preferred_successors() {
+    let (r, actions) = boot(
+        1,
+        &[1, 2, 3],
+        Some(election(4, Some(1), Some(1))),
+        LogView::empty(),
+    );
+    assert_eq!(r.role(), RoleKind::Resigned);
+    let ends: Vec<(NodeId, Vec<NodeId>)> = sends(&actions)
+        .into_iter()
+        .filter_map(|(to, r)| match r {
+            Request::EndQuorumEpoch(e) => Some((to, e.preferred_successors)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, vec![(n(2), vec![]), (n(3), vec![])]);
+}
+
+/// An EndQuorumEpoch naming nobody holds nobody back: every follower of that leader may
+/// campaign at once.
+#[test]
+fn an_end_quorum_epoch_with_no_successors_lets_a_follower_campaign_at_once() {
+    let (mut r, _) = follower();
+    r.step(
+        T0,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::EndQuorumEpoch(EndQuorumEpochRequest {
+                cluster_id: CLUSTER.into(),
+                leader_id: n(1),
+                leader_epoch: Epoch(2),
+                preferred_successors: vec![],
+            }),
+        },
+    );
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Prospective, Epoch(2)));
+}

@@ -99,7 +99,8 @@ impl Replica {
     }
 
     /// Kafka's "strict exponential" backoff by position p in a list of n successors: 0 for the
-    /// first, max for anyone not listed, else min(max, (max >> (n - 1)) << (p - 1)).
+    /// first, max for anyone not listed, else min(max, (max >> (n - 1)) << (p - 1)). An empty
+    /// list prefers nobody, so nobody waits.
     fn successor_backoff(&self, successors: &[NodeId]) -> Duration {
         let max = self.config.election_backoff_max;
         let position = self
@@ -107,6 +108,7 @@ impl Replica {
             .local_id
             .and_then(|id| successors.iter().position(|s| *s == id));
         match position {
+            _ if successors.is_empty() => Duration::ZERO,
             Some(0) => Duration::ZERO,
             Some(p) => {
                 let n = successors.len() as u32;

@@ -643,17 +643,19 @@ impl Replica {
 
     fn resign_in_place(&mut self) {
         let local = self.config.local_id.expect("only a voter resigns");
+        // Only a sitting leader knows how far each voter got; a replica restarting as Resigned
+        // has no basis for a preference and names nobody.
         let successors = match &self.role {
             Role::Leader(l) => l.successors(local),
-            _ => self
-                .config
-                .voters
-                .iter()
-                .copied()
-                .filter(|v| *v != local)
-                .collect(),
+            _ => Vec::new(),
         };
-        let unacked: BTreeSet<NodeId> = successors.iter().copied().collect();
+        let unacked: BTreeSet<NodeId> = self
+            .config
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| *v != local)
+            .collect();
         self.leader_id = Some(local);
         let role = Role::Resigned {
             election_deadline: self.random_election_deadline(),
