@@ -1996,3 +1996,19 @@ fn an_end_quorum_epoch_with_no_successors_lets_a_follower_campaign_at_once() {
     );
     assert_eq!((r.role(), r.epoch()), (RoleKind::Prospective, Epoch(2)));
 }
+
+/// The only voter restarting with a vote for itself needs no other vote: its candidacy of the
+/// stored epoch is already won, so it leads that epoch rather than campaigning in a new one.
+#[test]
+fn a_lone_voter_restarting_as_candidate_leads_its_stored_epoch() {
+    let (r, actions) = start(1, &[1], Some(election(3, None, Some(1))), LogView::empty());
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Leader, Epoch(3)));
+    assert_eq!(persists(&actions), vec![election(3, Some(1), Some(1))]);
+    let Some(Action::Append { batches }) =
+        actions.iter().find(|a| matches!(a, Action::Append { .. }))
+    else {
+        panic!("{actions:?}")
+    };
+    let batch = RecordBatch::decode(batches.clone()).unwrap();
+    assert_eq!((batch.base_offset(), batch.epoch()), (Offset(0), Epoch(3)));
+}

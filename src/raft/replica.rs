@@ -179,9 +179,17 @@ impl Replica {
             self.voted_id = None;
         }
         self.persist();
-        // The only voter needs nobody's vote: it elects itself at once (in a new epoch, so a
-        // former leader never leads its old epoch again).
-        if self.config.is_voter() && self.config.voters.len() == 1 {
+        self.campaign_after_restart();
+    }
+
+    /// A restarted candidacy that its own vote already wins (the only voter) leads its stored
+    /// epoch: nobody else could have voted in it. Any other state of the only voter elects
+    /// itself at once in a new epoch, so that a former leader never leads its old epoch again.
+    fn campaign_after_restart(&mut self) {
+        let won = matches!(&self.role, Role::Candidate { election, .. } if election.is_won());
+        if won {
+            self.become_leader();
+        } else if self.config.is_voter() && self.config.voters.len() == 1 {
             self.become_prospective();
         }
     }
