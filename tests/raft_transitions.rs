@@ -1442,10 +1442,10 @@ fn a_resigned_replica_follows_a_leader_of_a_newer_epoch() {
 fn answers_to_requests_of_a_previous_state_are_ignored() {
     // A fetch answered after its follower became Prospective appends nothing.
     let (mut r, id) = follower();
+    let mut now = T0;
     while r.role() == RoleKind::Follower {
-        tick_to_deadline(&mut r);
+        now = tick_to_deadline(&mut r).0;
     }
-    let now = r.next_deadline().unwrap();
     let late = fetch_response(2, Some(1), data_batch(0, 1, b"late"));
     let actions = r.step(
         now,
@@ -2011,4 +2011,56 @@ fn a_lone_voter_restarting_as_candidate_leads_its_stored_epoch() {
     };
     let batch = RecordBatch::decode(batches.clone()).unwrap();
     assert_eq!((batch.base_offset(), batch.epoch()), (Offset(0), Epoch(3)));
+}
+
+/// The EndQuorumEpoch requests each voter has been sent, in order.
+fn end_quorum_targets(actions: &[Action]) -> Vec<NodeId> {
+    sends(actions)
+        .into_iter()
+        .filter(|(_, r)| matches!(r, Request::EndQuorumEpoch(_)))
+        .map(|(to, _)| to)
+        .collect()
+}
+
+/// A resigned replica re-sends EndQuorumEpoch on the request timers alone: to a voter that did
+/// not answer as soon as the request times out, to one that answered with an error once the
+/// retry backoff has passed. Its own election timer and the fetch timeout play no part.
+#[test]
+fn a_resigned_replica_retries_end_quorum_epoch_when_the_request_times_out() {
+    let mut config = config(Some(1), &[1, 2, 3]);
+    config.election_timeout = Duration::from_secs(10);
+    config.request_timeout = Duration::from_millis(1500);
+    config.fetch_timeout = Duration::from_millis(4000);
+    let (mut r, actions) = Replica::start(
+        config,
+        Some(election(4, Some(1), Some(1))),
+        LogView::empty(),
+        T0,
+        7,
+    );
+    let actions = ack_persists(&mut r, T0, actions);
+    assert_eq!(end_quorum_targets(&actions), vec![n(2), n(3)]);
+    let to_3 = request_id(&actions, n(3));
+    let error = Response::EndQuorumEpoch(EpochResponse {
+        error: ErrorCode::BrokerNotAvailable,
+        leader_id: Some(n(1)),
+        leader_epoch: Epoch(4),
+    });
+    let at = T0 + Duration::from_millis(100);
+    let actions = r.step(
+        at,
+        Input::Response {
+            from: n(3),
+            request_id: to_3,
+            response: error,
+        },
+    );
+    assert!(end_quorum_targets(&actions).is_empty(), "{actions:?}");
+    let retried = r.step(at + Duration::from_millis(20), Input::Tick);
+    assert_eq!(end_quorum_targets(&retried), vec![n(3)]);
+    let quiet = r.step(T0 + Duration::from_millis(1499), Input::Tick);
+    assert!(end_quorum_targets(&quiet).is_empty(), "{quiet:?}");
+    let timed_out = r.step(T0 + Duration::from_millis(1500), Input::Tick);
+    assert_eq!(end_quorum_targets(&timed_out), vec![n(2)]);
+    assert_eq!(r.role(), RoleKind::Resigned);
 }

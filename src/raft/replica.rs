@@ -434,18 +434,12 @@ impl Replica {
             .insert(to, self.now + self.config.retry_backoff);
     }
 
+    /// Forgets requests whose answer is overdue. The destination is ready again at once (as
+    /// Kafka's RequestManager): the request timeout already was the wait, and only an error
+    /// answer or a failed send earns the retry backoff on top.
     fn expire_requests(&mut self) {
         let now = self.now;
-        let expired: Vec<(NodeId, Channel)> = self
-            .inflight
-            .iter()
-            .filter(|(_, i)| i.deadline <= now)
-            .map(|(key, _)| *key)
-            .collect();
-        for key in expired {
-            self.inflight.remove(&key);
-            self.backoff(key.0);
-        }
+        self.inflight.retain(|_, i| i.deadline > now);
         self.backoff_until.retain(|_, t| *t > now);
     }
 
