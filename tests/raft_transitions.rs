@@ -2064,3 +2064,36 @@ fn a_resigned_replica_retries_end_quorum_epoch_when_the_request_times_out() {
     assert_eq!(end_quorum_targets(&timed_out), vec![n(2)]);
     assert_eq!(r.role(), RoleKind::Resigned);
 }
+
+/// Hearing that its leader resigns shortens a follower's wait but does not make the leader
+/// unheard-of: a follower that fetched from it keeps rejecting pre-votes until its own timer
+/// runs out (as Prospective it grants them again).
+#[test]
+fn end_quorum_epoch_leaves_a_followers_fetched_state_alone() {
+    let (mut r, id) = follower();
+    r.step(
+        T0,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: fetch_response(2, Some(0), Bytes::new()),
+        },
+    );
+    r.step(
+        T0,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::EndQuorumEpoch(EndQuorumEpochRequest {
+                cluster_id: CLUSTER.into(),
+                leader_id: n(1),
+                leader_epoch: Epoch(2),
+                preferred_successors: vec![n(3), n(2)],
+            }),
+        },
+    );
+    assert_eq!(r.role(), RoleKind::Follower);
+    assert!(!vote_reply(&settle(&mut r, T0, vote(2, 3, 0, 0, true, 2))).vote_granted);
+    let (at, _) = tick_to_deadline(&mut r);
+    assert_eq!(r.role(), RoleKind::Prospective);
+    assert!(vote_reply(&settle(&mut r, at, vote(2, 3, 0, 0, true, 2))).vote_granted);
+}

@@ -72,15 +72,12 @@ impl Replica {
         let backoff = self.successor_backoff(&r.preferred_successors);
         let now = self.now;
         if self.leader_id == Some(r.leader_id)
-            && let Role::Follower {
-                fetch_deadline,
-                has_fetched,
-            } = &mut self.role
+            && let Role::Follower { fetch_deadline, .. } = &mut self.role
         {
-            // The leader is leaving: stop treating it as live, and let the most caught-up voter
-            // start the election first.
+            // The leader is leaving: let the most caught-up voter start the election first. What
+            // this follower fetched from it still stands, so it keeps refusing pre-votes until
+            // its own timer runs out.
             *fetch_deadline = (*fetch_deadline).min(now + backoff);
-            *has_fetched = false;
             self.resigning_leader = Some((r.leader_epoch, r.leader_id));
             // The first preferred successor starts a standard election at once, skipping the
             // pre-vote: the leader asked for this election, so there is no disruption to guard
