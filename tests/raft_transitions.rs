@@ -2097,3 +2097,81 @@ fn end_quorum_epoch_leaves_a_followers_fetched_state_alone() {
     assert_eq!(r.role(), RoleKind::Prospective);
     assert!(vote_reply(&settle(&mut r, at, vote(2, 3, 0, 0, true, 2))).vote_granted);
 }
+
+/// A pre-vote from a newer epoch moves `r` to Unattached there; returns its election deadline.
+fn unattached_by_a_newer_epoch(r: &mut Replica, at: Duration) -> Duration {
+    settle(r, at, vote(9, 3, 0, 0, true, 1));
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Unattached, Epoch(9)));
+    r.next_deadline().expect("a voter's election timer")
+}
+
+/// Learning a newer epoch never restarts an election timer that was already running: from
+/// Unattached, Prospective (not yet rejected), Candidate or Resigned the Unattached state keeps
+/// what remained of it. Only a replica that had none running (Follower, Leader) or whose
+/// pre-vote was rejected draws a fresh one.
+#[test]
+fn unattached_keeps_the_election_timer_that_was_running() {
+    let later = Duration::from_millis(100);
+    let timeout = Duration::from_millis(1000);
+    // Unattached.
+    let mut r = started(1, &[1, 2, 3], Some(election(2, None, None)));
+    let running = r.next_deadline().unwrap();
+    assert_eq!(unattached_by_a_newer_epoch(&mut r, T0 + later), running);
+    // Prospective.
+    let (mut r, at, _) = prospective();
+    let running = r.next_deadline().unwrap();
+    assert_eq!(unattached_by_a_newer_epoch(&mut r, at + later), running);
+    // Candidate.
+    let (mut r, at, actions) = prospective();
+    let id = request_id(&actions, n(2));
+    settle(
+        &mut r,
+        at,
+        Input::Response {
+            from: n(2),
+            request_id: id,
+            response: granted(0, None),
+        },
+    );
+    assert_eq!(r.role(), RoleKind::Candidate);
+    let running = r.next_deadline().unwrap();
+    assert_eq!(unattached_by_a_newer_epoch(&mut r, at + later), running);
+    // Resigned.
+    let mut r = started(1, &[1, 2, 3], Some(election(4, Some(1), Some(1))));
+    let running = r.next_deadline().unwrap();
+    assert_eq!(unattached_by_a_newer_epoch(&mut r, T0 + later), running);
+    // Follower and Leader had none: a fresh one.
+    let mut r = started(1, &[1, 2, 3], Some(election(2, Some(2), None)));
+    assert!(unattached_by_a_newer_epoch(&mut r, T0 + later) >= T0 + later + timeout);
+    let (mut l, at) = leader();
+    assert!(unattached_by_a_newer_epoch(&mut l, at + later) >= at + later + timeout);
+}
+
+/// A pre-vote that failed without knowing a leader: rejected, it waits a fresh election timer
+/// before trying again; merely timed out, its timer has already run, so it tries again at once.
+#[test]
+fn a_prospective_without_a_leader_retries_at_once_only_when_not_rejected() {
+    let (mut r, at, actions) = prospective();
+    for to in [2, 3] {
+        let id = request_id(&actions, n(to));
+        r.step(
+            at,
+            Input::Response {
+                from: n(to),
+                request_id: id,
+                response: rejected(0),
+            },
+        );
+    }
+    assert_eq!(r.role(), RoleKind::Unattached);
+    assert!(r.next_deadline().unwrap() >= at + Duration::from_millis(1000));
+    let (mut r, _, _) = prospective();
+    let (_, actions) = tick_to_deadline(&mut r);
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Prospective, Epoch(0)));
+    let pre_votes: Vec<NodeId> = sends(&actions)
+        .into_iter()
+        .filter(|(_, r)| matches!(r, Request::Vote(v) if v.pre_vote))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(pre_votes, vec![n(2), n(3)]);
+}

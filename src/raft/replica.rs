@@ -507,11 +507,32 @@ impl Replica {
         }
     }
 
+    /// Unattached, with the election timer it inherits from the state it leaves. A timer that
+    /// was already running (Unattached, Candidate, Resigned, or a Prospective whose pre-vote was
+    /// not rejected) keeps what remains, so that a stream of newer epochs never postpones this
+    /// voter's own campaign; otherwise (Follower, Leader, a rejected pre-vote, startup) a fresh
+    /// one is drawn. Observers never campaign.
     fn unattached_role(&mut self) -> Role {
-        let election_deadline = self
-            .config
-            .is_voter()
-            .then(|| self.random_election_deadline());
+        if !self.config.is_voter() {
+            return Role::Unattached {
+                election_deadline: None,
+            };
+        }
+        let running = match &self.role {
+            Role::Unattached { election_deadline } => *election_deadline,
+            Role::Candidate {
+                election_deadline, ..
+            }
+            | Role::Resigned {
+                election_deadline, ..
+            } => Some(*election_deadline),
+            Role::Prospective {
+                election,
+                election_deadline,
+            } if !election.is_lost() => Some(*election_deadline),
+            _ => None,
+        };
+        let election_deadline = running.or_else(|| Some(self.random_election_deadline()));
         Role::Unattached { election_deadline }
     }
 
@@ -945,12 +966,9 @@ impl Replica {
             return;
         };
         if *election_deadline <= self.now && self.shutdown_deadline.is_none() {
-            // A new epoch, so that nobody keeps treating this node as the leader; campaign at once.
+            // A new epoch, so that nobody keeps treating this node as the leader; the timer it
+            // inherits has run out, so it campaigns at once.
             self.become_unattached(Epoch(self.epoch.0 + 1));
-            let role = Role::Unattached {
-                election_deadline: Some(self.now),
-            };
-            self.set_role(role);
             return;
         }
         self.send_end_quorum_epoch();
