@@ -549,7 +549,7 @@ fn vote_granting_rules_per_state() {
     assert_eq!(r.role(), RoleKind::Follower);
     assert!(!vote_reply(&settle(&mut r, T0, vote(2, 2, 0, 0, false, 1))).vote_granted);
     assert!(vote_reply(&settle(&mut r, T0, vote(2, 2, 0, 0, true, 1))).vote_granted);
-    // Leader and Resigned reject everything in their epoch.
+    // The leader rejects everything in its epoch (Resigned: see the pre-vote test below).
     let (mut l, at) = leader();
     assert!(!vote_reply(&settle(&mut l, at, vote(1, 2, 1, 1, true, 1))).vote_granted);
     assert!(!vote_reply(&settle(&mut l, at, vote(1, 2, 0, 1, false, 1))).vote_granted);
@@ -2174,4 +2174,27 @@ fn a_prospective_without_a_leader_retries_at_once_only_when_not_rejected() {
         .map(|(to, _)| to)
         .collect();
     assert_eq!(pre_votes, vec![n(2), n(3)]);
+}
+
+/// A resigned leader has stepped aside, so it grants pre-votes to voters whose log is up to date
+/// (letting a preferred successor reach its majority); it still refuses stale logs and standard
+/// votes in its epoch.
+#[test]
+fn a_resigned_replica_grants_up_to_date_pre_votes_only() {
+    let log = LogView::new(
+        Offset(0),
+        Offset(5),
+        vec![EpochStart {
+            epoch: Epoch(4),
+            start_offset: Offset(0),
+        }],
+    );
+    let (mut r, _) = boot(1, &[1, 2, 3], Some(election(4, Some(1), Some(1))), log);
+    assert_eq!(r.role(), RoleKind::Resigned);
+    assert!(vote_reply(&settle(&mut r, T0, vote(4, 2, 4, 5, true, 1))).vote_granted);
+    assert!(!vote_reply(&settle(&mut r, T0, vote(4, 2, 4, 4, true, 1))).vote_granted);
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Resigned, Epoch(4)));
+    // Standard votes in its epoch stay refused.
+    let mut r = started(1, &[1, 2, 3], Some(election(4, Some(1), Some(1))));
+    assert!(!vote_reply(&settle(&mut r, T0, vote(4, 2, 3, 0, false, 1))).vote_granted);
 }
