@@ -2198,3 +2198,38 @@ fn a_resigned_replica_grants_up_to_date_pre_votes_only() {
     let mut r = started(1, &[1, 2, 3], Some(election(4, Some(1), Some(1))));
     assert!(!vote_reply(&settle(&mut r, T0, vote(4, 2, 3, 0, false, 1))).vote_granted);
 }
+
+/// A new state starts with every destination ready: a retry backoff earned in the old state
+/// (here a fetch the leader answered with an error) does not hold back the new state's
+/// requests, as Kafka resets its connections on every transition.
+#[test]
+fn a_new_state_does_not_inherit_retry_backoffs() {
+    let (mut r, id) = follower();
+    let refused = Response::Fetch(FetchResponse {
+        error: ErrorCode::NotLeaderOrFollower,
+        leader_id: Some(n(1)),
+        leader_epoch: Epoch(2),
+        high_watermark: None,
+        log_start_offset: Offset(0),
+        diverging_epoch: None,
+        snapshot_id: None,
+        records: Bytes::new(),
+    });
+    let just_before = T0 + Duration::from_millis(1990);
+    r.step(
+        just_before,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: refused,
+        },
+    );
+    let actions = r.step(T0 + Duration::from_millis(2000), Input::Tick);
+    assert_eq!(r.role(), RoleKind::Prospective);
+    let pre_votes: Vec<NodeId> = sends(&actions)
+        .into_iter()
+        .filter(|(_, r)| matches!(r, Request::Vote(_)))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(pre_votes, vec![n(1), n(3)]);
+}

@@ -488,12 +488,15 @@ impl Replica {
 
     /// Enters a new state. An answer to a request sent in the old state must not be acted on
     /// (a fetch or vote asked for another state's reasons), and must not hold up this state's
-    /// requests, so every in-flight request is forgotten; late answers are then ignored.
+    /// requests, so every in-flight request is forgotten (late answers are then ignored) and
+    /// every retry backoff is dropped: as Kafka resets its connections, a new state starts
+    /// with every destination ready.
     ///
     /// A leader's pending proposals end here as unresolved: from now on another leader decides
     /// what stands at their offsets, and a batch there is theirs no longer by offset alone.
     fn set_role(&mut self, role: Role) {
         self.inflight.clear();
+        self.backoff_until.clear();
         let old = std::mem::replace(&mut self.role, role);
         if let Role::Leader(l) = old {
             for p in l.pending {
