@@ -1407,10 +1407,10 @@ fn end_quorum_epoch_shortens_a_followers_timeout_by_its_place_in_the_list() {
             preferred_successors: successors.into_iter().map(NodeId).collect(),
         }),
     };
-    // First in the list: a standard election at once.
+    // First in the list: no wait, a pre-vote at once.
     let (mut r, _) = follower();
     r.step(T0, end(vec![2, 3]));
-    assert_eq!((r.role(), r.epoch()), (RoleKind::Candidate, Epoch(3)));
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Prospective, Epoch(2)));
     // Second of two: half the election backoff (1 s), then a pre-vote.
     let (mut r, _) = follower();
     r.step(T0, end(vec![3, 2]));
@@ -2232,4 +2232,37 @@ fn a_new_state_does_not_inherit_retry_backoffs() {
         .map(|(to, _)| to)
         .collect();
     assert_eq!(pre_votes, vec![n(1), n(3)]);
+}
+
+/// The first preferred successor's wait is zero, but it campaigns the usual way: its fetch
+/// timer runs out at once and it starts a pre-vote in the leader's epoch, persisting nothing,
+/// rather than skipping to a standard election in a new epoch.
+#[test]
+fn the_first_preferred_successor_starts_with_a_pre_vote() {
+    let (mut r, _) = follower();
+    let actions = r.step(
+        T0,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::EndQuorumEpoch(EndQuorumEpochRequest {
+                cluster_id: CLUSTER.into(),
+                leader_id: n(1),
+                leader_epoch: Epoch(2),
+                preferred_successors: vec![n(2), n(3)],
+            }),
+        },
+    );
+    assert_eq!(
+        (r.role(), r.epoch(), r.voted_id()),
+        (RoleKind::Prospective, Epoch(2), None)
+    );
+    assert!(persists(&actions).is_empty(), "{actions:?}");
+    let votes: Vec<(NodeId, bool, Epoch)> = sends(&actions)
+        .into_iter()
+        .filter_map(|(to, r)| match r {
+            Request::Vote(v) => Some((to, v.pre_vote, v.candidate_epoch)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(votes, vec![(n(1), true, Epoch(2)), (n(3), true, Epoch(2))]);
 }

@@ -74,23 +74,12 @@ impl Replica {
         if self.leader_id == Some(r.leader_id)
             && let Role::Follower { fetch_deadline, .. } = &mut self.role
         {
-            // The leader is leaving: let the most caught-up voter start the election first. What
-            // this follower fetched from it still stands, so it keeps refusing pre-votes until
-            // its own timer runs out.
+            // The leader is leaving: let the most caught-up voter start the election first. Its
+            // wait is zero, and it campaigns like any follower whose timer ran out, pre-vote
+            // first. What this follower fetched from the leader still stands, so it keeps
+            // refusing pre-votes until its own timer runs out.
             *fetch_deadline = (*fetch_deadline).min(now + backoff);
             self.resigning_leader = Some((r.leader_epoch, r.leader_id));
-            // The first preferred successor starts a standard election at once, skipping the
-            // pre-vote: the leader asked for this election, so there is no disruption to guard
-            // against, and a pre-vote could lose the race with the resignation notice reaching
-            // the other voters (who would still count the leader as live).
-            let first = self.config.local_id.is_some()
-                && r.preferred_successors.first() == self.config.local_id.as_ref();
-            if first && self.config.is_voter() && self.shutdown_deadline.is_none() {
-                self.become_prospective();
-                if matches!(self.role, Role::Prospective { .. }) {
-                    self.become_candidate();
-                }
-            }
         }
         self.epoch_response(ErrorCode::None)
     }
