@@ -2266,3 +2266,42 @@ fn the_first_preferred_successor_starts_with_a_pre_vote() {
         .collect();
     assert_eq!(votes, vec![(n(1), true, Epoch(2)), (n(3), true, Epoch(2))]);
 }
+
+/// Keeps voter 2 sending `request` to leader `l` every 500 ms for 4 s; returns the role then.
+fn leader_after_requests_from_voter_2(
+    mut l: Replica,
+    at: Duration,
+    request: impl Fn() -> Request,
+) -> RoleKind {
+    for i in 1..=8 {
+        let now = at + Duration::from_millis(500 * i);
+        l.step(
+            now,
+            Input::Request {
+                from: InboundId(i),
+                request: request(),
+            },
+        );
+        l.step(now, Input::Tick);
+    }
+    l.role()
+}
+
+/// Check-quorum counts a voter only for a fetch the leader served from its log (or a
+/// FetchSnapshot it served): a fetch sent off to a snapshot says nothing about the voter
+/// following this leader's log, so a leader hearing only those resigns.
+#[test]
+fn a_fetch_redirected_to_a_snapshot_does_not_count_for_check_quorum() {
+    let (l, at) = leader_with_snapshot();
+    let redirected = || Request::Fetch(fetch(Some(2), 1, 0, 0));
+    assert_eq!(
+        leader_after_requests_from_voter_2(l, at, redirected),
+        RoleKind::Resigned
+    );
+    let (l, at) = leader_with_snapshot();
+    let served = || fetch_snapshot(1, SNAPSHOT, 0);
+    assert_eq!(
+        leader_after_requests_from_voter_2(l, at, served),
+        RoleKind::Leader
+    );
+}
