@@ -549,7 +549,7 @@ fn vote_granting_rules_per_state() {
     assert_eq!(r.role(), RoleKind::Follower);
     assert!(!vote_reply(&settle(&mut r, T0, vote(2, 2, 0, 0, false, 1))).vote_granted);
     assert!(vote_reply(&settle(&mut r, T0, vote(2, 2, 0, 0, true, 1))).vote_granted);
-    // Leader and Resigned reject everything in their epoch.
+    // The leader rejects everything in its epoch (Resigned: see the pre-vote test below).
     let (mut l, at) = leader();
     assert!(!vote_reply(&settle(&mut l, at, vote(1, 2, 1, 1, true, 1))).vote_granted);
     assert!(!vote_reply(&settle(&mut l, at, vote(1, 2, 0, 1, false, 1))).vote_granted);
@@ -1407,10 +1407,10 @@ fn end_quorum_epoch_shortens_a_followers_timeout_by_its_place_in_the_list() {
             preferred_successors: successors.into_iter().map(NodeId).collect(),
         }),
     };
-    // First in the list: a standard election at once.
+    // First in the list: no wait, a pre-vote at once.
     let (mut r, _) = follower();
     r.step(T0, end(vec![2, 3]));
-    assert_eq!((r.role(), r.epoch()), (RoleKind::Candidate, Epoch(3)));
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Prospective, Epoch(2)));
     // Second of two: half the election backoff (1 s), then a pre-vote.
     let (mut r, _) = follower();
     r.step(T0, end(vec![3, 2]));
@@ -1442,10 +1442,10 @@ fn a_resigned_replica_follows_a_leader_of_a_newer_epoch() {
 fn answers_to_requests_of_a_previous_state_are_ignored() {
     // A fetch answered after its follower became Prospective appends nothing.
     let (mut r, id) = follower();
+    let mut now = T0;
     while r.role() == RoleKind::Follower {
-        tick_to_deadline(&mut r);
+        now = tick_to_deadline(&mut r).0;
     }
-    let now = r.next_deadline().unwrap();
     let late = fetch_response(2, Some(1), data_batch(0, 1, b"late"));
     let actions = r.step(
         now,
@@ -1954,4 +1954,354 @@ fn a_new_leader_has_no_high_watermark_until_it_commits_in_its_epoch() {
         },
     );
     assert_eq!(r.high_watermark(), Some(Offset(3)));
+}
+
+/// A restarted former leader knows nothing of how far the others got, so its EndQuorumEpoch
+/// names no preferred successor; every voter is still told.
+#[test]
+fn a_restarted_former_leader_names_no_preferred_successors() {
+    let (r, actions) = boot(
+        1,
+        &[1, 2, 3],
+        Some(election(4, Some(1), Some(1))),
+        LogView::empty(),
+    );
+    assert_eq!(r.role(), RoleKind::Resigned);
+    let ends: Vec<(NodeId, Vec<NodeId>)> = sends(&actions)
+        .into_iter()
+        .filter_map(|(to, r)| match r {
+            Request::EndQuorumEpoch(e) => Some((to, e.preferred_successors)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, vec![(n(2), vec![]), (n(3), vec![])]);
+}
+
+/// An EndQuorumEpoch naming nobody holds nobody back: every follower of that leader may
+/// campaign at once.
+#[test]
+fn an_end_quorum_epoch_with_no_successors_lets_a_follower_campaign_at_once() {
+    let (mut r, _) = follower();
+    r.step(
+        T0,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::EndQuorumEpoch(EndQuorumEpochRequest {
+                cluster_id: CLUSTER.into(),
+                leader_id: n(1),
+                leader_epoch: Epoch(2),
+                preferred_successors: vec![],
+            }),
+        },
+    );
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Prospective, Epoch(2)));
+}
+
+/// The only voter restarting with a vote for itself needs no other vote: its candidacy of the
+/// stored epoch is already won, so it leads that epoch rather than campaigning in a new one.
+#[test]
+fn a_lone_voter_restarting_as_candidate_leads_its_stored_epoch() {
+    let (r, actions) = start(1, &[1], Some(election(3, None, Some(1))), LogView::empty());
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Leader, Epoch(3)));
+    assert_eq!(persists(&actions), vec![election(3, Some(1), Some(1))]);
+    let Some(Action::Append { batches }) =
+        actions.iter().find(|a| matches!(a, Action::Append { .. }))
+    else {
+        panic!("{actions:?}")
+    };
+    let batch = RecordBatch::decode(batches.clone()).unwrap();
+    assert_eq!((batch.base_offset(), batch.epoch()), (Offset(0), Epoch(3)));
+}
+
+/// The EndQuorumEpoch requests each voter has been sent, in order.
+fn end_quorum_targets(actions: &[Action]) -> Vec<NodeId> {
+    sends(actions)
+        .into_iter()
+        .filter(|(_, r)| matches!(r, Request::EndQuorumEpoch(_)))
+        .map(|(to, _)| to)
+        .collect()
+}
+
+/// A resigned replica re-sends EndQuorumEpoch on the request timers alone: to a voter that did
+/// not answer as soon as the request times out, to one that answered with an error once the
+/// retry backoff has passed. Its own election timer and the fetch timeout play no part.
+#[test]
+fn a_resigned_replica_retries_end_quorum_epoch_when_the_request_times_out() {
+    let mut config = config(Some(1), &[1, 2, 3]);
+    config.election_timeout = Duration::from_secs(10);
+    config.request_timeout = Duration::from_millis(1500);
+    config.fetch_timeout = Duration::from_millis(4000);
+    let (mut r, actions) = Replica::start(
+        config,
+        Some(election(4, Some(1), Some(1))),
+        LogView::empty(),
+        T0,
+        7,
+    );
+    let actions = ack_persists(&mut r, T0, actions);
+    assert_eq!(end_quorum_targets(&actions), vec![n(2), n(3)]);
+    let to_3 = request_id(&actions, n(3));
+    let error = Response::EndQuorumEpoch(EpochResponse {
+        error: ErrorCode::BrokerNotAvailable,
+        leader_id: Some(n(1)),
+        leader_epoch: Epoch(4),
+    });
+    let at = T0 + Duration::from_millis(100);
+    let actions = r.step(
+        at,
+        Input::Response {
+            from: n(3),
+            request_id: to_3,
+            response: error,
+        },
+    );
+    assert!(end_quorum_targets(&actions).is_empty(), "{actions:?}");
+    let retried = r.step(at + Duration::from_millis(20), Input::Tick);
+    assert_eq!(end_quorum_targets(&retried), vec![n(3)]);
+    let quiet = r.step(T0 + Duration::from_millis(1499), Input::Tick);
+    assert!(end_quorum_targets(&quiet).is_empty(), "{quiet:?}");
+    let timed_out = r.step(T0 + Duration::from_millis(1500), Input::Tick);
+    assert_eq!(end_quorum_targets(&timed_out), vec![n(2)]);
+    assert_eq!(r.role(), RoleKind::Resigned);
+}
+
+/// Hearing that its leader resigns shortens a follower's wait but does not make the leader
+/// unheard-of: a follower that fetched from it keeps rejecting pre-votes until its own timer
+/// runs out (as Prospective it grants them again).
+#[test]
+fn end_quorum_epoch_leaves_a_followers_fetched_state_alone() {
+    let (mut r, id) = follower();
+    r.step(
+        T0,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: fetch_response(2, Some(0), Bytes::new()),
+        },
+    );
+    r.step(
+        T0,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::EndQuorumEpoch(EndQuorumEpochRequest {
+                cluster_id: CLUSTER.into(),
+                leader_id: n(1),
+                leader_epoch: Epoch(2),
+                preferred_successors: vec![n(3), n(2)],
+            }),
+        },
+    );
+    assert_eq!(r.role(), RoleKind::Follower);
+    assert!(!vote_reply(&settle(&mut r, T0, vote(2, 3, 0, 0, true, 2))).vote_granted);
+    let (at, _) = tick_to_deadline(&mut r);
+    assert_eq!(r.role(), RoleKind::Prospective);
+    assert!(vote_reply(&settle(&mut r, at, vote(2, 3, 0, 0, true, 2))).vote_granted);
+}
+
+/// A pre-vote from a newer epoch moves `r` to Unattached there; returns its election deadline.
+fn unattached_by_a_newer_epoch(r: &mut Replica, at: Duration) -> Duration {
+    settle(r, at, vote(9, 3, 0, 0, true, 1));
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Unattached, Epoch(9)));
+    r.next_deadline().expect("a voter's election timer")
+}
+
+/// Learning a newer epoch never restarts an election timer that was already running: from
+/// Unattached, Prospective (not yet rejected), Candidate or Resigned the Unattached state keeps
+/// what remained of it. Only a replica that had none running (Follower, Leader) or whose
+/// pre-vote was rejected draws a fresh one.
+#[test]
+fn unattached_keeps_the_election_timer_that_was_running() {
+    let later = Duration::from_millis(100);
+    let timeout = Duration::from_millis(1000);
+    // Unattached.
+    let mut r = started(1, &[1, 2, 3], Some(election(2, None, None)));
+    let running = r.next_deadline().unwrap();
+    assert_eq!(unattached_by_a_newer_epoch(&mut r, T0 + later), running);
+    // Prospective.
+    let (mut r, at, _) = prospective();
+    let running = r.next_deadline().unwrap();
+    assert_eq!(unattached_by_a_newer_epoch(&mut r, at + later), running);
+    // Candidate.
+    let (mut r, at, actions) = prospective();
+    let id = request_id(&actions, n(2));
+    settle(
+        &mut r,
+        at,
+        Input::Response {
+            from: n(2),
+            request_id: id,
+            response: granted(0, None),
+        },
+    );
+    assert_eq!(r.role(), RoleKind::Candidate);
+    let running = r.next_deadline().unwrap();
+    assert_eq!(unattached_by_a_newer_epoch(&mut r, at + later), running);
+    // Resigned.
+    let mut r = started(1, &[1, 2, 3], Some(election(4, Some(1), Some(1))));
+    let running = r.next_deadline().unwrap();
+    assert_eq!(unattached_by_a_newer_epoch(&mut r, T0 + later), running);
+    // Follower and Leader had none: a fresh one.
+    let mut r = started(1, &[1, 2, 3], Some(election(2, Some(2), None)));
+    assert!(unattached_by_a_newer_epoch(&mut r, T0 + later) >= T0 + later + timeout);
+    let (mut l, at) = leader();
+    assert!(unattached_by_a_newer_epoch(&mut l, at + later) >= at + later + timeout);
+}
+
+/// A pre-vote that failed without knowing a leader: rejected, it waits a fresh election timer
+/// before trying again; merely timed out, its timer has already run, so it tries again at once.
+#[test]
+fn a_prospective_without_a_leader_retries_at_once_only_when_not_rejected() {
+    let (mut r, at, actions) = prospective();
+    for to in [2, 3] {
+        let id = request_id(&actions, n(to));
+        r.step(
+            at,
+            Input::Response {
+                from: n(to),
+                request_id: id,
+                response: rejected(0),
+            },
+        );
+    }
+    assert_eq!(r.role(), RoleKind::Unattached);
+    assert!(r.next_deadline().unwrap() >= at + Duration::from_millis(1000));
+    let (mut r, _, _) = prospective();
+    let (_, actions) = tick_to_deadline(&mut r);
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Prospective, Epoch(0)));
+    let pre_votes: Vec<NodeId> = sends(&actions)
+        .into_iter()
+        .filter(|(_, r)| matches!(r, Request::Vote(v) if v.pre_vote))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(pre_votes, vec![n(2), n(3)]);
+}
+
+/// A resigned leader has stepped aside, so it grants pre-votes to voters whose log is up to date
+/// (letting a preferred successor reach its majority); it still refuses stale logs and standard
+/// votes in its epoch.
+#[test]
+fn a_resigned_replica_grants_up_to_date_pre_votes_only() {
+    let log = LogView::new(
+        Offset(0),
+        Offset(5),
+        vec![EpochStart {
+            epoch: Epoch(4),
+            start_offset: Offset(0),
+        }],
+    );
+    let (mut r, _) = boot(1, &[1, 2, 3], Some(election(4, Some(1), Some(1))), log);
+    assert_eq!(r.role(), RoleKind::Resigned);
+    assert!(vote_reply(&settle(&mut r, T0, vote(4, 2, 4, 5, true, 1))).vote_granted);
+    assert!(!vote_reply(&settle(&mut r, T0, vote(4, 2, 4, 4, true, 1))).vote_granted);
+    assert_eq!((r.role(), r.epoch()), (RoleKind::Resigned, Epoch(4)));
+    // Standard votes in its epoch stay refused.
+    let mut r = started(1, &[1, 2, 3], Some(election(4, Some(1), Some(1))));
+    assert!(!vote_reply(&settle(&mut r, T0, vote(4, 2, 3, 0, false, 1))).vote_granted);
+}
+
+/// A new state starts with every destination ready: a retry backoff earned in the old state
+/// (here a fetch the leader answered with an error) does not hold back the new state's
+/// requests, as Kafka resets its connections on every transition.
+#[test]
+fn a_new_state_does_not_inherit_retry_backoffs() {
+    let (mut r, id) = follower();
+    let refused = Response::Fetch(FetchResponse {
+        error: ErrorCode::NotLeaderOrFollower,
+        leader_id: Some(n(1)),
+        leader_epoch: Epoch(2),
+        high_watermark: None,
+        log_start_offset: Offset(0),
+        diverging_epoch: None,
+        snapshot_id: None,
+        records: Bytes::new(),
+    });
+    let just_before = T0 + Duration::from_millis(1990);
+    r.step(
+        just_before,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: refused,
+        },
+    );
+    let actions = r.step(T0 + Duration::from_millis(2000), Input::Tick);
+    assert_eq!(r.role(), RoleKind::Prospective);
+    let pre_votes: Vec<NodeId> = sends(&actions)
+        .into_iter()
+        .filter(|(_, r)| matches!(r, Request::Vote(_)))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(pre_votes, vec![n(1), n(3)]);
+}
+
+/// The first preferred successor's wait is zero, but it campaigns the usual way: its fetch
+/// timer runs out at once and it starts a pre-vote in the leader's epoch, persisting nothing,
+/// rather than skipping to a standard election in a new epoch.
+#[test]
+fn the_first_preferred_successor_starts_with_a_pre_vote() {
+    let (mut r, _) = follower();
+    let actions = r.step(
+        T0,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::EndQuorumEpoch(EndQuorumEpochRequest {
+                cluster_id: CLUSTER.into(),
+                leader_id: n(1),
+                leader_epoch: Epoch(2),
+                preferred_successors: vec![n(2), n(3)],
+            }),
+        },
+    );
+    assert_eq!(
+        (r.role(), r.epoch(), r.voted_id()),
+        (RoleKind::Prospective, Epoch(2), None)
+    );
+    assert!(persists(&actions).is_empty(), "{actions:?}");
+    let votes: Vec<(NodeId, bool, Epoch)> = sends(&actions)
+        .into_iter()
+        .filter_map(|(to, r)| match r {
+            Request::Vote(v) => Some((to, v.pre_vote, v.candidate_epoch)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(votes, vec![(n(1), true, Epoch(2)), (n(3), true, Epoch(2))]);
+}
+
+/// Keeps voter 2 sending `request` to leader `l` every 500 ms for 4 s; returns the role then.
+fn leader_after_requests_from_voter_2(
+    mut l: Replica,
+    at: Duration,
+    request: impl Fn() -> Request,
+) -> RoleKind {
+    for i in 1..=8 {
+        let now = at + Duration::from_millis(500 * i);
+        l.step(
+            now,
+            Input::Request {
+                from: InboundId(i),
+                request: request(),
+            },
+        );
+        l.step(now, Input::Tick);
+    }
+    l.role()
+}
+
+/// Check-quorum counts a voter only for a fetch the leader served from its log (or a
+/// FetchSnapshot it served): a fetch sent off to a snapshot says nothing about the voter
+/// following this leader's log, so a leader hearing only those resigns.
+#[test]
+fn a_fetch_redirected_to_a_snapshot_does_not_count_for_check_quorum() {
+    let (l, at) = leader_with_snapshot();
+    let redirected = || Request::Fetch(fetch(Some(2), 1, 0, 0));
+    assert_eq!(
+        leader_after_requests_from_voter_2(l, at, redirected),
+        RoleKind::Resigned
+    );
+    let (l, at) = leader_with_snapshot();
+    let served = || fetch_snapshot(1, SNAPSHOT, 0);
+    assert_eq!(
+        leader_after_requests_from_voter_2(l, at, served),
+        RoleKind::Leader
+    );
 }

@@ -28,10 +28,11 @@ impl Replica {
         } else {
             Offset(-1)
         };
+        // Neither a snapshot redirect nor a divergence records the fetcher's progress or counts
+        // it for check-quorum: only a fetch served from the log shows it following this log.
         if let Some(snapshot) = self.snapshot_for_fetch(r.fetch_offset, epoch_end) {
             let mut response = self.fetch_error(ErrorCode::None);
             response.snapshot_id = Some(snapshot);
-            self.note_fetcher_alive(r.replica_id);
             self.respond_fetch_without_records(from, response);
             return;
         }
@@ -115,7 +116,7 @@ impl Replica {
         self.maybe_advance_high_watermark();
     }
 
-    /// A voter that fetches (records or a snapshot) counts towards check-quorum.
+    /// A voter served records or snapshot bytes counts towards check-quorum.
     pub(super) fn note_fetcher_alive(&mut self, replica_id: Option<NodeId>) {
         let majority = self.config.majority();
         let check_quorum = self.config.fetch_timeout.mul_f64(1.5);

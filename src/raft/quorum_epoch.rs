@@ -72,34 +72,21 @@ impl Replica {
         let backoff = self.successor_backoff(&r.preferred_successors);
         let now = self.now;
         if self.leader_id == Some(r.leader_id)
-            && let Role::Follower {
-                fetch_deadline,
-                has_fetched,
-            } = &mut self.role
+            && let Role::Follower { fetch_deadline, .. } = &mut self.role
         {
-            // The leader is leaving: stop treating it as live, and let the most caught-up voter
-            // start the election first.
+            // The leader is leaving: let the most caught-up voter start the election first. Its
+            // wait is zero, and it campaigns like any follower whose timer ran out, pre-vote
+            // first. What this follower fetched from the leader still stands, so it keeps
+            // refusing pre-votes until its own timer runs out.
             *fetch_deadline = (*fetch_deadline).min(now + backoff);
-            *has_fetched = false;
             self.resigning_leader = Some((r.leader_epoch, r.leader_id));
-            // The first preferred successor starts a standard election at once, skipping the
-            // pre-vote: the leader asked for this election, so there is no disruption to guard
-            // against, and a pre-vote could lose the race with the resignation notice reaching
-            // the other voters (who would still count the leader as live).
-            let first = self.config.local_id.is_some()
-                && r.preferred_successors.first() == self.config.local_id.as_ref();
-            if first && self.config.is_voter() && self.shutdown_deadline.is_none() {
-                self.become_prospective();
-                if matches!(self.role, Role::Prospective { .. }) {
-                    self.become_candidate();
-                }
-            }
         }
         self.epoch_response(ErrorCode::None)
     }
 
     /// Kafka's "strict exponential" backoff by position p in a list of n successors: 0 for the
-    /// first, max for anyone not listed, else min(max, (max >> (n - 1)) << (p - 1)).
+    /// first, max for anyone not listed, else min(max, (max >> (n - 1)) << (p - 1)). An empty
+    /// list prefers nobody, so nobody waits.
     fn successor_backoff(&self, successors: &[NodeId]) -> Duration {
         let max = self.config.election_backoff_max;
         let position = self
@@ -107,6 +94,7 @@ impl Replica {
             .local_id
             .and_then(|id| successors.iter().position(|s| *s == id));
         match position {
+            _ if successors.is_empty() => Duration::ZERO,
             Some(0) => Duration::ZERO,
             Some(p) => {
                 let n = successors.len() as u32;

@@ -184,9 +184,17 @@ impl Replica {
             self.voted_id = None;
         }
         self.persist();
-        // The only voter needs nobody's vote: it elects itself at once (in a new epoch, so a
-        // former leader never leads its old epoch again).
-        if self.config.is_voter() && self.config.voters.len() == 1 {
+        self.campaign_after_restart();
+    }
+
+    /// A restarted candidacy that its own vote already wins (the only voter) leads its stored
+    /// epoch: nobody else could have voted in it. Any other state of the only voter elects
+    /// itself at once in a new epoch, so that a former leader never leads its old epoch again.
+    fn campaign_after_restart(&mut self) {
+        let won = matches!(&self.role, Role::Candidate { election, .. } if election.is_won());
+        if won {
+            self.become_leader();
+        } else if self.config.is_voter() && self.config.voters.len() == 1 {
             self.become_prospective();
         }
     }
@@ -446,18 +454,12 @@ impl Replica {
             .insert(to, self.now + self.config.retry_backoff);
     }
 
+    /// Forgets requests whose answer is overdue. The destination is ready again at once (as
+    /// Kafka's RequestManager): the request timeout already was the wait, and only an error
+    /// answer or a failed send earns the retry backoff on top.
     fn expire_requests(&mut self) {
         let now = self.now;
-        let expired: Vec<(NodeId, Channel)> = self
-            .inflight
-            .iter()
-            .filter(|(_, i)| i.deadline <= now)
-            .map(|(key, _)| *key)
-            .collect();
-        for key in expired {
-            self.inflight.remove(&key);
-            self.backoff(key.0);
-        }
+        self.inflight.retain(|_, i| i.deadline > now);
         self.backoff_until.retain(|_, t| *t > now);
     }
 
@@ -506,12 +508,15 @@ impl Replica {
 
     /// Enters a new state. An answer to a request sent in the old state must not be acted on
     /// (a fetch or vote asked for another state's reasons), and must not hold up this state's
-    /// requests, so every in-flight request is forgotten; late answers are then ignored.
+    /// requests, so every in-flight request is forgotten (late answers are then ignored) and
+    /// every retry backoff is dropped: as Kafka resets its connections, a new state starts
+    /// with every destination ready.
     ///
     /// A leader's pending proposals end here as unresolved: from now on another leader decides
     /// what stands at their offsets, and a batch there is theirs no longer by offset alone.
     fn set_role(&mut self, role: Role) {
         self.inflight.clear();
+        self.backoff_until.clear();
         let old = std::mem::replace(&mut self.role, role);
         if let Role::Leader(l) = old {
             for p in l.pending {
@@ -525,11 +530,32 @@ impl Replica {
         }
     }
 
+    /// Unattached, with the election timer it inherits from the state it leaves. A timer that
+    /// was already running (Unattached, Candidate, Resigned, or a Prospective whose pre-vote was
+    /// not rejected) keeps what remains, so that a stream of newer epochs never postpones this
+    /// voter's own campaign; otherwise (Follower, Leader, a rejected pre-vote, startup) a fresh
+    /// one is drawn. Observers never campaign.
     fn unattached_role(&mut self) -> Role {
-        let election_deadline = self
-            .config
-            .is_voter()
-            .then(|| self.random_election_deadline());
+        if !self.config.is_voter() {
+            return Role::Unattached {
+                election_deadline: None,
+            };
+        }
+        let running = match &self.role {
+            Role::Unattached { election_deadline } => *election_deadline,
+            Role::Candidate {
+                election_deadline, ..
+            }
+            | Role::Resigned {
+                election_deadline, ..
+            } => Some(*election_deadline),
+            Role::Prospective {
+                election,
+                election_deadline,
+            } if !election.is_lost() => Some(*election_deadline),
+            _ => None,
+        };
+        let election_deadline = running.or_else(|| Some(self.random_election_deadline()));
         Role::Unattached { election_deadline }
     }
 
@@ -670,17 +696,19 @@ impl Replica {
 
     fn resign_in_place(&mut self) {
         let local = self.config.local_id.expect("only a voter resigns");
+        // Only a sitting leader knows how far each voter got; a replica restarting as Resigned
+        // has no basis for a preference and names nobody.
         let successors = match &self.role {
             Role::Leader(l) => l.successors(local),
-            _ => self
-                .config
-                .voters
-                .iter()
-                .copied()
-                .filter(|v| *v != local)
-                .collect(),
+            _ => Vec::new(),
         };
-        let unacked: BTreeSet<NodeId> = successors.iter().copied().collect();
+        let unacked: BTreeSet<NodeId> = self
+            .config
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| *v != local)
+            .collect();
         self.leader_id = Some(local);
         let role = Role::Resigned {
             election_deadline: self.random_election_deadline(),
@@ -968,12 +996,9 @@ impl Replica {
             return;
         };
         if *election_deadline <= self.now && self.shutdown_deadline.is_none() {
-            // A new epoch, so that nobody keeps treating this node as the leader; campaign at once.
+            // A new epoch, so that nobody keeps treating this node as the leader; the timer it
+            // inherits has run out, so it campaigns at once.
             self.become_unattached(Epoch(self.epoch.0 + 1));
-            let role = Role::Unattached {
-                election_deadline: Some(self.now),
-            };
-            self.set_role(role);
             return;
         }
         self.send_end_quorum_epoch();

@@ -73,8 +73,9 @@ impl Replica {
                 None => self.leader_id.is_none() && up_to_date,
             },
             Role::Follower { has_fetched, .. } => r.pre_vote && up_to_date && !has_fetched,
-            Role::Candidate { .. } => r.pre_vote && up_to_date,
-            Role::Leader(_) | Role::Resigned { .. } => false,
+            // A resigned leader has stepped aside: an up-to-date voter may try to succeed it.
+            Role::Candidate { .. } | Role::Resigned { .. } => r.pre_vote && up_to_date,
+            Role::Leader(_) => false,
         }
     }
 
