@@ -4,17 +4,23 @@
 //! - [`config`]: Kafka `.properties` files layered with `KRAFT_*` environment variables and
 //!   `--override`s into a validated [`config::NodeConfig`].
 //! - [`record`]: record batch v2, byte for byte, with KRaft's control records.
-//! - [`storage`]: the durable log (segments, index, leader epoch checkpoint), `quorum-state` and
-//!   `meta.properties`; synchronous file IO, no actors.
-//! - [`raft`]: the protocol core, pure and deterministic: inputs in, actions out.
+//! - [`storage`]: the durable log (segments, index, leader epoch checkpoint), `quorum-state`,
+//!   `meta.properties` and snapshot files; recovery and repair; synchronous file IO through a
+//!   file-system seam (the real disk, or the simulated one tests crash), no actors.
+//! - [`raft`]: the protocol core, pure and deterministic: inputs in, actions out (group commit
+//!   and every append's outcome included).
 //! - [`executor`]: carries out the core's actions on storage; the same code under the actors
 //!   and the simulation.
-//! - [`actors`]: the actix node (replication driver, log store, peer connections, snapshot
-//!   writer, workload producer, supervision); [`node`] is its public handle, [`protocol`] the
-//!   peer wire format.
+//! - [`actors`]: the actix node (replication driver, log store, peer connections, listener,
+//!   snapshot writer, workload producer, node supervisor and supervision); [`node`] is its
+//!   public handle, [`protocol`] the peer wire format.
 //! - [`state_machine`]: the contract an application's replicated state implements.
-//! - [`cli`]: the `kraft` command line (server and operator tools).
+//! - [`cli`]: the `kraft` command line (server, operator tools, benchmark); [`telemetry`] sets
+//!   up logging for it.
 //! - [`types`], [`uuid`]: the KRaft vocabulary's newtypes and Kafka's 128-bit ids.
+//!
+//! The design is described in `docs/architecture.md`, the protocol rules in `docs/protocol.md`,
+//! and what is durable when in `docs/durability.md`.
 
 #![deny(unsafe_code)]
 

@@ -2305,3 +2305,119 @@ fn a_fetch_redirected_to_a_snapshot_does_not_count_for_check_quorum() {
         RoleKind::Leader
     );
 }
+
+// ---- a repaired replica (kraft's protocol-aware recovery) ------------------------------------
+
+/// A log repaired after damage: it holds offsets [0, 1) of epoch 1 but had reached offset 3 of
+/// epoch 2 before.
+fn repaired_log() -> LogView {
+    LogView::new(
+        Offset(0),
+        Offset(1),
+        vec![EpochStart {
+            epoch: Epoch(1),
+            start_offset: Offset(0),
+        }],
+    )
+    .with_repair_point(Some(OffsetAndEpoch {
+        offset: Offset(3),
+        epoch: Epoch(2),
+    }))
+}
+
+fn no_vote_requests(actions: &[Action]) -> bool {
+    !sends(actions)
+        .iter()
+        .any(|(_, r)| matches!(r, Request::Vote(_)))
+}
+
+#[test]
+fn a_repaired_replica_grants_no_vote_until_its_durable_log_is_back_at_the_repair_point() {
+    let (mut r, _) = boot(
+        2,
+        &[1, 2, 3],
+        Some(election(2, Some(1), None)),
+        repaired_log(),
+    );
+    // Up to date by the usual rule (epoch 1, offset 5 beats its epoch 1, offset 1), and by the
+    // repair point's own order too: still refused, pre-vote and standard alike.
+    for pre_vote in [true, false] {
+        let actions = settle(&mut r, T0, vote(3, 3, 1, 5, pre_vote, 2));
+        assert!(!vote_reply(&actions).vote_granted, "pre_vote={pre_vote}");
+    }
+    // The leader of epoch 3 brings it back: two more records of epoch 2 and one of epoch 3.
+    let mut records = data_batch(1, 2, b"b").to_vec();
+    records.extend_from_slice(&data_batch(2, 2, b"c"));
+    let actions = settle(&mut r, T0, begin_epoch(3, 1, 2));
+    let id = request_id(&actions, n(1));
+    let actions = r.step(
+        T0,
+        Input::Response {
+            from: n(1),
+            request_id: id,
+            response: fetch_response(3, Some(1), Bytes::from(records)),
+        },
+    );
+    assert!(
+        !actions.contains(&Action::RepairPointReached),
+        "not durable yet"
+    );
+    let actions = r.step(T0, Input::Flushed { offset: Offset(3) });
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == Action::RepairPointReached)
+            .count(),
+        1,
+        "{actions:?}"
+    );
+    // Back at (epoch 2, offset 3): it votes again (a pre-vote: a follower that fetched refuses
+    // only because it fetched, so ask in a newer epoch where it is unattached).
+    let actions = settle(&mut r, T0, vote(4, 3, 2, 3, false, 2));
+    assert!(vote_reply(&actions).vote_granted, "{actions:?}");
+}
+
+#[test]
+fn a_repaired_replica_does_not_stand_for_election_even_when_its_timer_expires() {
+    let (mut r, _) = boot(1, &[1, 2, 3], None, repaired_log());
+    for _ in 0..3 {
+        let (_, actions) = tick_to_deadline(&mut r);
+        assert_eq!(r.role(), RoleKind::Unattached, "{actions:?}");
+        assert!(no_vote_requests(&actions), "{actions:?}");
+    }
+}
+
+#[test]
+fn a_repaired_replica_that_had_voted_for_itself_does_not_resume_its_candidacy() {
+    let (r, actions) = boot(
+        1,
+        &[1, 2, 3],
+        Some(election(2, None, Some(1))),
+        repaired_log(),
+    );
+    assert_eq!(r.role(), RoleKind::Unattached);
+    assert_eq!(r.voted_id(), Some(n(1)), "the vote it cast stays cast");
+    assert!(no_vote_requests(&actions), "{actions:?}");
+}
+
+#[test]
+fn a_repaired_lone_voter_is_not_held_back_and_a_log_already_there_clears_the_point() {
+    // A lone voter has nobody to get its records back from: it leads at once.
+    let (r, _) = boot(1, &[1], None, repaired_log());
+    assert_eq!(r.role(), RoleKind::Leader);
+    // A log that already reaches the point clears it at start.
+    let log = LogView::new(
+        Offset(0),
+        Offset(4),
+        vec![EpochStart {
+            epoch: Epoch(2),
+            start_offset: Offset(0),
+        }],
+    )
+    .with_repair_point(Some(OffsetAndEpoch {
+        offset: Offset(3),
+        epoch: Epoch(2),
+    }));
+    let (_, actions) = boot(2, &[1, 2, 3], None, log);
+    assert!(actions.contains(&Action::RepairPointReached), "{actions:?}");
+}

@@ -2,16 +2,36 @@
 //! the disk and the network, and feed back what happened.
 //!
 //! ```text
-//!   NodeHandle ── Propose/Describe/Shutdown ──► ReplicationDriver (owns raft::Replica)
-//!                                                  │  ▲ IoDone (ElectionPersisted, Flushed, Failed)
-//!                     Persist/Append/Truncate/Flush│  │
-//!                                                  ▼  │
-//!                                               LogStore (own Arbiter: ReplicatedLog, quorum-state)
+//!   NodeHandle ───────┐ Propose, Describe
+//!   WorkloadProducer ─┤
+//!                     ▼                     SendRequest
+//!            ReplicationDriver ─────────────────────────────► OutboundConnection ──► peer
+//!           (owns raft::Replica) ◄───────────────────────────── (one per peer)
+//!             │  ▲      │    ▲   ▲                PeerEvent
+//!          (1)│  │(2)   │(3) │(4)│ InboundRequest
+//!             ▼  │      ▼    │   └───────────── InboundConnection ◄── peer
+//!          LogStore   SnapshotWriter            (one per socket the Listener accepts)
+//!     (own Arbiter:   (own Arbiter: the state   ▲ SendResponse, from the driver, the
+//!      the log and     machine, snapshot files) │ LogStore (Fetch answers) and the
+//!      quorum-state)   reads through ReadLog    │ SnapshotWriter (FetchSnapshot answers)
+//!
+//!   (1) Persist, AppendBatches, TruncateTo, FlushLog, CleanLog, ResetLog, ClearRepairPoint,
+//!       ReadForFetch, Rebuild
+//!   (2) IoDone: ElectionPersisted, Flushed, LogStartAdvanced, LogReset, Recovered, Restarted,
+//!       Failed (in request order)
+//!   (3) CommittedTo, WriteSnapshotChunk, InstallSnapshot, ReadSnapshotChunk,
+//!       ForgetSnapshotsBefore
+//!   (4) SnapshotEvent: Written, Installed
+//!
+//!   NodeSupervisor starts them (the driver starts the outbound connections, the Listener the
+//!   inbound ones), counts their restarts, and restarts the whole node when one spends its
+//!   budget; it stops the driver (Shutdown, Stop) and closes the log (CloseLog) on the way down.
 //! ```
 //!
 //! The driver is the only actor that mutates the log, and it sends every IO request to the log
 //! store from one address, so the log store's mailbox executes them in the order the core
-//! emitted them. Actors must never make protocol decisions: those live in `crate::raft`.
+//! emitted them. Actors must never make protocol decisions: those live in `crate::raft`. See
+//! `docs/architecture.md` §4–§6.
 
 pub mod driver;
 pub mod inbound;

@@ -601,8 +601,11 @@ impl Replica {
         };
         if self.held_back_by_repair() {
             // Its log lost records it once acknowledged: standing could elect a log without
-            // them. It waits, unattached, for a leader to bring it back.
-            let role = self.unattached_role();
+            // them. It waits, unattached, for a leader to bring it back, looking again after a
+            // fresh election timeout.
+            let role = Role::Unattached {
+                election_deadline: Some(self.random_election_deadline()),
+            };
             self.set_role(role);
             return;
         }
