@@ -313,3 +313,172 @@ fn kill_dash_nine_while_snapshotting_leaves_a_consistent_set_of_snapshots() {
         "the newest snapshot disagrees with the log"
     );
 }
+
+/// Every file under `dir`, recursively, with its bytes.
+fn tree_bytes(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(tree_bytes(&path));
+        } else {
+            out.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+/// Flips a bit inside the middle batch of `segment` (in its CRC-covered part); returns the
+/// batch's byte position.
+fn corrupt_middle_batch(segment: &Path) -> u64 {
+    let mut bytes = std::fs::read(segment).unwrap();
+    let mut positions = Vec::new();
+    let mut pos = 0usize;
+    for batch in BatchIter::new(bytes::Bytes::from(bytes.clone())) {
+        positions.push(pos);
+        pos += batch.unwrap().size_in_bytes();
+    }
+    assert!(
+        positions.len() >= 3,
+        "too few batches to corrupt the middle one"
+    );
+    let victim = positions[positions.len() / 2];
+    bytes[victim + 40] ^= 0x10;
+    std::fs::write(segment, bytes).unwrap();
+    victim as u64
+}
+
+fn storage_repair(config: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kraft"))
+        .args(["storage", "repair", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+/// Waits until one of `servers` logs `needle`; returns its index.
+fn first_to_log(servers: &[Option<Server>], needle: &str, limit: Duration) -> Option<usize> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        for (i, s) in servers.iter().enumerate() {
+            if let Some(s) = s
+                && s.wait_for(needle, Duration::from_millis(50))
+            {
+                return Some(i);
+            }
+        }
+    }
+    None
+}
+
+/// A follower whose segment rotted in the middle refuses to start (exit 2, naming the file and
+/// byte position, nothing changed); `storage repair` sets the damage aside; restarted, it grants
+/// no vote while its log is short of the repair point (the only other live voter cannot be
+/// elected), and once a leader brings its log back it votes again.
+#[test]
+fn a_corrupt_follower_refuses_to_start_and_after_repair_votes_only_once_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port(), free_port()];
+    let configs: Vec<PathBuf> = (1..=3)
+        .map(|id| write_config(dir.path(), id, &ports))
+        .collect();
+    let mut servers: Vec<Option<Server>> = configs.iter().map(|c| Some(Server::start(c))).collect();
+    let leader = first_to_log(&servers, "leading: writing", Duration::from_secs(30))
+        .expect("a leader was elected");
+    let f = (leader + 1) % 3;
+    let g = (leader + 2) % 3;
+    std::thread::sleep(Duration::from_secs(2)); // let the workload fill a few batches
+    servers[f].as_ref().unwrap().signal("-TERM");
+    assert_eq!(
+        servers[f]
+            .as_mut()
+            .unwrap()
+            .wait_exit(Duration::from_secs(15)),
+        Some(0)
+    );
+    servers[f] = None;
+
+    let segment = partition(dir.path(), f + 1).join("00000000000000000000.log");
+    let original = std::fs::read(&segment).unwrap();
+    let position = corrupt_middle_batch(&segment);
+    let before = tree_bytes(&dir.path().join(format!("logs-{}", f + 1)));
+    let mut refused = Server::start(&configs[f]);
+    assert!(
+        refused.wait_for(
+            &format!("damaged at byte {position}"),
+            Duration::from_secs(15)
+        ),
+        "no error naming byte {position}"
+    );
+    assert_eq!(refused.wait_exit(Duration::from_secs(15)), Some(2));
+    assert!(
+        tree_bytes(&dir.path().join(format!("logs-{}", f + 1))) == before,
+        "a refused start changed a file"
+    );
+
+    let out = storage_repair(&configs[f]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Repair point: end offset"), "{stdout}");
+    let aside = std::fs::read_dir(partition(dir.path(), f + 1))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("damaged-")
+        })
+        .expect("a damaged-* directory");
+    let mut kept = std::fs::read(aside.join("00000000000000000000.log")).unwrap();
+    kept[position as usize + 40] ^= 0x10;
+    assert!(kept == original, "the damaged segment was kept whole");
+    assert_eq!(
+        std::fs::metadata(&segment).unwrap().len(),
+        position,
+        "the segment was cut to its valid prefix"
+    );
+
+    // Only f and g run: g needs f's vote, which f must refuse while it is short of its point.
+    servers[leader].as_ref().unwrap().signal("-KILL");
+    servers[leader] = None;
+    servers[f] = Some(Server::start(&configs[f]));
+    assert!(
+        servers[f].as_ref().unwrap().wait_for(
+            "refused a vote: the log is not yet back",
+            Duration::from_secs(30)
+        ),
+        "the repaired node never refused a vote"
+    );
+    assert!(
+        !servers[g]
+            .as_ref()
+            .unwrap()
+            .wait_for("leading: writing", Duration::from_millis(10)),
+        "g was elected with the held-back node's vote"
+    );
+    // The old leader returns: a quorum forms without f's vote, f catches up and votes again.
+    servers[leader] = Some(Server::start(&configs[leader]));
+    assert!(
+        servers[f].as_ref().unwrap().wait_for(
+            "back where it was before the repair",
+            Duration::from_secs(30)
+        ),
+        "the repaired node never got back to its repair point"
+    );
+    assert!(!partition(dir.path(), f + 1).join("repair-point").exists());
+    for s in servers.iter_mut().flatten() {
+        s.signal("-TERM");
+    }
+    for s in servers.iter_mut().flatten() {
+        assert_eq!(s.wait_exit(Duration::from_secs(15)), Some(0));
+    }
+    assert_logs_agree(
+        &partition(dir.path(), f + 1),
+        &partition(dir.path(), leader + 1),
+    );
+}

@@ -31,8 +31,8 @@ fn random_net(rng: &mut Rng) -> NetConfig {
 }
 
 /// One seeded run: random topology, random faults for `events` events, then heal and progress.
-/// Returns the process crashes, power losses and disk-error stops it saw.
-fn run_seed(seed: u64, events: u64) -> (u64, u64, u64) {
+/// Returns the process crashes, power losses, disk-error stops and repairs it saw.
+fn run_seed(seed: u64, events: u64) -> (u64, u64, u64, u64) {
     let mut rng = Rng::new(seed);
     let voters = 1 + rng.below(5) as usize;
     let observers = rng.below(4) as usize;
@@ -87,6 +87,9 @@ fn run_seed(seed: u64, events: u64) -> (u64, u64, u64) {
                 let room = rng.below(64 * 1024);
                 sim.fill_disk(rng.below(n as u64) as usize, room);
             }
+            // Data rots at rest on a stopped node; its next start refuses, and the operator
+            // repairs it.
+            97 => sim.rot(rng.below(n as u64) as usize),
             _ => sim.net = random_net(&mut rng),
         }
         let budget = events.saturating_sub(sim.events_run);
@@ -111,20 +114,22 @@ fn seeded_simulation_keeps_every_invariant() {
     let seeds = env_u64("KRAFT_SIM_SEEDS").unwrap_or(500);
     let base = env_u64("KRAFT_SIM_BASE").unwrap_or(0);
     let started = std::time::Instant::now();
-    let mut faults = (0, 0, 0);
+    let mut faults = (0, 0, 0, 0);
     for seed in base..base + seeds {
-        let (crashes, power_losses, disk_errors) = run_seed(seed, events);
+        let (crashes, power_losses, disk_errors, repairs) = run_seed(seed, events);
         faults = (
             faults.0 + crashes,
             faults.1 + power_losses,
             faults.2 + disk_errors,
+            faults.3 + repairs,
         );
     }
     eprintln!(
-        "{seeds} seeds x {events} events in {:.1}s: {} process crashes, {} power losses, {} nodes stopped by disk errors",
+        "{seeds} seeds x {events} events in {:.1}s: {} process crashes, {} power losses, {} nodes stopped by disk errors, {} repaired after data rotted",
         started.elapsed().as_secs_f64(),
         faults.0,
         faults.1,
-        faults.2
+        faults.2,
+        faults.3
     );
 }

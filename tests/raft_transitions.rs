@@ -1,6 +1,6 @@
 //! Unit tests of the protocol core: build a replica in a given state, feed one input, assert
 //! the new state and the exact actions. One test per row of the transition table
-//! (kraft-protocol.md §2.2), the restart rules (§2.4) and the applicable checklist items (§15.2).
+//! (docs/protocol.md §4.1), the restart rules (§4.2) and the other rules of the core (§5–§14).
 
 use std::time::Duration;
 
@@ -219,7 +219,7 @@ fn leader() -> (Replica, Duration) {
     (r, at)
 }
 
-// ---- startup (§2.4) ----------------------------------------------------------------------------
+// ---- startup (docs/protocol.md §4.2) -----------------------------------------------------------
 
 #[test]
 fn a_fresh_voter_starts_unattached_at_epoch_zero_and_persists_it() {
@@ -361,7 +361,7 @@ fn a_stored_epoch_behind_the_log_moves_to_the_log_epoch() {
     assert_eq!(persists(&actions), vec![election(6, None, None)]);
 }
 
-// ---- elections (§2.2, §3) ----------------------------------------------------------------------
+// ---- elections (docs/protocol.md §4, §6, §7) ---------------------------------------------------
 
 #[test]
 fn unattached_to_prospective_sends_pre_votes_at_the_same_epoch_without_persisting() {
@@ -1235,7 +1235,7 @@ fn proposals_to_a_non_leader_name_the_leader() {
     );
 }
 
-// ---- resignation (§3.5) ------------------------------------------------------------------------
+// ---- resignation (docs/protocol.md §9) ---------------------------------------------------------
 
 #[test]
 fn a_leader_without_a_quorum_resigns_after_one_and_a_half_fetch_timeouts() {
@@ -1482,7 +1482,7 @@ fn answers_to_requests_of_a_previous_state_are_ignored() {
     );
 }
 
-// ---- snapshots: Fetch redirect and FetchSnapshot (§4.6) -----------------------------------------
+// ---- snapshots: Fetch redirect and FetchSnapshot (docs/protocol.md §14) ------------------------
 
 const SNAPSHOT: OffsetAndEpoch = OffsetAndEpoch {
     offset: Offset(1),

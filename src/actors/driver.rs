@@ -255,6 +255,15 @@ impl ReplicationDriver {
                 None => ctx.notify(Failed(Input::RequestFailed { to, request_id })),
             },
             Action::Respond { to, response } => {
+                if let crate::raft::Response::Vote(v) = &response
+                    && !v.vote_granted
+                    && self.replica.log().awaiting_repair_point()
+                {
+                    tracing::info!(
+                        epoch = %v.leader_epoch,
+                        "refused a vote: the log is not yet back at its repair point"
+                    );
+                }
                 if let Some((conn, correlation_id)) = self.inbound.remove(&to) {
                     conn.do_send(SendResponse {
                         correlation_id,

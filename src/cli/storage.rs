@@ -1,5 +1,5 @@
 //! `kraft storage`: `random-uuid`, `format` and `info`, as Kafka's `kafka-storage.sh` behaves
-//! (kraft-protocol.md §14.1).
+//! (docs/protocol.md §17), and kraft's own `repair` (docs/durability.md §6).
 //!
 //! `format` checks every directory before it writes any, so a refusal leaves nothing half
 //! formatted; each `meta.properties` is written atomically.
@@ -22,6 +22,15 @@ pub enum StorageCommand {
     Format(FormatArgs),
     /// Show what is in a node's log directories and what is wrong with them.
     Info(InfoArgs),
+    /// Move damaged log and snapshot files aside so that a stopped node can start again and
+    /// catch up from the quorum (it votes again only once its log is back where it was).
+    Repair(RepairArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +62,7 @@ pub fn run(cmd: &StorageCommand) -> Result<(), CliError> {
         }
         StorageCommand::Format(args) => format(args),
         StorageCommand::Info(args) => info(args),
+        StorageCommand::Repair(args) => repair(args),
     }
 }
 
@@ -217,6 +227,69 @@ fn standalone_voters(config: &NodeConfig, directory_id: Uuid) -> Result<VotersRe
             max_supported_kraft_version: 1,
         }],
     })
+}
+
+/// `storage repair`: each partition directory of the metadata log dir, inspected and, where
+/// damaged, repaired (see `storage::repair_partition_in`).
+fn repair(args: &RepairArgs) -> Result<(), CliError> {
+    let config = args.config.load()?;
+    let dir = &config.metadata_log_dir;
+    if !MetaProperties::exists(dir).map_err(|e| CliError::usage(e.to_string()))? {
+        return Err(CliError::usage(format!(
+            "{}: not formatted (no meta.properties): nothing to repair",
+            dir.display()
+        )));
+    }
+    let fs = storage::real_fs();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    for topic in [storage::PERFORMANCE_TEST_TOPIC, storage::METADATA_TOPIC] {
+        let partition = storage::partition_dir(dir, topic);
+        if !partition.is_dir() {
+            continue;
+        }
+        let report =
+            storage::repair_partition_in(&fs, &partition, now_ms).map_err(|e| CliError {
+                message: format!("cannot repair {}: {e}", partition.display()),
+                exit_code: EXIT_PROBLEM,
+            })?;
+        print_repair(&partition, &report);
+    }
+    Ok(())
+}
+
+fn print_repair(partition: &std::path::Path, report: &storage::RepairReport) {
+    if report.found.is_empty() {
+        println!("{}: no damage found, nothing changed.", partition.display());
+        return;
+    }
+    for damage in &report.found {
+        println!(
+            "Found: {} at byte {}: {}",
+            damage.file.display(),
+            damage.position,
+            damage.finding
+        );
+    }
+    let aside = report.aside_dir.as_deref().unwrap_or(partition);
+    for (file, len) in &report.cut {
+        println!(
+            "Copied {} to {} and cut it to its valid {len} bytes.",
+            file.display(),
+            aside.display()
+        );
+    }
+    for file in &report.moved {
+        println!("Moved {} to {}.", file.display(), aside.display());
+    }
+    if let Some(point) = report.repair_point {
+        println!(
+            "Repair point: end offset {} in epoch {}. The node will fetch from the leader and will neither vote nor stand for election until its log is back there.",
+            point.offset, point.epoch
+        );
+    }
 }
 
 fn info(args: &InfoArgs) -> Result<(), CliError> {

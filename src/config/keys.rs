@@ -1,4 +1,4 @@
-//! Every configuration key kraft reads, with Kafka's names and defaults (kraft-protocol.md §1).
+//! Every configuration key kraft reads, with Kafka's names and defaults (docs/protocol.md §18).
 //! Keys are constants so that a typo is a compile error, and the list of known keys drives the
 //! "unknown key" warning.
 

@@ -1,5 +1,5 @@
 //! A `config` crate [`Format`](config::Format) for Java `.properties` files, built on the
-//! `java-properties` crate (config's INI format silently corrupts them: rust-engineering.md §3).
+//! `java-properties` crate (config's INI format silently corrupts them: docs/architecture.md §1).
 //!
 //! Owns the file syntax only: comments (`#`, `!`), `=`/`:`/whitespace separators, line
 //! continuations, `\uXXXX` escapes. It refuses a file in which one key is a dotted prefix of

@@ -1,4 +1,4 @@
-//! The peer protocol between kraft nodes (architecture.md §2): length-prefixed, checksummed
+//! The peer protocol between kraft nodes (docs/architecture.md §7): length-prefixed, checksummed
 //! frames carrying a handshake and then the KRaft requests and responses of [`crate::raft`].
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! Replication by Fetch (kraft-protocol.md §4.5, §5, §9): the leader validates a fetch, answers
+//! Replication by Fetch (docs/protocol.md §10, §11): the leader validates a fetch, answers
 //! with a divergence, records or (after a long poll) nothing, and tracks each voter's progress;
 //! the follower truncates on divergence, appends only the valid prefix of what it received
 //! (KAFKA-18723), and fetches again once that is durable. At most one Fetch is in flight.

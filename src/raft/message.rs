@@ -1,6 +1,6 @@
 //! The KRaft RPCs as plain data: Vote (with pre-vote), BeginQuorumEpoch, EndQuorumEpoch and Fetch,
 //! with the fields of Kafka's messages that a single-partition, static-voter quorum uses
-//! (kraft-protocol.md §4). Protocol rejections are error codes inside responses, never `Err`.
+//! (docs/protocol.md §2). Protocol rejections are error codes inside responses, never `Err`.
 //!
 //! Owns no behaviour: the replica decides, the transport carries these values.
 

@@ -1,4 +1,4 @@
-//! BeginQuorumEpoch and EndQuorumEpoch (kraft-protocol.md §3.5, §4.3, §4.4): a new leader
+//! BeginQuorumEpoch and EndQuorumEpoch (docs/protocol.md §9): a new leader
 //! announces itself to voters that are not fetching; a resigning leader tells the voters who
 //! should succeed it, and each follower shortens its fetch timeout by its place in that list.
 

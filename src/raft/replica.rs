@@ -99,8 +99,8 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// Starts a replica from its persisted election state and recovered log (kraft-protocol.md
-    /// §2.4): a former leader restarts Resigned, a self-vote restarts the candidacy, a known
+    /// Starts a replica from its persisted election state and recovered log (docs/protocol.md
+    /// §4.2): a former leader restarts Resigned, a self-vote restarts the candidacy, a known
     /// leader is followed, and a single voter elects itself at once.
     pub fn start(
         config: RaftConfig,

@@ -1,4 +1,4 @@
-//! The replica's current state (kraft-protocol.md §2.1) and the data each state carries. The
+//! The replica's current state (docs/protocol.md §3) and the data each state carries. The
 //! epoch, the known leader and the vote live on the replica itself, because they outlive a
 //! state change within an epoch.
 

@@ -1,4 +1,4 @@
-//! Catching up through a snapshot (kraft-protocol.md §4.6): the leader redirects a fetch below
+//! Catching up through a snapshot (docs/protocol.md §14): the leader redirects a fetch below
 //! its log start to its newest snapshot and serves FetchSnapshot chunks by byte position; the
 //! follower pulls the chunks in order (resuming from its position after a lost answer, or after
 //! a leader change to a leader with the same snapshot), installs the snapshot, and fetches on

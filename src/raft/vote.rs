@@ -1,5 +1,5 @@
-//! Elections: answering Vote requests (pre-vote and standard, kraft-protocol.md §3.2), sending
-//! them while Prospective or Candidate, and counting the answers (§3.3).
+//! Elections: answering Vote requests (pre-vote and standard, docs/protocol.md §7), sending
+//! them while Prospective or Candidate, and counting the answers (§6).
 
 use super::message::{ErrorCode, Request, VoteRequest, VoteResponse};
 use super::replica::Replica;
@@ -58,7 +58,8 @@ impl Replica {
         }
     }
 
-    /// The grant rules of kraft-protocol.md §3.2 step 8.
+    /// The grant rules of docs/protocol.md §7 (its table), and a repaired replica's abstention
+    /// (docs/durability.md §6).
     fn can_grant_vote(&self, r: &VoteRequest) -> bool {
         if self.held_back_by_repair() {
             // It lost records it had acknowledged: its log cannot vouch for a candidate's.
@@ -134,7 +135,7 @@ impl Replica {
         }
     }
 
-    /// Kafka's common response handling (kraft-protocol.md §4.1). Returns whether the caller
+    /// Kafka's common response handling (docs/protocol.md §8). Returns whether the caller
     /// should go on to handle the response body.
     pub(super) fn handle_common(
         &mut self,

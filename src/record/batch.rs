@@ -12,7 +12,7 @@ use super::{
 };
 use crate::types::{Epoch, Offset};
 
-/// Attribute bits (kraft-protocol.md §8).
+/// Attribute bits (docs/protocol.md §15).
 const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;

@@ -1,5 +1,5 @@
 //! KRaft's control records: key layout and the flexible-version (v0) message values of
-//! LeaderChange, SnapshotHeader, SnapshotFooter, KRaftVersion and Voters (kraft-protocol.md §8.1).
+//! LeaderChange, SnapshotHeader, SnapshotFooter, KRaftVersion and Voters (docs/protocol.md §15).
 //!
 //! Values use Kafka's flexible encoding: unsigned-varint compact lengths (N + 1, 0 = null) and a
 //! tagged-field section after every struct. Unknown tagged fields are skipped; unknown control

@@ -6,7 +6,7 @@
 //! and never allocates more than the bytes it was given can justify; every failure is a
 //! [`RecordError`]. It must never do IO: callers hand it bytes.
 //!
-//! Layout (all integers big-endian), see kraft-protocol.md §8:
+//! Layout (all integers big-endian), see docs/protocol.md §15:
 //! ```text
 //! baseOffset i64 | batchLength i32 | partitionLeaderEpoch i32 | magic i8 | crc u32 |
 //! attributes i16 | lastOffsetDelta i32 | baseTimestamp i64 | maxTimestamp i64 |

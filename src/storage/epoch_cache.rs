@@ -1,4 +1,4 @@
-//! The leader epoch cache and its `leader-epoch-checkpoint` file (kraft-protocol.md §7.4): for
+//! The leader epoch cache and its `leader-epoch-checkpoint` file (docs/protocol.md §16): for
 //! each epoch that has records in the log, the offset of its first record. It answers
 //! `end_offset_for_epoch`, which the leader uses to find where a follower's log diverges.
 //!

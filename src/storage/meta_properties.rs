@@ -1,5 +1,5 @@
 //! `meta.properties`: the identity written into every log dir by `kraft storage format`
-//! (kraft-protocol.md §7.3). Written atomically; a file that exists but cannot be read as a
+//! (docs/protocol.md §16). Written atomically; a file that exists but cannot be read as a
 //! valid KRaft identity is an error, never treated as "unformatted". It must never touch the disk
 //! except through the [`Fs`] it is handed (the methods without `_in` use the real one).
 

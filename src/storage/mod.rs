@@ -1,4 +1,4 @@
-//! Everything kraft keeps on disk, in Kafka's layout and formats (kraft-protocol.md §7):
+//! Everything kraft keeps on disk, in Kafka's layout and formats (docs/protocol.md §16):
 //!
 //! ```text
 //! <log dir>/meta.properties                 node identity          (MetaProperties)

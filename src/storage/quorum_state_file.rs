@@ -1,5 +1,5 @@
 //! `quorum-state`: the durable election state (epoch, leader, vote) as one line of JSON
-//! (kraft-protocol.md §7.2). Written atomically before any vote or epoch is acted on; a file that
+//! (docs/protocol.md §16). Written atomically before any vote or epoch is acted on; a file that
 //! exists but cannot be read is an error, because silently forgetting a vote could elect two
 //! leaders in one epoch. It must never be written except atomically, through the [`Fs`] it was
 //! built with.

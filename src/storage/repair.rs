@@ -157,5 +157,7 @@ fn copy_aside(fs: &Fs, path: &Path, aside: &Path) -> Result<(), StorageError> {
         copy.write_all_at(&buf[..n], done).at(&to)?;
         done += n as u64;
     }
-    copy.sync_all().at(&to)
+    copy.sync_all().at(&to)?;
+    // The copy's directory entry must be durable before the original is cut.
+    fsutil::fsync_dir_in(&**fs, aside)
 }

@@ -1,4 +1,4 @@
-//! Snapshot files (`%020d-%010d.checkpoint`, kraft-protocol.md §7.6): naming, and the bootstrap
+//! Snapshot files (`%020d-%010d.checkpoint`, docs/protocol.md §16): naming, and the bootstrap
 //! checkpoint `kraft storage format --standalone` writes (header, kraft.version, voters, footer).
 //!
 //! Owns the file name and the header/footer framing. Written atomically; it never writes a

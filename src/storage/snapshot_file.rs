@@ -1,4 +1,4 @@
-//! Snapshot checkpoint files in Kafka's format (kraft-protocol.md §7.6): record batches v2
+//! Snapshot checkpoint files in Kafka's format (docs/protocol.md §16): record batches v2
 //! whose offsets start at 0 inside the file, a control batch opening with a SnapshotHeader
 //! first, and a control batch holding the SnapshotFooter last.
 //!

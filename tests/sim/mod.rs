@@ -27,7 +27,9 @@ use kraft::raft::{
 };
 use kraft::record::{BatchIter, RecordBatch, RecordError};
 use kraft::state_machine::{StateMachine, StateMachineFactory};
-use kraft::storage::{LogConfig, SimFs, SnapshotFile, SnapshotFileWriter, StorageError};
+use kraft::storage::{
+    Fs, LogConfig, SimFs, SnapshotFile, SnapshotFileWriter, StorageError, repair_partition_in,
+};
 use kraft::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
 
 /// Simulated wall clock at the start (so batch timestamps look real).
@@ -128,6 +130,15 @@ pub struct SimNode {
     store_pending: usize,
     /// Of those, flushes (appends before them are written but not yet durable).
     flushes_pending: usize,
+    /// Data rotted at rest on its disk and it has not been repaired yet: the one case where a
+    /// start may refuse damage.
+    rotted: bool,
+    /// The repair point `storage repair` recorded, until the node clears it.
+    repair_point: Option<OffsetAndEpoch>,
+    /// The durable log end before its data rotted, standing in for what the disk holds until
+    /// the node is back at its repair point: the records it lost are still counted as held,
+    /// because the repair gate keeps it from voting as if it had never had them.
+    durable_before_rot: Option<Offset>,
 }
 
 impl SimNode {
@@ -263,7 +274,8 @@ pub struct Sim {
     pub wiped: bool,
     pub config: RaftConfig,
     /// Crashes, power losses and disk-error stops so far.
-    pub crashes: (u64, u64, u64),
+    /// Process crashes, power losses, disk-error stops and repairs.
+    pub crashes: (u64, u64, u64, u64),
 }
 
 impl Sim {
@@ -314,6 +326,9 @@ impl Sim {
                 store_at: START,
                 store_pending: 0,
                 flushes_pending: 0,
+                rotted: false,
+                repair_point: None,
+                durable_before_rot: None,
             })
             .collect();
         let mut sim = Sim {
@@ -343,7 +358,7 @@ impl Sim {
             awaiting: BTreeMap::new(),
             wiped: false,
             config,
-            crashes: (0, 0, 0),
+            crashes: (0, 0, 0, 0),
         };
         for i in 0..sim.nodes.len() {
             sim.start_node(i);
@@ -428,7 +443,7 @@ impl Sim {
         let mut config = self.config.clone();
         config.local_id = self.nodes[i].id;
         let fs = self.nodes[i].disk.fs();
-        let (log, recovered) = match LogExecutor::open(&fs, dir(), LOG) {
+        let (log, recovered) = match self.open_log(i, &fs) {
             Ok((log, recovered)) => (
                 log.with_static_voters(self.voters.iter().copied()),
                 recovered,
@@ -474,6 +489,100 @@ impl Sim {
 
     /// A start that failed: an injected disk error leaves the node down until its machine
     /// reboots (the next start); anything else is a failure of recovery itself.
+    /// Recovery, and for a node whose data rotted, the operator's `storage repair` when
+    /// recovery refuses the damage.
+    fn open_log(&mut self, i: usize, fs: &Fs) -> Result<(LogExecutor, Recovered), StorageError> {
+        match LogExecutor::open(fs, dir(), LOG) {
+            Err(StorageError::Damaged(damage)) if self.nodes[i].rotted => {
+                self.note(format!("node {i} refused to start: {damage}"));
+                let report = repair_partition_in(fs, dir(), self.now.as_millis() as u64)?;
+                self.nodes[i].rotted = false;
+                self.nodes[i].repair_point = report.repair_point;
+                self.crashes.3 += 1;
+                self.note(format!(
+                    "node {i} repaired: cut {:?}, moved {:?}, repair point {:?}",
+                    report.cut, report.moved, report.repair_point
+                ));
+                LogExecutor::open(fs, dir(), LOG)
+            }
+            other => other,
+        }
+    }
+
+    /// Data rots at rest on stopped node `i`: one bit flips inside a durable batch that is not
+    /// the last of its log (a rotted last batch looks exactly like a torn write, which recovery
+    /// cuts). Only while no other node awaits its repair point, so that repairs stay a
+    /// minority of the voters.
+    pub fn rot(&mut self, i: usize) {
+        let busy = self
+            .nodes
+            .iter()
+            .any(|n| n.rotted || n.repair_point.is_some());
+        if self.is_running(i) || busy || self.voters.len() < 3 {
+            return;
+        }
+        let disk = self.nodes[i].disk.clone();
+        let mut batches = Vec::new();
+        let mut names: Vec<_> = disk
+            .list(dir())
+            .into_iter()
+            .filter(|n| n.to_string_lossy().ends_with(".log"))
+            .collect();
+        names.sort();
+        for name in names {
+            let path = dir().join(&name);
+            let Some(bytes) = disk.durable_bytes(&path) else {
+                continue;
+            };
+            let mut pos = 0;
+            for batch in BatchIter::new(Bytes::from(bytes)) {
+                let Ok(batch) = batch else { break };
+                batches.push((path.clone(), pos, batch.size_in_bytes() as u64));
+                pos += batch.size_in_bytes() as u64;
+            }
+        }
+        batches.pop();
+        if batches.is_empty() {
+            return;
+        }
+        let (path, pos, len) = batches[self.rng.below(batches.len() as u64) as usize].clone();
+        let byte = pos + self.rng.below(len);
+        let bit = self.rng.below(8) as u8;
+        let before = durable_end(&disk);
+        if disk.flip_bit(&path, byte, bit).is_ok() {
+            self.nodes[i].rotted = true;
+            self.nodes[i].durable_before_rot = before;
+            self.note(format!(
+                "node {i}: bit {bit} of byte {byte} of {} rotted",
+                path.display()
+            ));
+        }
+    }
+
+    /// A node granting a vote while its durable log is short of its repair point could elect a
+    /// leader missing records it had acknowledged.
+    fn check_repair_gate(&mut self, i: usize, response: &Response) {
+        let (Response::Vote(v), Some(point)) = (response, self.nodes[i].repair_point) else {
+            return;
+        };
+        if !v.vote_granted || self.voters.len() < 2 {
+            return;
+        }
+        let log = self.live(i).log.log();
+        let flushed = log.flushed_offset();
+        let epoch = log
+            .epoch_entries()
+            .iter()
+            .rev()
+            .find(|e| e.start_offset < flushed)
+            .map_or(Epoch(0), |e| e.epoch);
+        if (epoch, flushed) < (point.epoch, point.offset) {
+            self.fail(&format!(
+                "node {i} granted a vote with its durable log at ({epoch}, {flushed}), short of its repair point {point:?}"
+            ));
+        }
+    }
+
     fn start_failed(&mut self, i: usize, what: &str, error: StorageError) {
         let injected = matches!(&error, StorageError::Io { source, .. }
             if source.to_string().contains("(simulated)"));
@@ -552,6 +661,9 @@ impl Sim {
         self.crash(i);
         self.nodes[i].disk = SimFs::new();
         self.nodes[i].needs_reboot = false;
+        self.nodes[i].rotted = false;
+        self.nodes[i].repair_point = None;
+        self.nodes[i].durable_before_rot = None;
         self.wiped = true;
         self.note(format!("node {i} wiped"));
     }
@@ -578,6 +690,9 @@ impl Sim {
         self.crash(i);
         self.nodes[i].disk = SimFs::new();
         self.nodes[i].needs_reboot = false;
+        self.nodes[i].rotted = false;
+        self.nodes[i].repair_point = None;
+        self.nodes[i].durable_before_rot = None;
         // Its epoch history restarts with its disk.
         self.max_epoch.remove(&i);
         self.votes.retain(|(node, _), _| *node != i);
@@ -912,7 +1027,11 @@ impl Sim {
                 }
             }
             StoreOp::ClearRepairPoint => match self.live(i).log.clear_repair_point() {
-                Ok(()) => self.note(format!("node {i} got back to its repair point")),
+                Ok(()) => {
+                    self.nodes[i].repair_point = None;
+                    self.nodes[i].durable_before_rot = None;
+                    self.note(format!("node {i} got back to its repair point"));
+                }
                 Err(e) => self.disk_failed(i, "clear the repair point", &e),
             },
             StoreOp::Flush => match self.live(i).log.flush() {
@@ -951,6 +1070,7 @@ impl Sim {
         let Some((from, request_id, vote)) = self.nodes[i].inbound.remove(&to.0) else {
             return;
         };
+        self.check_repair_gate(i, &response);
         if vote {
             self.check_vote_granted(i, &response);
         }
@@ -1427,12 +1547,19 @@ impl Sim {
 
     /// A majority of voters hold every offset below the leader's high watermark durably: what
     /// a power loss of every voter would keep, by the disks' oracle.
+    /// Node `j`'s durable log end, or for a node whose data rotted and that is not yet back at
+    /// its repair point, what it had durable before.
+    fn durable_or_held(&self, j: usize) -> Option<Offset> {
+        let node = &self.nodes[j];
+        durable_end(&node.disk).max(node.durable_before_rot)
+    }
+
     fn check_majority_holds(&mut self, leader: usize, hw: Offset) {
         let holders = self
             .voters
             .iter()
             .filter_map(|v| self.node_index(*v))
-            .filter(|j| durable_end(&self.nodes[*j].disk).is_some_and(|end| end >= hw))
+            .filter(|j| self.durable_or_held(*j).is_some_and(|end| end >= hw))
             .count();
         if holders < self.voters.len() / 2 + 1 {
             self.fail(&format!(
