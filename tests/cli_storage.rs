@@ -389,3 +389,93 @@ fn argument_errors_are_one_line() {
     assert_eq!(help.status.code(), Some(0));
     assert!(stdout(&help).contains("storage"));
 }
+
+/// A log of `batches` one-record batches of epoch 1 in `partition`, rolled into small segments.
+fn write_log(partition: &Path, batches: i64) -> Vec<PathBuf> {
+    use kraft::record::{BatchBuilder, BatchKind};
+    use kraft::storage::{LogConfig, OffsetPolicy, ReplicatedLog};
+    use kraft::types::{Epoch, Offset};
+    let config = LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 256,
+    };
+    let (mut log, _) = ReplicatedLog::open(partition, config).unwrap();
+    for i in 0..batches {
+        let mut b = BatchBuilder::new(BatchKind::Data, Offset(i), Epoch(1));
+        b.append(0, None, Some(&[i as u8; 100]), &[]).unwrap();
+        log.append(b.build().unwrap(), OffsetPolicy::Validate)
+            .unwrap();
+    }
+    log.flush().unwrap();
+    log.segment_files()
+}
+
+#[test]
+fn repair_refuses_an_unformatted_dir_and_changes_nothing_on_a_healthy_one() {
+    let n = node("controller.quorum.voters=1@localhost:9093\n");
+    assert_usage_error(
+        &kraft(&["storage", "repair", "--config", path(&n.config)]),
+        "not formatted",
+    );
+    assert!(format(&n, "c1", &[]).status.success());
+    let partition = n.meta.join("__raft_performance_test-0");
+    let files = write_log(&partition, 30);
+    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let out = kraft(&["storage", "repair", "--config", path(&n.config)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("no damage found, nothing changed"),
+        "{}",
+        stdout(&out)
+    );
+    let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    assert!(before == after);
+    assert!(!partition.join("repair-point").exists());
+}
+
+#[test]
+fn repair_moves_a_log_with_a_missing_middle_segment_aside_and_records_its_end() {
+    let n = node("controller.quorum.voters=1@localhost:9093\n");
+    assert!(format(&n, "c1", &[]).status.success());
+    let partition = n.meta.join("__raft_performance_test-0");
+    let files = write_log(&partition, 40);
+    assert!(files.len() >= 4, "{files:?}");
+    let later: Vec<Vec<u8>> = files[2..]
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    std::fs::remove_file(&files[1]).unwrap();
+
+    let out = kraft(&["storage", "repair", "--config", path(&n.config)]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("a missing segment"), "{text}");
+    assert!(
+        text.contains("Repair point: end offset 40 in epoch 1"),
+        "{text}"
+    );
+    let aside = std::fs::read_dir(&partition)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("the damaged-* directory");
+    for (file, bytes) in files[2..].iter().zip(&later) {
+        assert!(!file.exists(), "{} is still in the log", file.display());
+        let kept = std::fs::read(aside.join(file.file_name().unwrap())).unwrap();
+        assert!(&kept == bytes, "{} was not kept whole", file.display());
+    }
+    let point = std::fs::read_to_string(partition.join("repair-point")).unwrap();
+    assert_eq!(point.trim(), r#"{"version":0,"endOffset":40,"epoch":1}"#);
+    // The repaired log opens without refusing, holding the first segment only.
+    let (log, _) =
+        kraft::storage::ReplicatedLog::open(&partition, kraft::storage::LogConfig::default())
+            .unwrap();
+    assert_eq!(log.segment_files(), vec![files[0].clone()]);
+    // A second run finds nothing more to do.
+    let again = kraft(&["storage", "repair", "--config", path(&n.config)]);
+    assert!(
+        stdout(&again).contains("no damage found"),
+        "{}",
+        stdout(&again)
+    );
+}

@@ -13,7 +13,7 @@ use kraft::storage::{
     ElectionState, LogConfig, MetaProperties, OffsetPolicy, QuorumStateFile, ReplicatedLog,
     StorageError,
 };
-use kraft::types::{Epoch, NodeId, Offset};
+use kraft::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
 
 const CONFIG: LogConfig = LogConfig {
     segment_bytes: 2048,
@@ -472,5 +472,58 @@ fn batches_with_impossible_offsets_are_refused() {
             log.append(bytes::Bytes::from(b), OffsetPolicy::Assign)
                 .is_err()
         );
+    }
+}
+
+/// `storage repair` of refused damage: recovery then opens the log holding exactly the batches
+/// before the damage; nothing is lost from disk (every original file is in place, cut to a
+/// prefix, or kept whole aside); the repair point is the end the files showed.
+#[test]
+fn repair_sets_damage_aside_keeps_the_valid_prefix_and_records_the_old_end() {
+    let base_seed = test_seed();
+    let fs = kraft::storage::real_fs();
+    for i in 0..100 {
+        let seed = base_seed.wrapping_add(i);
+        let mut rng = Rng::new(seed);
+        let dir = tempfile::tempdir().unwrap();
+        let placed = build_log(dir.path(), &mut rng);
+        // Any batch but the last (whose damage is a torn tail, or has nothing after it).
+        let index = rng.below(placed.len() as u64 - 1) as usize;
+        let victim = &placed[index];
+        let position = victim.position + rng.below(victim.bytes.len() as u64);
+        let mut data = std::fs::read(&victim.file).unwrap();
+        data[position as usize] ^= 1 << rng.below(8);
+        std::fs::write(&victim.file, &data).unwrap();
+        let before = dir_bytes(dir.path());
+        let what = format!("seed {seed}: byte {position} of {}", victim.file.display());
+
+        let report = kraft::storage::repair_partition_in(&fs, dir.path(), 1).unwrap();
+        assert!(!report.found.is_empty(), "{what}");
+        let last =
+            kraft::record::RecordBatch::decode(placed.last().unwrap().bytes.clone()).unwrap();
+        assert_eq!(
+            report.repair_point,
+            Some(OffsetAndEpoch {
+                offset: last.next_offset(),
+                epoch: last.epoch()
+            }),
+            "{what}"
+        );
+        let aside = dir.path().join("damaged-1");
+        for (file, bytes) in &before {
+            let kept_aside = std::fs::read(aside.join(file.file_name().unwrap())).ok();
+            let in_place = std::fs::read(file).ok();
+            let whole = kept_aside.as_ref() == Some(bytes) || in_place.as_ref() == Some(bytes);
+            assert!(whole, "{what}: {} was not kept whole", file.display());
+            if let (Some(now), None) = (&in_place, &kept_aside) {
+                assert_eq!(now, bytes, "{what}: {} changed", file.display());
+            }
+        }
+        let (log, _) = ReplicatedLog::open(dir.path(), CONFIG).unwrap();
+        let expected: Vec<u8> = placed[..index]
+            .iter()
+            .flat_map(|p| p.bytes.to_vec())
+            .collect();
+        assert_eq!(read_all(&log), expected, "{what}");
     }
 }

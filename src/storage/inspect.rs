@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::epoch_cache::{CheckpointLoad, EpochEntry, LeaderEpochCache};
 use super::error::{IoContext, StorageError};
 use super::fs::{FileSystem, Fs};
-use super::segment::{Segment, SegmentScan, StopKind, log_file_name, raft_order_max};
+use super::segment::{Segment, SegmentScan, StopKind, log_file_name};
 use super::snapshot::snapshot_file_name;
 use super::snapshot_file::{SnapshotFile, list_snapshots_in};
 use crate::record::BatchHeader;
@@ -46,8 +46,8 @@ pub struct LogInspection {
     pub(crate) segments: Vec<SegmentScan>,
     /// The first damage found, in log order.
     pub damage: Option<Damage>,
-    /// The furthest log end (epoch of the last batch, offset after it) any valid batch in the
-    /// segment files shows, damaged regions included: what the node had written before.
+    /// The furthest log end (offset after a batch, and that batch's epoch) any valid batch in
+    /// the segment files shows, damaged regions included: what the node had written before.
     pub furthest: Option<OffsetAndEpoch>,
 }
 
@@ -99,7 +99,7 @@ impl LogInspection {
             epoch,
         });
         for end in [prefix, scan.beyond].into_iter().flatten() {
-            self.furthest = Some(self.furthest.map_or(end, |f| raft_order_max(f, end)));
+            self.furthest = Some(self.furthest.map_or(end, |f| furthest_end(f, end)));
         }
     }
 
@@ -140,6 +140,13 @@ impl LogInspection {
         }
         Ok(())
     }
+}
+
+/// The later of two log ends by offset. Not Raft's order (epoch first): an epoch lies outside
+/// the CRC, and one rotted upwards must not push a repair point out of reach; within one log,
+/// offsets and epochs grow together anyway.
+pub(crate) fn furthest_end(a: OffsetAndEpoch, b: OffsetAndEpoch) -> OffsetAndEpoch {
+    a.max(b)
 }
 
 /// The newest snapshot's damage, if it does not read back as whole valid batches.

@@ -11,9 +11,8 @@ use std::path::{Path, PathBuf};
 use super::error::{IoContext, StorageError};
 use super::fs::{Fs, OpenMode};
 use super::fsutil;
-use super::inspect::{Damage, LogInspection};
+use super::inspect::{Damage, LogInspection, furthest_end};
 use super::repair_point_file::RepairPointFile;
-use super::segment::raft_order_max;
 use super::snapshot_file::list_snapshots_in;
 use crate::types::OffsetAndEpoch;
 
@@ -66,7 +65,7 @@ pub fn repair_partition_in(fs: &Fs, dir: &Path, now_ms: u64) -> Result<RepairRep
     ))
 }
 
-/// Makes the repair point the furthest of: what it already was, the furthest valid batch the
+/// Makes the repair point the furthest (by offset) of: what it already was, the furthest valid batch the
 /// segments show, and the newest snapshot. Durable before anything moves.
 fn record_repair_point(
     fs: &Fs,
@@ -80,7 +79,7 @@ fn record_repair_point(
     let point = [existing, furthest, newest_snapshot]
         .into_iter()
         .flatten()
-        .reduce(raft_order_max);
+        .reduce(furthest_end);
     if let Some(point) = point.filter(|p| Some(*p) != existing) {
         file.write(point)?;
     }

@@ -467,7 +467,7 @@ impl Scan {
     }
 }
 
-/// The furthest valid batch at or after byte `from` whose offsets lie past `next_offset`: a
+/// The furthest (by offset) valid batch at or after byte `from` whose offsets lie past `next_offset`: a
 /// byte-by-byte search for a plausible header (magic 2, a length that fits, a base offset past
 /// the valid prefix) confirmed by the batch's CRC-32C. Chains through consecutive valid
 /// batches so that a long intact run costs one check per batch.
@@ -495,22 +495,13 @@ fn salvage(
                     offset: h.next_offset(),
                     epoch: h.epoch(),
                 };
-                best = Some(best.map_or(end, |b| raft_order_max(b, end)));
+                best = Some(best.map_or(end, |b| b.max(end)));
                 pos += size as u64;
             }
             Err(_) => pos += 1,
         }
     }
     Ok(best)
-}
-
-/// The later of two log ends in Raft's order: epoch first, then offset.
-pub(crate) fn raft_order_max(a: OffsetAndEpoch, b: OffsetAndEpoch) -> OffsetAndEpoch {
-    if (b.epoch, b.offset) > (a.epoch, a.offset) {
-        b
-    } else {
-        a
-    }
 }
 
 /// The size of the batch `header` starts, if its fixed fields are plausible for a batch of
