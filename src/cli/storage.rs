@@ -286,7 +286,7 @@ fn print_repair(partition: &std::path::Path, report: &storage::RepairReport) {
     }
     if let Some(point) = report.repair_point {
         println!(
-            "Repair point: end offset {} in epoch {}. The node will fetch from the leader and will neither vote nor stand for election until its log is back there.",
+            "Repair point: end offset {} in epoch {}. Until its log is back there the node fetches from the leader and neither votes nor stands for election (unless it is the only voter).",
             point.offset, point.epoch
         );
     }
