@@ -2421,3 +2421,45 @@ fn a_repaired_lone_voter_is_not_held_back_and_a_log_already_there_clears_the_poi
     let (_, actions) = boot(2, &[1, 2, 3], None, log);
     assert!(actions.contains(&Action::RepairPointReached), "{actions:?}");
 }
+
+/// Kafka returns a prospective that lost its pre-vote to the leader it knew as a Follower with
+/// a whole fresh fetch timeout, even when that leader is resigning: its retry waits that long.
+#[test]
+fn a_pre_vote_lost_while_the_leader_resigns_retries_after_a_fresh_fetch_timeout() {
+    let (mut r, _) = follower();
+    let actions = r.step(
+        T0,
+        Input::Request {
+            from: InboundId(1),
+            request: Request::EndQuorumEpoch(EndQuorumEpochRequest {
+                cluster_id: CLUSTER.into(),
+                leader_id: n(1),
+                leader_epoch: Epoch(2),
+                preferred_successors: vec![n(2), n(3)],
+            }),
+        },
+    );
+    assert_eq!(r.role(), RoleKind::Prospective);
+    let lost_at = T0 + Duration::from_millis(5);
+    for voter in [1, 3] {
+        r.step(
+            lost_at,
+            Input::Response {
+                from: n(voter),
+                request_id: request_id(&actions, n(voter)),
+                response: rejected(2),
+            },
+        );
+    }
+    assert_eq!((r.role(), r.leader_id()), (RoleKind::Follower, Some(n(1))));
+    let fetch_timeout = config(Some(2), &[1, 2, 3]).fetch_timeout;
+    let just_before = lost_at + fetch_timeout - Duration::from_millis(1);
+    r.step(just_before, Input::Tick);
+    assert_eq!(
+        r.role(),
+        RoleKind::Follower,
+        "retried before a fetch timeout"
+    );
+    r.step(lost_at + fetch_timeout, Input::Tick);
+    assert_eq!(r.role(), RoleKind::Prospective);
+}

@@ -79,7 +79,6 @@ impl Replica {
             // first. What this follower fetched from the leader still stands, so it keeps
             // refusing pre-votes until its own timer runs out.
             *fetch_deadline = (*fetch_deadline).min(now + backoff);
-            self.resigning_leader = Some((r.leader_epoch, r.leader_id));
         }
         self.epoch_response(ErrorCode::None)
     }

@@ -89,8 +89,6 @@ pub struct Replica {
     pub(super) out: Vec<Action>,
     pub(super) shutdown_deadline: Option<Duration>,
     shutdown_done: bool,
-    /// The leader (and its epoch) that told us, by EndQuorumEpoch, that it is resigning.
-    pub(super) resigning_leader: Option<(Epoch, NodeId)>,
     /// A snapshot being fetched from the leader (kept across leader changes: a new leader with
     /// the same snapshot lets the transfer resume).
     pub(super) snapshot_transfer: Option<super::snapshot::SnapshotTransfer>,
@@ -135,7 +133,6 @@ impl Replica {
             out: Vec::new(),
             shutdown_deadline: None,
             shutdown_done: false,
-            resigning_leader: None,
             snapshot_transfer: None,
             announced: None,
             flush: FlushState::default(),
@@ -946,19 +943,13 @@ impl Replica {
         self.send_votes();
     }
 
-    /// A pre-vote that failed: back to following the known leader, or to Unattached. If that
-    /// leader is resigning, try again after the election backoff rather than a whole fetch
-    /// timeout: the voters that rejected us may simply not have heard of the resignation yet.
+    /// A pre-vote that failed: back to following the known leader (with a whole fresh fetch
+    /// timeout, as Kafka's transition to Follower gives, even when that leader is resigning),
+    /// or to Unattached.
     pub(super) fn prospective_lost(&mut self) {
         match self.leader_id {
             Some(leader) if Some(leader) != self.config.local_id => {
                 self.become_follower(self.epoch, leader);
-                if self.resigning_leader == Some((self.epoch, leader)) {
-                    let retry = self.now + self.config.election_backoff_max;
-                    if let Role::Follower { fetch_deadline, .. } = &mut self.role {
-                        *fetch_deadline = retry;
-                    }
-                }
             }
             _ => self.become_unattached_same_epoch(),
         }
