@@ -527,3 +527,325 @@ fn repair_sets_damage_aside_keeps_the_valid_prefix_and_records_the_old_end() {
         assert_eq!(read_all(&log), expected, "{what}");
     }
 }
+
+// ---- review: holes found by a hostile reading -------------------------------------------------
+
+/// A log of ten 5-record batches, epochs 1 (offsets 0..25) then 3 (offsets 25..50), flushed.
+/// Returns the segment path and each batch's (position, bytes).
+fn two_epoch_log(dir: &Path) -> (PathBuf, Vec<(u64, bytes::Bytes)>) {
+    let (mut log, _) = ReplicatedLog::open(dir, LogConfig::default()).unwrap();
+    let mut placed = Vec::new();
+    let mut position = 0;
+    for i in 0..10 {
+        let epoch = if i < 5 { 1 } else { 3 };
+        let b = batch(i * 5, epoch, 5, 20, i as u8);
+        log.append(b.clone(), OffsetPolicy::Validate).unwrap();
+        placed.push((position, b.clone()));
+        position += b.len() as u64;
+    }
+    log.flush().unwrap();
+    (log.segment_files()[0].clone(), placed)
+}
+
+/// One bit of the leader-epoch-checkpoint rots ('3' -> '2' in "3 25"): the file still parses,
+/// and recovery takes every batch of epoch 3 (flushed, acknowledged) for the tail of a
+/// truncation the node had begun, and silently cuts half of the log. Damage in a derived
+/// file must be rebuilt or refused, never turn durable records into a "torn tail".
+#[test]
+fn review_a_rotted_checkpoint_epoch_does_not_cut_durable_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, placed) = two_epoch_log(dir.path());
+    let all: Vec<u8> = placed.iter().flat_map(|(_, b)| b.to_vec()).collect();
+    let checkpoint = dir.path().join("leader-epoch-checkpoint");
+    let text = std::fs::read_to_string(&checkpoint).unwrap();
+    assert_eq!(text, "0\n2\n1 0\n3 25\n");
+    let mut bytes = text.into_bytes();
+    let at = bytes.len() - 5; // the '3' of "3 25"
+    bytes[at] ^= 0b1; // '3' (0x33) -> '2' (0x32)
+    std::fs::write(&checkpoint, &bytes).unwrap();
+    let before = dir_bytes(dir.path());
+
+    match ReplicatedLog::open(dir.path(), LogConfig::default()) {
+        Ok((log, report)) => {
+            assert_eq!(
+                (log.log_end_offset(), read_all(&log) == all),
+                (Offset(50), true),
+                "recovery cut durable records after a checkpoint bit flip: {report:?}"
+            );
+        }
+        Err(StorageError::Damaged(_)) => {
+            assert!(dir_bytes(dir.path()) == before, "a refusal changed files");
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The sign bit of the last batch's base offset rots (outside the CRC). The batch is whole
+/// and its CRC holds, so it cannot be a torn write; durability.md §5 refuses "a whole, valid
+/// batch the log cannot hold there (an offset out of place…)", and the bit-flip test expects
+/// bytes 0..8 to be refused. Recovery instead cuts it as a torn tail.
+#[test]
+fn review_a_rotted_base_offset_sign_bit_in_the_last_batch_is_refused_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (segment, placed) = two_epoch_log(dir.path());
+    let (position, _) = *placed.last().unwrap();
+    let mut data = std::fs::read(&segment).unwrap();
+    data[position as usize] ^= 0x80;
+    std::fs::write(&segment, &data).unwrap();
+    check_refused(dir.path(), &segment, position, "sign bit of the last base offset");
+}
+
+/// The epoch of the last batch rots downwards (3 -> 1, outside the CRC): recovery rightly
+/// refuses. But `storage repair` records as repair point the end of the prefix before that
+/// batch, although the batch is whole and checksummed and shows the node had written (and
+/// acknowledged) offsets up to 50: the salvage search starts one byte past a *rejected*
+/// batch and so never counts it. The repaired node's log is then already "at" its repair
+/// point, so it votes at once with a log missing an acknowledged batch (durability.md §6:
+/// the point is "the furthest valid batch any segment shows, damaged regions included").
+#[test]
+fn review_repair_of_a_rejected_last_batch_records_the_end_it_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (segment, placed) = two_epoch_log(dir.path());
+    let (position, _) = *placed.last().unwrap();
+    let mut data = std::fs::read(&segment).unwrap();
+    data[position as usize + 15] ^= 0b10; // epoch 3 -> 1
+    std::fs::write(&segment, &data).unwrap();
+    check_refused(dir.path(), &segment, position, "epoch of the last batch rotted down");
+
+    let fs = kraft::storage::real_fs();
+    let report = kraft::storage::repair_partition_in(&fs, dir.path(), 1).unwrap();
+    let (log, _) = ReplicatedLog::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(45));
+    assert_eq!(
+        report.repair_point,
+        Some(OffsetAndEpoch {
+            offset: Offset(50),
+            epoch: Epoch(3)
+        }),
+        "the repair point must cover the whole batch the segment shows: {report:?}"
+    );
+}
+
+/// A follower that installed a snapshot at 100 and then appended: both its snapshot and its
+/// (first and only) segment rot. Repair round 1 copies the segment aside whole and cuts it;
+/// round 2 moves the damaged snapshot aside; round 3 finds the log start uncovered and moves
+/// the (cut) segment aside under the same name, replacing the whole copy of round 1: the
+/// batches past the damage are gone from disk, although repair "never deletes a file".
+#[test]
+fn review_repair_keeps_a_whole_copy_of_a_segment_it_cut_and_later_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = OffsetAndEpoch {
+        offset: Offset(100),
+        epoch: Epoch(2),
+    };
+    let mut w = kraft::storage::SnapshotFileWriter::create(dir.path(), id, 0).unwrap();
+    w.append([bytes::Bytes::from_static(b"state")]).unwrap();
+    let snapshot = w.finish().unwrap();
+    let (mut log, _) = ReplicatedLog::open(dir.path(), LogConfig::default()).unwrap();
+    log.reset_to(id).unwrap();
+    for i in 0..10 {
+        log.append(batch(100 + i * 5, 2, 5, 20, i as u8), OffsetPolicy::Validate)
+            .unwrap();
+    }
+    log.flush().unwrap();
+    let segment = log.segment_files()[0].clone();
+    drop(log);
+    ReplicatedLog::open(dir.path(), LogConfig::default()).unwrap();
+    // Rot in the middle of the segment, and in the snapshot.
+    let mut data = std::fs::read(&segment).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 1;
+    std::fs::write(&segment, &data).unwrap();
+    let mut snap = std::fs::read(&snapshot).unwrap();
+    let last = snap.len() - 3;
+    snap[last] ^= 1;
+    std::fs::write(&snapshot, &snap).unwrap();
+
+    let fs = kraft::storage::real_fs();
+    let report = kraft::storage::repair_partition_in(&fs, dir.path(), 1).unwrap();
+    let aside = dir.path().join("damaged-1");
+    let kept = [segment.clone(), aside.join(segment.file_name().unwrap())]
+        .iter()
+        .any(|p| std::fs::read(p).ok() == Some(data.clone()));
+    assert!(
+        kept,
+        "the rotted segment (whole, as it was) is nowhere on disk any more: {report:?}"
+    );
+}
+
+/// A `repair-point` that cannot be read is refused (durability.md §5: "likewise an error,
+/// never a reset … The node stops before it writes anything"). But `LogExecutor::open` reads
+/// it (and `quorum-state`) only after the log's recovery has cut the torn tail, removed a
+/// stale `*.tmp` and an orphan index, and rebuilt indexes: the refusal comes after files
+/// changed.
+#[test]
+fn review_an_unreadable_repair_point_is_refused_before_any_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (segment, _) = two_epoch_log(dir.path());
+    // A torn append at the end, leftovers of an interrupted write, an orphan index.
+    let mut data = std::fs::read(&segment).unwrap();
+    data.extend_from_slice(&[0xab; 30]);
+    std::fs::write(&segment, &data).unwrap();
+    std::fs::write(dir.path().join("quorum-state.tmp"), b"half").unwrap();
+    std::fs::write(dir.path().join("00000000000000000777.index"), b"orphan").unwrap();
+    std::fs::write(dir.path().join("repair-point"), b"{\"version\":0,\"endOff").unwrap();
+    let before = dir_bytes(dir.path());
+
+    let fs = kraft::storage::real_fs();
+    let result = kraft::executor::LogExecutor::open(&fs, dir.path(), LogConfig::default());
+    assert!(result.is_err(), "an unreadable repair-point must stop the node");
+    let after = dir_bytes(dir.path());
+    let changed: std::collections::BTreeSet<_> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|p| before.get(*p) != after.get(*p))
+        .collect();
+    assert!(changed.is_empty(), "refused, but changed {changed:?}");
+}
+
+/// A power loss where writeback of the *unflushed* end of the last segment reached the disk
+/// out of order (Linux writes dirty pages cyclically from `writeback_index`, and a drive's
+/// volatile cache reorders writes): a page in the middle of the never-fsynced, never-
+/// acknowledged region reads as zeros, later pages arrived. Nothing acknowledged was lost and
+/// the flushed prefix is intact, yet recovery refuses to start because valid batches lie
+/// past the hole. (The simulated disk only ever tears a *prefix* of an unsynced append, so
+/// the simulation cannot meet this.)
+#[test]
+fn review_out_of_order_writeback_of_an_unflushed_tail_does_not_stop_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = ReplicatedLog::open(dir.path(), LogConfig::default()).unwrap();
+    for i in 0..3 {
+        log.append(batch(i * 5, 1, 5, 200, i as u8), OffsetPolicy::Validate)
+            .unwrap();
+    }
+    log.flush().unwrap();
+    let flushed = log.flushed_offset();
+    let segment = log.segment_files()[0].clone();
+    let flushed_bytes = std::fs::metadata(&segment).unwrap().len();
+    assert!(flushed_bytes < 4096);
+    for i in 3..16 {
+        log.append(batch(i * 5, 1, 5, 200, i as u8), OffsetPolicy::Validate)
+            .unwrap();
+    }
+    drop(log); // never flushed: nothing past `flushed` was acknowledged
+    let mut data = std::fs::read(&segment).unwrap();
+    assert!(data.len() > 3 * 4096);
+    data[4096..8192].fill(0); // that page never reached the platter; the next ones did
+    std::fs::write(&segment, &data).unwrap();
+
+    match ReplicatedLog::open(dir.path(), LogConfig::default()) {
+        Ok((log, _)) => assert!(log.log_end_offset() >= flushed),
+        Err(e) => panic!("a power loss alone stops the node: {e}"),
+    }
+}
+
+/// A record's value is opaque bytes (`NodeHandle::append` takes any `Vec<Bytes>`); one that
+/// happens to hold an encoded batch (a client storing batches, or a log of logs) sits inside
+/// the last, unacknowledged batch when a crash tears that batch. The salvage search, which
+/// scans byte by byte for anything with a valid header and CRC past the stop, finds the batch
+/// inside the torn one's payload and calls the torn tail damage: the node refuses to start
+/// after an ordinary crash.
+#[test]
+fn review_a_torn_last_batch_whose_value_holds_a_batch_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = ReplicatedLog::open(dir.path(), LogConfig::default()).unwrap();
+    log.append(batch(0, 1, 5, 20, 0), OffsetPolicy::Validate).unwrap();
+    log.flush().unwrap();
+    let flushed_len = std::fs::metadata(&log.segment_files()[0]).unwrap().len();
+    // The value: a batch some client stores, followed by more of its data.
+    let mut value = batch(1000, 1, 1, 10, 7).to_vec();
+    value.extend_from_slice(&[0x55; 500]);
+    let mut b = kraft::record::BatchBuilder::new(
+        kraft::record::BatchKind::Data,
+        Offset(5),
+        Epoch(1),
+    );
+    b.append(1_700_000_000_000, None, Some(&value), &[]).unwrap();
+    log.append(b.build().unwrap(), OffsetPolicy::Validate).unwrap();
+    drop(log); // not flushed, not acknowledged
+    let segment = dir.path().join("00000000000000000000.log");
+    let len = std::fs::metadata(&segment).unwrap().len();
+    // The crash tore the last 200 bytes of the append off.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len - 200)
+        .unwrap();
+    match ReplicatedLog::open(dir.path(), LogConfig::default()) {
+        Ok((log, _)) => {
+            assert_eq!(log.log_end_offset(), Offset(5));
+            assert_eq!(
+                std::fs::metadata(&segment).unwrap().len(),
+                flushed_len
+            );
+        }
+        Err(e) => panic!("an ordinary torn append stops the node: {e}"),
+    }
+}
+
+/// The same salvage search sets the repair point: when the batch carrying such a value is
+/// itself the damaged one, the batch found inside its value (here one of epoch i32::MAX)
+/// becomes "the end the node had", in Raft order out of any real log's reach: the repaired
+/// voter never votes or stands again (durability.md §6 takes care that a rotted epoch must
+/// not put the point out of reach, but not a value's bytes).
+#[test]
+fn review_a_batch_inside_a_record_value_does_not_become_the_repair_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = ReplicatedLog::open(dir.path(), LogConfig::default()).unwrap();
+    for i in 0..4 {
+        log.append(batch(i * 5, 1, 5, 20, i as u8), OffsetPolicy::Validate)
+            .unwrap();
+    }
+    let value = batch(100, i32::MAX, 1, 10, 7).to_vec();
+    let mut b = kraft::record::BatchBuilder::new(
+        kraft::record::BatchKind::Data,
+        Offset(20),
+        Epoch(1),
+    );
+    b.append(1_700_000_000_000, None, Some(&value), &[]).unwrap();
+    log.append(b.build().unwrap(), OffsetPolicy::Validate).unwrap();
+    log.append(batch(21, 1, 5, 20, 9), OffsetPolicy::Validate).unwrap();
+    log.flush().unwrap();
+    let segment = log.segment_files()[0].clone();
+    drop(log);
+    // Rot in the header of the batch carrying the value (its attributes, under the CRC).
+    let mut data = std::fs::read(&segment).unwrap();
+    data[4 * 196 + 22] ^= 1;
+    std::fs::write(&segment, &data).unwrap();
+
+    let fs = kraft::storage::real_fs();
+    let report = kraft::storage::repair_partition_in(&fs, dir.path(), 1).unwrap();
+    assert_eq!(
+        report.repair_point,
+        Some(OffsetAndEpoch {
+            offset: Offset(26),
+            epoch: Epoch(1)
+        }),
+        "{report:?}"
+    );
+}
+
+/// durability.md §5 lists "the leader epoch checkpoint that is missing or disagrees with the
+/// batches" among derived files recovery rebuilds. One rotted digit of an epoch's start
+/// offset ("3 25" -> "3 27") still parses, and recovery refuses the (intact) batch at 25
+/// instead; `storage repair` would then cut the live log there.
+#[test]
+fn review_a_checkpoint_that_disagrees_with_intact_batches_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, placed) = two_epoch_log(dir.path());
+    let all: Vec<u8> = placed.iter().flat_map(|(_, b)| b.to_vec()).collect();
+    let checkpoint = dir.path().join("leader-epoch-checkpoint");
+    let mut bytes = std::fs::read(&checkpoint).unwrap();
+    let at = bytes.len() - 2; // the '5' of "3 25"
+    bytes[at] ^= 0b10; // '5' -> '7'
+    std::fs::write(&checkpoint, &bytes).unwrap();
+    assert_eq!(bytes, b"0\n2\n1 0\n3 27\n");
+    match ReplicatedLog::open(dir.path(), LogConfig::default()) {
+        Ok((log, report)) => {
+            assert_eq!(read_all(&log), all, "{report:?}");
+            assert!(report.rebuilt_epoch_checkpoint.is_some(), "{report:?}");
+        }
+        Err(e) => panic!("a derived file's damage stops the node: {e}"),
+    }
+}

@@ -359,3 +359,75 @@ impl FileSystem for DirSyncFaults {
         }
     }
 }
+
+/// A power loss inside `truncate_to` right before its directory fsync (simulated, as the test
+/// above does for a process crash, by failing that fsync): the cut of the segment holding the
+/// new end was fsynced, the removals of the later segments were not, so they come back. The
+/// log now has an offset gap, and recovery refuses to start a node that only lost power
+/// (durability.md §3.3: "a crash part-way through the deletes leaves a shorter prefix of the
+/// old log, never a gap"; §4: never refuse after crashes or power losses alone).
+#[test]
+fn review_a_power_loss_inside_truncate_does_not_stop_the_node() {
+    for seed in 0..SEEDS {
+        let disk = SimFs::new();
+        let faulty = DirSyncFaults::new(disk.clone());
+        let fs: Fs = faulty.clone();
+        let mut log = open(&fs);
+        append(&mut log, 12);
+        log.flush().unwrap();
+        let bases = segment_bases(&log);
+        assert!(bases.len() > 3);
+        let cut = Offset(bases[2] - 2);
+        faulty.set(DirSync::Fail);
+        assert!(log.truncate_to(cut).is_err());
+        drop(log);
+        disk.power_loss(seed);
+        faulty.set(DirSync::Pass);
+
+        match ReplicatedLog::open_in(&fs, &log_dir(), CONFIG) {
+            Ok((log, _)) => assert!(log.log_end_offset() >= cut, "seed {seed}"),
+            Err(e) => panic!("seed {seed}: a power loss inside truncate_to stops the node: {e}"),
+        }
+    }
+}
+
+/// The same gap, made by recovery itself: a truncation to 14 had durably cut the checkpoint
+/// (epoch 2 forgotten) when the process died. Recovery completes it: it cuts the segment
+/// holding 14 and fsyncs that cut, deletes the later segment, and only then fsyncs the
+/// directory. Power is lost right before that fsync: the later segment comes back beside the
+/// fsynced cut, and the next start refuses a node that only crashed twice.
+#[test]
+fn review_a_power_loss_while_recovery_completes_a_truncation_does_not_stop_the_node() {
+    for seed in 0..SEEDS {
+        let disk = SimFs::new();
+        let faulty = DirSyncFaults::new(disk.clone());
+        let fs: Fs = faulty.clone();
+        let mut log = open(&fs);
+        append(&mut log, 7);
+        for i in 0..5 {
+            let b = batch(log.log_end_offset().0, 2, 2, 500, i);
+            log.append(b, OffsetPolicy::Validate).unwrap();
+        }
+        log.flush().unwrap();
+        assert_eq!(segment_bases(&log), vec![0, 6, 12, 18]);
+        drop(log);
+        // What truncate_to(14) makes durable first, before a process crash.
+        kraft::storage::fsutil::write_atomically_in(
+            &*fs,
+            &log_dir().join("leader-epoch-checkpoint"),
+            b"0\n1\n1 0\n",
+        )
+        .unwrap();
+        disk.process_crash();
+
+        faulty.set(DirSync::Fail);
+        assert!(ReplicatedLog::open_in(&fs, &log_dir(), CONFIG).is_err());
+        disk.power_loss(seed);
+        faulty.set(DirSync::Pass);
+
+        match ReplicatedLog::open_in(&fs, &log_dir(), CONFIG) {
+            Ok((log, _)) => assert_eq!(log.log_end_offset(), Offset(14), "seed {seed}"),
+            Err(e) => panic!("seed {seed}: two crashes stop the node: {e}"),
+        }
+    }
+}
