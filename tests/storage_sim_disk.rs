@@ -119,7 +119,8 @@ fn removals_a_crash_left_unsynced_are_made_durable_by_the_next_open() {
     let bases = segment_bases(&log);
     assert!(bases.len() > 3);
     // Cut the last batch of the second segment: the later segments are removed, and the
-    // truncation's directory fsync fails, so the process "crashes" with the removals unsynced.
+    // truncation's directory fsync fails, so the process "crashes" with the removals unsynced
+    // (and the second segment not yet cut: the removals must be durable first).
     let cut = Offset(bases[2] - 2);
     faulty.set(DirSync::Fail);
     assert!(log.truncate_to(cut).is_err());
@@ -128,7 +129,8 @@ fn removals_a_crash_left_unsynced_are_made_durable_by_the_next_open() {
     faulty.set(DirSync::Pass);
 
     let mut log = open(&fs);
-    assert_eq!(log.log_end_offset(), cut);
+    assert_eq!(log.log_end_offset(), Offset(bases[2]));
+    log.truncate_to(cut).unwrap();
     // Other bytes of the same size: the log now ends exactly where the removed segments began.
     log.append(batch(cut.0, 1, 2, 500, 99), OffsetPolicy::Validate)
         .unwrap();
@@ -367,7 +369,7 @@ impl FileSystem for DirSyncFaults {
 /// (durability.md §3.3: "a crash part-way through the deletes leaves a shorter prefix of the
 /// old log, never a gap"; §4: never refuse after crashes or power losses alone).
 #[test]
-fn review_a_power_loss_inside_truncate_does_not_stop_the_node() {
+fn a_power_loss_inside_truncate_does_not_stop_the_node() {
     for seed in 0..SEEDS {
         let disk = SimFs::new();
         let faulty = DirSyncFaults::new(disk.clone());
@@ -397,7 +399,7 @@ fn review_a_power_loss_inside_truncate_does_not_stop_the_node() {
 /// directory. Power is lost right before that fsync: the later segment comes back beside the
 /// fsynced cut, and the next start refuses a node that only crashed twice.
 #[test]
-fn review_a_power_loss_while_recovery_completes_a_truncation_does_not_stop_the_node() {
+fn a_power_loss_while_recovery_completes_a_truncation_does_not_stop_the_node() {
     for seed in 0..SEEDS {
         let disk = SimFs::new();
         let faulty = DirSyncFaults::new(disk.clone());

@@ -53,6 +53,11 @@ impl LogExecutor {
         crate::storage::fsutil::create_dir_durably_in(&**fs, dir)?;
         let mut inspection = LogInspection::run_in(fs, dir)?;
         inspection.check_snapshots_in(fs, dir)?;
+        inspection.refuse_damage()?;
+        // The state files too are read before recovery writes anything: one that cannot be
+        // read stops the node with every file as it was.
+        QuorumStateFile::new_in(fs, dir).read()?;
+        RepairPointFile::new_in(fs, dir).read()?;
         let (log, _report) = ReplicatedLog::open_inspected_in(fs, dir, config, &inspection)?;
         let executor = LogExecutor {
             fs: fs.clone(),

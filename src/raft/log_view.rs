@@ -54,34 +54,20 @@ impl LogView {
         self.repair_point.is_some()
     }
 
-    /// Forgets the repair point once the durable log reached it in Raft's log order (a later
-    /// last epoch, or the same epoch and at least its end offset). Returns whether it did.
+    /// Forgets the repair point once the durable log reached its offset again. Returns whether
+    /// it did. Offsets only, not Raft's epoch-first order: what the replica may have lost lies
+    /// below that offset, and a log that reaches it by fetching from a leader holds the
+    /// leader's records there, every committed one included. (An epoch read from damaged
+    /// files is the least trustworthy field: it lies outside the CRC.)
     pub fn clear_reached_repair_point(&mut self) -> bool {
         let Some(point) = self.repair_point else {
             return false;
         };
-        let durable = self.durable_end();
-        let reached = (durable.epoch, durable.offset) >= (point.epoch, point.offset);
+        let reached = self.flushed_offset >= point.offset;
         if reached {
             self.repair_point = None;
         }
         reached
-    }
-
-    /// The flushed offset and the epoch of the record before it.
-    fn durable_end(&self) -> OffsetAndEpoch {
-        let flushed = self.flushed_offset;
-        let epoch = match self.epochs.iter().rev().find(|e| e.start_offset < flushed) {
-            Some(e) => e.epoch,
-            None => self
-                .latest_snapshot
-                .filter(|s| s.offset == flushed)
-                .map_or(Epoch(0), |s| s.epoch),
-        };
-        OffsetAndEpoch {
-            offset: flushed,
-            epoch,
-        }
     }
 
     /// The same log, with a snapshot partly fetched before a restart.

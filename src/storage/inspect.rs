@@ -24,16 +24,26 @@ pub struct Damage {
     pub file: PathBuf,
     pub position: u64,
     pub finding: String,
+    /// Another file that may be the damaged one instead (the leader epoch checkpoint, when it
+    /// and a batch disagree): repair sets it aside first.
+    pub also_suspect: Option<PathBuf>,
 }
 
 impl fmt::Display for Damage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: damaged at byte {}: {}; nothing was changed (`kraft storage repair` moves the damage aside)",
+            "{}: damaged at byte {}: {}",
             self.file.display(),
             self.position,
             self.finding
+        )?;
+        if let Some(other) = &self.also_suspect {
+            write!(f, " (or {} is damaged)", other.display())?;
+        }
+        write!(
+            f,
+            "; nothing was changed (`kraft storage repair` moves the damage aside)"
         )
     }
 }
@@ -46,6 +56,9 @@ pub struct LogInspection {
     pub(crate) segments: Vec<SegmentScan>,
     /// The first damage found, in log order.
     pub damage: Option<Damage>,
+    /// Where a truncation the node had durably begun starts (the base of the segment holding
+    /// the first batch of a forgotten epoch): recovery completes it.
+    pub(crate) truncation_in: Option<Offset>,
     /// The furthest log end (offset after a batch, and that batch's epoch) any valid batch in
     /// the segment files shows, damaged regions included: what the node had written before.
     pub furthest: Option<OffsetAndEpoch>,
@@ -62,6 +75,7 @@ impl LogInspection {
             orphan_indexes,
             segments: Vec::new(),
             damage: None,
+            truncation_in: None,
             furthest: None,
         };
         let mut seen = Vec::new();
@@ -81,7 +95,8 @@ impl LogInspection {
             inspection.note_furthest(&scan);
             if checking {
                 let last = i + 1 == bases.len();
-                let damage = judge(&scan, base, expected, last);
+                let checkpoint_path = checkpoint.path();
+                let damage = judge(&scan, base, expected, last, checkpoint_path);
                 inspection.damage = damage.map(|d| match &forgotten {
                     Some(f) => f.blame(dir, d),
                     None => d,
@@ -89,6 +104,9 @@ impl LogInspection {
             }
             expected = scan.next_offset;
             inspection.segments.push(scan);
+        }
+        if inspection.damage.is_none() {
+            inspection.truncation_in = forgotten.map(|f| f.segment);
         }
         Ok(inspection)
     }
@@ -98,7 +116,15 @@ impl LogInspection {
             offset: scan.next_offset,
             epoch,
         });
-        for end in [prefix, scan.beyond].into_iter().flatten() {
+        let whole = scan
+            .stop
+            .as_ref()
+            .and_then(|s| s.whole_end)
+            .map(|offset| OffsetAndEpoch {
+                offset,
+                epoch: scan.last_epoch.unwrap_or(crate::types::Epoch(0)),
+            });
+        for end in [prefix, whole, scan.beyond].into_iter().flatten() {
             self.furthest = Some(self.furthest.map_or(end, |f| furthest_end(f, end)));
         }
     }
@@ -132,6 +158,7 @@ impl LogInspection {
                 finding: format!(
                     "the log starts at offset {start} but no snapshot covers the offsets below it (a lost first segment?)"
                 ),
+                also_suspect: None,
             });
             return Ok(());
         }
@@ -165,6 +192,7 @@ fn damaged_snapshot(
             finding: format!(
                 "the newest snapshot, which the log depends on, is unreadable: {reason}"
             ),
+            also_suspect: None,
         })),
         Err(e) => Err(e),
     }
@@ -173,12 +201,19 @@ fn damaged_snapshot(
 /// The damage one segment's scan shows, if recovery must refuse it. A torn end of the last
 /// segment (unreadable bytes with no valid batch after them) is not: it cannot have been
 /// acknowledged, and recovery cuts it.
-fn judge(scan: &SegmentScan, base: Offset, expected: Offset, last: bool) -> Option<Damage> {
+fn judge(
+    scan: &SegmentScan,
+    base: Offset,
+    expected: Offset,
+    last: bool,
+    checkpoint: &Path,
+) -> Option<Damage> {
     let refuse = |position, finding: String| {
         Some(Damage {
             file: scan.path.clone(),
             position,
             finding,
+            also_suspect: None,
         })
     };
     if base != expected {
@@ -198,6 +233,12 @@ fn judge(scan: &SegmentScan, base: Offset, expected: Offset, last: bool) -> Opti
     let stop = scan.stop.as_ref()?;
     match (stop.kind, scan.beyond) {
         (StopKind::Unreadable, None) if last => None,
+        (StopKind::Disagrees, _) => Some(Damage {
+            file: scan.path.clone(),
+            position: stop.position,
+            finding: stop.reason.clone(),
+            also_suspect: Some(checkpoint.to_path_buf()),
+        }),
         (StopKind::Unreadable, Some(beyond)) => refuse(
             stop.position,
             format!(
@@ -261,6 +302,7 @@ impl Forgotten {
                 later.position,
                 later.finding
             ),
+            also_suspect: None,
         }
     }
 }
@@ -295,12 +337,14 @@ pub(crate) fn check_epoch(
         let expected = cache.epoch_for_offset(header.base_offset());
         if expected != Some(epoch) || cache.epoch_for_offset(header.last_offset()) != Some(epoch) {
             // A truncation cuts the checkpoint first: batches of an epoch newer than any it
-            // still lists are what that truncation was removing.
-            let forgotten = cache.latest().is_some_and(|l| epoch > l.epoch);
-            let kind = if forgotten {
+            // still lists, right after batches of the last epoch it lists, are what that
+            // truncation was removing. Anything else is a disagreement: one of the two rotted.
+            let latest = cache.latest().map(|l| l.epoch);
+            let continues = seen.last().map(|l| l.epoch) == latest;
+            let kind = if continues && latest.is_none_or(|l| epoch > l) {
                 StopKind::ForgottenEpoch
             } else {
-                StopKind::Rejected
+                StopKind::Disagrees
             };
             return Err((
                 kind,

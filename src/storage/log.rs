@@ -145,7 +145,22 @@ impl ReplicatedLog {
             dir_dirty: false,
             failure: None,
         };
-        let rebuilt = log.recover_segments(bases, load == CheckpointLoad::Loaded, &mut report)?;
+        if let Some(segment) = inspection.truncation_in {
+            // Completing a truncation the node began: the segments after the one it cuts go
+            // first, durably, for the same reason `truncate_to` orders it so.
+            let after: Vec<Offset> = bases.iter().copied().filter(|b| *b > segment).collect();
+            log.delete_segment_files(
+                &after,
+                "completing a truncation the node had begun",
+                &mut report,
+            )?;
+            fsutil::fsync_dir_in(&**fs, dir)?;
+        }
+        let bases: Vec<Offset> = match inspection.truncation_in {
+            Some(segment) => bases.iter().copied().filter(|b| *b <= segment).collect(),
+            None => bases.clone(),
+        };
+        let rebuilt = log.recover_segments(&bases, load == CheckpointLoad::Loaded, &mut report)?;
         log.finish_epoch_recovery(rebuilt, load, &mut report)?;
         if log.segments.is_empty() {
             let start = bases.first().copied().unwrap_or(Offset(0));
@@ -595,7 +610,9 @@ impl ReplicatedLog {
         if self.epochs.truncate_from_end(new_end) {
             self.epochs.persist()?;
         }
-        // Newest first, so that a crash part-way leaves a gap that recovery removes.
+        // Later segments go first, newest first, and durably, before the kept one is cut: a
+        // crash at any point leaves a contiguous log (never a cut segment followed by ones a
+        // power loss brought back), which recovery accepts or finishes truncating.
         let later: Vec<Offset> = self
             .segments
             .range(offset.plus(1)..)
@@ -604,15 +621,15 @@ impl ReplicatedLog {
         for base in later.iter().rev() {
             self.segments.remove(base).expect("listed above").delete()?;
         }
+        if !later.is_empty() {
+            fsutil::fsync_dir_in(&*self.fs, &self.dir)?;
+        }
         let (_, active) = self
             .segments
             .range_mut(..=offset)
             .next_back()
             .expect("offset >= log start");
         self.log_end_offset = active.truncate_to(offset)?;
-        if !later.is_empty() {
-            fsutil::fsync_dir_in(&*self.fs, &self.dir)?;
-        }
         self.flushed_offset = self.flushed_offset.min(self.log_end_offset);
         Ok(self.log_end_offset)
     }

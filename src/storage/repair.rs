@@ -87,7 +87,7 @@ fn record_repair_point(
     Ok(())
 }
 
-/// Sets `damage` aside: a damaged snapshot whole; a damaged segment copied and cut to its valid
+/// Sets `damage` aside: a suspect checkpoint whole (besides the cut); a damaged snapshot whole; a damaged segment copied and cut to its valid
 /// prefix (or moved whole when nothing before the damage is valid), and every later segment
 /// moved whole with its index.
 fn set_aside(
@@ -97,6 +97,13 @@ fn set_aside(
     damage: &Damage,
     report: &mut RepairReport,
 ) -> Result<(), StorageError> {
+    if let Some(suspect) = &damage.also_suspect {
+        // A batch and the checkpoint disagree, and either may have rotted (the batch's epoch
+        // lies outside its CRC). The log is cut at that batch as for any damage, and the
+        // checkpoint goes aside too: recovery rebuilds it from the batches before the cut,
+        // which it had vouched for.
+        move_aside(fs, suspect, aside, report)?;
+    }
     let Some(at) = inspection
         .segments
         .iter()
@@ -126,8 +133,19 @@ fn set_aside(
     Ok(())
 }
 
-fn aside_path(path: &Path, aside: &Path) -> PathBuf {
-    aside.join(path.file_name().unwrap_or_default())
+/// Where `path` goes in `aside`: its own name, or with `.1`, `.2`… appended when an earlier
+/// round already set a file of that name aside (a segment first copied, then moved).
+fn aside_path(fs: &Fs, path: &Path, aside: &Path) -> Result<PathBuf, StorageError> {
+    let name = path.file_name().unwrap_or_default();
+    let mut to = aside.join(name);
+    let mut n = 0;
+    while fs.exists(&to).at(&to)? {
+        n += 1;
+        let mut numbered = name.to_os_string();
+        numbered.push(format!(".{n}"));
+        to = aside.join(numbered);
+    }
+    Ok(to)
 }
 
 fn move_aside(
@@ -136,7 +154,7 @@ fn move_aside(
     aside: &Path,
     report: &mut RepairReport,
 ) -> Result<(), StorageError> {
-    let to = aside_path(path, aside);
+    let to = aside_path(fs, path, aside)?;
     fs.rename(path, &to).at(path)?;
     report.moved.push(path.to_path_buf());
     Ok(())
@@ -144,7 +162,7 @@ fn move_aside(
 
 /// A durable copy of `path` in `aside`, written before the original is cut.
 fn copy_aside(fs: &Fs, path: &Path, aside: &Path) -> Result<(), StorageError> {
-    let to = aside_path(path, aside);
+    let to = aside_path(fs, path, aside)?;
     let from = fs.open(path, OpenMode::Read).at(path)?;
     let len = from.len().at(path)?;
     let copy = fs.open(&to, OpenMode::Truncate).at(&to)?;

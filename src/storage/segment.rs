@@ -17,7 +17,8 @@ use super::fs::{FileHandle, Fs, HandleReader, OpenMode};
 use super::fsutil;
 use super::index::OffsetIndex;
 use crate::record::{
-    BatchHeader, LOG_OVERHEAD, MAX_BATCH_BYTES, RECORD_BATCH_OVERHEAD, RecordBatch, next_batch_size,
+    BatchHeader, LOG_OVERHEAD, MAX_BATCH_BYTES, RECORD_BATCH_OVERHEAD, RecordBatch, RecordError,
+    next_batch_size,
 };
 use crate::types::{Epoch, Offset, OffsetAndEpoch};
 
@@ -49,6 +50,9 @@ pub(crate) enum StopKind {
     Unreadable,
     /// A whole, checksummed batch the log cannot hold there (wrong offset, epoch out of order).
     Rejected,
+    /// A whole, checksummed batch whose epoch the leader epoch checkpoint contradicts: one of
+    /// the two rotted (the epoch field lies outside the CRC, the checkpoint has none).
+    Disagrees,
     /// A batch of an epoch the leader epoch checkpoint already forgot: a truncation the node
     /// had durably begun (the checkpoint is cut first) and a crash interrupted.
     ForgottenEpoch,
@@ -60,6 +64,11 @@ pub(crate) struct ScanStop {
     pub position: u64,
     pub kind: StopKind,
     pub reason: String,
+    /// The stopped batch's size, when its length field was plausible.
+    pub size: Option<u64>,
+    /// For a whole, checksummed batch refused for its place in the log: the offset after it,
+    /// counted from the end of the valid prefix (its own base offset lies outside the CRC).
+    pub whole_end: Option<Offset>,
 }
 
 /// A check of one batch's place in the log, run by the scan: `Err` stops it there.
@@ -197,8 +206,17 @@ impl Segment {
         let mut scan = Scan::new(base);
         let stop = scan.run(&*file, &path, file_len, base, u64::MAX, accept)?;
         let beyond = match &stop {
-            Some(stop) => salvage(&*file, &path, stop.position + 1, file_len, scan.next_offset)?,
             None => None,
+            // After a whole batch (its length is proven by its CRC) the search starts at its
+            // end. Any other length field may have rotted, even into one that seems to run past
+            // the end of the file, so the search goes byte by byte from the stop.
+            Some(s) => {
+                let (from, first) = match s.whole_end {
+                    Some(end) => (s.position + s.size.unwrap_or(1), end),
+                    None => (s.position + 1, scan.next_offset),
+                };
+                salvage(&*file, &path, (s.position, from), file_len, first)?
+            }
         };
         Ok(SegmentScan {
             path,
@@ -400,38 +418,66 @@ impl Scan {
         let mut batch = Vec::new();
         while self.valid < file_len {
             let position = self.valid;
-            let stop = |kind: StopKind, reason: String| {
+            let next_offset = self.next_offset;
+            // `size`: the batch's length field, when plausible. `whole`: the batch is whole and
+            // checksummed (so no torn write), with this many offsets.
+            let stop = |kind: StopKind, reason: String, size: Option<u64>, whole: Option<i64>| {
                 Ok(Some(ScanStop {
                     position,
                     kind,
                     reason,
+                    size,
+                    whole_end: whole.map(|count| next_offset.plus(count)),
                 }))
             };
-            let torn = |reason: String| stop(StopKind::Unreadable, reason);
             let remaining = file_len - self.valid;
             if remaining < LOG_OVERHEAD as u64 {
-                return torn(format!(
-                    "torn batch: {remaining} bytes left, a header needs {LOG_OVERHEAD}"
-                ));
+                return stop(
+                    StopKind::Unreadable,
+                    format!("torn batch: {remaining} bytes left, a header needs {LOG_OVERHEAD}"),
+                    None,
+                    None,
+                );
             }
             batch.resize(LOG_OVERHEAD, 0);
             reader.read_exact(&mut batch).at(path)?;
             let size = match next_batch_size(&batch) {
-                Err(e) => return torn(e.to_string()),
+                Err(e) => return stop(StopKind::Unreadable, e.to_string(), None, None),
                 Ok(_) => {
                     LOG_OVERHEAD
                         + i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]) as usize
                 }
             };
+            let known = Some(size as u64);
             if remaining < size as u64 {
-                return torn(format!("torn batch: {remaining} of {size} bytes present"));
+                let reason = format!("torn batch: {remaining} of {size} bytes present");
+                return stop(StopKind::Unreadable, reason, known, None);
             }
             batch.resize(size, 0);
             reader.read_exact(&mut batch[LOG_OVERHEAD..]).at(path)?;
             let header = match RecordBatch::validate(&batch) {
                 Ok(h) => h,
-                Err(e) => return torn(e.to_string()),
+                Err(e) => {
+                    // Past the CRC check the batch is whole: what failed is its content.
+                    let whole = !matches!(
+                        e,
+                        RecordError::Short { .. }
+                            | RecordError::BadLength { .. }
+                            | RecordError::BadMagic(_)
+                            | RecordError::CrcMismatch { .. }
+                    );
+                    let count = whole
+                        .then(|| BatchHeader::parse(&batch).ok())
+                        .flatten()
+                        .map(|h| i64::from(h.last_offset_delta) + 1);
+                    let kind = match count {
+                        Some(_) => StopKind::Rejected,
+                        None => StopKind::Unreadable,
+                    };
+                    return stop(kind, e.to_string(), known, count);
+                }
             };
+            let count = Some(header.last_offset().0 - header.base_offset().0 + 1);
             if header.base_offset() != self.next_offset {
                 return stop(
                     StopKind::Rejected,
@@ -439,6 +485,8 @@ impl Scan {
                         "batch base offset {} where {} was expected",
                         header.base_offset, self.next_offset
                     ),
+                    known,
+                    count,
                 );
             }
             if header.last_offset().0 - base.0 > MAX_RELATIVE_OFFSET {
@@ -448,10 +496,12 @@ impl Scan {
                         "batch ending at offset {} is beyond the index range of a segment based at {base}",
                         header.last_offset()
                     ),
+                    known,
+                    count,
                 );
             }
             if let Err((kind, reason)) = accept(&header, position) {
-                return stop(kind, reason);
+                return stop(kind, reason, known, count);
             }
             if self.bytes_since_index > index_interval_bytes {
                 let relative = (header.last_offset().0 - base.0) as u32;
@@ -474,7 +524,7 @@ impl Scan {
 fn salvage(
     file: &dyn FileHandle,
     path: &Path,
-    from: u64,
+    (stop, from): (u64, u64),
     file_len: u64,
     next_offset: Offset,
 ) -> Result<Option<OffsetAndEpoch>, StorageError> {
@@ -483,7 +533,12 @@ fn salvage(
     let mut pos = from;
     while pos + RECORD_BATCH_OVERHEAD as u64 <= file_len {
         let header = window.bytes(file, path, pos, RECORD_BATCH_OVERHEAD, file_len)?;
-        let Some(size) = plausible_batch(header, next_offset, file_len - pos) else {
+        // A record takes more than a byte, so offsets cannot run ahead of the bytes between:
+        // a batch claiming more is not this log's (bytes in a value, say), and must not put a
+        // repair point out of reach.
+        let max_base = next_offset.0.saturating_add((pos - stop) as i64);
+        let Some(size) = plausible_batch(header, (next_offset, Offset(max_base)), file_len - pos)
+        else {
             pos += 1;
             continue;
         };
@@ -506,7 +561,11 @@ fn salvage(
 
 /// The size of the batch `header` starts, if its fixed fields are plausible for a batch of
 /// this log that fits in the `remaining` bytes.
-fn plausible_batch(header: &[u8], next_offset: Offset, remaining: u64) -> Option<usize> {
+fn plausible_batch(
+    header: &[u8],
+    (next_offset, max_base): (Offset, Offset),
+    remaining: u64,
+) -> Option<usize> {
     let base = i64::from_be_bytes(header[..8].try_into().ok()?);
     let length = i32::from_be_bytes(header[8..12].try_into().ok()?);
     let size = usize::try_from(length)
@@ -514,7 +573,7 @@ fn plausible_batch(header: &[u8], next_offset: Offset, remaining: u64) -> Option
         .checked_add(LOG_OVERHEAD)
         .filter(|s| (RECORD_BATCH_OVERHEAD..=MAX_BATCH_BYTES).contains(s))?;
     let magic = header[16] as i8;
-    let in_range = base >= next_offset.0 && base - next_offset.0 <= MAX_RELATIVE_OFFSET;
+    let in_range = base >= next_offset.0 && base <= max_base.0;
     (magic == crate::record::MAGIC_V2 && in_range && size as u64 <= remaining).then_some(size)
 }
 
