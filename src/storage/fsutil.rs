@@ -112,6 +112,25 @@ pub(crate) fn len_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<Option<u
     }
 }
 
+/// The whole of a small state file, or `None` when there is none. A file longer than
+/// `max_bytes` is not the state file it should be: an error naming it, never read into memory.
+pub(crate) fn read_small_file(
+    fs: &dyn FileSystem,
+    path: &Path,
+    max_bytes: u64,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let Some(len) = len_if_exists(fs, path)? else {
+        return Ok(None);
+    };
+    if len > max_bytes {
+        return Err(StorageError::corrupt(
+            path,
+            format!("{len} bytes is too large"),
+        ));
+    }
+    fs.read(path).at(path).map(Some)
+}
+
 /// Removes the file at `path`; a file already gone is no error.
 pub(crate) fn remove_if_exists(fs: &dyn FileSystem, path: &Path) -> Result<bool, StorageError> {
     match fs.remove_file(path) {

@@ -41,16 +41,9 @@ impl MetaProperties {
     /// Reads `dir/meta.properties` on `fs`; `Ok(None)` when the file does not exist.
     pub fn read_in(fs: &Fs, dir: &Path) -> Result<Option<MetaProperties>, StorageError> {
         let path = Self::path(dir);
-        let Some(len) = fsutil::len_if_exists(&**fs, &path)? else {
+        let Some(bytes) = fsutil::read_small_file(&**fs, &path, MAX_FILE_BYTES)? else {
             return Ok(None);
         };
-        if len > MAX_FILE_BYTES {
-            return Err(StorageError::corrupt(
-                &path,
-                format!("{len} bytes is too large"),
-            ));
-        }
-        let bytes = fs.read(&path).at(&path)?;
         Self::parse(&bytes)
             .map(Some)
             .map_err(|reason| StorageError::corrupt(&path, reason))

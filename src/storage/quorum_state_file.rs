@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{IoContext, StorageError};
+use super::error::StorageError;
 use super::fs::{Fs, real_fs};
 use super::fsutil;
 use crate::types::{Epoch, NodeId};
@@ -99,16 +99,9 @@ impl QuorumStateFile {
 
     /// The stored state, or `None` when no file exists yet.
     pub fn read(&self) -> Result<Option<ElectionState>, StorageError> {
-        let Some(len) = fsutil::len_if_exists(&*self.fs, &self.path)? else {
+        let Some(text) = fsutil::read_small_file(&*self.fs, &self.path, MAX_FILE_BYTES)? else {
             return Ok(None);
         };
-        if len > MAX_FILE_BYTES {
-            return Err(StorageError::corrupt(
-                &self.path,
-                format!("{len} bytes is too large"),
-            ));
-        }
-        let text = self.fs.read(&self.path).at(&self.path)?;
         parse(&text)
             .map(Some)
             .map_err(|reason| StorageError::corrupt(&self.path, reason))

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{IoContext, StorageError};
+use super::error::StorageError;
 use super::fs::Fs;
 use super::fsutil;
 use crate::types::{Epoch, Offset, OffsetAndEpoch};
@@ -46,16 +46,9 @@ impl RepairPointFile {
     }
 
     pub fn read(&self) -> Result<Option<OffsetAndEpoch>, StorageError> {
-        let Some(len) = fsutil::len_if_exists(&*self.fs, &self.path)? else {
+        let Some(bytes) = fsutil::read_small_file(&*self.fs, &self.path, MAX_FILE_BYTES)? else {
             return Ok(None);
         };
-        if len > MAX_FILE_BYTES {
-            return Err(StorageError::corrupt(
-                &self.path,
-                format!("{len} bytes is too large"),
-            ));
-        }
-        let bytes = self.fs.read(&self.path).at(&self.path)?;
         let json: Json = serde_json::from_slice(&bytes)
             .map_err(|e| StorageError::corrupt(&self.path, e.to_string()))?;
         if json.version != 0 || json.end_offset < 0 || json.epoch < 0 {
