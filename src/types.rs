@@ -32,6 +32,13 @@ pub struct OffsetAndEpoch {
     pub epoch: Epoch,
 }
 
+impl Epoch {
+    /// The epoch after this one, unless this is the highest: an epoch is never wrapped.
+    pub fn next(self) -> Option<Epoch> {
+        self.0.checked_add(1).map(Epoch)
+    }
+}
+
 impl Offset {
     /// The offset `n` positions after this one.
     pub fn plus(self, n: i64) -> Offset {

@@ -2488,3 +2488,152 @@ fn a_later_epoch_alone_does_not_bring_a_repaired_replica_back() {
     let actions = settle(&mut r, T0, vote(6, 3, 5, 9, false, 2));
     assert!(!vote_reply(&actions).vote_granted, "{actions:?}");
 }
+
+// ---- hostile peers: ids and epochs a correct peer never sends (issue 12) ----------------------
+
+fn epoch_error(actions: &[Action]) -> ErrorCode {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Respond {
+                response: Response::BeginQuorumEpoch(e) | Response::EndQuorumEpoch(e),
+                ..
+            } => Some(e.error),
+            _ => None,
+        })
+        .expect("an epoch response")
+}
+
+#[test]
+fn a_vote_from_a_candidate_that_is_not_a_voter_is_refused_and_changes_nothing() {
+    let (mut r, _) = leader();
+    let before = (r.epoch(), r.role(), r.leader_id(), r.voted_id());
+    for pre_vote in [true, false] {
+        let actions = r.step(T0, vote(2_147_483_646, 7, 5, 100, pre_vote, 1));
+        let reply = vote_reply(&actions);
+        assert_eq!(reply.error, ErrorCode::InconsistentVoterSet);
+        assert!(!reply.vote_granted);
+        assert!(persists(&actions).is_empty(), "{actions:?}");
+        assert_eq!((r.epoch(), r.role(), r.leader_id(), r.voted_id()), before);
+    }
+}
+
+#[test]
+fn begin_and_end_quorum_epoch_naming_a_leader_that_is_not_a_voter_change_nothing() {
+    let (mut r, _) = follower();
+    let before = (r.epoch(), r.role(), r.leader_id());
+    let begin = Input::Request {
+        from: InboundId(1),
+        request: Request::BeginQuorumEpoch(BeginQuorumEpochRequest {
+            cluster_id: CLUSTER.into(),
+            voter_id: n(2),
+            leader_id: n(7),
+            leader_epoch: Epoch(9),
+        }),
+    };
+    let actions = r.step(T0, begin);
+    assert_eq!(epoch_error(&actions), ErrorCode::InconsistentVoterSet);
+    assert!(persists(&actions).is_empty(), "{actions:?}");
+    let end = Input::Request {
+        from: InboundId(2),
+        request: Request::EndQuorumEpoch(EndQuorumEpochRequest {
+            cluster_id: CLUSTER.into(),
+            leader_id: n(7),
+            leader_epoch: Epoch(9),
+            preferred_successors: vec![n(2)],
+        }),
+    };
+    let actions = r.step(T0, end);
+    assert_eq!(epoch_error(&actions), ErrorCode::InconsistentVoterSet);
+    assert!(persists(&actions).is_empty(), "{actions:?}");
+    assert_eq!((r.epoch(), r.role(), r.leader_id()), before);
+}
+
+#[test]
+fn a_fetch_claiming_the_leaders_own_id_is_refused_and_moves_no_progress() {
+    let (mut r, at) = leader();
+    let hw = r.high_watermark();
+    let progress = r.voter_end_offsets();
+    for request in [
+        Request::Fetch(fetch(Some(1), 1, 1, 1)),
+        Request::FetchSnapshot(FetchSnapshotRequest {
+            cluster_id: CLUSTER.into(),
+            replica_id: Some(n(1)),
+            current_leader_epoch: Epoch(1),
+            snapshot_id: OffsetAndEpoch {
+                offset: Offset(0),
+                epoch: Epoch(0),
+            },
+            position: 0,
+            max_bytes: 1024,
+        }),
+    ] {
+        let actions = r.step(
+            at,
+            Input::Request {
+                from: InboundId(5),
+                request,
+            },
+        );
+        let error = actions.iter().find_map(|a| match a {
+            Action::RespondFetch { response, .. } => Some(response.error),
+            Action::RespondFetchSnapshot { response, .. } => Some(response.error),
+            Action::Respond {
+                response: Response::Fetch(f),
+                ..
+            } => Some(f.error),
+            Action::Respond {
+                response: Response::FetchSnapshot(f),
+                ..
+            } => Some(f.error),
+            _ => None,
+        });
+        assert_eq!(error, Some(ErrorCode::InvalidRequest), "{actions:?}");
+    }
+    assert_eq!((r.high_watermark(), r.voter_end_offsets()), (hw, progress));
+}
+
+#[test]
+fn a_replica_at_the_highest_epoch_never_wraps_it() {
+    let max = i32::MAX;
+    // A voter whose stored epoch is the highest: its election cannot start a new epoch.
+    let mut r = started(1, &[1, 2, 3], Some(election(max, None, None)));
+    let mut all = Vec::new();
+    for _ in 0..3 {
+        let (at, actions) = tick_to_deadline(&mut r);
+        all.extend(actions.clone());
+        for (to, req) in sends(&actions) {
+            if let Request::Vote(v) = req {
+                let id = request_id(&actions, to);
+                all.extend(r.step(
+                    at,
+                    Input::Response {
+                        from: to,
+                        request_id: id,
+                        response: granted(v.candidate_epoch.0, None),
+                    },
+                ));
+            }
+        }
+        assert_eq!(r.epoch(), Epoch(max));
+        assert_ne!(r.role(), RoleKind::Candidate);
+    }
+    assert!(
+        persists(&all).iter().all(|p| p.epoch == Epoch(max)),
+        "{:?}",
+        persists(&all)
+    );
+    // A former leader of the highest epoch resigns but cannot move to a new one.
+    let (mut r, _) = boot(
+        1,
+        &[1, 2, 3],
+        Some(election(max, Some(1), Some(1))),
+        LogView::empty(),
+    );
+    assert_eq!(r.role(), RoleKind::Resigned);
+    for _ in 0..3 {
+        let (_, actions) = tick_to_deadline(&mut r);
+        assert!(persists(&actions).iter().all(|p| p.epoch == Epoch(max)));
+        assert_eq!(r.epoch(), Epoch(max));
+    }
+}

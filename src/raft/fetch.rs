@@ -62,9 +62,11 @@ impl Replica {
 
     /// The leader-only checks: request sanity, then the fetcher's epoch against ours.
     fn validate_fetch(&self, r: &FetchRequest) -> ErrorCode {
+        // A fetch in the leader's own name would count as the leader's progress.
         let malformed = r.fetch_offset.0 < 0
             || r.last_fetched_epoch.0 < 0
-            || r.last_fetched_epoch > r.current_leader_epoch;
+            || r.last_fetched_epoch > r.current_leader_epoch
+            || (r.replica_id.is_some() && r.replica_id == self.config.local_id);
         if r.cluster_id == self.config.cluster_id && malformed {
             ErrorCode::InvalidRequest
         } else {

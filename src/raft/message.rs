@@ -22,6 +22,8 @@ pub enum ErrorCode {
     InvalidVoterKey,
     SnapshotNotFound,
     PositionOutOfRange,
+    /// A request between voters from, or naming as leader, a node that is not one.
+    InconsistentVoterSet,
 }
 
 impl ErrorCode {
@@ -38,6 +40,7 @@ impl ErrorCode {
             ErrorCode::InvalidVoterKey => 125,
             ErrorCode::SnapshotNotFound => 98,
             ErrorCode::PositionOutOfRange => 99,
+            ErrorCode::InconsistentVoterSet => 94,
         }
     }
 }

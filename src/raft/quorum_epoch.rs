@@ -45,6 +45,10 @@ impl Replica {
             Some(ErrorCode::FencedLeaderEpoch)
         } else if leader_id.0 < 0 || Some(leader_id) == self.config.local_id {
             Some(ErrorCode::InvalidRequest)
+        } else if !self.config.voters.contains(&leader_id) {
+            // Only a voter can lead: following a non-voter would follow a leader that no
+            // election made.
+            Some(ErrorCode::InconsistentVoterSet)
         } else {
             None
         }

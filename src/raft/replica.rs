@@ -622,7 +622,16 @@ impl Replica {
         let Some(local) = self.config.local_id.filter(|_| self.config.is_voter()) else {
             return;
         };
-        self.epoch = Epoch(self.epoch.0 + 1);
+        let Some(next) = self.epoch.next() else {
+            // The highest epoch: no election can start a newer one. Wrapping would persist a
+            // negative epoch that no restart accepts; the replica waits instead.
+            let role = Role::Unattached {
+                election_deadline: Some(self.random_election_deadline()),
+            };
+            self.set_role(role);
+            return;
+        };
+        self.epoch = next;
         self.leader_id = None;
         self.voted_id = Some(local);
         let election = Election::new(&self.config.voters, local);
@@ -991,8 +1000,20 @@ impl Replica {
         };
         if *election_deadline <= self.now && self.shutdown_deadline.is_none() {
             // A new epoch, so that nobody keeps treating this node as the leader; the timer it
-            // inherits has run out, so it campaigns at once.
-            self.become_unattached(Epoch(self.epoch.0 + 1));
+            // inherits has run out, so it campaigns at once. At the highest epoch there is no
+            // new one: it stays resigned and keeps telling the voters.
+            match self.epoch.next() {
+                Some(next) => self.become_unattached(next),
+                None => {
+                    let deadline = self.random_election_deadline();
+                    if let Role::Resigned {
+                        election_deadline, ..
+                    } = &mut self.role
+                    {
+                        *election_deadline = deadline;
+                    }
+                }
+            }
             return;
         }
         self.send_end_quorum_epoch();

@@ -49,8 +49,12 @@ impl Replica {
         from: InboundId,
         r: FetchSnapshotRequest,
     ) {
+        let own_id = r.replica_id.is_some() && r.replica_id == self.config.local_id;
         let mut response = FetchSnapshotResponse {
-            error: self.validate_for_leader(&r.cluster_id, r.current_leader_epoch),
+            error: match own_id {
+                true => ErrorCode::InvalidRequest,
+                false => self.validate_for_leader(&r.cluster_id, r.current_leader_epoch),
+            },
             leader_id: self.leader_id,
             leader_epoch: self.epoch,
             snapshot_id: r.snapshot_id,

@@ -28,6 +28,11 @@ impl Replica {
         if r.candidate_epoch < self.epoch {
             return reject(self, ErrorCode::FencedLeaderEpoch);
         }
+        if !self.config.voters.contains(&r.candidate_id) {
+            // Only a voter may stand; the request moves no epoch (a forged one could otherwise
+            // push every voter to the highest epoch).
+            return reject(self, ErrorCode::InconsistentVoterSet);
+        }
         if r.candidate_epoch > self.epoch {
             self.become_unattached(r.candidate_epoch);
         }
