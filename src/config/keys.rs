@@ -87,22 +87,18 @@ pub const KNOWN: &[&str] = &[
     "zookeeper.connect",
 ];
 
-/// Whether `a` is a dotted prefix of `b` (`log` of `log.dirs`): config stores keys as paths, so
-/// such a pair cannot coexist without one silently replacing the other.
-pub fn is_dotted_prefix(a: &str, b: &str) -> bool {
-    b.len() > a.len() && b.starts_with(a) && b.as_bytes()[a.len()] == b'.'
+/// Stands for '.' in the keys handed to the `config` crate. config reads a dotted key as a path
+/// into nested tables, so `max.connections` and `max.connections.per.ip` could not both be set;
+/// Kafka's key space is flat, and a key without dots stays flat (config sets a key it cannot
+/// parse as a path at the top level, as it is).
+pub const FLAT_DOT: char = '\u{00B7}';
+
+/// `key` as handed to config.
+pub fn flat(key: &str) -> String {
+    key.replace('.', &FLAT_DOT.to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_known_key_is_a_dotted_prefix_of_another() {
-        for a in KNOWN {
-            for b in KNOWN {
-                assert!(!is_dotted_prefix(a, b), "{a} is a prefix of {b}");
-            }
-        }
-    }
+/// A key config handed back, with its dots.
+pub fn dotted(key: &str) -> String {
+    key.replace(FLAT_DOT, ".")
 }

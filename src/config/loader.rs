@@ -71,7 +71,8 @@ pub fn load_raw(
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let file_pairs = properties::parse_pairs(&text).map_err(|reason| ConfigError::Syntax {
+    // Parsed here first for its clear errors; config parses it again as the first layer.
+    properties::parse_pairs(&text).map_err(|reason| ConfigError::Syntax {
         path: path.to_path_buf(),
         reason,
     })?;
@@ -85,28 +86,10 @@ pub fn load_raw(
         .iter()
         .filter_map(|(k, v)| Some((env_key(k)?, v.clone())))
         .collect();
-    check_collisions(
-        path,
-        &file_pairs,
-        &[&env_pairs[..], &override_pairs[..]].concat(),
-    )?;
-
-    let mut builder = config::Config::builder()
+    let builder = config::Config::builder()
         .add_source(config::File::from_str(&text, JavaProperties))
-        .add_source(
-            config::Environment::with_prefix("KRAFT")
-                .separator("_")
-                .source(Some(env_vars.clone().into_iter().collect())),
-        );
-    for (k, v) in &override_pairs {
-        builder =
-            builder
-                .set_override(k.as_str(), v.as_str())
-                .map_err(|e| ConfigError::BadOverride {
-                    arg: format!("{k}={v}"),
-                    reason: e.to_string(),
-                })?;
-    }
+        .add_source(FlatPairs(env_pairs))
+        .add_source(FlatPairs(override_pairs.clone()));
     let merged = builder.build().map_err(|e| ConfigError::Syntax {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -143,10 +126,12 @@ fn parse_overrides(overrides: &[String]) -> Result<Vec<(String, String)>, Config
     overrides
         .iter()
         .map(|arg| match arg.split_once('=') {
-            Some((k, _)) if k.contains(['[', ']']) => Err(ConfigError::BadOverride {
-                arg: arg.clone(),
-                reason: "a key cannot contain '[' or ']'".into(),
-            }),
+            Some((k, _)) if k.contains(['[', ']', keys::FLAT_DOT]) => {
+                Err(ConfigError::BadOverride {
+                    arg: arg.clone(),
+                    reason: format!("a key cannot contain '[', ']' or '{}'", keys::FLAT_DOT),
+                })
+            }
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
             _ => Err(ConfigError::BadOverride {
                 arg: arg.clone(),
@@ -156,24 +141,26 @@ fn parse_overrides(overrides: &[String]) -> Result<Vec<(String, String)>, Config
         .collect()
 }
 
-/// Refuses an environment or override key that is a dotted prefix of a file key or the other way
-/// round: config would silently replace one with the other.
-fn check_collisions(
-    path: &Path,
-    file: &[(String, String)],
-    layered: &[(String, String)],
-) -> Result<(), ConfigError> {
-    for (o, _) in layered {
-        for (k, _) in file.iter().chain(layered) {
-            if keys::is_dotted_prefix(o, k) || keys::is_dotted_prefix(k, o) {
-                return Err(ConfigError::BadOverride {
-                    arg: o.clone(),
-                    reason: format!("'{o}' and '{k}' (in {}) cannot both be set", path.display()),
-                });
-            }
-        }
+/// A layer of `key=value` pairs (the environment's, or the overrides'), handed to config with
+/// flat keys like the file's.
+#[derive(Debug, Clone)]
+struct FlatPairs(Vec<(String, String)>);
+
+impl config::Source for FlatPairs {
+    fn clone_into_box(&self) -> Box<dyn config::Source + Send + Sync> {
+        Box::new(self.clone())
     }
-    Ok(())
+
+    fn collect(&self) -> Result<config::Map<String, config::Value>, config::ConfigError> {
+        Ok(self
+            .0
+            .iter()
+            .map(|(k, v)| {
+                let value = config::Value::new(None, config::ValueKind::String(v.clone()));
+                (keys::flat(k), value)
+            })
+            .collect())
+    }
 }
 
 /// Turns config's nested tables back into dotted keys.
@@ -191,7 +178,7 @@ fn flatten(
         match v.kind {
             config::ValueKind::Table(inner) => flatten(&key, inner, out),
             _ => {
-                out.insert(key, v.into_string().unwrap_or_default());
+                out.insert(keys::dotted(&key), v.into_string().unwrap_or_default());
             }
         }
     }

@@ -2,10 +2,10 @@
 //! `java-properties` crate (config's INI format silently corrupts them: docs/architecture.md §1).
 //!
 //! Owns the file syntax only: comments (`#`, `!`), `=`/`:`/whitespace separators, line
-//! continuations, `\uXXXX` escapes. It refuses a file in which one key is a dotted prefix of
-//! another, because config would silently drop one of them.
+//! continuations, `\uXXXX` escapes. Keys reach config flat (see [`super::keys::flat`]), so one
+//! key may be a dotted prefix of another, as in Kafka.
 
-use super::keys::is_dotted_prefix;
+use super::keys::{FLAT_DOT, flat};
 
 /// The `.properties` format.
 #[derive(Debug, Clone, Copy)]
@@ -22,16 +22,12 @@ pub fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
             pairs.push((k, v));
         })
         .map_err(|e| e.to_string())?;
-    if let Some((key, _)) = pairs.iter().find(|(k, _)| k.contains(['[', ']'])) {
-        // config would read `a[0]` as an array index and silently rename the key.
-        return Err(format!("key '{key}' cannot contain '[' or ']'"));
-    }
-    for (a, _) in &pairs {
-        if let Some((b, _)) = pairs.iter().find(|(b, _)| is_dotted_prefix(a, b)) {
-            return Err(format!(
-                "keys '{a}' and '{b}' cannot both be set (one is a prefix of the other)"
-            ));
-        }
+    if let Some((key, _)) = pairs.iter().find(|(k, _)| k.contains(['[', ']', FLAT_DOT])) {
+        // config would read `a[0]` as an array index and silently rename the key; the flat dot
+        // would come back as a '.'.
+        return Err(format!(
+            "key '{key}' cannot contain '[', ']' or '{FLAT_DOT}'"
+        ));
     }
     Ok(pairs)
 }
@@ -44,7 +40,10 @@ impl config::Format for JavaProperties {
     ) -> Result<config::Map<String, config::Value>, Box<dyn std::error::Error + Send + Sync>> {
         let mut map = config::Map::new();
         for (k, v) in parse_pairs(text)? {
-            map.insert(k, config::Value::new(uri, config::ValueKind::String(v)));
+            map.insert(
+                flat(&k),
+                config::Value::new(uri, config::ValueKind::String(v)),
+            );
         }
         Ok(map)
     }
@@ -82,11 +81,8 @@ mod tests {
     }
 
     #[test]
-    fn prefix_collisions_are_refused() {
-        let err = parse_pairs("sasl.mechanism=PLAIN\nsasl.mechanism.controller.protocol=SCRAM\n");
-        assert!(
-            err.unwrap_err()
-                .contains("'sasl.mechanism' and 'sasl.mechanism.controller.protocol'")
-        );
+    fn keys_that_prefix_one_another_are_both_kept() {
+        let pairs = parse_pairs("max.connections=10\nmax.connections.per.ip=2\nmax=1\n").unwrap();
+        assert_eq!(pairs.len(), 3);
     }
 }
