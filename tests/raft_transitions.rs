@@ -2637,3 +2637,22 @@ fn a_replica_at_the_highest_epoch_never_wraps_it() {
         assert_eq!(r.epoch(), Epoch(max));
     }
 }
+
+#[test]
+fn the_leader_caps_what_one_fetch_may_read_whatever_it_asks() {
+    let (mut r, at) = leader();
+    let mut request = fetch(Some(2), 1, 0, 0);
+    request.max_bytes = 64 << 20;
+    let actions = r.step(
+        at,
+        Input::Request {
+            from: InboundId(5),
+            request: Request::Fetch(request),
+        },
+    );
+    let max_bytes = actions.iter().find_map(|a| match a {
+        Action::RespondFetch { max_bytes, .. } => Some(*max_bytes),
+        _ => None,
+    });
+    assert_eq!(max_bytes, Some(kraft::raft::FETCH_MAX_BYTES), "{actions:?}");
+}

@@ -101,7 +101,9 @@ impl Replica {
             to,
             response,
             read_from: Some(r.fetch_offset),
-            max_bytes: r.max_bytes,
+            // As Kafka's leader: one fetch reads at most a batch's worth, whatever it asks, so a
+            // peer cannot make the node buffer more per request.
+            max_bytes: r.max_bytes.min(super::config::FETCH_MAX_BYTES),
         };
         self.gated(action);
     }
