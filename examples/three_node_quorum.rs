@@ -45,6 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             state_machine: Default::default(),
             fs: None,
             snapshots: Default::default(),
+            connections: Default::default(),
         };
         nodes.push(Some(NodeHandle::start(options).await?));
         println!("node {} listening on {}", i + 1, addresses[i].1);

@@ -30,6 +30,7 @@
 //!         snapshots: Default::default(),
 //!         state_machine: Default::default(), // the server's WorkloadState
 //!         fs: None,                          // the real file system
+//!         connections: Default::default(),   // Kafka's connection limits
 //!     })
 //!     .await
 //!     .unwrap();
@@ -104,6 +105,9 @@ pub struct NodeOptions {
     /// The file system the node's files go through (`None`: the real one). Tests pass a
     /// `storage::SimFs` to inject disk faults.
     pub fs: Option<crate::storage::Fs>,
+    /// Limits on inbound connections (Kafka's defaults, the count capped by the descriptor
+    /// limit).
+    pub connections: crate::config::ConnectionLimits,
 }
 
 impl NodeOptions {
@@ -135,6 +139,7 @@ impl NodeOptions {
             snapshots: self.snapshots,
             state_machine: self.state_machine,
             fs: self.fs.unwrap_or_else(crate::storage::real_fs),
+            connections: crate::actors::connection_slots::ConnectionSlots::new(self.connections),
         })
     }
 }

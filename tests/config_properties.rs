@@ -418,3 +418,31 @@ fn segment_bytes_below_the_minimum_is_refused_even_by_default() {
         "{err}"
     );
 }
+
+#[test]
+fn connection_limits_use_kafkas_names_and_defaults() {
+    let (_d, path) = file(VALID);
+    let c = load(&path).unwrap().config.connections;
+    assert_eq!(c.max_connections_per_ip, i32::MAX as usize);
+    assert_eq!(c.idle, std::time::Duration::from_secs(600));
+    assert_eq!(c.handshake_timeout, std::time::Duration::from_secs(10));
+    assert!(c.max_connections >= 1);
+    assert_eq!(
+        c.max_connections,
+        kraft::config::within_descriptors(i32::MAX as u64),
+        "the default is capped by the descriptor limit"
+    );
+    let (_d, path) = file(&format!(
+        "{VALID}max.connections=7\nmax.connections.per.ip=3\nconnections.max.idle.ms=1500\nkraft.handshake.timeout.ms=250\n"
+    ));
+    let c = load(&path).unwrap().config.connections;
+    assert_eq!(
+        (c.max_connections, c.max_connections_per_ip),
+        (kraft::config::within_descriptors(7), 3)
+    );
+    assert_eq!(c.idle, std::time::Duration::from_millis(1500));
+    assert_eq!(c.handshake_timeout, std::time::Duration::from_millis(250));
+    let (_d, path) = file(&format!("{VALID}max.connections=0\n"));
+    let err = load(&path).unwrap_err().to_string();
+    assert!(err.contains("'max.connections'"), "{err}");
+}

@@ -112,6 +112,7 @@ async fn a_node_of_another_cluster_is_refused_and_disturbs_nothing() {
         state_machine: Default::default(),
         fs: None,
         snapshots: Default::default(),
+        connections: Default::default(),
     })
     .await
     .unwrap();

@@ -33,6 +33,7 @@ fn options(dir: &std::path::Path) -> NodeOptions {
             retention_bytes: None,
             retention: None,
         },
+        connections: Default::default(),
     }
 }
 

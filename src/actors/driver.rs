@@ -617,7 +617,12 @@ impl Handler<InboundRequest> for ReplicationDriver {
             return;
         }
         if self.inbound.len() >= MAX_PENDING_INBOUND {
-            tracing::warn!("too many requests awaiting an answer; dropping one");
+            // Not a silent drop, which would leave the peer waiting out its request timeout:
+            // the connection closes, and a correct peer dials again.
+            tracing::warn!(
+                "too many requests awaiting an answer; closing the connection of one more"
+            );
+            msg.closer.do_send(Close);
             return;
         }
         let id = InboundId(self.next_inbound);

@@ -2,9 +2,15 @@
 //! requests to the driver and writes the answers back.
 //!
 //! A peer from another cluster, with another protocol version, or sending a corrupt frame is
-//! disconnected with a log line; nothing it sent reaches the protocol core. Not supervised: a
-//! panic kills only this actor, which drops the socket, and the peer's outbound connection dials
-//! again.
+//! disconnected with a log line; nothing it sent reaches the protocol core. So is one that has
+//! not completed its handshake within `kraft.handshake.timeout.ms` (its frames limited to a few
+//! KiB until then), one silent for `connections.max.idle.ms`, and one that sends a second
+//! request on a channel (control, or fetch) before the first was answered: a correct peer keeps
+//! one outstanding on each, so what a connection can make the node hold is bounded. Not
+//! supervised: a panic kills only this actor, which drops the socket (and its connection slot),
+//! and the peer's outbound connection dials again.
+
+use std::time::{Duration, Instant};
 
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
@@ -12,8 +18,13 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::codec::FramedRead;
 
+use super::connection_slots::ConnectionSlot;
 use super::messages::{Close, InboundRequest, SendResponse};
-use crate::protocol::{FrameCodec, FrameError, Handshake, PeerMessage};
+use crate::config::ConnectionLimits;
+use crate::protocol::{FrameCodec, FrameError, Handshake, InboundCodec, PeerMessage};
+
+/// Shortest interval between idle checks (a fraction of the idle limit otherwise).
+const MIN_IDLE_CHECK: Duration = Duration::from_millis(10);
 
 type Writer = FramedWrite<PeerMessage, OwnedWriteHalf, FrameCodec>;
 
@@ -24,10 +35,23 @@ pub struct InboundConnection {
     writer: Option<Writer>,
     remote: Option<Handshake>,
     peer_address: String,
+    limits: ConnectionLimits,
+    /// Held while the connection lives: its place among `max.connections`.
+    _slot: ConnectionSlot,
+    /// When a frame last came in or an answer went out.
+    last_activity: Instant,
+    /// Whether a request is being answered, per channel: control, fetch.
+    busy: [bool; 2],
 }
 
 impl InboundConnection {
-    pub fn new(stream: TcpStream, local: Handshake, driver: Recipient<InboundRequest>) -> Self {
+    pub fn new(
+        stream: TcpStream,
+        local: Handshake,
+        driver: Recipient<InboundRequest>,
+        slot: ConnectionSlot,
+        limits: ConnectionLimits,
+    ) -> Self {
         let peer_address = stream
             .peer_addr()
             .map(|a| a.to_string())
@@ -39,7 +63,27 @@ impl InboundConnection {
             writer: None,
             remote: None,
             peer_address,
+            limits,
+            _slot: slot,
+            last_activity: Instant::now(),
+            busy: [false; 2],
         }
+    }
+
+    fn watch_deadlines(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_later(self.limits.handshake_timeout, |act, ctx| {
+            if act.remote.is_none() {
+                tracing::warn!(peer = %act.peer_address, timeout = ?act.limits.handshake_timeout, "no handshake in time; closing");
+                act.close(ctx);
+            }
+        });
+        let period = (self.limits.idle / 4).max(MIN_IDLE_CHECK);
+        ctx.run_interval(period, |act, ctx| {
+            if act.last_activity.elapsed() >= act.limits.idle {
+                tracing::info!(peer = %act.peer_address, idle = ?act.limits.idle, "closing an idle connection");
+                act.close(ctx);
+            }
+        });
     }
 
     fn close(&mut self, ctx: &mut Context<Self>) {
@@ -57,13 +101,15 @@ impl Actor for InboundConnection {
         let stream = self.stream.take().expect("started once");
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
-        ctx.add_stream(FramedRead::new(read, FrameCodec));
+        ctx.add_stream(FramedRead::new(read, InboundCodec::default()));
         self.writer = Some(FramedWrite::new(write, FrameCodec, ctx));
+        self.watch_deadlines(ctx);
     }
 }
 
 impl StreamHandler<Result<PeerMessage, FrameError>> for InboundConnection {
     fn handle(&mut self, item: Result<PeerMessage, FrameError>, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
         match (item, self.remote.is_some()) {
             (Ok(PeerMessage::Handshake(remote)), false) => match self.local.accepts(&remote) {
                 Ok(()) => {
@@ -88,6 +134,12 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for InboundConnection {
                 tracing::warn!(peer = %self.peer_address, request = request.name(), sender = ?request.sender(), "request sent on behalf of another node; closing");
                 self.close(ctx);
             }
+            (Ok(PeerMessage::Request { request, .. }), true)
+                if self.busy[usize::from(request.is_fetch())] =>
+            {
+                tracing::warn!(peer = %self.peer_address, request = request.name(), "a second request on a channel before the first was answered; closing");
+                self.close(ctx);
+            }
             (
                 Ok(PeerMessage::Request {
                     correlation_id,
@@ -95,6 +147,7 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for InboundConnection {
                 }),
                 true,
             ) => {
+                self.busy[usize::from(request.is_fetch())] = true;
                 let connection = ctx.address().recipient();
                 let request = InboundRequest {
                     connection,
@@ -126,6 +179,8 @@ impl Handler<SendResponse> for InboundConnection {
     type Result = ();
 
     fn handle(&mut self, msg: SendResponse, _: &mut Context<Self>) {
+        self.busy[usize::from(msg.response.is_fetch())] = false;
+        self.last_activity = Instant::now();
         if let Some(writer) = self.writer.as_mut() {
             writer.write(PeerMessage::Response {
                 correlation_id: msg.correlation_id,

@@ -33,6 +33,7 @@
 //! emitted them. Actors must never make protocol decisions: those live in `crate::raft`. See
 //! `docs/architecture.md` §4–§6.
 
+pub mod connection_slots;
 pub mod driver;
 pub mod inbound;
 pub mod listener;

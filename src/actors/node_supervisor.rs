@@ -43,6 +43,8 @@ pub struct NodeSpec {
     pub state_machine: crate::state_machine::StateMachineFactory,
     /// The file system every file of this node goes through.
     pub fs: crate::storage::Fs,
+    /// The inbound connection limits and counts, kept across listener and node restarts.
+    pub connections: Arc<super::connection_slots::ConnectionSlots>,
 }
 
 /// The addresses of a running node's actors.
@@ -244,7 +246,8 @@ async fn build(
     let driver = Supervisor::start(move |_| ReplicationDriver::new(replica, actions, parts));
     let listener = spec.listener.clone().map(|socket| {
         let (driver, node) = (driver.clone().recipient(), Some(node.clone()));
-        Supervisor::start(move |_| Listener::new(socket, local, driver, node))
+        let slots = spec.connections.clone();
+        Supervisor::start(move |_| Listener::new(socket, local, driver, node, slots))
     });
     let workload = workload.map(|spec| start_workload(driver.clone(), spec, node.clone()));
     Ok(NodeParts {

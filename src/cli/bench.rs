@@ -249,6 +249,7 @@ async fn start_quorum(count: u8, dir: &Path) -> Result<Vec<NodeHandle>, CliError
             state_machine: Default::default(),
             fs: None,
             snapshots: Default::default(),
+            connections: Default::default(),
         };
         let node = NodeHandle::start(options)
             .await

@@ -217,6 +217,7 @@ fn node_options(
         raft: Some(raft),
         state_machine: Default::default(),
         fs: None,
+        connections: config.connections,
         snapshots: SnapshotPolicy {
             max_bytes: config.metadata_log.max_record_bytes_between_snapshots,
             interval: config.metadata_log.max_snapshot_interval,

@@ -31,6 +31,12 @@ pub const METADATA_MAX_SNAPSHOT_INTERVAL_MS: &str = "metadata.log.max.snapshot.i
 pub const METADATA_MAX_RETENTION_BYTES: &str = "metadata.max.retention.bytes";
 pub const METADATA_MAX_RETENTION_MS: &str = "metadata.max.retention.ms";
 
+pub const MAX_CONNECTIONS: &str = "max.connections";
+pub const MAX_CONNECTIONS_PER_IP: &str = "max.connections.per.ip";
+pub const CONNECTIONS_MAX_IDLE_MS: &str = "connections.max.idle.ms";
+/// kraft's own (Kafka has none): how long a new connection may take to complete its handshake.
+pub const HANDSHAKE_TIMEOUT_MS: &str = "kraft.handshake.timeout.ms";
+
 /// Names from earlier Kafka versions, still read, with the key that replaced them.
 pub const DEPRECATED_ALIASES: &[(&str, &str)] =
     &[("broker.id", NODE_ID), ("quorum.voters", QUORUM_VOTERS)];
@@ -54,6 +60,10 @@ pub mod defaults {
     pub const METADATA_MAX_SNAPSHOT_INTERVAL_MS: i64 = 60 * 60 * 1000;
     pub const METADATA_MAX_RETENTION_BYTES: i64 = 100 * 1024 * 1024;
     pub const METADATA_MAX_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+    pub const MAX_CONNECTIONS: i64 = i32::MAX as i64;
+    pub const MAX_CONNECTIONS_PER_IP: i64 = i32::MAX as i64;
+    pub const CONNECTIONS_MAX_IDLE_MS: i64 = 10 * 60 * 1000;
+    pub const HANDSHAKE_TIMEOUT_MS: i64 = 10_000;
 }
 
 /// Every key kraft reads (deprecated and ignored ones included).
@@ -82,6 +92,10 @@ pub const KNOWN: &[&str] = &[
     METADATA_MAX_SNAPSHOT_INTERVAL_MS,
     METADATA_MAX_RETENTION_BYTES,
     METADATA_MAX_RETENTION_MS,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_IP,
+    CONNECTIONS_MAX_IDLE_MS,
+    HANDSHAKE_TIMEOUT_MS,
     "broker.id",
     "quorum.voters",
     "zookeeper.connect",

@@ -6,6 +6,7 @@
 //! variable or override), the key, the value and what was expected. It must never open sockets or
 //! touch the log dirs: it only describes them.
 
+mod connection_limits;
 pub mod endpoints;
 pub mod keys;
 mod loader;
@@ -16,6 +17,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use connection_limits::{ConnectionLimits, RESERVED_DESCRIPTORS, within_descriptors};
 pub use endpoints::{Endpoint, Listener, VoterSet};
 pub use loader::{Origin, RawConfig, load_raw};
 pub use properties::{JavaProperties, parse_pairs};
@@ -106,6 +108,7 @@ pub struct NodeConfig {
     pub quorum: QuorumTimers,
     pub auto_join: bool,
     pub metadata_log: MetadataLogConfig,
+    pub connections: ConnectionLimits,
 }
 
 /// A loaded configuration and the warnings loading it produced.
@@ -318,6 +321,38 @@ impl Values {
             quorum: self.quorum_timers()?,
             auto_join: self.bool(keys::QUORUM_AUTO_JOIN_ENABLE, false)?,
             metadata_log: self.metadata_log()?,
+            connections: self.connection_limits()?,
+        })
+    }
+
+    fn connection_limits(&mut self) -> Result<ConnectionLimits, ConfigError> {
+        use keys::defaults as d;
+        let max = i64::from(i32::MAX);
+        let wanted = self.int(keys::MAX_CONNECTIONS, d::MAX_CONNECTIONS, 1, max)? as u64;
+        let max_connections = within_descriptors(wanted);
+        if self.string(keys::MAX_CONNECTIONS).is_some() && (max_connections as u64) < wanted {
+            self.warn(
+                keys::MAX_CONNECTIONS,
+                format!(
+                    "'{}' is {wanted}, but the descriptor limit allows {max_connections} (it keeps {RESERVED_DESCRIPTORS} for the node's files): using {max_connections}",
+                    keys::MAX_CONNECTIONS
+                ),
+            );
+        }
+        Ok(ConnectionLimits {
+            max_connections,
+            max_connections_per_ip: self.int(
+                keys::MAX_CONNECTIONS_PER_IP,
+                d::MAX_CONNECTIONS_PER_IP,
+                1,
+                max,
+            )? as usize,
+            idle: self.millis(keys::CONNECTIONS_MAX_IDLE_MS, d::CONNECTIONS_MAX_IDLE_MS, 1)?,
+            handshake_timeout: self.millis(
+                keys::HANDSHAKE_TIMEOUT_MS,
+                d::HANDSHAKE_TIMEOUT_MS,
+                1,
+            )?,
         })
     }
 

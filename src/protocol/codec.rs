@@ -31,6 +31,8 @@ pub enum FrameError {
     BadMagic([u8; 4]),
     #[error("frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
     TooLarge(usize),
+    #[error("frame of {0} bytes before the handshake (at most {limit})", limit = super::HANDSHAKE_FRAME_LIMIT)]
+    TooLargeBeforeHandshake(usize),
     #[error("frame crc mismatch: header says {stored:#010x}, payload has {computed:#010x}")]
     CrcMismatch { stored: u32, computed: u32 },
     #[error("undecodable payload: {0}")]

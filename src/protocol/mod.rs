@@ -10,10 +10,12 @@
 //! it must never decode a payload before checking its size against the limit and its CRC.
 
 mod codec;
+mod inbound_codec;
 
 use serde::{Deserialize, Serialize};
 
 pub use codec::{FrameCodec, FrameError, MAGIC, MAX_FRAME_BYTES};
+pub use inbound_codec::{HANDSHAKE_FRAME_LIMIT, InboundCodec};
 
 use crate::raft::{Request, Response};
 use crate::types::NodeId;

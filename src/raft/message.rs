@@ -179,6 +179,12 @@ impl Request {
         }
     }
 
+    /// Whether it travels on the fetch channel (Fetch, FetchSnapshot) rather than the control
+    /// one: a correct peer has at most one request outstanding on each.
+    pub fn is_fetch(&self) -> bool {
+        matches!(self, Request::Fetch(_) | Request::FetchSnapshot(_))
+    }
+
     /// The node the request claims to come from (`None`: an id-less fetcher).
     pub fn sender(&self) -> Option<NodeId> {
         match self {
@@ -217,6 +223,11 @@ impl Request {
 }
 
 impl Response {
+    /// Whether it answers a request of the fetch channel (see [`Request::is_fetch`]).
+    pub fn is_fetch(&self) -> bool {
+        matches!(self, Response::Fetch(_) | Response::FetchSnapshot(_))
+    }
+
     /// Why the response cannot be from a correct peer, if so (see [`Request::insanity`]).
     pub fn insanity(&self) -> Option<&'static str> {
         let (leader_id, epoch) = match self {

@@ -47,6 +47,7 @@ impl Cluster {
             snapshots: self.snapshots,
             state_machine: Default::default(),
             fs: None,
+            connections: Default::default(),
         }
     }
 
@@ -179,6 +180,7 @@ pub fn single_node_options(dir: &std::path::Path, voters: &[i32]) -> NodeOptions
         state_machine: Default::default(),
         fs: None,
         snapshots: Default::default(),
+        connections: Default::default(),
     }
 }
 
