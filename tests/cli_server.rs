@@ -483,3 +483,51 @@ fn a_corrupt_follower_refuses_to_start_and_after_repair_votes_only_once_caught_u
         &partition(dir.path(), leader + 1),
     );
 }
+
+/// A node whose descriptor limit is low and whose port is flooded with idle connections keeps
+/// its descriptors for its own files: it goes on writing snapshots (one per committed batch)
+/// and committing, never mistakes running out of descriptors for a disk failure, and exits 0
+/// on SIGTERM. (Without the cap, 200 idle connections under `ulimit -n 128` stopped the node.)
+#[test]
+fn idle_connections_cannot_take_the_descriptors_the_node_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), 1, &[port]);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("metadata.log.max.record.bytes.between.snapshots=1\n");
+    std::fs::write(&config, text).unwrap();
+    let script = format!(
+        "ulimit -n 200 && exec {} server --config {} --throughput 1000",
+        env!("CARGO_BIN_EXE_kraft"),
+        config.display()
+    );
+    let mut child = Command::new("bash")
+        .args(["-c", &script])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = channel();
+    forward_lines(child.stderr.take().unwrap(), tx.clone());
+    forward_lines(child.stdout.take().unwrap(), tx);
+    let mut server = Server { child, lines: rx };
+    assert!(server.wait_for("leading: writing the workload", Duration::from_secs(20)));
+    // Far more connections than the 200 descriptors: they queue in the backlog or wait idle.
+    let idle: Vec<std::net::TcpStream> = (0..400)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    assert!(idle.len() >= 100, "only {} connections opened", idle.len());
+    // Two statistics windows later the node is still committing (a line is printed only when
+    // records committed in the window).
+    for _ in 0..2 {
+        assert!(
+            server.wait_for("Throughput (records/second)", Duration::from_secs(15)),
+            "the node stopped committing with {} idle connections",
+            idle.len()
+        );
+    }
+    server.signal("-TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(15)), Some(0));
+    drop(idle);
+}
