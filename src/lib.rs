@@ -32,6 +32,7 @@ pub mod node;
 pub mod protocol;
 pub mod raft;
 pub mod record;
+pub mod security;
 pub mod state_machine;
 pub mod storage;
 pub mod telemetry;

@@ -31,6 +31,7 @@
 //!         state_machine: Default::default(), // the server's WorkloadState
 //!         fs: None,                          // the real file system
 //!         connections: Default::default(),   // Kafka's connection limits
+//!         security: Default::default(),      // PLAINTEXT
 //!     })
 //!     .await
 //!     .unwrap();
@@ -108,6 +109,8 @@ pub struct NodeOptions {
     /// Limits on inbound connections (Kafka's defaults, the count capped by the descriptor
     /// limit).
     pub connections: crate::config::ConnectionLimits,
+    /// The quorum listener's security protocol: PLAINTEXT, or mutual TLS (both directions).
+    pub security: crate::config::ListenerSecurity,
 }
 
 impl NodeOptions {
@@ -140,6 +143,12 @@ impl NodeOptions {
             state_machine: self.state_machine,
             fs: self.fs.unwrap_or_else(crate::storage::real_fs),
             connections: crate::actors::connection_slots::ConnectionSlots::new(self.connections),
+            tls: match &self.security {
+                crate::config::ListenerSecurity::Plaintext => None,
+                crate::config::ListenerSecurity::Ssl(settings) => Some(std::sync::Arc::new(
+                    crate::security::PeerTls::load(settings)?,
+                )),
+            },
         })
     }
 }

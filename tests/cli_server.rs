@@ -17,6 +17,8 @@ use kraft::types::Offset;
 struct Server {
     child: Child,
     lines: Receiver<String>,
+    /// Every line read so far.
+    seen: std::cell::RefCell<Vec<String>>,
 }
 
 fn forward_lines(stream: impl std::io::Read + Send + 'static, tx: std::sync::mpsc::Sender<String>) {
@@ -47,7 +49,16 @@ impl Server {
         let (tx, rx) = channel();
         forward_lines(child.stderr.take().unwrap(), tx.clone());
         forward_lines(child.stdout.take().unwrap(), tx);
-        Server { child, lines: rx }
+        Server {
+            child,
+            lines: rx,
+            seen: Default::default(),
+        }
+    }
+
+    /// Whether a line read so far contains `needle`.
+    fn has_seen(&self, needle: &str) -> bool {
+        self.seen.borrow().iter().any(|l| l.contains(needle))
     }
 
     /// Waits for a log line containing `needle`.
@@ -55,8 +66,13 @@ impl Server {
         let deadline = Instant::now() + limit;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return true,
-                Ok(_) => {}
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.borrow_mut().push(line);
+                    if found {
+                        return true;
+                    }
+                }
                 Err(_) => return false,
             }
         }
@@ -137,6 +153,10 @@ fn a_single_node_formats_leads_writes_and_stops_on_sigterm() {
     assert!(
         server.wait_for("Throughput (records/second): ", Duration::from_secs(10)),
         "no statistics reported"
+    );
+    assert!(
+        server.has_seen("the quorum listener is PLAINTEXT: peers are not authenticated"),
+        "no warning that the seed configuration's peers are not authenticated"
     );
     server.signal("-TERM");
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
@@ -511,7 +531,11 @@ fn idle_connections_cannot_take_the_descriptors_the_node_needs() {
     let (tx, rx) = channel();
     forward_lines(child.stderr.take().unwrap(), tx.clone());
     forward_lines(child.stdout.take().unwrap(), tx);
-    let mut server = Server { child, lines: rx };
+    let mut server = Server {
+        child,
+        lines: rx,
+        seen: Default::default(),
+    };
     assert!(server.wait_for("leading: writing the workload", Duration::from_secs(20)));
     // Far more connections than the 200 descriptors: they queue in the backlog or wait idle.
     let idle: Vec<std::net::TcpStream> = (0..400)

@@ -479,3 +479,32 @@ fn repair_moves_a_log_with_a_missing_middle_segment_aside_and_records_its_end() 
         stdout(&again)
     );
 }
+
+#[test]
+fn an_ssl_listener_with_bad_settings_or_files_is_one_line_naming_the_key_and_file() {
+    let ssl = "controller.quorum.voters=1@localhost:9093\nlistener.security.protocol.map=CONTROLLER:SSL\n";
+    // Kafka's default store type is JKS: kraft reads PEM only, and says so.
+    let n = node(ssl);
+    let out = kraft(&["server", "--config", path(&n.config)]);
+    assert_usage_error(&out, "'ssl.keystore.type'");
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // Mutual authentication is not optional on the quorum listener.
+    let n = node(&format!(
+        "{ssl}ssl.keystore.type=PEM\nssl.truststore.type=PEM\n"
+    ));
+    let out = kraft(&["server", "--config", path(&n.config)]);
+    assert_usage_error(&out, "'ssl.client.auth'");
+    // A trust store file that is not there: named, with nothing formatted.
+    let missing = "/no/such/ca.pem";
+    let n = node(&format!(
+        "{ssl}ssl.keystore.type=PEM\nssl.truststore.type=PEM\nssl.client.auth=required\n\
+         ssl.keystore.location={missing}\nssl.truststore.location={missing}\n"
+    ));
+    let out = kraft(&["server", "--config", path(&n.config)]);
+    assert_usage_error(&out, "ssl.keystore.location (/no/such/ca.pem)");
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(
+        !n.meta.join("meta.properties").exists(),
+        "formatted before refusing"
+    );
+}

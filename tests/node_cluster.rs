@@ -113,6 +113,7 @@ async fn a_node_of_another_cluster_is_refused_and_disturbs_nothing() {
         fs: None,
         snapshots: Default::default(),
         connections: Default::default(),
+        security: Default::default(),
     })
     .await
     .unwrap();

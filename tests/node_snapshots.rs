@@ -34,6 +34,7 @@ fn options(dir: &std::path::Path) -> NodeOptions {
             retention: None,
         },
         connections: Default::default(),
+        security: Default::default(),
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Network {
     pub local: Handshake,
     /// `host:port` of every other voter.
     pub peers: Vec<(NodeId, String)>,
+    /// Mutual TLS for the connections to them, when the quorum listener is SSL.
+    pub tls: Option<std::sync::Arc<crate::security::PeerTls>>,
 }
 
 /// Appends waiting for their outcome at once: beyond this the driver refuses new ones, so that a
@@ -485,8 +487,9 @@ impl Actor for ReplicationDriver {
             let local = self.network.local.clone();
             let driver = ctx.address().recipient();
             let node = self.node.clone();
+            let tls = self.network.tls.clone();
             let conn = Supervisor::start(move |_| {
-                OutboundConnection::new(peer, address, local, driver, node)
+                OutboundConnection::new(peer, address, local, driver, node, tls.clone())
             });
             self.peers.insert(peer, conn);
         }

@@ -12,21 +12,25 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::codec::FramedRead;
 
 use super::connection_slots::ConnectionSlot;
 use super::messages::{Close, InboundRequest, SendResponse};
 use crate::config::ConnectionLimits;
 use crate::protocol::{FrameCodec, FrameError, Handshake, InboundCodec, PeerMessage};
+use crate::security::{PeerStream, PeerTls, plain_stream};
+use crate::types::NodeId;
 
 /// Shortest interval between idle checks (a fraction of the idle limit otherwise).
 const MIN_IDLE_CHECK: Duration = Duration::from_millis(10);
 
-type Writer = FramedWrite<PeerMessage, OwnedWriteHalf, FrameCodec>;
+type Writer = FramedWrite<PeerMessage, Box<dyn AsyncWrite + Unpin + Send>, FrameCodec>;
 
 pub struct InboundConnection {
     stream: Option<TcpStream>,
@@ -42,6 +46,10 @@ pub struct InboundConnection {
     last_activity: Instant,
     /// Whether a request is being answered, per channel: control, fetch.
     busy: [bool; 2],
+    /// The node's TLS, when the quorum listener is SSL.
+    tls: Option<Arc<PeerTls>>,
+    /// With TLS, the node ids the peer's certificate names (its handshake must claim one).
+    certified: Option<Vec<NodeId>>,
 }
 
 impl InboundConnection {
@@ -51,6 +59,7 @@ impl InboundConnection {
         driver: Recipient<InboundRequest>,
         slot: ConnectionSlot,
         limits: ConnectionLimits,
+        tls: Option<Arc<PeerTls>>,
     ) -> Self {
         let peer_address = stream
             .peer_addr()
@@ -67,6 +76,46 @@ impl InboundConnection {
             _slot: slot,
             last_activity: Instant::now(),
             busy: [false; 2],
+            tls,
+            certified: None,
+        }
+    }
+
+    fn attach(&mut self, stream: PeerStream, ctx: &mut Context<Self>) {
+        ctx.add_stream(FramedRead::new(stream.read, InboundCodec::default()));
+        self.writer = Some(FramedWrite::new(stream.write, FrameCodec, ctx));
+    }
+
+    /// The TLS handshake, within the handshake deadline; a failed one closes the connection.
+    fn accept_tls(&mut self, tls: Arc<PeerTls>, tcp: TcpStream, ctx: &mut Context<Self>) {
+        let deadline = self.limits.handshake_timeout;
+        actix::fut::wrap_future::<_, Self>(async move {
+            tokio::time::timeout(deadline, tls.accept(tcp)).await
+        })
+        .map(|result, act, ctx| match result {
+            Ok(Ok((stream, ids))) => {
+                act.certified = Some(ids);
+                act.attach(stream, ctx);
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(peer = %act.peer_address, error = %e, "TLS handshake failed; closing");
+                ctx.stop();
+            }
+            Err(_) => {
+                tracing::warn!(peer = %act.peer_address, "no TLS handshake in time; closing");
+                ctx.stop();
+            }
+        })
+        .spawn(ctx);
+    }
+
+    /// With TLS, a handshake may claim only a node id the certificate names.
+    fn check_claim(&self, remote: &Handshake) -> Result<(), String> {
+        match (&self.certified, remote.node_id) {
+            (Some(ids), Some(id)) if !ids.contains(&id) => Err(format!(
+                "the handshake claims node {id}, the certificate names {ids:?}"
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -99,10 +148,10 @@ impl Actor for InboundConnection {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let stream = self.stream.take().expect("started once");
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
-        ctx.add_stream(FramedRead::new(read, InboundCodec::default()));
-        self.writer = Some(FramedWrite::new(write, FrameCodec, ctx));
+        match self.tls.clone() {
+            Some(tls) => self.accept_tls(tls, stream, ctx),
+            None => self.attach(plain_stream(stream), ctx),
+        }
         self.watch_deadlines(ctx);
     }
 }
@@ -111,7 +160,11 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for InboundConnection {
     fn handle(&mut self, item: Result<PeerMessage, FrameError>, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
         match (item, self.remote.is_some()) {
-            (Ok(PeerMessage::Handshake(remote)), false) => match self.local.accepts(&remote) {
+            (Ok(PeerMessage::Handshake(remote)), false) => match self
+                .local
+                .accepts(&remote)
+                .and_then(|()| self.check_claim(&remote))
+            {
                 Ok(()) => {
                     if let Some(writer) = self.writer.as_mut() {
                         writer.write(PeerMessage::Handshake(self.local.clone()));

@@ -36,6 +36,7 @@ pub struct Listener {
     budget: RestartBudget,
     node: Option<Recipient<SupervisionEvent>>,
     slots: Arc<ConnectionSlots>,
+    tls: Option<Arc<crate::security::PeerTls>>,
 }
 
 impl Listener {
@@ -45,6 +46,7 @@ impl Listener {
         driver: Recipient<InboundRequest>,
         node: Option<Recipient<SupervisionEvent>>,
         slots: Arc<ConnectionSlots>,
+        tls: Option<Arc<crate::security::PeerTls>>,
     ) -> Self {
         Listener {
             socket: Some(socket),
@@ -54,6 +56,7 @@ impl Listener {
             budget: RestartBudget::default(),
             node,
             slots,
+            tls,
         }
     }
 
@@ -72,7 +75,8 @@ impl Listener {
                     Ok(slot) => {
                         let limits = act.slots.limits();
                         let (local, driver) = (act.local.clone(), act.driver.clone());
-                        InboundConnection::new(stream, local, driver, slot, limits).start();
+                        let tls = act.tls.clone();
+                        InboundConnection::new(stream, local, driver, slot, limits, tls).start();
                     }
                     Err(e) => tracing::info!(peer = %address, reason = %e, "refused a connection"),
                 }

@@ -45,6 +45,8 @@ pub struct NodeSpec {
     pub fs: crate::storage::Fs,
     /// The inbound connection limits and counts, kept across listener and node restarts.
     pub connections: Arc<super::connection_slots::ConnectionSlots>,
+    /// Mutual TLS for peers, when the quorum listener is SSL.
+    pub tls: Option<Arc<crate::security::PeerTls>>,
 }
 
 /// The addresses of a running node's actors.
@@ -100,6 +102,8 @@ pub enum NodeError {
     Stopped,
     #[error("cannot listen: {0}")]
     Listen(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::security::TlsError),
 }
 
 pub struct NodeSupervisor {
@@ -233,6 +237,7 @@ async fn build(
         network: Network {
             local: local.clone(),
             peers: spec.peers.clone(),
+            tls: spec.tls.clone(),
         },
         started_at: now,
         events,
@@ -246,8 +251,8 @@ async fn build(
     let driver = Supervisor::start(move |_| ReplicationDriver::new(replica, actions, parts));
     let listener = spec.listener.clone().map(|socket| {
         let (driver, node) = (driver.clone().recipient(), Some(node.clone()));
-        let slots = spec.connections.clone();
-        Supervisor::start(move |_| Listener::new(socket, local, driver, node, slots))
+        let (slots, tls) = (spec.connections.clone(), spec.tls.clone());
+        Supervisor::start(move |_| Listener::new(socket, local, driver, node, slots, tls))
     });
     let workload = workload.map(|spec| start_workload(driver.clone(), spec, node.clone()));
     Ok(NodeParts {

@@ -9,15 +9,18 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::codec::FramedRead;
 
 use super::messages::{Close, PeerEvent, SendRequest};
 use super::supervision::*;
 use crate::protocol::{FrameCodec, FrameError, Handshake, PeerMessage};
+use crate::security::{PeerStream, PeerTls, plain_stream};
 use crate::types::NodeId;
 
 /// First wait before reconnecting; doubled after each failure up to [`MAX_RECONNECT_BACKOFF`].
@@ -30,7 +33,7 @@ const MAX_RECONNECT_BACKOFF: Duration = Duration::from_millis(1000);
 /// never came (the peer restarted its core), so past this the oldest is forgotten.
 const MAX_IN_FLIGHT: usize = 64;
 
-type Writer = FramedWrite<PeerMessage, OwnedWriteHalf, FrameCodec>;
+type Writer = FramedWrite<PeerMessage, Box<dyn AsyncWrite + Unpin + Send>, FrameCodec>;
 
 pub struct OutboundConnection {
     peer: NodeId,
@@ -50,6 +53,8 @@ pub struct OutboundConnection {
     closed: bool,
     budget: RestartBudget,
     node: Option<Recipient<SupervisionEvent>>,
+    /// Mutual TLS, when the quorum listener is SSL: the peer's certificate must name `peer`.
+    tls: Option<Arc<PeerTls>>,
 }
 
 impl OutboundConnection {
@@ -59,6 +64,7 @@ impl OutboundConnection {
         local: Handshake,
         driver: Recipient<PeerEvent>,
         node: Option<Recipient<SupervisionEvent>>,
+        tls: Option<Arc<PeerTls>>,
     ) -> Self {
         let span = tracing::info_span!("peer", node_id = ?local.node_id, peer_id = %peer);
         OutboundConnection {
@@ -75,6 +81,7 @@ impl OutboundConnection {
             closed: false,
             budget: RestartBudget::default(),
             node,
+            tls,
         }
     }
 
@@ -83,19 +90,29 @@ impl OutboundConnection {
             return;
         }
         let address = self.address.clone();
-        actix::fut::wrap_future::<_, Self>(async move { TcpStream::connect(address).await })
-            .map(|result, act, ctx| match result {
-                Ok(stream) => act.attach(stream, ctx),
-                Err(_) => act.retry_later(ctx),
-            })
-            .spawn(ctx);
+        let (tls, peer) = (self.tls.clone(), self.peer);
+        actix::fut::wrap_future::<_, Self>(async move {
+            let tcp = TcpStream::connect(&address).await?;
+            match tls {
+                None => Ok(plain_stream(tcp)),
+                Some(tls) => tls.connect(tcp, host_of(&address), peer).await,
+            }
+        })
+        .map(|result: std::io::Result<PeerStream>, act, ctx| match result {
+            Ok(stream) => act.attach(stream, ctx),
+            Err(e) => {
+                if act.tls.is_some() {
+                    tracing::warn!(address = %act.address, error = %e, "TLS connection to the peer failed");
+                }
+                act.retry_later(ctx)
+            }
+        })
+        .spawn(ctx);
     }
 
-    fn attach(&mut self, stream: TcpStream, ctx: &mut Context<Self>) {
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
-        self.reader = Some(ctx.add_stream(FramedRead::new(read, FrameCodec)));
-        let mut writer = FramedWrite::new(write, FrameCodec, ctx);
+    fn attach(&mut self, stream: PeerStream, ctx: &mut Context<Self>) {
+        self.reader = Some(ctx.add_stream(FramedRead::new(stream.read, FrameCodec)));
+        let mut writer = FramedWrite::new(stream.write, FrameCodec, ctx);
         writer.write(PeerMessage::Handshake(self.local.clone()));
         self.writer = Some(writer);
     }
@@ -273,4 +290,11 @@ impl WriteHandler<FrameError> for OutboundConnection {
         self.disconnected(ctx);
         Running::Continue
     }
+}
+
+/// The host part of `host:port` (an IPv6 literal without its brackets), the name a peer's
+/// certificate must carry when host names are checked.
+fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }

@@ -250,6 +250,7 @@ async fn start_quorum(count: u8, dir: &Path) -> Result<Vec<NodeHandle>, CliError
             fs: None,
             snapshots: Default::default(),
             connections: Default::default(),
+            security: Default::default(),
         };
         let node = NodeHandle::start(options)
             .await

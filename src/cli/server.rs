@@ -38,6 +38,7 @@ pub struct ServerArgs {
 
 pub fn run(args: &ServerArgs) -> Result<(), CliError> {
     let config = args.config.load()?;
+    check_security(&config)?;
     let directory_id = match &args.replica_directory_id {
         None => None,
         Some(text) => Some(
@@ -60,6 +61,7 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::usage(e.to_string()))?;
         node.start_workload(throughput, args.record_size);
+        warn_if_plaintext(&config);
         tracing::info!(
             node_id = %config.node_id,
             listener = %config.controller_listener().endpoint,
@@ -218,6 +220,7 @@ fn node_options(
         state_machine: Default::default(),
         fs: None,
         connections: config.connections,
+        security: config.security.clone(),
         snapshots: SnapshotPolicy {
             max_bytes: config.metadata_log.max_record_bytes_between_snapshots,
             interval: config.metadata_log.max_snapshot_interval,
@@ -241,5 +244,26 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
+    }
+}
+
+/// Checks the quorum listener's TLS files before anything is written: a bad key, certificate or
+/// trust store is one line naming the key and file (exit 2).
+fn check_security(config: &NodeConfig) -> Result<(), CliError> {
+    match &config.security {
+        crate::config::ListenerSecurity::Plaintext => Ok(()),
+        crate::config::ListenerSecurity::Ssl(settings) => crate::security::PeerTls::load(settings)
+            .map(|_| ())
+            .map_err(|e| CliError::usage(format!("{}: {e}", config.source.display()))),
+    }
+}
+
+/// Once the node runs: one warning that PLAINTEXT peers are not authenticated.
+fn warn_if_plaintext(config: &NodeConfig) {
+    if config.security == crate::config::ListenerSecurity::Plaintext {
+        tracing::warn!(
+            listener = %config.controller_listener().name,
+            "the quorum listener is PLAINTEXT: peers are not authenticated and traffic is not encrypted (set listener.security.protocol.map to SSL; see the README's Security section)"
+        );
     }
 }

@@ -37,6 +37,20 @@ pub const CONNECTIONS_MAX_IDLE_MS: &str = "connections.max.idle.ms";
 /// kraft's own (Kafka has none): how long a new connection may take to complete its handshake.
 pub const HANDSHAKE_TIMEOUT_MS: &str = "kraft.handshake.timeout.ms";
 
+pub const SECURITY_PROTOCOL_MAP: &str = "listener.security.protocol.map";
+pub const SSL_KEYSTORE_TYPE: &str = "ssl.keystore.type";
+pub const SSL_KEYSTORE_LOCATION: &str = "ssl.keystore.location";
+pub const SSL_KEYSTORE_CERTIFICATE_CHAIN: &str = "ssl.keystore.certificate.chain";
+pub const SSL_KEYSTORE_KEY: &str = "ssl.keystore.key";
+pub const SSL_KEYSTORE_PASSWORD: &str = "ssl.keystore.password";
+pub const SSL_KEY_PASSWORD: &str = "ssl.key.password";
+pub const SSL_TRUSTSTORE_TYPE: &str = "ssl.truststore.type";
+pub const SSL_TRUSTSTORE_LOCATION: &str = "ssl.truststore.location";
+pub const SSL_TRUSTSTORE_CERTIFICATES: &str = "ssl.truststore.certificates";
+pub const SSL_TRUSTSTORE_PASSWORD: &str = "ssl.truststore.password";
+pub const SSL_CLIENT_AUTH: &str = "ssl.client.auth";
+pub const SSL_ENDPOINT_IDENTIFICATION_ALGORITHM: &str = "ssl.endpoint.identification.algorithm";
+
 /// Names from earlier Kafka versions, still read, with the key that replaced them.
 pub const DEPRECATED_ALIASES: &[(&str, &str)] =
     &[("broker.id", NODE_ID), ("quorum.voters", QUORUM_VOTERS)];
@@ -96,6 +110,19 @@ pub const KNOWN: &[&str] = &[
     MAX_CONNECTIONS_PER_IP,
     CONNECTIONS_MAX_IDLE_MS,
     HANDSHAKE_TIMEOUT_MS,
+    SECURITY_PROTOCOL_MAP,
+    SSL_KEYSTORE_TYPE,
+    SSL_KEYSTORE_LOCATION,
+    SSL_KEYSTORE_CERTIFICATE_CHAIN,
+    SSL_KEYSTORE_KEY,
+    SSL_KEYSTORE_PASSWORD,
+    SSL_KEY_PASSWORD,
+    SSL_TRUSTSTORE_TYPE,
+    SSL_TRUSTSTORE_LOCATION,
+    SSL_TRUSTSTORE_CERTIFICATES,
+    SSL_TRUSTSTORE_PASSWORD,
+    SSL_CLIENT_AUTH,
+    SSL_ENDPOINT_IDENTIFICATION_ALGORITHM,
     "broker.id",
     "quorum.voters",
     "zookeeper.connect",

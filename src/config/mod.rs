@@ -11,6 +11,7 @@ pub mod endpoints;
 pub mod keys;
 mod loader;
 mod properties;
+mod tls_settings;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,6 +22,7 @@ pub use connection_limits::{ConnectionLimits, RESERVED_DESCRIPTORS, within_descr
 pub use endpoints::{Endpoint, Listener, VoterSet};
 pub use loader::{Origin, RawConfig, load_raw};
 pub use properties::{JavaProperties, parse_pairs};
+pub use tls_settings::{KeyStore, ListenerSecurity, TlsSettings, TrustStore};
 
 use crate::types::NodeId;
 
@@ -109,6 +111,8 @@ pub struct NodeConfig {
     pub auto_join: bool,
     pub metadata_log: MetadataLogConfig,
     pub connections: ConnectionLimits,
+    /// The quorum listener's security protocol (`listener.security.protocol.map`).
+    pub security: ListenerSecurity,
 }
 
 /// A loaded configuration and the warnings loading it produced.
@@ -302,6 +306,7 @@ impl Values {
         };
         let listeners = self.listeners()?;
         let controller_listener_names = self.controller_listener_names(&listeners)?;
+        let security = self.listener_security(&controller_listener_names[0])?;
         let (voters, bootstrap_servers) = self.quorum_addresses()?;
         let (log_dirs, metadata_log_dir) = self.log_dirs()?;
         Ok(NodeConfig {
@@ -322,7 +327,151 @@ impl Values {
             auto_join: self.bool(keys::QUORUM_AUTO_JOIN_ENABLE, false)?,
             metadata_log: self.metadata_log()?,
             connections: self.connection_limits()?,
+            security,
         })
+    }
+
+    /// The quorum listener's protocol: from `listener.security.protocol.map`, or, unmapped,
+    /// the listener's own name when it is `SSL` and PLAINTEXT otherwise (Kafka's KRaft rule).
+    fn listener_security(&self, listener: &str) -> Result<ListenerSecurity, ConfigError> {
+        let key = keys::SECURITY_PROTOCOL_MAP;
+        let mapped = match self.string(key) {
+            None => None,
+            Some(text) => {
+                let mut found = None;
+                for entry in endpoints::split_list(text) {
+                    let (name, protocol) = entry
+                        .split_once(':')
+                        .ok_or_else(|| self.invalid(key, "NAME:PROTOCOL[,...]"))?;
+                    if name.trim().eq_ignore_ascii_case(listener) {
+                        found = Some(protocol.trim().to_ascii_uppercase());
+                    }
+                }
+                found
+            }
+        };
+        let protocol = mapped.unwrap_or_else(|| match listener {
+            "SSL" => "SSL".to_string(),
+            _ => "PLAINTEXT".to_string(),
+        });
+        match protocol.as_str() {
+            "PLAINTEXT" => Ok(ListenerSecurity::Plaintext),
+            "SSL" => Ok(ListenerSecurity::Ssl(self.tls_settings()?)),
+            _ => Err(self.invalid(
+                key,
+                format!("PLAINTEXT or SSL for the quorum listener {listener} (kraft has no SASL)"),
+            )),
+        }
+    }
+
+    fn tls_settings(&self) -> Result<TlsSettings, ConfigError> {
+        for (key, default) in [
+            (keys::SSL_KEYSTORE_TYPE, "JKS"),
+            (keys::SSL_TRUSTSTORE_TYPE, "JKS"),
+        ] {
+            let value = self.string(key).unwrap_or(default);
+            if !value.eq_ignore_ascii_case("PEM") {
+                return Err(self.refuse(
+                    key,
+                    value,
+                    "PEM (kraft reads PEM stores only; Kafka's default JKS must be set to PEM)",
+                ));
+            }
+        }
+        for key in [keys::SSL_KEYSTORE_PASSWORD, keys::SSL_TRUSTSTORE_PASSWORD] {
+            if self.string(key).is_some() {
+                return Err(self.invalid(key, "no value: a PEM store has no password"));
+            }
+        }
+        if self.string(keys::SSL_KEY_PASSWORD).is_some() {
+            return Err(self.invalid(
+                keys::SSL_KEY_PASSWORD,
+                "no value: kraft does not read encrypted keys (give an unencrypted PKCS#8 key, readable by this node only)",
+            ));
+        }
+        let client_auth = self.string(keys::SSL_CLIENT_AUTH).unwrap_or("none");
+        if !client_auth.eq_ignore_ascii_case("required") {
+            return Err(self.refuse(
+                keys::SSL_CLIENT_AUTH,
+                client_auth,
+                "required: every peer of the quorum listener must present a certificate that names its node id",
+            ));
+        }
+        let check_hostname = match self.string(keys::SSL_ENDPOINT_IDENTIFICATION_ALGORITHM) {
+            None => true,
+            Some(v) if v.eq_ignore_ascii_case("https") => true,
+            Some("") => false,
+            Some(_) => {
+                return Err(self.invalid(
+                    keys::SSL_ENDPOINT_IDENTIFICATION_ALGORITHM,
+                    "https, or empty to not check the dialed host name",
+                ));
+            }
+        };
+        Ok(TlsSettings {
+            keystore: self.keystore()?,
+            truststore: self.truststore()?,
+            check_hostname,
+        })
+    }
+
+    fn keystore(&self) -> Result<KeyStore, ConfigError> {
+        let location = self.string(keys::SSL_KEYSTORE_LOCATION);
+        let chain = self.string(keys::SSL_KEYSTORE_CERTIFICATE_CHAIN);
+        let key = self.string(keys::SSL_KEYSTORE_KEY);
+        match (location, chain, key) {
+            (Some(path), None, None) => Ok(KeyStore::File(PathBuf::from(path))),
+            (None, Some(chain), Some(key)) => Ok(KeyStore::Inline {
+                chain: chain.to_string(),
+                key: key.to_string(),
+            }),
+            (Some(_), _, _) => Err(self.invalid(
+                keys::SSL_KEYSTORE_LOCATION,
+                "either a PEM file, or 'ssl.keystore.certificate.chain' and 'ssl.keystore.key', not both",
+            )),
+            (None, Some(_), None) => Err(self.missing(
+                keys::SSL_KEYSTORE_KEY,
+                "the private key that goes with 'ssl.keystore.certificate.chain'",
+            )),
+            (None, None, Some(_)) => Err(self.missing(
+                keys::SSL_KEYSTORE_CERTIFICATE_CHAIN,
+                "the certificate chain that goes with 'ssl.keystore.key'",
+            )),
+            (None, None, None) => Err(self.missing(
+                keys::SSL_KEYSTORE_LOCATION,
+                "this node's key and certificate chain (a PEM file) for the SSL quorum listener",
+            )),
+        }
+    }
+
+    fn truststore(&self) -> Result<TrustStore, ConfigError> {
+        let location = self.string(keys::SSL_TRUSTSTORE_LOCATION);
+        let inline = self.string(keys::SSL_TRUSTSTORE_CERTIFICATES);
+        match (location, inline) {
+            (Some(path), None) => Ok(TrustStore::File(PathBuf::from(path))),
+            (None, Some(certs)) => Ok(TrustStore::Inline(certs.to_string())),
+            (Some(_), Some(_)) => Err(self.invalid(
+                keys::SSL_TRUSTSTORE_LOCATION,
+                "either a PEM file or 'ssl.truststore.certificates', not both",
+            )),
+            (None, None) => Err(self.missing(
+                keys::SSL_TRUSTSTORE_LOCATION,
+                "the certificate authorities peers' certificates are checked against (a PEM file)",
+            )),
+        }
+    }
+
+    /// An invalid value, including when the key was not set and its default is the problem.
+    fn refuse(&self, key: &str, value: &str, expected: &str) -> ConfigError {
+        match self.string(key) {
+            Some(_) => self.invalid(key, expected),
+            None => ConfigError::Invalid {
+                origin: self.raw.file.display().to_string(),
+                key: key.into(),
+                value: format!("{value} (the default)"),
+                expected: expected.into(),
+            },
+        }
     }
 
     fn connection_limits(&mut self) -> Result<ConnectionLimits, ConfigError> {

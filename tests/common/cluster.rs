@@ -27,6 +27,8 @@ pub struct Cluster {
     pub addresses: Vec<(NodeId, String)>,
     pub log: LogConfig,
     pub snapshots: SnapshotPolicy,
+    /// Each node's quorum listener security (PLAINTEXT for a node not listed).
+    pub security: Vec<kraft::config::ListenerSecurity>,
 }
 
 impl Cluster {
@@ -48,6 +50,7 @@ impl Cluster {
             state_machine: Default::default(),
             fs: None,
             connections: Default::default(),
+            security: self.security.get(i).cloned().unwrap_or_default(),
         }
     }
 
@@ -76,6 +79,17 @@ pub async fn start_cluster_with(
     log: LogConfig,
     snapshots: SnapshotPolicy,
 ) -> Cluster {
+    start_cluster_secured(cluster_id, n, log, snapshots, Vec::new()).await
+}
+
+/// A cluster whose node i's quorum listener uses `security[i]`.
+pub async fn start_cluster_secured(
+    cluster_id: &str,
+    n: usize,
+    log: LogConfig,
+    snapshots: SnapshotPolicy,
+    security: Vec<kraft::config::ListenerSecurity>,
+) -> Cluster {
     let listeners: Vec<std::net::TcpListener> = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -92,6 +106,7 @@ pub async fn start_cluster_with(
         addresses,
         log,
         snapshots,
+        security,
     };
     for (i, listener) in listeners.into_iter().enumerate() {
         let node = NodeHandle::start(cluster.options(i, listener))
@@ -181,6 +196,7 @@ pub fn single_node_options(dir: &std::path::Path, voters: &[i32]) -> NodeOptions
         fs: None,
         snapshots: Default::default(),
         connections: Default::default(),
+        security: Default::default(),
     }
 }
 

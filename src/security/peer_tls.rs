@@ -1,0 +1,349 @@
+//! The TLS configurations of one node and its handshakes as server and client. See the module
+//! docs of [`crate::security`] for the node-id rule.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::config::{KeyStore, TlsSettings, TrustStore, keys};
+use crate::types::NodeId;
+
+/// The URI subject alternative name that binds a certificate to a node id.
+const NODE_URI_PREFIX: &str = "kraft://node/";
+
+/// A peer connection's two directions, over TCP or TLS.
+pub struct PeerStream {
+    pub read: Box<dyn AsyncRead + Unpin + Send>,
+    pub write: Box<dyn AsyncWrite + Unpin + Send>,
+}
+
+/// A plaintext connection.
+pub fn plain_stream(tcp: TcpStream) -> PeerStream {
+    let _ = tcp.set_nodelay(true);
+    let (read, write) = tcp.into_split();
+    PeerStream {
+        read: Box::new(read),
+        write: Box::new(write),
+    }
+}
+
+/// Something wrong with the TLS settings, named by key and file: a start-up error.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}{}: {reason}", file.as_ref().map(|f| format!(" ({})", f.display())).unwrap_or_default())]
+pub struct TlsError {
+    pub key: &'static str,
+    pub file: Option<PathBuf>,
+    pub reason: String,
+}
+
+/// One node's TLS, as server (accepting peers) and as client (dialing them).
+#[derive(Debug, Clone)]
+pub struct PeerTls {
+    server: Arc<ServerConfig>,
+    client: Arc<ClientConfig>,
+}
+
+impl PeerTls {
+    /// Reads the stores and builds both configurations; every problem is one [`TlsError`].
+    pub fn load(settings: &TlsSettings) -> Result<PeerTls, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (chain, key, key_source) = read_keystore(&settings.keystore)?;
+        let roots = Arc::new(read_truststore(&settings.truststore)?);
+        let (trust_key, trust_file) = match &settings.truststore {
+            TrustStore::File(path) => (keys::SSL_TRUSTSTORE_LOCATION, Some(path.clone())),
+            TrustStore::Inline(_) => (keys::SSL_TRUSTSTORE_CERTIFICATES, None),
+        };
+        let trust_error = |reason: String| TlsError {
+            key: trust_key,
+            file: trust_file.clone(),
+            reason,
+        };
+        let key_error = |e: rustls::Error| TlsError {
+            key: key_source.0,
+            file: key_source.1.clone(),
+            reason: format!("the key does not go with the certificate chain, or is unusable: {e}"),
+        };
+        let client_verifier =
+            WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+                .build()
+                .map_err(|e| trust_error(e.to_string()))?;
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| trust_error(e.to_string()))?
+            .with_client_cert_verifier(client_verifier)
+            .with_single_cert(chain.clone(), key.clone_key())
+            .map_err(key_error)?;
+        let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| trust_error(e.to_string()))?;
+        let verifier: Arc<dyn ServerCertVerifier> = match settings.check_hostname {
+            true => server_verifier,
+            false => Arc::new(AnyHostName(server_verifier)),
+        };
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| trust_error(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(chain, key)
+            .map_err(key_error)?;
+        Ok(PeerTls {
+            server: Arc::new(server),
+            client: Arc::new(client),
+        })
+    }
+
+    /// The server side of a handshake: the stream, and the node ids the client's certificate
+    /// names.
+    pub async fn accept(&self, tcp: TcpStream) -> io::Result<(PeerStream, Vec<NodeId>)> {
+        let _ = tcp.set_nodelay(true);
+        let tls = tokio_rustls::TlsAcceptor::from(self.server.clone())
+            .accept(tcp)
+            .await?;
+        let ids = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(node_ids_named)
+            .unwrap_or_default();
+        let (read, write) = tokio::io::split(tls);
+        Ok((
+            PeerStream {
+                read: Box::new(read),
+                write: Box::new(write),
+            },
+            ids,
+        ))
+    }
+
+    /// The client side of a handshake with `peer` at `host`: its certificate must name `peer`.
+    pub async fn connect(
+        &self,
+        tcp: TcpStream,
+        host: &str,
+        peer: NodeId,
+    ) -> io::Result<PeerStream> {
+        let _ = tcp.set_nodelay(true);
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = tokio_rustls::TlsConnector::from(self.client.clone())
+            .connect(name, tcp)
+            .await?;
+        let ids = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(node_ids_named)
+            .unwrap_or_default();
+        if !ids.contains(&peer) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("the certificate at {host} names node ids {ids:?}, not {peer}"),
+            ));
+        }
+        let (read, write) = tokio::io::split(tls);
+        Ok(PeerStream {
+            read: Box::new(read),
+            write: Box::new(write),
+        })
+    }
+}
+
+/// The node ids a certificate names (its `kraft://node/<id>` URI alternative names).
+pub fn node_ids_named(cert: &CertificateDer<'_>) -> Vec<NodeId> {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = parsed.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::URI(uri) => uri.strip_prefix(NODE_URI_PREFIX),
+            _ => None,
+        })
+        .filter_map(|id| id.parse::<i32>().ok().filter(|n| *n >= 0))
+        .map(NodeId)
+        .collect()
+}
+
+type KeySource = (&'static str, Option<PathBuf>);
+
+fn read_keystore(
+    store: &KeyStore,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        PrivateKeyDer<'static>,
+        KeySource,
+    ),
+    TlsError,
+> {
+    let (chain_text, key_text, chain_source, key_source) = match store {
+        KeyStore::File(path) => {
+            let text = read_file(keys::SSL_KEYSTORE_LOCATION, path)?;
+            let source = (keys::SSL_KEYSTORE_LOCATION, Some(path.clone()));
+            (text.clone(), text, source.clone(), source)
+        }
+        KeyStore::Inline { chain, key } => (
+            normalize_pem(chain).into_bytes(),
+            normalize_pem(key).into_bytes(),
+            (keys::SSL_KEYSTORE_CERTIFICATE_CHAIN, None),
+            (keys::SSL_KEYSTORE_KEY, None),
+        ),
+    };
+    let error = |(key, file): &KeySource, reason: String| TlsError {
+        key,
+        file: file.clone(),
+        reason,
+    };
+    let chain = certificates(&chain_text).map_err(|r| error(&chain_source, r))?;
+    let keys_found = PrivateKeyDer::pem_slice_iter(&key_text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(&key_source, format!("unreadable private key: {e:?}")))?;
+    let key = match <[PrivateKeyDer<'static>; 1]>::try_from(keys_found) {
+        Ok([key]) => key,
+        Err(found) => {
+            let reason = format!(
+                "expected one unencrypted private key (PKCS#8, PKCS#1 or SEC1), found {}",
+                found.len()
+            );
+            return Err(error(&key_source, reason));
+        }
+    };
+    Ok((chain, key, key_source))
+}
+
+fn read_truststore(store: &TrustStore) -> Result<RootCertStore, TlsError> {
+    let (text, key, file) = match store {
+        TrustStore::File(path) => (
+            read_file(keys::SSL_TRUSTSTORE_LOCATION, path)?,
+            keys::SSL_TRUSTSTORE_LOCATION,
+            Some(path.clone()),
+        ),
+        TrustStore::Inline(text) => (
+            normalize_pem(text).into_bytes(),
+            keys::SSL_TRUSTSTORE_CERTIFICATES,
+            None,
+        ),
+    };
+    let error = |reason: String| TlsError {
+        key,
+        file: file.clone(),
+        reason,
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(&text).map_err(error)? {
+        roots
+            .add(cert)
+            .map_err(|e| error(format!("not a usable CA certificate: {e}")))?;
+    }
+    Ok(roots)
+}
+
+/// The CERTIFICATE blocks of `pem`, at least one.
+fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("unreadable certificate: {e:?}"))?;
+    match certs.is_empty() {
+        true => Err("no PEM CERTIFICATE block".to_string()),
+        false => Ok(certs),
+    }
+}
+
+fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError {
+        key,
+        file: Some(path.to_path_buf()),
+        reason: e.to_string(),
+    })
+}
+
+/// Inline PEM from a `.properties` file arrives on one line (continuation lines are joined):
+/// every `-----…-----` marker and base64 token goes back on a line of its own.
+fn normalize_pem(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    let tokens = |part: &str, out: &mut String| {
+        for token in part.split_whitespace() {
+            out.push_str(token);
+            out.push('\n');
+        }
+    };
+    while let Some(start) = rest.find("-----") {
+        tokens(&rest[..start], &mut out);
+        let after = &rest[start + 5..];
+        let Some(end) = after.find("-----") else {
+            break;
+        };
+        out.push_str("-----");
+        out.push_str(after[..end].trim());
+        out.push_str("-----\n");
+        rest = &after[end + 5..];
+    }
+    tokens(rest, &mut out);
+    out
+}
+
+/// `ssl.endpoint.identification.algorithm=` (empty): every check of a peer's certificate but
+/// the host name. (The node id in it is still checked.)
+#[derive(Debug)]
+struct AnyHostName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyHostName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
