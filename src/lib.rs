@@ -14,6 +14,8 @@
 //! - [`actors`]: the actix node (replication driver, log store, peer connections, listener,
 //!   snapshot writer, workload producer, node supervisor and supervision); [`node`] is its
 //!   public handle, [`protocol`] the peer wire format.
+//! - [`security`]: mutual TLS between peers (rustls) and the rule binding a node id to its
+//!   certificate (`kraft://node/<id>`).
 //! - [`state_machine`]: the contract an application's replicated state implements.
 //! - [`cli`]: the `kraft` command line (server, operator tools, benchmark); [`telemetry`] sets
 //!   up logging for it.

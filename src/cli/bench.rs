@@ -46,6 +46,11 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Mutual TLS between the nodes, with the certificates in this directory: `ca.pem` and
+    /// `node-<id>.keystore.pem` (key and chain) for ids 1..=nodes, made as the README's Security
+    /// section shows (the node-id URI is checked; the loopback host name is not).
+    #[arg(long, value_name = "DIR", conflicts_with = "processes")]
+    tls: Option<PathBuf>,
     /// Keep the nodes' data in this directory (new or empty) instead of a temporary one, so
     /// that the logs can be inspected afterwards.
     #[arg(long, hide = true)]
@@ -164,7 +169,7 @@ async fn measure(
     throughput: Throughput,
     dir: &Path,
 ) -> Result<BenchResult, CliError> {
-    let nodes = start_quorum(args.nodes, dir).await?;
+    let nodes = start_quorum(args.nodes, dir, args.tls.as_deref()).await?;
     wait_for_leader(&nodes).await?;
     let leader_epochs = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
     for node in &nodes {
@@ -220,8 +225,25 @@ async fn measure(
     })
 }
 
+/// Node `id`'s TLS from the certificates in `tls` (`None`: PLAINTEXT).
+fn bench_security(tls: Option<&Path>, id: NodeId) -> crate::config::ListenerSecurity {
+    use crate::config::{KeyStore, ListenerSecurity, TlsSettings, TrustStore};
+    match tls {
+        None => ListenerSecurity::Plaintext,
+        Some(dir) => ListenerSecurity::Ssl(TlsSettings {
+            keystore: KeyStore::File(dir.join(format!("node-{id}.keystore.pem"))),
+            truststore: TrustStore::File(dir.join("ca.pem")),
+            check_hostname: false,
+        }),
+    }
+}
+
 /// Starts `count` voters on loopback ports in `dir`, with Kafka's default timers.
-async fn start_quorum(count: u8, dir: &Path) -> Result<Vec<NodeHandle>, CliError> {
+async fn start_quorum(
+    count: u8,
+    dir: &Path,
+    tls: Option<&Path>,
+) -> Result<Vec<NodeHandle>, CliError> {
     let listeners = (0..count)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<Vec<_>, _>>()
@@ -250,7 +272,7 @@ async fn start_quorum(count: u8, dir: &Path) -> Result<Vec<NodeHandle>, CliError
             fs: None,
             snapshots: Default::default(),
             connections: Default::default(),
-            security: Default::default(),
+            security: bench_security(tls, addresses[i].0),
         };
         let node = NodeHandle::start(options)
             .await

@@ -160,7 +160,9 @@ impl PeerTls {
     }
 }
 
-/// The node ids a certificate names (its `kraft://node/<id>` URI alternative names).
+/// The node id a certificate names: its one `kraft://node/<id>` URI alternative name, the id in
+/// canonical decimal. A certificate with none, with two, or with `03` or `+3` names none (it
+/// may connect only as an id-less client).
 pub fn node_ids_named(cert: &CertificateDer<'_>) -> Vec<NodeId> {
     let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
         return Vec::new();
@@ -168,16 +170,24 @@ pub fn node_ids_named(cert: &CertificateDer<'_>) -> Vec<NodeId> {
     let Ok(Some(san)) = parsed.subject_alternative_name() else {
         return Vec::new();
     };
-    san.value
+    let named: Vec<&str> = san
+        .value
         .general_names
         .iter()
         .filter_map(|name| match name {
             x509_parser::extensions::GeneralName::URI(uri) => uri.strip_prefix(NODE_URI_PREFIX),
             _ => None,
         })
-        .filter_map(|id| id.parse::<i32>().ok().filter(|n| *n >= 0))
-        .map(NodeId)
-        .collect()
+        .collect();
+    match named[..] {
+        [id] if is_canonical_id(id) => id.parse::<i32>().map(NodeId).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_canonical_id(text: &str) -> bool {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    digits && (text == "0" || !text.starts_with('0'))
 }
 
 type KeySource = (&'static str, Option<PathBuf>);
@@ -345,5 +355,36 @@ impl ServerCertVerifier for AnyHostName {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_canonical_decimal_ids_count() {
+        for (text, ok) in [
+            ("3", true),
+            ("0", true),
+            ("2147483647", true),
+            ("03", false),
+            ("+3", false),
+            ("", false),
+            ("-1", false),
+            ("3a", false),
+        ] {
+            let canonical = is_canonical_id(text) && text.parse::<i32>().is_ok();
+            assert_eq!(canonical, ok, "{text}");
+        }
+    }
+
+    #[test]
+    fn inline_pem_joined_onto_one_line_is_split_again() {
+        let joined = "-----BEGIN CERTIFICATE----- MIIB abc def== -----END CERTIFICATE-----";
+        assert_eq!(
+            normalize_pem(joined),
+            "-----BEGIN CERTIFICATE-----\nMIIB\nabc\ndef==\n-----END CERTIFICATE-----\n"
+        );
     }
 }
