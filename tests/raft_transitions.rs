@@ -1011,7 +1011,14 @@ fn a_follower_appends_the_valid_prefix_only_and_fetches_again_once_flushed() {
         }
     );
     assert_eq!(actions[1], Action::Flush);
-    assert_eq!(actions[2], Action::HighWatermark(Offset(1)));
+    // The corrupt third batch is refused, once, naming the leader, where and why.
+    assert!(
+        matches!(&actions[2], Action::FetchedRecordsRefused { from, offset, reason }
+            if *from == n(1) && *offset == Offset(2) && reason.contains("crc mismatch")),
+        "{:?}",
+        actions[2]
+    );
+    assert_eq!(actions[3], Action::HighWatermark(Offset(1)));
     assert!(
         sends(&actions).is_empty(),
         "no fetch (acknowledgement) before the flush"
@@ -1041,6 +1048,15 @@ fn a_follower_skips_batches_above_its_epoch_or_out_of_place() {
             batches: data_batch(0, 2, b"a")
         }
     );
+    let refused = |actions: &[Action]| {
+        actions.iter().find_map(|a| match a {
+            Action::FetchedRecordsRefused { offset, reason, .. } => Some((*offset, reason.clone())),
+            _ => None,
+        })
+    };
+    let (offset, reason) = refused(&actions).expect("the newer epoch is refused");
+    assert_eq!(offset, Offset(1));
+    assert!(reason.contains("above the current epoch 2"), "{reason}");
     let (mut r, id) = follower();
     let actions = r.step(
         T0,
@@ -1055,6 +1071,12 @@ fn a_follower_skips_batches_above_its_epoch_or_out_of_place() {
         "{actions:?}"
     );
     assert_eq!(r.log().log_end_offset(), Offset(0));
+    let (offset, reason) = refused(&actions).expect("the gap is refused");
+    assert_eq!(offset, Offset(0));
+    assert!(
+        reason.contains("does not continue the log at 0"),
+        "{reason}"
+    );
 }
 
 #[test]

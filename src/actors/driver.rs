@@ -237,6 +237,13 @@ impl ReplicationDriver {
                 self.log_store.do_send(AppendBatches(batches));
             }
             Action::Truncate { offset } => self.log_store.do_send(TruncateTo(offset)),
+            Action::FetchedRecordsRefused {
+                from,
+                offset,
+                reason,
+            } => {
+                tracing::warn!(peer = %from, offset = %offset, reason = %reason, "refused records fetched from the leader");
+            }
             Action::RepairPointReached => {
                 tracing::info!("the log is back where it was before the repair: voting again");
                 self.log_store.do_send(ClearRepairPoint);

@@ -43,6 +43,8 @@ pub mod node_supervisor;
 pub mod outbound;
 pub mod snapshot_writer;
 pub mod supervision;
+#[cfg(feature = "fault-injection")]
+pub mod tamper;
 pub mod workload;
 
 pub use driver::ReplicationDriver;

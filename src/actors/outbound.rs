@@ -259,8 +259,11 @@ impl OutboundConnection {
             }
             Ok(PeerMessage::Response {
                 correlation_id,
-                response,
+                #[cfg_attr(not(feature = "fault-injection"), allow(unused_mut))]
+                mut response,
             }) if self.ready => {
+                #[cfg(feature = "fault-injection")]
+                super::tamper::apply(self.peer, &mut response);
                 self.in_flight.retain(|c| *c != correlation_id);
                 self.driver.do_send(PeerEvent::Response {
                     from: self.peer,

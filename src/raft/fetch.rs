@@ -269,7 +269,7 @@ impl Replica {
             self.truncate_diverging(diverging);
             return;
         }
-        self.append_fetched(&r.records);
+        self.append_fetched(from, &r.records);
         self.update_follower_high_watermark(r.high_watermark);
     }
 
@@ -306,15 +306,22 @@ impl Replica {
 
     /// Appends the longest valid prefix of fetched batches: whole, CRC-valid, contiguous from the
     /// log end offset, with epochs neither above ours nor below the log's last (KAFKA-18723).
-    fn append_fetched(&mut self, records: &Bytes) {
+    /// A partial batch at the end is normal (the leader cut at `max_bytes`) and is fetched again;
+    /// anything else invalid is refused, once per response, naming where and why.
+    fn append_fetched(&mut self, from: NodeId, records: &Bytes) {
         let mut iter = BatchIter::new(records.clone());
         let mut valid_end = 0;
+        let mut refused = None;
         for batch in iter.by_ref() {
-            let Ok(batch) = batch else { break };
-            let contiguous = batch.base_offset() == self.log.log_end_offset();
-            let epoch_ok =
-                batch.epoch() <= self.epoch && batch.epoch() >= self.log.last_fetched_epoch();
-            if !contiguous || !epoch_ok {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    refused = Some(format!("invalid batch: {e}"));
+                    break;
+                }
+            };
+            if let Some(reason) = self.why_not_appendable(&batch) {
+                refused = Some(reason);
                 break;
             }
             self.log
@@ -326,6 +333,38 @@ impl Replica {
                 batches: records.slice(..valid_end),
             });
             self.request_flush();
+        }
+        if let Some(reason) = refused {
+            self.out.push(Action::FetchedRecordsRefused {
+                from,
+                offset: self.log.log_end_offset(),
+                reason,
+            });
+        }
+    }
+
+    /// Why a whole, checksummed fetched batch cannot be appended at the log end, if so.
+    fn why_not_appendable(&self, batch: &crate::record::RecordBatch) -> Option<String> {
+        let end = self.log.log_end_offset();
+        if batch.base_offset() != end {
+            Some(format!(
+                "batch at offset {} does not continue the log at {end}",
+                batch.base_offset()
+            ))
+        } else if batch.epoch() > self.epoch {
+            Some(format!(
+                "batch epoch {} is above the current epoch {}",
+                batch.epoch(),
+                self.epoch
+            ))
+        } else if batch.epoch() < self.log.last_fetched_epoch() {
+            Some(format!(
+                "batch epoch {} is below the log's last epoch {}",
+                batch.epoch(),
+                self.log.last_fetched_epoch()
+            ))
+        } else {
+            None
         }
     }
 }

@@ -153,6 +153,13 @@ pub enum Action {
     /// The durable log got back to the end it had before a repair: forget the repair point
     /// (the replica votes and stands again).
     RepairPointReached,
+    /// Fetched records the follower refused from `offset` on (nothing from there was
+    /// appended): for the operator, who may be looking at a faulty leader or network.
+    FetchedRecordsRefused {
+        from: NodeId,
+        offset: Offset,
+        reason: String,
+    },
     /// An invariant of the protocol broke (e.g. a leader asked for truncation below the high
     /// watermark); the node must stop rather than risk committed data.
     Fatal(String),

@@ -877,6 +877,7 @@ impl Sim {
             }
             Action::Flush => self.enqueue(i, StoreOp::Flush),
             Action::RepairPointReached => self.enqueue(i, StoreOp::ClearRepairPoint),
+            Action::FetchedRecordsRefused { .. } => {}
             Action::Send {
                 to,
                 request_id,
