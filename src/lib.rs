@@ -30,6 +30,8 @@ pub mod actors;
 pub mod cli;
 pub mod config;
 pub mod executor;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod node;
 pub mod protocol;
 pub mod raft;

@@ -604,11 +604,9 @@ fn a_connection_flood_and_idle_connections_neither_stop_nor_bloat_the_leader() {
                     // Closed with a reset, so the flood does not run out of local ports.
                     #[allow(deprecated)]
                     let _ = socket.set_linger(Some(Duration::ZERO));
-                    let _ = tokio::time::timeout(
-                        Duration::from_millis(50),
-                        socket.connect(address),
-                    )
-                    .await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(50), socket.connect(address))
+                            .await;
                 });
             }
             attempts += batch.join_all().await.len() as u64;
@@ -630,7 +628,10 @@ fn a_connection_flood_and_idle_connections_neither_stop_nor_bloat_the_leader() {
         "the leader did not commit after the flood"
     );
     let peak = peak_rss_kib(server.child.id());
-    eprintln!("{attempts} connection attempts, {} idle: peak RSS {peak} KiB", idle.len());
+    eprintln!(
+        "{attempts} connection attempts, {} idle: peak RSS {peak} KiB",
+        idle.len()
+    );
     assert!(peak > 0 && peak < MEMORY_BOUND_KIB, "peak RSS {peak} KiB");
     server.signal("-TERM");
     assert_eq!(server.wait_exit(Duration::from_secs(15)), Some(0));
