@@ -446,3 +446,67 @@ fn connection_limits_use_kafkas_names_and_defaults() {
     let err = load(&path).unwrap_err().to_string();
     assert!(err.contains("'max.connections'"), "{err}");
 }
+
+#[test]
+fn an_ssl_quorum_listener_reads_kafkas_pem_keys() {
+    use kraft::config::{KeyStore, ListenerSecurity, TrustStore};
+    let ssl = "listener.security.protocol.map=PLAINTEXT:SSL\nssl.keystore.type=PEM\n\
+               ssl.truststore.type=pem\nssl.client.auth=REQUIRED\n";
+    let (_d, path) = file(&format!(
+        "{VALID}{ssl}ssl.keystore.location=/k.pem\nssl.truststore.location=/ca.pem\n"
+    ));
+    match load(&path).unwrap().config.security {
+        ListenerSecurity::Ssl(s) => {
+            assert_eq!(s.keystore, KeyStore::File("/k.pem".into()));
+            assert_eq!(s.truststore, TrustStore::File("/ca.pem".into()));
+            assert!(s.check_hostname, "https is the default");
+        }
+        other => panic!("{other:?}"),
+    }
+    let (_d, path) = file(&format!(
+        "{VALID}{ssl}ssl.keystore.certificate.chain=-----BEGIN CERTIFICATE----- \\\n  AAAA \\\n  -----END CERTIFICATE-----\n\
+         ssl.keystore.key=KEY\nssl.truststore.certificates=CAS\nssl.endpoint.identification.algorithm=\n"
+    ));
+    match load(&path).unwrap().config.security {
+        ListenerSecurity::Ssl(s) => {
+            assert!(matches!(s.keystore, KeyStore::Inline { ref key, .. } if key == "KEY"));
+            assert_eq!(s.truststore, TrustStore::Inline("CAS".into()));
+            assert!(!s.check_hostname, "empty turns the host name check off");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without a map, a listener not named SSL is PLAINTEXT (Kafka's KRaft rule).
+    let (_d, path) = file(VALID);
+    assert_eq!(
+        load(&path).unwrap().config.security,
+        ListenerSecurity::Plaintext
+    );
+    // Location and inline together, or a chain without its key, are refused by name.
+    let (_d, path) = file(&format!(
+        "{VALID}{ssl}ssl.keystore.location=/k.pem\nssl.keystore.key=KEY\nssl.truststore.location=/ca.pem\n"
+    ));
+    assert!(
+        load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("'ssl.keystore.location'")
+    );
+    let (_d, path) = file(&format!(
+        "{VALID}{ssl}ssl.keystore.certificate.chain=C\nssl.truststore.location=/ca.pem\n"
+    ));
+    assert!(
+        load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("'ssl.keystore.key'")
+    );
+    let (_d, path) = file(&format!(
+        "{VALID}{ssl}ssl.keystore.location=/k.pem\nssl.truststore.location=/ca.pem\nssl.key.password=x\n"
+    ));
+    assert!(
+        load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("'ssl.key.password'")
+    );
+}
