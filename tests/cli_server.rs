@@ -139,6 +139,14 @@ fn write_config(dir: &Path, id: usize, ports: &[u16]) -> PathBuf {
     path
 }
 
+/// Three `kraft server` processes of one quorum in `dir`: their configs and the servers.
+fn start_three(dir: &Path) -> (Vec<PathBuf>, Vec<Option<Server>>) {
+    let ports = [free_port(), free_port(), free_port()];
+    let configs: Vec<PathBuf> = (1..=3).map(|id| write_config(dir, id, &ports)).collect();
+    let servers = configs.iter().map(|c| Some(Server::start(c))).collect();
+    (configs, servers)
+}
+
 fn partition(dir: &Path, id: usize) -> PathBuf {
     dir.join(format!("logs-{id}"))
         .join("__raft_performance_test-0")
@@ -207,40 +215,15 @@ fn assert_logs_agree(a: &Path, b: &Path) {
 #[test]
 fn three_processes_survive_kill_dash_nine_of_the_leader() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = [free_port(), free_port(), free_port()];
-    let configs: Vec<PathBuf> = (1..=3)
-        .map(|id| write_config(dir.path(), id, &ports))
-        .collect();
-    let mut servers: Vec<Option<Server>> = configs.iter().map(|c| Some(Server::start(c))).collect();
+    let (configs, mut servers) = start_three(dir.path());
     // Find the leader: the one node that starts writing the workload.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut leader = None;
-    while leader.is_none() && Instant::now() < deadline {
-        for (i, s) in servers.iter().enumerate() {
-            if s.as_ref()
-                .unwrap()
-                .wait_for("leading: writing", Duration::from_millis(100))
-            {
-                leader = Some(i);
-            }
-        }
-    }
-    let leader = leader.expect("a leader was elected");
+    let leader = first_to_log(&servers, "leading: writing", Duration::from_secs(30))
+        .expect("a leader was elected");
     std::thread::sleep(Duration::from_secs(1));
     let killed_at = Instant::now();
     servers[leader].as_ref().unwrap().signal("-KILL");
     servers[leader] = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut new_leader = None;
-    while new_leader.is_none() && Instant::now() < deadline {
-        for (i, s) in servers.iter().enumerate() {
-            if let Some(s) = s
-                && s.wait_for("leading: writing", Duration::from_millis(50))
-            {
-                new_leader = Some(i);
-            }
-        }
-    }
+    let new_leader = first_to_log(&servers, "leading: writing", Duration::from_secs(30));
     assert!(new_leader.is_some(), "no new leader after kill -9");
     eprintln!(
         "kill -9 of the leader to a new leader writing: {:?}",
@@ -397,11 +380,7 @@ fn first_to_log(servers: &[Option<Server>], needle: &str, limit: Duration) -> Op
 #[test]
 fn a_corrupt_follower_refuses_to_start_and_after_repair_votes_only_once_caught_up() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = [free_port(), free_port(), free_port()];
-    let configs: Vec<PathBuf> = (1..=3)
-        .map(|id| write_config(dir.path(), id, &ports))
-        .collect();
-    let mut servers: Vec<Option<Server>> = configs.iter().map(|c| Some(Server::start(c))).collect();
+    let (configs, mut servers) = start_three(dir.path());
     let leader = first_to_log(&servers, "leading: writing", Duration::from_secs(30))
         .expect("a leader was elected");
     let f = (leader + 1) % 3;

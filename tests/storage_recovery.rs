@@ -547,10 +547,10 @@ fn two_epoch_log(dir: &Path) -> (PathBuf, Vec<(u64, bytes::Bytes)>) {
     (log.segment_files()[0].clone(), placed)
 }
 
-/// One bit of the leader-epoch-checkpoint rots ('3' -> '2' in "3 25"): the file still parses,
-/// and recovery takes every batch of epoch 3 (flushed, acknowledged) for the tail of a
-/// truncation the node had begun, and silently cuts half of the log. Damage in a derived
-/// file must be rebuilt or refused, never turn durable records into a "torn tail".
+/// One bit of the leader-epoch-checkpoint rots ('3' -> '2' in "3 25"): the file still parses.
+/// The epoch-3 batches that follow must not pass for the tail of a truncation the node had
+/// begun (they do not follow the checkpoint's last epoch): recovery keeps them or refuses,
+/// never silently cuts durable records.
 #[test]
 fn a_rotted_checkpoint_epoch_does_not_cut_durable_records() {
     let dir = tempfile::tempdir().unwrap();
@@ -580,10 +580,8 @@ fn a_rotted_checkpoint_epoch_does_not_cut_durable_records() {
     }
 }
 
-/// The sign bit of the last batch's base offset rots (outside the CRC). The batch is whole
-/// and its CRC holds, so it cannot be a torn write; durability.md §5 refuses "a whole, valid
-/// batch the log cannot hold there (an offset out of place…)", and the bit-flip test expects
-/// bytes 0..8 to be refused. Recovery instead cuts it as a torn tail.
+/// The sign bit of the last batch's base offset rots (outside the CRC). The batch is whole and
+/// its CRC holds, so it cannot be a torn write: recovery refuses it rather than cutting it.
 #[test]
 fn a_rotted_base_offset_sign_bit_in_the_last_batch_is_refused_not_cut() {
     let dir = tempfile::tempdir().unwrap();
@@ -600,13 +598,9 @@ fn a_rotted_base_offset_sign_bit_in_the_last_batch_is_refused_not_cut() {
     );
 }
 
-/// The epoch of the last batch rots downwards (3 -> 1, outside the CRC): recovery rightly
-/// refuses. But `storage repair` records as repair point the end of the prefix before that
-/// batch, although the batch is whole and checksummed and shows the node had written (and
-/// acknowledged) offsets up to 50: the salvage search starts one byte past a *rejected*
-/// batch and so never counts it. The repaired node's log is then already "at" its repair
-/// point, so it votes at once with a log missing an acknowledged batch (durability.md §6:
-/// the point is "the furthest valid batch any segment shows, damaged regions included").
+/// The epoch of the last batch rots downwards (3 -> 1, outside the CRC): recovery refuses, and
+/// the repair point covers that whole, checksummed batch (offsets up to 50), so the repaired
+/// node, whose log then ends at 45, does not vote before it has those offsets again.
 #[test]
 fn repair_of_a_rejected_last_batch_records_the_end_it_shows() {
     let dir = tempfile::tempdir().unwrap();
@@ -637,10 +631,9 @@ fn repair_of_a_rejected_last_batch_records_the_end_it_shows() {
 }
 
 /// A follower that installed a snapshot at 100 and then appended: both its snapshot and its
-/// (first and only) segment rot. Repair round 1 copies the segment aside whole and cuts it;
-/// round 2 moves the damaged snapshot aside; round 3 finds the log start uncovered and moves
-/// the (cut) segment aside under the same name, replacing the whole copy of round 1: the
-/// batches past the damage are gone from disk, although repair "never deletes a file".
+/// (first and only) segment rot. Repair copies the segment aside and cuts it, moves the
+/// snapshot aside, then finds the log start uncovered and moves the cut segment aside too: the
+/// whole copy from the first round must survive that second move of a file of the same name.
 #[test]
 fn repair_keeps_a_whole_copy_of_a_segment_it_cut_and_later_moved() {
     let dir = tempfile::tempdir().unwrap();
@@ -686,11 +679,8 @@ fn repair_keeps_a_whole_copy_of_a_segment_it_cut_and_later_moved() {
     );
 }
 
-/// A `repair-point` that cannot be read is refused (durability.md §5: "likewise an error,
-/// never a reset … The node stops before it writes anything"). But `LogExecutor::open` reads
-/// it (and `quorum-state`) only after the log's recovery has cut the torn tail, removed a
-/// stale `*.tmp` and an orphan index, and rebuilt indexes: the refusal comes after files
-/// changed.
+/// A `repair-point` that cannot be read is refused before recovery writes anything: the torn
+/// tail, the stale `*.tmp` and the orphan index are all still there afterwards.
 #[test]
 fn an_unreadable_repair_point_is_refused_before_any_file_changes() {
     let dir = tempfile::tempdir().unwrap();
@@ -759,12 +749,10 @@ fn out_of_order_writeback_of_an_unflushed_tail_is_refused_and_repair_keeps_the_f
     assert!(log.log_end_offset() >= flushed);
 }
 
-/// A record's value is opaque bytes (`NodeHandle::append` takes any `Vec<Bytes>`); one that
-/// happens to hold an encoded batch (a client storing batches, or a log of logs) sits inside
-/// the last, unacknowledged batch when a crash tears that batch. The salvage search, which
-/// scans byte by byte for anything with a valid header and CRC past the stop, finds the batch
-/// inside the torn one's payload and calls the torn tail damage: the node refuses to start
-/// after an ordinary crash.
+/// A record's value is opaque bytes (`NodeHandle::append` takes any `Vec<Bytes>`); one may hold
+/// an encoded batch. When a crash tears the last, unacknowledged batch that carries it, the
+/// search for valid batches past the damage must not take the one inside the value for the log
+/// going on: the torn tail is cut and the node starts.
 #[test]
 fn a_torn_last_batch_whose_value_holds_a_batch_is_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
@@ -801,11 +789,9 @@ fn a_torn_last_batch_whose_value_holds_a_batch_is_a_torn_tail() {
     }
 }
 
-/// The same salvage search sets the repair point: when the batch carrying such a value is
-/// itself the damaged one, the batch found inside its value (here one of epoch i32::MAX)
-/// becomes "the end the node had", in Raft order out of any real log's reach: the repaired
-/// voter never votes or stands again (durability.md §6 takes care that a rotted epoch must
-/// not put the point out of reach, but not a value's bytes).
+/// The same search sets the repair point: when the batch carrying such a value (here a batch
+/// of epoch i32::MAX at offset 100) is itself the damaged one, the batch in its value must not
+/// become "the end the node had", which no real log would ever reach.
 #[test]
 fn a_batch_inside_a_record_value_does_not_become_the_repair_point() {
     let dir = tempfile::tempdir().unwrap();

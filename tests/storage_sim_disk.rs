@@ -108,8 +108,11 @@ fn without_the_directory_fsync_a_rolled_segment_is_lost() {
     assert_eq!(log.log_start_offset(), Offset(0));
 }
 
-#[test]
-fn removals_a_crash_left_unsynced_are_made_durable_by_the_next_open() {
+/// A flushed log of 12 appends over more than three segments, whose `truncate_to` the last
+/// batch of the second segment failed at the directory fsync (the later segments removed, not
+/// durably). Directory fsyncs still fail: the caller crashes the machine, then lets them pass.
+/// Returns the segment bases before the truncation.
+fn a_truncation_whose_directory_fsync_failed() -> (SimFs, Arc<DirSyncFaults>, Fs, Vec<i64>) {
     let disk = SimFs::new();
     let faulty = DirSyncFaults::new(disk.clone());
     let fs: Fs = faulty.clone();
@@ -118,13 +121,18 @@ fn removals_a_crash_left_unsynced_are_made_durable_by_the_next_open() {
     log.flush().unwrap();
     let bases = segment_bases(&log);
     assert!(bases.len() > 3);
-    // Cut the last batch of the second segment: the later segments are removed, and the
-    // truncation's directory fsync fails, so the process "crashes" with the removals unsynced
-    // (and the second segment not yet cut: the removals must be durable first).
-    let cut = Offset(bases[2] - 2);
     faulty.set(DirSync::Fail);
-    assert!(log.truncate_to(cut).is_err());
+    assert!(log.truncate_to(Offset(bases[2] - 2)).is_err());
     drop(log);
+    (disk, faulty, fs, bases)
+}
+
+#[test]
+fn removals_a_crash_left_unsynced_are_made_durable_by_the_next_open() {
+    // The process "crashes" with the removals unsynced (and the second segment not yet cut: the
+    // removals must be durable first).
+    let (disk, faulty, fs, bases) = a_truncation_whose_directory_fsync_failed();
+    let cut = Offset(bases[2] - 2);
     disk.process_crash();
     faulty.set(DirSync::Pass);
 
@@ -363,26 +371,14 @@ impl FileSystem for DirSyncFaults {
 }
 
 /// A power loss inside `truncate_to` right before its directory fsync (simulated, as the test
-/// above does for a process crash, by failing that fsync): the cut of the segment holding the
-/// new end was fsynced, the removals of the later segments were not, so they come back. The
-/// log now has an offset gap, and recovery refuses to start a node that only lost power
-/// (durability.md §3.3: "a crash part-way through the deletes leaves a shorter prefix of the
-/// old log, never a gap"; §4: never refuse after crashes or power losses alone).
+/// above does for a process crash, by failing that fsync): the removals of the later segments
+/// may come back, so the kept segment must not have been cut durably before them, or the log
+/// would have an offset gap and recovery would refuse a node that only lost power.
 #[test]
 fn a_power_loss_inside_truncate_does_not_stop_the_node() {
     for seed in 0..SEEDS {
-        let disk = SimFs::new();
-        let faulty = DirSyncFaults::new(disk.clone());
-        let fs: Fs = faulty.clone();
-        let mut log = open(&fs);
-        append(&mut log, 12);
-        log.flush().unwrap();
-        let bases = segment_bases(&log);
-        assert!(bases.len() > 3);
+        let (disk, faulty, fs, bases) = a_truncation_whose_directory_fsync_failed();
         let cut = Offset(bases[2] - 2);
-        faulty.set(DirSync::Fail);
-        assert!(log.truncate_to(cut).is_err());
-        drop(log);
         disk.power_loss(seed);
         faulty.set(DirSync::Pass);
 
@@ -393,11 +389,10 @@ fn a_power_loss_inside_truncate_does_not_stop_the_node() {
     }
 }
 
-/// The same gap, made by recovery itself: a truncation to 14 had durably cut the checkpoint
-/// (epoch 2 forgotten) when the process died. Recovery completes it: it cuts the segment
-/// holding 14 and fsyncs that cut, deletes the later segment, and only then fsyncs the
-/// directory. Power is lost right before that fsync: the later segment comes back beside the
-/// fsynced cut, and the next start refuses a node that only crashed twice.
+/// The same gap, as recovery itself could make it: a truncation to 14 had durably cut the
+/// checkpoint (epoch 2 forgotten) when the process died. Recovery completes it, and power is
+/// lost right before its directory fsync: it must have removed the later segment durably
+/// before cutting the one holding 14, so that the next start finds no gap.
 #[test]
 fn a_power_loss_while_recovery_completes_a_truncation_does_not_stop_the_node() {
     for seed in 0..SEEDS {

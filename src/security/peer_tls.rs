@@ -109,21 +109,8 @@ impl PeerTls {
         let tls = tokio_rustls::TlsAcceptor::from(self.server.clone())
             .accept(tcp)
             .await?;
-        let ids = tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(node_ids_named)
-            .unwrap_or_default();
-        let (read, write) = tokio::io::split(tls);
-        Ok((
-            PeerStream {
-                read: Box::new(read),
-                write: Box::new(write),
-            },
-            ids,
-        ))
+        let ids = certified_ids(tls.get_ref().1);
+        Ok((split(tls), ids))
     }
 
     /// The client side of a handshake with `peer` at `host`: its certificate must name `peer`.
@@ -139,24 +126,32 @@ impl PeerTls {
         let tls = tokio_rustls::TlsConnector::from(self.client.clone())
             .connect(name, tcp)
             .await?;
-        let ids = tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(node_ids_named)
-            .unwrap_or_default();
+        let ids = certified_ids(tls.get_ref().1);
         if !ids.contains(&peer) {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 format!("the certificate at {host} names node ids {ids:?}, not {peer}"),
             ));
         }
-        let (read, write) = tokio::io::split(tls);
-        Ok(PeerStream {
-            read: Box::new(read),
-            write: Box::new(write),
-        })
+        Ok(split(tls))
+    }
+}
+
+/// The node ids the peer's end-entity certificate names, on either side of a handshake.
+fn certified_ids(connection: &rustls::CommonState) -> Vec<NodeId> {
+    connection
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(node_ids_named)
+        .unwrap_or_default()
+}
+
+/// A TLS stream as the two halves a peer connection reads and writes.
+fn split<T: AsyncRead + AsyncWrite + Send + 'static>(tls: T) -> PeerStream {
+    let (read, write) = tokio::io::split(tls);
+    PeerStream {
+        read: Box::new(read),
+        write: Box::new(write),
     }
 }
 
