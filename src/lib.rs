@@ -32,6 +32,7 @@ pub mod config;
 pub mod executor;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod kafka;
 pub mod node;
 pub mod protocol;
 pub mod raft;

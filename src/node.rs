@@ -126,7 +126,17 @@ impl NodeOptions {
             None => None,
         };
         let node_id = self.node_id;
+        let cluster = std::sync::Arc::new(crate::actors::kafka_service::ClusterInfo {
+            cluster_id: self.cluster_id.clone(),
+            local_id: node_id,
+            endpoints: self
+                .voter_addresses
+                .iter()
+                .filter_map(|(id, address)| crate::kafka::Endpoint::parse(*id, address))
+                .collect(),
+        });
         Ok(NodeSpec {
+            cluster,
             cluster_id: self.cluster_id,
             node_id,
             voters: self.voters,

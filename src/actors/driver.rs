@@ -372,6 +372,7 @@ impl ReplicationDriver {
                 Err(AppendError::NotLeader { leader_id, epoch })
             }
             ProposalOutcome::Refused(ProposeError::TooLarge) => Err(AppendError::TooLarge),
+            ProposalOutcome::Refused(ProposeError::InvalidBatch) => Err(AppendError::InvalidBatch),
             ProposalOutcome::Unresolved { epoch, first, last } => {
                 Err(AppendError::LeadershipLost { epoch, first, last })
             }
@@ -551,6 +552,26 @@ impl Handler<Propose> for ReplicationDriver {
     type Result = ResponseFuture<Result<(Offset, Offset), AppendError>>;
 
     fn handle(&mut self, msg: Propose, ctx: &mut Context<Self>) -> Self::Result {
+        self.submit(|id| Input::Propose { id, records: msg.0 }, ctx)
+    }
+}
+
+impl Handler<ProposeBatch> for ReplicationDriver {
+    type Result = ResponseFuture<Result<(Offset, Offset), AppendError>>;
+
+    fn handle(&mut self, msg: ProposeBatch, ctx: &mut Context<Self>) -> Self::Result {
+        self.submit(|id| Input::ProposeBatch { id, batch: msg.0 }, ctx)
+    }
+}
+
+impl ReplicationDriver {
+    /// Hands a proposal to the core, or refuses it at once (stopped, too many pending, or
+    /// rebuilding); resolves with its outcome.
+    fn submit(
+        &mut self,
+        input: impl FnOnce(ProposalId) -> Input,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<(Offset, Offset), AppendError>> {
         let (reply, outcome) = oneshot::channel();
         if self.stopped || self.pending.len() >= MAX_PENDING_APPENDS {
             let _ = reply.send(Err(AppendError::Stopped));
@@ -563,7 +584,7 @@ impl Handler<Propose> for ReplicationDriver {
             let id = ProposalId(self.next_proposal);
             self.next_proposal += 1;
             self.pending.insert(id, reply);
-            self.step(Input::Propose { id, records: msg.0 }, ctx);
+            self.step(input(id), ctx);
         }
         Box::pin(async move { outcome.await.unwrap_or(Err(AppendError::Stopped)) })
     }
@@ -580,6 +601,7 @@ impl Handler<Describe> for ReplicationDriver {
             epoch: r.epoch(),
             leader_id: r.leader_id(),
             high_watermark: r.high_watermark(),
+            log_start_offset: r.log().log_start_offset(),
             log_end_offset: r.log().log_end_offset(),
             voters: r.voter_end_offsets(),
             appended_records: self.appended_records,
@@ -683,6 +705,7 @@ fn input_kind(input: &Input) -> &'static str {
         Input::ElectionPersisted => "election-persisted",
         Input::Flushed { .. } => "flushed",
         Input::Propose { .. } => "propose",
+        Input::ProposeBatch { .. } => "propose batch",
         Input::Shutdown => "shutdown",
         Input::SnapshotWritten { .. } => "snapshot-written",
         Input::LogStartAdvanced { .. } => "log-start-advanced",

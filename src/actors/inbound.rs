@@ -12,19 +12,16 @@
 
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
 use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
 use super::connection_slots::ConnectionSlot;
 use super::messages::{Close, InboundRequest, SendResponse};
 use crate::config::ConnectionLimits;
 use crate::protocol::{FrameCodec, FrameError, Handshake, InboundCodec, PeerMessage};
-use crate::security::{PeerStream, PeerTls, plain_stream};
+use crate::security::PeerStream;
 use crate::types::NodeId;
 
 /// Shortest interval between idle checks (a fraction of the idle limit otherwise).
@@ -33,7 +30,7 @@ const MIN_IDLE_CHECK: Duration = Duration::from_millis(10);
 type Writer = FramedWrite<PeerMessage, Box<dyn AsyncWrite + Unpin + Send>, FrameCodec>;
 
 pub struct InboundConnection {
-    stream: Option<TcpStream>,
+    stream: Option<PeerStream>,
     local: Handshake,
     driver: Recipient<InboundRequest>,
     writer: Option<Writer>,
@@ -46,67 +43,45 @@ pub struct InboundConnection {
     last_activity: Instant,
     /// Whether a request is being answered, per channel: control, fetch.
     busy: [bool; 2],
-    /// The node's TLS, when the quorum listener is SSL.
-    tls: Option<Arc<PeerTls>>,
     /// With TLS, the node ids the peer's certificate names (its handshake must claim one).
     certified: Option<Vec<NodeId>>,
 }
 
+/// A connection the listener has accepted (and, with TLS, authenticated) and found to start
+/// with a peer frame.
+pub struct Accepted {
+    pub stream: PeerStream,
+    pub peer_address: String,
+    pub slot: ConnectionSlot,
+    /// With TLS, the node ids the client's certificate names.
+    pub certified: Option<Vec<NodeId>>,
+}
+
 impl InboundConnection {
     pub fn new(
-        stream: TcpStream,
+        accepted: Accepted,
         local: Handshake,
         driver: Recipient<InboundRequest>,
-        slot: ConnectionSlot,
         limits: ConnectionLimits,
-        tls: Option<Arc<PeerTls>>,
     ) -> Self {
-        let peer_address = stream
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
         InboundConnection {
-            stream: Some(stream),
+            stream: Some(accepted.stream),
             local,
             driver,
             writer: None,
             remote: None,
-            peer_address,
+            peer_address: accepted.peer_address,
             limits,
-            _slot: slot,
+            _slot: accepted.slot,
             last_activity: Instant::now(),
             busy: [false; 2],
-            tls,
-            certified: None,
+            certified: accepted.certified,
         }
     }
 
     fn attach(&mut self, stream: PeerStream, ctx: &mut Context<Self>) {
         ctx.add_stream(FramedRead::new(stream.read, InboundCodec::default()));
         self.writer = Some(FramedWrite::new(stream.write, FrameCodec, ctx));
-    }
-
-    /// The TLS handshake, within the handshake deadline; a failed one closes the connection.
-    fn accept_tls(&mut self, tls: Arc<PeerTls>, tcp: TcpStream, ctx: &mut Context<Self>) {
-        let deadline = self.limits.handshake_timeout;
-        actix::fut::wrap_future::<_, Self>(async move {
-            tokio::time::timeout(deadline, tls.accept(tcp)).await
-        })
-        .map(|result, act, ctx| match result {
-            Ok(Ok((stream, ids))) => {
-                act.certified = Some(ids);
-                act.attach(stream, ctx);
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(peer = %act.peer_address, error = %e, "TLS handshake failed; closing");
-                ctx.stop();
-            }
-            Err(_) => {
-                tracing::warn!(peer = %act.peer_address, "no TLS handshake in time; closing");
-                ctx.stop();
-            }
-        })
-        .spawn(ctx);
     }
 
     /// With TLS, a handshake may claim only a node id the certificate names.
@@ -148,10 +123,7 @@ impl Actor for InboundConnection {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let stream = self.stream.take().expect("started once");
-        match self.tls.clone() {
-            Some(tls) => self.accept_tls(tls, stream, ctx),
-            None => self.attach(plain_stream(stream), ctx),
-        }
+        self.attach(stream, ctx);
         self.watch_deadlines(ctx);
     }
 }

@@ -1,6 +1,7 @@
-//! The listener: accepts TCP connections and starts an inbound connection actor for each.
-//! Telling Kafka-protocol clients apart by the first byte comes with the Kafka face; today a
-//! connection whose first frame is not ours is closed by its connection actor.
+//! The listener: accepts TCP connections, completes the TLS handshake when the listener is SSL,
+//! and sorts each connection by its first byte: 0xFF starts a kraft peer frame (an inbound peer
+//! connection actor takes it), anything else is a Kafka client (a Kafka connection actor).
+//! Both the TLS handshake and that first byte must arrive within `kraft.handshake.timeout.ms`.
 //!
 //! Owns the accept loop only; the socket itself is shared with the node supervisor so that a
 //! restarted listener (or a restarted node) accepts on the same port. A connection is accepted
@@ -13,13 +14,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::net::TcpListener;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
 
-use super::connection_slots::ConnectionSlots;
-use super::inbound::InboundConnection;
-use super::messages::{Close, InboundRequest};
+use super::connection_slots::{ConnectionSlot, ConnectionSlots};
+use super::inbound::{Accepted, InboundConnection};
+use super::kafka_connection::KafkaConnection;
+use super::kafka_service::KafkaFace;
+use super::messages::Close;
 use super::supervision::*;
-use crate::protocol::Handshake;
+use crate::protocol::{Handshake, MAGIC};
+use crate::security::{PeerStream, PeerTls, plain_stream};
+use crate::types::NodeId;
 
 /// Pause after a failed accept, so the loop never spins a core.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -31,27 +37,27 @@ pub struct Listener {
     /// Dropped on `Close`, so a stopped node frees its port.
     socket: Option<Arc<TcpListener>>,
     local: Handshake,
-    driver: Recipient<InboundRequest>,
+    face: KafkaFace,
     closed: bool,
     budget: RestartBudget,
     node: Option<Recipient<SupervisionEvent>>,
     slots: Arc<ConnectionSlots>,
-    tls: Option<Arc<crate::security::PeerTls>>,
+    tls: Option<Arc<PeerTls>>,
 }
 
 impl Listener {
     pub fn new(
         socket: Arc<TcpListener>,
         local: Handshake,
-        driver: Recipient<InboundRequest>,
+        face: KafkaFace,
         node: Option<Recipient<SupervisionEvent>>,
         slots: Arc<ConnectionSlots>,
-        tls: Option<Arc<crate::security::PeerTls>>,
+        tls: Option<Arc<PeerTls>>,
     ) -> Self {
         Listener {
             socket: Some(socket),
             local,
-            driver,
+            face,
             closed: false,
             budget: RestartBudget::default(),
             node,
@@ -72,12 +78,7 @@ impl Listener {
         .map(|(result, permit), act, ctx| match result {
             Ok((stream, address)) => {
                 match act.slots.admit(permit, address.ip()) {
-                    Ok(slot) => {
-                        let limits = act.slots.limits();
-                        let (local, driver) = (act.local.clone(), act.driver.clone());
-                        let tls = act.tls.clone();
-                        InboundConnection::new(stream, local, driver, slot, limits, tls).start();
-                    }
+                    Ok(slot) => act.sort(stream, address.to_string(), slot),
                     Err(e) => tracing::info!(peer = %address, reason = %e, "refused a connection"),
                 }
                 act.accept_next(ctx);
@@ -98,6 +99,59 @@ impl Listener {
         })
         .spawn(ctx);
     }
+
+    /// Hands an accepted connection to the actor for what it speaks, on its own task so a slow
+    /// client never holds up accepting others.
+    fn sort(&self, tcp: TcpStream, peer_address: String, slot: ConnectionSlot) {
+        let (tls, limits) = (self.tls.clone(), self.slots.limits());
+        let (local, face) = (self.local.clone(), self.face.clone());
+        actix::spawn(async move {
+            let opened = tokio::time::timeout(limits.handshake_timeout, open(tcp, tls)).await;
+            let (stream, certified, first) = match opened {
+                Ok(Ok(opened)) => opened,
+                Ok(Err(e)) => {
+                    tracing::warn!(peer = %peer_address, error = %e, "connection failed before its first byte; closing");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(peer = %peer_address, timeout = ?limits.handshake_timeout, "no handshake in time; closing");
+                    return;
+                }
+            };
+            if first == MAGIC[0] {
+                let driver = face.driver.clone().recipient();
+                let accepted = Accepted {
+                    stream,
+                    peer_address,
+                    slot,
+                    certified,
+                };
+                InboundConnection::new(accepted, local, driver, limits).start();
+            } else {
+                KafkaConnection::new(stream, face, peer_address, slot, limits).start();
+            }
+        });
+    }
+}
+
+/// The TLS handshake (if any), then the first byte, which is put back in front of the stream.
+async fn open(
+    tcp: TcpStream,
+    tls: Option<Arc<PeerTls>>,
+) -> std::io::Result<(PeerStream, Option<Vec<NodeId>>, u8)> {
+    let (mut stream, certified) = match tls {
+        Some(tls) => {
+            let (stream, ids) = tls.accept(tcp).await?;
+            (stream, Some(ids))
+        }
+        None => (plain_stream(tcp), None),
+    };
+    let mut first = [0u8; 1];
+    if stream.read.read(&mut first).await? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    stream.read = Box::new(std::io::Cursor::new(first).chain(stream.read));
+    Ok((stream, certified, first[0]))
 }
 
 /// `errno` values of running out of descriptors (the process's, the system's): Rust has no stable

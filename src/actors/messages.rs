@@ -125,6 +125,8 @@ pub enum AppendError {
     },
     #[error("the records do not fit in one batch")]
     TooLarge,
+    #[error("the batch is not one valid data batch")]
+    InvalidBatch,
     #[error("the node stopped before the append was committed")]
     Stopped,
     /// The leader appended the records at `first..=last` in `epoch`, then stopped leading
@@ -149,6 +151,12 @@ pub enum AppendError {
 #[rtype(result = "Result<(Offset, Offset), AppendError>")]
 pub struct Propose(pub Vec<Bytes>);
 
+/// Appends one client data batch (validated by the Kafka face, and again by the core) through
+/// the leader; resolves once it is committed, with the offsets it got.
+#[derive(Message)]
+#[rtype(result = "Result<(Offset, Offset), AppendError>")]
+pub struct ProposeBatch(pub Bytes);
+
 /// A snapshot of the node's protocol state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -157,6 +165,8 @@ pub struct Status {
     pub epoch: Epoch,
     pub leader_id: Option<NodeId>,
     pub high_watermark: Option<Offset>,
+    /// The first offset the log still holds (everything below is in a snapshot).
+    pub log_start_offset: Offset,
     pub log_end_offset: Offset,
     /// On the leader: each voter's durable log end offset as its last fetch told (`None` until
     /// it fetched). Empty on other nodes.

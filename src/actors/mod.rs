@@ -36,6 +36,8 @@
 pub mod connection_slots;
 pub mod driver;
 pub mod inbound;
+pub mod kafka_connection;
+pub mod kafka_service;
 pub mod listener;
 pub mod log_store;
 pub mod messages;

@@ -15,6 +15,7 @@ use actix::prelude::*;
 use tokio::sync::{broadcast, watch};
 
 use super::driver::{DriverParts, MAX_BUFFERED_EVENTS, Network};
+use super::kafka_service::{ClusterInfo, KafkaFace};
 use super::listener::Listener;
 use super::messages::*;
 use super::snapshot_writer::{SnapshotPolicy, SnapshotWriter};
@@ -35,6 +36,8 @@ pub struct NodeSpec {
     pub voters: BTreeSet<NodeId>,
     /// `host:port` of every other voter.
     pub peers: Vec<(NodeId, String)>,
+    /// What Kafka clients are told about the cluster: its id and every voter's endpoint.
+    pub cluster: Arc<ClusterInfo>,
     pub listener: Option<Arc<tokio::net::TcpListener>>,
     pub partition_dir: PathBuf,
     pub log: LogConfig,
@@ -240,7 +243,7 @@ async fn build(
             tls: spec.tls.clone(),
         },
         started_at: now,
-        events,
+        events: events.clone(),
         node: Some(node.clone()),
         snapshot_writer: Some(snapshot_writer.clone()),
         retention: CleanLog(RetentionPolicy {
@@ -250,9 +253,16 @@ async fn build(
     };
     let driver = Supervisor::start(move |_| ReplicationDriver::new(replica, actions, parts));
     let listener = spec.listener.clone().map(|socket| {
-        let (driver, node) = (driver.clone().recipient(), Some(node.clone()));
+        let face = KafkaFace {
+            driver: driver.clone(),
+            log_store: log_store.clone(),
+            events: events.clone(),
+            cluster: spec.cluster.clone(),
+            producers: Default::default(),
+        };
+        let node = Some(node.clone());
         let (slots, tls) = (spec.connections.clone(), spec.tls.clone());
-        Supervisor::start(move |_| Listener::new(socket, local, driver, node, slots, tls))
+        Supervisor::start(move |_| Listener::new(socket, local, face, node, slots, tls))
     });
     let workload = workload.map(|spec| start_workload(driver.clone(), spec, node.clone()));
     Ok(NodeParts {

@@ -25,7 +25,8 @@ pub struct ServerArgs {
     /// This node's metadata directory id (used when formatting, checked afterwards).
     #[arg(long, value_name = "ID")]
     replica_directory_id: Option<String>,
-    /// Records per second the leader's workload writes; -1 writes as fast as the quorum commits.
+    /// Records per second the leader's workload writes; -1 writes as fast as the quorum commits;
+    /// 0 runs no workload (Kafka clients own the log).
     #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
     throughput: i64,
     /// Write one record at a time, each waiting for the previous one's commit (for benchmarks).
@@ -47,9 +48,11 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
         ),
     };
     let throughput = if args.one_at_a_time {
-        Throughput::Sequential
+        Some(Throughput::Sequential)
+    } else if args.throughput == 0 {
+        None
     } else {
-        parse_throughput(args.throughput)?
+        Some(parse_throughput(args.throughput)?)
     };
     check_record_size(args.record_size)?;
     let meta = ensure_formatted(&config, directory_id)?;
@@ -60,7 +63,9 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
         let node = NodeHandle::start(options)
             .await
             .map_err(|e| CliError::usage(e.to_string()))?;
-        node.start_workload(throughput, args.record_size);
+        if let Some(throughput) = throughput {
+            node.start_workload(throughput, args.record_size);
+        }
         warn_if_plaintext(&config);
         tracing::info!(
             node_id = %config.node_id,
@@ -98,7 +103,8 @@ pub fn check_record_size(size: u32) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `--throughput`: records per second (at least 1), or -1 for as fast as the quorum commits.
+/// `--throughput`: records per second (at least 1), or -1 for as fast as the quorum commits
+/// (0, no workload, is the caller's to handle).
 pub fn parse_throughput(value: i64) -> Result<Throughput, CliError> {
     match value {
         -1 => Ok(Throughput::Unlimited),

@@ -50,6 +50,10 @@ pub enum Input {
     Flushed { offset: Offset },
     /// A user asks the leader to append these record values.
     Propose { id: ProposalId, records: Vec<Bytes> },
+    /// A client (through the Kafka face) asks the leader to append this one data batch as it
+    /// is: its records, timestamps, compression and producer fields are kept; the leader gives
+    /// it its base offset and epoch.
+    ProposeBatch { id: ProposalId, batch: Bytes },
     /// Graceful shutdown: a leader resigns and hands over first.
     Shutdown,
     /// A snapshot ending at `id.offset` was written locally (the leader can now serve it).
@@ -71,6 +75,9 @@ pub enum ProposeError {
     },
     /// The records do not fit in one batch.
     TooLarge,
+    /// A client's batch is not one valid data batch (checked again here: the core never
+    /// appends what it has not validated itself).
+    InvalidBatch,
 }
 
 /// How a proposal ended. Decided by the replica alone, never by offset: a batch is this

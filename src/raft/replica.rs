@@ -290,6 +290,7 @@ impl Replica {
             Input::ElectionPersisted => self.election_persisted(),
             Input::Flushed { offset } => self.flushed(offset),
             Input::Propose { id, records } => self.propose(id, records),
+            Input::ProposeBatch { id, batch } => self.propose_batch(id, batch),
             Input::Shutdown => self.shutdown(),
             Input::SnapshotWritten { id } => self.log.snapshot_written(id),
             Input::LogStartAdvanced { offset } => self.log.start_advanced(offset),
@@ -743,7 +744,9 @@ impl Replica {
         self.complete_parked_fetches(false);
     }
 
-    fn propose(&mut self, id: ProposalId, records: Vec<Bytes>) {
+    /// Refuses a proposal unless this replica leads (and is not handing over); true if it may
+    /// go on.
+    fn may_propose(&mut self, id: ProposalId) -> bool {
         let leading = matches!(self.role, Role::Leader(_)) && self.shutdown_deadline.is_none();
         if !leading {
             let err = ProposeError::NotLeader {
@@ -751,6 +754,12 @@ impl Replica {
                 epoch: self.epoch,
             };
             self.refuse(id, err);
+        }
+        leading
+    }
+
+    fn propose(&mut self, id: ProposalId, records: Vec<Bytes>) {
+        if !self.may_propose(id) {
             return;
         }
         let base = self.log.log_end_offset();
@@ -771,15 +780,32 @@ impl Replica {
             self.out.push(Action::Proposed { id, outcome });
             return;
         };
-        self.append_as_leader(bytes);
+        self.append_pending(id, bytes);
+    }
+
+    /// Appends a leader-stamped batch and tracks it until its outcome is known.
+    fn append_pending(&mut self, id: ProposalId, batch: Bytes) {
+        let first = self.log.log_end_offset();
+        self.append_as_leader(batch);
         let last = Offset(self.log.log_end_offset().0 - 1);
         if let Role::Leader(l) = &mut self.role {
             l.pending.push_back(PendingProposal {
                 id,
                 epoch: self.epoch,
-                first: base,
+                first,
                 last,
             });
+        }
+    }
+
+    fn propose_batch(&mut self, id: ProposalId, batch: Bytes) {
+        if !self.may_propose(id) {
+            return;
+        }
+        let base = self.log.log_end_offset();
+        match crate::record::restamp(&batch, base, self.epoch) {
+            Ok(stamped) => self.append_pending(id, stamped),
+            Err(_) => self.refuse(id, ProposeError::InvalidBatch),
         }
     }
 

@@ -248,18 +248,25 @@ impl RecordBatch {
         self.header.is_control()
     }
 
-    /// Iterates over the records. Only uncompressed batches can be read (KRaft's leader never
-    /// compresses); others yield one `UnsupportedCompression` error.
+    /// Iterates over the records, decompressing them first when the batch is compressed (a
+    /// batch that does not decompress yields that one error).
     pub fn records(&self) -> Records {
         let body = self.bytes.slice(RECORD_BATCH_OVERHEAD..);
-        let compression = self.header.compression().unwrap_or(Compression::None);
+        let count = self.header.records_count.max(0) as usize;
+        let (body, failure) = match self.header.compression() {
+            Ok(Compression::None) => (body, None),
+            Ok(codec) => match super::decompress(codec, &body) {
+                Ok(plain) => (plain, None),
+                Err(e) => (Bytes::new(), Some(e)),
+            },
+            Err(e) => (Bytes::new(), Some(e)),
+        };
         Records {
             body,
             pos: 0,
             index: 0,
-            count: self.header.records_count.max(0) as usize,
-            failure: (compression != Compression::None)
-                .then(|| RecordError::UnsupportedCompression(compression_id(&self.header))),
+            count,
+            failure,
             done: false,
         }
     }
@@ -276,10 +283,6 @@ impl RecordBatch {
         }
         Ok(out)
     }
-}
-
-fn compression_id(header: &BatchHeader) -> u8 {
-    (header.attributes & COMPRESSION_MASK) as u8
 }
 
 fn check_record_count(

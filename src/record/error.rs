@@ -26,6 +26,8 @@ pub enum RecordError {
     },
     #[error("unsupported compression codec {0}")]
     UnsupportedCompression(u8),
+    #[error("cannot decompress the {codec} records: {reason}")]
+    Decompress { codec: &'static str, reason: String },
     #[error("malformed record {index}: {reason}")]
     BadRecord { index: usize, reason: &'static str },
     #[error("{0} bytes left over after the last record")]

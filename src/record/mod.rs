@@ -16,19 +16,23 @@
 
 mod batch;
 mod builder;
+mod compression;
 mod control;
 mod cursor;
 mod entry;
 mod error;
+mod restamp;
 
 pub use batch::{BatchHeader, BatchIter, Compression, RecordBatch, Records, next_batch_size};
 pub use builder::{BatchBuilder, BatchKind};
+pub use compression::{MAX_DECOMPRESSED_BYTES, decompress};
 pub use control::{
     ControlRecord, ControlRecordType, KRaftVersionRecord, LeaderChangeMessage,
     SnapshotFooterRecord, SnapshotHeaderRecord, VoterEndpoint, VoterRecord, VotersRecord,
 };
 pub use entry::{Record, RecordHeader};
 pub use error::RecordError;
+pub use restamp::restamp;
 
 /// Bytes before `batchLength`'s coverage starts: baseOffset (8) + batchLength (4).
 pub const LOG_OVERHEAD: usize = 12;

@@ -1,0 +1,280 @@
+//! Serves one decoded Kafka request: asks the replication driver for the quorum's state, reads
+//! committed batches through the log store, proposes produced batches through the driver (the
+//! sole log mutator), waits for long polls and commits, and encodes the answer.
+//!
+//! Owns the waiting only; every decision about what to answer is in [`crate::kafka`]. It must
+//! never write to the log itself nor hold anything across requests.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use actix::Addr;
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{
+    FetchRequest, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
+    ProduceRequest, ProducerId,
+};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::ReplicationDriver;
+use super::log_store::LogStore;
+use super::messages::{Describe, NodeEvent, ProposeBatch, ReadLog};
+use crate::kafka::fetch::Plan;
+use crate::kafka::produce::{Acks, Refusal};
+use crate::kafka::response::{EncodeError, encode};
+use crate::kafka::{
+    Endpoint, KafkaRequest, QuorumView, RequestMeta, cluster, fetch, offsets, produce, quorum,
+};
+use crate::raft::RoleKind;
+use crate::record::BatchIter;
+use crate::types::{NodeId, Offset};
+
+/// Longest a Fetch may wait for records, whatever the client asks: a parked request holds its
+/// connection, so the wait is bounded (Kafka's consumers ask for 500 ms).
+pub const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
+/// Longest a Produce waits for its batch to commit when the request gives no usable timeout.
+const DEFAULT_PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest read per step of a timestamp search: the scan reads the committed log in pieces.
+const SEARCH_READ_BYTES: u32 = 1024 * 1024;
+
+/// The cluster facts every answer needs, fixed for the node's life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub cluster_id: String,
+    pub local_id: Option<NodeId>,
+    /// Each voter's listener address, which clients dial.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Why a request got no answer; the connection is closed with this as the log line.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the node is stopping or restarting")]
+    NodeGone,
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    #[error("the acks=0 append failed ({0}); closing so the client refreshes its metadata")]
+    SilentAppendFailed(String),
+}
+
+/// What the Kafka face of one running node talks to.
+#[derive(Clone)]
+pub struct KafkaFace {
+    pub driver: Addr<ReplicationDriver>,
+    pub log_store: Addr<LogStore>,
+    pub events: broadcast::Sender<NodeEvent>,
+    pub cluster: Arc<ClusterInfo>,
+    /// Producer ids handed out by this node in its current epoch.
+    pub producers: Arc<AtomicU32>,
+}
+
+impl KafkaFace {
+    async fn view(&self) -> Result<QuorumView, ServeError> {
+        let status = self
+            .driver
+            .send(Describe)
+            .await
+            .map_err(|_| ServeError::NodeGone)?;
+        Ok(QuorumView {
+            cluster_id: self.cluster.cluster_id.clone(),
+            local_id: self.cluster.local_id,
+            endpoints: self.cluster.endpoints.clone(),
+            leader_id: status.leader_id,
+            epoch: status.epoch,
+            is_leader: status.role == RoleKind::Leader,
+            high_watermark: status.high_watermark,
+            log_start_offset: status.log_start_offset,
+            log_end_offset: status.log_end_offset,
+            voter_progress: status.voters,
+        })
+    }
+
+    /// Whole batches from `from` that end at or below `end`.
+    async fn read_committed(&self, from: Offset, max_bytes: u32, end: Offset) -> Bytes {
+        let read = self.log_store.send(ReadLog { from, max_bytes }).await;
+        let Ok(Ok(bytes)) = read else {
+            return Bytes::new();
+        };
+        let mut keep = 0;
+        for batch in BatchIter::new(bytes.clone()) {
+            match batch {
+                Ok(b) if b.next_offset() <= end => keep += b.size_in_bytes(),
+                _ => break,
+            }
+        }
+        bytes.slice(..keep)
+    }
+
+    /// The encoded answer to one request, or `None` when none is due (acks=0).
+    pub async fn serve(
+        &self,
+        meta: RequestMeta,
+        request: KafkaRequest,
+    ) -> Result<Option<Bytes>, ServeError> {
+        let (c, v) = (meta.correlation_id, meta.version);
+        let frame = match request {
+            KafkaRequest::ApiVersions(_) => encode(c, v, &cluster::api_versions())?,
+            KafkaRequest::FindCoordinator(r) => encode(c, v, &cluster::find_coordinator(&r, v))?,
+            KafkaRequest::Metadata(r) => {
+                encode(c, v, &cluster::metadata(&r, v, &self.view().await?))?
+            }
+            KafkaRequest::DescribeCluster(r) => {
+                encode(c, v, &cluster::describe_cluster(&r, v, &self.view().await?))?
+            }
+            KafkaRequest::DescribeQuorum(r) => {
+                encode(c, v, &quorum::describe_quorum(&r, v, &self.view().await?))?
+            }
+            KafkaRequest::InitProducerId(r) => encode(c, v, &self.init_producer_id(&r).await?)?,
+            KafkaRequest::ListOffsets(r) => encode(c, v, &self.list_offsets(&r, v).await?)?,
+            KafkaRequest::Fetch(r) => encode(c, v, &self.fetch(&r, v).await?)?,
+            KafkaRequest::Produce(r) => return self.produce(&r, v, c).await,
+        };
+        Ok(Some(frame))
+    }
+
+    /// A producer id unique to this node and epoch: the epoch in the high bits, the node id and
+    /// a counter below.
+    async fn init_producer_id(
+        &self,
+        request: &InitProducerIdRequest,
+    ) -> Result<InitProducerIdResponse, ServeError> {
+        let view = self.view().await?;
+        let mut response = InitProducerIdResponse::default();
+        if request.transactional_id.is_some() {
+            response.error_code = ResponseError::CoordinatorNotAvailable.code();
+            response.producer_id = ProducerId(-1);
+            response.producer_epoch = -1;
+            return Ok(response);
+        }
+        let node = i64::from(view.local_id.map_or(0, |n| n.0) & 0xff);
+        let counter = i64::from(self.producers.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff);
+        response.producer_id = ProducerId((i64::from(view.epoch.0) << 32) | (node << 24) | counter);
+        response.producer_epoch = 0;
+        Ok(response)
+    }
+
+    async fn list_offsets(
+        &self,
+        request: &ListOffsetsRequest,
+        version: i16,
+    ) -> Result<kafka_protocol::messages::ListOffsetsResponse, ServeError> {
+        let view = self.view().await?;
+        let mut found = BTreeMap::new();
+        if view.is_leader {
+            for target in offsets::searches(request, version) {
+                found.insert(target, self.search(target, &view).await);
+            }
+        }
+        Ok(offsets::list_offsets(request, version, &view, &found))
+    }
+
+    /// Scans the committed log from its start for a timestamp target.
+    async fn search(&self, target: i64, view: &QuorumView) -> offsets::Found {
+        let end = view.committed_end();
+        let mut from = view.log_start_offset;
+        let mut found = None;
+        while from < end {
+            let bytes = self.read_committed(from, SEARCH_READ_BYTES, end).await;
+            let Some(next) = BatchIter::new(bytes.clone())
+                .map_while(Result::ok)
+                .last()
+                .map(|b| b.next_offset())
+            else {
+                break;
+            };
+            if offsets::search(&bytes, target, &mut found) {
+                break;
+            }
+            from = next;
+        }
+        found
+    }
+
+    async fn fetch(
+        &self,
+        request: &FetchRequest,
+        version: i16,
+    ) -> Result<kafka_protocol::messages::FetchResponse, ServeError> {
+        let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT);
+        let deadline = Instant::now() + wait;
+        let min_bytes = request.min_bytes.max(1) as usize;
+        // Subscribed before the first look, so a commit between the look and the wait wakes it.
+        let mut events = self.events.subscribe();
+        loop {
+            let view = self.view().await?;
+            let records = match fetch::plan(request, version, &view) {
+                Plan::Answer => return Ok(fetch::answer(request, version, &view, Bytes::new())),
+                Plan::NothingYet => Bytes::new(),
+                Plan::Read {
+                    from,
+                    max_bytes,
+                    end,
+                } => self.read_committed(from, max_bytes, end).await,
+            };
+            if records.len() >= min_bytes || Instant::now() >= deadline {
+                return Ok(fetch::answer(request, version, &view, records));
+            }
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) | Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    let view = self.view().await?;
+                    return Ok(fetch::answer(request, version, &view, records));
+                }
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    async fn produce(
+        &self,
+        request: &ProduceRequest,
+        version: i16,
+        correlation_id: i32,
+    ) -> Result<Option<Bytes>, ServeError> {
+        let view = self.view().await?;
+        let acks = produce::acks(request);
+        let outcome: Result<Offset, Refusal> =
+            match (&acks, produce::check(request, version, &view)) {
+                (Err(refusal), _) => Err(refusal.clone()),
+                (Ok(_), None) => Err(Refusal {
+                    error: ResponseError::UnknownTopicOrPartition,
+                    message: "kraft serves only its own log".into(),
+                }),
+                (Ok(_), Some(Err(refusal))) => Err(refusal),
+                (Ok(_), Some(Ok(batch))) => self.append(batch, request.timeout_ms).await,
+            };
+        if acks == Ok(Acks::None) {
+            return match outcome {
+                Ok(_) => Ok(None),
+                Err(refusal) => Err(ServeError::SilentAppendFailed(refusal.message)),
+            };
+        }
+        let view = self.view().await?;
+        let response = produce::answer(request, version, &view, outcome);
+        Ok(Some(encode(correlation_id, version, &response)?))
+    }
+
+    /// Proposes a batch and waits (at most the request's timeout) for it to commit.
+    async fn append(&self, batch: Bytes, timeout_ms: i32) -> Result<Offset, Refusal> {
+        let timeout = match timeout_ms {
+            t if t > 0 => Duration::from_millis(t as u64),
+            _ => DEFAULT_PRODUCE_TIMEOUT,
+        };
+        let result = tokio::time::timeout(timeout, self.driver.send(ProposeBatch(batch))).await;
+        match result {
+            Err(_) => Err(Refusal {
+                error: ResponseError::RequestTimedOut,
+                message: "the batch did not commit within the request's timeout".into(),
+            }),
+            Ok(Err(_)) => Err(Refusal {
+                error: ResponseError::NotLeaderOrFollower,
+                message: "the node is restarting".into(),
+            }),
+            Ok(Ok(Ok((first, _)))) => Ok(first),
+            Ok(Ok(Err(e))) => Err(produce::refusal_for_append(&e)),
+        }
+    }
+}

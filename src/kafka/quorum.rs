@@ -1,0 +1,75 @@
+//! DescribeQuorum: the leader, its epoch and high watermark, and each voter's log end offset as
+//! the leader knows it. Served by the leader only; another node answers NOT_LEADER_OR_FOLLOWER
+//! naming the leader it knows, as Kafka's controllers do.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaState, TopicData};
+use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
+
+use super::{PARTITION, QuorumView, is_quorum_topic};
+
+pub fn describe_quorum(
+    request: &DescribeQuorumRequest,
+    _version: i16,
+    view: &QuorumView,
+) -> DescribeQuorumResponse {
+    let mut response = DescribeQuorumResponse::default();
+    response.topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let mut t = TopicData::default();
+            t.topic_name = topic.topic_name.clone();
+            let ours = is_quorum_topic(topic.topic_name.0.as_str());
+            t.partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    partition(
+                        ours && p.partition_index == PARTITION,
+                        p.partition_index,
+                        view,
+                    )
+                })
+                .collect();
+            t
+        })
+        .collect();
+    response
+}
+
+fn partition(ours: bool, index: i32, view: &QuorumView) -> PartitionData {
+    let mut d = PartitionData::default();
+    d.partition_index = index;
+    d.leader_id = BrokerId(view.leader_id.map_or(-1, |n| n.0));
+    d.leader_epoch = view.epoch.0;
+    if !ours {
+        d.error_code = ResponseError::UnknownTopicOrPartition.code();
+        return d;
+    }
+    if !view.is_leader {
+        d.error_code = ResponseError::NotLeaderOrFollower.code();
+        return d;
+    }
+    d.high_watermark = view.high_watermark.map_or(-1, |o| o.0);
+    d.current_voters = view
+        .voter_ids()
+        .map(|id| {
+            let mut r = ReplicaState::default();
+            r.replica_id = BrokerId(id.0);
+            r.log_end_offset = if Some(id) == view.local_id {
+                view.log_end_offset.0
+            } else {
+                view.voter_progress
+                    .get(&id)
+                    .copied()
+                    .flatten()
+                    .map_or(-1, |o| o.0)
+            };
+            r.last_fetch_timestamp = -1;
+            r.last_caught_up_timestamp = -1;
+            r
+        })
+        .collect();
+    d
+}
