@@ -2678,3 +2678,115 @@ fn the_leader_caps_what_one_fetch_may_read_whatever_it_asks() {
     });
     assert_eq!(max_bytes, Some(kraft::raft::FETCH_MAX_BYTES), "{actions:?}");
 }
+
+/// A single voter leading at epoch 1 with its leader-change batch committed (log end 1).
+fn lone_leader() -> Replica {
+    let (mut r, _) = start(1, &[1], None, LogView::empty());
+    r.step(T0, Input::ElectionPersisted);
+    r.step(T0, Input::ElectionPersisted);
+    r.step(T0, Input::ElectionPersisted);
+    r.step(T0, Input::Flushed { offset: Offset(1) });
+    r
+}
+
+/// A client's batch of `n` records, as a Kafka producer sends it: base offset 0, epoch -1.
+fn client_batch(n: usize) -> Bytes {
+    let mut b =
+        kraft::record::BatchBuilder::new(kraft::record::BatchKind::Data, Offset(0), Epoch(-1));
+    for i in 0..n {
+        b.append(1_234, Some(b"k"), Some(&[i as u8; 3]), &[])
+            .unwrap();
+    }
+    b.build().unwrap()
+}
+
+#[test]
+fn a_client_batch_is_appended_at_the_log_end_in_the_leader_epoch_and_otherwise_as_sent() {
+    let mut r = lone_leader();
+    let sent = client_batch(3);
+    let actions = r.step(
+        T0,
+        Input::ProposeBatch {
+            id: ProposalId(9),
+            batch: sent.clone(),
+        },
+    );
+    let Action::Append { batches } = &actions[0] else {
+        panic!("{actions:?}");
+    };
+    let appended = kraft::record::RecordBatch::decode(batches.clone()).expect("valid");
+    assert_eq!(appended.base_offset(), Offset(1));
+    assert_eq!(appended.epoch(), r.epoch());
+    // Everything the CRC covers is the client's, byte for byte.
+    assert_eq!(batches[21..], sent[21..]);
+    assert_eq!(
+        r.step(T0, Input::Flushed { offset: Offset(4) }),
+        vec![
+            Action::HighWatermark(Offset(4)),
+            Action::Proposed {
+                id: ProposalId(9),
+                outcome: ProposalOutcome::Committed {
+                    first: Offset(1),
+                    last: Offset(3)
+                }
+            }
+        ]
+    );
+}
+
+#[test]
+fn an_invalid_client_batch_is_refused_and_nothing_is_appended() {
+    let mut r = lone_leader();
+    let mut corrupt = client_batch(2).to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x10;
+    let mut control =
+        kraft::record::BatchBuilder::new(kraft::record::BatchKind::Control, Offset(0), Epoch(0));
+    control
+        .append_control(
+            0,
+            &kraft::record::ControlRecord::LeaderChange(kraft::record::LeaderChangeMessage {
+                version: 0,
+                leader_id: 1,
+                voters: vec![],
+                granting_voters: vec![],
+            }),
+        )
+        .unwrap();
+    for (i, batch) in [Bytes::from(corrupt), control.build().unwrap(), Bytes::new()]
+        .into_iter()
+        .enumerate()
+    {
+        let id = ProposalId(20 + i as u64);
+        assert_eq!(
+            r.step(T0, Input::ProposeBatch { id, batch }),
+            vec![Action::Proposed {
+                id,
+                outcome: ProposalOutcome::Refused(ProposeError::InvalidBatch)
+            }]
+        );
+    }
+    assert_eq!(r.log().log_end_offset(), Offset(1));
+}
+
+#[test]
+fn a_client_batch_sent_to_a_follower_is_refused_naming_the_leader() {
+    let mut r = started(1, &[1, 2, 3], Some(election(4, Some(2), None)));
+    let actions = r.step(
+        T0,
+        Input::ProposeBatch {
+            id: ProposalId(1),
+            batch: client_batch(1),
+        },
+    );
+    assert_eq!(
+        actions,
+        vec![Action::Proposed {
+            id: ProposalId(1),
+            outcome: ProposalOutcome::Refused(ProposeError::NotLeader {
+                leader_id: Some(n(2)),
+                epoch: Epoch(4)
+            })
+        }]
+    );
+}

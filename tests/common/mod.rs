@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod kafka;
 pub mod tls;
 
 use bytes::Bytes;

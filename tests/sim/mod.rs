@@ -1353,13 +1353,26 @@ impl Sim {
         if self.is_running(target) {
             self.awaiting.insert(id, target);
         }
-        self.input(
-            target,
+        // Half the proposals come the way a Kafka client's do: one batch built by the client,
+        // which the leader restamps.
+        let input = if self.rng.below(2) == 0 {
             Input::Propose {
                 id: ProposalId(id),
                 records: vec![value],
-            },
-        );
+            }
+        } else {
+            let mut batch = kraft::record::BatchBuilder::new(
+                kraft::record::BatchKind::Data,
+                kraft::types::Offset(0),
+                Epoch(-1),
+            );
+            batch.append(0, None, Some(&value), &[]).expect("fits");
+            Input::ProposeBatch {
+                id: ProposalId(id),
+                batch: batch.build().expect("one record"),
+            }
+        };
+        self.input(target, input);
     }
 
     /// The node that leads the highest epoch, if any.

@@ -1,0 +1,199 @@
+//! The Kafka face of running nodes, in process, through a raw Kafka-protocol client: produce
+//! commits and is read back, a follower redirects, a long poll wakes on commit, acks=0 gets no
+//! answer, hostile frames close only their own connection, and every client batch becomes part
+//! of every voter's log.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::{start_cluster, wait_for_commit_everywhere, wait_for_leader};
+use common::kafka::{Client, fetch, list_offsets, metadata, produce, sample_batch};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchResponse, ListOffsetsResponse,
+    MetadataResponse, ProduceResponse,
+};
+use kraft::record::BatchIter;
+use kraft::types::Offset;
+
+async fn produce_one(client: &mut Client, version: i16) -> ProduceResponse {
+    client
+        .call(
+            ApiKey::Produce,
+            version,
+            &produce(version, -1, sample_batch()),
+        )
+        .await
+}
+
+#[actix_rt::test]
+async fn a_produced_batch_commits_on_every_voter_and_is_read_back_as_sent() {
+    let cluster = start_cluster("kafka-produce", 3).await;
+    let leader = wait_for_leader(&cluster, None).await;
+    let mut client = Client::connect(&cluster.addresses[leader].1).await;
+
+    let versions: ApiVersionsResponse = client
+        .call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    assert_eq!(versions.error_code, 0);
+    assert!(
+        versions
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::Produce as i16)
+    );
+
+    let meta: MetadataResponse = client
+        .call(
+            ApiKey::Metadata,
+            12,
+            &metadata(12, &[common::kafka::TOPIC, "nope"]),
+        )
+        .await;
+    assert_eq!(meta.brokers.len(), 3);
+    let partition = &meta.topics[0].partitions[0];
+    assert_eq!(partition.leader_id.0, leader as i32 + 1);
+    assert_eq!(partition.replica_nodes.len(), 3);
+    assert_eq!(
+        meta.topics[1].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+
+    let produced = produce_one(&mut client, 9).await;
+    let p = &produced.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 0, "{:?}", p.error_message);
+    let base = p.base_offset;
+    assert!(base >= 1);
+    wait_for_commit_everywhere(&cluster, Offset(base + 2)).await;
+
+    let fetched: FetchResponse = client.call(ApiKey::Fetch, 12, &fetch(12, base, 0)).await;
+    let data = &fetched.responses[0].partitions[0];
+    assert_eq!(data.error_code, 0);
+    assert!(data.high_watermark >= base + 3);
+    let records = data.records.clone().unwrap();
+    let batch = BatchIter::new(records).next().unwrap().unwrap();
+    assert_eq!(batch.base_offset(), Offset(base));
+    let values: Vec<_> = batch
+        .decode_records()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.value.unwrap())
+        .collect();
+    assert_eq!(values, [&b"one"[..], b"two", b"three"]);
+    // What the client sent is what every voter holds (the CRC-covered bytes), at that offset.
+    let sent = sample_batch();
+    assert_eq!(batch.as_bytes()[21..], sent[21..]);
+
+    let latest: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 5, &list_offsets(-1)).await;
+    assert!(latest.topics[0].partitions[0].offset >= base + 3);
+}
+
+#[actix_rt::test]
+async fn a_follower_refuses_produce_and_names_the_leader() {
+    let cluster = start_cluster("kafka-follower", 3).await;
+    let leader = wait_for_leader(&cluster, None).await;
+    let follower = (leader + 1) % 3;
+    let mut client = Client::connect(&cluster.addresses[follower].1).await;
+    let produced = produce_one(&mut client, 10).await;
+    let p = &produced.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ResponseError::NotLeaderOrFollower.code());
+    assert_eq!(p.current_leader.leader_id.0, leader as i32 + 1);
+    let fetched: FetchResponse = client.call(ApiKey::Fetch, 12, &fetch(12, 0, 0)).await;
+    assert_eq!(
+        fetched.responses[0].partitions[0].error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
+}
+
+#[actix_rt::test]
+async fn a_long_poll_fetch_is_answered_when_a_batch_commits() {
+    let cluster = start_cluster("kafka-long-poll", 1).await;
+    let leader = wait_for_leader(&cluster, None).await;
+    let address = cluster.addresses[leader].1.clone();
+    let mut reader = Client::connect(&address).await;
+    let latest: ListOffsetsResponse = reader.call(ApiKey::ListOffsets, 5, &list_offsets(-1)).await;
+    let end = latest.topics[0].partitions[0].offset;
+    // The poll may wait 20 s; a produce on another connection must end it long before.
+    let poll = actix_rt::spawn(async move {
+        let started = std::time::Instant::now();
+        let r: FetchResponse = reader
+            .call(ApiKey::Fetch, 12, &fetch(12, end, 20_000))
+            .await;
+        (r, started.elapsed())
+    });
+    let mut writer = Client::connect(&address).await;
+    let produced = produce_one(&mut writer, 9).await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let (fetched, waited) = poll.await.unwrap();
+    let records = fetched.responses[0].partitions[0].records.clone().unwrap();
+    assert!(!records.is_empty(), "the poll ended without the records");
+    assert!(
+        waited < Duration::from_secs(20),
+        "the poll ran to its deadline"
+    );
+}
+
+#[actix_rt::test]
+async fn acks_zero_gets_no_answer_but_is_appended() {
+    let cluster = start_cluster("kafka-acks0", 1).await;
+    let leader = wait_for_leader(&cluster, None).await;
+    let mut client = Client::connect(&cluster.addresses[leader].1).await;
+    let request = common::kafka::frame(ApiKey::Produce, 7, 41, &produce(7, 0, sample_batch()));
+    client.send_raw(&request).await.unwrap();
+    // The next answer on the connection is for the next request: acks=0 got none.
+    let versions: ApiVersionsResponse = client
+        .call(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default())
+        .await;
+    assert_eq!(versions.error_code, 0);
+    let node = cluster.nodes[leader].as_ref().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let values = common::cluster::committed_values(node).await;
+        if values.iter().any(|v| &v[..] == b"three") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never committed");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn hostile_frames_close_their_connection_and_the_node_keeps_serving() {
+    let cluster = start_cluster("kafka-hostile", 1).await;
+    let leader = wait_for_leader(&cluster, None).await;
+    let address = cluster.addresses[leader].1.clone();
+    let metadata_bomb: &[u8] = &[
+        0, 3, 0, 4, 0, 0, 0, 1, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0,
+    ];
+    let mut unknown = common::kafka::sample(ApiKey::Metadata, 4).to_vec();
+    unknown[0..2].copy_from_slice(&999i16.to_be_bytes());
+    let hostile: Vec<Vec<u8>> = vec![metadata_bomb.to_vec(), unknown, vec![0, 1, 2]];
+    for frame in &hostile {
+        let mut client = Client::connect(&address).await;
+        client.send_raw(frame).await.unwrap();
+        assert!(
+            client.closed(Duration::from_secs(5)).await,
+            "{frame:?} was not refused"
+        );
+    }
+    // A size prefix announcing a gigabyte is refused from its first bytes.
+    let mut client = Client::connect(&address).await;
+    use tokio::io::AsyncWriteExt;
+    let mut huge = Vec::new();
+    huge.extend_from_slice(&(1u32 << 30).to_be_bytes());
+    huge.extend_from_slice(&3i16.to_be_bytes());
+    huge.extend_from_slice(&[0; 6]);
+    let mut raw = tokio::net::TcpStream::connect(&address).await.unwrap();
+    raw.write_all(&huge).await.unwrap();
+    let mut byte = [0u8; 1];
+    use tokio::io::AsyncReadExt;
+    let read = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "a 1 GiB frame was not refused"
+    );
+    // The node still answers and commits.
+    let produced = produce_one(&mut client, 9).await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+}

@@ -1,0 +1,381 @@
+//! The Kafka face's request parsing and answers, without a node: every request kraft serves,
+//! at every version it advertises, passes the bounds walk and decodes to what was encoded; a
+//! cut-short or hostile body is refused, never decoded (and never aborts the process); every
+//! answer encodes at every version; produced batches are validated as Kafka's leader does.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use bytes::{Bytes, BytesMut};
+use common::kafka::{sample, sample_batch};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Encodable, HeaderVersion};
+use kraft::kafka::request::{RequestError, SUPPORTED, parse};
+use kraft::kafka::{
+    Endpoint, KafkaRequest, Parsed, QuorumView, cluster, fetch, offsets, produce, quorum,
+};
+use kraft::types::{Epoch, NodeId, Offset};
+
+/// Every advertised (api, version) kraft decodes.
+fn decoded_versions() -> Vec<(ApiKey, i16)> {
+    SUPPORTED
+        .iter()
+        .flat_map(|&(api, min, max)| (min..=max).map(move |v| (api, v)))
+        .filter(|&(api, v)| !(api == ApiKey::Produce && v < 3))
+        .collect()
+}
+
+#[test]
+fn every_served_request_at_every_version_parses() {
+    for (api, v) in decoded_versions() {
+        match parse(sample(api, v)) {
+            Ok(Parsed::Request { meta, .. }) => {
+                assert_eq!(
+                    (meta.api_key, meta.version, meta.correlation_id),
+                    (api, v, 7)
+                );
+                assert_eq!(meta.client_id.as_deref(), Some("kraft-test"));
+            }
+            other => panic!("{api:?} v{v}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn every_cut_short_request_is_refused() {
+    for (api, v) in decoded_versions() {
+        let whole = sample(api, v);
+        for len in 8..whole.len() {
+            assert!(
+                parse(whole.slice(..len)).is_err(),
+                "{api:?} v{v} cut to {len} of {} bytes was accepted",
+                whole.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_count_larger_than_the_request_is_refused_before_decoding() {
+    // Metadata v4 claiming i32::MAX topics in 22 bytes: the decoder alone would try to reserve
+    // about 154 GB and abort the process.
+    let mut frame = BytesMut::new();
+    frame.extend_from_slice(&3i16.to_be_bytes());
+    frame.extend_from_slice(&4i16.to_be_bytes());
+    frame.extend_from_slice(&1i32.to_be_bytes());
+    frame.extend_from_slice(&0i16.to_be_bytes()); // empty client id
+    frame.extend_from_slice(&i32::MAX.to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    match parse(frame.freeze()) {
+        Err(RequestError::Bounds { api, error, .. }) => {
+            assert_eq!(api, ApiKey::Metadata);
+            assert_eq!(error.what, "an element count larger than the bytes left");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn hostile_counts_in_every_array_are_refused() {
+    // Overwrite every 4-byte window of each non-flexible sample with i32::MAX, and every byte
+    // of each flexible one with a varint's continuation: nothing may decode into an allocation
+    // the bytes do not back (the test process would abort).
+    for (api, v) in decoded_versions() {
+        let whole = sample(api, v);
+        for at in 8..whole.len().saturating_sub(4) {
+            let mut bytes = whole.to_vec();
+            bytes[at..at + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+            let _ = parse(Bytes::from(bytes));
+            let mut bytes = whole.to_vec();
+            bytes[at..at + 4].copy_from_slice(&[0xff, 0xff, 0xff, 0x0f]);
+            let _ = parse(Bytes::from(bytes));
+        }
+    }
+}
+
+#[test]
+fn an_api_versions_request_newer_than_kraft_gets_the_version_zero_answer() {
+    let frame = common::kafka::frame(
+        ApiKey::ApiVersions,
+        4,
+        9,
+        &kafka_protocol::messages::ApiVersionsRequest::default(),
+    );
+    let mut bytes = frame.to_vec();
+    bytes[2..4].copy_from_slice(&5i16.to_be_bytes());
+    assert_eq!(
+        parse(Bytes::from(bytes)),
+        Ok(Parsed::ApiVersionsTooNew { correlation_id: 9 })
+    );
+    let answer = cluster::api_versions_too_new();
+    assert_eq!(answer.error_code, ResponseError::UnsupportedVersion.code());
+    assert_eq!(answer.api_keys.len(), 1);
+    assert_eq!(
+        (
+            answer.api_keys[0].min_version,
+            answer.api_keys[0].max_version
+        ),
+        (0, 4)
+    );
+}
+
+#[test]
+fn unknown_apis_unserved_apis_and_old_produce_are_refused_by_name() {
+    let mut unknown = sample(ApiKey::Metadata, 4).to_vec();
+    unknown[0..2].copy_from_slice(&999i16.to_be_bytes());
+    assert!(matches!(
+        parse(Bytes::from(unknown)),
+        Err(RequestError::UnknownApi {
+            api_key: 999,
+            correlation_id: 7
+        })
+    ));
+    let mut vote = sample(ApiKey::Metadata, 4).to_vec();
+    vote[0..2].copy_from_slice(&(ApiKey::Vote as i16).to_be_bytes());
+    assert!(matches!(
+        parse(Bytes::from(vote)),
+        Err(RequestError::UnsupportedVersion {
+            api: ApiKey::Vote,
+            ..
+        })
+    ));
+    let mut old = sample(ApiKey::Produce, 3).to_vec();
+    old[2..4].copy_from_slice(&2i16.to_be_bytes());
+    assert!(matches!(
+        parse(Bytes::from(old)),
+        Err(RequestError::UnsupportedVersion {
+            api: ApiKey::Produce,
+            version: 2,
+            ..
+        })
+    ));
+}
+
+fn view(is_leader: bool) -> QuorumView {
+    QuorumView {
+        cluster_id: "c1".into(),
+        local_id: Some(NodeId(1)),
+        endpoints: (1..=3)
+            .map(|i| Endpoint::parse(NodeId(i), &format!("127.0.0.1:{}", 9090 + i)).unwrap())
+            .collect(),
+        leader_id: Some(NodeId(if is_leader { 1 } else { 2 })),
+        epoch: Epoch(5),
+        is_leader,
+        high_watermark: Some(Offset(40)),
+        log_start_offset: Offset(10),
+        log_end_offset: Offset(42),
+        voter_progress: BTreeMap::from([(NodeId(2), Some(Offset(42))), (NodeId(3), None)]),
+    }
+}
+
+fn encodes<T: Encodable + HeaderVersion>(api: ApiKey, v: i16, body: &T) {
+    if let Err(e) = kraft::kafka::response::encode(1, v, body) {
+        panic!("{api:?} v{v}: {e}");
+    }
+}
+
+#[test]
+fn every_answer_encodes_at_every_version() {
+    for leader in [true, false] {
+        let view = view(leader);
+        for (api, v) in decoded_versions() {
+            let Ok(Parsed::Request { request, .. }) = parse(sample(api, v)) else {
+                panic!("{api:?} v{v}");
+            };
+            match *request {
+                KafkaRequest::ApiVersions(_) => encodes(api, v, &cluster::api_versions()),
+                KafkaRequest::Metadata(r) => encodes(api, v, &cluster::metadata(&r, v, &view)),
+                KafkaRequest::DescribeCluster(r) => {
+                    encodes(api, v, &cluster::describe_cluster(&r, v, &view))
+                }
+                KafkaRequest::FindCoordinator(r) => {
+                    encodes(api, v, &cluster::find_coordinator(&r, v))
+                }
+                KafkaRequest::DescribeQuorum(r) => {
+                    encodes(api, v, &quorum::describe_quorum(&r, v, &view))
+                }
+                KafkaRequest::ListOffsets(r) => {
+                    let found = BTreeMap::from([(offsets::MAX_TIMESTAMP, Some((12, 99)))]);
+                    encodes(api, v, &offsets::list_offsets(&r, v, &view, &found))
+                }
+                KafkaRequest::Fetch(r) => {
+                    encodes(api, v, &fetch::answer(&r, v, &view, sample_batch()))
+                }
+                KafkaRequest::Produce(r) => {
+                    for outcome in [Ok(Offset(40)), Err(not_leader())] {
+                        encodes(api, v, &produce::answer(&r, v, &view, outcome));
+                    }
+                }
+                KafkaRequest::InitProducerId(_) => {}
+            }
+        }
+    }
+    encodes(ApiKey::ApiVersions, 0, &cluster::api_versions_too_new());
+}
+
+fn not_leader() -> produce::Refusal {
+    produce::Refusal {
+        error: ResponseError::NotLeaderOrFollower,
+        message: "not the leader".into(),
+    }
+}
+
+fn produce_request(records: Bytes, version: i16) -> kafka_protocol::messages::ProduceRequest {
+    common::kafka::produce(version, -1, records)
+}
+
+fn refusal(records: Bytes, version: i16, view: &QuorumView) -> ResponseError {
+    let request = produce_request(records, version);
+    produce::check(&request, version, view)
+        .expect("names the log")
+        .expect_err("refused")
+        .error
+}
+
+#[test]
+fn a_valid_batch_is_accepted_as_sent() {
+    let batch = sample_batch();
+    let request = produce_request(batch.clone(), 9);
+    assert_eq!(produce::check(&request, 9, &view(true)), Some(Ok(batch)));
+}
+
+#[test]
+fn produced_batches_are_validated_as_kafka_validates_them() {
+    let leader = view(true);
+    let batch = sample_batch();
+    // A flipped bit inside the CRC-covered part.
+    let mut flipped = batch.to_vec();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert_eq!(
+        refusal(flipped.into(), 9, &leader),
+        ResponseError::CorruptMessage
+    );
+    // Cut short.
+    assert_eq!(
+        refusal(batch.slice(..batch.len() - 3), 9, &leader),
+        ResponseError::CorruptMessage
+    );
+    // Two batches where Produce v3+ allows exactly one.
+    let two: Vec<u8> = [batch.clone(), batch.clone()].concat();
+    assert_eq!(
+        refusal(two.into(), 9, &leader),
+        ResponseError::InvalidRecord
+    );
+    // A control batch.
+    let mut control =
+        kraft::record::BatchBuilder::new(kraft::record::BatchKind::Control, Offset(0), Epoch(0));
+    control
+        .append_control(
+            0,
+            &kraft::record::ControlRecord::LeaderChange(kraft::record::LeaderChangeMessage {
+                version: 0,
+                leader_id: 1,
+                voters: vec![],
+                granting_voters: vec![],
+            }),
+        )
+        .unwrap();
+    assert_eq!(
+        refusal(control.build().unwrap(), 9, &leader),
+        ResponseError::InvalidRecord
+    );
+    // An unknown compression codec (attributes 5), with its CRC made valid again.
+    let mut codec = batch.to_vec();
+    codec[22] = 5;
+    let crc = crc32c::crc32c(&codec[21..]);
+    codec[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        refusal(codec.into(), 9, &leader),
+        ResponseError::UnsupportedCompressionType
+    );
+    // Not the leader.
+    assert_eq!(
+        refusal(batch.clone(), 9, &view(false)),
+        ResponseError::NotLeaderOrFollower
+    );
+    // acks other than 0, 1, -1.
+    let mut request = produce_request(batch, 9);
+    request.acks = 2;
+    assert_eq!(
+        produce::check(&request, 9, &leader)
+            .unwrap()
+            .unwrap_err()
+            .error,
+        ResponseError::InvalidRequiredAcks
+    );
+}
+
+#[test]
+fn list_offsets_answers_earliest_latest_and_timestamps_within_the_high_watermark() {
+    let leader = view(true);
+    let answer = |ts: i64, v: i16, found: Option<(i64, i64)>| {
+        let request = common::kafka::list_offsets(ts);
+        let found = BTreeMap::from([(ts, found)]);
+        let r = offsets::list_offsets(&request, v, &leader, &found);
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.offset, p.timestamp)
+    };
+    assert_eq!(answer(offsets::EARLIEST, 5, None), (0, 10, -1));
+    assert_eq!(answer(offsets::LATEST, 5, None), (0, 40, -1));
+    assert_eq!(answer(1000, 5, Some((20, 1001))), (0, 20, 1001));
+    // Found at or past the high watermark: not yet readable, so "none" without an error.
+    assert_eq!(answer(1000, 5, Some((40, 1001))), (0, -1, -1));
+    assert_eq!(answer(1000, 5, None), (0, -1, -1));
+    // MAX_TIMESTAMP needs v7.
+    assert_eq!(
+        answer(offsets::MAX_TIMESTAMP, 6, None).0,
+        ResponseError::UnsupportedVersion.code()
+    );
+    let follower = offsets::list_offsets(
+        &common::kafka::list_offsets(offsets::LATEST),
+        5,
+        &view(false),
+        &BTreeMap::new(),
+    );
+    assert_eq!(
+        follower.topics[0].partitions[0].error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
+}
+
+#[test]
+fn fetch_reads_only_committed_records_from_the_leader() {
+    let leader = view(true);
+    let plan = |offset: i64, v: i16, view: &QuorumView| {
+        fetch::plan(&common::kafka::fetch(v, offset, 500), v, view)
+    };
+    assert_eq!(
+        plan(12, 12, &leader),
+        fetch::Plan::Read {
+            from: Offset(12),
+            max_bytes: 1 << 20,
+            end: Offset(40)
+        }
+    );
+    // Between the high watermark and the log end: nothing yet (a long poll waits).
+    assert_eq!(plan(41, 12, &leader), fetch::Plan::NothingYet);
+    // Outside the log, a follower, a fenced epoch: answered at once, with the error.
+    for (offset, view) in [(5, view(true)), (43, view(true)), (12, view(false))] {
+        assert_eq!(plan(offset, 12, &view), fetch::Plan::Answer);
+    }
+    let errors = |offset: i64, view: &QuorumView| {
+        let request = common::kafka::fetch(12, offset, 0);
+        fetch::answer(&request, 12, view, Bytes::new()).responses[0].partitions[0].error_code
+    };
+    assert_eq!(errors(5, &leader), ResponseError::OffsetOutOfRange.code());
+    assert_eq!(
+        errors(12, &view(false)),
+        ResponseError::NotLeaderOrFollower.code()
+    );
+    let mut fenced = common::kafka::fetch(12, 12, 0);
+    fenced.topics[0].partitions[0].current_leader_epoch = 4;
+    assert_eq!(
+        fetch::answer(&fenced, 12, &leader, Bytes::new()).responses[0].partitions[0].error_code,
+        ResponseError::FencedLeaderEpoch.code()
+    );
+    // By topic id from v13.
+    assert!(matches!(plan(12, 13, &leader), fetch::Plan::Read { .. }));
+}
