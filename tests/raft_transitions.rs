@@ -2790,3 +2790,127 @@ fn a_client_batch_sent_to_a_follower_is_refused_naming_the_leader() {
         }]
     );
 }
+
+/// `batch` as idempotent producer `pid` sent it, at `epoch` from `sequence` (CRC made valid).
+fn from_producer(batch: &Bytes, pid: i64, epoch: i16, sequence: i32) -> Bytes {
+    let mut b = batch.to_vec();
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
+}
+
+fn propose_batch(r: &mut Replica, id: u64, batch: Bytes) -> Vec<Action> {
+    r.step(
+        T0,
+        Input::ProposeBatch {
+            id: ProposalId(id),
+            batch,
+        },
+    )
+}
+
+fn outcome(actions: &[Action]) -> Option<ProposalOutcome> {
+    actions.iter().find_map(|a| match a {
+        Action::Proposed { outcome, .. } => Some(*outcome),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_retried_producer_batch_is_not_appended_again_and_answers_with_the_original_offsets() {
+    let mut r = lone_leader();
+    let first = from_producer(&client_batch(2), 77, 0, 0);
+    assert!(matches!(
+        propose_batch(&mut r, 1, first.clone())[0],
+        Action::Append { .. }
+    ));
+    // A retry before the original committed waits for it, appending nothing.
+    let retry = propose_batch(&mut r, 2, first.clone());
+    assert_eq!(retry, vec![]);
+    let actions = r.step(T0, Input::Flushed { offset: Offset(3) });
+    let committed = |id| Action::Proposed {
+        id: ProposalId(id),
+        outcome: ProposalOutcome::Committed {
+            first: Offset(1),
+            last: Offset(2),
+        },
+    };
+    assert!(
+        actions.contains(&committed(1)) && actions.contains(&committed(2)),
+        "{actions:?}"
+    );
+    // A retry after the commit is answered at once, still appending nothing.
+    assert_eq!(propose_batch(&mut r, 3, first), vec![committed(3)]);
+    assert_eq!(r.log().log_end_offset(), Offset(3));
+}
+
+#[test]
+fn producer_sequences_must_follow_on_and_epochs_never_go_back() {
+    let mut r = lone_leader();
+    let b = client_batch(2);
+    assert!(
+        matches!(
+            propose_batch(&mut r, 1, from_producer(&b, 5, 3, 10))[0],
+            Action::Append { .. }
+        ),
+        "an unknown producer may start anywhere"
+    );
+    // The next must start at 12 (10 and 11 were used).
+    assert_eq!(
+        outcome(&propose_batch(&mut r, 2, from_producer(&b, 5, 3, 13))),
+        Some(ProposalOutcome::Refused(ProposeError::OutOfOrderSequence))
+    );
+    assert_eq!(
+        outcome(&propose_batch(&mut r, 3, from_producer(&b, 5, 2, 12))),
+        Some(ProposalOutcome::Refused(ProposeError::InvalidProducerEpoch))
+    );
+    // A new epoch starts again at 0, and nowhere else.
+    assert_eq!(
+        outcome(&propose_batch(&mut r, 4, from_producer(&b, 5, 4, 12))),
+        Some(ProposalOutcome::Refused(ProposeError::OutOfOrderSequence))
+    );
+    assert!(matches!(
+        propose_batch(&mut r, 5, from_producer(&b, 5, 3, 12))[0],
+        Action::Append { .. }
+    ));
+    assert!(matches!(
+        propose_batch(&mut r, 6, from_producer(&b, 5, 4, 0))[0],
+        Action::Append { .. }
+    ));
+    assert_eq!(r.log().log_end_offset(), Offset(7));
+}
+
+#[test]
+fn producer_state_follows_truncation() {
+    use kraft::raft::ProducerStates;
+    let mut states = ProducerStates::default();
+    let header = |base: i64, seq: i32| {
+        let b = from_producer(&client_batch(1), 9, 0, seq);
+        let mut b = b.to_vec();
+        b[..8].copy_from_slice(&base.to_be_bytes());
+        kraft::record::BatchHeader::parse(&b).unwrap()
+    };
+    for (base, seq) in [(1, 0), (2, 1), (3, 2)] {
+        states.record(&header(base, seq), Offset(2));
+    }
+    assert_eq!(
+        states.check(&header(0, 2)),
+        kraft::raft::SequenceCheck::Duplicate {
+            first: Offset(3),
+            last: Offset(3)
+        }
+    );
+    // Truncated at 3: sequence 2 is no longer in the log, and is the next one expected.
+    states.truncate(Offset(3));
+    assert_eq!(
+        states.check(&header(0, 2)),
+        kraft::raft::SequenceCheck::Append
+    );
+    assert_eq!(
+        states.check(&header(0, 3)),
+        kraft::raft::SequenceCheck::OutOfOrder
+    );
+}

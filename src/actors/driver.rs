@@ -373,6 +373,12 @@ impl ReplicationDriver {
             }
             ProposalOutcome::Refused(ProposeError::TooLarge) => Err(AppendError::TooLarge),
             ProposalOutcome::Refused(ProposeError::InvalidBatch) => Err(AppendError::InvalidBatch),
+            ProposalOutcome::Refused(ProposeError::OutOfOrderSequence) => {
+                Err(AppendError::OutOfOrderSequence)
+            }
+            ProposalOutcome::Refused(ProposeError::InvalidProducerEpoch) => {
+                Err(AppendError::InvalidProducerEpoch)
+            }
             ProposalOutcome::Unresolved { epoch, first, last } => {
                 Err(AppendError::LeadershipLost { epoch, first, last })
             }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use actix::Addr;
@@ -61,6 +61,48 @@ pub enum ServeError {
     SilentAppendFailed(String),
 }
 
+/// Milliseconds since the Unix epoch.
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Producer ids unique across the cluster and across restarts without coordination: the node
+/// id (8 bits), a millisecond clock since 2024 (41 bits, until 2093) and a counter within the
+/// millisecond (14 bits). The clock part never goes backwards within a process, and a restart
+/// takes longer than the millisecond it restarted in, so no id is handed out twice unless a
+/// node's clock is set back across a restart (or two voter ids agree in their low 8 bits).
+#[derive(Debug, Default)]
+pub struct ProducerIds {
+    /// The last (millisecond, counter) handed out.
+    last: Mutex<(u64, u64)>,
+}
+
+/// Milliseconds from the Unix epoch to 2024-01-01.
+const PRODUCER_ID_EPOCH_MS: u64 = 1_704_067_200_000;
+const COUNTER_BITS: u32 = 14;
+const CLOCK_BITS: u32 = 41;
+
+impl ProducerIds {
+    pub fn next(&self, node: i32, now_ms: u64) -> i64 {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let ms = now_ms.saturating_sub(PRODUCER_ID_EPOCH_MS);
+        let (mut ms, mut counter) = if ms > last.0 {
+            (ms, 0)
+        } else {
+            (last.0, last.1 + 1)
+        };
+        if counter >> COUNTER_BITS != 0 {
+            (ms, counter) = (ms + 1, 0);
+        }
+        *last = (ms, counter);
+        let node = (node as u64) & 0xff;
+        let clock = ms & ((1 << CLOCK_BITS) - 1);
+        ((node << (CLOCK_BITS + COUNTER_BITS)) | (clock << COUNTER_BITS) | counter) as i64
+    }
+}
+
 /// What the Kafka face of one running node talks to.
 #[derive(Clone)]
 pub struct KafkaFace {
@@ -68,8 +110,8 @@ pub struct KafkaFace {
     pub log_store: Addr<LogStore>,
     pub events: broadcast::Sender<NodeEvent>,
     pub cluster: Arc<ClusterInfo>,
-    /// Producer ids handed out by this node in its current epoch.
-    pub producers: Arc<AtomicU32>,
+    /// Hands out producer ids.
+    pub producers: Arc<ProducerIds>,
 }
 
 impl KafkaFace {
@@ -136,13 +178,11 @@ impl KafkaFace {
         Ok(Some(frame))
     }
 
-    /// A producer id unique to this node and epoch: the epoch in the high bits, the node id and
-    /// a counter below.
+    /// A producer id no other producer got: see [`ProducerIds`].
     async fn init_producer_id(
         &self,
         request: &InitProducerIdRequest,
     ) -> Result<InitProducerIdResponse, ServeError> {
-        let view = self.view().await?;
         let mut response = InitProducerIdResponse::default();
         if request.transactional_id.is_some() {
             response.error_code = ResponseError::CoordinatorNotAvailable.code();
@@ -150,9 +190,8 @@ impl KafkaFace {
             response.producer_epoch = -1;
             return Ok(response);
         }
-        let node = i64::from(view.local_id.map_or(0, |n| n.0) & 0xff);
-        let counter = i64::from(self.producers.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff);
-        response.producer_id = ProducerId((i64::from(view.epoch.0) << 32) | (node << 24) | counter);
+        let node = self.cluster.local_id.map_or(0, |n| n.0);
+        response.producer_id = ProducerId(self.producers.next(node, wall_clock_ms()));
         response.producer_epoch = 0;
         Ok(response)
     }
@@ -276,5 +315,27 @@ impl KafkaFace {
             Ok(Ok(Ok((first, _)))) => Ok(first),
             Ok(Ok(Err(e))) => Err(produce::refusal_for_append(&e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producer_ids_are_positive_distinct_and_carry_the_node() {
+        let ids = ProducerIds::default();
+        let now = PRODUCER_ID_EPOCH_MS + 1_000;
+        let mut seen = std::collections::BTreeSet::new();
+        // More than a millisecond's counter, then a clock set back: still all distinct.
+        for i in 0..20_000u64 {
+            let at = if i < 19_000 { now } else { now - 500 };
+            let id = ids.next(255, at);
+            assert!(id > 0);
+            assert_eq!(id >> (CLOCK_BITS + COUNTER_BITS), 255);
+            assert!(seen.insert(id), "{id} twice");
+        }
+        let other = ProducerIds::default().next(3, now);
+        assert!(!seen.contains(&other));
     }
 }

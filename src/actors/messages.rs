@@ -127,6 +127,10 @@ pub enum AppendError {
     TooLarge,
     #[error("the batch is not one valid data batch")]
     InvalidBatch,
+    #[error("the batch does not follow its producer's last sequence")]
+    OutOfOrderSequence,
+    #[error("the batch's producer epoch is older than its producer's last")]
+    InvalidProducerEpoch,
     #[error("the node stopped before the append was committed")]
     Stopped,
     /// The leader appended the records at `first..=last` in `epoch`, then stopped leading

@@ -11,7 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::recovered::Recovered;
-use crate::raft::{EpochStart, FetchResponse, PersistedElection};
+use crate::raft::{EpochStart, FetchResponse, PersistedElection, ProducerStates};
+use crate::record::BatchIter;
 use crate::storage::{
     ElectionState, Fs, LogConfig, LogInspection, OffsetPolicy, QuorumStateFile, RepairPointFile,
     ReplicatedLog, SnapshotFile, StorageError, fetched_so_far_in, list_snapshots_in,
@@ -34,6 +35,9 @@ pub struct Cleaned {
     pub log_start_offset: Offset,
     pub snapshots_before: Offset,
 }
+
+/// Bytes read at a time when rebuilding producer state at start-up.
+const PRODUCER_SCAN_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct LogExecutor {
@@ -94,7 +98,28 @@ impl LogExecutor {
             latest_snapshot: list_snapshots_in(&self.fs, &self.dir)?.last().copied(),
             fetched_so_far: fetched_so_far_in(&self.fs, &self.dir)?,
             repair_point: RepairPointFile::new_in(&self.fs, &self.dir).read()?,
+            producers: self.producer_states()?,
         })
+    }
+
+    /// Idempotent producers' recent batches, from every batch header in the log. Everything
+    /// is taken as committed: only each producer's newest few batches are kept.
+    fn producer_states(&self) -> Result<ProducerStates, StorageError> {
+        let mut states = ProducerStates::default();
+        let end = self.log.log_end_offset();
+        let mut next = self.log.log_start_offset();
+        while next < end {
+            let chunk = self.log.read(next, PRODUCER_SCAN_BYTES)?;
+            let before = next;
+            for batch in BatchIter::new(chunk).map_while(Result::ok) {
+                states.record(batch.header(), end);
+                next = batch.next_offset();
+            }
+            if next == before {
+                break;
+            }
+        }
+        Ok(states)
     }
 
     pub fn log(&self) -> &ReplicatedLog {

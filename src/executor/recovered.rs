@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::raft::{Action, EpochStart, LogView, PersistedElection, RaftConfig, Replica};
+use crate::raft::{
+    Action, EpochStart, LogView, PersistedElection, ProducerStates, RaftConfig, Replica,
+};
 use crate::types::{Offset, OffsetAndEpoch};
 
 /// What the log store found on disk at start-up.
@@ -19,6 +21,8 @@ pub struct Recovered {
     pub fetched_so_far: Option<(OffsetAndEpoch, u64)>,
     /// The log end the node had before `kraft storage repair` moved damage aside.
     pub repair_point: Option<OffsetAndEpoch>,
+    /// Idempotent producers' recent batches, as the log's batch headers tell.
+    pub producers: ProducerStates,
 }
 
 impl Recovered {
@@ -32,6 +36,7 @@ impl Recovered {
         .with_snapshot(self.latest_snapshot)
         .with_fetched_so_far(self.fetched_so_far)
         .with_repair_point(self.repair_point)
+        .with_producers(self.producers.clone())
     }
 
     /// A fresh protocol core from this state, as at process start.

@@ -159,6 +159,8 @@ pub fn refusal_for_append(error: &AppendError) -> Refusal {
         AppendError::Interrupted => ResponseError::RequestTimedOut,
         AppendError::TooLarge => ResponseError::MessageTooLarge,
         AppendError::InvalidBatch => ResponseError::InvalidRecord,
+        AppendError::OutOfOrderSequence => ResponseError::OutOfOrderSequenceNumber,
+        AppendError::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
     };
     Refusal::new(code, error.to_string())
 }

@@ -324,8 +324,8 @@ impl Replica {
                 refused = Some(reason);
                 break;
             }
-            self.log
-                .appended(batch.epoch(), batch.base_offset(), batch.next_offset());
+            let committed = self.high_watermark.unwrap_or(Offset(0));
+            self.log.appended_batch(batch.header(), committed);
             valid_end += batch.size_in_bytes();
         }
         if valid_end > 0 {

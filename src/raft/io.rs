@@ -78,6 +78,10 @@ pub enum ProposeError {
     /// A client's batch is not one valid data batch (checked again here: the core never
     /// appends what it has not validated itself).
     InvalidBatch,
+    /// A client's batch does not follow its producer's last sequence.
+    OutOfOrderSequence,
+    /// A client's batch carries an older producer epoch than its producer's last batch.
+    InvalidProducerEpoch,
 }
 
 /// How a proposal ended. Decided by the replica alone, never by offset: a batch is this

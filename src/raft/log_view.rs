@@ -2,6 +2,8 @@
 //! range of offsets. Kept in step with the Append/Truncate/Flush actions the replica emits, so
 //! that protocol decisions (divergence, vote up-to-dateness) never wait for IO.
 
+use super::producers::ProducerStates;
+use crate::record::BatchHeader;
 use crate::types::{Epoch, Offset, OffsetAndEpoch};
 
 /// An epoch and the offset of its first record.
@@ -24,6 +26,8 @@ pub struct LogView {
     /// The log end (last epoch, end offset) this replica had before a repair moved damaged
     /// records aside; cleared once the durable log is back there.
     repair_point: Option<OffsetAndEpoch>,
+    /// Idempotent producers' recent batches in this log.
+    producers: ProducerStates,
 }
 
 impl LogView {
@@ -37,7 +41,25 @@ impl LogView {
             latest_snapshot: None,
             fetched_so_far: None,
             repair_point: None,
+            producers: ProducerStates::default(),
         }
+    }
+
+    /// The same log, whose idempotent producers recovery found to be `producers`.
+    pub fn with_producers(mut self, producers: ProducerStates) -> Self {
+        self.producers = producers;
+        self
+    }
+
+    pub fn producers(&self) -> &ProducerStates {
+        &self.producers
+    }
+
+    /// Records a whole batch appended at the end: its epoch and offsets, and its producer's
+    /// sequence. `committed` is the high watermark as the replica knows it.
+    pub fn appended_batch(&mut self, header: &BatchHeader, committed: Offset) {
+        self.appended(header.epoch(), header.base_offset(), header.next_offset());
+        self.producers.record(header, committed);
     }
 
     /// The same log, repaired: it once reached `point` and must get back there before its
@@ -116,6 +138,7 @@ impl LogView {
         }];
         self.latest_snapshot = Some(id);
         self.fetched_so_far = None;
+        self.producers.clear();
     }
 
     pub fn empty() -> Self {
@@ -176,6 +199,7 @@ impl LogView {
         self.log_end_offset = self.log_end_offset.min(offset);
         self.flushed_offset = self.flushed_offset.min(offset);
         self.epochs.retain(|e| e.start_offset < offset);
+        self.producers.truncate(offset);
     }
 
     /// Records that everything up to `offset` is durable.

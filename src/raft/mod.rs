@@ -30,6 +30,7 @@ mod io;
 mod leader;
 mod log_view;
 mod message;
+mod producers;
 mod quorum_epoch;
 mod replica;
 mod rng;
@@ -48,6 +49,7 @@ pub use message::{
     FetchResponse, FetchSnapshotRequest, FetchSnapshotResponse, Request, Response, VoteRequest,
     VoteResponse,
 };
+pub use producers::{ProducerBatch, ProducerStates, RETAINED_BATCHES, SequenceCheck};
 pub use replica::Replica;
 pub use rng::SeededRng;
 pub use role::RoleKind;

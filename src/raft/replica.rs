@@ -22,6 +22,7 @@ use super::io::{
 use super::leader::{LeaderState, PendingProposal};
 use super::log_view::LogView;
 use super::message::{ErrorCode, FetchResponse, Request, Response};
+use super::producers::SequenceCheck;
 use super::rng::SeededRng;
 use super::role::{Role, RoleKind};
 use crate::record::{BatchBuilder, BatchKind, ControlRecord, LeaderChangeMessage};
@@ -737,8 +738,8 @@ impl Replica {
     /// Appends a batch the leader built at its log end offset, then flushes it.
     fn append_as_leader(&mut self, batch: Bytes) {
         let header = crate::record::BatchHeader::parse(&batch).expect("built above");
-        self.log
-            .appended(header.epoch(), header.base_offset(), header.next_offset());
+        let committed = self.high_watermark.unwrap_or(Offset(0));
+        self.log.appended_batch(&header, committed);
         self.out.push(Action::Append { batches: batch });
         self.request_flush();
         self.complete_parked_fetches(false);
@@ -798,14 +799,50 @@ impl Replica {
         }
     }
 
+    /// A client's batch: appended unless its producer already has it in the log (then it waits
+    /// for the original's commit) or it breaks its producer's sequence.
     fn propose_batch(&mut self, id: ProposalId, batch: Bytes) {
         if !self.may_propose(id) {
             return;
+        }
+        let Ok(header) = crate::record::RecordBatch::validate(&batch) else {
+            return self.refuse(id, ProposeError::InvalidBatch);
+        };
+        match self.log.producers().check(&header) {
+            SequenceCheck::Append => {}
+            SequenceCheck::Duplicate { first, last } => {
+                return self.await_original(id, first, last);
+            }
+            SequenceCheck::OutOfOrder => return self.refuse(id, ProposeError::OutOfOrderSequence),
+            SequenceCheck::Fenced => return self.refuse(id, ProposeError::InvalidProducerEpoch),
         }
         let base = self.log.log_end_offset();
         match crate::record::restamp(&batch, base, self.epoch) {
             Ok(stamped) => self.append_pending(id, stamped),
             Err(_) => self.refuse(id, ProposeError::InvalidBatch),
+        }
+    }
+
+    /// A retried batch already in the log at `first..=last`: its outcome is the original's,
+    /// committed once the high watermark passes it (as Kafka answers a duplicate only then).
+    fn await_original(&mut self, id: ProposalId, first: Offset, last: Offset) {
+        if self.high_watermark.is_some_and(|hw| hw > last) {
+            let outcome = ProposalOutcome::Committed { first, last };
+            self.out.push(Action::Proposed { id, outcome });
+            return;
+        }
+        let epoch = self.epoch;
+        if let Role::Leader(l) = &mut self.role {
+            let at = l.pending.partition_point(|p| p.last <= last);
+            l.pending.insert(
+                at,
+                PendingProposal {
+                    id,
+                    epoch,
+                    first,
+                    last,
+                },
+            );
         }
     }
 
