@@ -2,155 +2,17 @@
 //! and exits 0 on SIGTERM; three processes form a quorum that survives `kill -9` of its leader,
 //! and afterwards all three logs agree.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::process::{Server, first_to_log, free_port, partition, start_three, write_config};
 
 use kraft::record::BatchIter;
 use kraft::storage::{LogConfig, MetaProperties, ReplicatedLog};
 use kraft::types::Offset;
-
-/// A running `kraft server` whose log lines (stderr, ANSI-free) and statistics lines (stdout)
-/// arrive on one channel.
-struct Server {
-    child: Child,
-    lines: Receiver<String>,
-    /// Every line read so far.
-    seen: std::cell::RefCell<Vec<String>>,
-}
-
-fn forward_lines(stream: impl std::io::Read + Send + 'static, tx: std::sync::mpsc::Sender<String>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-}
-
-impl Server {
-    fn start(config: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kraft"))
-            .args([
-                "server",
-                "--config",
-                config.to_str().unwrap(),
-                "--throughput",
-                "1000",
-            ])
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = channel();
-        forward_lines(child.stderr.take().unwrap(), tx.clone());
-        forward_lines(child.stdout.take().unwrap(), tx);
-        Server {
-            child,
-            lines: rx,
-            seen: Default::default(),
-        }
-    }
-
-    /// Whether a line read so far contains `needle`.
-    fn has_seen(&self, needle: &str) -> bool {
-        self.seen.borrow().iter().any(|l| l.contains(needle))
-    }
-
-    /// Waits for a log line containing `needle`.
-    fn wait_for(&self, needle: &str, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    self.seen.borrow_mut().push(line);
-                    if found {
-                        return true;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit; returns its exit code.
-    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        None
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Writes node `id`'s config for a quorum on `ports` (1-based ids).
-fn write_config(dir: &Path, id: usize, ports: &[u16]) -> PathBuf {
-    let voters: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{}@localhost:{p}", i + 1))
-        .collect();
-    let path = dir.join(format!("node-{id}.properties"));
-    std::fs::write(
-        &path,
-        format!(
-            "node.id={id}\nlisteners=PLAINTEXT://localhost:{}\ncontroller.listener.names=PLAINTEXT\n\
-             controller.quorum.voters={}\nlog.dirs={}\ncontroller.quorum.election.timeout.ms=300\n\
-             controller.quorum.fetch.timeout.ms=1000\n",
-            ports[id - 1],
-            voters.join(","),
-            dir.join(format!("logs-{id}")).display()
-        ),
-    )
-    .unwrap();
-    path
-}
-
-/// Three `kraft server` processes of one quorum in `dir`: their configs and the servers.
-fn start_three(dir: &Path) -> (Vec<PathBuf>, Vec<Option<Server>>) {
-    let ports = [free_port(), free_port(), free_port()];
-    let configs: Vec<PathBuf> = (1..=3).map(|id| write_config(dir, id, &ports)).collect();
-    let servers = configs.iter().map(|c| Some(Server::start(c))).collect();
-    (configs, servers)
-}
-
-fn partition(dir: &Path, id: usize) -> PathBuf {
-    dir.join(format!("logs-{id}"))
-        .join("__raft_performance_test-0")
-}
 
 #[test]
 fn a_single_node_formats_leads_writes_and_stops_on_sigterm() {
@@ -358,21 +220,6 @@ fn storage_repair(config: &Path) -> std::process::Output {
         .unwrap()
 }
 
-/// Waits until one of `servers` logs `needle`; returns its index.
-fn first_to_log(servers: &[Option<Server>], needle: &str, limit: Duration) -> Option<usize> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        for (i, s) in servers.iter().enumerate() {
-            if let Some(s) = s
-                && s.wait_for(needle, Duration::from_millis(50))
-            {
-                return Some(i);
-            }
-        }
-    }
-    None
-}
-
 /// A follower whose segment rotted in the middle refuses to start (exit 2, naming the file and
 /// byte position, nothing changed); `storage repair` sets the damage aside; restarted, it grants
 /// no vote while its log is short of the repair point (the only other live voter cannot be
@@ -500,21 +347,9 @@ fn idle_connections_cannot_take_the_descriptors_the_node_needs() {
         env!("CARGO_BIN_EXE_kraft"),
         config.display()
     );
-    let mut child = Command::new("bash")
-        .args(["-c", &script])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = channel();
-    forward_lines(child.stderr.take().unwrap(), tx.clone());
-    forward_lines(child.stdout.take().unwrap(), tx);
-    let mut server = Server {
-        child,
-        lines: rx,
-        seen: Default::default(),
-    };
+    let mut command = Command::new("bash");
+    command.args(["-c", &script]);
+    let mut server = Server::spawn(command);
     assert!(server.wait_for("leading: writing the workload", Duration::from_secs(20)));
     // Far more connections than the 200 descriptors: they queue in the backlog or wait idle.
     let idle: Vec<std::net::TcpStream> = (0..400)
@@ -606,7 +441,7 @@ fn a_connection_flood_and_idle_connections_neither_stop_nor_bloat_the_leader() {
         server.wait_for("Throughput (records/second)", Duration::from_secs(15)),
         "the leader did not commit after the flood"
     );
-    let peak = peak_rss_kib(server.child.id());
+    let peak = peak_rss_kib(server.pid());
     eprintln!(
         "{attempts} connection attempts, {} idle: peak RSS {peak} KiB",
         idle.len()

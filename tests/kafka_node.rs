@@ -197,3 +197,80 @@ async fn hostile_frames_close_their_connection_and_the_node_keeps_serving() {
     let produced = produce_one(&mut client, 9).await;
     assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
 }
+
+/// `sample_batch()` as idempotent producer `pid` sends it, from sequence `sequence`.
+fn from_producer(pid: i64, sequence: i32) -> bytes::Bytes {
+    let mut b = sample_batch().to_vec();
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&0i16.to_be_bytes());
+    b[53..57].copy_from_slice(&sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    bytes::Bytes::from(b)
+}
+
+async fn produce_batch(client: &mut Client, batch: bytes::Bytes) -> (i16, i64) {
+    let response: ProduceResponse = client
+        .call(ApiKey::Produce, 9, &produce(9, -1, batch))
+        .await;
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// A producer whose answer was lost retries its batch: to the same leader, to the next leader
+/// after the first is killed, and to a leader restarted from its disk. Each retry is answered
+/// with the original offset and nothing is appended twice.
+#[actix_rt::test]
+async fn a_retried_batch_is_answered_with_its_original_offset_across_leaders_and_restarts() {
+    let mut cluster = start_cluster("kafka-idempotent", 3).await;
+    let first = wait_for_leader(&cluster, None).await;
+    let mut client = Client::connect(&cluster.addresses[first].1).await;
+    let (error, original) = produce_batch(&mut client, from_producer(4242, 0)).await;
+    assert_eq!(error, 0);
+    wait_for_commit_everywhere(&cluster, Offset(original + 2)).await;
+    assert_eq!(
+        produce_batch(&mut client, from_producer(4242, 0)).await,
+        (0, original),
+        "a retry to the same leader"
+    );
+    // The leader dies; its successor learned the producer's batch by replication.
+    cluster.nodes[first].take().unwrap().kill().await;
+    let second = wait_for_leader(&cluster, Some(first)).await;
+    let mut client = Client::connect(&cluster.addresses[second].1).await;
+    assert_eq!(
+        produce_batch(&mut client, from_producer(4242, 0)).await,
+        (0, original),
+        "a retry to the next leader"
+    );
+    // The next sequence goes on; a gap is refused.
+    let (error, next) = produce_batch(&mut client, from_producer(4242, 3)).await;
+    assert_eq!(error, 0);
+    assert_eq!(
+        produce_batch(&mut client, from_producer(4242, 9)).await.0,
+        ResponseError::OutOfOrderSequenceNumber.code()
+    );
+    // Every node restarts from its disk: the state comes back from the log.
+    cluster.start(first).await;
+    for i in 0..3 {
+        if let Some(node) = cluster.nodes[i].take() {
+            node.kill().await;
+        }
+    }
+    for i in 0..3 {
+        cluster.start(i).await;
+    }
+    let third = wait_for_leader(&cluster, None).await;
+    let mut client = Client::connect(&cluster.addresses[third].1).await;
+    assert_eq!(
+        produce_batch(&mut client, from_producer(4242, 3)).await,
+        (0, next)
+    );
+    assert_eq!(
+        produce_batch(&mut client, from_producer(4242, 0)).await,
+        (0, original)
+    );
+    let node = cluster.nodes[third].as_ref().unwrap();
+    let values = common::cluster::committed_values(node).await;
+    let ones = values.iter().filter(|v| &v[..] == b"one").count();
+    assert_eq!(ones, 2, "two batches were produced, each once");
+}

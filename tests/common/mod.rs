@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod kafka;
+pub mod process;
 pub mod tls;
 
 use bytes::Bytes;

@@ -1,0 +1,262 @@
+//! Unmodified Kafka clients against `kraft server` processes: kafka-python (its idempotent
+//! producer, a consumer and the admin client) and Debian's kcat (librdkafka 2.0.2) with every
+//! compression codec. An idempotent producer keeps producing through a `kill -9` of the leader
+//! and every record it was acknowledged for is in the log exactly once, in order.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::process::{Server, first_to_log, free_port, partition, write_config};
+use kraft::record::{BatchIter, Compression};
+use kraft::storage::{LogConfig, ReplicatedLog};
+use kraft::types::Offset;
+use serde_json::Value;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kafka_clients.py");
+
+/// Runs the kafka-python script to its end; its JSON lines.
+fn python(args: &[&str]) -> Vec<Value> {
+    let out = Command::new("timeout")
+        .arg("180")
+        .arg("python3")
+        .arg(SCRIPT)
+        .args(args)
+        .output()
+        .expect("python3 must be installed (.ci/run installs it with kafka-python)");
+    assert!(
+        out.status.success(),
+        "kafka-python {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The values a consumer read, in offset order, checking offsets only grow.
+fn consumed(lines: &[Value]) -> Vec<String> {
+    let mut last = -1;
+    lines
+        .iter()
+        .filter_map(|l| {
+            let offset = l.get("offset")?.as_i64()?;
+            assert!(offset > last, "offset {offset} after {last}");
+            last = offset;
+            Some(l["value"].as_str()?.to_owned())
+        })
+        .collect()
+}
+
+fn single_node(dir: &Path) -> (Server, String) {
+    let port = free_port();
+    let config = write_config(dir, 1, &[port]);
+    let server = Server::start_with(&config, 0);
+    assert!(server.wait_for("leader changed", Duration::from_secs(20)));
+    (server, format!("localhost:{port}"))
+}
+
+#[test]
+fn kafka_python_produces_consumes_and_describes_a_single_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, bootstrap) = single_node(dir.path());
+    let produced = python(&["produce", &bootstrap, "500"]);
+    let done = produced.last().unwrap();
+    assert_eq!(done["acked"], 500, "{done}");
+    assert_eq!(done["errors"], Value::Array(vec![]));
+    let values = consumed(&python(&["consume", &bootstrap]));
+    let expected: Vec<String> = (0..500).map(|i| format!("v-{i}")).collect();
+    assert_eq!(values, expected);
+    let described = python(&["describe", &bootstrap]);
+    assert_eq!(described[0]["cluster"]["controller_id"], 1);
+    let quorum = &described[1]["quorum"]["topics"][0]["partitions"][0];
+    assert_eq!(quorum["leader_id"], 1);
+    assert!(quorum["high_watermark"].as_i64().unwrap() > 500);
+    assert_eq!(quorum["current_voters"][0]["replica_id"], 1);
+}
+
+/// kcat, or a failure saying how to get it (CI installs it).
+fn kcat(args: &[&str], input: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = Command::new("timeout")
+        .arg("60")
+        .arg("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("timeout(1) must exist");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.unwrap_or("").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kcat {args:?} failed (apt-get install kcat; .ci/run installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn kcat_produces_with_every_codec_and_the_batches_are_stored_as_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, bootstrap) = single_node(dir.path());
+    let listing = kcat(&["-b", &bootstrap, "-L"], None);
+    assert!(
+        listing.contains("topic \"__raft_performance_test\" with 1 partitions"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("leader 1, replicas: 1, isrs: 1"),
+        "{listing}"
+    );
+    let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+    // Records long enough that compressing pays: librdkafka sends a batch uncompressed when
+    // compressing would not make it smaller.
+    let pad = "x".repeat(500);
+    for codec in codecs {
+        let lines = format!("{codec}-1{pad}\n{codec}-2{pad}\n{codec}-3{pad}\n");
+        let topic = "__raft_performance_test";
+        kcat(
+            &["-b", &bootstrap, "-P", "-t", topic, "-p", "0", "-z", codec],
+            Some(&lines),
+        );
+    }
+    let read = kcat(
+        &[
+            "-b",
+            &bootstrap,
+            "-C",
+            "-t",
+            "__raft_performance_test",
+            "-p",
+            "0",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%s\\n",
+        ],
+        None,
+    );
+    let expected: Vec<String> = codecs
+        .iter()
+        .flat_map(|c| (1..=3).map(move |i| format!("{c}-{i}{}", "x".repeat(500))))
+        .collect();
+    assert_eq!(read.lines().collect::<Vec<_>>(), expected);
+    server.signal("-TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    // Each codec's batch is in the log compressed as kcat sent it.
+    let (log, _) = ReplicatedLog::open(&partition(dir.path(), 1), LogConfig::default()).unwrap();
+    let bytes = log.read(Offset(0), 1 << 20).unwrap();
+    let stored: Vec<Compression> = BatchIter::new(bytes)
+        .map(|b| b.unwrap())
+        .filter(|b| !b.is_control())
+        .map(|b| b.header().compression().unwrap())
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd
+        ]
+    );
+}
+
+#[test]
+fn an_idempotent_producer_appends_every_record_once_through_a_leader_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port(), free_port()];
+    let configs: Vec<_> = (1..=3)
+        .map(|id| write_config(dir.path(), id, &ports))
+        .collect();
+    let mut servers: Vec<Option<Server>> = configs
+        .iter()
+        .map(|c| Some(Server::start_with(c, 0)))
+        .collect();
+    let leader = first_to_log(&servers, "role=Leader", Duration::from_secs(30)).expect("a leader");
+    let bootstrap = ports
+        .iter()
+        .map(|p| format!("localhost:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let count = 20_000;
+    let mut producer = Command::new("timeout")
+        .args([
+            "240",
+            "python3",
+            SCRIPT,
+            "produce",
+            &bootstrap,
+            &count.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the leader once the producer is well under way.
+    let stdout = producer.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the producer made progress");
+        let value: Value = serde_json::from_str(&line).unwrap();
+        assert!(
+            value.get("done").is_none(),
+            "the producer finished before the kill"
+        );
+        lines.push(value.clone());
+        if value["acked"].as_i64().unwrap_or(0) >= 2000 {
+            break;
+        }
+    }
+    servers[leader].as_ref().unwrap().signal("-KILL");
+    servers[leader] = None;
+    lines.extend(
+        rx.iter()
+            .map(|l| serde_json::from_str::<Value>(&l).unwrap()),
+    );
+    let status = producer.wait().unwrap();
+    assert!(status.success(), "the producer failed: {lines:?}");
+    let done = lines.last().unwrap();
+    assert_eq!(done["acked"], count, "{done}");
+    assert_eq!(done["errors"], Value::Array(vec![]));
+    // Every record exactly once, in the order sent.
+    let survivors: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader)
+        .map(|(_, p)| format!("localhost:{p}"))
+        .collect();
+    let values = consumed(&python(&["consume", &survivors.join(",")]));
+    let expected: Vec<String> = (0..count).map(|i| format!("v-{i}")).collect();
+    assert_eq!(
+        values.len(),
+        expected.len(),
+        "records appended twice or lost"
+    );
+    assert_eq!(values, expected);
+}
