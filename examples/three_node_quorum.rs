@@ -47,6 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             snapshots: Default::default(),
             connections: Default::default(),
             security: Default::default(),
+            rack: None,
         };
         nodes.push(Some(NodeHandle::start(options).await?));
         println!("node {} listening on {}", i + 1, addresses[i].1);

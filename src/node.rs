@@ -32,6 +32,7 @@
 //!         fs: None,                          // the real file system
 //!         connections: Default::default(),   // Kafka's connection limits
 //!         security: Default::default(),      // PLAINTEXT
+//!         rack: None,
 //!     })
 //!     .await
 //!     .unwrap();
@@ -111,6 +112,8 @@ pub struct NodeOptions {
     pub connections: crate::config::ConnectionLimits,
     /// The quorum listener's security protocol: PLAINTEXT, or mutual TLS (both directions).
     pub security: crate::config::ListenerSecurity,
+    /// `broker.rack`: consumers whose `client.rack` matches are pointed here to read.
+    pub rack: Option<String>,
 }
 
 impl NodeOptions {
@@ -129,6 +132,8 @@ impl NodeOptions {
         let cluster = std::sync::Arc::new(crate::actors::kafka_service::ClusterInfo {
             cluster_id: self.cluster_id.clone(),
             local_id: node_id,
+            local_rack: self.rack.clone(),
+            racks: Default::default(),
             endpoints: self
                 .voter_addresses
                 .iter()

@@ -510,3 +510,15 @@ fn an_ssl_quorum_listener_reads_kafkas_pem_keys() {
             .contains("'ssl.key.password'")
     );
 }
+
+#[test]
+fn broker_rack_is_read_and_empty_means_none() {
+    let (_d, path) = file(&format!("{VALID}broker.rack=us-east-1a\n"));
+    let loaded = load(&path).unwrap();
+    assert_eq!(loaded.config.rack.as_deref(), Some("us-east-1a"));
+    assert_eq!(loaded.warnings, vec![]);
+    let (_d, path) = file(&format!("{VALID}broker.rack=\n"));
+    assert_eq!(load(&path).unwrap().config.rack, None);
+    let (_d, path) = file(VALID);
+    assert_eq!(load(&path).unwrap().config.rack, None);
+}

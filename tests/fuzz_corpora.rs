@@ -66,6 +66,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         protocol_version: PROTOCOL_VERSION,
         cluster_id: "fuzz".into(),
         node_id: Some(NodeId(2)),
+        rack: None,
     });
     let vote = PeerMessage::Request {
         correlation_id: 1,

@@ -99,7 +99,8 @@ async fn a_follower_refuses_produce_and_names_the_leader() {
     let p = &produced.responses[0].partition_responses[0];
     assert_eq!(p.error_code, ResponseError::NotLeaderOrFollower.code());
     assert_eq!(p.current_leader.leader_id.0, leader as i32 + 1);
-    let fetched: FetchResponse = client.call(ApiKey::Fetch, 12, &fetch(12, 0, 0)).await;
+    // A consumer without client metadata (Fetch before v11) reads only from the leader.
+    let fetched: FetchResponse = client.call(ApiKey::Fetch, 10, &fetch(10, 0, 0)).await;
     assert_eq!(
         fetched.responses[0].partitions[0].error_code,
         ResponseError::NotLeaderOrFollower.code()
@@ -273,4 +274,65 @@ async fn a_retried_batch_is_answered_with_its_original_offset_across_leaders_and
     let values = common::cluster::committed_values(node).await;
     let ones = values.iter().filter(|v| &v[..] == b"one").count();
     assert_eq!(ones, 2, "two batches were produced, each once");
+}
+
+/// A consumer in another node's rack is pointed at that node by the leader (KIP-392) and reads
+/// the committed records there; Metadata shows every node's rack.
+#[actix_rt::test]
+async fn a_consumer_in_a_followers_rack_reads_from_that_follower() {
+    let cluster = common::cluster::start_cluster_in_racks("kafka-racks", &["r1", "r2", "r3"]).await;
+    let leader = wait_for_leader(&cluster, None).await;
+    let follower = (leader + 1) % 3;
+    let rack = format!("r{}", follower + 1);
+    let mut client = Client::connect(&cluster.addresses[leader].1).await;
+    let (error, base) = produce_batch(&mut client, sample_batch()).await;
+    assert_eq!(error, 0);
+    wait_for_commit_everywhere(&cluster, Offset(base + 2)).await;
+    let meta: MetadataResponse = client
+        .call(ApiKey::Metadata, 12, &metadata(12, &[common::kafka::TOPIC]))
+        .await;
+    let racks: Vec<_> = meta
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, b.rack.as_ref().map(|r| r.as_str().to_owned())))
+        .collect();
+    assert_eq!(
+        racks,
+        (1..=3)
+            .map(|i| (i, Some(format!("r{i}"))))
+            .collect::<Vec<_>>()
+    );
+    // The follower's announced rack reaches the leader with its first fetch; poll for it.
+    let mut request = fetch(12, base, 0);
+    request.rack_id = kafka_protocol::protocol::StrBytes::from_string(rack);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let preferred = loop {
+        let r: FetchResponse = client.call(ApiKey::Fetch, 12, &request).await;
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        if p.preferred_read_replica.0 != -1 {
+            assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+            break p.preferred_read_replica.0;
+        }
+        assert!(std::time::Instant::now() < deadline, "never redirected");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(preferred, follower as i32 + 1);
+    let mut at_follower = Client::connect(&cluster.addresses[follower].1).await;
+    let r: FetchResponse = at_follower.call(ApiKey::Fetch, 12, &request).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.preferred_read_replica.0), (0, -1));
+    let batch = BatchIter::new(p.records.clone().unwrap())
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch.base_offset(), Offset(base));
+    // Without client metadata (before v11) a follower still refuses.
+    let old: FetchResponse = at_follower
+        .call(ApiKey::Fetch, 10, &fetch(10, base, 0))
+        .await;
+    assert_eq!(
+        old.responses[0].partitions[0].error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
 }

@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use common::kafka::{sample, sample_batch};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::protocol::{Encodable, HeaderVersion};
+use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use kraft::kafka::request::{RequestError, SUPPORTED, parse};
 use kraft::kafka::{
     Endpoint, KafkaRequest, Parsed, QuorumView, cluster, fetch, offsets, produce, quorum,
@@ -167,6 +167,11 @@ fn view(is_leader: bool) -> QuorumView {
         log_start_offset: Offset(10),
         log_end_offset: Offset(42),
         voter_progress: BTreeMap::from([(NodeId(2), Some(Offset(42))), (NodeId(3), None)]),
+        racks: BTreeMap::from([
+            (NodeId(1), "r1".to_string()),
+            (NodeId(2), "r2".to_string()),
+            (NodeId(3), "r3".to_string()),
+        ]),
     }
 }
 
@@ -201,7 +206,12 @@ fn every_answer_encodes_at_every_version() {
                     encodes(api, v, &offsets::list_offsets(&r, v, &view, &found))
                 }
                 KafkaRequest::Fetch(r) => {
-                    encodes(api, v, &fetch::answer(&r, v, &view, sample_batch()))
+                    let preferred = Some(NodeId(2));
+                    encodes(
+                        api,
+                        v,
+                        &fetch::answer(&r, v, &view, sample_batch(), preferred),
+                    )
                 }
                 KafkaRequest::Produce(r) => {
                     for outcome in [Ok(Offset(40)), Err(not_leader())] {
@@ -357,13 +367,23 @@ fn fetch_reads_only_committed_records_from_the_leader() {
     );
     // Between the high watermark and the log end: nothing yet (a long poll waits).
     assert_eq!(plan(41, 12, &leader), fetch::Plan::NothingYet);
-    // Outside the log, a follower, a fenced epoch: answered at once, with the error.
-    for (offset, view) in [(5, view(true)), (43, view(true)), (12, view(false))] {
-        assert_eq!(plan(offset, 12, &view), fetch::Plan::Answer);
+    // Outside the log, or a follower asked without client metadata (before v11): answered at
+    // once, with the error.
+    for (offset, v, view) in [
+        (5, 12, view(true)),
+        (43, 12, view(true)),
+        (12, 10, view(false)),
+    ] {
+        assert_eq!(plan(offset, v, &view), fetch::Plan::Answer);
     }
+    // With client metadata a follower serves up to its own high watermark.
+    assert!(matches!(
+        plan(12, 11, &view(false)),
+        fetch::Plan::Read { .. }
+    ));
     let errors = |offset: i64, view: &QuorumView| {
-        let request = common::kafka::fetch(12, offset, 0);
-        fetch::answer(&request, 12, view, Bytes::new()).responses[0].partitions[0].error_code
+        let request = common::kafka::fetch(10, offset, 0);
+        fetch::answer(&request, 10, view, Bytes::new(), None).responses[0].partitions[0].error_code
     };
     assert_eq!(errors(5, &leader), ResponseError::OffsetOutOfRange.code());
     assert_eq!(
@@ -373,9 +393,42 @@ fn fetch_reads_only_committed_records_from_the_leader() {
     let mut fenced = common::kafka::fetch(12, 12, 0);
     fenced.topics[0].partitions[0].current_leader_epoch = 4;
     assert_eq!(
-        fetch::answer(&fenced, 12, &leader, Bytes::new()).responses[0].partitions[0].error_code,
+        fetch::answer(&fenced, 12, &leader, Bytes::new(), None).responses[0].partitions[0]
+            .error_code,
         ResponseError::FencedLeaderEpoch.code()
     );
     // By topic id from v13.
     assert!(matches!(plan(12, 13, &leader), fetch::Plan::Read { .. }));
+}
+
+#[test]
+fn the_leader_points_a_consumer_at_a_caught_up_node_in_its_rack() {
+    let leader = view(true);
+    let plan = |rack: &str, offset: i64, v: i16| {
+        let mut request = common::kafka::fetch(v, offset, 0);
+        request.rack_id = StrBytes::from_string(rack.to_string());
+        fetch::plan(&request, v, &leader)
+    };
+    assert_eq!(plan("r2", 12, 11), fetch::Plan::Redirect(NodeId(2)));
+    // The leader's own rack, a rack whose node has not fetched, no rack: the leader serves.
+    for rack in ["r1", "r3", ""] {
+        assert!(
+            matches!(plan(rack, 12, 11), fetch::Plan::Read { .. }),
+            "{rack}"
+        );
+    }
+    // A node that has not reached the fetch offset is not named.
+    let mut behind = view(true);
+    behind.voter_progress.insert(NodeId(2), Some(Offset(20)));
+    let mut request = common::kafka::fetch(12, 25, 0);
+    request.rack_id = StrBytes::from_static_str("r2");
+    assert!(matches!(
+        fetch::plan(&request, 12, &behind),
+        fetch::Plan::Read { .. }
+    ));
+    let mut request = common::kafka::fetch(12, 12, 0);
+    request.rack_id = StrBytes::from_static_str("r2");
+    let answer = fetch::answer(&request, 12, &leader, Bytes::new(), Some(NodeId(2)));
+    let p = &answer.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.preferred_read_replica.0), (0, 2));
 }

@@ -114,6 +114,7 @@ async fn a_node_of_another_cluster_is_refused_and_disturbs_nothing() {
         snapshots: Default::default(),
         connections: Default::default(),
         security: Default::default(),
+        rack: None,
     })
     .await
     .unwrap();
@@ -299,6 +300,7 @@ async fn a_peer_cannot_speak_for_another_node() {
         protocol_version: PROTOCOL_VERSION,
         cluster_id: "c6".into(),
         node_id: Some(NodeId(9)),
+        rack: None,
     };
     let answer = exchange(&mut stream, PeerMessage::Handshake(hello)).await;
     assert!(matches!(answer, Some(PeerMessage::Handshake(_))));

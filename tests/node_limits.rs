@@ -77,6 +77,7 @@ fn hello() -> PeerMessage {
         protocol_version: PROTOCOL_VERSION,
         cluster_id: "single".into(),
         node_id: None,
+        rack: None,
     })
 }
 

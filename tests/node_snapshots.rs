@@ -35,6 +35,7 @@ fn options(dir: &std::path::Path) -> NodeOptions {
         },
         connections: Default::default(),
         security: Default::default(),
+        rack: None,
     }
 }
 

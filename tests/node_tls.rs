@@ -53,6 +53,7 @@ fn hello(cluster: &str, id: Option<i32>) -> PeerMessage {
         protocol_version: PROTOCOL_VERSION,
         cluster_id: cluster.into(),
         node_id: id.map(NodeId),
+        rack: None,
     })
 }
 

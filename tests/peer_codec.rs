@@ -60,11 +60,13 @@ fn every_message() -> Vec<PeerMessage> {
             protocol_version: PROTOCOL_VERSION,
             cluster_id: "c1".into(),
             node_id: Some(NodeId(3)),
+            rack: None,
         }),
         PeerMessage::Handshake(Handshake {
             protocol_version: PROTOCOL_VERSION,
             cluster_id: String::new(),
             node_id: None,
+            rack: None,
         }),
         PeerMessage::Request {
             correlation_id: 1,

@@ -10,6 +10,7 @@
 //! supervised: a panic kills only this actor, which drops the socket (and its connection slot),
 //! and the peer's outbound connection dials again.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::io::{FramedWrite, WriteHandler};
@@ -18,6 +19,7 @@ use tokio::io::AsyncWrite;
 use tokio_util::codec::FramedRead;
 
 use super::connection_slots::ConnectionSlot;
+use super::kafka_service::ClusterInfo;
 use super::messages::{Close, InboundRequest, SendResponse};
 use crate::config::ConnectionLimits;
 use crate::protocol::{FrameCodec, FrameError, Handshake, InboundCodec, PeerMessage};
@@ -45,6 +47,8 @@ pub struct InboundConnection {
     busy: [bool; 2],
     /// With TLS, the node ids the peer's certificate names (its handshake must claim one).
     certified: Option<Vec<NodeId>>,
+    /// Where the racks peers announce are kept, for the Kafka face.
+    cluster: Arc<ClusterInfo>,
 }
 
 /// A connection the listener has accepted (and, with TLS, authenticated) and found to start
@@ -63,6 +67,7 @@ impl InboundConnection {
         local: Handshake,
         driver: Recipient<InboundRequest>,
         limits: ConnectionLimits,
+        cluster: Arc<ClusterInfo>,
     ) -> Self {
         InboundConnection {
             stream: Some(accepted.stream),
@@ -76,6 +81,7 @@ impl InboundConnection {
             last_activity: Instant::now(),
             busy: [false; 2],
             certified: accepted.certified,
+            cluster,
         }
     }
 
@@ -140,6 +146,9 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for InboundConnection {
                 Ok(()) => {
                     if let Some(writer) = self.writer.as_mut() {
                         writer.write(PeerMessage::Handshake(self.local.clone()));
+                    }
+                    if let Some(id) = remote.node_id {
+                        self.cluster.peer_rack(id, remote.rack.as_deref());
                     }
                     self.remote = Some(remote);
                 }

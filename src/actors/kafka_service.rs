@@ -41,13 +41,37 @@ const DEFAULT_PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest read per step of a timestamp search: the scan reads the committed log in pieces.
 const SEARCH_READ_BYTES: u32 = 1024 * 1024;
 
-/// The cluster facts every answer needs, fixed for the node's life.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The cluster facts every answer needs: fixed for the node's life, but for the racks peers
+/// announce in their handshakes.
+#[derive(Debug, Default)]
 pub struct ClusterInfo {
     pub cluster_id: String,
     pub local_id: Option<NodeId>,
+    pub local_rack: Option<String>,
     /// Each voter's listener address, which clients dial.
     pub endpoints: Vec<Endpoint>,
+    /// The rack each peer announced (peers without one are absent).
+    pub racks: Mutex<BTreeMap<NodeId, String>>,
+}
+
+impl ClusterInfo {
+    /// Every node's rack that is known, this node's included.
+    pub fn racks(&self) -> BTreeMap<NodeId, String> {
+        let mut racks = self.racks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let (Some(id), Some(rack)) = (self.local_id, &self.local_rack) {
+            racks.insert(id, rack.clone());
+        }
+        racks
+    }
+
+    /// Records the rack a peer announced.
+    pub fn peer_rack(&self, id: NodeId, rack: Option<&str>) {
+        let mut racks = self.racks.lock().unwrap_or_else(|e| e.into_inner());
+        match rack {
+            Some(rack) => racks.insert(id, rack.to_owned()),
+            None => racks.remove(&id),
+        };
+    }
 }
 
 /// Why a request got no answer; the connection is closed with this as the log line.
@@ -132,6 +156,7 @@ impl KafkaFace {
             log_start_offset: status.log_start_offset,
             log_end_offset: status.log_end_offset,
             voter_progress: status.voters,
+            racks: self.cluster.racks(),
         })
     }
 
@@ -246,7 +271,13 @@ impl KafkaFace {
         loop {
             let view = self.view().await?;
             let records = match fetch::plan(request, version, &view) {
-                Plan::Answer => return Ok(fetch::answer(request, version, &view, Bytes::new())),
+                Plan::Answer => {
+                    return Ok(fetch::answer(request, version, &view, Bytes::new(), None));
+                }
+                Plan::Redirect(replica) => {
+                    let (empty, to) = (Bytes::new(), Some(replica));
+                    return Ok(fetch::answer(request, version, &view, empty, to));
+                }
                 Plan::NothingYet => Bytes::new(),
                 Plan::Read {
                     from,
@@ -255,12 +286,12 @@ impl KafkaFace {
                 } => self.read_committed(from, max_bytes, end).await,
             };
             if records.len() >= min_bytes || Instant::now() >= deadline {
-                return Ok(fetch::answer(request, version, &view, records));
+                return Ok(fetch::answer(request, version, &view, records, None));
             }
             match tokio::time::timeout_at(deadline, events.recv()).await {
                 Err(_) | Ok(Err(broadcast::error::RecvError::Closed)) => {
                     let view = self.view().await?;
-                    return Ok(fetch::answer(request, version, &view, records));
+                    return Ok(fetch::answer(request, version, &view, records, None));
                 }
                 Ok(_) => continue,
             }

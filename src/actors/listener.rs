@@ -126,7 +126,8 @@ impl Listener {
                     slot,
                     certified,
                 };
-                InboundConnection::new(accepted, local, driver, limits).start();
+                let cluster = face.cluster.clone();
+                InboundConnection::new(accepted, local, driver, limits, cluster).start();
             } else {
                 KafkaConnection::new(stream, face, peer_address, slot, limits).start();
             }

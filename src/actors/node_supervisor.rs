@@ -221,6 +221,7 @@ async fn build(
         protocol_version: PROTOCOL_VERSION,
         cluster_id: spec.cluster_id.clone(),
         node_id: spec.node_id,
+        rack: spec.cluster.local_rack.clone(),
     };
     let snapshot_arbiter = Arbiter::new().handle();
     let (dir, policy, store, n) = (

@@ -273,6 +273,7 @@ async fn start_quorum(
             snapshots: Default::default(),
             connections: Default::default(),
             security: bench_security(tls, addresses[i].0),
+            rack: None,
         };
         let node = NodeHandle::start(options)
             .await

@@ -227,6 +227,7 @@ fn node_options(
         fs: None,
         connections: config.connections,
         security: config.security.clone(),
+        rack: config.rack.clone(),
         snapshots: SnapshotPolicy {
             max_bytes: config.metadata_log.max_record_bytes_between_snapshots,
             interval: config.metadata_log.max_snapshot_interval,

@@ -5,6 +5,8 @@
 pub const NODE_ID: &str = "node.id";
 /// The cluster id a node formats its first empty log dir with (the test server's convention).
 pub const CLUSTER_ID: &str = "cluster.id";
+/// The node's rack: consumers with a matching `client.rack` read from it (KIP-392).
+pub const BROKER_RACK: &str = "broker.rack";
 pub const PROCESS_ROLES: &str = "process.roles";
 pub const LISTENERS: &str = "listeners";
 pub const CONTROLLER_LISTENER_NAMES: &str = "controller.listener.names";
@@ -84,6 +86,7 @@ pub mod defaults {
 pub const KNOWN: &[&str] = &[
     NODE_ID,
     CLUSTER_ID,
+    BROKER_RACK,
     PROCESS_ROLES,
     LISTENERS,
     CONTROLLER_LISTENER_NAMES,

@@ -99,6 +99,8 @@ pub struct NodeConfig {
     pub node_id: NodeId,
     /// `cluster.id`, if set: used to format an empty log dir on first start.
     pub cluster_id: Option<String>,
+    /// `broker.rack`, if set: consumers in this rack are pointed here to read.
+    pub rack: Option<String>,
     pub process_roles: Vec<String>,
     pub listeners: Vec<Listener>,
     /// The first name is the listener the quorum uses.
@@ -315,6 +317,10 @@ impl Values {
             cluster_id: self
                 .string(keys::CLUSTER_ID)
                 .filter(|c| !c.is_empty())
+                .map(str::to_string),
+            rack: self
+                .string(keys::BROKER_RACK)
+                .filter(|r| !r.is_empty())
                 .map(str::to_string),
             process_roles: self.process_roles()?,
             listeners,

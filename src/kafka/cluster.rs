@@ -68,6 +68,9 @@ pub fn metadata(request: &MetadataRequest, version: i16, view: &QuorumView) -> M
             b.node_id = BrokerId(e.node_id.0);
             b.host = text(&e.host);
             b.port = i32::from(e.port);
+            if version >= 1 {
+                b.rack = view.racks.get(&e.node_id).map(|r| text(r));
+            }
             b
         })
         .collect();
@@ -144,6 +147,7 @@ pub fn describe_cluster(
             b.broker_id = BrokerId(e.node_id.0);
             b.host = text(&e.host);
             b.port = i32::from(e.port);
+            b.rack = view.racks.get(&e.node_id).map(|r| text(r));
             b
         })
         .collect();

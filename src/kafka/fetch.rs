@@ -1,7 +1,10 @@
-//! Fetch for consumers: committed records only (up to the high watermark), served by the
-//! leader. [`plan`] says what to read (or why nothing), [`answer`] builds the response around
-//! the bytes read. The long poll (`max_wait_ms`, `min_bytes`) is the connection actor's: it asks
-//! [`plan`] again when the high watermark moves.
+//! Fetch for consumers: committed records only (up to the high watermark). The leader serves
+//! every consumer; a follower serves consumers that send client metadata (Fetch v11 and later)
+//! up to its own high watermark, and the leader points a consumer whose `client.rack` names
+//! another node's `broker.rack` to that node as its preferred read replica (KIP-392), if that
+//! node already holds the fetch offset. [`plan`] says what to read (or why nothing),
+//! [`answer`] builds the response around the bytes read. The long poll (`max_wait_ms`,
+//! `min_bytes`) is the connection actor's: it asks [`plan`] again when the high watermark moves.
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -9,7 +12,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 
 use super::{PARTITION, QuorumView, TOPIC_ID, is_quorum_topic};
-use crate::types::Offset;
+use crate::types::{NodeId, Offset};
 
 /// Most bytes of records one Fetch answer carries, whatever the client asks: a bound on what a
 /// connection makes the node hold (at least one whole batch is still always sent).
@@ -27,6 +30,8 @@ pub enum Plan {
     },
     /// Answer at once without records: the partition is absent, or in error.
     Answer,
+    /// Answer at once, naming this node as the consumer's preferred read replica.
+    Redirect(NodeId),
     /// Nothing committed at the fetch offset yet: wait (long poll) or answer empty.
     NothingYet,
 }
@@ -61,8 +66,18 @@ fn wanted(request: &FetchRequest, version: i16) -> Option<(i64, i32, i32)> {
     ))
 }
 
-fn partition_error(offset: i64, epoch: i32, view: &QuorumView) -> Result<(), ResponseError> {
-    if !view.is_leader {
+/// Whether the request carries client metadata (rack id), with which followers serve it.
+fn may_read_from_follower(version: i16) -> bool {
+    version >= 11
+}
+
+fn partition_error(
+    offset: i64,
+    epoch: i32,
+    version: i16,
+    view: &QuorumView,
+) -> Result<(), ResponseError> {
+    if !view.is_leader && !may_read_from_follower(version) {
         return Err(ResponseError::NotLeaderOrFollower);
     }
     check_leader_epoch(epoch, view)?;
@@ -77,8 +92,11 @@ pub fn plan(request: &FetchRequest, version: i16, view: &QuorumView) -> Plan {
     let Some((offset, partition_max, epoch)) = wanted(request, version) else {
         return Plan::Answer;
     };
-    if partition_error(offset, epoch, view).is_err() {
+    if partition_error(offset, epoch, version, view).is_err() {
         return Plan::Answer;
+    }
+    if let Some(replica) = preferred_replica(request, version, view, offset) {
+        return Plan::Redirect(replica);
     }
     let end = view.committed_end();
     if offset >= end.0 {
@@ -96,6 +114,36 @@ pub fn plan(request: &FetchRequest, version: i16, view: &QuorumView) -> Plan {
     }
 }
 
+/// On the leader, for a consumer in another rack: the node in its rack that already holds the
+/// fetch offset (the most caught up; ties by id).
+fn preferred_replica(
+    request: &FetchRequest,
+    version: i16,
+    view: &QuorumView,
+    offset: i64,
+) -> Option<NodeId> {
+    let rack = request.rack_id.as_str();
+    if !view.is_leader || !may_read_from_follower(version) || rack.is_empty() {
+        return None;
+    }
+    if view
+        .local_id
+        .and_then(|id| view.racks.get(&id))
+        .map(String::as_str)
+        == Some(rack)
+    {
+        return None;
+    }
+    view.voter_progress
+        .iter()
+        .filter(|(id, end)| {
+            view.racks.get(id).map(String::as_str) == Some(rack)
+                && end.is_some_and(|e| e.0 >= offset)
+        })
+        .max_by_key(|(id, end)| (**end, std::cmp::Reverse(**id)))
+        .map(|(id, _)| *id)
+}
+
 /// The response: every topic and partition asked for, the log's with `records` (already cut to
 /// whole committed batches) or its error, any other with UNKNOWN_TOPIC_OR_PARTITION.
 pub fn answer(
@@ -103,6 +151,7 @@ pub fn answer(
     version: i16,
     view: &QuorumView,
     records: Bytes,
+    preferred: Option<NodeId>,
 ) -> FetchResponse {
     let mut response = FetchResponse::default();
     let hw = view.committed_end().0;
@@ -135,7 +184,7 @@ pub fn answer(
                         d.log_start_offset = view.log_start_offset.0;
                     }
                     if version >= 11 {
-                        d.preferred_read_replica = BrokerId(-1);
+                        d.preferred_read_replica = BrokerId(preferred.map_or(-1, |n| n.0));
                     }
                     let error = if !ours || p.partition != PARTITION {
                         Err(if version >= 13 && !ours {
@@ -144,7 +193,7 @@ pub fn answer(
                             ResponseError::UnknownTopicOrPartition
                         })
                     } else {
-                        partition_error(p.fetch_offset, p.current_leader_epoch, view)
+                        partition_error(p.fetch_offset, p.current_leader_epoch, version, view)
                     };
                     match error {
                         Ok(()) => d.records = Some(records.clone()),

@@ -43,6 +43,8 @@ pub struct QuorumView {
     pub log_end_offset: Offset,
     /// On the leader: each voter's log end offset as its last fetch told.
     pub voter_progress: BTreeMap<NodeId, Option<Offset>>,
+    /// Each node's `broker.rack`, where known.
+    pub racks: BTreeMap<NodeId, String>,
 }
 
 impl QuorumView {

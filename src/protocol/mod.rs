@@ -21,7 +21,7 @@ use crate::raft::{Request, Response};
 use crate::types::NodeId;
 
 /// Version of this wire format; a peer speaking another is disconnected.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The first frame each side sends: who it is and which cluster it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,8 @@ pub struct Handshake {
     pub cluster_id: String,
     /// `None` for a client without a node id (an id-less observer or tool).
     pub node_id: Option<NodeId>,
+    /// The sender's `broker.rack`, so a leader can point consumers at a replica in theirs.
+    pub rack: Option<String>,
 }
 
 /// One frame's payload. Variants are only ever appended: bincode encodes them by index.

@@ -29,6 +29,8 @@ pub struct Cluster {
     pub snapshots: SnapshotPolicy,
     /// Each node's quorum listener security (PLAINTEXT for a node not listed).
     pub security: Vec<kraft::config::ListenerSecurity>,
+    /// Each node's `broker.rack` (none for a node not listed).
+    pub racks: Vec<String>,
 }
 
 impl Cluster {
@@ -51,6 +53,7 @@ impl Cluster {
             fs: None,
             connections: Default::default(),
             security: self.security.get(i).cloned().unwrap_or_default(),
+            rack: self.racks.get(i).cloned(),
         }
     }
 
@@ -90,6 +93,24 @@ pub async fn start_cluster_secured(
     snapshots: SnapshotPolicy,
     security: Vec<kraft::config::ListenerSecurity>,
 ) -> Cluster {
+    start_cluster_full(cluster_id, n, log, snapshots, security, Vec::new()).await
+}
+
+/// A cluster whose node i is in rack `racks[i]`.
+pub async fn start_cluster_in_racks(cluster_id: &str, racks: &[&str]) -> Cluster {
+    let racks = racks.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+    let (log, snapshots) = (LogConfig::default(), SnapshotPolicy::default());
+    start_cluster_full(cluster_id, racks.len(), log, snapshots, Vec::new(), racks).await
+}
+
+async fn start_cluster_full(
+    cluster_id: &str,
+    n: usize,
+    log: LogConfig,
+    snapshots: SnapshotPolicy,
+    security: Vec<kraft::config::ListenerSecurity>,
+    racks: Vec<String>,
+) -> Cluster {
     let listeners: Vec<std::net::TcpListener> = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -107,6 +128,7 @@ pub async fn start_cluster_secured(
         log,
         snapshots,
         security,
+        racks,
     };
     for (i, listener) in listeners.into_iter().enumerate() {
         let node = NodeHandle::start(cluster.options(i, listener))
@@ -197,6 +219,7 @@ pub fn single_node_options(dir: &std::path::Path, voters: &[i32]) -> NodeOptions
         snapshots: Default::default(),
         connections: Default::default(),
         security: Default::default(),
+        rack: None,
     }
 }
 
