@@ -1,10 +1,14 @@
 """kafka-python against a kraft quorum, for tests/kafka_clients.rs.
 
-  produce BOOTSTRAP COUNT   idempotent producer (acks=all), values "v-0".."v-{COUNT-1}";
-                            prints {"acked": n} every 100 acknowledgements, then
+  produce BOOTSTRAP COUNT [PREFIX [IDEMPOTENT]]
+                            kafka-python producer (acks=all, idempotent unless IDEMPOTENT=0),
+                            values "PREFIX-0".."PREFIX-{COUNT-1}" (PREFIX "v"); prints
+                            {"acked": n} every 100 acknowledgements, then
                             {"done": true, "acked": n, "errors": [...]}
-  consume BOOTSTRAP         reads the log from its start to its end offset and prints
-                            {"offset": o, "value": v} per record, then {"end": end}
+  consume BOOTSTRAP [RACK]  kafka-python consumer (client_rack RACK) from the log's start to its
+                            end offset: {"offset": o, "value": v} per record, then {"end": end}
+  ck-produce BOOTSTRAP COUNT PREFIX   the same with confluent-kafka (librdkafka), acks=all
+  ck-consume BOOTSTRAP [RACK]         the same with confluent-kafka (client.rack RACK)
   describe BOOTSTRAP        prints the admin client's describe_cluster() and
                             describe_metadata_quorum() results
 """
@@ -21,11 +25,11 @@ def say(obj):
     print(json.dumps(obj), flush=True)
 
 
-def produce(bootstrap, count):
+def produce(bootstrap, count, prefix="v", idempotent=True):
     producer = KafkaProducer(
         bootstrap_servers=bootstrap.split(","),
         acks="all",
-        enable_idempotence=True,
+        enable_idempotence=idempotent,
         retries=2**31 - 1,
         max_in_flight_requests_per_connection=5,
         linger_ms=5,
@@ -49,17 +53,18 @@ def produce(bootstrap, count):
         errors.append(repr(e))
 
     for i in range(count):
-        producer.send(TOPIC, value=b"v-%d" % i, partition=0).add_callback(ok).add_errback(failed)
+        producer.send(TOPIC, value=b"%s-%d" % (prefix.encode(), i), partition=0).add_callback(ok).add_errback(failed)
     producer.flush(timeout=120)
     producer.close(timeout=10)
     say({"done": True, "acked": acked, "errors": errors})
 
 
-def consume(bootstrap):
+def consume(bootstrap, rack=None):
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap.split(","),
         enable_auto_commit=False,
         request_timeout_ms=5000,
+        client_rack=rack or "",
     )
     tp = TopicPartition(TOPIC, 0)
     consumer.assign([tp])
@@ -73,6 +78,59 @@ def consume(bootstrap):
     say({"end": end})
 
 
+def ck_produce(bootstrap, count, prefix):
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    acked = 0
+    errors = []
+
+    def report(err, _msg):
+        nonlocal acked
+        if err is None:
+            acked += 1
+        else:
+            errors.append(str(err))
+
+    for i in range(count):
+        while True:
+            try:
+                producer.produce(TOPIC, value=b"%s-%d" % (prefix.encode(), i), partition=0,
+                                 on_delivery=report)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(120)
+    say({"done": True, "acked": acked, "errors": errors})
+
+
+def ck_consume(bootstrap, rack=None):
+    from confluent_kafka import Consumer, TopicPartition as CkPartition
+
+    config = {
+        "bootstrap.servers": bootstrap,
+        "group.id": "kraft-test",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    }
+    if rack:
+        config["client.rack"] = rack
+    consumer = Consumer(config)
+    low, end = consumer.get_watermark_offsets(CkPartition(TOPIC, 0), timeout=10)
+    consumer.assign([CkPartition(TOPIC, 0, low)])
+    deadline = time.time() + 60
+    position = low
+    while position < end and time.time() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None or msg.error():
+            continue
+        position = msg.offset() + 1
+        say({"offset": msg.offset(), "value": msg.value().decode()})
+    consumer.close()
+    say({"end": end})
+
+
 def describe(bootstrap):
     admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=5000)
     say({"cluster": admin.describe_cluster()})
@@ -82,9 +140,15 @@ def describe(bootstrap):
 if __name__ == "__main__":
     mode, bootstrap = sys.argv[1], sys.argv[2]
     if mode == "produce":
-        produce(bootstrap, int(sys.argv[3]))
+        prefix = sys.argv[4] if len(sys.argv) > 4 else "v"
+        idempotent = len(sys.argv) <= 5 or sys.argv[5] != "0"
+        produce(bootstrap, int(sys.argv[3]), prefix, idempotent)
     elif mode == "consume":
-        consume(bootstrap)
+        consume(bootstrap, sys.argv[3] if len(sys.argv) > 3 else None)
+    elif mode == "ck-produce":
+        ck_produce(bootstrap, int(sys.argv[3]), sys.argv[4])
+    elif mode == "ck-consume":
+        ck_consume(bootstrap, sys.argv[3] if len(sys.argv) > 3 else None)
     elif mode == "describe":
         describe(bootstrap)
     else:
