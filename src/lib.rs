@@ -14,6 +14,9 @@
 //! - [`actors`]: the actix node (replication driver, log store, peer connections, listener,
 //!   snapshot writer, workload producer, node supervisor and supervision); [`node`] is its
 //!   public handle, [`protocol`] the peer wire format.
+//! - [`kafka`]: the Kafka-protocol face on the same listener (framing, the bounds walk before
+//!   decoding, request parsing, pure answers); its connection actor is
+//!   `actors::kafka_connection`.
 //! - [`security`]: mutual TLS between peers (rustls) and the rule binding a node id to its
 //!   certificate (`kraft://node/<id>`).
 //! - [`state_machine`]: the contract an application's replicated state implements.
@@ -22,7 +25,8 @@
 //! - [`types`], [`uuid`]: the KRaft vocabulary's newtypes and Kafka's 128-bit ids.
 //!
 //! The design is described in `docs/architecture.md`, the protocol rules in `docs/protocol.md`,
-//! and what is durable when in `docs/durability.md`.
+//! what is durable when in `docs/durability.md`, and what Kafka clients get in
+//! `docs/kafka-face.md`.
 
 #![deny(unsafe_code)]
 

@@ -10,7 +10,7 @@
 //!             │  ▲      │    ▲   ▲                PeerEvent
 //!          (1)│  │(2)   │(3) │(4)│ InboundRequest
 //!             ▼  │      ▼    │   └───────────── InboundConnection ◄── peer
-//!          LogStore   SnapshotWriter            (one per socket the Listener accepts)
+//!          LogStore   SnapshotWriter            (one per peer socket the Listener accepts)
 //!     (own Arbiter:   (own Arbiter: the state   ▲ SendResponse, from the driver, the
 //!      the log and     machine, snapshot files) │ LogStore (Fetch answers) and the
 //!      quorum-state)   reads through ReadLog    │ SnapshotWriter (FetchSnapshot answers)
@@ -22,6 +22,9 @@
 //!   (3) CommittedTo, WriteSnapshotChunk, InstallSnapshot, ReadSnapshotChunk,
 //!       ForgetSnapshotsBefore
 //!   (4) SnapshotEvent: Written, Installed
+//!
+//!   KafkaConnection (one per Kafka client socket): Describe and ProposeBatch to the driver,
+//!   ReadLog to the LogStore; it waits on the node's commit events for long polls.
 //!
 //!   NodeSupervisor starts them (the driver starts the outbound connections, the Listener the
 //!   inbound ones), counts their restarts, and restarts the whole node when one spends its

@@ -2,7 +2,7 @@
 //! sequence, offsets), kept by every replica as batches enter its log, so that whichever node
 //! leads can tell a retried batch from a new one exactly as Kafka's leader does.
 //!
-//! Owns the duplicate and sequence rules (see docs/protocol.md, "Idempotent producers"). Every
+//! Owns the duplicate and sequence rules (docs/kafka-face.md §6). Every
 //! batch appended to the local log is recorded, truncation forgets what it removed, and a
 //! snapshot install forgets everything (the log it described is gone). Pure: it never reads the
 //! log; recovery feeds it the batches found on disk.
