@@ -1,13 +1,15 @@
 """kafka-python against a kraft quorum, for tests/kafka_clients.rs.
 
-  produce BOOTSTRAP COUNT [PREFIX [IDEMPOTENT]]
-                            kafka-python producer (acks=all, idempotent unless IDEMPOTENT=0),
-                            values "PREFIX-0".."PREFIX-{COUNT-1}" (PREFIX "v"); prints
+  produce BOOTSTRAP COUNT [PREFIX [IDEMPOTENT [RATE]]]
+                            kafka-python producer (acks=all, idempotent unless IDEMPOTENT=0,
+                            at most RATE records/s if given), values
+                            "PREFIX-0".."PREFIX-{COUNT-1}" (PREFIX "v"); prints
                             {"acked": n} every 100 acknowledgements, then
                             {"done": true, "acked": n, "errors": [...]}
   consume BOOTSTRAP [RACK]  kafka-python consumer (client_rack RACK) from the log's start to its
                             end offset: {"offset": o, "value": v} per record, then {"end": end}
-  ck-produce BOOTSTRAP COUNT PREFIX   the same with confluent-kafka (librdkafka), acks=all
+  ck-produce BOOTSTRAP COUNT PREFIX [IDEMPOTENT [RATE]]
+                            the same with confluent-kafka (librdkafka), acks=all
   ck-consume BOOTSTRAP [RACK]         the same with confluent-kafka (client.rack RACK)
   describe BOOTSTRAP        prints the admin client's describe_cluster() and
                             describe_metadata_quorum() results
@@ -25,7 +27,7 @@ def say(obj):
     print(json.dumps(obj), flush=True)
 
 
-def produce(bootstrap, count, prefix="v", idempotent=True):
+def produce(bootstrap, count, prefix="v", idempotent=True, rate=0):
     producer = KafkaProducer(
         bootstrap_servers=bootstrap.split(","),
         acks="all",
@@ -52,7 +54,12 @@ def produce(bootstrap, count, prefix="v", idempotent=True):
     def failed(e):
         errors.append(repr(e))
 
+    started = time.time()
     for i in range(count):
+        if rate and i % 10 == 0:
+            ahead = i / rate - (time.time() - started)
+            if ahead > 0:
+                time.sleep(ahead)
         producer.send(TOPIC, value=b"%s-%d" % (prefix.encode(), i), partition=0).add_callback(ok).add_errback(failed)
     producer.flush(timeout=120)
     producer.close(timeout=10)
@@ -78,10 +85,19 @@ def consume(bootstrap, rack=None):
     say({"end": end})
 
 
-def ck_produce(bootstrap, count, prefix):
+def ck_produce(bootstrap, count, prefix, idempotent=False, rate=0):
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    producer = Producer({
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "linger.ms": 5,
+        "enable.idempotence": idempotent,
+        "message.timeout.ms": 120000,
+        "socket.timeout.ms": 3000,
+        "retry.backoff.ms": 100,
+        "topic.metadata.refresh.interval.ms": 1000,
+    })
     acked = 0
     errors = []
 
@@ -89,10 +105,17 @@ def ck_produce(bootstrap, count, prefix):
         nonlocal acked
         if err is None:
             acked += 1
+            if acked % 100 == 0:
+                say({"acked": acked})
         else:
             errors.append(str(err))
 
+    started = time.time()
     for i in range(count):
+        if rate and i % 10 == 0:
+            ahead = i / rate - (time.time() - started)
+            if ahead > 0:
+                time.sleep(ahead)
         while True:
             try:
                 producer.produce(TOPIC, value=b"%s-%d" % (prefix.encode(), i), partition=0,
@@ -142,11 +165,14 @@ if __name__ == "__main__":
     if mode == "produce":
         prefix = sys.argv[4] if len(sys.argv) > 4 else "v"
         idempotent = len(sys.argv) <= 5 or sys.argv[5] != "0"
-        produce(bootstrap, int(sys.argv[3]), prefix, idempotent)
+        rate = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+        produce(bootstrap, int(sys.argv[3]), prefix, idempotent, rate)
     elif mode == "consume":
         consume(bootstrap, sys.argv[3] if len(sys.argv) > 3 else None)
     elif mode == "ck-produce":
-        ck_produce(bootstrap, int(sys.argv[3]), sys.argv[4])
+        idempotent = len(sys.argv) > 5 and sys.argv[5] == "1"
+        rate = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+        ck_produce(bootstrap, int(sys.argv[3]), sys.argv[4], idempotent, rate)
     elif mode == "ck-consume":
         ck_consume(bootstrap, sys.argv[3] if len(sys.argv) > 3 else None)
     elif mode == "describe":
