@@ -336,3 +336,80 @@ async fn a_consumer_in_a_followers_rack_reads_from_that_follower() {
         ResponseError::NotLeaderOrFollower.code()
     );
 }
+
+/// DescribeQuorum tells what `describe()` tells: leader, epoch, high watermark, and each
+/// voter's log end offset; a follower names the leader with NOT_LEADER_OR_FOLLOWER.
+#[actix_rt::test]
+async fn describe_quorum_agrees_with_describe() {
+    use kafka_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse};
+    let cluster = start_cluster("kafka-describe", 3).await;
+    let leader = wait_for_leader(&cluster, None).await;
+    let mut client = Client::connect(&cluster.addresses[leader].1).await;
+    let (error, base) = produce_batch(&mut client, sample_batch()).await;
+    assert_eq!(error, 0);
+    wait_for_commit_everywhere(&cluster, Offset(base + 2)).await;
+    let request = || {
+        let sample = common::kafka::sample(ApiKey::DescribeQuorum, 2);
+        match kraft::kafka::request::parse(sample).unwrap() {
+            kraft::kafka::Parsed::Request { request, .. } => match *request {
+                kraft::kafka::KafkaRequest::DescribeQuorum(r) => r,
+                _ => unreachable!(),
+            },
+            _ => unreachable!(),
+        }
+    };
+    let request: DescribeQuorumRequest = request();
+    // Every voter has fetched past the batch once it committed everywhere; ask until the
+    // leader's view of their progress is that too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer: DescribeQuorumResponse = client.call(ApiKey::DescribeQuorum, 2, &request).await;
+        let status = cluster.nodes[leader]
+            .as_ref()
+            .unwrap()
+            .describe()
+            .await
+            .unwrap();
+        let p = &answer.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        assert_eq!(p.leader_id.0, status.leader_id.unwrap().0);
+        assert_eq!(p.leader_epoch, status.epoch.0);
+        let voters: Vec<(i32, i64)> = p
+            .current_voters
+            .iter()
+            .map(|v| (v.replica_id.0, v.log_end_offset))
+            .collect();
+        let expected: Vec<(i32, i64)> = status
+            .voters
+            .iter()
+            .map(|(id, end)| {
+                let end = if Some(*id) == status.node_id {
+                    Some(status.log_end_offset)
+                } else {
+                    *end
+                };
+                (id.0, end.map_or(-1, |o| o.0))
+            })
+            .collect();
+        let settled = p.high_watermark == status.high_watermark.unwrap().0
+            && voters == expected
+            && voters
+                .iter()
+                .all(|(_, end)| *end == status.log_end_offset.0);
+        if settled {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{voters:?} vs {expected:?}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let follower = (leader + 1) % 3;
+    let mut at_follower = Client::connect(&cluster.addresses[follower].1).await;
+    let answer: DescribeQuorumResponse =
+        at_follower.call(ApiKey::DescribeQuorum, 2, &request).await;
+    let p = &answer.topics[0].partitions[0];
+    assert_eq!(p.error_code, ResponseError::NotLeaderOrFollower.code());
+    assert_eq!(p.leader_id.0, leader as i32 + 1);
+}
