@@ -102,6 +102,17 @@ impl PeerTls {
         })
     }
 
+    /// The rustls configuration accepting peers, for `crate::fuzzing`, which drives handshakes
+    /// in memory.
+    pub(crate) fn server_config(&self) -> Arc<ServerConfig> {
+        self.server.clone()
+    }
+
+    /// The rustls configuration dialing peers (see [`PeerTls::server_config`]).
+    pub(crate) fn client_config(&self) -> Arc<ClientConfig> {
+        self.client.clone()
+    }
+
     /// The server side of a handshake: the stream, and the node ids the client's certificate
     /// names.
     pub async fn accept(&self, tcp: TcpStream) -> io::Result<(PeerStream, Vec<NodeId>)> {
