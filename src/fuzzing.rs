@@ -219,6 +219,7 @@ fn node_tls() -> &'static (crate::security::PeerTls, crate::security::PeerTls) {
                 },
                 truststore: crate::config::TrustStore::Inline(TLS_CA.into()),
                 check_hostname,
+                scoped_keys: Default::default(),
             };
             // Constants of this file, not input: a failure is a broken build, found by the
             // corpus replay at once.
