@@ -128,7 +128,14 @@ fn has_segment_zero(dir: &Path) -> bool {
     dir.join("00000000000000000000.log").exists()
 }
 
-async fn append_batches(node: &NodeHandle, count: usize, tag: &str, seed: u64) -> Offset {
+/// Appends `count` batches of 10 records; on a failure, panics with what the nodes logged.
+async fn append_batches(
+    node: &NodeHandle,
+    count: usize,
+    tag: &str,
+    seed: u64,
+    lines: &Lines,
+) -> Offset {
     let mut end = Offset(0);
     for i in 0..count {
         let values = (0..10)
@@ -136,7 +143,10 @@ async fn append_batches(node: &NodeHandle, count: usize, tag: &str, seed: u64) -
             .collect();
         match node.append(values).await {
             Ok((_, last)) => end = last,
-            Err(e) => panic!("seed {seed}: append {tag} {i} failed: {e:?}"),
+            Err(e) => panic!(
+                "seed {seed}: append {tag} {i} failed: {e:?}; log:\n{}",
+                lines.text()
+            ),
         }
     }
     end
@@ -195,7 +205,7 @@ async fn damaged_snapshot_chunks_are_refused_and_the_follower_installs_a_good_on
     let leader_id = cluster.addresses[leader].0;
     let behind = (leader + 1) % 3;
     let handle = cluster.nodes[leader].clone().unwrap();
-    append_batches(&handle, 20, "early", seed).await;
+    append_batches(&handle, 20, "early", seed, &lines).await;
     cluster.nodes[behind].take().unwrap().kill().await;
 
     // Enough more that retention cleans the leader's log past everything the follower has.
@@ -205,7 +215,7 @@ async fn damaged_snapshot_chunks_are_refused_and_the_follower_installs_a_good_on
             Instant::now() < deadline,
             "seed {seed}: the leader never cleaned its log"
         );
-        append_batches(&handle, 50, "while-down", seed).await;
+        append_batches(&handle, 50, "while-down", seed, &lines).await;
     }
 
     // Every refusable fault once, in a seeded order, then a chunk cut short: the transfer that
@@ -275,7 +285,7 @@ async fn damaged_snapshot_chunks_are_refused_and_the_follower_installs_a_good_on
         // Appends keep committing while faults remain; afterwards the follower only has to
         // reach the last one.
         if !done {
-            end = append_batches(&handle, 2, "during", seed).await;
+            end = append_batches(&handle, 2, "during", seed, &lines).await;
         }
         if Instant::now() >= deadline {
             let t = tampering.lock().unwrap();
