@@ -522,3 +522,181 @@ fn broker_rack_is_read_and_empty_means_none() {
     let (_d, path) = file(VALID);
     assert_eq!(load(&path).unwrap().config.rack, None);
 }
+
+/// A node whose quorum listener CONTROLLER is SSL beside a PLAINTEXT BROKER listener.
+const TWO_LISTENERS: &str = "node.id=1\n\
+                             listeners=CONTROLLER://localhost:9093,BROKER://localhost:9092\n\
+                             controller.listener.names=CONTROLLER\n\
+                             controller.quorum.voters=1@localhost:9093\n\
+                             listener.security.protocol.map=CONTROLLER:SSL,BROKER:PLAINTEXT\n\
+                             log.dirs=/tmp/kraft-logs-1\n";
+
+/// The plain `ssl.*` keys of a valid SSL quorum listener.
+const PLAIN_SSL: &str = "ssl.keystore.type=PEM\nssl.truststore.type=PEM\nssl.client.auth=required\n\
+                         ssl.keystore.location=/plain/k.pem\nssl.truststore.location=/plain/ca.pem\n";
+
+fn tls_of(loaded: LoadedConfig) -> kraft::config::TlsSettings {
+    match loaded.config.security {
+        kraft::config::ListenerSecurity::Ssl(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_listener_scoped_ssl_key_wins_over_the_plain_one() {
+    use kraft::config::{KeyStore, TrustStore, keys};
+    let (_d, path) = file(&format!(
+        "{TWO_LISTENERS}{PLAIN_SSL}\
+         listener.name.controller.ssl.keystore.location=/scoped/k.pem\n\
+         listener.name.controller.ssl.endpoint.identification.algorithm=\n"
+    ));
+    let loaded = load(&path).unwrap();
+    assert_eq!(
+        loaded.warnings,
+        vec![],
+        "a scoped key read is no unknown key"
+    );
+    let s = tls_of(loaded);
+    assert_eq!(s.keystore, KeyStore::File("/scoped/k.pem".into()));
+    assert!(!s.check_hostname, "the scoped empty algorithm wins");
+    // Keys without a scoped form stay plain.
+    assert_eq!(s.truststore, TrustStore::File("/plain/ca.pem".into()));
+    assert_eq!(
+        s.key_name(keys::SSL_KEYSTORE_LOCATION),
+        "listener.name.controller.ssl.keystore.location"
+    );
+    assert_eq!(
+        s.key_name(keys::SSL_TRUSTSTORE_LOCATION),
+        "ssl.truststore.location"
+    );
+    // The scoped key wins even when the plain one comes from a higher layer.
+    let loaded = NodeConfig::load(
+        &path,
+        &BTreeMap::new(),
+        &["ssl.keystore.location=/override/k.pem".to_string()],
+    )
+    .unwrap();
+    assert_eq!(
+        tls_of(loaded).keystore,
+        KeyStore::File("/scoped/k.pem".into())
+    );
+}
+
+#[test]
+fn listener_scoped_ssl_keys_alone_configure_the_quorum_listener() {
+    use kraft::config::{KeyStore, TrustStore};
+    let scoped = PLAIN_SSL.replace("ssl.", "listener.name.controller.ssl.");
+    let inline = "listener.name.controller.ssl.keystore.certificate.chain=CHAIN\n\
+                  listener.name.controller.ssl.keystore.key=KEY\n\
+                  listener.name.controller.ssl.truststore.certificates=CAS\n";
+    let (_d, path) = file(&format!("{TWO_LISTENERS}{scoped}"));
+    let loaded = load(&path).unwrap();
+    assert_eq!(loaded.warnings, vec![]);
+    let s = tls_of(loaded);
+    assert_eq!(s.keystore, KeyStore::File("/plain/k.pem".into()));
+    assert_eq!(s.truststore, TrustStore::File("/plain/ca.pem".into()));
+    assert!(s.check_hostname);
+    // Inline PEM in the scoped form, too.
+    let without_files: String = scoped
+        .lines()
+        .filter(|l| !l.contains("location"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (_d, path) = file(&format!("{TWO_LISTENERS}{without_files}{inline}"));
+    let s = tls_of(load(&path).unwrap());
+    assert_eq!(
+        s.keystore,
+        KeyStore::Inline {
+            chain: "CHAIN".into(),
+            key: "KEY".into()
+        }
+    );
+    assert_eq!(s.truststore, TrustStore::Inline("CAS".into()));
+    // Without any store at all, the missing key named is the plain one.
+    let (_d, path) = file(&format!("{TWO_LISTENERS}{without_files}"));
+    let err = load(&path).unwrap_err().to_string();
+    assert!(err.contains("missing 'ssl.keystore.location'"), "{err}");
+}
+
+#[test]
+fn an_error_names_the_listener_scoped_key_it_read() {
+    use kraft::security::PeerTls;
+    let cases = [
+        (
+            "listener.name.controller.ssl.client.auth=none\n",
+            "'listener.name.controller.ssl.client.auth'",
+        ),
+        (
+            "listener.name.controller.ssl.keystore.type=JKS\n",
+            "'listener.name.controller.ssl.keystore.type'",
+        ),
+        (
+            "listener.name.controller.ssl.key.password=secret\n",
+            "'listener.name.controller.ssl.key.password'",
+        ),
+        (
+            "listener.name.controller.ssl.endpoint.identification.algorithm=dns\n",
+            "'listener.name.controller.ssl.endpoint.identification.algorithm'",
+        ),
+        // Location and inline both set: the scoped location is the one named, and the inline
+        // keys are named as read.
+        (
+            "listener.name.controller.ssl.keystore.key=KEY\n",
+            "'listener.name.controller.ssl.keystore.location'",
+        ),
+        (
+            "listener.name.controller.ssl.truststore.certificates=CAS\n",
+            "'listener.name.controller.ssl.truststore.certificates', not both",
+        ),
+    ];
+    for (bad, named) in cases {
+        let scoped_location = "listener.name.controller.ssl.keystore.location=/scoped/k.pem\n";
+        let (_d, path) = file(&format!("{TWO_LISTENERS}{PLAIN_SSL}{scoped_location}{bad}"));
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains(named), "{bad}: {err}");
+    }
+    // A store that cannot be read at start-up is reported under the scoped key too.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let (_d, path) = file(&format!(
+        "{TWO_LISTENERS}{PLAIN_SSL}listener.name.controller.ssl.keystore.location={}\n",
+        missing.display()
+    ));
+    let err = PeerTls::load(&tls_of(load(&path).unwrap()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("listener.name.controller.ssl.keystore.location ("),
+        "{err}"
+    );
+}
+
+#[test]
+fn another_listeners_ssl_keys_are_ignored_with_a_warning() {
+    use kraft::config::KeyStore;
+    let (_d, path) = file(&format!(
+        "{TWO_LISTENERS}{PLAIN_SSL}\
+         listener.name.broker.ssl.keystore.location=/broker/k.pem\n\
+         listener.name.broker.ssl.client.auth=none\n\
+         listener.name.CONTROLLER.ssl.keystore.location=/upper/k.pem\n"
+    ));
+    let loaded = load(&path).unwrap();
+    let warned: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(warned.len(), 3, "{warned:?}");
+    assert!(
+        warned.iter().any(|w| w.contains(
+            "'listener.name.broker.ssl.keystore.location' is for listener 'broker', not the quorum listener CONTROLLER"
+        )),
+        "{warned:?}"
+    );
+    // Kafka spells the listener in lower case: another spelling is not the quorum listener's.
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("'listener.name.CONTROLLER.ssl.keystore.location'")),
+        "{warned:?}"
+    );
+    let s = tls_of(loaded);
+    assert_eq!(s.keystore, KeyStore::File("/plain/k.pem".into()));
+    assert!(s.scoped_keys.is_empty(), "{:?}", s.scoped_keys);
+}

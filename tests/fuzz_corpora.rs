@@ -27,6 +27,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("quorum_state", kraft::fuzzing::quorum_state),
     ("log_recovery", kraft::fuzzing::log_recovery),
     ("core_messages", kraft::fuzzing::core_messages),
+    ("tls_handshake", kraft::fuzzing::tls_handshake),
 ];
 
 fn corpus(target: &str) -> PathBuf {
@@ -152,7 +153,19 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             frames(&[granted.clone(), begin.clone(), vote.clone(), fetch.clone()]),
             frames(&[fetched.clone(), fetch, vote]),
         ],
+        "tls_handshake" => kraft::fuzzing::tls_handshake_seeds(),
         _ => unreachable!(),
+    }
+}
+
+/// The TLS target's seeds come from complete handshakes with its embedded certificates: should
+/// they stop working, the target would fuzz nothing but refusals.
+#[test]
+fn the_tls_target_certificates_complete_real_handshakes() {
+    let seeds = kraft::fuzzing::tls_handshake_seeds();
+    assert_eq!(seeds.len(), 6);
+    for seed in &seeds {
+        kraft::fuzzing::tls_handshake(seed);
     }
 }
 

@@ -1744,7 +1744,10 @@ fn a_follower_pulls_the_snapshot_in_chunks_resumes_and_installs_it() {
         id,
         snapshot_chunk(0, b"0123456789012345678901234", 25, ErrorCode::None),
     );
-    assert!(actions.contains(&Action::InstallSnapshot { id: BIG_SNAPSHOT }));
+    assert!(actions.contains(&Action::InstallSnapshot {
+        id: BIG_SNAPSHOT,
+        from: n(1)
+    }));
     assert!(sends(&actions).is_empty(), "{actions:?}");
     let actions = r.step(T0, Input::SnapshotInstalled { id: BIG_SNAPSHOT });
     assert!(
@@ -1762,6 +1765,89 @@ fn a_follower_pulls_the_snapshot_in_chunks_resumes_and_installs_it() {
         other => panic!("expected a Fetch, got {other:?}"),
     }
     assert_eq!(r.log().log_start_offset(), Offset(100));
+}
+
+#[test]
+fn a_snapshot_chunk_other_than_the_one_asked_for_is_refused_and_asked_for_again() {
+    let (mut r, id) = follower();
+    let mut redirect = match fetch_response(2, Some(100), Bytes::new()) {
+        Response::Fetch(f) => f,
+        _ => unreachable!(),
+    };
+    redirect.snapshot_id = Some(BIG_SNAPSHOT);
+    let actions = answer(&mut r, id, Response::Fetch(redirect));
+    let (mut id, _) = sent_to_leader(&actions);
+    let other_snapshot = |mut chunk: Response| {
+        if let Response::FetchSnapshot(c) = &mut chunk {
+            c.snapshot_id = OffsetAndEpoch {
+                offset: Offset(101),
+                epoch: Epoch(2),
+            };
+        }
+        chunk
+    };
+    let bad = [
+        (
+            other_snapshot(snapshot_chunk(0, b"0123456789", 25, ErrorCode::None)),
+            "snapshot",
+        ),
+        (
+            snapshot_chunk(10, b"0123456789", 25, ErrorCode::None),
+            "where byte 0",
+        ),
+        (
+            snapshot_chunk(0, b"0123456789", 5, ErrorCode::None),
+            "past the snapshot's size",
+        ),
+        (
+            snapshot_chunk(0, b"", 25, ErrorCode::None),
+            "before the snapshot's size",
+        ),
+    ];
+    for (chunk, why) in bad {
+        let actions = answer(&mut r, id, chunk);
+        let refused: Vec<_> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::FetchedSnapshotRefused {
+                    from,
+                    id,
+                    position,
+                    reason,
+                } => Some((*from, *id, *position, reason.clone())),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            matches!(&refused[..], [(from, snapshot, 0, reason)]
+                if *from == n(1) && *snapshot == BIG_SNAPSHOT && reason.contains(why)),
+            "{why}: {actions:?}"
+        );
+        assert!(
+            !actions.iter().any(|a| matches!(
+                a,
+                Action::WriteSnapshotChunk { .. } | Action::InstallSnapshot { .. }
+            )),
+            "{why}: nothing is written: {actions:?}"
+        );
+        // The same chunk is asked for again.
+        let (next, request) = sent_to_leader(&actions);
+        assert!(
+            matches!(&request, Request::FetchSnapshot(f) if f.position == 0 && f.snapshot_id == BIG_SNAPSHOT),
+            "{why}: {request:?}"
+        );
+        id = next;
+    }
+    // A good answer is still taken.
+    let actions = answer(
+        &mut r,
+        id,
+        snapshot_chunk(0, b"0123456789012345678901234", 25, ErrorCode::None),
+    );
+    assert!(actions.contains(&Action::InstallSnapshot {
+        id: BIG_SNAPSHOT,
+        from: n(1)
+    }));
 }
 
 #[test]

@@ -97,7 +97,8 @@ pub struct ReplicationDriver {
     retention: CleanLog,
     /// The snapshot this core asked to install: an install finishing after a rebuild belongs
     /// to the old core, and replacing the log then could drop records the new one acknowledged.
-    installing: Option<crate::types::OffsetAndEpoch>,
+    /// With the peer that sent its last chunk, named if the snapshot is refused.
+    installing: Option<(crate::types::OffsetAndEpoch, NodeId)>,
 }
 
 /// Everything the driver needs besides the core itself.
@@ -237,6 +238,14 @@ impl ReplicationDriver {
                 self.log_store.do_send(AppendBatches(batches));
             }
             Action::Truncate { offset } => self.log_store.do_send(TruncateTo(offset)),
+            Action::FetchedSnapshotRefused {
+                from,
+                id,
+                position,
+                reason,
+            } => {
+                tracing::warn!(peer = %from, end_offset = %id.offset, epoch = %id.epoch, position, reason = %reason, "refused a snapshot chunk fetched from the leader");
+            }
             Action::FetchedRecordsRefused {
                 from,
                 offset,
@@ -332,9 +341,9 @@ impl ReplicationDriver {
                     });
                 }
             }
-            Action::InstallSnapshot { id } => match &self.snapshot_writer {
+            Action::InstallSnapshot { id, from } => match &self.snapshot_writer {
                 Some(writer) => {
-                    self.installing = Some(id);
+                    self.installing = Some((id, from));
                     writer.do_send(InstallSnapshot(id))
                 }
                 None => self.begin_rebuild(),
@@ -762,12 +771,15 @@ impl Handler<SnapshotEvent> for ReplicationDriver {
                 }
             }
             // The log is replaced only once the state machine holds the snapshot.
-            SnapshotEvent::Installed(Ok(id)) if self.installing == Some(id) => {
+            SnapshotEvent::Installed(Ok(id)) if self.installing.is_some_and(|(i, _)| i == id) => {
                 self.installing = None;
                 self.log_store.do_send(ResetLog(id));
             }
-            // A transfer that cannot be installed starts over with a fresh core.
-            SnapshotEvent::Installed(Err(_)) if self.installing.take().is_some() => {
+            // A transfer that cannot be installed starts over with a fresh core (its bytes
+            // were deleted).
+            SnapshotEvent::Installed(Err(reason)) if self.installing.is_some() => {
+                let (id, from) = self.installing.take().expect("checked by the guard");
+                tracing::warn!(peer = %from, end_offset = %id.offset, epoch = %id.epoch, reason = %reason, "refused a snapshot fetched from the leader; fetching it again");
                 self.begin_rebuild()
             }
             SnapshotEvent::Installed(_) => {

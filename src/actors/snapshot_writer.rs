@@ -320,10 +320,8 @@ impl Handler<InstallSnapshot> for SnapshotWriter {
                 self.fatal(format!("cannot install the fetched snapshot: {e}"));
                 return;
             }
-            Err(InstallError::Invalid(e)) => {
-                tracing::error!(error = %e, "cannot install the fetched snapshot; fetching it again");
-                SnapshotEvent::Installed(Err(e.to_string()))
-            }
+            // The driver warns, naming the peer the bytes came from.
+            Err(InstallError::Invalid(e)) => SnapshotEvent::Installed(Err(e.to_string())),
         };
         if let Some(listener) = &self.listener {
             listener.do_send(event);

@@ -1,8 +1,8 @@
 //! A test-only transport fault: a hook that rewrites the responses a node's outbound
 //! connections receive before the protocol core sees them, so that tests can feed a follower
-//! corrupt, truncated, repeated, skipped or future-epoch records (KAFKA-18723) through the real
-//! network path. Compiled only with the `fault-injection` feature; the hook is process-wide, so
-//! a test that sets it runs in a test binary of its own.
+//! corrupt, truncated, repeated, skipped or future-epoch records, or damaged snapshot chunks
+//! (KAFKA-18723), through the real network path. Compiled only with the `fault-injection`
+//! feature; the hook is process-wide, so a test that sets it runs in a test binary of its own.
 
 use std::sync::Mutex;
 

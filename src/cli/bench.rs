@@ -234,6 +234,7 @@ fn bench_security(tls: Option<&Path>, id: NodeId) -> crate::config::ListenerSecu
             keystore: KeyStore::File(dir.join(format!("node-{id}.keystore.pem"))),
             truststore: TrustStore::File(dir.join("ca.pem")),
             check_hostname: false,
+            scoped_keys: Default::default(),
         }),
     }
 }

@@ -53,6 +53,41 @@ pub const SSL_TRUSTSTORE_PASSWORD: &str = "ssl.truststore.password";
 pub const SSL_CLIENT_AUTH: &str = "ssl.client.auth";
 pub const SSL_ENDPOINT_IDENTIFICATION_ALGORITHM: &str = "ssl.endpoint.identification.algorithm";
 
+/// The `ssl.*` keys kraft reads. Each is also read in Kafka's per-listener form for the quorum
+/// listener, `listener.name.<listener, lowercase>.<key>`, which wins over the plain key.
+pub const SSL_KEYS: &[&str] = &[
+    SSL_KEYSTORE_TYPE,
+    SSL_KEYSTORE_LOCATION,
+    SSL_KEYSTORE_CERTIFICATE_CHAIN,
+    SSL_KEYSTORE_KEY,
+    SSL_KEYSTORE_PASSWORD,
+    SSL_KEY_PASSWORD,
+    SSL_TRUSTSTORE_TYPE,
+    SSL_TRUSTSTORE_LOCATION,
+    SSL_TRUSTSTORE_CERTIFICATES,
+    SSL_TRUSTSTORE_PASSWORD,
+    SSL_CLIENT_AUTH,
+    SSL_ENDPOINT_IDENTIFICATION_ALGORITHM,
+];
+
+/// What starts every listener-scoped key.
+pub const LISTENER_NAME_PREFIX: &str = "listener.name.";
+
+/// The prefix of `listener`'s scoped keys, as Kafka spells it: `listener.name.controller.` for
+/// the listener `CONTROLLER`.
+pub fn listener_prefix(listener: &str) -> String {
+    format!("{LISTENER_NAME_PREFIX}{}.", listener.to_ascii_lowercase())
+}
+
+/// The listener (as written) and the `ssl.*` key of a listener-scoped SSL key, if `key` is one.
+pub fn split_listener_ssl_key(key: &str) -> Option<(&str, &'static str)> {
+    let rest = key.strip_prefix(LISTENER_NAME_PREFIX)?;
+    SSL_KEYS.iter().find_map(|ssl| {
+        let listener = rest.strip_suffix(ssl)?.strip_suffix('.')?;
+        (!listener.is_empty()).then_some((listener, *ssl))
+    })
+}
+
 /// Names from earlier Kafka versions, still read, with the key that replaced them.
 pub const DEPRECATED_ALIASES: &[(&str, &str)] =
     &[("broker.id", NODE_ID), ("quorum.voters", QUORUM_VOTERS)];

@@ -141,8 +141,9 @@ impl NodeConfig {
             warnings: Vec::new(),
         };
         v.apply_aliases()?;
-        v.warn_unknown();
         let config = v.node_config()?;
+        // After the rest: which listener-scoped keys are read depends on the quorum listener.
+        v.warn_unknown(&config.controller_listener_names[0]);
         Ok(LoadedConfig {
             config,
             warnings: v.warnings,
@@ -250,19 +251,29 @@ impl Values {
         Ok(())
     }
 
-    fn warn_unknown(&mut self) {
+    /// Warns about each key kraft does not read; `listener` is the quorum listener, whose
+    /// scoped `ssl.*` keys are read (another listener's are named as such).
+    fn warn_unknown(&mut self, listener: &str) {
+        let quorum_prefix = keys::listener_prefix(listener);
         let unknown: Vec<(String, Origin)> = self
             .raw
             .values
             .iter()
             .filter(|(k, _)| !keys::KNOWN.contains(&k.as_str()))
+            .filter(|(k, _)| {
+                !(k.starts_with(&quorum_prefix) && keys::split_listener_ssl_key(k).is_some())
+            })
             .map(|(k, (_, o))| (k.clone(), o.clone()))
             .collect();
         for (key, origin) in unknown {
-            self.warn(
-                &key,
-                format!("unknown configuration key '{key}' is ignored ({origin})"),
-            );
+            let message = match keys::split_listener_ssl_key(&key) {
+                Some((other, _)) => format!(
+                    "'{key}' is for listener '{other}', not the quorum listener {listener} \
+                     (its keys are '{quorum_prefix}ssl.*'), and is ignored ({origin})"
+                ),
+                None => format!("unknown configuration key '{key}' is ignored ({origin})"),
+            };
+            self.warn(&key, message);
         }
     }
 
@@ -362,7 +373,7 @@ impl Values {
         });
         match protocol.as_str() {
             "PLAINTEXT" => Ok(ListenerSecurity::Plaintext),
-            "SSL" => Ok(ListenerSecurity::Ssl(self.tls_settings()?)),
+            "SSL" => Ok(ListenerSecurity::Ssl(self.tls_settings(listener)?)),
             _ => Err(self.invalid(
                 key,
                 format!("PLAINTEXT or SSL for the quorum listener {listener} (kraft has no SASL)"),
@@ -370,10 +381,20 @@ impl Values {
         }
     }
 
-    fn tls_settings(&self) -> Result<TlsSettings, ConfigError> {
+    /// The SSL settings of the quorum listener `listener`: each `ssl.*` key is read in its
+    /// listener-scoped form when that is set (Kafka's per-listener override wins, wherever each
+    /// is set), else plain; every error names the key actually read.
+    fn tls_settings(&self, listener: &str) -> Result<TlsSettings, ConfigError> {
+        let prefix = keys::listener_prefix(listener);
+        let scoped_keys: BTreeMap<&'static str, String> = keys::SSL_KEYS
+            .iter()
+            .map(|&key| (key, format!("{prefix}{key}")))
+            .filter(|(_, scoped)| self.get(scoped).is_some())
+            .collect();
+        let name = |key: &'static str| scoped_keys.get(key).map_or(key, String::as_str);
         for (key, default) in [
-            (keys::SSL_KEYSTORE_TYPE, "JKS"),
-            (keys::SSL_TRUSTSTORE_TYPE, "JKS"),
+            (name(keys::SSL_KEYSTORE_TYPE), "JKS"),
+            (name(keys::SSL_TRUSTSTORE_TYPE), "JKS"),
         ] {
             let value = self.string(key).unwrap_or(default);
             if !value.eq_ignore_ascii_case("PEM") {
@@ -384,47 +405,63 @@ impl Values {
                 ));
             }
         }
-        for key in [keys::SSL_KEYSTORE_PASSWORD, keys::SSL_TRUSTSTORE_PASSWORD] {
+        for key in [
+            name(keys::SSL_KEYSTORE_PASSWORD),
+            name(keys::SSL_TRUSTSTORE_PASSWORD),
+        ] {
             if self.string(key).is_some() {
                 return Err(self.invalid(key, "no value: a PEM store has no password"));
             }
         }
-        if self.string(keys::SSL_KEY_PASSWORD).is_some() {
+        let key_password = name(keys::SSL_KEY_PASSWORD);
+        if self.string(key_password).is_some() {
             return Err(self.invalid(
-                keys::SSL_KEY_PASSWORD,
+                key_password,
                 "no value: kraft does not read encrypted keys (give an unencrypted PKCS#8 key, readable by this node only)",
             ));
         }
-        let client_auth = self.string(keys::SSL_CLIENT_AUTH).unwrap_or("none");
+        let client_auth_key = name(keys::SSL_CLIENT_AUTH);
+        let client_auth = self.string(client_auth_key).unwrap_or("none");
         if !client_auth.eq_ignore_ascii_case("required") {
             return Err(self.refuse(
-                keys::SSL_CLIENT_AUTH,
+                client_auth_key,
                 client_auth,
                 "required: every peer of the quorum listener must present a certificate that names its node id",
             ));
         }
-        let check_hostname = match self.string(keys::SSL_ENDPOINT_IDENTIFICATION_ALGORITHM) {
+        let algorithm_key = name(keys::SSL_ENDPOINT_IDENTIFICATION_ALGORITHM);
+        let check_hostname = match self.string(algorithm_key) {
             None => true,
             Some(v) if v.eq_ignore_ascii_case("https") => true,
             Some("") => false,
             Some(_) => {
                 return Err(self.invalid(
-                    keys::SSL_ENDPOINT_IDENTIFICATION_ALGORITHM,
+                    algorithm_key,
                     "https, or empty to not check the dialed host name",
                 ));
             }
         };
         Ok(TlsSettings {
-            keystore: self.keystore()?,
-            truststore: self.truststore()?,
+            keystore: self.keystore(&name)?,
+            truststore: self.truststore(&name)?,
             check_hostname,
+            scoped_keys: scoped_keys.clone(),
         })
     }
 
-    fn keystore(&self) -> Result<KeyStore, ConfigError> {
-        let location = self.string(keys::SSL_KEYSTORE_LOCATION);
-        let chain = self.string(keys::SSL_KEYSTORE_CERTIFICATE_CHAIN);
-        let key = self.string(keys::SSL_KEYSTORE_KEY);
+    /// `name` gives the key each `ssl.*` setting is read from (see `tls_settings`).
+    fn keystore<'a>(
+        &self,
+        name: &impl Fn(&'static str) -> &'a str,
+    ) -> Result<KeyStore, ConfigError> {
+        let (location_key, chain_key, key_key) = (
+            name(keys::SSL_KEYSTORE_LOCATION),
+            name(keys::SSL_KEYSTORE_CERTIFICATE_CHAIN),
+            name(keys::SSL_KEYSTORE_KEY),
+        );
+        let location = self.string(location_key);
+        let chain = self.string(chain_key);
+        let key = self.string(key_key);
         match (location, chain, key) {
             (Some(path), None, None) => Ok(KeyStore::File(PathBuf::from(path))),
             (None, Some(chain), Some(key)) => Ok(KeyStore::Inline {
@@ -432,36 +469,44 @@ impl Values {
                 key: key.to_string(),
             }),
             (Some(_), _, _) => Err(self.invalid(
-                keys::SSL_KEYSTORE_LOCATION,
-                "either a PEM file, or 'ssl.keystore.certificate.chain' and 'ssl.keystore.key', not both",
+                location_key,
+                format!("either a PEM file, or '{chain_key}' and '{key_key}', not both"),
             )),
             (None, Some(_), None) => Err(self.missing(
-                keys::SSL_KEYSTORE_KEY,
-                "the private key that goes with 'ssl.keystore.certificate.chain'",
+                key_key,
+                &format!("the private key that goes with '{chain_key}'"),
             )),
             (None, None, Some(_)) => Err(self.missing(
-                keys::SSL_KEYSTORE_CERTIFICATE_CHAIN,
-                "the certificate chain that goes with 'ssl.keystore.key'",
+                chain_key,
+                &format!("the certificate chain that goes with '{key_key}'"),
             )),
             (None, None, None) => Err(self.missing(
-                keys::SSL_KEYSTORE_LOCATION,
+                location_key,
                 "this node's key and certificate chain (a PEM file) for the SSL quorum listener",
             )),
         }
     }
 
-    fn truststore(&self) -> Result<TrustStore, ConfigError> {
-        let location = self.string(keys::SSL_TRUSTSTORE_LOCATION);
-        let inline = self.string(keys::SSL_TRUSTSTORE_CERTIFICATES);
+    /// `name` gives the key each `ssl.*` setting is read from (see `tls_settings`).
+    fn truststore<'a>(
+        &self,
+        name: &impl Fn(&'static str) -> &'a str,
+    ) -> Result<TrustStore, ConfigError> {
+        let (location_key, inline_key) = (
+            name(keys::SSL_TRUSTSTORE_LOCATION),
+            name(keys::SSL_TRUSTSTORE_CERTIFICATES),
+        );
+        let location = self.string(location_key);
+        let inline = self.string(inline_key);
         match (location, inline) {
             (Some(path), None) => Ok(TrustStore::File(PathBuf::from(path))),
             (None, Some(certs)) => Ok(TrustStore::Inline(certs.to_string())),
             (Some(_), Some(_)) => Err(self.invalid(
-                keys::SSL_TRUSTSTORE_LOCATION,
-                "either a PEM file or 'ssl.truststore.certificates', not both",
+                location_key,
+                format!("either a PEM file or '{inline_key}', not both"),
             )),
             (None, None) => Err(self.missing(
-                keys::SSL_TRUSTSTORE_LOCATION,
+                location_key,
                 "the certificate authorities peers' certificates are checked against (a PEM file)",
             )),
         }

@@ -150,8 +150,10 @@ pub enum Action {
     },
     /// The fetched snapshot is complete: verify it, put it in place, load it into the state
     /// machine, and replace the log with an empty one starting at its end offset; then answer
-    /// with `Input::SnapshotInstalled`.
-    InstallSnapshot { id: OffsetAndEpoch },
+    /// with `Input::SnapshotInstalled`. `from` sent the last chunk: the peer to name if the
+    /// snapshot turns out invalid (a transfer resumed after a leader change also holds the
+    /// earlier leader's bytes, which are the same: every copy of a snapshot is byte-identical).
+    InstallSnapshot { id: OffsetAndEpoch, from: NodeId },
     /// The high watermark advanced: every offset below it is committed.
     HighWatermark(Offset),
     /// The known leader or epoch changed.
@@ -169,6 +171,15 @@ pub enum Action {
     FetchedRecordsRefused {
         from: NodeId,
         offset: Offset,
+        reason: String,
+    },
+    /// A FetchSnapshot answer the follower refused (nothing of it was written): not the
+    /// snapshot, position or bytes it asked for. For the operator, like
+    /// `FetchedRecordsRefused`; the chunk is asked for again.
+    FetchedSnapshotRefused {
+        from: NodeId,
+        id: OffsetAndEpoch,
+        position: u64,
         reason: String,
     },
     /// An invariant of the protocol broke (e.g. a leader asked for truncation below the high

@@ -129,13 +129,52 @@ impl Replica {
         if !self.heard_from_leader(from, leader_error, r.leader_id, r.leader_epoch) {
             return;
         }
-        let Some(t) = self
-            .snapshot_transfer
-            .as_mut()
-            .filter(|t| t.id == r.snapshot_id)
-        else {
+        let Some(t) = self.snapshot_transfer.as_mut() else {
             return;
         };
+        // This answers the request in flight, which asked for `t.id` at `t.position` (a late
+        // answer to an earlier request never gets here): a correct leader echoes both.
+        if r.error == ErrorCode::None && !t.installing {
+            let refusal = if r.snapshot_id != t.id {
+                Some(format!(
+                    "a chunk of the snapshot ending at {} (epoch {}) where the one ending at {} \
+                     (epoch {}) was asked for",
+                    r.snapshot_id.offset, r.snapshot_id.epoch, t.id.offset, t.id.epoch
+                ))
+            } else if r.position != t.position {
+                Some(format!(
+                    "a chunk at byte {} where byte {} was asked for",
+                    r.position, t.position
+                ))
+            } else if r.position.saturating_add(r.bytes.len() as u64) > r.size {
+                Some(format!(
+                    "{} bytes at byte {}, past the snapshot's size {}",
+                    r.bytes.len(),
+                    r.position,
+                    r.size
+                ))
+            } else if r.bytes.is_empty() && r.position < r.size {
+                Some(format!(
+                    "no bytes at byte {}, before the snapshot's size {}",
+                    r.position, r.size
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = refusal {
+                let (id, position) = (t.id, t.position);
+                self.out.push(Action::FetchedSnapshotRefused {
+                    from,
+                    id,
+                    position,
+                    reason,
+                });
+                return;
+            }
+        }
+        if t.id != r.snapshot_id {
+            return;
+        }
         match r.error {
             ErrorCode::None => {}
             // The leader no longer has it (or never had it): fetch, to learn its snapshot.
@@ -149,8 +188,8 @@ impl Replica {
             }
             _ => return,
         }
-        if r.position != t.position || t.installing {
-            return; // a late answer for a position already received
+        if t.installing {
+            return; // every byte is in and nothing was asked for since
         }
         if !r.bytes.is_empty() {
             let (id, position) = (t.id, t.position);
@@ -165,7 +204,7 @@ impl Replica {
         if t.position == r.size {
             t.installing = true;
             let id = t.id;
-            self.out.push(Action::InstallSnapshot { id });
+            self.out.push(Action::InstallSnapshot { id, from });
         }
     }
 

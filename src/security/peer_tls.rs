@@ -40,7 +40,8 @@ pub fn plain_stream(tcp: TcpStream) -> PeerStream {
 #[derive(Debug, thiserror::Error)]
 #[error("{key}{}: {reason}", file.as_ref().map(|f| format!(" ({})", f.display())).unwrap_or_default())]
 pub struct TlsError {
-    pub key: &'static str,
+    /// The key the store was read from (listener-scoped or plain).
+    pub key: String,
     pub file: Option<PathBuf>,
     pub reason: String,
 }
@@ -56,19 +57,22 @@ impl PeerTls {
     /// Reads the stores and builds both configurations; every problem is one [`TlsError`].
     pub fn load(settings: &TlsSettings) -> Result<PeerTls, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let (chain, key, key_source) = read_keystore(&settings.keystore)?;
-        let roots = Arc::new(read_truststore(&settings.truststore)?);
+        let (chain, key, key_source) = read_keystore(settings)?;
+        let roots = Arc::new(read_truststore(settings)?);
         let (trust_key, trust_file) = match &settings.truststore {
-            TrustStore::File(path) => (keys::SSL_TRUSTSTORE_LOCATION, Some(path.clone())),
-            TrustStore::Inline(_) => (keys::SSL_TRUSTSTORE_CERTIFICATES, None),
+            TrustStore::File(path) => (
+                settings.key_name(keys::SSL_TRUSTSTORE_LOCATION),
+                Some(path.clone()),
+            ),
+            TrustStore::Inline(_) => (settings.key_name(keys::SSL_TRUSTSTORE_CERTIFICATES), None),
         };
         let trust_error = |reason: String| TlsError {
-            key: trust_key,
+            key: trust_key.clone(),
             file: trust_file.clone(),
             reason,
         };
         let key_error = |e: rustls::Error| TlsError {
-            key: key_source.0,
+            key: key_source.0.clone(),
             file: key_source.1.clone(),
             reason: format!("the key does not go with the certificate chain, or is unusable: {e}"),
         };
@@ -100,6 +104,17 @@ impl PeerTls {
             server: Arc::new(server),
             client: Arc::new(client),
         })
+    }
+
+    /// The rustls configuration accepting peers, for `crate::fuzzing`, which drives handshakes
+    /// in memory.
+    pub(crate) fn server_config(&self) -> Arc<ServerConfig> {
+        self.server.clone()
+    }
+
+    /// The rustls configuration dialing peers (see [`PeerTls::server_config`]).
+    pub(crate) fn client_config(&self) -> Arc<ClientConfig> {
+        self.client.clone()
     }
 
     /// The server side of a handshake: the stream, and the node ids the client's certificate
@@ -185,10 +200,11 @@ fn is_canonical_id(text: &str) -> bool {
     digits && (text == "0" || !text.starts_with('0'))
 }
 
-type KeySource = (&'static str, Option<PathBuf>);
+/// The key a store was read from, and its file if it is one.
+type KeySource = (String, Option<PathBuf>);
 
 fn read_keystore(
-    store: &KeyStore,
+    settings: &TlsSettings,
 ) -> Result<
     (
         Vec<CertificateDer<'static>>,
@@ -197,21 +213,25 @@ fn read_keystore(
     ),
     TlsError,
 > {
-    let (chain_text, key_text, chain_source, key_source) = match store {
+    let (chain_text, key_text, chain_source, key_source) = match &settings.keystore {
         KeyStore::File(path) => {
-            let text = read_file(keys::SSL_KEYSTORE_LOCATION, path)?;
-            let source = (keys::SSL_KEYSTORE_LOCATION, Some(path.clone()));
+            let key = settings.key_name(keys::SSL_KEYSTORE_LOCATION);
+            let text = read_file(&key, path)?;
+            let source = (key, Some(path.clone()));
             (text.clone(), text, source.clone(), source)
         }
         KeyStore::Inline { chain, key } => (
             normalize_pem(chain).into_bytes(),
             normalize_pem(key).into_bytes(),
-            (keys::SSL_KEYSTORE_CERTIFICATE_CHAIN, None),
-            (keys::SSL_KEYSTORE_KEY, None),
+            (
+                settings.key_name(keys::SSL_KEYSTORE_CERTIFICATE_CHAIN),
+                None,
+            ),
+            (settings.key_name(keys::SSL_KEYSTORE_KEY), None),
         ),
     };
     let error = |(key, file): &KeySource, reason: String| TlsError {
-        key,
+        key: key.clone(),
         file: file.clone(),
         reason,
     };
@@ -232,21 +252,20 @@ fn read_keystore(
     Ok((chain, key, key_source))
 }
 
-fn read_truststore(store: &TrustStore) -> Result<RootCertStore, TlsError> {
-    let (text, key, file) = match store {
-        TrustStore::File(path) => (
-            read_file(keys::SSL_TRUSTSTORE_LOCATION, path)?,
-            keys::SSL_TRUSTSTORE_LOCATION,
-            Some(path.clone()),
-        ),
+fn read_truststore(settings: &TlsSettings) -> Result<RootCertStore, TlsError> {
+    let (text, key, file) = match &settings.truststore {
+        TrustStore::File(path) => {
+            let key = settings.key_name(keys::SSL_TRUSTSTORE_LOCATION);
+            (read_file(&key, path)?, key, Some(path.clone()))
+        }
         TrustStore::Inline(text) => (
             normalize_pem(text).into_bytes(),
-            keys::SSL_TRUSTSTORE_CERTIFICATES,
+            settings.key_name(keys::SSL_TRUSTSTORE_CERTIFICATES),
             None,
         ),
     };
     let error = |reason: String| TlsError {
-        key,
+        key: key.clone(),
         file: file.clone(),
         reason,
     };
@@ -270,9 +289,9 @@ fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     }
 }
 
-fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+fn read_file(key: &str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| TlsError {
-        key,
+        key: key.to_string(),
         file: Some(path.to_path_buf()),
         reason: e.to_string(),
     })

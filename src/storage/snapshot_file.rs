@@ -227,8 +227,8 @@ impl SnapshotFile {
     }
 
     /// Reads and checks the whole file batch by batch, handing each data record's value to
-    /// `visit`: CRCs, offsets contiguous from 0, a SnapshotHeader first and a SnapshotFooter
-    /// last. Memory stays bounded by one read buffer plus one batch.
+    /// `visit`: CRCs, offsets contiguous from 0, every batch in the snapshot's epoch, a
+    /// SnapshotHeader first and a SnapshotFooter last. Memory stays bounded by one read buffer plus one batch.
     pub fn for_each_value(&self, mut visit: impl FnMut(Bytes)) -> Result<(), StorageError> {
         let corrupt = |reason: String| StorageError::corrupt(&self.path, reason);
         let handle = self.fs.open(&self.path, OpenMode::Read).at(&self.path)?;
@@ -262,6 +262,16 @@ impl SnapshotFile {
                 return Err(corrupt(format!(
                     "batch at offset {} where {next} was expected",
                     batch.base_offset()
+                )));
+            }
+            // Every batch of a snapshot carries the snapshot's epoch (Kafka's writer and ours),
+            // and this header field is the one neither the CRC nor the framing covers.
+            if batch.epoch() != self.id.epoch {
+                return Err(corrupt(format!(
+                    "batch at offset {} has epoch {}, not the snapshot's {}",
+                    batch.base_offset(),
+                    batch.epoch(),
+                    self.id.epoch
                 )));
             }
             next = batch.next_offset();

@@ -15,6 +15,28 @@ use kraft::types::{Epoch, Offset};
 #[allow(unused_imports)] // not every test binary that includes this module uses it
 pub use kraft::raft::SeededRng as Rng;
 
+/// Log lines, kept for assertions on what a node logged: hand a clone to
+/// `tracing_subscriber::fmt().with_writer(..)` (with ANSI colours off) and read `text()`.
+#[derive(Clone, Default)]
+pub struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Lines {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The seed for a randomized test: `KRAFT_TEST_SEED` if set, else one derived from the clock.
 pub fn test_seed() -> u64 {
     std::env::var("KRAFT_TEST_SEED")

@@ -72,6 +72,7 @@ impl TestCa {
             keystore: KeyStore::File(keystore),
             truststore: TrustStore::File(truststore),
             check_hostname: true,
+            scoped_keys: Default::default(),
         })
     }
 

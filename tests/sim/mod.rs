@@ -877,7 +877,7 @@ impl Sim {
             }
             Action::Flush => self.enqueue(i, StoreOp::Flush),
             Action::RepairPointReached => self.enqueue(i, StoreOp::ClearRepairPoint),
-            Action::FetchedRecordsRefused { .. } => {}
+            Action::FetchedRecordsRefused { .. } | Action::FetchedSnapshotRefused { .. } => {}
             Action::Send {
                 to,
                 request_id,
@@ -953,7 +953,7 @@ impl Sim {
                     self.disk_failed(i, "write snapshot chunk", &e);
                 }
             }
-            Action::InstallSnapshot { id } => self.install_snapshot(i, id),
+            Action::InstallSnapshot { id, .. } => self.install_snapshot(i, id),
             Action::LeaderChanged { epoch, leader_id } => {
                 self.note(format!("node {i} sees epoch {epoch} leader {leader_id:?}"));
                 // A leader announces itself even if it resigns within the same step.
