@@ -391,3 +391,74 @@ fn handshake(mut client: ClientConnection, mut server: ServerConnection) -> (Vec
     }
     panic!("the in-memory handshake did not complete");
 }
+
+/// The Kafka face over arbitrary bytes from a client: framing, the bounds walk, decoding, and
+/// every pure answer to what decodes (produced batches validated and decompressed); each answer
+/// must encode at the request's version.
+pub fn kafka_requests(data: &[u8]) {
+    use crate::kafka::{KafkaCodec, KafkaRequest, Parsed, cluster, fetch, offsets, produce};
+    use crate::kafka::{quorum, response::encode};
+    let view = fuzz_quorum_view();
+    let mut buf = BytesMut::from(data);
+    while let Ok(Some(frame)) = KafkaCodec.decode(&mut buf) {
+        let Ok(Parsed::Request { meta, request }) = crate::kafka::request::parse(frame) else {
+            continue;
+        };
+        let (c, v) = (meta.correlation_id, meta.version);
+        let encoded = match *request {
+            KafkaRequest::ApiVersions(_) => encode(c, v, &cluster::api_versions()).map(drop),
+            KafkaRequest::Metadata(r) => encode(c, v, &cluster::metadata(&r, v, &view)).map(drop),
+            KafkaRequest::DescribeCluster(r) => {
+                encode(c, v, &cluster::describe_cluster(&r, v, &view)).map(drop)
+            }
+            KafkaRequest::FindCoordinator(r) => {
+                encode(c, v, &cluster::find_coordinator(&r, v)).map(drop)
+            }
+            KafkaRequest::DescribeQuorum(r) => {
+                encode(c, v, &quorum::describe_quorum(&r, v, &view)).map(drop)
+            }
+            KafkaRequest::ListOffsets(r) => {
+                let found = offsets::searches(&r, v)
+                    .into_iter()
+                    .map(|t| (t, Some((12, t))))
+                    .collect();
+                encode(c, v, &offsets::list_offsets(&r, v, &view, &found)).map(drop)
+            }
+            KafkaRequest::Fetch(r) => {
+                let _ = fetch::plan(&r, v, &view);
+                let answer = fetch::answer(&r, v, &view, Bytes::new(), Some(NodeId(2)));
+                encode(c, v, &answer).map(drop)
+            }
+            KafkaRequest::Produce(r) => {
+                let outcome = match produce::check(&r, v, &view) {
+                    Some(Ok(_)) | None => Ok(Offset(7)),
+                    Some(Err(refusal)) => Err(refusal),
+                };
+                encode(c, v, &produce::answer(&r, v, &view, outcome)).map(drop)
+            }
+            KafkaRequest::InitProducerId(_) => Ok(()),
+        };
+        if let Err(e) = encoded {
+            panic!("{:?} v{v}: an answer that does not encode: {e}", meta.api_key);
+        }
+    }
+}
+
+fn fuzz_quorum_view() -> crate::kafka::QuorumView {
+    use crate::kafka::Endpoint;
+    crate::kafka::QuorumView {
+        cluster_id: "fuzz".into(),
+        local_id: Some(NodeId(1)),
+        endpoints: (1..=3)
+            .filter_map(|i| Endpoint::parse(NodeId(i), &format!("localhost:{}", 9090 + i)))
+            .collect(),
+        leader_id: Some(NodeId(1)),
+        epoch: crate::types::Epoch(3),
+        is_leader: true,
+        high_watermark: Some(Offset(10)),
+        log_start_offset: Offset(0),
+        log_end_offset: Offset(12),
+        voter_progress: [(NodeId(2), Some(Offset(12))), (NodeId(3), None)].into(),
+        racks: [(NodeId(2), "r2".to_string())].into(),
+    }
+}

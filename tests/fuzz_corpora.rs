@@ -3,13 +3,14 @@
 //! it found once fixed, stays a regression test on stable Rust without cargo fuzz.
 //!
 //! `cargo test --test fuzz_corpora -- --ignored write_seed_corpora` (re)writes the hand-made
-//! seeds the fuzzers start from.
+//! seeds the fuzzers start from (`KRAFT_SEED_TARGET=<target>` for one target only).
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
 use bytes::BytesMut;
+use kafka_protocol::messages::ApiKey;
 use kraft::protocol::{FrameCodec, Handshake, PROTOCOL_VERSION, PeerMessage};
 use kraft::raft::{
     EpochResponse, ErrorCode, FetchRequest, FetchResponse, Request, Response, VoteRequest,
@@ -28,6 +29,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("log_recovery", kraft::fuzzing::log_recovery),
     ("core_messages", kraft::fuzzing::core_messages),
     ("tls_handshake", kraft::fuzzing::tls_handshake),
+    ("kafka_requests", kraft::fuzzing::kafka_requests),
 ];
 
 fn corpus(target: &str) -> PathBuf {
@@ -154,8 +156,23 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             frames(&[fetched.clone(), fetch, vote]),
         ],
         "tls_handshake" => kraft::fuzzing::tls_handshake_seeds(),
+        "kafka_requests" => kafka_request_seeds(),
         _ => unreachable!(),
     }
+}
+
+/// One framed request of every api kraft serves at every version it decodes.
+fn kafka_request_seeds() -> Vec<Vec<u8>> {
+    let mut seeds = Vec::new();
+    for &(api, min, max) in kraft::kafka::request::SUPPORTED {
+        for version in min.max(if api == ApiKey::Produce { 3 } else { 0 })..=max {
+            let frame = common::kafka::sample(api, version);
+            let mut framed = (frame.len() as u32).to_be_bytes().to_vec();
+            framed.extend_from_slice(&frame);
+            seeds.push(framed);
+        }
+    }
+    seeds
 }
 
 /// The TLS target's seeds come from complete handshakes with its embedded certificates: should
@@ -172,7 +189,12 @@ fn the_tls_target_certificates_complete_real_handshakes() {
 #[test]
 #[ignore = "writes the seed corpora into the source tree"]
 fn write_seed_corpora() {
+    // `KRAFT_SEED_TARGET=name` writes one target's seeds only (the TLS seeds differ per run).
+    let only = std::env::var("KRAFT_SEED_TARGET").ok();
     for (target, _) in TARGETS {
+        if only.as_deref().is_some_and(|o| o != *target) {
+            continue;
+        }
         let dir = corpus(target);
         std::fs::create_dir_all(&dir).unwrap();
         for (i, seed) in seeds(target).into_iter().enumerate() {
