@@ -439,7 +439,10 @@ pub fn kafka_requests(data: &[u8]) {
             KafkaRequest::InitProducerId(_) => Ok(()),
         };
         if let Err(e) = encoded {
-            panic!("{:?} v{v}: an answer that does not encode: {e}", meta.api_key);
+            panic!(
+                "{:?} v{v}: an answer that does not encode: {e}",
+                meta.api_key
+            );
         }
     }
 }
@@ -460,5 +463,7 @@ fn fuzz_quorum_view() -> crate::kafka::QuorumView {
         log_end_offset: Offset(12),
         voter_progress: [(NodeId(2), Some(Offset(12))), (NodeId(3), None)].into(),
         racks: [(NodeId(2), "r2".to_string())].into(),
+        voter_times: [(NodeId(2), (Some(5), Some(4)))].into(),
+        now_ms: 6,
     }
 }

@@ -397,6 +397,15 @@ async fn describe_quorum_agrees_with_describe() {
                 .iter()
                 .all(|(_, end)| *end == status.log_end_offset.0);
         if settled {
+            // Every follower has fetched, and was caught up, within the test's life.
+            for v in p.current_voters.iter() {
+                assert!(v.last_fetch_timestamp > 1_700_000_000_000, "{v:?}");
+                assert!(v.last_caught_up_timestamp > 1_700_000_000_000, "{v:?}");
+                assert!(
+                    v.last_caught_up_timestamp <= v.last_fetch_timestamp,
+                    "{v:?}"
+                );
+            }
             break;
         }
         assert!(

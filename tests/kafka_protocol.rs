@@ -172,6 +172,8 @@ fn view(is_leader: bool) -> QuorumView {
             (NodeId(2), "r2".to_string()),
             (NodeId(3), "r3".to_string()),
         ]),
+        voter_times: BTreeMap::from([(NodeId(2), (Some(1_000), Some(900)))]),
+        now_ms: 1_100,
     }
 }
 

@@ -619,6 +619,15 @@ impl Handler<Describe> for ReplicationDriver {
             log_start_offset: r.log().log_start_offset(),
             log_end_offset: r.log().log_end_offset(),
             voters: r.voter_end_offsets(),
+            voter_times: r
+                .voter_progress()
+                .into_iter()
+                .map(|(id, p)| {
+                    let ms = |t: Option<Duration>| t.map(|t| t.as_millis() as i64);
+                    (id, (ms(p.last_fetch), ms(p.last_caught_up)))
+                })
+                .collect(),
+            now_ms: self.now().as_millis() as i64,
             appended_records: self.appended_records,
             appended_bytes: self.appended_bytes,
         })

@@ -157,6 +157,8 @@ impl KafkaFace {
             log_end_offset: status.log_end_offset,
             voter_progress: status.voters,
             racks: self.cluster.racks(),
+            voter_times: status.voter_times,
+            now_ms: status.now_ms,
         })
     }
 

@@ -175,6 +175,11 @@ pub struct Status {
     /// On the leader: each voter's durable log end offset as its last fetch told (`None` until
     /// it fetched). Empty on other nodes.
     pub voters: std::collections::BTreeMap<NodeId, Option<Offset>>,
+    /// On the leader: each voter's last fetch and last caught-up times (ms since the Unix
+    /// epoch; `None` until known, and for the leader itself). Empty on other nodes.
+    pub voter_times: std::collections::BTreeMap<NodeId, (Option<i64>, Option<i64>)>,
+    /// The node's clock when this status was taken (ms since the Unix epoch).
+    pub now_ms: i64,
     /// Data records and bytes (control batches' bytes included) this node has appended to its
     /// log since it started, as leader or follower.
     pub appended_records: u64,

@@ -1,6 +1,7 @@
-//! DescribeQuorum: the leader, its epoch and high watermark, and each voter's log end offset as
-//! the leader knows it. Served by the leader only; another node answers NOT_LEADER_OR_FOLLOWER
-//! naming the leader it knows, as Kafka's controllers do.
+//! DescribeQuorum: the leader, its epoch and high watermark, and each voter's log end offset,
+//! last fetch and last caught-up times as the leader knows them. Served by the leader only;
+//! another node answers NOT_LEADER_OR_FOLLOWER naming the leader it knows, as Kafka's
+//! controllers do.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaState, TopicData};
@@ -57,17 +58,24 @@ fn partition(ours: bool, index: i32, view: &QuorumView) -> PartitionData {
         .map(|id| {
             let mut r = ReplicaState::default();
             r.replica_id = BrokerId(id.0);
-            r.log_end_offset = if Some(id) == view.local_id {
-                view.log_end_offset.0
+            // The leader is caught up with itself as of now, as Kafka reports it.
+            let (end, fetched, caught_up) = if Some(id) == view.local_id {
+                (
+                    Some(view.log_end_offset),
+                    Some(view.now_ms),
+                    Some(view.now_ms),
+                )
             } else {
-                view.voter_progress
-                    .get(&id)
-                    .copied()
-                    .flatten()
-                    .map_or(-1, |o| o.0)
+                let (fetched, caught_up) = view.voter_times.get(&id).copied().unwrap_or_default();
+                (
+                    view.voter_progress.get(&id).copied().flatten(),
+                    fetched,
+                    caught_up,
+                )
             };
-            r.last_fetch_timestamp = -1;
-            r.last_caught_up_timestamp = -1;
+            r.log_end_offset = end.map_or(-1, |o| o.0);
+            r.last_fetch_timestamp = fetched.unwrap_or(-1);
+            r.last_caught_up_timestamp = caught_up.unwrap_or(-1);
             r
         })
         .collect();

@@ -15,6 +15,34 @@ pub struct VoterProgress {
     /// The voter's durable log end offset, as its last fetch told.
     pub end_offset: Option<Offset>,
     pub last_fetch: Option<Duration>,
+    /// The latest time the voter was known to hold everything the leader had (Kafka's
+    /// lastCaughtUpTimestamp): a fetch at the leader's log end is caught up now, and one at
+    /// the log end of the previous fetch was caught up when that fetch came.
+    pub last_caught_up: Option<Duration>,
+    /// The leader's log end offset when the voter last fetched.
+    pub leader_end_at_last_fetch: Option<Offset>,
+}
+
+impl VoterProgress {
+    /// Records a fetch at `fetch_offset`, at `now`, while the leader's log ends at `leader_end`.
+    pub fn fetched(&mut self, fetch_offset: Offset, leader_end: Offset, now: Duration) {
+        let caught_up_since = if fetch_offset >= leader_end {
+            Some(now)
+        } else if self
+            .leader_end_at_last_fetch
+            .is_some_and(|end| fetch_offset >= end)
+        {
+            self.last_fetch
+        } else {
+            None
+        };
+        if let Some(at) = caught_up_since {
+            self.last_caught_up = Some(self.last_caught_up.map_or(at, |t| t.max(at)));
+        }
+        self.end_offset = Some(fetch_offset);
+        self.leader_end_at_last_fetch = Some(leader_end);
+        self.last_fetch = Some(now);
+    }
 }
 
 /// A fetch with nothing to return yet, answered when data arrives, the high watermark moves, or
@@ -104,5 +132,37 @@ impl LeaderState {
             .collect();
         others.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         others.into_iter().map(|(id, _)| id).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_voter_is_caught_up_at_the_leaders_end_or_at_the_end_of_its_previous_fetch() {
+        let mut p = VoterProgress::default();
+        // Behind the leader's end (10) on its first fetch: not known to be caught up.
+        p.fetched(Offset(5), Offset(10), ms(100));
+        assert_eq!((p.last_fetch, p.last_caught_up), (Some(ms(100)), None));
+        // Now at the end the leader had at its last fetch: caught up as of that fetch.
+        p.fetched(Offset(10), Offset(12), ms(200));
+        assert_eq!(
+            (p.last_fetch, p.last_caught_up),
+            (Some(ms(200)), Some(ms(100)))
+        );
+        // At the leader's end: caught up now.
+        p.fetched(Offset(12), Offset(12), ms(300));
+        assert_eq!(p.last_caught_up, Some(ms(300)));
+        // Falling behind never moves it back.
+        p.fetched(Offset(11), Offset(20), ms(400));
+        assert_eq!(
+            (p.end_offset, p.last_caught_up),
+            (Some(Offset(11)), Some(ms(300)))
+        );
     }
 }

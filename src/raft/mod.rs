@@ -43,6 +43,7 @@ pub use io::{
     Action, InboundId, Input, PersistedElection, ProposalId, ProposalOutcome, ProposeError,
     RequestId,
 };
+pub use leader::VoterProgress;
 pub use log_view::{EpochStart, LogView};
 pub use message::{
     BeginQuorumEpochRequest, EndQuorumEpochRequest, EpochResponse, ErrorCode, FetchRequest,

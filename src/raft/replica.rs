@@ -239,6 +239,15 @@ impl Replica {
         }
     }
 
+    /// On the leader: each voter's progress (log end, last fetch, last caught up); the leader's
+    /// own entry has no fetch times. Empty on other replicas.
+    pub fn voter_progress(&self) -> BTreeMap<NodeId, super::leader::VoterProgress> {
+        match &self.role {
+            Role::Leader(l) => l.progress.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
+
     /// The earliest time at which a `Tick` would change anything.
     pub fn next_deadline(&self) -> Option<Duration> {
         let mut deadlines: Vec<Duration> = Vec::new();
