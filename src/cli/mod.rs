@@ -6,8 +6,11 @@
 
 mod bench;
 mod bench_processes;
+mod kafka_client;
+mod producer_perf;
 mod server;
 mod storage;
+mod verifiable_producer;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,6 +64,12 @@ enum Command {
     Storage(storage::StorageCommand),
     /// Start a fresh quorum in a temporary directory and measure its throughput and latency.
     Bench(bench::BenchArgs),
+    /// Kafka's VerifiableProducer: produce 0, 1, 2, ... through a Kafka client, printing a JSON
+    /// line for every acknowledged or failed send.
+    VerifiableProducer(verifiable_producer::VerifiableProducerArgs),
+    /// Kafka's producer performance test: produce records through a Kafka client and print
+    /// throughput and latency.
+    ProducerPerfTest(producer_perf::ProducerPerfArgs),
 }
 
 /// `--config F` and `--override key=value`, shared by every command that reads a config.
@@ -100,6 +109,8 @@ pub fn run() -> i32 {
         Command::Server(args) => server::run(&args),
         Command::Storage(cmd) => storage::run(&cmd),
         Command::Bench(args) => bench::run(&args),
+        Command::VerifiableProducer(args) => verifiable_producer::run(&args),
+        Command::ProducerPerfTest(args) => producer_perf::run(&args),
     };
     match result {
         Ok(()) => 0,
