@@ -291,7 +291,7 @@ fn server_refuses_bad_config_and_foreign_directories() {
         "--replica-directory-id",
     );
     assert_usage_error(
-        &kraft(&["server", "-c", path(&n.config), "--throughput", "0"]),
+        &kraft(&["server", "-c", path(&n.config), "--throughput", "-2"]),
         "--throughput",
     );
     assert_usage_error(

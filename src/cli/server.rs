@@ -52,7 +52,12 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
     } else if args.throughput == 0 {
         None
     } else {
-        Some(parse_throughput(args.throughput)?)
+        Some(parse_throughput(args.throughput).map_err(|_| {
+            CliError::usage(format!(
+                "--throughput {}: must be -1 (unthrottled), 0 (no workload) or between 1 and 1000000000",
+                args.throughput
+            ))
+        })?)
     };
     check_record_size(args.record_size)?;
     let meta = ensure_formatted(&config, directory_id)?;
