@@ -71,36 +71,112 @@ fn the_three_quorum_configs_load_as_the_seed_readme_writes_them() {
     }
 }
 
+/// The older seed README's files (Kafka's raft module before the KRaft renaming), byte for byte.
+fn old_seed_quorum_file(i: i32) -> String {
+    format!(
+        "broker.id={i}\nlisteners=PLAINTEXT://localhost:{}\n\
+         quorum.voters=1@localhost:9092,2@localhost:9093,3@localhost:9094\n\
+         log.dirs=/tmp/raft-logs-{i}\n\nzookeeper.connect=localhost:2181\n",
+        9091 + i
+    )
+}
+
+/// Each warning's text.
+fn warning_texts(loaded: &LoadedConfig) -> Vec<String> {
+    loaded.warnings.iter().map(ToString::to_string).collect()
+}
+
 #[test]
-fn the_older_seed_names_load_with_warnings() {
-    let loaded = load(&repo("tests/fixtures/raft-quorum-1.properties")).unwrap();
-    let c = &loaded.config;
-    assert_eq!(c.node_id, NodeId(1));
-    assert_eq!(c.voters.0.len(), 3);
-    assert_eq!(c.controller_listener_names, vec!["PLAINTEXT".to_string()]);
-    let keys: Vec<&str> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
-    for key in [
-        "broker.id",
-        "quorum.voters",
-        "zookeeper.connect",
-        "controller.listener.names",
-    ] {
-        assert!(
-            keys.contains(&key),
-            "no warning about {key}: {:?}",
+fn the_older_seed_quorum_configs_load_as_its_readme_writes_them() {
+    for i in 1..=3 {
+        let path = repo(&format!("config/raft-quorum-{i}.properties"));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            old_seed_quorum_file(i)
+        );
+        let loaded = load(&path).unwrap();
+        let c = &loaded.config;
+        assert_eq!(c.node_id, NodeId(i));
+        assert!(c.is_voter());
+        let voters: Vec<String> = c
+            .voters
+            .0
+            .iter()
+            .map(|(id, e)| format!("{}@{e}", id.0))
+            .collect();
+        assert_eq!(
+            voters,
+            ["1@localhost:9092", "2@localhost:9093", "3@localhost:9094"]
+        );
+        // No controller.listener.names in these files: the one listener is the quorum's.
+        assert_eq!(c.controller_listener_names, vec!["PLAINTEXT".to_string()]);
+        assert_eq!(
+            c.controller_listener().endpoint.to_string(),
+            format!("localhost:{}", 9091 + i)
+        );
+        assert_eq!(
+            c.log_dirs,
+            vec![PathBuf::from(format!("/tmp/raft-logs-{i}"))]
+        );
+        assert_eq!(
+            c.metadata_log_dir,
+            PathBuf::from(format!("/tmp/raft-logs-{i}"))
+        );
+        assert_eq!(c.process_roles, vec!["controller".to_string()]);
+        let keys: Vec<&str> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["broker.id", "quorum.voters", "zookeeper.connect"],
+            "{:?}",
             loaded.warnings
         );
+        let text = warning_texts(&loaded);
+        assert!(
+            text[0].contains("'broker.id' is deprecated: use 'node.id'"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains("'quorum.voters' is deprecated: use 'controller.quorum.voters'"),
+            "{text:?}"
+        );
+        assert!(
+            text[2].contains("'zookeeper.connect' is unused"),
+            "{text:?}"
+        );
     }
-    let text: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
-    assert!(
-        text.iter()
-            .any(|w| w.contains("'broker.id' is deprecated: use 'node.id'")),
-        "{text:?}"
+}
+
+#[test]
+fn the_older_seed_single_node_config_loads() {
+    let path = repo("config/raft.properties");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for line in [
+        "broker.id=0\n",
+        "listeners=PLAINTEXT://localhost:9092\n",
+        "quorum.voters=0@localhost:9092\n",
+        "log.dirs=/tmp/raft-logs\n",
+        "zookeeper.connect=localhost:2181\n",
+    ] {
+        assert!(text.contains(line), "no {line:?} in {text}");
+    }
+    let loaded = load(&path).unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.node_id, NodeId(0));
+    assert_eq!(c.voters.ids().collect::<Vec<_>>(), vec![NodeId(0)]);
+    assert_eq!(c.voters.0[&NodeId(0)].to_string(), "localhost:9092");
+    assert_eq!(
+        c.controller_listener().endpoint.to_string(),
+        "localhost:9092"
     );
+    assert_eq!(c.log_dirs, vec![PathBuf::from("/tmp/raft-logs")]);
+    let zookeeper: Vec<String> = warning_texts(&loaded)
+        .into_iter()
+        .filter(|w| w.contains("zookeeper.connect"))
+        .collect();
+    assert_eq!(zookeeper.len(), 1, "{zookeeper:?}");
     assert!(
-        text.iter()
-            .any(|w| w.contains("ZooKeeper") && w.contains("ignored")),
-        "{text:?}"
+        zookeeper[0].contains("unused") && zookeeper[0].contains("raft.properties"),
+        "{zookeeper:?}"
     );
 }
 
@@ -109,9 +185,76 @@ fn conflicting_old_and_new_names_are_an_error() {
     let (_d, path) = file(&format!("{VALID}broker.id=2\n"));
     let err = load(&path).unwrap_err().to_string();
     assert!(
-        err.contains("'broker.id'") && err.contains("'node.id'"),
+        err.starts_with(&path.display().to_string())
+            && err.contains("'broker.id'")
+            && err.contains("'node.id'")
+            && err.contains("'2'"),
         "{err}"
     );
+    let (_d, path) = file(&format!("{VALID}quorum.voters=1@localhost:9092\n"));
+    let err = load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("'quorum.voters'") && err.contains("'controller.quorum.voters'"),
+        "{err}"
+    );
+    assert!(!err.contains('\n'), "one line: {err}");
+}
+
+#[test]
+fn old_and_new_names_with_the_same_value_load() {
+    let (_d, path) = file(&format!(
+        "{VALID}broker.id=1\nquorum.voters=1@localhost:9092,2@localhost:9093,3@localhost:9094\n"
+    ));
+    let loaded = load(&path).unwrap();
+    assert_eq!(loaded.config.node_id, NodeId(1));
+    assert_eq!(loaded.config.voters.0.len(), 3);
+}
+
+#[test]
+fn zookeeper_connect_is_accepted_and_ignored() {
+    let (_d, path) = file(&format!(
+        "{VALID}zookeeper.connect=zk1:2181,zk2:2181/kafka\n"
+    ));
+    let loaded = load(&path).unwrap();
+    let (_d, plain) = file(VALID);
+    let without = load(&plain).unwrap();
+    // Nothing but the source differs: the key changes no setting.
+    assert_eq!(
+        NodeConfig {
+            source: plain.clone(),
+            ..loaded.config.clone()
+        },
+        without.config
+    );
+    assert_eq!(
+        warning_texts(&loaded),
+        vec![format!(
+            "'zookeeper.connect' is unused and ignored: it is a ZooKeeper setting and kraft runs without ZooKeeper ({})",
+            path.display()
+        )]
+    );
+}
+
+#[test]
+fn without_controller_listener_names_several_listeners_are_ambiguous() {
+    let (_d, path) = file(
+        "node.id=1\nlisteners=PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093\n\
+         controller.quorum.voters=1@localhost:9093\n",
+    );
+    let err = load(&path).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&path.display().to_string())
+            && err.contains("missing 'controller.listener.names'")
+            && err.contains("PLAINTEXT, CONTROLLER"),
+        "{err}"
+    );
+    // Naming one settles it.
+    let (_d, path) = file(
+        "node.id=1\nlisteners=PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093\n\
+         controller.listener.names=CONTROLLER\ncontroller.quorum.voters=1@localhost:9093\n",
+    );
+    let c = load(&path).unwrap().config;
+    assert_eq!(c.controller_listener().endpoint.port, 9093);
 }
 
 #[test]

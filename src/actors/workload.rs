@@ -241,7 +241,9 @@ impl WorkloadProducer {
                     .is_ok_and(|s| s.role == RoleKind::Leader && s.high_watermark.is_some());
                 match (leading, act.leading_since) {
                     (true, None) => {
-                        tracing::info!("leading: writing the workload to __raft_performance_test");
+                        tracing::info!(
+                            "leading: writing the workload to __raft_performance_test (the log Kafka's tools call __cluster_metadata)"
+                        );
                         act.leading_since = Some(Instant::now());
                         act.produced = 0;
                         act.produce(ctx);

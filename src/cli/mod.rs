@@ -13,7 +13,7 @@ mod storage;
 mod verifiable_producer;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -86,15 +86,19 @@ pub struct ConfigArgs {
 impl ConfigArgs {
     /// Loads the configuration with the process environment, logging its warnings.
     pub fn load(&self) -> Result<NodeConfig, CliError> {
-        let env: BTreeMap<String, String> = std::env::vars().collect();
-        let LoadedConfig { config, warnings } =
-            NodeConfig::load(&self.config, &env, &self.overrides)
-                .map_err(|e| CliError::usage(e.to_string()))?;
-        for warning in warnings {
-            tracing::warn!(key = %warning.key, "{warning}");
-        }
-        Ok(config)
+        load_config(&self.config, &self.overrides)
     }
+}
+
+/// Loads `path` layered with the process environment and `overrides`, logging each warning once.
+pub fn load_config(path: &Path, overrides: &[String]) -> Result<NodeConfig, CliError> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let LoadedConfig { config, warnings } =
+        NodeConfig::load(path, &env, overrides).map_err(|e| CliError::usage(e.to_string()))?;
+    for warning in warnings {
+        tracing::warn!(key = %warning.key, "{warning}");
+    }
+    Ok(config)
 }
 
 /// Parses the arguments, runs the command and returns the process exit code.

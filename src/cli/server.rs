@@ -1,4 +1,5 @@
 //! `kraft server`: run a node from a .properties file, as Kafka's standalone test server does.
+//! The file is given with `--config` or, as the older seed README does, as its positional argument.
 //!
 //! On first start an empty metadata log dir is formatted (cluster id from `cluster.id`, else
 //! Kafka's zero id; directory id from `--replica-directory-id`, else random); later starts check
@@ -8,10 +9,11 @@
 //! its actors keep failing after node restarts) exits 1. It must never modify a dir of another node.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{CliError, ConfigArgs};
+use super::{CliError, load_config};
 use crate::config::NodeConfig;
 use crate::node::{NodeHandle, NodeOptions, SnapshotPolicy, Throughput};
 use crate::raft::RaftConfig;
@@ -20,8 +22,16 @@ use crate::uuid::Uuid;
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    #[command(flatten)]
-    config: ConfigArgs,
+    /// The node's .properties file, given as the older seed README does (exactly one of this and
+    /// --config).
+    #[arg(value_name = "CONFIG_FILE")]
+    config_file: Option<PathBuf>,
+    /// The node's .properties file.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Set a property, over the file and KRAFT_* environment variables (repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// This node's metadata directory id (used when formatting, checked afterwards).
     #[arg(long, value_name = "ID")]
     replica_directory_id: Option<String>,
@@ -37,8 +47,24 @@ pub struct ServerArgs {
     record_size: u32,
 }
 
+/// The config file: positional (the older seed README's `test-raft-server-start.sh F`) or
+/// `--config F` (the newer one's), never both, so that no file is silently ignored.
+fn config_path(args: &ServerArgs) -> Result<&Path, CliError> {
+    match (&args.config_file, &args.config) {
+        (Some(path), None) | (None, Some(path)) => Ok(path),
+        (Some(positional), Some(flag)) => Err(CliError::usage(format!(
+            "server: the config file is given twice ('{}' and --config '{}'): give exactly one",
+            positional.display(),
+            flag.display()
+        ))),
+        (None, None) => Err(CliError::usage(
+            "server: no config file: give it as an argument or with --config FILE",
+        )),
+    }
+}
+
 pub fn run(args: &ServerArgs) -> Result<(), CliError> {
-    let config = args.config.load()?;
+    let config = load_config(config_path(args)?, &args.overrides)?;
     check_security(&config)?;
     let directory_id = match &args.replica_directory_id {
         None => None,

@@ -244,7 +244,9 @@ impl Values {
             if let Some((_, origin)) = self.raw.values.remove(key) {
                 self.warn(
                     key,
-                    format!("'{key}' is a ZooKeeper setting and is ignored ({origin})"),
+                    format!(
+                        "'{key}' is unused and ignored: it is a ZooKeeper setting and kraft runs without ZooKeeper ({origin})"
+                    ),
                 );
             }
         }
@@ -582,19 +584,27 @@ impl Values {
     }
 
     fn controller_listener_names(
-        &mut self,
+        &self,
         listeners: &[Listener],
     ) -> Result<Vec<String>, ConfigError> {
         let Some(text) = self.string(keys::CONTROLLER_LISTENER_NAMES) else {
-            let first = listeners[0].name.clone();
-            self.warn(
-                keys::CONTROLLER_LISTENER_NAMES,
-                format!(
-                    "'{}' is not set: the quorum uses {first}, the first listener",
-                    keys::CONTROLLER_LISTENER_NAMES
-                ),
-            );
-            return Ok(vec![first]);
+            // Kafka requires the key, but files in the older seed style have none and a single
+            // listener, which can only be the quorum's. With several, any pick would be a guess
+            // that could put the quorum on a port meant for something else.
+            return match listeners {
+                [only] => Ok(vec![only.name.clone()]),
+                _ => {
+                    let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+                    Err(self.missing(
+                        keys::CONTROLLER_LISTENER_NAMES,
+                        &format!(
+                            "the listener the quorum uses, one of {} ('{}' defines more than one)",
+                            names.join(", "),
+                            keys::LISTENERS
+                        ),
+                    ))
+                }
+            };
         };
         let names: Vec<String> = endpoints::split_list(text)
             .iter()

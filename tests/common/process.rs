@@ -72,6 +72,27 @@ impl Server {
         self.seen.borrow().iter().any(|l| l.contains(needle))
     }
 
+    /// How many lines read so far contain `needle`.
+    pub fn count_seen(&self, needle: &str) -> usize {
+        self.seen
+            .borrow()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Reads every line still to come from a process that has exited (both streams close
+    /// then), waiting at most `limit`.
+    pub fn drain(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.borrow_mut().push(line),
+                Err(_) => return,
+            }
+        }
+    }
+
     /// Waits for a log line containing `needle`.
     pub fn wait_for(&self, needle: &str, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
