@@ -21,6 +21,7 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kafka_cl
 /// Runs the kafka-python script to its end; its JSON lines.
 fn python(args: &[&str]) -> Vec<Value> {
     let out = Command::new("timeout")
+        .env_remove("LD_LIBRARY_PATH")
         .arg("180")
         .arg("python3")
         .arg(SCRIPT)
@@ -83,7 +84,10 @@ fn kafka_python_produces_consumes_and_describes_a_single_node() {
 /// kcat, or a failure saying how to get it (CI installs it).
 fn kcat(args: &[&str], input: Option<&str>) -> String {
     use std::io::Write;
+    // cargo points LD_LIBRARY_PATH at its build outputs, which include the librdkafka built
+    // for the producer tools (without zlib); kcat must load Debian's.
     let mut child = Command::new("timeout")
+        .env_remove("LD_LIBRARY_PATH")
         .arg("60")
         .arg("kcat")
         .args(args)
@@ -200,6 +204,7 @@ fn produce_through_three_leader_kills(client: &str, idempotent: bool) -> KillRun
         first_to_log(&servers, "role=Leader", Duration::from_secs(30)).expect("a leader");
     let count = 12_000;
     let mut producer = Command::new("timeout")
+        .env_remove("LD_LIBRARY_PATH")
         .args(["240", "python3", SCRIPT, client, &bootstrap(&ports)])
         .args([
             count.to_string().as_str(),

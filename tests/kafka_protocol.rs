@@ -434,3 +434,157 @@ fn the_leader_points_a_consumer_at_a_caught_up_node_in_its_rack() {
     let p = &answer.responses[0].partitions[0];
     assert_eq!((p.error_code, p.preferred_read_replica.0), (0, 2));
 }
+
+/// Zigzag varint, as record fields are written.
+fn varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        let byte = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// One record: timestamp delta, offset delta, value, and `headers` empty headers.
+fn record(timestamp_delta: i64, offset_delta: i64, value: &[u8], headers: usize) -> Vec<u8> {
+    let mut body = vec![0u8];
+    varint(&mut body, timestamp_delta);
+    varint(&mut body, offset_delta);
+    varint(&mut body, -1);
+    varint(&mut body, value.len() as i64);
+    body.extend_from_slice(value);
+    varint(&mut body, headers as i64);
+    for _ in 0..headers {
+        varint(&mut body, 0);
+        varint(&mut body, -1);
+    }
+    let mut out = Vec::new();
+    varint(&mut out, body.len() as i64);
+    out.extend(body);
+    out
+}
+
+/// A batch around `records` with the given header fields, its CRC valid.
+fn raw_batch(records: &[Vec<u8>], last_offset_delta: i32, attributes: i16, max_ts: i64) -> Bytes {
+    let body: Vec<u8> = records.concat();
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((49 + body.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&attributes.to_be_bytes());
+    b.extend_from_slice(&last_offset_delta.to_be_bytes());
+    b.extend_from_slice(&1_000i64.to_be_bytes());
+    b.extend_from_slice(&max_ts.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&(records.len() as i32).to_be_bytes());
+    b.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
+}
+
+#[test]
+fn a_batch_must_hold_one_offset_per_record_each_in_its_place() {
+    let leader = view(true);
+    let good = raw_batch(&[record(0, 0, b"a", 0), record(5, 1, b"b", 0)], 1, 0, 1_005);
+    let request = produce_request(good.clone(), 9);
+    assert_eq!(produce::check(&request, 9, &leader), Some(Ok(good)));
+    // One record claiming two billion offsets: it would move the log end by 2^31.
+    let jumbo = raw_batch(&[record(0, 0, b"a", 0)], i32::MAX - 1, 0, 1_000);
+    assert_eq!(
+        refusal(jumbo.clone(), 9, &leader),
+        ResponseError::InvalidRecord
+    );
+    assert!(
+        kraft::record::restamp(&jumbo, Offset(5), Epoch(1)).is_err(),
+        "the core refuses it too"
+    );
+    // A record at offset delta 1000 in a one-record batch: consumers would see offset base+1000.
+    let forged = raw_batch(&[record(0, 1000, b"a", 0)], 0, 0, 1_000);
+    assert_eq!(refusal(forged, 9, &leader), ResponseError::InvalidRecord);
+    // A header max timestamp that is not the records' largest.
+    let lying = raw_batch(&[record(0, 0, b"a", 0), record(5, 1, b"b", 0)], 1, 0, 9_999);
+    assert_eq!(refusal(lying, 9, &leader), ResponseError::InvalidRecord);
+    // Log-append time, transactional and delete-horizon bits are not a client's to set.
+    for bit in [0x08, 0x10, 0x40] {
+        let batch = raw_batch(&[record(0, 0, b"a", 0)], 0, bit, 1_000);
+        assert_eq!(
+            refusal(batch.clone(), 9, &leader),
+            ResponseError::InvalidRecord,
+            "{bit:#x}"
+        );
+        assert!(
+            kraft::record::restamp(&batch, Offset(5), Epoch(1)).is_err(),
+            "{bit:#x}"
+        );
+    }
+    // A record with more headers than any real one carries.
+    let headers = raw_batch(&[record(0, 0, b"a", 5_000)], 0, 0, 1_000);
+    assert_eq!(refusal(headers, 9, &leader), ResponseError::InvalidRecord);
+}
+
+#[test]
+fn a_partition_named_many_times_gets_the_records_once() {
+    let leader = view(true);
+    let mut request = common::kafka::fetch(12, 12, 0);
+    let partition = request.topics[0].partitions[0].clone();
+    request.topics[0].partitions = vec![partition; 1000];
+    let answer = fetch::answer(&request, 12, &leader, sample_batch(), None);
+    let with_records = answer.responses[0]
+        .partitions
+        .iter()
+        .filter(|p| p.records.as_ref().is_some_and(|r| !r.is_empty()))
+        .count();
+    assert_eq!(with_records, 1);
+}
+
+#[test]
+fn a_list_offsets_request_costs_at_most_one_scan() {
+    use kafka_protocol::messages::list_offsets_request::ListOffsetsTopic;
+    let mut request = common::kafka::list_offsets(1_000);
+    let partition = request.topics[0].partitions[0].clone();
+    request.topics[0].partitions = (0..500)
+        .map(|i| {
+            let mut p = partition.clone();
+            p.timestamp = 1_000 + i;
+            p
+        })
+        .collect();
+    let mut other = ListOffsetsTopic::default();
+    other.name = kafka_protocol::messages::TopicName(StrBytes::from_static_str("unknown"));
+    other.partitions = request.topics[0].partitions.clone();
+    request.topics.push(other);
+    assert_eq!(offsets::searches(&request, 5), vec![1_000]);
+    let mut unknown_only = request.clone();
+    unknown_only.topics.remove(0);
+    assert_eq!(offsets::searches(&unknown_only, 5), Vec::<i64>::new());
+}
+
+#[test]
+fn producers_whose_batches_were_cleaned_away_are_forgotten() {
+    use kraft::raft::{ProducerStates, SequenceCheck};
+    let header = |pid: i64, base: i64, seq: i32| {
+        let mut b = sample_batch().to_vec();
+        b[..8].copy_from_slice(&base.to_be_bytes());
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&0i16.to_be_bytes());
+        b[53..57].copy_from_slice(&seq.to_be_bytes());
+        kraft::record::BatchHeader::parse(&b).unwrap()
+    };
+    let mut states = ProducerStates::default();
+    states.record(&header(1, 0, 0), Offset(0));
+    states.record(&header(2, 3, 0), Offset(0));
+    states.forget_before(Offset(3));
+    assert_eq!(states.len(), 1);
+    // Producer 1 is unknown again (any sequence); producer 2 still expects 3.
+    assert_eq!(states.check(&header(1, 0, 7)), SequenceCheck::Append);
+    assert_eq!(states.check(&header(2, 0, 7)), SequenceCheck::OutOfOrder);
+}

@@ -36,6 +36,11 @@ use crate::types::{NodeId, Offset};
 /// Longest a Fetch may wait for records, whatever the client asks: a parked request holds its
 /// connection, so the wait is bounded (Kafka's consumers ask for 500 ms).
 pub const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
+/// Most bytes a long poll waits for: a client asking for more is answered once this much has
+/// committed, so a parked fetch never needs reads larger than this to decide.
+pub const MAX_FETCH_MIN_BYTES: usize = 1024 * 1024;
+/// Least time between a parked fetch's reads of the log.
+const FETCH_RECHECK: Duration = Duration::from_millis(50);
 /// Longest a Produce waits for its batch to commit when the request gives no usable timeout.
 const DEFAULT_PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest read per step of a timestamp search: the scan reads the committed log in pieces.
@@ -267,7 +272,7 @@ impl KafkaFace {
     ) -> Result<kafka_protocol::messages::FetchResponse, ServeError> {
         let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT);
         let deadline = Instant::now() + wait;
-        let min_bytes = request.min_bytes.max(1) as usize;
+        let min_bytes = (request.min_bytes.max(1) as usize).min(MAX_FETCH_MIN_BYTES);
         // Subscribed before the first look, so a commit between the look and the wait wakes it.
         let mut events = self.events.subscribe();
         loop {
@@ -290,12 +295,21 @@ impl KafkaFace {
             if records.len() >= min_bytes || Instant::now() >= deadline {
                 return Ok(fetch::answer(request, version, &view, records, None));
             }
+            // Read again once something committed; after a read that found some bytes but
+            // fewer than asked, not sooner than `FETCH_RECHECK`: a poll waiting for many bytes
+            // must not re-read them on every commit.
+            let recheck = Instant::now()
+                + if records.is_empty() {
+                    Duration::ZERO
+                } else {
+                    FETCH_RECHECK
+                };
             match tokio::time::timeout_at(deadline, events.recv()).await {
                 Err(_) | Ok(Err(broadcast::error::RecvError::Closed)) => {
                     let view = self.view().await?;
                     return Ok(fetch::answer(request, version, &view, records, None));
                 }
-                Ok(_) => continue,
+                Ok(_) => tokio::time::sleep_until(recheck.min(deadline)).await,
             }
         }
     }
@@ -308,16 +322,23 @@ impl KafkaFace {
     ) -> Result<Option<Bytes>, ServeError> {
         let view = self.view().await?;
         let acks = produce::acks(request);
-        let outcome: Result<Offset, Refusal> =
-            match (&acks, produce::check(request, version, &view)) {
-                (Err(refusal), _) => Err(refusal.clone()),
-                (Ok(_), None) => Err(Refusal {
-                    error: ResponseError::UnknownTopicOrPartition,
-                    message: "kraft serves only its own log".into(),
-                }),
-                (Ok(_), Some(Err(refusal))) => Err(refusal),
-                (Ok(_), Some(Ok(batch))) => self.append(batch, request.timeout_ms).await,
-            };
+        // Validation decompresses and decodes every record: off the actors' thread, which the
+        // replication driver shares, so a heavy batch never delays the protocol.
+        let checked = {
+            let (request, view) = (request.clone(), view.clone());
+            tokio::task::spawn_blocking(move || produce::check(&request, version, &view))
+                .await
+                .map_err(|_| ServeError::NodeGone)?
+        };
+        let outcome: Result<Offset, Refusal> = match (&acks, checked) {
+            (Err(refusal), _) => Err(refusal.clone()),
+            (Ok(_), None) => Err(Refusal {
+                error: ResponseError::UnknownTopicOrPartition,
+                message: "kraft serves only its own log".into(),
+            }),
+            (Ok(_), Some(Err(refusal))) => Err(refusal),
+            (Ok(_), Some(Ok(batch))) => self.append(batch, request.timeout_ms).await,
+        };
         if acks == Ok(Acks::None) {
             return match outcome {
                 Ok(_) => Ok(None),

@@ -155,6 +155,9 @@ pub fn answer(
 ) -> FetchResponse {
     let mut response = FetchResponse::default();
     let hw = view.committed_end().0;
+    // The records go to the first entry for the log's partition only: a request naming it
+    // thousands of times must not make the answer thousands of times the read.
+    let mut records = Some(records);
     response.responses = request
         .topics
         .iter()
@@ -196,7 +199,7 @@ pub fn answer(
                         partition_error(p.fetch_offset, p.current_leader_epoch, version, view)
                     };
                     match error {
-                        Ok(()) => d.records = Some(records.clone()),
+                        Ok(()) => d.records = Some(records.take().unwrap_or_default()),
                         Err(e) => {
                             d.error_code = e.code();
                             d.high_watermark = -1;

@@ -14,6 +14,8 @@ pub const MAX_PRODUCE_REQUEST_BYTES: usize = crate::record::MAX_BATCH_BYTES + 64
 /// few hundred bytes; the bound keeps what one connection can make the node decode (and the
 /// decoder's in-memory structures, several times the wire size) small.
 pub const MAX_OTHER_REQUEST_BYTES: usize = 128 * 1024;
+/// Most buffer reserved ahead of a request's bytes arriving.
+const RESERVE_STEP: usize = 64 * 1024;
 /// Size prefix and api key: enough to tell which limit applies.
 const PEEK_BYTES: usize = 6;
 
@@ -70,7 +72,9 @@ impl Decoder for KafkaCodec {
         }
         let size = size as usize;
         if src.len() < 4 + size {
-            src.reserve(4 + size - src.len());
+            // Grow with the bytes that actually arrive, not with what a header claims: a
+            // client that announces 8 MiB and sends nothing more holds no more than it sent.
+            src.reserve((4 + size - src.len()).min(RESERVE_STEP));
             return Ok(None);
         }
         src.advance(4);

@@ -26,17 +26,20 @@ pub const LATEST_TIERED: i64 = -5;
 /// A record found by a timestamp search: its offset and timestamp.
 pub type Found = Option<(i64, i64)>;
 
-/// The timestamp targets (and `MAX_TIMESTAMP`) whose answer needs a scan of the log.
+/// The timestamp target (or `MAX_TIMESTAMP`) whose answer needs a scan of the log: that of the
+/// first entry for the log's partition, the only one answered (a repeat is INVALID_REQUEST, any
+/// other topic unknown), so one request costs at most one scan.
 pub fn searches(request: &ListOffsetsRequest, version: i16) -> Vec<i64> {
-    let mut targets: Vec<i64> = request
+    request
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| p.timestamp))
+        .filter(|t| is_quorum_topic(t.name.0.as_str()))
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.partition_index == PARTITION)
+        .map(|p| p.timestamp)
         .filter(|&ts| ts >= 0 || (ts == MAX_TIMESTAMP && version >= 7))
-        .collect();
-    targets.sort_unstable();
-    targets.dedup();
-    targets
+        .into_iter()
+        .collect()
 }
 
 /// The running result of scanning `batches` (in offset order) for `target`: the first record

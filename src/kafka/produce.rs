@@ -102,28 +102,44 @@ fn validate(
             "zstd needs Produce v7 or later",
         ));
     }
-    let invalid = |m: &str| Refusal::new(ResponseError::InvalidRecord, m);
-    if batch.is_control() {
-        return Err(invalid("clients may not write control batches"));
-    }
-    if header.is_transactional() {
-        return Err(invalid("kraft has no transactions"));
-    }
-    if header.records_count < 1 {
-        return Err(invalid("a batch needs at least one record"));
-    }
-    if header.producer_id >= 0 && header.base_sequence < 0 {
-        return Err(invalid("a producer id without a base sequence"));
-    }
-    // Every record must decode (decompressed, within the cap) before the batch is proposed:
-    // the state machines read them all once committed.
-    batch.decode_records().map_err(|e| match e {
+    let invalid = |e: RecordError| Refusal::new(ResponseError::InvalidRecord, e.to_string());
+    crate::record::check_client_header(header).map_err(invalid)?;
+    check_records(&batch).map_err(|e| match e {
         RecordError::Decompress { .. } => {
             Refusal::new(ResponseError::CorruptMessage, e.to_string())
         }
-        _ => Refusal::new(ResponseError::InvalidRecord, e.to_string()),
+        _ => invalid(e),
     })?;
     Ok(records)
+}
+
+/// Every record must decode (decompressed, within the caps) before the batch is proposed, as
+/// the state machines read them all once committed; each sits at its own offset (delta `i` for
+/// the `i`th record, so consumers and lookups see the offsets the log assigned), and the
+/// header's max timestamp is the records' largest. One record is held at a time.
+fn check_records(batch: &RecordBatch) -> Result<(), RecordError> {
+    let header = batch.header();
+    let mut max = None;
+    for (index, record) in batch.records().enumerate() {
+        let record = record?;
+        if usize::try_from(record.offset_delta) != Ok(index) {
+            return Err(RecordError::OffsetDeltaOutOfPlace {
+                index,
+                found: record.offset_delta,
+            });
+        }
+        let timestamp = header.base_timestamp.saturating_add(record.timestamp_delta);
+        max = Some(max.map_or(timestamp, |m: i64| m.max(timestamp)));
+    }
+    match max {
+        Some(records) if records != header.max_timestamp => {
+            Err(RecordError::MaxTimestampMismatch {
+                header: header.max_timestamp,
+                records,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Kafka's error for a batch that does not decode.

@@ -125,6 +125,9 @@ impl LogView {
     /// Records log cleaning up to `offset` (never past the log end or the newest snapshot).
     pub fn start_advanced(&mut self, offset: Offset) {
         self.log_start_offset = self.log_start_offset.max(offset.min(self.log_end_offset));
+        // What a restart would rebuild from the log: producers whose batches were all cleaned
+        // away are forgotten, so client-chosen ids cannot pile up for the node's lifetime.
+        self.producers.forget_before(self.log_start_offset);
     }
 
     /// Records an installed snapshot: the log is now empty, starting and ending at its end.

@@ -3,9 +3,9 @@
 //! leads can tell a retried batch from a new one exactly as Kafka's leader does.
 //!
 //! Owns the duplicate and sequence rules (docs/kafka-face.md §6). Every
-//! batch appended to the local log is recorded, truncation forgets what it removed, and a
-//! snapshot install forgets everything (the log it described is gone). Pure: it never reads the
-//! log; recovery feeds it the batches found on disk.
+//! batch appended to the local log is recorded, truncation and log cleaning forget what they
+//! removed, and a snapshot install forgets everything (the log it described is gone). Pure: it
+//! never reads the log; recovery feeds it the batches found on disk.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -123,6 +123,14 @@ impl ProducerStates {
     pub fn truncate(&mut self, offset: Offset) {
         self.producers.retain(|_, batches| {
             batches.retain(|b| b.first_offset < offset);
+            !batches.is_empty()
+        });
+    }
+
+    /// Forgets batches that end below `offset` (log cleaning removed them).
+    pub fn forget_before(&mut self, offset: Offset) {
+        self.producers.retain(|_, batches| {
+            batches.retain(|b| b.last_offset >= offset);
             !batches.is_empty()
         });
     }

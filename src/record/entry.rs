@@ -137,9 +137,14 @@ fn read_nullable(body: &Bytes, cur: &mut Cursor<'_>) -> Option<Option<Bytes>> {
     Some(Some(body.slice(start..start + len)))
 }
 
+/// Most headers one record may carry. Each becomes its own allocation, so a compressed batch
+/// of empty headers (two bytes each) would otherwise expand a few kilobytes on the wire into a
+/// gigabyte in memory; real records carry a handful.
+pub const MAX_RECORD_HEADERS: usize = 4096;
+
 fn read_headers(body: &Bytes, cur: &mut Cursor<'_>) -> Option<Vec<RecordHeader>> {
     let count = usize::try_from(cur.varint()?).ok()?;
-    if count > cur.remaining() / MIN_HEADER_BYTES {
+    if count > cur.remaining() / MIN_HEADER_BYTES || count > MAX_RECORD_HEADERS {
         return None;
     }
     let mut headers = Vec::with_capacity(count.min(super::MAX_PREALLOCATED_ELEMENTS));

@@ -40,4 +40,10 @@ pub enum RecordError {
     EmptyBatch,
     #[error("a control batch holds only control records, a data batch none")]
     WrongRecordKind,
+    #[error("not a batch a client may append: {0}")]
+    NotAClientBatch(&'static str),
+    #[error("record {index} has offset delta {found}, expected {index}")]
+    OffsetDeltaOutOfPlace { index: usize, found: i32 },
+    #[error("the batch header's max timestamp {header} is not its records' largest, {records}")]
+    MaxTimestampMismatch { header: i64, records: i64 },
 }

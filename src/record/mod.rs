@@ -32,7 +32,7 @@ pub use control::{
 };
 pub use entry::{Record, RecordHeader};
 pub use error::RecordError;
-pub use restamp::restamp;
+pub use restamp::{check_client_header, restamp};
 
 /// Bytes before `batchLength`'s coverage starts: baseOffset (8) + batchLength (4).
 pub const LOG_OVERHEAD: usize = 12;
