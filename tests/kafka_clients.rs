@@ -369,8 +369,9 @@ fn check_all_in_order(values: &[String], producers: &[&str], count: usize) {
 }
 
 /// kcat, kafka-python (bootstrapped at a follower) and confluent-kafka (acks=all) each produce
-/// 10,000 records to a 3-node quorum; kcat reads them back through the leader, kafka-python and confluent-kafka from
-/// each follower's rack (pointed there by the leader): all present, in order, nothing extra.
+/// 10,000 records to a 3-node quorum; kcat reads them back through the leader, and kcat,
+/// kafka-python and confluent-kafka from each follower's rack (pointed there by the leader):
+/// all present, in order, nothing extra.
 #[test]
 fn three_clients_produce_and_every_reader_sees_every_record_in_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -412,6 +413,28 @@ fn three_clients_produce_and_every_reader_sees_every_record_in_order() {
     check_all_in_order(&values, &producers, count);
     for follower in (0..3).filter(|i| *i != leader) {
         let rack = format!("r{}", follower + 1);
+        let client_rack = format!("client.rack={rack}");
+        let read = kcat(
+            &[
+                "-b",
+                &all,
+                "-X",
+                &client_rack,
+                "-C",
+                "-t",
+                topic,
+                "-p",
+                "0",
+                "-o",
+                "beginning",
+                "-e",
+                "-f",
+                "%s\\n",
+            ],
+            None,
+        );
+        let values: Vec<String> = read.lines().map(str::to_owned).collect();
+        check_all_in_order(&values, &producers, count);
         let values = consumed(&python(&["consume", &all, &rack]));
         check_all_in_order(&values, &producers, count);
         let values = consumed(&python(&["ck-consume", &all, &rack]));
