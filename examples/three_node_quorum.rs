@@ -48,6 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             connections: Default::default(),
             security: Default::default(),
             rack: None,
+            directory_id: None,
         };
         nodes.push(Some(NodeHandle::start(options).await?));
         println!("node {} listening on {}", i + 1, addresses[i].1);

@@ -465,5 +465,6 @@ fn fuzz_quorum_view() -> crate::kafka::QuorumView {
         racks: [(NodeId(2), "r2".to_string())].into(),
         voter_times: [(NodeId(2), (Some(5), Some(4)))].into(),
         now_ms: 6,
+        directory_ids: [(NodeId(1), uuid::Uuid::from_u64_pair(1, 1))].into(),
     }
 }

@@ -33,6 +33,7 @@
 //!         connections: Default::default(),   // Kafka's connection limits
 //!         security: Default::default(),      // PLAINTEXT
 //!         rack: None,
+//!         directory_id: None,
 //!     })
 //!     .await
 //!     .unwrap();
@@ -114,6 +115,8 @@ pub struct NodeOptions {
     pub security: crate::config::ListenerSecurity,
     /// `broker.rack`: consumers whose `client.rack` matches are pointed here to read.
     pub rack: Option<String>,
+    /// The metadata log directory's id (`meta.properties`), which DescribeQuorum reports.
+    pub directory_id: Option<crate::uuid::Uuid>,
 }
 
 impl NodeOptions {
@@ -133,7 +136,9 @@ impl NodeOptions {
             cluster_id: self.cluster_id.clone(),
             local_id: node_id,
             local_rack: self.rack.clone(),
+            local_directory_id: self.directory_id,
             racks: Default::default(),
+            directory_ids: Default::default(),
             endpoints: self
                 .voter_addresses
                 .iter()

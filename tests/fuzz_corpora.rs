@@ -70,6 +70,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         cluster_id: "fuzz".into(),
         node_id: Some(NodeId(2)),
         rack: None,
+        directory_id: None,
     });
     let vote = PeerMessage::Request {
         correlation_id: 1,

@@ -397,6 +397,11 @@ async fn describe_quorum_agrees_with_describe() {
                 .iter()
                 .all(|(_, end)| *end == status.log_end_offset.0);
         if settled {
+            // Every voter's directory id, as it announced it (the leader's its own).
+            for v in p.current_voters.iter() {
+                let expected = uuid::Uuid::from_bytes([v.replica_id.0 as u8; 16]);
+                assert_eq!(v.replica_directory_id, expected, "{v:?}");
+            }
             // Every follower has fetched, and was caught up, within the test's life.
             for v in p.current_voters.iter() {
                 assert!(v.last_fetch_timestamp > 1_700_000_000_000, "{v:?}");

@@ -115,6 +115,7 @@ async fn a_node_of_another_cluster_is_refused_and_disturbs_nothing() {
         connections: Default::default(),
         security: Default::default(),
         rack: None,
+        directory_id: None,
     })
     .await
     .unwrap();
@@ -301,6 +302,7 @@ async fn a_peer_cannot_speak_for_another_node() {
         cluster_id: "c6".into(),
         node_id: Some(NodeId(9)),
         rack: None,
+        directory_id: None,
     };
     let answer = exchange(&mut stream, PeerMessage::Handshake(hello)).await;
     assert!(matches!(answer, Some(PeerMessage::Handshake(_))));

@@ -78,6 +78,7 @@ fn hello() -> PeerMessage {
         cluster_id: "single".into(),
         node_id: None,
         rack: None,
+        directory_id: None,
     })
 }
 

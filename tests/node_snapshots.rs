@@ -36,6 +36,7 @@ fn options(dir: &std::path::Path) -> NodeOptions {
         connections: Default::default(),
         security: Default::default(),
         rack: None,
+        directory_id: None,
     }
 }
 

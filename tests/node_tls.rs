@@ -54,6 +54,7 @@ fn hello(cluster: &str, id: Option<i32>) -> PeerMessage {
         cluster_id: cluster.into(),
         node_id: id.map(NodeId),
         rack: None,
+        directory_id: None,
     })
 }
 

@@ -61,12 +61,14 @@ fn every_message() -> Vec<PeerMessage> {
             cluster_id: "c1".into(),
             node_id: Some(NodeId(3)),
             rack: None,
+            directory_id: None,
         }),
         PeerMessage::Handshake(Handshake {
             protocol_version: PROTOCOL_VERSION,
             cluster_id: String::new(),
             node_id: None,
             rack: None,
+            directory_id: None,
         }),
         PeerMessage::Request {
             correlation_id: 1,

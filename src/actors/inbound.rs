@@ -148,7 +148,8 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for InboundConnection {
                         writer.write(PeerMessage::Handshake(self.local.clone()));
                     }
                     if let Some(id) = remote.node_id {
-                        self.cluster.peer_rack(id, remote.rack.as_deref());
+                        let (rack, dir) = (remote.rack.as_deref(), remote.directory_id);
+                        self.cluster.peer_announced(id, rack, dir);
                     }
                     self.remote = Some(remote);
                 }

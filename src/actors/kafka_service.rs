@@ -53,10 +53,13 @@ pub struct ClusterInfo {
     pub cluster_id: String,
     pub local_id: Option<NodeId>,
     pub local_rack: Option<String>,
+    pub local_directory_id: Option<crate::uuid::Uuid>,
     /// Each voter's listener address, which clients dial.
     pub endpoints: Vec<Endpoint>,
     /// The rack each peer announced (peers without one are absent).
     pub racks: Mutex<BTreeMap<NodeId, String>>,
+    /// The directory id each peer announced.
+    pub directory_ids: Mutex<BTreeMap<NodeId, crate::uuid::Uuid>>,
 }
 
 impl ClusterInfo {
@@ -69,12 +72,31 @@ impl ClusterInfo {
         racks
     }
 
-    /// Records the rack a peer announced.
-    pub fn peer_rack(&self, id: NodeId, rack: Option<&str>) {
+    /// Every node's directory id that is known, this node's included.
+    pub fn directory_ids(&self) -> BTreeMap<NodeId, crate::uuid::Uuid> {
+        let mut ids = self
+            .directory_ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let (Some(id), Some(dir)) = (self.local_id, self.local_directory_id) {
+            ids.insert(id, dir);
+        }
+        ids
+    }
+
+    /// Records what a peer announced in its handshake: its rack and directory id.
+    pub fn peer_announced(&self, id: NodeId, rack: Option<&str>, directory_id: Option<[u8; 16]>) {
         let mut racks = self.racks.lock().unwrap_or_else(|e| e.into_inner());
         match rack {
             Some(rack) => racks.insert(id, rack.to_owned()),
             None => racks.remove(&id),
+        };
+        drop(racks);
+        let mut ids = self.directory_ids.lock().unwrap_or_else(|e| e.into_inner());
+        match directory_id {
+            Some(dir) => ids.insert(id, crate::uuid::Uuid(dir)),
+            None => ids.remove(&id),
         };
     }
 }
@@ -162,6 +184,12 @@ impl KafkaFace {
             log_end_offset: status.log_end_offset,
             voter_progress: status.voters,
             racks: self.cluster.racks(),
+            directory_ids: self
+                .cluster
+                .directory_ids()
+                .into_iter()
+                .map(|(id, dir)| (id, uuid::Uuid::from_bytes(dir.0)))
+                .collect(),
             voter_times: status.voter_times,
             now_ms: status.now_ms,
         })

@@ -222,6 +222,7 @@ async fn build(
         cluster_id: spec.cluster_id.clone(),
         node_id: spec.node_id,
         rack: spec.cluster.local_rack.clone(),
+        directory_id: spec.cluster.local_directory_id.map(|d| d.0),
     };
     let snapshot_arbiter = Arbiter::new().handle();
     let (dir, policy, store, n) = (

@@ -275,6 +275,7 @@ async fn start_quorum(
             connections: Default::default(),
             security: bench_security(tls, addresses[i].0),
             rack: None,
+            directory_id: None,
         };
         let node = NodeHandle::start(options)
             .await

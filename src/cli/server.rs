@@ -259,6 +259,7 @@ fn node_options(
         connections: config.connections,
         security: config.security.clone(),
         rack: config.rack.clone(),
+        directory_id: meta.directory_id,
         snapshots: SnapshotPolicy {
             max_bytes: config.metadata_log.max_record_bytes_between_snapshots,
             interval: config.metadata_log.max_snapshot_interval,

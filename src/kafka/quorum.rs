@@ -11,7 +11,7 @@ use super::{PARTITION, QuorumView, is_quorum_topic};
 
 pub fn describe_quorum(
     request: &DescribeQuorumRequest,
-    _version: i16,
+    version: i16,
     view: &QuorumView,
 ) -> DescribeQuorumResponse {
     let mut response = DescribeQuorumResponse::default();
@@ -26,11 +26,8 @@ pub fn describe_quorum(
                 .partitions
                 .iter()
                 .map(|p| {
-                    partition(
-                        ours && p.partition_index == PARTITION,
-                        p.partition_index,
-                        view,
-                    )
+                    let ours = ours && p.partition_index == PARTITION;
+                    partition(ours, p.partition_index, version, view)
                 })
                 .collect();
             t
@@ -39,7 +36,7 @@ pub fn describe_quorum(
     response
 }
 
-fn partition(ours: bool, index: i32, view: &QuorumView) -> PartitionData {
+fn partition(ours: bool, index: i32, version: i16, view: &QuorumView) -> PartitionData {
     let mut d = PartitionData::default();
     d.partition_index = index;
     d.leader_id = BrokerId(view.leader_id.map_or(-1, |n| n.0));
@@ -74,6 +71,10 @@ fn partition(ours: bool, index: i32, view: &QuorumView) -> PartitionData {
                 )
             };
             r.log_end_offset = end.map_or(-1, |o| o.0);
+            // Directory ids exist from v2 (KIP-853); an older answer must leave them unset.
+            if version >= 2 {
+                r.replica_directory_id = view.directory_ids.get(&id).copied().unwrap_or_default();
+            }
             r.last_fetch_timestamp = fetched.unwrap_or(-1);
             r.last_caught_up_timestamp = caught_up.unwrap_or(-1);
             r

@@ -45,6 +45,8 @@ pub struct QuorumView {
     pub voter_progress: BTreeMap<NodeId, Option<Offset>>,
     /// Each node's `broker.rack`, where known.
     pub racks: BTreeMap<NodeId, String>,
+    /// Each node's metadata log directory id, where known.
+    pub directory_ids: BTreeMap<NodeId, uuid::Uuid>,
     /// On the leader: each voter's last fetch and last caught-up times, in ms.
     pub voter_times: BTreeMap<NodeId, (Option<i64>, Option<i64>)>,
     /// The node's clock, in ms since the Unix epoch.

@@ -32,6 +32,8 @@ pub struct Handshake {
     pub node_id: Option<NodeId>,
     /// The sender's `broker.rack`, so a leader can point consumers at a replica in theirs.
     pub rack: Option<String>,
+    /// The sender's metadata log directory id, which DescribeQuorum reports.
+    pub directory_id: Option<[u8; 16]>,
 }
 
 /// One frame's payload. Variants are only ever appended: bincode encodes them by index.

@@ -54,6 +54,7 @@ impl Cluster {
             connections: Default::default(),
             security: self.security.get(i).cloned().unwrap_or_default(),
             rack: self.racks.get(i).cloned(),
+            directory_id: Some(kraft::uuid::Uuid([i as u8 + 1; 16])),
         }
     }
 
@@ -220,6 +221,7 @@ pub fn single_node_options(dir: &std::path::Path, voters: &[i32]) -> NodeOptions
         connections: Default::default(),
         security: Default::default(),
         rack: None,
+        directory_id: None,
     }
 }
 
