@@ -136,28 +136,12 @@ fn kcat_produces_with_every_codec_and_the_batches_are_stored_as_sent() {
             Some(&lines),
         );
     }
-    let read = kcat(
-        &[
-            "-b",
-            &bootstrap,
-            "-C",
-            "-t",
-            "__raft_performance_test",
-            "-p",
-            "0",
-            "-o",
-            "beginning",
-            "-e",
-            "-f",
-            "%s\\n",
-        ],
-        None,
-    );
+    let read = kcat_read_all(&bootstrap, &[]);
     let expected: Vec<String> = codecs
         .iter()
         .flat_map(|c| (1..=3).map(move |i| format!("{c}-{i}{}", "x".repeat(500))))
         .collect();
-    assert_eq!(read.lines().collect::<Vec<_>>(), expected);
+    assert_eq!(read, expected);
     server.signal("-TERM");
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
     // Each codec's batch is in the log compressed as kcat sent it.
@@ -354,6 +338,26 @@ fn bootstrap(ports: &[u16]) -> String {
         .join(",")
 }
 
+/// Every value in the log, read with kcat from the beginning to the end (`extra`: more flags).
+fn kcat_read_all(bootstrap: &str, extra: &[&str]) -> Vec<String> {
+    let topic = "__raft_performance_test";
+    let mut args = vec!["-b", bootstrap];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "-C",
+        "-t",
+        topic,
+        "-p",
+        "0",
+        "-o",
+        "beginning",
+        "-e",
+        "-f",
+        "%s\\n",
+    ]);
+    kcat(&args, None).lines().map(str::to_owned).collect()
+}
+
 /// Each producer's values appear in the order it sent them, all of them, and nothing else.
 fn check_all_in_order(values: &[String], producers: &[&str], count: usize) {
     for prefix in producers {
@@ -392,48 +396,11 @@ fn three_clients_produce_and_every_reader_sees_every_record_in_order() {
     let ck = python(&["ck-produce", &all, &count.to_string(), "ck"]);
     assert_eq!(ck.last().unwrap()["acked"], count, "{:?}", ck.last());
     let producers = ["kcat", "kp", "ck"];
-    let read = kcat(
-        &[
-            "-b",
-            &all,
-            "-C",
-            "-t",
-            topic,
-            "-p",
-            "0",
-            "-o",
-            "beginning",
-            "-e",
-            "-f",
-            "%s\\n",
-        ],
-        None,
-    );
-    let values: Vec<String> = read.lines().map(str::to_owned).collect();
-    check_all_in_order(&values, &producers, count);
+    check_all_in_order(&kcat_read_all(&all, &[]), &producers, count);
     for follower in (0..3).filter(|i| *i != leader) {
         let rack = format!("r{}", follower + 1);
         let client_rack = format!("client.rack={rack}");
-        let read = kcat(
-            &[
-                "-b",
-                &all,
-                "-X",
-                &client_rack,
-                "-C",
-                "-t",
-                topic,
-                "-p",
-                "0",
-                "-o",
-                "beginning",
-                "-e",
-                "-f",
-                "%s\\n",
-            ],
-            None,
-        );
-        let values: Vec<String> = read.lines().map(str::to_owned).collect();
+        let values = kcat_read_all(&all, &["-X", &client_rack]);
         check_all_in_order(&values, &producers, count);
         let values = consumed(&python(&["consume", &all, &rack]));
         check_all_in_order(&values, &producers, count);

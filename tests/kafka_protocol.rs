@@ -278,23 +278,8 @@ fn produced_batches_are_validated_as_kafka_validates_them() {
         ResponseError::InvalidRecord
     );
     // A control batch.
-    let mut control =
-        kraft::record::BatchBuilder::new(kraft::record::BatchKind::Control, Offset(0), Epoch(0));
-    control
-        .append_control(
-            0,
-            &kraft::record::ControlRecord::LeaderChange(kraft::record::LeaderChangeMessage {
-                version: 0,
-                leader_id: 1,
-                voters: vec![],
-                granting_voters: vec![],
-            }),
-        )
-        .unwrap();
-    assert_eq!(
-        refusal(control.build().unwrap(), 9, &leader),
-        ResponseError::InvalidRecord
-    );
+    let control = common::leader_change_batch();
+    assert_eq!(refusal(control, 9, &leader), ResponseError::InvalidRecord);
     // An unknown compression codec (attributes 5), with its CRC made valid again.
     let mut codec = batch.to_vec();
     codec[22] = 5;

@@ -2,6 +2,8 @@
 //! the new state and the exact actions. One test per row of the transition table
 //! (docs/protocol.md §4.1), the restart rules (§4.2) and the other rules of the core (§5–§14).
 
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -2826,20 +2828,8 @@ fn an_invalid_client_batch_is_refused_and_nothing_is_appended() {
     let mut corrupt = client_batch(2).to_vec();
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0x10;
-    let mut control =
-        kraft::record::BatchBuilder::new(kraft::record::BatchKind::Control, Offset(0), Epoch(0));
-    control
-        .append_control(
-            0,
-            &kraft::record::ControlRecord::LeaderChange(kraft::record::LeaderChangeMessage {
-                version: 0,
-                leader_id: 1,
-                voters: vec![],
-                granting_voters: vec![],
-            }),
-        )
-        .unwrap();
-    for (i, batch) in [Bytes::from(corrupt), control.build().unwrap(), Bytes::new()]
+    let control = common::leader_change_batch();
+    for (i, batch) in [Bytes::from(corrupt), control, Bytes::new()]
         .into_iter()
         .enumerate()
     {

@@ -102,3 +102,21 @@ pub fn run_python(mode: &str, path: &std::path::Path) -> Vec<serde_json::Value> 
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A control batch holding one LeaderChange record, at offset 0 in epoch 0: what a client may
+/// never append.
+pub fn leader_change_batch() -> Bytes {
+    let mut control = BatchBuilder::new(BatchKind::Control, Offset(0), Epoch(0));
+    control
+        .append_control(
+            0,
+            &kraft::record::ControlRecord::LeaderChange(kraft::record::LeaderChangeMessage {
+                version: 0,
+                leader_id: 1,
+                voters: vec![],
+                granting_voters: vec![],
+            }),
+        )
+        .unwrap();
+    control.build().unwrap()
+}
