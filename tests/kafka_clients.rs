@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::process::{Server, first_to_log, free_port, partition, write_config};
+use common::process::{Server, first_to_log, free_port, partition, start_three_with, write_config};
 use kraft::record::{BatchIter, Compression};
 use kraft::storage::{LogConfig, ReplicatedLog};
 use kraft::types::Offset;
@@ -176,14 +176,7 @@ struct KillRun {
 /// restarted three times.
 fn produce_through_three_leader_kills(client: &str, idempotent: bool) -> KillRun {
     let dir = tempfile::tempdir().unwrap();
-    let ports = [free_port(), free_port(), free_port()];
-    let configs: Vec<_> = (1..=3)
-        .map(|id| write_config(dir.path(), id, &ports))
-        .collect();
-    let mut servers: Vec<Option<Server>> = configs
-        .iter()
-        .map(|c| Some(Server::start_with(c, 0)))
-        .collect();
+    let (configs, mut servers, ports) = start_three_with(dir.path(), 0);
     let mut leader =
         first_to_log(&servers, "role=Leader", Duration::from_secs(30)).expect("a leader");
     let count = 12_000;

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use common::process::{Server, first_to_log, free_port, partition, write_config};
+use common::process::{Server, first_to_log, free_port, partition, start_three_with, write_config};
 use kraft::record::BatchIter;
 use kraft::storage::{LogConfig, ReplicatedLog};
 use serde_json::Value;
@@ -398,14 +398,7 @@ fn bad_flags_are_one_line_and_exit_code_2() {
 #[test]
 fn acknowledged_idempotent_sends_survive_a_leader_kill_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = [free_port(), free_port(), free_port()];
-    let configs: Vec<_> = (1..=3)
-        .map(|id| write_config(dir.path(), id, &ports))
-        .collect();
-    let mut servers: Vec<Option<Server>> = configs
-        .iter()
-        .map(|c| Some(Server::start_with(c, 0)))
-        .collect();
+    let (_, mut servers, ports) = start_three_with(dir.path(), 0);
     let leader = first_to_log(&servers, "role=Leader", Duration::from_secs(30)).expect("a leader");
     let bootstrap = ports
         .iter()

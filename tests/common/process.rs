@@ -173,10 +173,23 @@ pub fn write_config(dir: &Path, id: usize, ports: &[u16]) -> PathBuf {
 
 /// Three `kraft server` processes of one quorum in `dir`: their configs and the servers.
 pub fn start_three(dir: &Path) -> (Vec<PathBuf>, Vec<Option<Server>>) {
+    let (configs, servers, _) = start_three_with(dir, 1000);
+    (configs, servers)
+}
+
+/// Three `kraft server` processes of one quorum in `dir`, writing `throughput` workload records
+/// a second (0: none): their configs, the servers and their ports.
+pub fn start_three_with(
+    dir: &Path,
+    throughput: i64,
+) -> (Vec<PathBuf>, Vec<Option<Server>>, [u16; 3]) {
     let ports = [free_port(), free_port(), free_port()];
     let configs: Vec<PathBuf> = (1..=3).map(|id| write_config(dir, id, &ports)).collect();
-    let servers = configs.iter().map(|c| Some(Server::start(c))).collect();
-    (configs, servers)
+    let servers = configs
+        .iter()
+        .map(|c| Some(Server::start_with(c, throughput)))
+        .collect();
+    (configs, servers, ports)
 }
 
 pub fn partition(dir: &Path, id: usize) -> PathBuf {
