@@ -464,6 +464,15 @@ fn fuzz_quorum_view() -> crate::kafka::QuorumView {
         voter_progress: [(NodeId(2), Some(Offset(12))), (NodeId(3), None)].into(),
         racks: [(NodeId(2), "r2".to_string())].into(),
         voter_times: [(NodeId(2), (Some(5), Some(4)))].into(),
+        observers: [(
+            NodeId(7),
+            crate::kafka::ReplicaReport {
+                log_end_offset: Some(Offset(9)),
+                last_fetch_ms: Some(5),
+                last_caught_up_ms: None,
+            },
+        )]
+        .into(),
         now_ms: 6,
         directory_ids: [(NodeId(1), uuid::Uuid::from_u64_pair(1, 1))].into(),
     }

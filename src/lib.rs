@@ -44,6 +44,7 @@ pub mod record;
 pub mod security;
 pub mod state_machine;
 pub mod storage;
+pub mod tail;
 pub mod telemetry;
 pub mod types;
 pub mod uuid;

@@ -138,3 +138,35 @@ impl StateMachine for WorkloadState {
         self
     }
 }
+
+/// A state machine that keeps nothing but how far it has applied: for a node that only
+/// replicates the log and reads it back (`kraft tail`). Its snapshots hold no values, and it
+/// loads anyone's snapshot, whatever the application wrote into it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OffsetOnlyState {
+    pub applied: Offset,
+}
+
+impl StateMachine for OffsetOnlyState {
+    fn apply(&mut self, batch: &RecordBatch) -> Result<(), RecordError> {
+        self.applied = batch.next_offset();
+        Ok(())
+    }
+
+    fn applied_offset(&self) -> Offset {
+        self.applied
+    }
+
+    fn write_snapshot(&self, _: &mut SnapshotFileWriter) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn load_snapshot(&mut self, snapshot: &SnapshotFile) -> Result<(), StorageError> {
+        self.applied = snapshot.id.offset;
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

@@ -173,6 +173,7 @@ fn view(is_leader: bool) -> QuorumView {
             (NodeId(3), "r3".to_string()),
         ]),
         voter_times: BTreeMap::from([(NodeId(2), (Some(1_000), Some(900)))]),
+        observers: BTreeMap::new(),
         now_ms: 1_100,
         directory_ids: BTreeMap::from([(NodeId(2), uuid::Uuid::from_u64_pair(2, 2))]),
     }

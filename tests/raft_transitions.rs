@@ -2990,3 +2990,97 @@ fn producer_state_follows_truncation() {
         kraft::raft::SequenceCheck::OutOfOrder
     );
 }
+
+// ---- observers at the leader (DescribeQuorum's CurrentObservers) --------------------------------
+
+fn fetch_from(l: &mut Replica, at: Duration, inbound: u64, request: FetchRequest) -> Vec<Action> {
+    l.step(
+        at,
+        Input::Request {
+            from: InboundId(inbound),
+            request: Request::Fetch(request),
+        },
+    )
+}
+
+#[test]
+fn an_observers_fetch_is_remembered_but_never_counts_towards_the_high_watermark() {
+    let (mut l, at) = leader();
+    // Observer 4 holds the LeaderChange record (offset 1); with voters 2 and 3 silent nothing
+    // commits: only voters make a majority.
+    fetch_from(&mut l, at, 1, fetch(Some(4), 1, 1, 1));
+    assert_eq!(l.high_watermark(), None);
+    let observers = l.observer_progress();
+    assert_eq!(observers.keys().copied().collect::<Vec<_>>(), vec![n(4)]);
+    let progress = observers[&n(4)];
+    assert_eq!(progress.end_offset, Some(Offset(1)));
+    assert_eq!(progress.last_fetch, Some(at));
+    assert_eq!(
+        progress.last_caught_up,
+        Some(at),
+        "fetching at the leader's log end"
+    );
+    assert!(!l.voter_progress().contains_key(&n(4)));
+    // An id-less fetcher leaves no trace.
+    fetch_from(&mut l, at, 2, fetch(None, 1, 1, 1));
+    assert_eq!(l.observer_progress().len(), 1);
+    // A voter's fetch is a voter's, not an observer's.
+    fetch_from(&mut l, at, 3, fetch(Some(2), 1, 1, 1));
+    assert_eq!(l.high_watermark(), Some(Offset(1)));
+    assert_eq!(l.observer_progress().len(), 1);
+}
+
+#[test]
+fn observers_fetching_never_keep_a_leader_without_voters_in_office() {
+    let (mut l, at) = leader();
+    let mut now = at;
+    let mut i = 0;
+    while l.role() == RoleKind::Leader {
+        now += Duration::from_millis(100);
+        fetch_from(&mut l, now, i, fetch(Some(4), 1, 1, 1));
+        fetch_from(&mut l, now, i + 1, fetch(Some(5), 1, 1, 1));
+        l.step(now, Input::Tick);
+        i += 2;
+    }
+    assert_eq!(l.role(), RoleKind::Resigned);
+    assert_eq!(
+        now - at,
+        Duration::from_millis(3000),
+        "check-quorum counts voters only: resigned as if nobody fetched"
+    );
+}
+
+#[test]
+fn the_leader_forgets_silent_observers_and_bounds_how_many_it_remembers() {
+    use kraft::raft::{MAX_TRACKED_OBSERVERS, OBSERVER_SESSION_TIMEOUT};
+    let (mut l, at) = leader();
+    // Keep the leader in office with voter 2's fetches throughout.
+    fetch_from(&mut l, at, 0, fetch(Some(2), 1, 1, 1));
+    fetch_from(&mut l, at, 1, fetch(Some(4), 1, 1, 1));
+    let mut now = at;
+    while now < at + OBSERVER_SESSION_TIMEOUT {
+        now += Duration::from_millis(1000);
+        fetch_from(&mut l, now, 2, fetch(Some(2), 1, 1, 1));
+        l.step(now, Input::Tick);
+    }
+    assert_eq!(l.role(), RoleKind::Leader);
+    assert!(
+        l.observer_progress().is_empty(),
+        "observer 4 went silent 5 minutes ago"
+    );
+
+    // More distinct ids than the bound: the least recently fetching are forgotten.
+    let first_id = 1000;
+    let count = MAX_TRACKED_OBSERVERS as i32 + 10;
+    for (i, id) in (first_id..first_id + count).enumerate() {
+        let t = now + Duration::from_millis(i as u64);
+        fetch_from(&mut l, t, 10 + i as u64, fetch(Some(id), 1, 1, 1));
+    }
+    let observers = l.observer_progress();
+    assert_eq!(observers.len(), MAX_TRACKED_OBSERVERS);
+    assert_eq!(
+        observers.keys().next(),
+        Some(&n(first_id + 10)),
+        "the ten oldest were dropped"
+    );
+}

@@ -605,6 +605,11 @@ impl ReplicationDriver {
     }
 }
 
+/// A time on the node's clock (since the Unix epoch) in whole milliseconds, as Kafka reports it.
+fn millis(t: Option<Duration>) -> Option<i64> {
+    t.map(|t| t.as_millis() as i64)
+}
+
 impl Handler<Describe> for ReplicationDriver {
     type Result = MessageResult<Describe>;
 
@@ -622,9 +627,18 @@ impl Handler<Describe> for ReplicationDriver {
             voter_times: r
                 .voter_progress()
                 .into_iter()
+                .map(|(id, p)| (id, (millis(p.last_fetch), millis(p.last_caught_up))))
+                .collect(),
+            observers: r
+                .observer_progress()
+                .into_iter()
                 .map(|(id, p)| {
-                    let ms = |t: Option<Duration>| t.map(|t| t.as_millis() as i64);
-                    (id, (ms(p.last_fetch), ms(p.last_caught_up)))
+                    let report = crate::kafka::ReplicaReport {
+                        log_end_offset: p.end_offset,
+                        last_fetch_ms: millis(p.last_fetch),
+                        last_caught_up_ms: millis(p.last_caught_up),
+                    };
+                    (id, report)
                 })
                 .collect(),
             now_ms: self.now().as_millis() as i64,

@@ -191,6 +191,7 @@ impl KafkaFace {
                 .map(|(id, dir)| (id, uuid::Uuid::from_bytes(dir.0)))
                 .collect(),
             voter_times: status.voter_times,
+            observers: status.observers,
             now_ms: status.now_ms,
         })
     }

@@ -178,6 +178,9 @@ pub struct Status {
     /// On the leader: each voter's last fetch and last caught-up times (ms since the Unix
     /// epoch; `None` until known, and for the leader itself). Empty on other nodes.
     pub voter_times: std::collections::BTreeMap<NodeId, (Option<i64>, Option<i64>)>,
+    /// On the leader: each observer that fetched with a node id lately (id-less fetchers leave
+    /// no trace). Empty on other nodes.
+    pub observers: std::collections::BTreeMap<NodeId, crate::kafka::ReplicaReport>,
     /// The node's clock when this status was taken (ms since the Unix epoch).
     pub now_ms: i64,
     /// Data records and bytes (control batches' bytes included) this node has appended to its

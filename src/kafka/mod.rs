@@ -25,7 +25,7 @@ mod view;
 
 pub use frame::{KafkaCodec, KafkaFrameError};
 pub use request::{KafkaRequest, Parsed, RequestError, RequestMeta};
-pub use view::{Endpoint, QuorumView};
+pub use view::{Endpoint, QuorumView, ReplicaReport};
 
 /// The topic the standalone server's workload writes.
 pub const PERFORMANCE_TOPIC: &str = "__raft_performance_test";

@@ -1,5 +1,5 @@
-//! DescribeQuorum: the leader, its epoch and high watermark, and each voter's log end offset,
-//! last fetch and last caught-up times as the leader knows them. Served by the leader only;
+//! DescribeQuorum: the leader, its epoch and high watermark, and each voter's and observer's log
+//! end offset, last fetch and last caught-up times as the leader knows them. Served by the leader only;
 //! another node answers NOT_LEADER_OR_FOLLOWER naming the leader it knows, as Kafka's
 //! controllers do.
 
@@ -7,7 +7,8 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaState, TopicData};
 use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
 
-use super::{PARTITION, QuorumView, is_quorum_topic};
+use super::{PARTITION, QuorumView, ReplicaReport, is_quorum_topic};
+use crate::types::NodeId;
 
 pub fn describe_quorum(
     request: &DescribeQuorumRequest,
@@ -53,32 +54,46 @@ fn partition(ours: bool, index: i32, version: i16, view: &QuorumView) -> Partiti
     d.current_voters = view
         .voter_ids()
         .map(|id| {
-            let mut r = ReplicaState::default();
-            r.replica_id = BrokerId(id.0);
             // The leader is caught up with itself as of now, as Kafka reports it.
-            let (end, fetched, caught_up) = if Some(id) == view.local_id {
-                (
-                    Some(view.log_end_offset),
-                    Some(view.now_ms),
-                    Some(view.now_ms),
-                )
+            let report = if Some(id) == view.local_id {
+                ReplicaReport {
+                    log_end_offset: Some(view.log_end_offset),
+                    last_fetch_ms: Some(view.now_ms),
+                    last_caught_up_ms: Some(view.now_ms),
+                }
             } else {
                 let (fetched, caught_up) = view.voter_times.get(&id).copied().unwrap_or_default();
-                (
-                    view.voter_progress.get(&id).copied().flatten(),
-                    fetched,
-                    caught_up,
-                )
+                ReplicaReport {
+                    log_end_offset: view.voter_progress.get(&id).copied().flatten(),
+                    last_fetch_ms: fetched,
+                    last_caught_up_ms: caught_up,
+                }
             };
-            r.log_end_offset = end.map_or(-1, |o| o.0);
-            // Directory ids exist from v2 (KIP-853); an older answer must leave them unset.
-            if version >= 2 {
-                r.replica_directory_id = view.directory_ids.get(&id).copied().unwrap_or_default();
-            }
-            r.last_fetch_timestamp = fetched.unwrap_or(-1);
-            r.last_caught_up_timestamp = caught_up.unwrap_or(-1);
-            r
+            replica_state(id, &report, version, view)
         })
         .collect();
+    d.observers = view
+        .observers
+        .iter()
+        .map(|(id, report)| replica_state(*id, report, version, view))
+        .collect();
     d
+}
+
+fn replica_state(
+    id: NodeId,
+    report: &ReplicaReport,
+    version: i16,
+    view: &QuorumView,
+) -> ReplicaState {
+    let mut r = ReplicaState::default();
+    r.replica_id = BrokerId(id.0);
+    r.log_end_offset = report.log_end_offset.map_or(-1, |o| o.0);
+    // Directory ids exist from v2 (KIP-853); an older answer must leave them unset.
+    if version >= 2 {
+        r.replica_directory_id = view.directory_ids.get(&id).copied().unwrap_or_default();
+    }
+    r.last_fetch_timestamp = report.last_fetch_ms.unwrap_or(-1);
+    r.last_caught_up_timestamp = report.last_caught_up_ms.unwrap_or(-1);
+    r
 }

@@ -49,8 +49,21 @@ pub struct QuorumView {
     pub directory_ids: BTreeMap<NodeId, uuid::Uuid>,
     /// On the leader: each voter's last fetch and last caught-up times, in ms.
     pub voter_times: BTreeMap<NodeId, (Option<i64>, Option<i64>)>,
+    /// On the leader: each observer that fetched with an id lately.
+    pub observers: BTreeMap<NodeId, ReplicaReport>,
     /// The node's clock, in ms since the Unix epoch.
     pub now_ms: i64,
+}
+
+/// What a leader reports of a replica that fetches from it, as DescribeQuorum carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplicaReport {
+    /// The log end offset its last fetch told.
+    pub log_end_offset: Option<Offset>,
+    /// When it last fetched, in ms since the Unix epoch.
+    pub last_fetch_ms: Option<i64>,
+    /// When it was last known to hold everything the leader had, in ms since the Unix epoch.
+    pub last_caught_up_ms: Option<i64>,
 }
 
 impl QuorumView {

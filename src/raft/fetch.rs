@@ -109,13 +109,17 @@ impl Replica {
     }
 
     /// A voter's fetch acknowledges everything before its fetch offset (it flushed first) and
-    /// counts towards check-quorum. Fetches without a replica id leave no state.
+    /// counts towards check-quorum. An observer's fetch is only remembered for DescribeQuorum;
+    /// fetches without a replica id leave no state.
     fn record_fetch(&mut self, replica_id: Option<NodeId>, fetch_offset: Offset) {
         let (leader_end, now) = (self.log.log_end_offset(), self.now);
         if let Role::Leader(l) = &mut self.role
-            && let Some(progress) = replica_id.and_then(|id| l.progress.get_mut(&id))
+            && let Some(id) = replica_id
         {
-            progress.fetched(fetch_offset, leader_end, now);
+            match l.progress.get_mut(&id) {
+                Some(progress) => progress.fetched(fetch_offset, leader_end, now),
+                None => l.observer_fetched(id, fetch_offset, leader_end, now),
+            }
         }
         self.note_fetcher_alive(replica_id);
         self.maybe_advance_high_watermark();

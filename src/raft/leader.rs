@@ -1,6 +1,7 @@
 //! A leader's bookkeeping: where each voter's log ends (its last fetch offset), the high
-//! watermark those imply, which voters fetched since the last check-quorum, and fetches parked
-//! until data or a high-watermark change arrives.
+//! watermark those imply, which voters fetched since the last check-quorum, what it knows of the
+//! observers that fetch with an id (for DescribeQuorum only: they never count towards the high
+//! watermark or check-quorum), and fetches parked until data or a high-watermark change arrives.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -9,9 +10,9 @@ use super::io::{InboundId, ProposalId};
 use super::message::FetchRequest;
 use crate::types::{Epoch, NodeId, Offset};
 
-/// What the leader knows of one voter.
+/// What the leader knows of one replica that fetches from it (a voter or an observer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct VoterProgress {
+pub struct ReplicaProgress {
     /// The voter's durable log end offset, as its last fetch told.
     pub end_offset: Option<Offset>,
     pub last_fetch: Option<Duration>,
@@ -23,7 +24,7 @@ pub struct VoterProgress {
     pub leader_end_at_last_fetch: Option<Offset>,
 }
 
-impl VoterProgress {
+impl ReplicaProgress {
     /// Records a fetch at `fetch_offset`, at `now`, while the leader's log ends at `leader_end`.
     pub fn fetched(&mut self, fetch_offset: Offset, leader_end: Offset, now: Duration) {
         let caught_up_since = if fetch_offset >= leader_end {
@@ -58,11 +59,22 @@ pub struct ParkedFetch {
 /// misbehaving client that sends many.
 pub const MAX_PARKED_FETCHES: usize = 1024;
 
+/// Most observers the leader remembers. An observer's id is whatever its fetch claims (over
+/// PLAINTEXT nothing binds it), so the map is bounded: a full map forgets the observer that
+/// fetched least recently.
+pub const MAX_TRACKED_OBSERVERS: usize = 256;
+
+/// An observer that has not fetched for this long is forgotten, as Kafka's leader forgets it
+/// (its observer session timeout, 5 minutes).
+pub const OBSERVER_SESSION_TIMEOUT: Duration = Duration::from_secs(300);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderState {
     /// The offset of this epoch's LeaderChange record: the high watermark must pass it.
     pub epoch_start_offset: Offset,
-    pub progress: BTreeMap<NodeId, VoterProgress>,
+    pub progress: BTreeMap<NodeId, ReplicaProgress>,
+    /// Observers that fetched with an id, by that id; reported, never counted.
+    pub observers: BTreeMap<NodeId, ReplicaProgress>,
     /// Voters (other than the leader) that fetched since the check-quorum timer was last reset.
     pub fetched_since_check: BTreeSet<NodeId>,
     pub check_quorum_deadline: Duration,
@@ -93,8 +105,9 @@ impl LeaderState {
             epoch_start_offset,
             progress: voters
                 .iter()
-                .map(|v| (*v, VoterProgress::default()))
+                .map(|v| (*v, ReplicaProgress::default()))
                 .collect(),
+            observers: BTreeMap::new(),
             fetched_since_check: BTreeSet::new(),
             check_quorum_deadline: now + check_quorum,
             begin_quorum_deadline: now,
@@ -122,6 +135,38 @@ impl LeaderState {
         self.pending.drain(..done).collect()
     }
 
+    /// Records an observer's fetch, making room by forgetting the least recently fetching one.
+    pub fn observer_fetched(
+        &mut self,
+        id: NodeId,
+        fetch_offset: Offset,
+        leader_end: Offset,
+        now: Duration,
+    ) {
+        if !self.observers.contains_key(&id) && self.observers.len() >= MAX_TRACKED_OBSERVERS {
+            let stalest = self
+                .observers
+                .iter()
+                .min_by_key(|(_, p)| p.last_fetch)
+                .map(|(id, _)| *id);
+            if let Some(stalest) = stalest {
+                self.observers.remove(&stalest);
+            }
+        }
+        self.observers
+            .entry(id)
+            .or_default()
+            .fetched(fetch_offset, leader_end, now);
+    }
+
+    /// Forgets observers that have not fetched within the session timeout.
+    pub fn expire_observers(&mut self, now: Duration) {
+        self.observers.retain(|_, p| {
+            p.last_fetch
+                .is_some_and(|t| now.saturating_sub(t) < OBSERVER_SESSION_TIMEOUT)
+        });
+    }
+
     /// Voters other than `local`, most caught up first (ties by id): the preferred successors.
     pub fn successors(&self, local: NodeId) -> Vec<NodeId> {
         let mut others: Vec<(NodeId, Offset)> = self
@@ -145,7 +190,7 @@ mod tests {
 
     #[test]
     fn a_voter_is_caught_up_at_the_leaders_end_or_at_the_end_of_its_previous_fetch() {
-        let mut p = VoterProgress::default();
+        let mut p = ReplicaProgress::default();
         // Behind the leader's end (10) on its first fetch: not known to be caught up.
         p.fetched(Offset(5), Offset(10), ms(100));
         assert_eq!((p.last_fetch, p.last_caught_up), (Some(ms(100)), None));

@@ -43,7 +43,7 @@ pub use io::{
     Action, InboundId, Input, PersistedElection, ProposalId, ProposalOutcome, ProposeError,
     RequestId,
 };
-pub use leader::VoterProgress;
+pub use leader::{MAX_TRACKED_OBSERVERS, OBSERVER_SESSION_TIMEOUT, ReplicaProgress};
 pub use log_view::{EpochStart, LogView};
 pub use message::{
     BeginQuorumEpochRequest, EndQuorumEpochRequest, EpochResponse, ErrorCode, FetchRequest,

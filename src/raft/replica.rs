@@ -241,9 +241,18 @@ impl Replica {
 
     /// On the leader: each voter's progress (log end, last fetch, last caught up); the leader's
     /// own entry has no fetch times. Empty on other replicas.
-    pub fn voter_progress(&self) -> BTreeMap<NodeId, super::leader::VoterProgress> {
+    pub fn voter_progress(&self) -> BTreeMap<NodeId, super::leader::ReplicaProgress> {
         match &self.role {
             Role::Leader(l) => l.progress.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// On the leader: each observer that fetched with an id within the session timeout.
+    /// Empty on other replicas.
+    pub fn observer_progress(&self) -> BTreeMap<NodeId, super::leader::ReplicaProgress> {
+        match &self.role {
+            Role::Leader(l) => l.observers.clone(),
             _ => BTreeMap::new(),
         }
     }
@@ -1046,6 +1055,10 @@ impl Replica {
         }
         self.send_begin_quorum_epoch();
         self.expire_parked_fetches();
+        let now = self.now;
+        if let Role::Leader(l) = &mut self.role {
+            l.expire_observers(now);
+        }
     }
 
     fn poll_follower(&mut self) {
