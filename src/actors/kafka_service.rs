@@ -46,6 +46,10 @@ const DEFAULT_PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest read per step of a timestamp search: the scan reads the committed log in pieces.
 const SEARCH_READ_BYTES: u32 = 1024 * 1024;
 
+/// Most peers whose rack and directory id a node keeps: far more than any quorum's voters and
+/// observers, few enough that peers claiming ever new ids cannot grow the maps without bound.
+pub const MAX_ANNOUNCED_PEERS: usize = 1024;
+
 /// The cluster facts every answer needs: fixed for the node's life, but for the racks peers
 /// announce in their handshakes.
 #[derive(Debug, Default)]
@@ -85,15 +89,20 @@ impl ClusterInfo {
         ids
     }
 
-    /// Records what a peer announced in its handshake: its rack and directory id.
+    /// Records what a peer announced in its handshake: its rack and directory id. Ids are what
+    /// peers claim (observers included), so at most [`MAX_ANNOUNCED_PEERS`] are kept: past
+    /// that, a new id's announcement is dropped (its rack and directory id go unreported).
     pub fn peer_announced(&self, id: NodeId, rack: Option<&str>, directory_id: Option<[u8; 16]>) {
         let mut racks = self.racks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids = self.directory_ids.lock().unwrap_or_else(|e| e.into_inner());
+        let known = racks.contains_key(&id) || ids.contains_key(&id);
+        if !known && racks.len().max(ids.len()) >= MAX_ANNOUNCED_PEERS {
+            return;
+        }
         match rack {
             Some(rack) => racks.insert(id, rack.to_owned()),
             None => racks.remove(&id),
         };
-        drop(racks);
-        let mut ids = self.directory_ids.lock().unwrap_or_else(|e| e.into_inner());
         match directory_id {
             Some(dir) => ids.insert(id, crate::uuid::Uuid(dir)),
             None => ids.remove(&id),
@@ -420,5 +429,20 @@ mod tests {
         }
         let other = ProducerIds::default().next(3, now);
         assert!(!seen.contains(&other));
+    }
+
+    #[test]
+    fn announcements_are_bounded_but_known_peers_still_update() {
+        let cluster = ClusterInfo::default();
+        let count = MAX_ANNOUNCED_PEERS as i32 + 10;
+        for id in 0..count {
+            cluster.peer_announced(NodeId(id), Some("r"), Some([1; 16]));
+        }
+        assert_eq!(cluster.racks().len(), MAX_ANNOUNCED_PEERS);
+        assert_eq!(cluster.directory_ids().len(), MAX_ANNOUNCED_PEERS);
+        assert!(!cluster.racks().contains_key(&NodeId(count - 1)));
+        cluster.peer_announced(NodeId(0), Some("moved"), None);
+        assert_eq!(cluster.racks()[&NodeId(0)], "moved");
+        assert!(!cluster.directory_ids().contains_key(&NodeId(0)));
     }
 }
