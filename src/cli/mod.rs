@@ -8,6 +8,12 @@ mod bench;
 mod bench_processes;
 mod kafka_client;
 mod producer_perf;
+mod quorum;
+mod quorum_client;
+mod quorum_dashboard;
+mod quorum_format;
+mod quorum_info;
+mod quorum_watch;
 mod server;
 mod storage;
 mod verifiable_producer;
@@ -70,6 +76,8 @@ enum Command {
     /// Kafka's producer performance test: produce records through a Kafka client and print
     /// throughput and latency.
     ProducerPerfTest(producer_perf::ProducerPerfArgs),
+    /// Kafka's kafka-metadata-quorum: describe the quorum (--status, --replication), or watch it.
+    Quorum(quorum::QuorumArgs),
 }
 
 /// `--config F` and `--override key=value`, shared by every command that reads a config.
@@ -115,6 +123,7 @@ pub fn run() -> i32 {
         Command::Bench(args) => bench::run(&args),
         Command::VerifiableProducer(args) => verifiable_producer::run(&args),
         Command::ProducerPerfTest(args) => producer_perf::run(&args),
+        Command::Quorum(args) => quorum::run(&args),
     };
     match result {
         Ok(()) => 0,

@@ -6,6 +6,7 @@
 //! variable or override), the key, the value and what was expected. It must never open sockets or
 //! touch the log dirs: it only describes them.
 
+pub mod client_properties;
 mod connection_limits;
 pub mod endpoints;
 pub mod keys;
@@ -18,6 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use client_properties::{ClientConfigError, ClientProperties, ClientTlsSettings};
 pub use connection_limits::{ConnectionLimits, RESERVED_DESCRIPTORS, within_descriptors};
 pub use endpoints::{Endpoint, Listener, VoterSet};
 pub use loader::{Origin, RawConfig, load_raw};

@@ -5,8 +5,9 @@
 //! claims, so a 22-byte Metadata request declaring two billion topics makes it allocate
 //! hundreds of gigabytes and abort the process. This walk reads only lengths and counts, never
 //! allocates, and refuses a body whose structure does not fit inside its own bytes. It knows the
-//! shape of exactly the requests kraft decodes (see `SCHEMAS`); it does not decode values and
-//! must never be used to build answers.
+//! shape of exactly the requests kraft decodes (see `schema`), and of the responses `kraft
+//! quorum` decodes as a client (see `response_schema`: a server is no more trusted than a
+//! client); it does not decode values and must never be used to build answers.
 
 use kafka_protocol::messages::ApiKey;
 
@@ -162,6 +163,68 @@ const FIND_COORDINATOR: Schema = Schema {
     flexible_from: 3,
 };
 
+// Responses, read by `kraft quorum`. Their header (correlation id, then a tag buffer when the
+// header is flexible) is walked by `check_response_header`.
+
+const DESCRIBE_CLUSTER_BROKER: &[Field] = &[
+    f(I32, 0, ALL),
+    f(Str, 0, ALL),
+    f(I32, 0, ALL),
+    f(Str, 0, ALL),
+    f(I8, 2, ALL),
+];
+const DESCRIBE_CLUSTER_RESPONSE: Schema = Schema {
+    fields: &[
+        f(I32, 0, ALL),
+        f(I16, 0, ALL),
+        f(Str, 0, ALL),
+        f(I8, 1, ALL),
+        f(Str, 0, ALL),
+        f(I32, 0, ALL),
+        f(Structs(DESCRIBE_CLUSTER_BROKER), 0, ALL),
+        f(I32, 0, ALL),
+    ],
+    flexible_from: 0,
+};
+
+const QUORUM_REPLICA: &[Field] = &[
+    f(I32, 0, ALL),
+    f(Uuid, 2, ALL),
+    f(I64, 0, ALL),
+    f(I64, 1, ALL),
+    f(I64, 1, ALL),
+];
+const QUORUM_PARTITION: &[Field] = &[
+    f(I32, 0, ALL),
+    f(I16, 0, ALL),
+    f(Str, 2, ALL),
+    f(I32, 0, ALL),
+    f(I32, 0, ALL),
+    f(I64, 0, ALL),
+    f(Structs(QUORUM_REPLICA), 0, ALL),
+    f(Structs(QUORUM_REPLICA), 0, ALL),
+];
+const QUORUM_TOPIC: &[Field] = &[f(Str, 0, ALL), f(Structs(QUORUM_PARTITION), 0, ALL)];
+const QUORUM_LISTENER: &[Field] = &[f(Str, 2, ALL), f(Str, 2, ALL), f(I16, 2, ALL)];
+const QUORUM_NODE: &[Field] = &[f(I32, 2, ALL), f(Structs(QUORUM_LISTENER), 2, ALL)];
+const DESCRIBE_QUORUM_RESPONSE: Schema = Schema {
+    fields: &[
+        f(I16, 0, ALL),
+        f(Str, 2, ALL),
+        f(Structs(QUORUM_TOPIC), 0, ALL),
+        f(Structs(QUORUM_NODE), 2, ALL),
+    ],
+    flexible_from: 0,
+};
+
+fn response_schema(key: ApiKey) -> Option<&'static Schema> {
+    Some(match key {
+        ApiKey::DescribeCluster => &DESCRIBE_CLUSTER_RESPONSE,
+        ApiKey::DescribeQuorum => &DESCRIBE_QUORUM_RESPONSE,
+        _ => return None,
+    })
+}
+
 fn schema(key: ApiKey) -> Option<&'static Schema> {
     Some(match key {
         ApiKey::ApiVersions => &API_VERSIONS,
@@ -192,6 +255,31 @@ pub fn check(key: ApiKey, version: i16, body: &[u8]) -> Result<(), BoundsError> 
         flexible: version >= schema.flexible_from,
     };
     walk.fields(schema.fields)
+}
+
+/// Checks a whole response frame (header and body, without the size prefix) of `key` at
+/// `version`, as [`check`] does a request body. A key without a response schema is refused.
+pub fn check_response(key: ApiKey, version: i16, frame: &[u8]) -> Result<(), BoundsError> {
+    let schema = response_schema(key).ok_or(BoundsError {
+        at: 0,
+        what: "a response kraft does not decode",
+    })?;
+    let mut walk = Walk {
+        body: frame,
+        at: 0,
+        version,
+        flexible: key.response_header_version(version) >= 1,
+    };
+    walk.field(I32)?;
+    if walk.flexible {
+        walk.tags()?;
+    }
+    walk.flexible = version >= schema.flexible_from;
+    walk.fields(schema.fields)?;
+    match walk.remaining() {
+        0 => Ok(()),
+        _ => Err(walk.fail("bytes left over after the response")),
+    }
 }
 
 struct Walk<'a> {
@@ -340,6 +428,18 @@ mod tests {
         // Metadata v12: compact array count 2^28, nothing after.
         let body = [0x80, 0x80, 0x80, 0x80, 0x01];
         assert!(check(ApiKey::Metadata, 12, &body).is_err());
+    }
+
+    #[test]
+    fn a_describe_quorum_response_claiming_a_billion_voters_is_refused() {
+        // Header: correlation id 1, no tags; error 0, error message null; one topic "t" with
+        // one partition whose voters array claims 2^28 elements.
+        let mut frame = vec![0, 0, 0, 1, 0, 0, 0, 0, 2, 2, b't', 2];
+        // Index, error, null message, leader, epoch, high watermark: 23 bytes.
+        frame.extend([0u8; 23]);
+        frame.extend([0x80, 0x80, 0x80, 0x80, 0x01]);
+        let err = check_response(ApiKey::DescribeQuorum, 2, &frame).unwrap_err();
+        assert_eq!(err.what, "an element count larger than the bytes left");
     }
 
     #[test]

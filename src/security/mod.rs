@@ -10,7 +10,14 @@
 //! Owns loading the PEM stores into rustls configurations (one clear error naming the key and
 //! file for anything wrong, at start-up) and the TLS handshakes. It must never accept a peer
 //! whose certificate does not name the id it speaks for, and never fall back to plaintext.
+//!
+//! A tool's client side (`kraft quorum --command-config`) loads the same PEM stores through the
+//! same code into a plain client configuration ([`client_config`]): it checks the server's
+//! certificate against the trusted CAs and presents its own if it has one.
 
+mod client_tls;
 mod peer_tls;
+
+pub use client_tls::client_config;
 
 pub use peer_tls::{PeerStream, PeerTls, TlsError, node_ids_named, plain_stream};

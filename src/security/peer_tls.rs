@@ -57,8 +57,9 @@ impl PeerTls {
     /// Reads the stores and builds both configurations; every problem is one [`TlsError`].
     pub fn load(settings: &TlsSettings) -> Result<PeerTls, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let (chain, key, key_source) = read_keystore(settings)?;
-        let roots = Arc::new(read_truststore(settings)?);
+        let key_name = |k: &'static str| settings.key_name(k);
+        let (chain, key, key_source) = read_keystore(&settings.keystore, &key_name)?;
+        let roots = Arc::new(read_truststore(&settings.truststore, &key_name)?);
         let (trust_key, trust_file) = match &settings.truststore {
             TrustStore::File(path) => (
                 settings.key_name(keys::SSL_TRUSTSTORE_LOCATION),
@@ -201,10 +202,14 @@ fn is_canonical_id(text: &str) -> bool {
 }
 
 /// The key a store was read from, and its file if it is one.
-type KeySource = (String, Option<PathBuf>);
+pub(super) type KeySource = (String, Option<PathBuf>);
 
-fn read_keystore(
-    settings: &TlsSettings,
+/// The key name each `ssl.*` setting was read from (listener-scoped or plain).
+pub(super) type KeyName<'a> = dyn Fn(&'static str) -> String + 'a;
+
+pub(super) fn read_keystore(
+    store: &KeyStore,
+    key_name: &KeyName<'_>,
 ) -> Result<
     (
         Vec<CertificateDer<'static>>,
@@ -213,9 +218,9 @@ fn read_keystore(
     ),
     TlsError,
 > {
-    let (chain_text, key_text, chain_source, key_source) = match &settings.keystore {
+    let (chain_text, key_text, chain_source, key_source) = match store {
         KeyStore::File(path) => {
-            let key = settings.key_name(keys::SSL_KEYSTORE_LOCATION);
+            let key = key_name(keys::SSL_KEYSTORE_LOCATION);
             let text = read_file(&key, path)?;
             let source = (key, Some(path.clone()));
             (text.clone(), text, source.clone(), source)
@@ -223,11 +228,8 @@ fn read_keystore(
         KeyStore::Inline { chain, key } => (
             normalize_pem(chain).into_bytes(),
             normalize_pem(key).into_bytes(),
-            (
-                settings.key_name(keys::SSL_KEYSTORE_CERTIFICATE_CHAIN),
-                None,
-            ),
-            (settings.key_name(keys::SSL_KEYSTORE_KEY), None),
+            (key_name(keys::SSL_KEYSTORE_CERTIFICATE_CHAIN), None),
+            (key_name(keys::SSL_KEYSTORE_KEY), None),
         ),
     };
     let error = |(key, file): &KeySource, reason: String| TlsError {
@@ -252,15 +254,18 @@ fn read_keystore(
     Ok((chain, key, key_source))
 }
 
-fn read_truststore(settings: &TlsSettings) -> Result<RootCertStore, TlsError> {
-    let (text, key, file) = match &settings.truststore {
+pub(super) fn read_truststore(
+    store: &TrustStore,
+    key_name: &KeyName<'_>,
+) -> Result<RootCertStore, TlsError> {
+    let (text, key, file) = match store {
         TrustStore::File(path) => {
-            let key = settings.key_name(keys::SSL_TRUSTSTORE_LOCATION);
+            let key = key_name(keys::SSL_TRUSTSTORE_LOCATION);
             (read_file(&key, path)?, key, Some(path.clone()))
         }
         TrustStore::Inline(text) => (
             normalize_pem(text).into_bytes(),
-            settings.key_name(keys::SSL_TRUSTSTORE_CERTIFICATES),
+            key_name(keys::SSL_TRUSTSTORE_CERTIFICATES),
             None,
         ),
     };
@@ -326,7 +331,7 @@ fn normalize_pem(text: &str) -> String {
 /// `ssl.endpoint.identification.algorithm=` (empty): every check of a peer's certificate but
 /// the host name. (The node id in it is still checked.)
 #[derive(Debug)]
-struct AnyHostName(Arc<WebPkiServerVerifier>);
+pub(super) struct AnyHostName(pub(super) Arc<WebPkiServerVerifier>);
 
 impl ServerCertVerifier for AnyHostName {
     fn verify_server_cert(

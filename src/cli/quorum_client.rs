@@ -1,0 +1,454 @@
+//! The small Kafka-protocol admin client behind `kraft quorum`: DescribeCluster to a bootstrap
+//! address names the cluster and its leader (Kafka calls it the active controller), then
+//! DescribeQuorum to that leader, as Kafka's admin client does with `--bootstrap-controller`.
+//!
+//! Synchronous (std::net, rustls' blocking stream): one request at a time, each bounded by a
+//! deadline, each answer by a size limit and the bounds walk before decoding. It must never
+//! trust the bytes it reads, never wait without a deadline, and never fall back to plaintext
+//! when TLS is configured.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{
+    ApiKey, DescribeClusterRequest, DescribeClusterResponse, DescribeQuorumRequest,
+    DescribeQuorumResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use rustls_pki_types::ServerName;
+
+use super::quorum_info::{METADATA_TOPIC, QuorumAnswerError, QuorumInfo};
+use crate::config::{ClientProperties, Endpoint};
+use crate::kafka::bounds;
+
+/// Largest answer read. A DescribeQuorum answer is about 60 bytes a replica plus the endpoints,
+/// a DescribeCluster answer about as much a node: a few KiB for any real quorum. The limit stops
+/// a broken or hostile server from making the tool buffer (and decode) without end.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// DescribeCluster 1 is the first with the endpoint type (controllers or brokers).
+const DESCRIBE_CLUSTER_VERSION: i16 = 1;
+/// DescribeQuorum 2 is the first with directory ids and the nodes' endpoints.
+const DESCRIBE_QUORUM_VERSION: i16 = 2;
+/// DescribeCluster's endpoint types (KIP-919).
+pub const ENDPOINT_TYPE_BROKER: i8 = 1;
+pub const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
+/// Tries of the DescribeCluster, DescribeQuorum pair when the named leader answers that it no
+/// longer leads (an election between the two requests); more would only chase a flapping quorum.
+const LEADER_ATTEMPTS: usize = 3;
+const CLIENT_ID: &str = "kraft-quorum";
+
+/// Why a description could not be had. Each renders as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {address}: {reason}")]
+    Unreachable { address: String, reason: String },
+    #[error("no answer from {address} within {} ms (request.timeout.ms / socket.connection.setup.timeout.ms)", after.as_millis())]
+    Timeout { address: String, after: Duration },
+    #[error("TLS with {address} failed: {reason}")]
+    Tls { address: String, reason: String },
+    #[error(
+        "{address} closed the connection (a TLS listener asked in plaintext, or the other way round?)"
+    )]
+    Closed { address: String },
+    #[error("malformed answer from {address}: {reason}")]
+    Malformed { address: String, reason: String },
+    #[error("{address} answered DescribeCluster with {error}")]
+    Cluster {
+        address: String,
+        error: ResponseError,
+    },
+    #[error("no leader: the quorum has not elected one ({address} names none)")]
+    NoLeader { address: String },
+    #[error("the leader {id} that {address} names is not among the nodes it lists")]
+    UnknownLeader { id: i32, address: String },
+    #[error("{address}: {error}")]
+    Quorum {
+        address: String,
+        error: QuorumAnswerError,
+    },
+}
+
+/// A description: the cluster id and the quorum.
+#[derive(Debug, Clone)]
+pub struct Description {
+    pub cluster_id: String,
+    pub quorum: QuorumInfo,
+}
+
+/// Where to ask and how.
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    bootstrap: Vec<Endpoint>,
+    endpoint_type: i8,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl AdminClient {
+    pub fn new(
+        bootstrap: Vec<Endpoint>,
+        endpoint_type: i8,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        props: &ClientProperties,
+    ) -> AdminClient {
+        AdminClient {
+            bootstrap,
+            endpoint_type,
+            tls,
+            request_timeout: props.request_timeout,
+            connect_timeout: props.connection_setup_timeout,
+        }
+    }
+
+    /// Asks a bootstrap address for the cluster and its leader, then the leader for the quorum.
+    pub fn describe(&self) -> Result<Description, ClientError> {
+        let mut attempt = 1;
+        loop {
+            let (address, cluster) = self.describe_cluster()?;
+            let leader = leader_endpoint(&address, &cluster)?;
+            let at = leader.to_string();
+            let mut connection = self.connect(&leader)?;
+            let answer = connection.describe_quorum()?;
+            match QuorumInfo::from_response(&answer) {
+                Ok(quorum) => {
+                    return Ok(Description {
+                        cluster_id: cluster.cluster_id.as_str().to_string(),
+                        quorum,
+                    });
+                }
+                Err(QuorumAnswerError::Kafka {
+                    error: ResponseError::NotLeaderOrFollower,
+                    ..
+                }) if attempt < LEADER_ATTEMPTS => attempt += 1,
+                Err(error) => return Err(ClientError::Quorum { address: at, error }),
+            }
+        }
+    }
+
+    /// DescribeCluster from the first bootstrap address that answers; else the last failure.
+    fn describe_cluster(&self) -> Result<(String, DescribeClusterResponse), ClientError> {
+        let mut last = None;
+        for endpoint in &self.bootstrap {
+            let answer = self
+                .connect(endpoint)
+                .and_then(|mut c| c.describe_cluster(self.endpoint_type));
+            match answer {
+                Ok(answer) => return Ok((endpoint.to_string(), answer)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| ClientError::Unreachable {
+            address: String::new(),
+            reason: "no bootstrap address".into(),
+        }))
+    }
+
+    fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ClientError> {
+        let address = endpoint.to_string();
+        let tcp = open(endpoint, self.connect_timeout)?;
+        let _ = tcp.set_nodelay(true);
+        let timed = Deadlined {
+            tcp,
+            deadline: Instant::now() + self.request_timeout,
+        };
+        let stream = match &self.tls {
+            None => Stream::Plain(timed),
+            Some(config) => {
+                let name =
+                    ServerName::try_from(endpoint.host.clone()).map_err(|e| ClientError::Tls {
+                        address: address.clone(),
+                        reason: format!("'{}' is not a server name: {e}", endpoint.host),
+                    })?;
+                let session = rustls::ClientConnection::new(config.clone(), name).map_err(|e| {
+                    ClientError::Tls {
+                        address: address.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                Stream::Tls(Box::new(rustls::StreamOwned::new(session, timed)))
+            }
+        };
+        Ok(Connection {
+            stream,
+            address,
+            request_timeout: self.request_timeout,
+            next_correlation: 1,
+        })
+    }
+}
+
+/// The leader's address from a DescribeCluster answer.
+fn leader_endpoint(
+    address: &str,
+    cluster: &DescribeClusterResponse,
+) -> Result<Endpoint, ClientError> {
+    if let Some(error) = ResponseError::try_from_code(cluster.error_code) {
+        return Err(ClientError::Cluster {
+            address: address.to_string(),
+            error,
+        });
+    }
+    let id = cluster.controller_id.0;
+    if id < 0 {
+        return Err(ClientError::NoLeader {
+            address: address.to_string(),
+        });
+    }
+    let nodes: BTreeMap<i32, Endpoint> = cluster
+        .brokers
+        .iter()
+        .filter_map(|b| {
+            let port = u16::try_from(b.port).ok()?;
+            Some((
+                b.broker_id.0,
+                Endpoint {
+                    host: b.host.as_str().to_string(),
+                    port,
+                },
+            ))
+        })
+        .collect();
+    nodes.get(&id).cloned().ok_or(ClientError::UnknownLeader {
+        id,
+        address: address.to_string(),
+    })
+}
+
+/// Resolves and connects within `timeout` (to each resolved address in turn).
+fn open(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let address = endpoint.to_string();
+    let unreachable = |reason: String| ClientError::Unreachable {
+        address: address.clone(),
+        reason,
+    };
+    let addrs: Vec<_> = (endpoint.host.as_str(), endpoint.port)
+        .to_socket_addrs()
+        .map_err(|e| unreachable(e.to_string()))?
+        .collect();
+    let mut last = unreachable("the host name resolves to no address".into());
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) if is_timeout(&e) => {
+                last = ClientError::Timeout {
+                    address: address.clone(),
+                    after: timeout,
+                }
+            }
+            Err(e) => last = unreachable(e.to_string()),
+        }
+    }
+    Err(last)
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+/// A TCP stream whose every read and write ends by one deadline.
+struct Deadlined {
+    tcp: TcpStream,
+    deadline: Instant,
+}
+
+impl Deadlined {
+    fn remaining(&self) -> io::Result<Duration> {
+        match self.deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(left),
+            _ => Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+}
+
+impl Read for Deadlined {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.set_read_timeout(Some(self.remaining()?))?;
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for Deadlined {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.set_write_timeout(Some(self.remaining()?))?;
+        self.tcp.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+enum Stream {
+    Plain(Deadlined),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, Deadlined>>),
+}
+
+impl Stream {
+    fn timed(&mut self) -> &mut Deadlined {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &mut s.sock,
+        }
+    }
+    fn io(&mut self) -> &mut dyn ReadWrite {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.as_mut(),
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// One connection to one node.
+struct Connection {
+    stream: Stream,
+    address: String,
+    request_timeout: Duration,
+    next_correlation: i32,
+}
+
+impl Connection {
+    fn describe_cluster(
+        &mut self,
+        endpoint_type: i8,
+    ) -> Result<DescribeClusterResponse, ClientError> {
+        let mut request = DescribeClusterRequest::default();
+        request.endpoint_type = endpoint_type;
+        self.call(ApiKey::DescribeCluster, DESCRIBE_CLUSTER_VERSION, &request)
+    }
+
+    fn describe_quorum(&mut self) -> Result<DescribeQuorumResponse, ClientError> {
+        let mut partition = PartitionData::default();
+        partition.partition_index = 0;
+        let mut topic = TopicData::default();
+        topic.topic_name = TopicName(StrBytes::from_static_str(METADATA_TOPIC));
+        topic.partitions = vec![partition];
+        let mut request = DescribeQuorumRequest::default();
+        request.topics = vec![topic];
+        self.call(ApiKey::DescribeQuorum, DESCRIBE_QUORUM_VERSION, &request)
+    }
+
+    /// Sends one request and reads its answer, both within the request timeout.
+    fn call<Q: Encodable, A: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        body: &Q,
+    ) -> Result<A, ClientError> {
+        let correlation_id = self.next_correlation;
+        self.next_correlation += 1;
+        self.stream.timed().deadline = Instant::now() + self.request_timeout;
+        let frame = encode(api, version, correlation_id, body);
+        let io = self.stream.io();
+        let result = io.write_all(&frame).and_then(|()| io.flush());
+        result.map_err(|e| self.io_error(e))?;
+        let answer = self.read_frame()?;
+        self.decode(api, version, correlation_id, answer)
+    }
+
+    fn read_frame(&mut self) -> Result<Bytes, ClientError> {
+        let mut size = [0u8; 4];
+        self.stream
+            .io()
+            .read_exact(&mut size)
+            .map_err(|e| self.io_error(e))?;
+        let size = i32::from_be_bytes(size);
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|&s| s <= MAX_RESPONSE_BYTES)
+            .ok_or_else(|| {
+                self.malformed(format!(
+                    "an answer of {size} bytes (the limit is {MAX_RESPONSE_BYTES})"
+                ))
+            })?;
+        let mut body = vec![0u8; size];
+        self.stream
+            .io()
+            .read_exact(&mut body)
+            .map_err(|e| self.io_error(e))?;
+        Ok(Bytes::from(body))
+    }
+
+    fn decode<A: Decodable>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        mut frame: Bytes,
+    ) -> Result<A, ClientError> {
+        bounds::check_response(api, version, &frame).map_err(|e| self.malformed(e.to_string()))?;
+        let header = ResponseHeader::decode(&mut frame, api.response_header_version(version))
+            .map_err(|e| self.malformed(e.to_string()))?;
+        if header.correlation_id != correlation_id {
+            return Err(self.malformed(format!(
+                "correlation id {}, expected {correlation_id}",
+                header.correlation_id
+            )));
+        }
+        A::decode(&mut frame, version).map_err(|e| self.malformed(e.to_string()))
+    }
+
+    fn malformed(&self, reason: String) -> ClientError {
+        ClientError::Malformed {
+            address: self.address.clone(),
+            reason,
+        }
+    }
+
+    fn io_error(&self, e: io::Error) -> ClientError {
+        let address = self.address.clone();
+        if let Some(tls) = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return ClientError::Tls {
+                address,
+                reason: tls.to_string(),
+            };
+        }
+        match e.kind() {
+            _ if is_timeout(&e) => ClientError::Timeout {
+                address,
+                after: self.request_timeout,
+            },
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe => ClientError::Closed { address },
+            _ => ClientError::Unreachable {
+                address,
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
+/// A request frame with its size prefix.
+fn encode<Q: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &Q) -> Bytes {
+    let mut header = RequestHeader::default();
+    header.request_api_key = api as i16;
+    header.request_api_version = version;
+    header.correlation_id = correlation_id;
+    header.client_id = Some(StrBytes::from_static_str(CLIENT_ID));
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&[0; 4]);
+    // Encoding our own well-formed messages into a growable buffer cannot fail.
+    header
+        .encode(&mut out, api.request_header_version(version))
+        .expect("request header encodes");
+    body.encode(&mut out, version)
+        .expect("request body encodes");
+    let size = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&size.to_be_bytes());
+    out.freeze()
+}
