@@ -15,7 +15,14 @@ pub enum LogFormat {
 
 /// Installs the global subscriber. Later calls do nothing.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with_default(format, "info");
+}
+
+/// As [`init`], with another default level: tools whose stdout is their output (`kraft tail`)
+/// log only warnings unless `RUST_LOG` asks for more.
+pub fn init_with_default(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Json => registry

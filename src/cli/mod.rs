@@ -16,6 +16,7 @@ mod quorum_info;
 mod quorum_watch;
 mod server;
 mod storage;
+mod tail;
 mod verifiable_producer;
 
 use std::collections::BTreeMap;
@@ -78,6 +79,8 @@ enum Command {
     ProducerPerfTest(producer_perf::ProducerPerfArgs),
     /// Kafka's kafka-metadata-quorum: describe the quorum (--status, --replication), or watch it.
     Quorum(quorum::QuorumArgs),
+    /// Follow the quorum's committed log with no node id, printing each record as it commits.
+    Tail(tail::TailArgs),
 }
 
 /// `--config F` and `--override key=value`, shared by every command that reads a config.
@@ -115,7 +118,10 @@ pub fn run() -> i32 {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),
     };
-    telemetry::init(cli.log_format);
+    match cli.command {
+        Command::Tail(_) => telemetry::init_with_default(cli.log_format, "warn"),
+        _ => telemetry::init(cli.log_format),
+    }
     telemetry::install_panic_hook();
     let result = match cli.command {
         Command::Server(args) => server::run(&args),
@@ -124,6 +130,7 @@ pub fn run() -> i32 {
         Command::VerifiableProducer(args) => verifiable_producer::run(&args),
         Command::ProducerPerfTest(args) => producer_perf::run(&args),
         Command::Quorum(args) => quorum::run(&args),
+        Command::Tail(args) => tail::run(&args),
     };
     match result {
         Ok(()) => 0,

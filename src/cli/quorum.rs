@@ -98,33 +98,46 @@ fn check_describe(d: &DescribeArgs) -> Result<(), CliError> {
 }
 
 fn client(args: &QuorumArgs) -> Result<AdminClient, CliError> {
-    let props = match &args.command_config {
-        None => ClientProperties::default(),
-        Some(path) if !path.exists() => {
-            return Err(CliError::usage(format!(
-                "Properties file {} does not exists!",
-                path.display()
-            )));
-        }
-        Some(path) => ClientProperties::load(path).map_err(|e| CliError::usage(e.to_string()))?,
+    let (flag, list, endpoint_type) = match (&args.bootstrap_controller, &args.bootstrap_server) {
+        (Some(list), _) => ("--bootstrap-controller", list, ENDPOINT_TYPE_CONTROLLER),
+        (None, Some(list)) => ("--bootstrap-server", list, ENDPOINT_TYPE_BROKER),
+        (None, None) => unreachable!("clap requires one of the two"),
     };
+    let props = client_properties(args.command_config.as_deref())?;
+    admin_client(flag, list, endpoint_type, &props)
+}
+
+/// `--command-config`: Kafka client properties (defaults when not given).
+pub fn client_properties(path: Option<&std::path::Path>) -> Result<ClientProperties, CliError> {
+    match path {
+        None => Ok(ClientProperties::default()),
+        Some(path) if !path.exists() => Err(CliError::usage(format!(
+            "Properties file {} does not exists!",
+            path.display()
+        ))),
+        Some(path) => ClientProperties::load(path).map_err(|e| CliError::usage(e.to_string())),
+    }
+}
+
+/// An admin client for the bootstrap `list` given with `flag`.
+pub fn admin_client(
+    flag: &str,
+    list: &str,
+    endpoint_type: i8,
+    props: &ClientProperties,
+) -> Result<AdminClient, CliError> {
     let tls = match &props.tls {
         None => None,
         Some(settings) => Some(
             crate::security::client_config(settings).map_err(|e| CliError::usage(e.to_string()))?,
         ),
     };
-    let (flag, list, endpoint_type) = match (&args.bootstrap_controller, &args.bootstrap_server) {
-        (Some(list), _) => ("--bootstrap-controller", list, ENDPOINT_TYPE_CONTROLLER),
-        (None, Some(list)) => ("--bootstrap-server", list, ENDPOINT_TYPE_BROKER),
-        (None, None) => unreachable!("clap requires one of the two"),
-    };
     let bootstrap =
         parse_bootstrap_servers(list).map_err(|e| CliError::usage(format!("{flag}: {e}")))?;
     if bootstrap.is_empty() {
         return Err(CliError::usage(format!("{flag}: no host:port given")));
     }
-    Ok(AdminClient::new(bootstrap, endpoint_type, tls, &props))
+    Ok(AdminClient::new(bootstrap, endpoint_type, tls, props))
 }
 
 fn describe(client: &AdminClient, d: &DescribeArgs) -> Result<(), CliError> {

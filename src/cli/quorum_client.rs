@@ -132,6 +132,27 @@ impl AdminClient {
         }
     }
 
+    /// The cluster id and every node DescribeCluster lists (a kraft node lists the voters),
+    /// from the first bootstrap address that answers: where `kraft tail` dials.
+    pub fn cluster_nodes(&self) -> Result<(String, Vec<(i32, Endpoint)>), ClientError> {
+        let (address, cluster) = self.describe_cluster()?;
+        if let Some(error) = ResponseError::try_from_code(cluster.error_code) {
+            return Err(ClientError::Cluster { address, error });
+        }
+        let nodes = cluster
+            .brokers
+            .iter()
+            .map(|b| {
+                let endpoint = Endpoint {
+                    host: b.host.as_str().to_string(),
+                    port: b.port as u16,
+                };
+                (b.broker_id.0, endpoint)
+            })
+            .collect();
+        Ok((cluster.cluster_id.as_str().to_string(), nodes))
+    }
+
     /// DescribeCluster from the first bootstrap address that answers; else the last failure.
     fn describe_cluster(&self) -> Result<(String, DescribeClusterResponse), ClientError> {
         let mut last = None;

@@ -102,6 +102,7 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
             node_id = %config.node_id,
             listener = %config.controller_listener().endpoint,
             voters = ?config.voters.ids().collect::<Vec<_>>(),
+            member = if config.is_voter() { "voter" } else { "observer" },
             "kraft node started"
         );
         tokio::select! {
@@ -270,7 +271,7 @@ fn node_options(
 }
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM.
-async fn wait_for_signal() {
+pub(super) async fn wait_for_signal() {
     let mut terminate =
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(signal) => signal,

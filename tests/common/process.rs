@@ -72,6 +72,17 @@ impl Server {
         self.seen.borrow().iter().any(|l| l.contains(needle))
     }
 
+    /// The lines read so far that contain `needle`, in order.
+    #[allow(dead_code)]
+    pub fn lines_containing(&self, needle: &str) -> Vec<String> {
+        self.seen
+            .borrow()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
     /// How many lines read so far contain `needle`.
     pub fn count_seen(&self, needle: &str) -> usize {
         self.seen

@@ -1,0 +1,259 @@
+//! `kraft tail`: follow a quorum's committed log like a consumer, with no node id (the seed's
+//! id-less Raft client). It asks a bootstrap node over the Kafka protocol for the cluster id and
+//! the voters (DescribeCluster) and, unless `--from-beginning`, for the high watermark
+//! (DescribeQuorum); then [`crate::tail::Tail`] follows the log over the peer protocol and each
+//! committed data record is printed once, as it commits.
+//!
+//! Owns the arguments, the output formats and the printing thread. It must never write to
+//! disk, never block the node's actors on a slow stdout (a bounded queue to a printing thread
+//! stands between), and never print a record twice or out of order.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use tokio::sync::mpsc;
+
+use super::quorum::{admin_client, client_properties, problem};
+use super::quorum_client::ENDPOINT_TYPE_CONTROLLER;
+use super::{CliError, EXIT_PROBLEM};
+use crate::config::{ClientProperties, KeyStore, ListenerSecurity, TlsSettings};
+use crate::tail::{Tail, TailRecord, TailStep, TailTarget};
+use crate::types::{NodeId, Offset};
+
+/// Steps (record groups or gaps) waiting for the printing thread. Bounds what a stdout slower
+/// than the log makes the tail buffer: past this the tail stops reading its log until the
+/// printer catches up (its node keeps replicating, cleaning behind itself).
+const PRINT_QUEUE: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TailFormat {
+    /// `offset: N epoch: E timestamp: T size: S value: V`, one line a record.
+    Text,
+    /// One JSON object a line: offset, epoch, timestamp, size, value.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValueFormat {
+    Hex,
+    Base64,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// A comma-separated list of host:port pairs of the quorum's nodes.
+    #[arg(long, value_name = "HOST:PORT[,...]")]
+    bootstrap_controller: String,
+    /// Kafka client properties: security.protocol=SSL with PEM ssl.* stores (the quorum
+    /// listener asks for a client certificate, so a keystore is needed), request.timeout.ms.
+    #[arg(long, value_name = "FILE")]
+    command_config: Option<PathBuf>,
+    /// Print the whole log from its start (default: records committed from now on).
+    #[arg(long)]
+    from_beginning: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    format: TailFormat,
+    /// How record values are printed (default: hex for text, base64 for json).
+    #[arg(long, value_enum)]
+    value_format: Option<ValueFormat>,
+}
+
+pub fn run(args: &TailArgs) -> Result<(), CliError> {
+    let props = client_properties(args.command_config.as_deref())?;
+    let security = peer_security(&props)?;
+    let client = admin_client(
+        "--bootstrap-controller",
+        &args.bootstrap_controller,
+        ENDPOINT_TYPE_CONTROLLER,
+        &props,
+    )?;
+    let (cluster_id, nodes) = client.cluster_nodes().map_err(problem)?;
+    if nodes.is_empty() {
+        return Err(problem("the bootstrap node lists no voters"));
+    }
+    let start = match args.from_beginning {
+        true => Offset(0),
+        false => Offset(
+            client
+                .describe()
+                .map_err(problem)?
+                .quorum
+                .high_watermark
+                .max(0),
+        ),
+    };
+    let target = TailTarget {
+        cluster_id,
+        voters: nodes
+            .into_iter()
+            .map(|(id, e)| (NodeId(id), e.to_string()))
+            .collect(),
+        security,
+    };
+    let printer = Printer {
+        format: args.format,
+        values: args.value_format.unwrap_or(match args.format {
+            TailFormat::Text => ValueFormat::Hex,
+            TailFormat::Json => ValueFormat::Base64,
+        }),
+    };
+    actix_rt::System::new().block_on(follow(target, start, printer))
+}
+
+/// The quorum listener's TLS for the tail's peer connections, from the client properties.
+fn peer_security(props: &ClientProperties) -> Result<ListenerSecurity, CliError> {
+    let Some(tls) = &props.tls else {
+        return Ok(ListenerSecurity::Plaintext);
+    };
+    let keystore: KeyStore = tls.keystore.clone().ok_or_else(|| {
+        CliError::usage(
+            "--command-config: the quorum listener asks for a client certificate: set \
+             ssl.keystore.location (or ssl.keystore.certificate.chain and ssl.keystore.key)",
+        )
+    })?;
+    Ok(ListenerSecurity::Ssl(TlsSettings {
+        keystore,
+        truststore: tls.truststore.clone(),
+        check_hostname: tls.check_hostname,
+        scoped_keys: Default::default(),
+    }))
+}
+
+async fn follow(target: TailTarget, start: Offset, printer: Printer) -> Result<(), CliError> {
+    let mut tail = Tail::start(target, start).await.map_err(problem)?;
+    let (tx, rx) = mpsc::channel(PRINT_QUEUE);
+    let printing = std::thread::spawn(move || printer.run(rx));
+    let outcome = tokio::select! {
+        outcome = pump(&mut tail, tx) => outcome,
+        () = super::server::wait_for_signal() => Ok(()),
+    };
+    tail.stop().await;
+    // The printer ends once the queue closes (or stdout did): nothing queued is lost.
+    let _ = printing.join();
+    outcome
+}
+
+/// Moves the tail's steps to the printer until stdout closes or the tail fails.
+async fn pump(tail: &mut Tail, tx: mpsc::Sender<TailStep>) -> Result<(), CliError> {
+    loop {
+        let step = tail.next().await.map_err(|e| CliError {
+            message: e.to_string(),
+            exit_code: EXIT_PROBLEM,
+        })?;
+        if tx.send(step).await.is_err() {
+            // stdout is gone (a closed pipe, `| head`): a normal end.
+            return Ok(());
+        }
+    }
+}
+
+struct Printer {
+    format: TailFormat,
+    values: ValueFormat,
+}
+
+impl Printer {
+    /// Writes each step as it arrives; returns when the queue closes or stdout fails.
+    fn run(self, mut rx: mpsc::Receiver<TailStep>) {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        while let Some(step) = rx.blocking_recv() {
+            let written = match step {
+                TailStep::Records(records) => records
+                    .iter()
+                    .try_for_each(|r| writeln!(out, "{}", self.line(r)))
+                    .and_then(|()| out.flush()),
+                TailStep::Gap { from, to } => {
+                    eprintln!(
+                        "kraft tail: offsets {from} to {} are held only in a snapshot; \
+                         continuing at {to}",
+                        to.0 - 1
+                    );
+                    Ok(())
+                }
+            };
+            if written.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// One record's line.
+    pub fn line(&self, r: &TailRecord) -> String {
+        let size = r.value.as_ref().map_or(-1, |v| v.len() as i64);
+        let value = r.value.as_ref().map(|v| match self.values {
+            ValueFormat::Hex => hex(v),
+            ValueFormat::Base64 => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(v)
+            }
+        });
+        match self.format {
+            TailFormat::Text => format!(
+                "offset: {} epoch: {} timestamp: {} size: {size} value: {}",
+                r.offset,
+                r.epoch,
+                r.timestamp,
+                value.as_deref().unwrap_or("null")
+            ),
+            TailFormat::Json => format!(
+                "{{\"offset\":{},\"epoch\":{},\"timestamp\":{},\"size\":{size},\"value\":{}}}",
+                r.offset,
+                r.epoch,
+                r.timestamp,
+                value.map_or("null".to_string(), |v| format!("\"{v}\""))
+            ),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Epoch;
+    use bytes::Bytes;
+
+    fn record(value: Option<&'static [u8]>) -> TailRecord {
+        TailRecord {
+            offset: Offset(42),
+            epoch: Epoch(3),
+            timestamp: 1_700_000_000_123,
+            key: None,
+            value: value.map(Bytes::from_static),
+        }
+    }
+
+    #[test]
+    fn records_print_as_text_and_json_in_either_value_format() {
+        let text = |values| Printer {
+            format: TailFormat::Text,
+            values,
+        };
+        let json = |values| Printer {
+            format: TailFormat::Json,
+            values,
+        };
+        let r = record(Some(b"hi\x00"));
+        assert_eq!(
+            text(ValueFormat::Hex).line(&r),
+            "offset: 42 epoch: 3 timestamp: 1700000000123 size: 3 value: 686900"
+        );
+        assert_eq!(
+            json(ValueFormat::Base64).line(&r),
+            r#"{"offset":42,"epoch":3,"timestamp":1700000000123,"size":3,"value":"aGkA"}"#
+        );
+        assert_eq!(
+            json(ValueFormat::Hex).line(&record(None)),
+            r#"{"offset":42,"epoch":3,"timestamp":1700000000123,"size":-1,"value":null}"#
+        );
+        assert_eq!(
+            text(ValueFormat::Base64).line(&record(None)),
+            "offset: 42 epoch: 3 timestamp: 1700000000123 size: -1 value: null"
+        );
+    }
+}
