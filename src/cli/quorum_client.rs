@@ -56,6 +56,10 @@ pub enum ClientError {
         "{address} closed the connection (a TLS listener asked in plaintext, or the other way round?)"
     )]
     Closed { address: String },
+    #[error(
+        "{address} answered with TLS: set security.protocol=SSL and an ssl.truststore in --command-config"
+    )]
+    TlsExpected { address: String },
     #[error("malformed answer from {address}: {reason}")]
     Malformed { address: String, reason: String },
     #[error("{address} answered DescribeCluster with {error}")]
@@ -363,6 +367,13 @@ impl Connection {
             .io()
             .read_exact(&mut size)
             .map_err(|e| self.io_error(e))?;
+        // A TLS record (alert or handshake, version 3.x) where a size was expected: the
+        // listener speaks TLS and this client does not.
+        if matches!(size, [0x15 | 0x16, 0x03, _, _]) && self.plaintext() {
+            return Err(ClientError::TlsExpected {
+                address: self.address.clone(),
+            });
+        }
         let size = i32::from_be_bytes(size);
         let size = usize::try_from(size)
             .ok()
@@ -397,6 +408,10 @@ impl Connection {
             )));
         }
         A::decode(&mut frame, version).map_err(|e| self.malformed(e.to_string()))
+    }
+
+    fn plaintext(&self) -> bool {
+        matches!(self.stream, Stream::Plain(_))
     }
 
     fn malformed(&self, reason: String) -> ClientError {
