@@ -468,6 +468,14 @@ fn usage_mistakes_are_one_line_with_exit_2() {
         2,
         "--bootstrap-controller: entry 'nohostport'",
     );
+    // Kafka's script name runs the same tool.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bin/kafka-metadata-quorum.sh");
+    let o = Command::new(script)
+        .env("KRAFT_BINARY", env!("CARGO_BIN_EXE_kraft"))
+        .args(["--bootstrap-controller", "localhost:1", "describe"])
+        .output()
+        .unwrap();
+    assert_one_line_failure(&o, 2, "One of --status or --replication must be specified");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("sasl.properties");
     std::fs::write(&config, "security.protocol=SASL_SSL\n").unwrap();
