@@ -492,3 +492,62 @@ fn usage_mistakes_are_one_line_with_exit_2() {
         "'security.protocol' is 'SASL_SSL'",
     );
 }
+
+#[test]
+fn the_plain_watch_reports_a_leader_change_on_its_own_line() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut servers, ports, leader) = quiet_quorum(dir.path());
+    let bootstrap: Vec<String> = ports.iter().map(|p| format!("localhost:{p}")).collect();
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_kraft"))
+        .args([
+            "quorum",
+            "--bootstrap-controller",
+            &bootstrap.join(","),
+            "watch",
+            "--interval-ms",
+            "200",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_line = |pred: &dyn Fn(&str) -> bool| {
+        let deadline = Instant::now() + SETTLE;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    let old = format!(" leader={} ", leader + 1);
+    assert!(wait_line(&|l| l.contains(&old)).is_some());
+    servers[leader] = None; // killed
+    let change =
+        wait_line(&|l| l.contains(" leader change: leader=")).expect("a leader change line");
+    // "<time> leader change: leader=N epoch=E": a surviving node, which logged leading in E.
+    let (_, rest) = change.split_once("leader change: leader=").unwrap();
+    let (id, epoch) = rest.split_once(" epoch=").unwrap();
+    let id: usize = id.parse().unwrap();
+    assert_ne!(id, leader + 1, "{change}");
+    let logged = format!("leader changed epoch={epoch} leader_id=Some(NodeId({id})) role=Leader");
+    let new_leader = servers[id - 1].as_ref().unwrap();
+    assert!(
+        new_leader.has_seen(&logged) || new_leader.wait_for(&logged, SETTLE),
+        "{change}"
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+}

@@ -311,3 +311,60 @@ fn the_plain_line_carries_the_same_facts() {
         "2023-11-14T22:13:31.000Z error: no answer"
     );
 }
+
+mod hostile_answers {
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::{
+        ApiKey, DescribeClusterResponse, DescribeQuorumResponse, ResponseHeader,
+    };
+    use kafka_protocol::protocol::Encodable;
+    use kraft::cli::quorum_client::decode_answer;
+    use proptest::prelude::*;
+
+    /// A well-formed DescribeQuorum v2 answer frame (header and body), correlation id 7.
+    fn valid() -> Vec<u8> {
+        let mut header = ResponseHeader::default();
+        header.correlation_id = 7;
+        let mut out = BytesMut::new();
+        header
+            .encode(&mut out, ApiKey::DescribeQuorum.response_header_version(2))
+            .unwrap();
+        super::response().encode(&mut out, 2).unwrap();
+        out.to_vec()
+    }
+
+    #[test]
+    fn a_valid_answer_decodes_and_a_wrong_correlation_id_is_refused() {
+        let answer: DescribeQuorumResponse =
+            decode_answer(ApiKey::DescribeQuorum, 2, 7, Bytes::from(valid())).unwrap();
+        assert_eq!(answer, super::response());
+        let wrong = decode_answer::<DescribeQuorumResponse>(
+            ApiKey::DescribeQuorum,
+            2,
+            8,
+            Bytes::from(valid()),
+        );
+        assert_eq!(wrong.unwrap_err(), "correlation id 7, expected 8");
+    }
+
+    proptest! {
+        // Whatever a server sends, decoding ends in an answer or a reason: no panic, no abort
+        // from a claimed count (the bounds walk runs first).
+        #[test]
+        fn arbitrary_answers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_answer::<DescribeQuorumResponse>(ApiKey::DescribeQuorum, 2, 7, Bytes::from(bytes.clone()));
+            let _ = decode_answer::<DescribeClusterResponse>(ApiKey::DescribeCluster, 1, 7, Bytes::from(bytes));
+        }
+
+        #[test]
+        fn corrupted_valid_answers_never_panic(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8), cut in any::<usize>()) {
+            let mut bytes = valid();
+            for (at, value) in flips {
+                let i = at % bytes.len();
+                bytes[i] = value;
+            }
+            bytes.truncate(cut % (bytes.len() + 1));
+            let _ = decode_answer::<DescribeQuorumResponse>(ApiKey::DescribeQuorum, 2, 7, Bytes::from(bytes));
+        }
+    }
+}

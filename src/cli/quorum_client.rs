@@ -396,18 +396,9 @@ impl Connection {
         api: ApiKey,
         version: i16,
         correlation_id: i32,
-        mut frame: Bytes,
+        frame: Bytes,
     ) -> Result<A, ClientError> {
-        bounds::check_response(api, version, &frame).map_err(|e| self.malformed(e.to_string()))?;
-        let header = ResponseHeader::decode(&mut frame, api.response_header_version(version))
-            .map_err(|e| self.malformed(e.to_string()))?;
-        if header.correlation_id != correlation_id {
-            return Err(self.malformed(format!(
-                "correlation id {}, expected {correlation_id}",
-                header.correlation_id
-            )));
-        }
-        A::decode(&mut frame, version).map_err(|e| self.malformed(e.to_string()))
+        decode_answer(api, version, correlation_id, frame).map_err(|reason| self.malformed(reason))
     }
 
     fn plaintext(&self) -> bool {
@@ -446,6 +437,25 @@ impl Connection {
             },
         }
     }
+}
+
+/// Checks and decodes one answer frame (without its size prefix); any fault is a reason.
+pub fn decode_answer<A: Decodable>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    mut frame: Bytes,
+) -> Result<A, String> {
+    bounds::check_response(api, version, &frame).map_err(|e| e.to_string())?;
+    let header = ResponseHeader::decode(&mut frame, api.response_header_version(version))
+        .map_err(|e| e.to_string())?;
+    if header.correlation_id != correlation_id {
+        return Err(format!(
+            "correlation id {}, expected {correlation_id}",
+            header.correlation_id
+        ));
+    }
+    A::decode(&mut frame, version).map_err(|e| e.to_string())
 }
 
 /// A request frame with its size prefix.
