@@ -2,7 +2,8 @@
 //!
 //! Layout:
 //! - [`config`]: Kafka `.properties` files layered with `KRAFT_*` environment variables and
-//!   `--override`s into a validated [`config::NodeConfig`].
+//!   `--override`s into a validated [`config::NodeConfig`]; a tool's Kafka client properties
+//!   ([`config::ClientProperties`]).
 //! - [`record`]: record batch v2, byte for byte, with KRaft's control records.
 //! - [`storage`]: the durable log (segments, index, leader epoch checkpoint), `quorum-state`,
 //!   `meta.properties` and snapshot files; recovery and repair; synchronous file IO through a
@@ -18,10 +19,11 @@
 //!   decoding, request parsing, pure answers); its connection actor is
 //!   `actors::kafka_connection`.
 //! - [`security`]: mutual TLS between peers (rustls) and the rule binding a node id to its
-//!   certificate (`kraft://node/<id>`).
+//!   certificate (`kraft://node/<id>`); the same PEM stores as a tool's client TLS.
 //! - [`state_machine`]: the contract an application's replicated state implements.
-//! - [`cli`]: the `kraft` command line (server, operator tools, benchmark); [`telemetry`] sets
-//!   up logging for it.
+//! - [`cli`]: the `kraft` command line (server, operator tools, benchmark; `kraft quorum`, a
+//!   small synchronous Kafka admin client with Kafka's describe formats and a ratatui
+//!   dashboard); [`telemetry`] sets up logging for it.
 //! - [`types`], [`uuid`]: the KRaft vocabulary's newtypes and Kafka's 128-bit ids.
 //!
 //! The design is described in `docs/architecture.md`, the protocol rules in `docs/protocol.md`,

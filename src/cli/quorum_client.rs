@@ -56,6 +56,10 @@ pub enum ClientError {
         "{address} closed the connection (a TLS listener asked in plaintext, or the other way round?)"
     )]
     Closed { address: String },
+    #[error(
+        "{address} answered with TLS: set security.protocol=SSL and an ssl.truststore in --command-config"
+    )]
+    TlsExpected { address: String },
     #[error("malformed answer from {address}: {reason}")]
     Malformed { address: String, reason: String },
     #[error("{address} answered DescribeCluster with {error}")]
@@ -384,6 +388,13 @@ impl Connection {
             .io()
             .read_exact(&mut size)
             .map_err(|e| self.io_error(e))?;
+        // A TLS record (alert or handshake, version 3.x) where a size was expected: the
+        // listener speaks TLS and this client does not.
+        if matches!(size, [0x15 | 0x16, 0x03, _, _]) && self.plaintext() {
+            return Err(ClientError::TlsExpected {
+                address: self.address.clone(),
+            });
+        }
         let size = i32::from_be_bytes(size);
         let size = usize::try_from(size)
             .ok()
@@ -406,18 +417,13 @@ impl Connection {
         api: ApiKey,
         version: i16,
         correlation_id: i32,
-        mut frame: Bytes,
+        frame: Bytes,
     ) -> Result<A, ClientError> {
-        bounds::check_response(api, version, &frame).map_err(|e| self.malformed(e.to_string()))?;
-        let header = ResponseHeader::decode(&mut frame, api.response_header_version(version))
-            .map_err(|e| self.malformed(e.to_string()))?;
-        if header.correlation_id != correlation_id {
-            return Err(self.malformed(format!(
-                "correlation id {}, expected {correlation_id}",
-                header.correlation_id
-            )));
-        }
-        A::decode(&mut frame, version).map_err(|e| self.malformed(e.to_string()))
+        decode_answer(api, version, correlation_id, frame).map_err(|reason| self.malformed(reason))
+    }
+
+    fn plaintext(&self) -> bool {
+        matches!(self.stream, Stream::Plain(_))
     }
 
     fn malformed(&self, reason: String) -> ClientError {
@@ -452,6 +458,25 @@ impl Connection {
             },
         }
     }
+}
+
+/// Checks and decodes one answer frame (without its size prefix); any fault is a reason.
+pub fn decode_answer<A: Decodable>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    mut frame: Bytes,
+) -> Result<A, String> {
+    bounds::check_response(api, version, &frame).map_err(|e| e.to_string())?;
+    let header = ResponseHeader::decode(&mut frame, api.response_header_version(version))
+        .map_err(|e| e.to_string())?;
+    if header.correlation_id != correlation_id {
+        return Err(format!(
+            "correlation id {}, expected {correlation_id}",
+            header.correlation_id
+        ));
+    }
+    A::decode(&mut frame, version).map_err(|e| e.to_string())
 }
 
 /// A request frame with its size prefix.

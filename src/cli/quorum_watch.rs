@@ -89,11 +89,26 @@ impl TerminalGuard {
     }
 }
 
+/// Leaves the alternate screen and raw mode; harmless when already left.
+fn restore_terminal() {
+    let _ = crossterm::execute!(io::stdout(), LeaveAlternateScreen, crossterm::cursor::Show);
+    let _ = disable_raw_mode();
+}
+
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        let _ = crossterm::execute!(io::stdout(), LeaveAlternateScreen, crossterm::cursor::Show);
-        let _ = disable_raw_mode();
+        restore_terminal();
     }
+}
+
+/// Restores the terminal before the panic is reported, so that the report is not drawn on
+/// the alternate screen and lost with it.
+fn restore_before_panic_reports() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        report(info);
+    }));
 }
 
 fn run_terminal(client: &AdminClient, args: &WatchArgs) -> Result<(), CliError> {
@@ -110,6 +125,7 @@ fn run_terminal(client: &AdminClient, args: &WatchArgs) -> Result<(), CliError> 
             std::thread::sleep(interval.saturating_sub(started.elapsed()));
         }
     });
+    restore_before_panic_reports();
     let _guard = TerminalGuard::enter().map_err(problem)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout())).map_err(problem)?;
     let mut dashboard = Dashboard::default();

@@ -1,4 +1,5 @@
-//! Node configuration from Kafka-style `.properties` files.
+//! Node configuration from Kafka-style `.properties` files, and the Kafka client properties a
+//! tool reads with `--command-config` (`client_properties`).
 //!
 //! Owns turning text (file, `KRAFT_*` environment, `--override`s) into a typed, validated
 //! [`NodeConfig`] with Kafka's key names and defaults; durations become [`Duration`]s here and
