@@ -6,6 +6,8 @@
 
 mod bench;
 mod bench_processes;
+mod dump_log;
+mod dump_log_format;
 mod kafka_client;
 mod producer_perf;
 mod server;
@@ -70,6 +72,8 @@ enum Command {
     /// Kafka's producer performance test: produce records through a Kafka client and print
     /// throughput and latency.
     ProducerPerfTest(producer_perf::ProducerPerfArgs),
+    /// Kafka's kafka-dump-log: print the batches and records of segment, snapshot and index files.
+    DumpLog(dump_log::DumpLogArgs),
 }
 
 /// `--config F` and `--override key=value`, shared by every command that reads a config.
@@ -115,6 +119,7 @@ pub fn run() -> i32 {
         Command::Bench(args) => bench::run(&args),
         Command::VerifiableProducer(args) => verifiable_producer::run(&args),
         Command::ProducerPerfTest(args) => producer_perf::run(&args),
+        Command::DumpLog(args) => dump_log::run(&args),
     };
     match result {
         Ok(()) => 0,

@@ -21,6 +21,7 @@ mod control;
 mod cursor;
 mod entry;
 mod error;
+mod inspect;
 mod restamp;
 
 pub use batch::{BatchHeader, BatchIter, Compression, RecordBatch, Records, next_batch_size};
@@ -32,6 +33,7 @@ pub use control::{
 };
 pub use entry::{Record, RecordHeader};
 pub use error::RecordError;
+pub use inspect::{EndTxnMarker, InspectedBatch, NO_SEQUENCE, increment_sequence};
 pub use restamp::{check_client_header, restamp};
 
 /// Bytes before `batchLength`'s coverage starts: baseOffset (8) + batchLength (4).

@@ -1,0 +1,424 @@
+//! `kraft dump-log`: Kafka's `kafka-dump-log.sh` (DumpLogSegments) for kraft's segment
+//! (`.log`), snapshot (`.checkpoint`) and offset index (`.index`) files, printing Kafka's lines
+//! (see `dump_log_format`) so that the output of the two tools can be compared.
+//!
+//! Owns walking a file the way Kafka's file reader does (a batch is read only once its declared
+//! size is known to be inside the file; a partial batch at the end is reported as invalid
+//! trailing bytes) and which problems stop the dump. It must never write to the files it reads,
+//! never allocate for a length before checking it against the bytes present, and never panic on
+//! a file's contents: a dump Kafka would abort with an exception ends with one error line naming
+//! the file and the position, and exit status 1.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, StdoutLock, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use clap::Args;
+
+use super::dump_log_format::{self as fmt, RecordStyle};
+use super::{CliError, EXIT_PROBLEM};
+use crate::record::{InspectedBatch, LOG_OVERHEAD, MAGIC_V2, RECORD_BATCH_OVERHEAD};
+
+/// Bytes Kafka's file reader needs before it looks at a batch: offset, size, epoch and magic.
+const HEADER_SIZE_UP_TO_MAGIC: u64 = 17;
+/// Kafka's smallest legal size field (the legacy v0 record overhead); below it a file is corrupt.
+const MIN_SIZE_FIELD: i64 = 14;
+/// Kafka's default `--max-message-size`: how far past an index entry's position the batch it
+/// points at is looked for.
+const DEFAULT_MAX_MESSAGE_SIZE: i32 = 5 * 1024 * 1024;
+/// Bytes per offset index entry: relative offset (4) and position (4).
+const INDEX_ENTRY_BYTES: u64 = 8;
+/// The name Kafka gives the binary bootstrap snapshot.
+const BOOTSTRAP_CHECKPOINT: &str = "bootstrap.checkpoint";
+/// Width of the end offset and of the epoch in a snapshot file name.
+const SNAPSHOT_OFFSET_WIDTH: usize = 20;
+const SNAPSHOT_EPOCH_WIDTH: usize = 10;
+
+/// `kraft dump-log` arguments, named as Kafka's tool names them.
+#[derive(Debug, Clone, Args)]
+pub struct DumpLogArgs {
+    /// REQUIRED: the comma separated list of segment, snapshot and index files to dump.
+    #[arg(long, value_name = "FILE1,FILE2,...")]
+    files: String,
+    /// Print every record, not only every batch. Implied by --print-data-log.
+    #[arg(long)]
+    deep_iteration: bool,
+    /// Print data records' keys and values (as UTF-8). Implied by --cluster-metadata-decoder.
+    #[arg(long = "print-data-log", visible_alias = "print-data")]
+    print_data_log: bool,
+    /// Read record values as Kafka cluster metadata records.
+    #[arg(long)]
+    cluster_metadata_decoder: bool,
+    /// Print only records' keys and values, not their offsets, sizes and control contents.
+    #[arg(long)]
+    skip_record_metadata: bool,
+    /// Read at most this many bytes of each segment or snapshot.
+    #[arg(long, value_name = "SIZE", default_value_t = i32::MAX, value_parser = clap::value_parser!(i32).range(0..))]
+    max_bytes: i32,
+    /// Largest batch an index entry may point at (index files only).
+    #[arg(long, value_name = "SIZE", default_value_t = DEFAULT_MAX_MESSAGE_SIZE, value_parser = clap::value_parser!(i32).range(0..))]
+    max_message_size: i32,
+    /// For index files, check the entries against the log without printing them.
+    #[arg(long)]
+    verify_index_only: bool,
+}
+
+impl DumpLogArgs {
+    fn print_contents(&self) -> bool {
+        self.print_data_log || self.cluster_metadata_decoder
+    }
+
+    fn deep(&self) -> bool {
+        self.deep_iteration || self.print_contents()
+    }
+
+    fn style(&self) -> RecordStyle {
+        RecordStyle {
+            skip_metadata: self.skip_record_metadata,
+            print_contents: self.print_contents(),
+            metadata_decoder: self.cluster_metadata_decoder,
+        }
+    }
+
+    /// The file list split as Java's `String.split(",")` does (trailing empty names dropped).
+    fn file_list(&self) -> Vec<&str> {
+        let mut files: Vec<&str> = self.files.split(',').collect();
+        while files.last() == Some(&"") {
+            files.pop();
+        }
+        files
+    }
+}
+
+/// Why a dump stopped.
+#[derive(Debug, thiserror::Error)]
+enum DumpError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("cannot write the output: {0}")]
+    Output(io::Error),
+    #[error("{file}: {reason}")]
+    BadName { file: String, reason: String },
+    #[error("{file}: corrupt at position {position}: {reason}")]
+    Corrupt {
+        file: String,
+        position: u64,
+        reason: String,
+    },
+}
+
+/// What a walk over the files collects for the reports printed after the last file.
+#[derive(Default)]
+struct Reports {
+    /// Per segment or snapshot (absolute path), each offset followed by a non-consecutive one.
+    non_consecutive: Vec<(String, BTreeMap<i64, i64>)>,
+    /// Per index (absolute path), index entry offset and the last offset of the batch found.
+    index_mismatches: Vec<(String, BTreeMap<i64, i64>)>,
+}
+
+pub fn run(args: &DumpLogArgs) -> Result<(), CliError> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut reports = Reports::default();
+    let result = dump_all(args, &mut out, &mut reports);
+    let flushed = out.flush();
+    result
+        .and_then(|()| flushed.map_err(DumpError::Output))
+        .map_err(|e| CliError {
+            message: format!("dump-log: {e}"),
+            exit_code: EXIT_PROBLEM,
+        })?;
+    print_reports(&reports);
+    Ok(())
+}
+
+type Out<'a> = BufWriter<StdoutLock<'a>>;
+
+fn dump_all(args: &DumpLogArgs, out: &mut Out<'_>, reports: &mut Reports) -> Result<(), DumpError> {
+    for name in args.file_list() {
+        writeln!(out, "Dumping {name}").map_err(DumpError::Output)?;
+        let path = Path::new(name);
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let suffix = file_name.rfind('.').map(|i| &file_name[i..]);
+        match suffix {
+            Some(".log") | Some(".checkpoint") => dump_log(args, path, &file_name, out, reports)?,
+            Some(".index") => dump_index(args, path, &file_name, out, reports)?,
+            Some(".timeindex") | Some(".snapshot") | Some(".txnindex") => {
+                warn(
+                    out,
+                    &format!("Ignoring unsupported file {name}: kraft writes no such files"),
+                )?;
+            }
+            _ => warn(out, &format!("Ignoring unknown file {name}"))?,
+        }
+    }
+    Ok(())
+}
+
+/// A line on stderr, after what stdout holds so far (so a terminal shows them in order).
+fn warn(out: &mut Out<'_>, line: &str) -> Result<(), DumpError> {
+    out.flush().map_err(DumpError::Output)?;
+    eprintln!("{line}");
+    Ok(())
+}
+
+fn print_reports(reports: &Reports) {
+    for (file, mismatches) in &reports.index_mismatches {
+        eprintln!("Mismatches in :{file}");
+        // Kafka lists them by index offset, largest first.
+        for (index_offset, log_offset) in mismatches.iter().rev() {
+            eprintln!("  Index offset: {index_offset}, log offset: {log_offset}");
+        }
+    }
+    for (file, pairs) in &reports.non_consecutive {
+        eprintln!("Non-consecutive offsets in {file}");
+        for (first, second) in pairs {
+            eprintln!("  {first} is followed by {second}");
+        }
+    }
+}
+
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| PathBuf::from(path))
+        .display()
+        .to_string()
+}
+
+/// The header line of a segment or snapshot, from its name as Kafka parses it.
+fn file_header(file_name: &str) -> Result<String, DumpError> {
+    let bad = |reason: &str| DumpError::BadName {
+        file: file_name.to_string(),
+        reason: reason.to_string(),
+    };
+    if file_name.ends_with(".log") {
+        let base = file_name.split('.').next().unwrap_or_default();
+        let start: i64 = base
+            .parse()
+            .map_err(|_| bad("the name does not start with the segment's base offset"))?;
+        return Ok(format!("Log starting offset: {start}"));
+    }
+    if file_name == BOOTSTRAP_CHECKPOINT {
+        return Ok("KRaft bootstrap snapshot".to_string());
+    }
+    let digits = |from: usize, width: usize| -> Option<&str> {
+        std::str::from_utf8(file_name.as_bytes().get(from..from + width)?).ok()
+    };
+    let offset: Option<i64> = digits(0, SNAPSHOT_OFFSET_WIDTH).and_then(|s| s.parse().ok());
+    let epoch: Option<i32> =
+        digits(SNAPSHOT_OFFSET_WIDTH + 1, SNAPSHOT_EPOCH_WIDTH).and_then(|s| s.parse().ok());
+    match (offset, epoch) {
+        (Some(offset), Some(epoch)) => Ok(format!("Snapshot end offset: {offset}, epoch: {epoch}")),
+        _ => Err(bad(
+            "a snapshot is named <end offset, 20 digits>-<epoch, 10 digits>.checkpoint",
+        )),
+    }
+}
+
+/// A file read at chosen positions, never past the end it had when opened.
+struct Source {
+    path: String,
+    file: File,
+    len: u64,
+}
+
+impl Source {
+    fn open(path: &Path) -> Result<Source, DumpError> {
+        let io_err = |source| DumpError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        Ok(Source {
+            path: path.display().to_string(),
+            file,
+            len,
+        })
+    }
+
+    /// `n` bytes at `position`; the caller has checked that they lie inside the file.
+    fn read_at(&mut self, position: u64, n: usize) -> Result<Vec<u8>, DumpError> {
+        debug_assert!(position + n as u64 <= self.len);
+        let mut buf = vec![0; n];
+        self.file
+            .seek(SeekFrom::Start(position))
+            .and_then(|_| self.file.read_exact(&mut buf))
+            .map_err(|source| DumpError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(buf)
+    }
+}
+
+/// Where the next batch is, as Kafka's file reader finds it.
+enum Next {
+    /// A whole batch of this many bytes is in the file.
+    Batch(usize),
+    /// The file (or the `--max-bytes` window) ends inside the next batch, or before one.
+    End,
+}
+
+/// Kafka's rules for the batch at `position` in the first `end` bytes: fewer than 17 bytes left
+/// or a batch running past the end end the walk; a size field below 14 is corruption; only
+/// record batch v2 (magic 2 or above, as Kafka reads it) is understood.
+fn next_batch(source: &mut Source, position: u64, end: u64) -> Result<Next, DumpError> {
+    if position + HEADER_SIZE_UP_TO_MAGIC >= end {
+        return Ok(Next::End);
+    }
+    let head = source.read_at(position, HEADER_SIZE_UP_TO_MAGIC as usize)?;
+    let size = i64::from(i32::from_be_bytes([head[8], head[9], head[10], head[11]]));
+    let corrupt = |reason: String| DumpError::Corrupt {
+        file: source.path.clone(),
+        position,
+        reason,
+    };
+    if size < MIN_SIZE_FIELD {
+        return Err(corrupt(format!(
+            "Found record size {size} smaller than minimum record overhead ({MIN_SIZE_FIELD})"
+        )));
+    }
+    let total = LOG_OVERHEAD as u64 + size as u64;
+    if position + total > end {
+        return Ok(Next::End);
+    }
+    let magic = head[16] as i8;
+    if magic < MAGIC_V2 {
+        return Err(corrupt(format!(
+            "batch with magic {magic}: kraft reads record batch v2 only (magic 2)"
+        )));
+    }
+    if total < RECORD_BATCH_OVERHEAD as u64 {
+        return Err(corrupt(format!(
+            "batch of {total} bytes, shorter than the {RECORD_BATCH_OVERHEAD}-byte batch header"
+        )));
+    }
+    Ok(Next::Batch(total as usize))
+}
+
+fn dump_log(
+    args: &DumpLogArgs,
+    path: &Path,
+    file_name: &str,
+    out: &mut Out<'_>,
+    reports: &mut Reports,
+) -> Result<(), DumpError> {
+    let header = file_header(file_name)?;
+    writeln!(out, "{header}").map_err(DumpError::Output)?;
+    let mut source = Source::open(path)?;
+    let end = source.len.min(args.max_bytes as u64);
+    let mut position = 0u64;
+    let mut last_offset = -1i64;
+    let mut pairs = BTreeMap::new();
+    while let Next::Batch(size) = next_batch(&mut source, position, end)? {
+        let bytes = Bytes::from(source.read_at(position, size)?);
+        let corrupt = |reason: String| DumpError::Corrupt {
+            file: source.path.clone(),
+            position,
+            reason,
+        };
+        let batch = InspectedBatch::new(bytes).map_err(|e| corrupt(e.to_string()))?;
+        let line = fmt::batch_line(&batch, position).map_err(|e| corrupt(e.to_string()))?;
+        writeln!(out, "{line}").map_err(DumpError::Output)?;
+        if args.deep() {
+            for record in batch.records() {
+                let record = record.map_err(|e| corrupt(e.to_string()))?;
+                let offset = fmt::record_offset(&batch, &record);
+                // As Kafka's latest tool: every record must follow the previous one's offset,
+                // starting from -1, so a file starting past offset 0 reports "-1 is followed by".
+                if offset != last_offset.wrapping_add(1) {
+                    pairs.insert(last_offset, offset);
+                }
+                last_offset = offset;
+                let line = fmt::record_line(&batch, &record, args.style())
+                    .map_err(|e| corrupt(e.to_string()))?;
+                writeln!(out, "{line}").map_err(DumpError::Output)?;
+            }
+        }
+        position += size as u64;
+    }
+    if !pairs.is_empty() {
+        reports.non_consecutive.push((absolute(path), pairs));
+    }
+    let trailing = end - position;
+    if trailing > 0 && args.max_bytes == i32::MAX {
+        writeln!(
+            out,
+            "Found {trailing} invalid bytes at the end of {file_name}"
+        )
+        .map_err(DumpError::Output)?;
+    }
+    Ok(())
+}
+
+/// Kafka's index dump: each entry's absolute offset and position, checked against the last
+/// offset of the batch found at that position in the segment beside it.
+fn dump_index(
+    args: &DumpLogArgs,
+    path: &Path,
+    file_name: &str,
+    out: &mut Out<'_>,
+    reports: &mut Reports,
+) -> Result<(), DumpError> {
+    let base_name = file_name.split('.').next().unwrap_or_default();
+    let base: i64 = base_name.parse().map_err(|_| DumpError::BadName {
+        file: file_name.to_string(),
+        reason: "the name does not start with the segment's base offset".to_string(),
+    })?;
+    let log_path = path.with_file_name(format!("{base_name}.log"));
+    let mut log = Source::open(&log_path)?;
+    let mut index = Source::open(path)?;
+    let entries = index.len / INDEX_ENTRY_BYTES;
+    if entries == 0 {
+        return writeln!(out, "{} is empty.", path.display()).map_err(DumpError::Output);
+    }
+    let mut mismatches = BTreeMap::new();
+    for i in 0..entries {
+        let entry = index.read_at(i * INDEX_ENTRY_BYTES, INDEX_ENTRY_BYTES as usize)?;
+        let relative = i64::from(u32::from_be_bytes([entry[0], entry[1], entry[2], entry[3]]));
+        let position = u64::from(u32::from_be_bytes([entry[4], entry[5], entry[6], entry[7]]));
+        let offset = base + relative;
+        // A preallocated index that was not trimmed ends in zero entries; Kafka stops there.
+        if offset == base && i > 0 {
+            break;
+        }
+        let window_end = log
+            .len
+            .min(position.saturating_add(args.max_message_size as u64));
+        let found = match next_batch(&mut log, position, window_end)? {
+            Next::Batch(_) => {
+                let header = log.read_at(position, RECORD_BATCH_OVERHEAD)?;
+                let header =
+                    crate::record::BatchHeader::parse(&header).map_err(|e| DumpError::Corrupt {
+                        file: log.path.clone(),
+                        position,
+                        reason: e.to_string(),
+                    })?;
+                header.last_offset().0
+            }
+            Next::End => {
+                return Err(DumpError::Corrupt {
+                    file: index.path.clone(),
+                    position: i * INDEX_ENTRY_BYTES,
+                    reason: format!("entry points at position {position}, where no batch is"),
+                });
+            }
+        };
+        if found != offset {
+            mismatches.insert(offset, found);
+        }
+        if !args.verify_index_only {
+            writeln!(out, "offset: {offset} position: {position}").map_err(DumpError::Output)?;
+        }
+    }
+    if !mismatches.is_empty() {
+        reports.index_mismatches.push((absolute(path), mismatches));
+    }
+    Ok(())
+}
