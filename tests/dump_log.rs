@@ -645,3 +645,28 @@ fn files_are_required() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--files"), "{err}");
 }
+
+#[test]
+fn a_damaged_magic_byte_shows_the_entry_as_kafka_reads_a_legacy_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = segment_bytes();
+    // The magic byte of the gzip batch at position 342: 2 becomes 1.
+    bytes[342 + 16] = 1;
+    write_file(dir.path(), SEGMENT, &bytes);
+    let out = dump_in(dir.path(), &["--files", SEGMENT]);
+    check(
+        &out,
+        0,
+        r#"Dumping 00000000000000000000.log
+Log starting offset: 0
+baseOffset: 0 lastOffset: 0 count: 1 baseSequence: -1 lastSequence: -1 producerId: -1 producerEpoch: -1 partitionLeaderEpoch: 1 isTransactional: false isControl: true deleteHorizonMs: OptionalLong.empty position: 0 CreateTime: 1700000000000 size: 106 magic: 2 compresscodec: none crc: 389393195 isvalid: true
+baseOffset: 1 lastOffset: 2 count: 2 baseSequence: -1 lastSequence: -1 producerId: -1 producerEpoch: -1 partitionLeaderEpoch: 1 isTransactional: false isControl: false deleteHorizonMs: OptionalLong.empty position: 106 CreateTime: 1700000000002 size: 92 magic: 2 compresscodec: none crc: 783116327 isvalid: true
+baseOffset: 3 lastOffset: 4 count: 2 baseSequence: -1 lastSequence: -1 producerId: -1 producerEpoch: -1 partitionLeaderEpoch: 1 isTransactional: false isControl: true deleteHorizonMs: OptionalLong.empty position: 198 CreateTime: 1700000000003 size: 144 magic: 2 compresscodec: none crc: 1608372821 isvalid: true
+offset: 5 position: 342 CreateTime: -7317798539134763008 size: 106 magic: 1 compresscodec: zstd crc: 1 isvalid: false
+"#,
+        "",
+    );
+    let deep = dump_in(dir.path(), &["--files", SEGMENT, "--deep-iteration"]);
+    assert_eq!(deep.status.code(), Some(1));
+    assert_eq!(stderr(&deep).lines().count(), 1, "{}", stderr(&deep));
+}

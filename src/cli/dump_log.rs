@@ -19,7 +19,7 @@ use clap::Args;
 
 use super::dump_log_format::{self as fmt, RecordStyle};
 use super::{CliError, EXIT_PROBLEM};
-use crate::record::{InspectedBatch, LOG_OVERHEAD, MAGIC_V2, RECORD_BATCH_OVERHEAD};
+use crate::record::{InspectedBatch, LOG_OVERHEAD, LegacyEntry, MAGIC_V2, RECORD_BATCH_OVERHEAD};
 
 /// Bytes Kafka's file reader needs before it looks at a batch: offset, size, epoch and magic.
 const HEADER_SIZE_UP_TO_MAGIC: u64 = 17;
@@ -261,13 +261,15 @@ impl Source {
 enum Next {
     /// A whole batch of this many bytes is in the file.
     Batch(usize),
+    /// A whole legacy (magic 0 or 1) entry of this many bytes is in the file.
+    Legacy(usize),
     /// The file (or the `--max-bytes` window) ends inside the next batch, or before one.
     End,
 }
 
 /// Kafka's rules for the batch at `position` in the first `end` bytes: fewer than 17 bytes left
-/// or a batch running past the end end the walk; a size field below 14 is corruption; only
-/// record batch v2 (magic 2 or above, as Kafka reads it) is understood.
+/// or a batch running past the end end the walk; a size field below 14 is corruption; magic 0
+/// and 1 are legacy entries, anything above is read as record batch v2.
 fn next_batch(source: &mut Source, position: u64, end: u64) -> Result<Next, DumpError> {
     if position + HEADER_SIZE_UP_TO_MAGIC >= end {
         return Ok(Next::End);
@@ -288,11 +290,8 @@ fn next_batch(source: &mut Source, position: u64, end: u64) -> Result<Next, Dump
     if position + total > end {
         return Ok(Next::End);
     }
-    let magic = head[16] as i8;
-    if magic < MAGIC_V2 {
-        return Err(corrupt(format!(
-            "batch with magic {magic}: kraft reads record batch v2 only (magic 2)"
-        )));
+    if (head[16] as i8) < MAGIC_V2 {
+        return Ok(Next::Legacy(total as usize));
     }
     if total < RECORD_BATCH_OVERHEAD as u64 {
         return Err(corrupt(format!(
@@ -313,46 +312,113 @@ fn dump_log(
     writeln!(out, "{header}").map_err(DumpError::Output)?;
     let mut source = Source::open(path)?;
     let end = source.len.min(args.max_bytes as u64);
-    let mut position = 0u64;
-    let mut last_offset = -1i64;
-    let mut pairs = BTreeMap::new();
-    while let Next::Batch(size) = next_batch(&mut source, position, end)? {
-        let bytes = Bytes::from(source.read_at(position, size)?);
-        let corrupt = |reason: String| DumpError::Corrupt {
-            file: source.path.clone(),
-            position,
-            reason,
-        };
-        let batch = InspectedBatch::new(bytes).map_err(|e| corrupt(e.to_string()))?;
-        let line = fmt::batch_line(&batch, position).map_err(|e| corrupt(e.to_string()))?;
-        writeln!(out, "{line}").map_err(DumpError::Output)?;
-        if args.deep() {
-            for record in batch.records() {
-                let record = record.map_err(|e| corrupt(e.to_string()))?;
-                let offset = fmt::record_offset(&batch, &record);
-                // As Kafka's latest tool: every record must follow the previous one's offset,
-                // starting from -1, so a file starting past offset 0 reports "-1 is followed by".
-                if offset != last_offset.wrapping_add(1) {
-                    pairs.insert(last_offset, offset);
-                }
-                last_offset = offset;
-                let line = fmt::record_line(&batch, &record, args.style())
-                    .map_err(|e| corrupt(e.to_string()))?;
-                writeln!(out, "{line}").map_err(DumpError::Output)?;
+    let mut walk = Walk {
+        position: 0,
+        last_offset: -1,
+        non_consecutive: BTreeMap::new(),
+    };
+    loop {
+        let size = match next_batch(&mut source, walk.position, end)? {
+            Next::End => break,
+            Next::Legacy(size) => {
+                let bytes = source.read_at(walk.position, size)?;
+                dump_legacy(args, &source.path, &bytes, walk.position, out)?;
+                size
             }
-        }
-        position += size as u64;
+            Next::Batch(size) => {
+                let bytes = Bytes::from(source.read_at(walk.position, size)?);
+                dump_batch(args, &source.path, bytes, &mut walk, out)?;
+                size
+            }
+        };
+        walk.position += size as u64;
     }
-    if !pairs.is_empty() {
-        reports.non_consecutive.push((absolute(path), pairs));
+    if !walk.non_consecutive.is_empty() {
+        reports
+            .non_consecutive
+            .push((absolute(path), walk.non_consecutive));
     }
-    let trailing = end - position;
+    let trailing = end - walk.position;
     if trailing > 0 && args.max_bytes == i32::MAX {
         writeln!(
             out,
             "Found {trailing} invalid bytes at the end of {file_name}"
         )
         .map_err(DumpError::Output)?;
+    }
+    Ok(())
+}
+
+/// Where a dump is in one file.
+struct Walk {
+    position: u64,
+    /// The previous record's offset; -1 before the first, as in Kafka's tool.
+    last_offset: i64,
+    /// Each offset followed by a non-consecutive one.
+    non_consecutive: BTreeMap<i64, i64>,
+}
+
+fn corrupt_at(file: &str, position: u64, reason: impl ToString) -> DumpError {
+    DumpError::Corrupt {
+        file: file.to_string(),
+        position,
+        reason: reason.to_string(),
+    }
+}
+
+/// A legacy entry's line; its records are not decoded, so a deep dump stops there.
+fn dump_legacy(
+    args: &DumpLogArgs,
+    file: &str,
+    bytes: &[u8],
+    position: u64,
+    out: &mut Out<'_>,
+) -> Result<(), DumpError> {
+    let entry = LegacyEntry::parse(bytes).map_err(|e| corrupt_at(file, position, e))?;
+    let line = fmt::legacy_line(&entry, position).map_err(|e| corrupt_at(file, position, e))?;
+    writeln!(out, "{line}").map_err(DumpError::Output)?;
+    if args.deep() {
+        return Err(corrupt_at(
+            file,
+            position,
+            format!(
+                "a legacy entry (magic {}): kraft does not decode the records of message \
+                 formats 0 and 1",
+                entry.magic
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A v2 batch's line and, in a deep dump, its records' lines.
+fn dump_batch(
+    args: &DumpLogArgs,
+    file: &str,
+    bytes: Bytes,
+    walk: &mut Walk,
+    out: &mut Out<'_>,
+) -> Result<(), DumpError> {
+    let position = walk.position;
+    let corrupt = |reason: String| corrupt_at(file, position, reason);
+    let batch = InspectedBatch::new(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let line = fmt::batch_line(&batch, position).map_err(|e| corrupt(e.to_string()))?;
+    writeln!(out, "{line}").map_err(DumpError::Output)?;
+    if !args.deep() {
+        return Ok(());
+    }
+    for record in batch.records() {
+        let record = record.map_err(|e| corrupt(e.to_string()))?;
+        let offset = fmt::record_offset(&batch, &record);
+        // As Kafka's latest tool: every record must follow the previous one's offset, starting
+        // from -1, so a file starting past offset 0 reports "-1 is followed by" its first.
+        if offset != walk.last_offset.wrapping_add(1) {
+            walk.non_consecutive.insert(walk.last_offset, offset);
+        }
+        walk.last_offset = offset;
+        let line =
+            fmt::record_line(&batch, &record, args.style()).map_err(|e| corrupt(e.to_string()))?;
+        writeln!(out, "{line}").map_err(DumpError::Output)?;
     }
     Ok(())
 }
@@ -392,6 +458,10 @@ fn dump_index(
             .len
             .min(position.saturating_add(args.max_message_size as u64));
         let found = match next_batch(&mut log, position, window_end)? {
+            Next::Legacy(_) => {
+                let head = log.read_at(position, 8)?;
+                i64::from_be_bytes(head.try_into().unwrap_or_default())
+            }
             Next::Batch(_) => {
                 let header = log.read_at(position, RECORD_BATCH_OVERHEAD)?;
                 let header =

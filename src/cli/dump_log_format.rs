@@ -9,9 +9,9 @@
 use std::fmt::Write as _;
 
 use crate::record::{
-    ControlRecord, ControlRecordType, EndTxnMarker, InspectedBatch, KRaftVersionRecord,
-    LeaderChangeMessage, Record, RecordError, SnapshotFooterRecord, SnapshotHeaderRecord,
-    VotersRecord,
+    Compression, ControlRecord, ControlRecordType, EndTxnMarker, InspectedBatch,
+    KRaftVersionRecord, LeaderChangeMessage, LegacyEntry, Record, RecordError,
+    SnapshotFooterRecord, SnapshotHeaderRecord, VotersRecord,
 };
 use crate::uuid::Uuid;
 
@@ -90,6 +90,31 @@ pub fn batch_line(batch: &InspectedBatch, position: u64) -> Result<String, Rende
         codec,
         h.crc,
         batch.is_valid(),
+    ))
+}
+
+/// The line Kafka prints for a legacy (magic 0 or 1) entry, without its newline.
+pub fn legacy_line(entry: &LegacyEntry, position: u64) -> Result<String, RenderError> {
+    let attributes = i16::from(entry.attributes);
+    let codec = Compression::from_attributes(attributes)?.name();
+    let timestamp_type = if entry.magic == 0 {
+        "NoTimestampType"
+    } else if attributes & LOG_APPEND_TIME_BIT != 0 {
+        "LogAppendTime"
+    } else {
+        "CreateTime"
+    };
+    Ok(format!(
+        "offset: {} position: {} {}: {} size: {} magic: {} compresscodec: {} crc: {} isvalid: {}",
+        entry.offset,
+        position,
+        timestamp_type,
+        entry.timestamp,
+        entry.size_in_bytes,
+        entry.magic,
+        codec,
+        entry.crc,
+        entry.valid
     ))
 }
 

@@ -41,6 +41,12 @@ impl Compression {
         }
     }
 
+    /// The codec named by a batch's (or a legacy record's) attributes.
+    pub fn from_attributes(attributes: i16) -> Result<Compression, RecordError> {
+        Compression::from_id((attributes & COMPRESSION_MASK) as u8)
+    }
+
+    /// Kafka's name for the codec (`CompressionType.name`), as its tools print it.
     pub fn name(self) -> &'static str {
         match self {
             Compression::None => "none",

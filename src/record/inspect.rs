@@ -74,6 +74,65 @@ pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
     }
 }
 
+/// Bytes of a legacy (magic 0 and 1) entry before its record: offset (8) and size (4).
+const LEGACY_LOG_OVERHEAD: usize = 12;
+/// Bytes of a legacy record up to and including its timestamp (magic 1): crc (4), magic (1),
+/// attributes (1), timestamp (8).
+const LEGACY_V1_TIMESTAMP_END: usize = 14;
+/// Bytes of a legacy record up to and including its attributes.
+const LEGACY_ATTRIBUTES_END: usize = 6;
+
+/// The batch-level facts of a legacy (message format v0 or v1) entry, as Kafka's tool shows a
+/// file it finds one in. kraft never writes these; they appear when a magic byte is damaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegacyEntry {
+    pub offset: i64,
+    pub magic: i8,
+    pub attributes: i8,
+    /// The record's timestamp (magic 1), or -1 (magic 0 has none).
+    pub timestamp: i64,
+    /// The stored CRC-32 (IEEE, not Castagnoli) of the record from its magic byte on.
+    pub crc: u32,
+    pub size_in_bytes: usize,
+    pub valid: bool,
+}
+
+impl LegacyEntry {
+    /// Reads `bytes`, a whole legacy entry (log overhead included).
+    pub fn parse(bytes: &[u8]) -> Result<LegacyEntry, RecordError> {
+        let needed = LEGACY_LOG_OVERHEAD + LEGACY_ATTRIBUTES_END;
+        let short = || RecordError::Short {
+            needed,
+            available: bytes.len(),
+        };
+        let head = bytes.get(..needed).ok_or_else(short)?;
+        let record = &bytes[LEGACY_LOG_OVERHEAD..];
+        let offset = i64::from_be_bytes(head[..8].try_into().map_err(|_| short())?);
+        let crc = u32::from_be_bytes(record[..4].try_into().map_err(|_| short())?);
+        let magic = record[4] as i8;
+        let attributes = record[5] as i8;
+        let timestamp = if magic == 0 {
+            -1
+        } else {
+            let field = record
+                .get(LEGACY_ATTRIBUTES_END..LEGACY_V1_TIMESTAMP_END)
+                .ok_or_else(short)?;
+            i64::from_be_bytes(field.try_into().map_err(|_| short())?)
+        };
+        let mut computed = flate2::Crc::new();
+        computed.update(&record[4..]);
+        Ok(LegacyEntry {
+            offset,
+            magic,
+            attributes,
+            timestamp,
+            crc,
+            size_in_bytes: bytes.len(),
+            valid: computed.sum() == crc,
+        })
+    }
+}
+
 /// A COMMIT or ABORT marker's value: its version and the transaction coordinator's epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndTxnMarker {
@@ -137,6 +196,29 @@ mod tests {
         assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
         let b = InspectedBatch::new(batch()).unwrap();
         assert_eq!(b.last_sequence(), NO_SEQUENCE);
+    }
+
+    #[test]
+    fn legacy_entries_show_their_fields_and_crc32() {
+        // Offset 9, a magic 1 record: attributes 0, timestamp 77, null key, value "v".
+        let mut record = vec![1u8, 0];
+        record.extend_from_slice(&77i64.to_be_bytes());
+        record.extend_from_slice(&(-1i32).to_be_bytes());
+        record.extend_from_slice(&1i32.to_be_bytes());
+        record.push(b'v');
+        let mut crc = flate2::Crc::new();
+        crc.update(&record);
+        let mut bytes = 9i64.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&(record.len() as i32 + 4).to_be_bytes());
+        bytes.extend_from_slice(&crc.sum().to_be_bytes());
+        bytes.extend_from_slice(&record);
+        let entry = LegacyEntry::parse(&bytes).unwrap();
+        assert_eq!((entry.offset, entry.magic, entry.timestamp), (9, 1, 77));
+        assert!(entry.valid);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert!(!LegacyEntry::parse(&bytes).unwrap().valid);
+        assert!(LegacyEntry::parse(&bytes[..15]).is_err());
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub use control::{
 };
 pub use entry::{Record, RecordHeader};
 pub use error::RecordError;
-pub use inspect::{EndTxnMarker, InspectedBatch, NO_SEQUENCE, increment_sequence};
+pub use inspect::{EndTxnMarker, InspectedBatch, LegacyEntry, NO_SEQUENCE, increment_sequence};
 pub use restamp::{check_client_header, restamp};
 
 /// Bytes before `batchLength`'s coverage starts: baseOffset (8) + batchLength (4).
