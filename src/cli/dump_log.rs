@@ -447,9 +447,10 @@ fn dump_index(
     let mut mismatches = BTreeMap::new();
     for i in 0..entries {
         let entry = index.read_at(i * INDEX_ENTRY_BYTES, INDEX_ENTRY_BYTES as usize)?;
-        let relative = i64::from(u32::from_be_bytes([entry[0], entry[1], entry[2], entry[3]]));
+        // Kafka reads the relative offset as a signed int.
+        let relative = i64::from(i32::from_be_bytes([entry[0], entry[1], entry[2], entry[3]]));
         let position = u64::from(u32::from_be_bytes([entry[4], entry[5], entry[6], entry[7]]));
-        let offset = base + relative;
+        let offset = base.wrapping_add(relative);
         // A preallocated index that was not trimmed ends in zero entries; Kafka stops there.
         if offset == base && i > 0 {
             break;

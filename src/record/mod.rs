@@ -1,10 +1,11 @@
 //! Kafka's record batch v2 ("magic 2"), byte for byte: the unit of the replicated log, of fetch
 //! responses and of snapshot files.
 //!
-//! Owns encoding ([`BatchBuilder`]), decoding and validation ([`RecordBatch`], [`BatchIter`]) and
-//! the control records KRaft writes ([`ControlRecord`]). Decoding never panics on untrusted bytes
-//! and never allocates more than the bytes it was given can justify; every failure is a
-//! [`RecordError`]. It must never do IO: callers hand it bytes.
+//! Owns encoding ([`BatchBuilder`]), decoding and validation ([`RecordBatch`], [`BatchIter`]),
+//! the control records KRaft writes ([`ControlRecord`]), and the lenient reading operator tools
+//! need ([`InspectedBatch`]: a batch shown whatever its CRC says). Decoding never panics on
+//! untrusted bytes and never allocates more than the bytes it was given can justify; every
+//! failure is a [`RecordError`]. It must never do IO: callers hand it bytes.
 //!
 //! Layout (all integers big-endian), see docs/protocol.md §15:
 //! ```text
