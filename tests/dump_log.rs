@@ -670,3 +670,58 @@ offset: 5 position: 342 CreateTime: -7317798539134763008 size: 106 magic: 1 comp
     assert_eq!(deep.status.code(), Some(1));
     assert_eq!(stderr(&deep).lines().count(), 1, "{}", stderr(&deep));
 }
+
+/// Segments and their indexes as kraft's durable log writes them (rolled small, an index entry
+/// per batch): the index entries agree with the segments, and a later segment's first offset
+/// shows as Kafka's "-1 is followed by" report.
+#[test]
+fn segments_and_indexes_written_by_the_log_dump_as_kafka_reads_them() {
+    use kraft::storage::{LogConfig, OffsetPolicy, ReplicatedLog};
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 250,
+        index_interval_bytes: 1,
+    };
+    {
+        let (mut log, _) = ReplicatedLog::open(dir.path(), config).unwrap();
+        for batch in [leader_change(0, 1), data_batch(1, 1), data_batch(3, 1)] {
+            log.append(batch, OffsetPolicy::Validate).unwrap();
+        }
+        log.flush().unwrap();
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".log") || n.ends_with(".index"))
+        .collect();
+    names.sort();
+    let files = names.join(",");
+    let out = dump_in(dir.path(), &["--files", &files, "--deep-iteration"]);
+    let abs = std::path::absolute(dir.path().join("00000000000000000003.log")).unwrap();
+    let expected_err = format!(
+        "Non-consecutive offsets in {}\n  -1 is followed by 3\n",
+        abs.display()
+    );
+    check(
+        &out,
+        0,
+        r#"Dumping 00000000000000000000.index
+offset: 2 position: 106
+Dumping 00000000000000000000.log
+Log starting offset: 0
+baseOffset: 0 lastOffset: 0 count: 1 baseSequence: -1 lastSequence: -1 producerId: -1 producerEpoch: -1 partitionLeaderEpoch: 1 isTransactional: false isControl: true deleteHorizonMs: OptionalLong.empty position: 0 CreateTime: 1700000000000 size: 106 magic: 2 compresscodec: none crc: 389393195 isvalid: true
+| offset: 0 CreateTime: 1700000000000 keySize: 4 valueSize: 34 sequence: -1 headerKeys: [] LeaderChange: {"version":0,"leaderId":1,"voters":[{"voterId":1},{"voterId":2},{"voterId":3}],"grantingVoters":[{"voterId":1},{"voterId":2}]}
+baseOffset: 1 lastOffset: 2 count: 2 baseSequence: -1 lastSequence: -1 producerId: -1 producerEpoch: -1 partitionLeaderEpoch: 1 isTransactional: false isControl: false deleteHorizonMs: OptionalLong.empty position: 106 CreateTime: 1700000000002 size: 92 magic: 2 compresscodec: none crc: 783116327 isvalid: true
+| offset: 1 CreateTime: 1700000000001 keySize: 2 valueSize: 5 sequence: -1 headerKeys: [h1]
+| offset: 2 CreateTime: 1700000000002 keySize: -1 valueSize: 5 sequence: -1 headerKeys: []
+Dumping 00000000000000000003.index
+00000000000000000003.index is empty.
+Dumping 00000000000000000003.log
+Log starting offset: 3
+baseOffset: 3 lastOffset: 4 count: 2 baseSequence: -1 lastSequence: -1 producerId: -1 producerEpoch: -1 partitionLeaderEpoch: 1 isTransactional: false isControl: false deleteHorizonMs: OptionalLong.empty position: 0 CreateTime: 1700000000002 size: 92 magic: 2 compresscodec: none crc: 783116327 isvalid: true
+| offset: 3 CreateTime: 1700000000001 keySize: 2 valueSize: 5 sequence: -1 headerKeys: [h1]
+| offset: 4 CreateTime: 1700000000002 keySize: -1 valueSize: 5 sequence: -1 headerKeys: []
+"#,
+        &expected_err,
+    );
+}

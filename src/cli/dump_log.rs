@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, StdoutLock, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -134,9 +134,11 @@ pub fn run(args: &DumpLogArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-type Out<'a> = BufWriter<StdoutLock<'a>>;
-
-fn dump_all(args: &DumpLogArgs, out: &mut Out<'_>, reports: &mut Reports) -> Result<(), DumpError> {
+fn dump_all(
+    args: &DumpLogArgs,
+    out: &mut impl Write,
+    reports: &mut Reports,
+) -> Result<(), DumpError> {
     for name in args.file_list() {
         writeln!(out, "Dumping {name}").map_err(DumpError::Output)?;
         let path = Path::new(name);
@@ -161,7 +163,7 @@ fn dump_all(args: &DumpLogArgs, out: &mut Out<'_>, reports: &mut Reports) -> Res
 }
 
 /// A line on stderr, after what stdout holds so far (so a terminal shows them in order).
-fn warn(out: &mut Out<'_>, line: &str) -> Result<(), DumpError> {
+fn warn(out: &mut impl Write, line: &str) -> Result<(), DumpError> {
     out.flush().map_err(DumpError::Output)?;
     eprintln!("{line}");
     Ok(())
@@ -305,7 +307,7 @@ fn dump_log(
     args: &DumpLogArgs,
     path: &Path,
     file_name: &str,
-    out: &mut Out<'_>,
+    out: &mut impl Write,
     reports: &mut Reports,
 ) -> Result<(), DumpError> {
     let header = file_header(file_name)?;
@@ -372,7 +374,7 @@ fn dump_legacy(
     file: &str,
     bytes: &[u8],
     position: u64,
-    out: &mut Out<'_>,
+    out: &mut impl Write,
 ) -> Result<(), DumpError> {
     let entry = LegacyEntry::parse(bytes).map_err(|e| corrupt_at(file, position, e))?;
     let line = fmt::legacy_line(&entry, position).map_err(|e| corrupt_at(file, position, e))?;
@@ -397,7 +399,7 @@ fn dump_batch(
     file: &str,
     bytes: Bytes,
     walk: &mut Walk,
-    out: &mut Out<'_>,
+    out: &mut impl Write,
 ) -> Result<(), DumpError> {
     let position = walk.position;
     let corrupt = |reason: String| corrupt_at(file, position, reason);
@@ -429,7 +431,7 @@ fn dump_index(
     args: &DumpLogArgs,
     path: &Path,
     file_name: &str,
-    out: &mut Out<'_>,
+    out: &mut impl Write,
     reports: &mut Reports,
 ) -> Result<(), DumpError> {
     let base_name = file_name.split('.').next().unwrap_or_default();
@@ -492,4 +494,98 @@ fn dump_index(
         reports.index_mismatches.push((absolute(path), mismatches));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::record::{BatchBuilder, BatchKind, ControlRecord, LeaderChangeMessage};
+    use crate::types::{Epoch, Offset};
+
+    fn args(files: &str, deep: bool) -> DumpLogArgs {
+        DumpLogArgs {
+            files: files.to_string(),
+            deep_iteration: deep,
+            print_data_log: deep,
+            cluster_metadata_decoder: false,
+            skip_record_metadata: false,
+            max_bytes: i32::MAX,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            verify_index_only: false,
+        }
+    }
+
+    fn segment() -> Vec<u8> {
+        let mut control = BatchBuilder::new(BatchKind::Control, Offset(0), Epoch(1));
+        let leader_change = ControlRecord::LeaderChange(LeaderChangeMessage {
+            version: 0,
+            leader_id: 1,
+            voters: vec![1, 2],
+            granting_voters: vec![1],
+        });
+        control.append_control(5, &leader_change).unwrap();
+        let mut data = BatchBuilder::new(BatchKind::Data, Offset(1), Epoch(1));
+        data.append(6, Some(b"k"), Some(b"value"), &[]).unwrap();
+        data.append(7, None, Some(b"other"), &[]).unwrap();
+        [control.build().unwrap(), data.build().unwrap()].concat()
+    }
+
+    /// Dumps `bytes` as a segment, shallow and deep; returns whether each run succeeded.
+    fn dump_bytes(dir: &Path, bytes: &[u8]) -> [bool; 2] {
+        let path = dir.join("00000000000000000000.log");
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(bytes))
+            .unwrap();
+        let files = path.to_str().unwrap();
+        [false, true].map(|deep| {
+            let mut out = Vec::new();
+            dump_all(&args(files, deep), &mut out, &mut Reports::default()).is_ok()
+        })
+    }
+
+    #[test]
+    fn every_flipped_byte_and_every_truncation_dumps_without_panicking() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = segment();
+        assert_eq!(dump_bytes(dir.path(), &good), [true, true]);
+        for at in 0..good.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut bytes = good.clone();
+                bytes[at] ^= flip;
+                dump_bytes(dir.path(), &bytes);
+            }
+        }
+        for len in 0..good.len() {
+            // A cut file only loses batches: never an error.
+            assert_eq!(dump_bytes(dir.path(), &good[..len]), [true, true], "{len}");
+        }
+    }
+
+    #[test]
+    fn the_file_list_splits_as_java_does() {
+        assert_eq!(
+            args("a.log,,b.log,,", false).file_list(),
+            ["a.log", "", "b.log"]
+        );
+    }
+
+    #[test]
+    fn snapshot_and_segment_names_give_kafka_header_lines() {
+        assert_eq!(
+            file_header("00000000000000000042.log").unwrap(),
+            "Log starting offset: 42"
+        );
+        assert_eq!(
+            file_header("00000000000000000100-0000000007.checkpoint").unwrap(),
+            "Snapshot end offset: 100, epoch: 7"
+        );
+        assert_eq!(
+            file_header("bootstrap.checkpoint").unwrap(),
+            "KRaft bootstrap snapshot"
+        );
+        assert!(file_header("x.log").is_err());
+        assert!(file_header("1-2.checkpoint").is_err());
+    }
 }
