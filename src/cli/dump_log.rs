@@ -529,7 +529,13 @@ mod tests {
         let mut data = BatchBuilder::new(BatchKind::Data, Offset(1), Epoch(1));
         data.append(6, Some(b"k"), Some(b"value"), &[]).unwrap();
         data.append(7, None, Some(b"other"), &[]).unwrap();
-        [control.build().unwrap(), data.build().unwrap()].concat()
+        let mut data = data.build().unwrap().to_vec();
+        // A producer's sequence near the wrap, so flips exercise the sequence arithmetic.
+        data[53..57].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        let crc = crc32c::crc32c(&data[crate::record::ATTRIBUTES_OFFSET..]);
+        data[crate::record::CRC_OFFSET..crate::record::ATTRIBUTES_OFFSET]
+            .copy_from_slice(&crc.to_be_bytes());
+        [control.build().unwrap().to_vec(), data].concat()
     }
 
     /// Dumps `bytes` as a segment, shallow and deep; returns whether each run succeeded.

@@ -46,14 +46,19 @@ impl InspectedBatch {
             && crc32c::crc32c(&self.bytes[ATTRIBUTES_OFFSET..]) == self.header.crc
     }
 
-    /// The sequence of the batch's last record, or [`NO_SEQUENCE`].
+    /// The sequence of the batch's last record, or [`NO_SEQUENCE`] (Kafka's `lastSequence`:
+    /// only -1 means "none" here).
     pub fn last_sequence(&self) -> i32 {
-        self.record_sequence(self.header.last_offset_delta)
+        if self.header.base_sequence == NO_SEQUENCE {
+            return NO_SEQUENCE;
+        }
+        increment_sequence(self.header.base_sequence, self.header.last_offset_delta)
     }
 
-    /// The sequence of the record at `offset_delta`, wrapping as Kafka's producers do.
+    /// The sequence of the record at `offset_delta` (Kafka's record `sequence`: any negative
+    /// base sequence means "none").
     pub fn record_sequence(&self, offset_delta: i32) -> i32 {
-        if self.header.base_sequence == NO_SEQUENCE {
+        if self.header.base_sequence < 0 {
             return NO_SEQUENCE;
         }
         increment_sequence(self.header.base_sequence, offset_delta)
@@ -65,12 +70,15 @@ impl InspectedBatch {
     }
 }
 
-/// Kafka's sequence arithmetic: past `i32::MAX` a sequence wraps to 0, not to a negative.
+/// Kafka's sequence arithmetic: past `i32::MAX` a sequence wraps to 0, not to a negative. Every
+/// step wraps as Java's `int` does, so a damaged header's values cannot overflow.
 pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
-    if sequence > i32::MAX - increment {
-        increment - (i32::MAX - sequence) - 1
+    if sequence > i32::MAX.wrapping_sub(increment) {
+        increment
+            .wrapping_sub(i32::MAX.wrapping_sub(sequence))
+            .wrapping_sub(1)
     } else {
-        sequence + increment
+        sequence.wrapping_add(increment)
     }
 }
 
@@ -194,6 +202,9 @@ mod tests {
         assert_eq!(increment_sequence(5, 3), 8);
         assert_eq!(increment_sequence(i32::MAX, 1), 0);
         assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
+        // A damaged (negative) offset delta wraps as Java's int arithmetic does.
+        assert_eq!(increment_sequence(5, -1), i32::MIN + 4);
+        assert_eq!(increment_sequence(i32::MIN, i32::MIN), 0);
         let b = InspectedBatch::new(batch()).unwrap();
         assert_eq!(b.last_sequence(), NO_SEQUENCE);
     }
