@@ -725,3 +725,19 @@ baseOffset: 3 lastOffset: 4 count: 2 baseSequence: -1 lastSequence: -1 producerI
         &expected_err,
     );
 }
+
+#[test]
+fn kafkas_script_name_runs_the_same_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), SEGMENT, &segment_bytes());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bin/kafka-dump-log.sh");
+    let out = Command::new(script)
+        .current_dir(dir.path())
+        .env("KRAFT_BINARY", env!("CARGO_BIN_EXE_kraft"))
+        .args(["--files", SEGMENT, "--deep-iteration"])
+        .output()
+        .unwrap();
+    let direct = dump_in(dir.path(), &["--files", SEGMENT, "--deep-iteration"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), stdout(&direct));
+}

@@ -124,14 +124,18 @@ pub fn run(args: &DumpLogArgs) -> Result<(), CliError> {
     let mut reports = Reports::default();
     let result = dump_all(args, &mut out, &mut reports);
     let flushed = out.flush();
-    result
-        .and_then(|()| flushed.map_err(DumpError::Output))
-        .map_err(|e| CliError {
+    match result.and_then(|()| flushed.map_err(DumpError::Output)) {
+        Ok(()) => {
+            print_reports(&reports);
+            Ok(())
+        }
+        // The reader went away (`| head`): it has what it wanted, and nobody reads the rest.
+        Err(DumpError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError {
             message: format!("dump-log: {e}"),
             exit_code: EXIT_PROBLEM,
-        })?;
-    print_reports(&reports);
-    Ok(())
+        }),
+    }
 }
 
 fn dump_all(
