@@ -741,3 +741,40 @@ fn kafkas_script_name_runs_the_same_dump() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout(&out), stdout(&direct));
 }
+
+#[test]
+fn a_batch_shorter_than_its_header_stops_the_dump_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = segment_bytes();
+    bytes[106 + 8..106 + 12].copy_from_slice(&20i32.to_be_bytes());
+    write_file(dir.path(), SEGMENT, &bytes);
+    let out = dump_in(dir.path(), &["--files", SEGMENT]);
+    check(
+        &out,
+        1,
+        r#"Dumping 00000000000000000000.log
+Log starting offset: 0
+baseOffset: 0 lastOffset: 0 count: 1 baseSequence: -1 lastSequence: -1 producerId: -1 producerEpoch: -1 partitionLeaderEpoch: 1 isTransactional: false isControl: true deleteHorizonMs: OptionalLong.empty position: 0 CreateTime: 1700000000000 size: 106 magic: 2 compresscodec: none crc: 389393195 isvalid: true
+"#,
+        r#"kraft: dump-log: 00000000000000000000.log: corrupt at position 106: batch of 32 bytes, shorter than the 61-byte batch header
+"#,
+    );
+}
+
+#[test]
+fn max_bytes_reads_only_the_batches_inside_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), SEGMENT, &segment_bytes());
+    // Up to the middle of the third batch: two batches, and no invalid-bytes line.
+    let out = dump_in(dir.path(), &["--files", SEGMENT, "--max-bytes", "250"]);
+    check(
+        &out,
+        0,
+        r#"Dumping 00000000000000000000.log
+Log starting offset: 0
+baseOffset: 0 lastOffset: 0 count: 1 baseSequence: -1 lastSequence: -1 producerId: -1 producerEpoch: -1 partitionLeaderEpoch: 1 isTransactional: false isControl: true deleteHorizonMs: OptionalLong.empty position: 0 CreateTime: 1700000000000 size: 106 magic: 2 compresscodec: none crc: 389393195 isvalid: true
+baseOffset: 1 lastOffset: 2 count: 2 baseSequence: -1 lastSequence: -1 producerId: -1 producerEpoch: -1 partitionLeaderEpoch: 1 isTransactional: false isControl: false deleteHorizonMs: OptionalLong.empty position: 106 CreateTime: 1700000000002 size: 92 magic: 2 compresscodec: none crc: 783116327 isvalid: true
+"#,
+        "",
+    );
+}
