@@ -215,7 +215,8 @@ fn control_suffix(record: &Record) -> Result<String, RenderError> {
             )
         }
         ControlRecordType::Unknown(id) => format!(" controlType: UNKNOWN({id})"),
-        _ => match ControlRecord::decode(&key[..CONTROL_KEY_BYTES], value)? {
+        // Like Kafka's readers, bytes after the message are not looked at.
+        _ => match ControlRecord::decode_prefix(&key[..CONTROL_KEY_BYTES], value)?.0 {
             ControlRecord::LeaderChange(m) => format!(" LeaderChange: {}", leader_change_json(&m)),
             ControlRecord::SnapshotHeader(m) => format!(" SnapshotHeader {}", header_json(&m)),
             ControlRecord::SnapshotFooter(m) => format!(" SnapshotFooter {}", footer_json(&m)),
@@ -419,6 +420,31 @@ mod tests {
         assert!(metadata_payload(5, Some(&[0])).contains("frame version 0."));
         assert!(metadata_payload(6, Some(&[1, 2, 0])).ends_with("(type 2, version 0)"));
         assert!(metadata_payload(7, Some(&[1, 0xff, 0xff, 0x03])).ends_with("type was too large."));
+    }
+
+    #[test]
+    fn a_control_value_with_bytes_after_the_message_renders_as_kafka_reads_it() {
+        use crate::record::{BatchBuilder, BatchKind};
+        use crate::types::{Epoch, Offset};
+        let mut b = BatchBuilder::new(BatchKind::Control, Offset(3), Epoch(1));
+        // A SnapshotFooter value (version 0, no tags) followed by one stray byte.
+        let footer = ControlRecord::Unknown {
+            record_type: 4,
+            value: bytes::Bytes::from_static(&[0, 0, 0, 9]),
+        };
+        b.append_control(10, &footer).unwrap();
+        let batch = InspectedBatch::new(b.build().unwrap()).unwrap();
+        let record = batch.records().next().unwrap().unwrap();
+        let style = RecordStyle {
+            skip_metadata: false,
+            print_contents: false,
+            metadata_decoder: false,
+        };
+        assert_eq!(
+            record_line(&batch, &record, style).unwrap(),
+            "| offset: 3 CreateTime: 10 keySize: 4 valueSize: 4 sequence: -1 headerKeys: [] \
+             SnapshotFooter {\"version\":0}"
+        );
     }
 
     #[test]
