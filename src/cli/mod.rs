@@ -6,6 +6,8 @@
 
 mod bench;
 mod bench_processes;
+mod dump_log;
+mod dump_log_format;
 mod kafka_client;
 mod producer_perf;
 mod quorum;
@@ -81,6 +83,8 @@ enum Command {
     Quorum(quorum::QuorumArgs),
     /// Follow the quorum's committed log with no node id, printing each record as it commits.
     Tail(tail::TailArgs),
+    /// Kafka's kafka-dump-log: print the batches and records of segment, snapshot and index files.
+    DumpLog(dump_log::DumpLogArgs),
 }
 
 /// `--config F` and `--override key=value`, shared by every command that reads a config.
@@ -131,6 +135,7 @@ pub fn run() -> i32 {
         Command::ProducerPerfTest(args) => producer_perf::run(&args),
         Command::Quorum(args) => quorum::run(&args),
         Command::Tail(args) => tail::run(&args),
+        Command::DumpLog(args) => dump_log::run(&args),
     };
     match result {
         Ok(()) => 0,

@@ -41,6 +41,12 @@ impl Compression {
         }
     }
 
+    /// The codec named by a batch's (or a legacy record's) attributes.
+    pub fn from_attributes(attributes: i16) -> Result<Compression, RecordError> {
+        Compression::from_id((attributes & COMPRESSION_MASK) as u8)
+    }
+
+    /// Kafka's name for the codec (`CompressionType.name`), as its tools print it.
     pub fn name(self) -> &'static str {
         match self {
             Compression::None => "none",
@@ -251,24 +257,7 @@ impl RecordBatch {
     /// Iterates over the records, decompressing them first when the batch is compressed (a
     /// batch that does not decompress yields that one error).
     pub fn records(&self) -> Records {
-        let body = self.bytes.slice(RECORD_BATCH_OVERHEAD..);
-        let count = self.header.records_count.max(0) as usize;
-        let (body, failure) = match self.header.compression() {
-            Ok(Compression::None) => (body, None),
-            Ok(codec) => match super::decompress(codec, &body) {
-                Ok(plain) => (plain, None),
-                Err(e) => (Bytes::new(), Some(e)),
-            },
-            Err(e) => (Bytes::new(), Some(e)),
-        };
-        Records {
-            body,
-            pos: 0,
-            index: 0,
-            count,
-            failure,
-            done: false,
-        }
+        records_in(&self.header, &self.bytes)
     }
 
     /// Decodes every record, checking that exactly `recordsCount` records fill the batch.
@@ -282,6 +271,30 @@ impl RecordBatch {
             out.push(record?);
         }
         Ok(out)
+    }
+}
+
+/// The records of the batch `bytes` whose header is `header`, decompressed first when the batch
+/// is compressed (a batch that does not decompress yields that one error). Checks nothing else:
+/// callers decide whether the batch was valid.
+pub(super) fn records_in(header: &BatchHeader, bytes: &Bytes) -> Records {
+    let body = bytes.slice(RECORD_BATCH_OVERHEAD.min(bytes.len())..);
+    let count = header.records_count.max(0) as usize;
+    let (body, failure) = match header.compression() {
+        Ok(Compression::None) => (body, None),
+        Ok(codec) => match super::decompress(codec, &body) {
+            Ok(plain) => (plain, None),
+            Err(e) => (Bytes::new(), Some(e)),
+        },
+        Err(e) => (Bytes::new(), Some(e)),
+    };
+    Records {
+        body,
+        pos: 0,
+        index: 0,
+        count,
+        failure,
+        done: false,
     }
 }
 

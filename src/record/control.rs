@@ -209,8 +209,19 @@ impl ControlRecord {
         out
     }
 
-    /// Decodes a control record from its key and value.
+    /// Decodes a control record from its key and value, which must hold nothing more.
     pub fn decode(key: &[u8], value: &[u8]) -> Result<ControlRecord, RecordError> {
+        let (record, left) = Self::decode_prefix(key, value)?;
+        if left != 0 {
+            return Err(bad("bytes left after the message"));
+        }
+        Ok(record)
+    }
+
+    /// Decodes a control record as Kafka's generated readers do: whatever follows the message's
+    /// tagged fields is not looked at (returned: how many bytes that is). For tools that show
+    /// what Kafka would show; the log itself uses the strict [`ControlRecord::decode`].
+    pub fn decode_prefix(key: &[u8], value: &[u8]) -> Result<(ControlRecord, usize), RecordError> {
         let mut k = Cursor::new(key);
         let version = k.i16().ok_or_else(|| bad("key shorter than 4 bytes"))?;
         let record_type = k.i16().ok_or_else(|| bad("key shorter than 4 bytes"))?;
@@ -243,17 +254,15 @@ impl ControlRecord {
             }),
             ControlRecordType::KRaftVoters => ControlRecord::Voters(read_voters(&mut cur)?),
             _ => {
-                return Ok(ControlRecord::Unknown {
+                let unknown = ControlRecord::Unknown {
                     record_type,
                     value: Bytes::copy_from_slice(value),
-                });
+                };
+                return Ok((unknown, 0));
             }
         };
         skip_tagged_fields(&mut cur)?;
-        if cur.remaining() != 0 {
-            return Err(bad("bytes left after the message"));
-        }
-        Ok(record)
+        Ok((record, cur.remaining()))
     }
 }
 
@@ -442,8 +451,11 @@ mod tests {
         assert!(
             ControlRecord::decode(&[0, 0, 0, 6], &[0, 0, 0xff, 0xff, 0xff, 0xff, 0x07]).is_err()
         );
-        // Trailing garbage after the tags.
+        // Trailing garbage after the tags: refused, though a tool may read past it as Kafka does.
         assert!(ControlRecord::decode(&[0, 0, 0, 4], &[0, 0, 0, 9]).is_err());
+        let (footer, left) = ControlRecord::decode_prefix(&[0, 0, 0, 4], &[0, 0, 0, 9]).unwrap();
+        assert_eq!(footer.record_type(), ControlRecordType::SnapshotFooter);
+        assert_eq!(left, 1);
         // Element counts are bounded by each element's smallest encoding, not by one byte each.
         let voters = [0, 0, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         assert!(ControlRecord::decode(&[0, 0, 0, 6], &voters).is_err());

@@ -1,10 +1,11 @@
 //! Kafka's record batch v2 ("magic 2"), byte for byte: the unit of the replicated log, of fetch
 //! responses and of snapshot files.
 //!
-//! Owns encoding ([`BatchBuilder`]), decoding and validation ([`RecordBatch`], [`BatchIter`]) and
-//! the control records KRaft writes ([`ControlRecord`]). Decoding never panics on untrusted bytes
-//! and never allocates more than the bytes it was given can justify; every failure is a
-//! [`RecordError`]. It must never do IO: callers hand it bytes.
+//! Owns encoding ([`BatchBuilder`]), decoding and validation ([`RecordBatch`], [`BatchIter`]),
+//! the control records KRaft writes ([`ControlRecord`]), and the lenient reading operator tools
+//! need ([`InspectedBatch`]: a batch shown whatever its CRC says). Decoding never panics on
+//! untrusted bytes and never allocates more than the bytes it was given can justify; every
+//! failure is a [`RecordError`]. It must never do IO: callers hand it bytes.
 //!
 //! Layout (all integers big-endian), see docs/protocol.md §15:
 //! ```text
@@ -21,6 +22,7 @@ mod control;
 mod cursor;
 mod entry;
 mod error;
+mod inspect;
 mod restamp;
 
 pub use batch::{BatchHeader, BatchIter, Compression, RecordBatch, Records, next_batch_size};
@@ -32,6 +34,7 @@ pub use control::{
 };
 pub use entry::{Record, RecordHeader};
 pub use error::RecordError;
+pub use inspect::{EndTxnMarker, InspectedBatch, LegacyEntry, NO_SEQUENCE, increment_sequence};
 pub use restamp::{check_client_header, restamp};
 
 /// Bytes before `batchLength`'s coverage starts: baseOffset (8) + batchLength (4).
