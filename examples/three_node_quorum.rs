@@ -49,6 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             security: Default::default(),
             rack: None,
             directory_id: None,
+            listener_name: None,
         };
         nodes.push(Some(NodeHandle::start(options).await?));
         println!("node {} listening on {}", i + 1, addresses[i].1);

@@ -455,6 +455,7 @@ fn fuzz_quorum_view() -> crate::kafka::QuorumView {
         endpoints: (1..=3)
             .filter_map(|i| Endpoint::parse(NodeId(i), &format!("localhost:{}", 9090 + i)))
             .collect(),
+        listener_name: Some("CONTROLLER".into()),
         leader_id: Some(NodeId(1)),
         epoch: crate::types::Epoch(3),
         is_leader: true,

@@ -34,6 +34,7 @@
 //!         security: Default::default(),      // PLAINTEXT
 //!         rack: None,
 //!         directory_id: None,
+//!         listener_name: None,
 //!     })
 //!     .await
 //!     .unwrap();
@@ -117,6 +118,9 @@ pub struct NodeOptions {
     pub rack: Option<String>,
     /// The metadata log directory's id (`meta.properties`), which DescribeQuorum reports.
     pub directory_id: Option<crate::uuid::Uuid>,
+    /// The quorum listener's name (the first of `controller.listener.names`), which
+    /// DescribeQuorum reports with each voter's endpoint; `None`: no endpoints are reported.
+    pub listener_name: Option<String>,
 }
 
 impl NodeOptions {
@@ -137,6 +141,7 @@ impl NodeOptions {
             local_id: node_id,
             local_rack: self.rack.clone(),
             local_directory_id: self.directory_id,
+            listener_name: self.listener_name,
             racks: Default::default(),
             directory_ids: Default::default(),
             endpoints: self

@@ -246,5 +246,6 @@ fn options(target: TailTarget) -> NodeOptions {
         security: target.security,
         rack: None,
         directory_id: None,
+        listener_name: None,
     }
 }

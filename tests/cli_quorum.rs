@@ -137,9 +137,11 @@ fn describe_status_and_replication_agree_with_the_nodes() {
     );
     let voters: Vec<String> = (1..=3)
         .map(|id| {
+            // Each voter's endpoint on the quorum listener, as Kafka lists a static voter's.
             format!(
-                "{{\"id\": {id}, \"directoryId\": \"{}\"}}",
-                meta(dir.path(), id)["directory.id"]
+                "{{\"id\": {id}, \"directoryId\": \"{}\", \"endpoints\": [\"PLAINTEXT://localhost:{}\"]}}",
+                meta(dir.path(), id)["directory.id"],
+                ports[id - 1]
             )
         })
         .collect();

@@ -160,6 +160,7 @@ fn view(is_leader: bool) -> QuorumView {
         endpoints: (1..=3)
             .map(|i| Endpoint::parse(NodeId(i), &format!("127.0.0.1:{}", 9090 + i)).unwrap())
             .collect(),
+        listener_name: Some("CONTROLLER".into()),
         leader_id: Some(NodeId(if is_leader { 1 } else { 2 })),
         epoch: Epoch(5),
         is_leader,
@@ -574,4 +575,60 @@ fn producers_whose_batches_were_cleaned_away_are_forgotten() {
     // Producer 1 is unknown again (any sequence); producer 2 still expects 3.
     assert_eq!(states.check(&header(1, 0, 7)), SequenceCheck::Append);
     assert_eq!(states.check(&header(2, 0, 7)), SequenceCheck::OutOfOrder);
+}
+
+/// DescribeQuorum v2 from the leader lists each voter's endpoint on the quorum listener and
+/// each observer that fetched with an id; older versions and non-leaders list no endpoints.
+#[test]
+fn describe_quorum_reports_voter_endpoints_and_observers() {
+    use kraft::kafka::ReplicaReport;
+    let Ok(Parsed::Request { request, .. }) = parse(sample(ApiKey::DescribeQuorum, 2)) else {
+        panic!("the sample parses");
+    };
+    let KafkaRequest::DescribeQuorum(r) = *request else {
+        panic!("a DescribeQuorum request");
+    };
+    let mut leader = view(true);
+    let observer = ReplicaReport {
+        log_end_offset: Some(Offset(38)),
+        last_fetch_ms: Some(1_050),
+        last_caught_up_ms: Some(1_000),
+    };
+    leader.observers.insert(NodeId(7), observer);
+    let answer = quorum::describe_quorum(&r, 2, &leader);
+    let nodes: Vec<(i32, String, String, u16)> = answer
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            n.listeners.iter().map(move |l| {
+                let (name, host) = (l.name.to_string(), l.host.to_string());
+                (n.node_id.0, name, host, l.port)
+            })
+        })
+        .collect();
+    let expected: Vec<(i32, String, String, u16)> = (1..=3)
+        .map(|i| (i, "CONTROLLER".into(), "127.0.0.1".into(), 9090 + i as u16))
+        .collect();
+    assert_eq!(nodes, expected);
+    let p = &answer.topics[0].partitions[0];
+    let observers: Vec<(i32, i64, i64, i64)> = p
+        .observers
+        .iter()
+        .map(|o| {
+            let (end, fetched) = (o.log_end_offset, o.last_fetch_timestamp);
+            (o.replica_id.0, end, fetched, o.last_caught_up_timestamp)
+        })
+        .collect();
+    assert_eq!(observers, vec![(7, 38, 1_050, 1_000)]);
+    assert!(p.current_voters.iter().all(|v| v.replica_id.0 != 7));
+
+    assert!(quorum::describe_quorum(&r, 1, &leader).nodes.is_empty());
+    assert!(
+        quorum::describe_quorum(&r, 2, &view(false))
+            .nodes
+            .is_empty()
+    );
+    let mut unnamed = view(true);
+    unnamed.listener_name = None;
+    assert!(quorum::describe_quorum(&r, 2, &unnamed).nodes.is_empty());
 }

@@ -116,6 +116,7 @@ async fn a_node_of_another_cluster_is_refused_and_disturbs_nothing() {
         security: Default::default(),
         rack: None,
         directory_id: None,
+        listener_name: None,
     })
     .await
     .unwrap();

@@ -37,6 +37,7 @@ fn options(dir: &std::path::Path) -> NodeOptions {
         security: Default::default(),
         rack: None,
         directory_id: None,
+        listener_name: None,
     }
 }
 

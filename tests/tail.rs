@@ -174,3 +174,63 @@ async fn records_only_a_snapshot_holds_are_reported_as_a_gap() {
     assert_eq!(records.last().unwrap().value, Some(big(199)));
     tail.stop().await;
 }
+
+/// Over mutual TLS the tail presents a certificate that names no node id: the voters let it
+/// fetch, as an id-less client, and it follows the log as over PLAINTEXT.
+#[actix_rt::test]
+async fn the_tail_follows_a_quorum_over_mutual_tls_with_an_idless_certificate() {
+    use common::tls::TestCa;
+    use kraft::config::{KeyStore, ListenerSecurity, TlsSettings, TrustStore};
+    let ca = TestCa::new("tail-ca");
+    let certs = tempfile::tempdir().unwrap();
+    let security = (1..=3)
+        .map(|id| ca.node_settings(id, certs.path()))
+        .collect();
+    let cluster = common::cluster::start_cluster_secured(
+        "tail-tls",
+        3,
+        LogConfig::default(),
+        SnapshotPolicy::default(),
+        security,
+    )
+    .await;
+    wait_for_leader(&cluster, None).await;
+    let identity = ca.identity(None);
+    let mut tls_target = target(&cluster);
+    tls_target.security = ListenerSecurity::Ssl(TlsSettings {
+        keystore: KeyStore::Inline {
+            chain: identity.chain_pem,
+            key: identity.key_pem,
+        },
+        truststore: TrustStore::Inline(ca.pem()),
+        check_hostname: false,
+        scoped_keys: Default::default(),
+    });
+    let mut tail = Tail::start(tls_target, Offset(0)).await.unwrap();
+    let mut last = Offset(0);
+    for i in 0..5 {
+        last = append_somewhere(&cluster, value(i)).await;
+    }
+    let records = take_until(&mut tail, Offset(last.0 + 1)).await;
+    let values: Vec<_> = records.iter().filter_map(|r| r.value.clone()).collect();
+    assert_eq!(values, (0..5).map(value).collect::<Vec<_>>());
+    tail.stop().await;
+
+    // A client the CA never signed is refused: nothing arrives.
+    let stranger = TestCa::new("stranger").identity(None);
+    let mut bad_target = target(&cluster);
+    bad_target.security = ListenerSecurity::Ssl(TlsSettings {
+        keystore: KeyStore::Inline {
+            chain: stranger.chain_pem,
+            key: stranger.key_pem,
+        },
+        truststore: TrustStore::Inline(ca.pem()),
+        check_hostname: false,
+        scoped_keys: Default::default(),
+    });
+    let mut refused = Tail::start(bad_target, Offset(0)).await.unwrap();
+    let step = actix_rt::time::timeout(Duration::from_secs(3), refused.next()).await;
+    assert!(step.is_err(), "an unsigned client got {step:?}");
+    assert_eq!(refused.node().describe().await.unwrap().leader_id, None);
+    refused.stop().await;
+}

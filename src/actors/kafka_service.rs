@@ -60,6 +60,8 @@ pub struct ClusterInfo {
     pub local_directory_id: Option<crate::uuid::Uuid>,
     /// Each voter's listener address, which clients dial.
     pub endpoints: Vec<Endpoint>,
+    /// The quorum listener's name, reported with the voters' endpoints (none: not reported).
+    pub listener_name: Option<String>,
     /// The rack each peer announced (peers without one are absent).
     pub racks: Mutex<BTreeMap<NodeId, String>>,
     /// The directory id each peer announced.
@@ -185,6 +187,7 @@ impl KafkaFace {
             cluster_id: self.cluster.cluster_id.clone(),
             local_id: self.cluster.local_id,
             endpoints: self.cluster.endpoints.clone(),
+            listener_name: self.cluster.listener_name.clone(),
             leader_id: status.leader_id,
             epoch: status.epoch,
             is_leader: status.role == RoleKind::Leader,

@@ -276,6 +276,7 @@ async fn start_quorum(
             security: bench_security(tls, addresses[i].0),
             rack: None,
             directory_id: None,
+            listener_name: None,
         };
         let node = NodeHandle::start(options)
             .await

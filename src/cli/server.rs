@@ -261,6 +261,7 @@ fn node_options(
         security: config.security.clone(),
         rack: config.rack.clone(),
         directory_id: meta.directory_id,
+        listener_name: Some(config.controller_listener().name.clone()),
         snapshots: SnapshotPolicy {
             max_bytes: config.metadata_log.max_record_bytes_between_snapshots,
             interval: config.metadata_log.max_snapshot_interval,

@@ -4,8 +4,11 @@
 //! controllers do.
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaState, TopicData};
+use kafka_protocol::messages::describe_quorum_response::{
+    Listener, Node, PartitionData, ReplicaState, TopicData,
+};
 use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
+use kafka_protocol::protocol::StrBytes;
 
 use super::{PARTITION, QuorumView, ReplicaReport, is_quorum_topic};
 use crate::types::NodeId;
@@ -16,6 +19,10 @@ pub fn describe_quorum(
     view: &QuorumView,
 ) -> DescribeQuorumResponse {
     let mut response = DescribeQuorumResponse::default();
+    // The voters' endpoints exist from v2 (KIP-853), and only the leader's answer carries them.
+    if version >= 2 && view.is_leader {
+        response.nodes = voter_nodes(view);
+    }
     response.topics = request
         .topics
         .iter()
@@ -35,6 +42,26 @@ pub fn describe_quorum(
         })
         .collect();
     response
+}
+
+/// Each voter's endpoint on the quorum listener, as Kafka lists a static voter set's.
+fn voter_nodes(view: &QuorumView) -> Vec<Node> {
+    let Some(name) = &view.listener_name else {
+        return Vec::new();
+    };
+    view.endpoints
+        .iter()
+        .map(|e| {
+            let mut listener = Listener::default();
+            listener.name = StrBytes::from_string(name.clone());
+            listener.host = StrBytes::from_string(e.host.clone());
+            listener.port = e.port;
+            let mut node = Node::default();
+            node.node_id = BrokerId(e.node_id.0);
+            node.listeners = vec![listener];
+            node
+        })
+        .collect()
 }
 
 fn partition(ours: bool, index: i32, version: i16, view: &QuorumView) -> PartitionData {

@@ -34,6 +34,8 @@ pub struct QuorumView {
     pub local_id: Option<NodeId>,
     /// Every voter's endpoint, by id.
     pub endpoints: Vec<Endpoint>,
+    /// The quorum listener's name, which DescribeQuorum reports with each voter's endpoint.
+    pub listener_name: Option<String>,
     pub leader_id: Option<NodeId>,
     pub epoch: Epoch,
     /// Whether this node is the leader (and not resigning).

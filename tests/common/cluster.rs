@@ -55,6 +55,7 @@ impl Cluster {
             security: self.security.get(i).cloned().unwrap_or_default(),
             rack: self.racks.get(i).cloned(),
             directory_id: Some(kraft::uuid::Uuid([i as u8 + 1; 16])),
+            listener_name: None,
         }
     }
 
@@ -222,6 +223,7 @@ pub fn single_node_options(dir: &std::path::Path, voters: &[i32]) -> NodeOptions
         security: Default::default(),
         rack: None,
         directory_id: None,
+        listener_name: None,
     }
 }
 
