@@ -21,14 +21,17 @@
 //! - [`security`]: mutual TLS between peers (rustls) and the rule binding a node id to its
 //!   certificate (`kraft://node/<id>`); the same PEM stores as a tool's client TLS.
 //! - [`state_machine`]: the contract an application's replicated state implements.
+//! - [`tail`]: following the committed log with no node id (a node on an in-memory disk), the
+//!   library side of `kraft tail`.
 //! - [`cli`]: the `kraft` command line (server, operator tools, benchmark; `kraft quorum`, a
 //!   small synchronous Kafka admin client with Kafka's describe formats and a ratatui
-//!   dashboard); [`telemetry`] sets up logging for it.
+//!   dashboard; `kraft dump-log` in Kafka's lines; `kraft tail`); [`telemetry`] sets up
+//!   logging for it.
 //! - [`types`], [`uuid`]: the KRaft vocabulary's newtypes and Kafka's 128-bit ids.
 //!
 //! The design is described in `docs/architecture.md`, the protocol rules in `docs/protocol.md`,
-//! what is durable when in `docs/durability.md`, and what Kafka clients get in
-//! `docs/kafka-face.md`.
+//! what is durable when in `docs/durability.md`, what Kafka clients get in
+//! `docs/kafka-face.md`, and the operator tools and observers in `docs/tools.md`.
 
 #![deny(unsafe_code)]
 
