@@ -195,18 +195,22 @@ async fn the_tail_follows_a_quorum_over_mutual_tls_with_an_idless_certificate() 
     )
     .await;
     wait_for_leader(&cluster, None).await;
-    let identity = ca.identity(None);
-    let mut tls_target = target(&cluster);
-    tls_target.security = ListenerSecurity::Ssl(TlsSettings {
-        keystore: KeyStore::Inline {
-            chain: identity.chain_pem,
-            key: identity.key_pem,
-        },
-        truststore: TrustStore::Inline(ca.pem()),
-        check_hostname: false,
-        scoped_keys: Default::default(),
-    });
-    let mut tail = Tail::start(tls_target, Offset(0)).await.unwrap();
+    // The tail's certificate, and the CA it trusts, as inline PEM.
+    let over_tls = |identity: common::tls::Identity| TailTarget {
+        security: ListenerSecurity::Ssl(TlsSettings {
+            keystore: KeyStore::Inline {
+                chain: identity.chain_pem,
+                key: identity.key_pem,
+            },
+            truststore: TrustStore::Inline(ca.pem()),
+            check_hostname: false,
+            scoped_keys: Default::default(),
+        }),
+        ..target(&cluster)
+    };
+    let mut tail = Tail::start(over_tls(ca.identity(None)), Offset(0))
+        .await
+        .unwrap();
     let mut last = Offset(0);
     for i in 0..5 {
         last = append_somewhere(&cluster, value(i)).await;
@@ -218,17 +222,7 @@ async fn the_tail_follows_a_quorum_over_mutual_tls_with_an_idless_certificate() 
 
     // A client the CA never signed is refused: nothing arrives.
     let stranger = TestCa::new("stranger").identity(None);
-    let mut bad_target = target(&cluster);
-    bad_target.security = ListenerSecurity::Ssl(TlsSettings {
-        keystore: KeyStore::Inline {
-            chain: stranger.chain_pem,
-            key: stranger.key_pem,
-        },
-        truststore: TrustStore::Inline(ca.pem()),
-        check_hostname: false,
-        scoped_keys: Default::default(),
-    });
-    let mut refused = Tail::start(bad_target, Offset(0)).await.unwrap();
+    let mut refused = Tail::start(over_tls(stranger), Offset(0)).await.unwrap();
     let step = actix_rt::time::timeout(Duration::from_secs(3), refused.next()).await;
     assert!(step.is_err(), "an unsigned client got {step:?}");
     assert_eq!(refused.node().describe().await.unwrap().leader_id, None);

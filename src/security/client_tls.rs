@@ -5,10 +5,8 @@
 use std::sync::Arc;
 
 use rustls::ClientConfig;
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::ServerCertVerifier;
 
-use super::peer_tls::{AnyHostName, TlsError, read_keystore, read_truststore};
+use super::peer_tls::{TlsError, read_keystore, read_truststore, verifying_client};
 use crate::config::ClientTlsSettings;
 use crate::config::keys;
 
@@ -23,18 +21,8 @@ pub fn client_config(settings: &ClientTlsSettings) -> Result<Arc<ClientConfig>, 
         file: None,
         reason,
     };
-    let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-        .build()
+    let builder = verifying_client(roots, provider, settings.check_hostname)
         .map_err(|e| trust_error(e.to_string()))?;
-    let verifier: Arc<dyn ServerCertVerifier> = match settings.check_hostname {
-        true => server_verifier,
-        false => Arc::new(AnyHostName(server_verifier)),
-    };
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| trust_error(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
     let config = match &settings.keystore {
         None => builder.with_no_client_auth(),
         Some(store) => {

@@ -87,18 +87,8 @@ impl PeerTls {
             .with_client_cert_verifier(client_verifier)
             .with_single_cert(chain.clone(), key.clone_key())
             .map_err(key_error)?;
-        let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-            .build()
-            .map_err(|e| trust_error(e.to_string()))?;
-        let verifier: Arc<dyn ServerCertVerifier> = match settings.check_hostname {
-            true => server_verifier,
-            false => Arc::new(AnyHostName(server_verifier)),
-        };
-        let client = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+        let client = verifying_client(roots, provider, settings.check_hostname)
             .map_err(|e| trust_error(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(chain, key)
             .map_err(key_error)?;
         Ok(PeerTls {
@@ -326,6 +316,27 @@ fn normalize_pem(text: &str) -> String {
     }
     tokens(rest, &mut out);
     out
+}
+
+/// A client configuration that checks a server's chain against `roots` (and, when
+/// `check_hostname`, that it names the dialed host), before the client's own certificate is
+/// chosen: what a peer and a tool dial with.
+pub(super) fn verifying_client(
+    roots: Arc<rustls::RootCertStore>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    check_hostname: bool,
+) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>, rustls::Error> {
+    let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let verifier: Arc<dyn ServerCertVerifier> = match check_hostname {
+        true => server_verifier,
+        false => Arc::new(AnyHostName(server_verifier)),
+    };
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier))
 }
 
 /// `ssl.endpoint.identification.algorithm=` (empty): every check of a peer's certificate but
