@@ -1,0 +1,168 @@
+//! What the replication driver records: Kafka's raft metrics, derived from the core's state
+//! after each step and from the actions the driver executes.
+//!
+//! Owns the driver-side bookkeeping Kafka's metrics need and the core does not keep: when the
+//! current election began, and when each of the leader's uncommitted batches was appended (for
+//! `commit-latency`). Used by the driver actor only (no locks of its own); it must never change
+//! what the driver does, and reads the core only through its public accessors.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::node_metrics::{CurrentState, NodeMetrics, RaftState};
+use crate::raft::{Replica, RoleKind};
+use crate::types::{Epoch, Offset};
+
+/// Leader batches remembered until they commit, for `commit-latency`. One per append; beyond
+/// this (a leader far ahead of its quorum) further batches go unmeasured rather than growing
+/// memory. Equal to the driver's cap on appends waiting for their outcome.
+const MAX_TRACKED_BATCHES: usize = crate::actors::driver::MAX_PENDING_APPENDS;
+
+/// A leader batch waiting to commit.
+#[derive(Debug, Clone, Copy)]
+struct Uncommitted {
+    /// The offset after the batch: committed once the high watermark reaches it.
+    next_offset: Offset,
+    appended_ms: u64,
+    records: u64,
+}
+
+/// The driver's recorder of Kafka's raft metrics.
+#[derive(Debug)]
+pub struct RaftRecorder {
+    metrics: Arc<NodeMetrics>,
+    /// Role and epoch after the previous step.
+    last: Option<(RoleKind, Epoch)>,
+    election_started_ms: Option<u64>,
+    uncommitted: VecDeque<Uncommitted>,
+}
+
+impl RaftRecorder {
+    pub fn new(metrics: Arc<NodeMetrics>) -> Self {
+        RaftRecorder {
+            metrics,
+            last: None,
+            election_started_ms: None,
+            uncommitted: VecDeque::new(),
+        }
+    }
+
+    /// After a step (or a rebuild) of the core: the gauges, and an election's start or end.
+    pub fn observe(&mut self, replica: &Replica) {
+        let (role, epoch) = (replica.role(), replica.epoch());
+        let now = self.metrics.now_ms();
+        if self.last != Some((role, epoch)) {
+            match role {
+                RoleKind::Prospective => self.election_started_ms = Some(now),
+                // Kafka restarts the clock at every new candidacy (each epoch's); one that
+                // follows a won pre-vote continues the election the pre-vote began.
+                RoleKind::Candidate => {
+                    let after_pre_vote = matches!(self.last, Some((RoleKind::Prospective, _)));
+                    if !after_pre_vote || self.election_started_ms.is_none() {
+                        self.election_started_ms = Some(now);
+                    }
+                }
+                RoleKind::Leader | RoleKind::Follower => {
+                    if let Some(start) = self.election_started_ms.take() {
+                        self.metrics
+                            .record_election_latency(now.saturating_sub(start) as f64, now);
+                    }
+                }
+                RoleKind::Unattached | RoleKind::Resigned => {}
+            }
+            if role != RoleKind::Leader {
+                // What the old leader appended commits (or not) under another leader.
+                self.uncommitted.clear();
+            }
+            self.last = Some((role, epoch));
+        }
+        self.metrics.set_raft_state(raft_state(replica));
+    }
+
+    /// Batches the driver is about to append to the log, as `leader` or as follower.
+    pub fn appended(&mut self, batches: &Bytes, leader: bool) -> (u64, u64) {
+        let now = self.metrics.now_ms();
+        let (mut total_records, mut rest) = (0, &batches[..]);
+        while let Ok(Some(size)) = crate::record::next_batch_size(rest) {
+            if let Ok(header) = crate::record::BatchHeader::parse(&rest[..size]) {
+                let records = if header.is_control() {
+                    0
+                } else {
+                    (header.last_offset().0 - header.base_offset().0 + 1) as u64
+                };
+                total_records += records;
+                self.metrics
+                    .record_appended(records, size as u64, leader, now);
+                if leader && records > 0 && self.uncommitted.len() < MAX_TRACKED_BATCHES {
+                    self.uncommitted.push_back(Uncommitted {
+                        next_offset: Offset(header.last_offset().0 + 1),
+                        appended_ms: now,
+                        records,
+                    });
+                }
+            }
+            rest = &rest[size..];
+        }
+        (total_records, batches.len() as u64)
+    }
+
+    /// The high watermark advanced to `hw`: the leader's batches below it committed.
+    pub fn committed(&mut self, hw: Offset) {
+        let now = self.metrics.now_ms();
+        while let Some(batch) = self.uncommitted.front().copied() {
+            if batch.next_offset > hw {
+                break;
+            }
+            self.uncommitted.pop_front();
+            let elapsed = now.saturating_sub(batch.appended_ms) as f64;
+            self.metrics
+                .record_commit_latency(elapsed / batch.records as f64, now);
+        }
+    }
+
+    /// A follower refused what it fetched from the leader.
+    pub fn rejected_batch(&self, reason: super::BatchRejection) {
+        self.metrics.record_rejected_batch(reason);
+    }
+
+    /// The driver handled one message, starting at `started`.
+    pub fn busy_since(&self, started: Instant) {
+        self.metrics
+            .record_busy(started.elapsed(), self.metrics.now_ms());
+    }
+}
+
+/// Kafka's gauges from the core's state.
+fn raft_state(replica: &Replica) -> RaftState {
+    let local = replica.config().local_id;
+    let is_voter = local.is_some_and(|id| replica.config().voters.contains(&id));
+    let role = replica.role();
+    let state = match role {
+        RoleKind::Leader => CurrentState::Leader,
+        RoleKind::Candidate => CurrentState::Candidate,
+        RoleKind::Prospective => CurrentState::Prospective,
+        RoleKind::Follower if is_voter => CurrentState::Follower,
+        RoleKind::Follower => CurrentState::Observer,
+        RoleKind::Unattached if replica.voted_id().is_some() => CurrentState::Voted,
+        RoleKind::Unattached | RoleKind::Resigned => CurrentState::Unattached,
+    };
+    // Kafka reports its own id while it leads or stands, the vote while unattached, else none.
+    let vote = match role {
+        RoleKind::Leader | RoleKind::Candidate | RoleKind::Prospective => local.map(|n| n.0),
+        RoleKind::Unattached => replica.voted_id().map(|n| n.0),
+        RoleKind::Follower | RoleKind::Resigned => None,
+    };
+    let log = replica.log();
+    RaftState {
+        state,
+        leader: replica.leader_id().map_or(-1, |n| i64::from(n.0)),
+        vote: vote.map_or(-1, i64::from),
+        epoch: i64::from(replica.epoch().0),
+        high_watermark: replica.high_watermark().map_or(-1, |o| o.0),
+        log_end_offset: log.log_end_offset().0,
+        log_end_epoch: i64::from(log.last_fetched_epoch().0),
+    }
+}
