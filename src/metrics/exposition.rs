@@ -259,6 +259,7 @@ mod tests {
             "kafka_server_raft_metrics_log_end_offset 41",
             "kafka_server_raft_metrics_commit_latency_avg NaN",
             "kafka_server_raft_metrics_poll_idle_ratio_avg 1.0",
+            "kafka_server_raft_metrics_fetch_records_rate 0.0",
             "kraft_fsync_duration_seconds_count 1",
             "kraft_rejected_frames_total{reason=\"peer_bad_frame\"} 0",
             "# TYPE kraft_appended_bytes counter",

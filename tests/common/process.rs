@@ -72,6 +72,15 @@ impl Server {
         self.seen.borrow().iter().any(|l| l.contains(needle))
     }
 
+    /// The first line read so far that contains `needle`.
+    pub fn line_containing(&self, needle: &str) -> Option<String> {
+        self.seen
+            .borrow()
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned()
+    }
+
     /// How many lines read so far contain `needle`.
     pub fn count_seen(&self, needle: &str) -> usize {
         self.seen
