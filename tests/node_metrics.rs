@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::cluster::{start_cluster, wait_for_commit_everywhere, wait_for_leader};
+use kraft::metrics::FrameRejection;
 use kraft::metrics::http::{MAX_CONNECTIONS, MAX_HEAD_BYTES, READ_TIMEOUT};
 use kraft::node::{NodeHandle, Status};
 use kraft::raft::RoleKind;
@@ -303,6 +304,95 @@ async fn idle_connections_are_closed_and_excess_ones_refused() {
         }
         assert!(Instant::now() < deadline, "{answer}");
         actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    node.shutdown().await;
+}
+
+/// Polls `condition` on the node's metrics until it holds (they are recorded by other actors).
+async fn wait_for_metrics(
+    node: &NodeHandle,
+    what: &str,
+    condition: impl Fn(&kraft::metrics::MetricsSnapshot) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition(&node.metrics()) {
+        assert!(Instant::now() < deadline, "{what}: {:?}", node.metrics());
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn rejected_frames(m: &kraft::metrics::MetricsSnapshot, reason: FrameRejection) -> u64 {
+    m.rejected_frames
+        .iter()
+        .find(|(r, _)| *r == reason)
+        .map_or(0, |(_, n)| *n)
+}
+
+#[actix_rt::test]
+async fn refused_frames_connections_and_snapshots_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut options = common::cluster::single_node_options(dir.path(), &[1]);
+    options.listener = Some(listener);
+    let partition = options.partition_dir.clone();
+    let node = NodeHandle::start(options).await.unwrap();
+    common::cluster::wait_until_leader(&node).await;
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = node.serve_metrics(socket).unwrap();
+
+    // A Kafka client request announcing 2 GiB (a Metadata request: api key 3, version 0) is
+    // refused from its size and api key, and its connection closed.
+    let mut client = TcpStream::connect(address).await.unwrap();
+    let mut head = 0x7fff_ffffu32.to_be_bytes().to_vec();
+    head.extend_from_slice(&[0, 3, 0, 0]);
+    client.write_all(&head).await.unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut rest)).await;
+    // A peer frame that does not decode: the magic byte, then a header of nonsense.
+    let mut peer = TcpStream::connect(address).await.unwrap();
+    let mut junk = kraft::protocol::MAGIC.to_vec();
+    junk.extend_from_slice(&[0u8; 8]);
+    junk.extend_from_slice(&[0xAB; 8]);
+    peer.write_all(&junk).await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), peer.read_to_end(&mut rest)).await;
+    wait_for_metrics(&node, "two refused frames, two closed connections", |m| {
+        rejected_frames(m, FrameRejection::KafkaRequest) == 1
+            && rejected_frames(m, FrameRejection::PeerBadFrame) == 1
+            && m.connections_accepted == 2
+            && m.connections_open == 0
+    })
+    .await;
+
+    // A snapshot: its size is the file's.
+    node.append(vec![Bytes::from_static(b"some state")])
+        .await
+        .unwrap();
+    let id = node.take_snapshot().await.unwrap().expect("a new snapshot");
+    let file = partition.join(kraft::storage::snapshot_file_name(id));
+    let size = std::fs::metadata(&file).unwrap().len();
+    let m = node.metrics();
+    assert_eq!((m.snapshots_written, m.snapshot_bytes_sum), (1, size));
+
+    // The endpoint says the same.
+    let scraped = scrape(endpoint.local_addr()).await;
+    for (series, value) in [
+        ("kraft_rejected_frames_total{reason=\"kafka_request\"}", 1.0),
+        (
+            "kraft_rejected_frames_total{reason=\"peer_bad_frame\"}",
+            1.0,
+        ),
+        (
+            "kraft_rejected_frames_total{reason=\"peer_pipelined\"}",
+            0.0,
+        ),
+        ("kraft_connections_accepted_total", 2.0),
+        ("kraft_connections", 0.0),
+        ("kraft_snapshot_size_bytes_count", 1.0),
+        ("kraft_snapshot_size_bytes_sum", size as f64),
+        ("kraft_snapshot_write_duration_seconds_count", 1.0),
+    ] {
+        assert_eq!(scraped.get(series), Some(&value), "{series}: {scraped:?}");
     }
     node.shutdown().await;
 }

@@ -166,3 +166,51 @@ fn raft_state(replica: &Replica) -> RaftState {
         log_end_epoch: i64::from(log.last_fetched_epoch().0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{BatchBuilder, BatchKind};
+
+    fn batch(base: i64, records: usize) -> Bytes {
+        let mut b = BatchBuilder::new(BatchKind::Data, Offset(base), Epoch(1));
+        for _ in 0..records {
+            b.append(0, None, Some(b"v"), &[]).unwrap();
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn commit_latency_is_measured_per_leader_batch_once_the_high_watermark_passes_it() {
+        let metrics = Arc::new(NodeMetrics::new());
+        let mut recorder = RaftRecorder::new(metrics.clone());
+        let mut both = batch(0, 4).to_vec();
+        both.extend_from_slice(&batch(4, 2));
+        assert_eq!(
+            recorder.appended(&Bytes::from(both.clone()), true),
+            (6, both.len() as u64)
+        );
+        // The high watermark inside the first batch commits nothing.
+        recorder.committed(Offset(3));
+        assert!(metrics.snapshot().raft.commit_latency_avg.is_nan());
+        recorder.committed(Offset(4));
+        recorder.committed(Offset(6));
+        let m = metrics.snapshot();
+        // Two batches measured (per record, so within the elapsed milliseconds).
+        assert!(m.raft.commit_latency_max >= 0.0 && m.raft.commit_latency_max < 1_000.0);
+        assert!(m.raft.append_records_rate > 0.0 && m.raft.fetch_records_rate == 0.0);
+        assert!(recorder.uncommitted.is_empty());
+    }
+
+    #[test]
+    fn a_followers_appends_feed_the_fetch_rate_and_no_commit_latency() {
+        let metrics = Arc::new(NodeMetrics::new());
+        let mut recorder = RaftRecorder::new(metrics.clone());
+        recorder.appended(&batch(0, 3), false);
+        recorder.committed(Offset(3));
+        let m = metrics.snapshot();
+        assert!(m.raft.commit_latency_avg.is_nan());
+        assert!(m.raft.fetch_records_rate > 0.0 && m.raft.append_records_rate == 0.0);
+        assert_eq!(m.appended_records, 3);
+    }
+}
