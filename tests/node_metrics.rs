@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::cluster::{start_cluster, wait_for_commit_everywhere, wait_for_leader};
-use kraft::metrics::FrameRejection;
+use kraft::actors::messages::AppendError;
 use kraft::metrics::http::{MAX_CONNECTIONS, MAX_HEAD_BYTES, READ_TIMEOUT};
+use kraft::metrics::{BatchRejection, FrameRejection};
 use kraft::node::{NodeHandle, Status};
 use kraft::raft::RoleKind;
 use kraft::types::Offset;
@@ -150,6 +151,8 @@ async fn every_nodes_endpoint_reports_what_describe_reports() {
         endpoints.push(node.serve_metrics(socket).unwrap());
     }
     for (i, (node, endpoint)) in cluster.nodes.iter().flatten().zip(&endpoints).enumerate() {
+        // A follower's flush of what it fetched may still be running (fsync on a busy disk).
+        wait_for_metrics(node, "a completed fsync", |m| m.fsyncs >= 1).await;
         let m = scrape_agreeing(node, endpoint.local_addr()).await;
         let status = node.describe().await.unwrap();
         assert!(status.high_watermark.unwrap() > last);
@@ -364,6 +367,16 @@ async fn refused_frames_connections_and_snapshots_are_counted() {
     })
     .await;
 
+    // A proposal too large for one batch is refused by the core, and counted.
+    let huge = Bytes::from(vec![0u8; kraft::record::MAX_BATCH_BYTES + 1]);
+    assert_eq!(node.append(vec![huge]).await, Err(AppendError::TooLarge));
+    let refused = node.metrics().rejected_batches;
+    assert!(
+        refused.contains(&(BatchRejection::ProposedTooLarge, 1)),
+        "{refused:?}"
+    );
+    assert_eq!(refused.iter().map(|(_, n)| n).sum::<u64>(), 1);
+
     // A snapshot: its size is the file's.
     node.append(vec![Bytes::from_static(b"some state")])
         .await
@@ -385,6 +398,10 @@ async fn refused_frames_connections_and_snapshots_are_counted() {
         (
             "kraft_rejected_frames_total{reason=\"peer_pipelined\"}",
             0.0,
+        ),
+        (
+            "kraft_rejected_batches_total{reason=\"proposed_too_large\"}",
+            1.0,
         ),
         ("kraft_connections_accepted_total", 2.0),
         ("kraft_connections", 0.0),

@@ -378,6 +378,9 @@ impl ReplicationDriver {
     }
 
     fn proposed(&mut self, id: ProposalId, outcome: ProposalOutcome) {
+        if let ProposalOutcome::Refused(refusal) = &outcome {
+            self.metrics.refused_proposal(refusal);
+        }
         let result = match outcome {
             ProposalOutcome::Committed { first, last } => Ok((first, last)),
             ProposalOutcome::Refused(ProposeError::NotLeader { leader_id, epoch }) => {

@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::node_metrics::{CurrentState, MetricsSnapshot, NodeMetrics};
+use super::{CurrentState, MetricsSnapshot, NodeMetrics};
 
 /// What the endpoint answers with in `Content-Type`.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

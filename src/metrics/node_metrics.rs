@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
+use super::labels::{BatchRejection, CurrentState, FrameRejection};
+use super::snapshot::{MetricsSnapshot, RaftMetrics, RaftState};
 use super::window::{IdleRatio, Windowed};
 
 /// fsync buckets: 50 µs doubling 16 times up to ~1.6 s, from a fast NVMe flush to a disk in
@@ -25,135 +27,6 @@ const SNAPSHOT_SECONDS_BUCKETS: u16 = 16;
 const SNAPSHOT_BYTES_START: f64 = 1024.0;
 const SNAPSHOT_BYTES_BUCKETS: u16 = 12;
 
-/// Kafka's `current-state` values (its `KafkaRaftMetrics` names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CurrentState {
-    Leader,
-    Candidate,
-    /// Pre-vote (KIP-996); Kafka versions without pre-vote never report it.
-    Prospective,
-    /// Unattached, having voted in this epoch.
-    Voted,
-    Follower,
-    /// A follower that is not a voter.
-    Observer,
-    /// Unattached without a vote; also a resigned leader (Kafka names no state for it).
-    Unattached,
-}
-
-impl CurrentState {
-    pub const ALL: [CurrentState; 7] = [
-        CurrentState::Leader,
-        CurrentState::Candidate,
-        CurrentState::Prospective,
-        CurrentState::Voted,
-        CurrentState::Follower,
-        CurrentState::Observer,
-        CurrentState::Unattached,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CurrentState::Leader => "leader",
-            CurrentState::Candidate => "candidate",
-            CurrentState::Prospective => "prospective",
-            CurrentState::Voted => "voted",
-            CurrentState::Follower => "follower",
-            CurrentState::Observer => "observer",
-            CurrentState::Unattached => "unattached",
-        }
-    }
-
-    fn from_code(code: i64) -> CurrentState {
-        CurrentState::ALL
-            .get(code as usize)
-            .copied()
-            .unwrap_or(CurrentState::Unattached)
-    }
-
-    fn code(self) -> i64 {
-        CurrentState::ALL
-            .iter()
-            .position(|s| *s == self)
-            .unwrap_or_default() as i64
-    }
-}
-
-/// Why a connection's frame was refused (the connection is closed). A fixed set, so that
-/// nothing a peer sends can add label values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameRejection {
-    /// A peer frame that does not decode.
-    PeerBadFrame,
-    /// A peer request that fails its sanity checks.
-    PeerInvalidRequest,
-    /// A peer request sent on behalf of another node than the connection's.
-    PeerImpersonation,
-    /// A second peer request on a channel before the first was answered.
-    PeerPipelined,
-    /// A peer message that is not expected at this point (e.g. a second handshake).
-    PeerUnexpected,
-    /// A peer handshake refused (cluster id, node id or certificate).
-    PeerHandshake,
-    /// A connection that sent no first byte or handshake in time.
-    HandshakeTimeout,
-    /// A Kafka client frame or request refused (size, bounds walk, decoding, version).
-    KafkaRequest,
-}
-
-impl FrameRejection {
-    pub const ALL: [FrameRejection; 8] = [
-        FrameRejection::PeerBadFrame,
-        FrameRejection::PeerInvalidRequest,
-        FrameRejection::PeerImpersonation,
-        FrameRejection::PeerPipelined,
-        FrameRejection::PeerUnexpected,
-        FrameRejection::PeerHandshake,
-        FrameRejection::HandshakeTimeout,
-        FrameRejection::KafkaRequest,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FrameRejection::PeerBadFrame => "peer_bad_frame",
-            FrameRejection::PeerInvalidRequest => "peer_invalid_request",
-            FrameRejection::PeerImpersonation => "peer_impersonation",
-            FrameRejection::PeerPipelined => "peer_pipelined",
-            FrameRejection::PeerUnexpected => "peer_unexpected",
-            FrameRejection::PeerHandshake => "peer_handshake",
-            FrameRejection::HandshakeTimeout => "handshake_timeout",
-            FrameRejection::KafkaRequest => "kafka_request",
-        }
-    }
-}
-
-/// Why a follower refused what it fetched from the leader (nothing of it was written).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchRejection {
-    /// Record batches in a Fetch answer.
-    FetchedRecords,
-    /// A chunk of a FetchSnapshot answer.
-    FetchedSnapshotChunk,
-    /// A whole fetched snapshot that could not be installed.
-    FetchedSnapshot,
-}
-
-impl BatchRejection {
-    pub const ALL: [BatchRejection; 3] = [
-        BatchRejection::FetchedRecords,
-        BatchRejection::FetchedSnapshotChunk,
-        BatchRejection::FetchedSnapshot,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BatchRejection::FetchedRecords => "fetched_records",
-            BatchRejection::FetchedSnapshotChunk => "fetched_snapshot_chunk",
-            BatchRejection::FetchedSnapshot => "fetched_snapshot",
-        }
-    }
-}
-
 /// Kafka's raft gauges as last set by the driver.
 #[derive(Debug)]
 struct RaftGauges {
@@ -164,21 +37,6 @@ struct RaftGauges {
     high_watermark: AtomicI64,
     log_end_offset: AtomicI64,
     log_end_epoch: AtomicI64,
-}
-
-/// The values of Kafka's raft gauges, as the driver sets them after every step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RaftState {
-    pub state: CurrentState,
-    /// -1: unknown.
-    pub leader: i64,
-    /// -1: none.
-    pub vote: i64,
-    pub epoch: i64,
-    /// -1: unknown.
-    pub high_watermark: i64,
-    pub log_end_offset: i64,
-    pub log_end_epoch: i64,
 }
 
 /// A node's metrics. Shared (`Arc`) by its actors, its handle and its metrics endpoint, and kept
@@ -398,46 +256,6 @@ impl NodeMetrics {
             connections_refused: self.connections_refused.load(Relaxed),
         }
     }
-}
-
-/// Kafka's `raft-metrics` group, under Kafka's names (times in ms, rates per second, NaN for an
-/// avg or max with nothing recorded in the window).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RaftMetrics {
-    pub current_state: CurrentState,
-    pub current_leader: i64,
-    pub current_vote: i64,
-    pub current_epoch: i64,
-    pub high_watermark: i64,
-    pub log_end_offset: i64,
-    pub log_end_epoch: i64,
-    pub number_unknown_voter_connections: i64,
-    pub commit_latency_avg: f64,
-    pub commit_latency_max: f64,
-    pub election_latency_avg: f64,
-    pub election_latency_max: f64,
-    pub append_records_rate: f64,
-    pub fetch_records_rate: f64,
-    pub poll_idle_ratio_avg: f64,
-}
-
-/// Every metric of a node at one instant (the endpoint renders exactly these, plus the
-/// histograms' buckets).
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricsSnapshot {
-    pub raft: RaftMetrics,
-    /// Data records and bytes (control batches included) appended to the log.
-    pub appended_records: u64,
-    pub appended_bytes: u64,
-    pub fsyncs: u64,
-    pub fsync_seconds_sum: f64,
-    pub snapshots_written: u64,
-    pub snapshot_bytes_sum: u64,
-    pub rejected_frames: [(FrameRejection, u64); FrameRejection::ALL.len()],
-    pub rejected_batches: [(BatchRejection, u64); BatchRejection::ALL.len()],
-    pub connections_open: i64,
-    pub connections_accepted: u64,
-    pub connections_refused: u64,
 }
 
 #[cfg(test)]

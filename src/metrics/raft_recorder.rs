@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::node_metrics::{CurrentState, NodeMetrics, RaftState};
-use crate::raft::{Replica, RoleKind};
+use super::{BatchRejection, CurrentState, NodeMetrics, RaftState};
+use crate::raft::{ProposeError, Replica, RoleKind};
 use crate::types::{Epoch, Offset};
 
 /// Leader batches remembered until they commit, for `commit-latency`. One per append; beyond
@@ -124,7 +124,19 @@ impl RaftRecorder {
     }
 
     /// A follower refused what it fetched from the leader.
-    pub fn rejected_batch(&self, reason: super::BatchRejection) {
+    pub fn rejected_batch(&self, reason: BatchRejection) {
+        self.metrics.record_rejected_batch(reason);
+    }
+
+    /// The core refused a proposal; a redirect (not the leader) is not a refused batch.
+    pub fn refused_proposal(&self, refusal: &ProposeError) {
+        let reason = match refusal {
+            ProposeError::NotLeader { .. } => return,
+            ProposeError::TooLarge => BatchRejection::ProposedTooLarge,
+            ProposeError::InvalidBatch => BatchRejection::ProposedInvalidBatch,
+            ProposeError::OutOfOrderSequence => BatchRejection::ProposedOutOfOrderSequence,
+            ProposeError::InvalidProducerEpoch => BatchRejection::ProposedInvalidProducerEpoch,
+        };
         self.metrics.record_rejected_batch(reason);
     }
 
