@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::{CurrentState, MetricsSnapshot, NodeMetrics};
+use super::{MetricsSnapshot, NodeMetrics};
 
 /// What the endpoint answers with in `Content-Type`.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -99,7 +99,6 @@ fn encode_kafka(s: &MetricsSnapshot, e: &mut DescriptorEncoder) -> std::fmt::Res
         None,
         MetricType::Info,
     )?;
-    debug_assert!(CurrentState::ALL.contains(&r.current_state));
     state.encode_info(&[("state", r.current_state.as_str())])?;
     let ints = [
         (
@@ -236,6 +235,7 @@ fn encode_kraft(s: &MetricsSnapshot, e: &mut DescriptorEncoder) -> std::fmt::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::CurrentState;
 
     #[test]
     fn renders_kafka_names_and_kraft_names() {
