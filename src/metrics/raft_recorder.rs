@@ -52,34 +52,39 @@ impl RaftRecorder {
 
     /// After a step (or a rebuild) of the core: the gauges, and an election's start or end.
     pub fn observe(&mut self, replica: &Replica) {
-        let (role, epoch) = (replica.role(), replica.epoch());
         let now = self.metrics.now_ms();
-        if self.last != Some((role, epoch)) {
-            match role {
-                RoleKind::Prospective => self.election_started_ms = Some(now),
-                // Kafka restarts the clock at every new candidacy (each epoch's); one that
-                // follows a won pre-vote continues the election the pre-vote began.
-                RoleKind::Candidate => {
-                    let after_pre_vote = matches!(self.last, Some((RoleKind::Prospective, _)));
-                    if !after_pre_vote || self.election_started_ms.is_none() {
-                        self.election_started_ms = Some(now);
-                    }
-                }
-                RoleKind::Leader | RoleKind::Follower => {
-                    if let Some(start) = self.election_started_ms.take() {
-                        self.metrics
-                            .record_election_latency(now.saturating_sub(start) as f64, now);
-                    }
-                }
-                RoleKind::Unattached | RoleKind::Resigned => {}
-            }
-            if role != RoleKind::Leader {
-                // What the old leader appended commits (or not) under another leader.
-                self.uncommitted.clear();
-            }
-            self.last = Some((role, epoch));
-        }
+        self.role_is(replica.role(), replica.epoch(), now);
         self.metrics.set_raft_state(raft_state(replica));
+    }
+
+    /// The core's role and epoch at `now_ms`: an election's start or end.
+    fn role_is(&mut self, role: RoleKind, epoch: Epoch, now_ms: u64) {
+        if self.last == Some((role, epoch)) {
+            return;
+        }
+        match role {
+            RoleKind::Prospective => self.election_started_ms = Some(now_ms),
+            // Kafka restarts the clock at every new candidacy (each epoch's); one that follows a
+            // won pre-vote continues the election the pre-vote began.
+            RoleKind::Candidate => {
+                let after_pre_vote = matches!(self.last, Some((RoleKind::Prospective, _)));
+                if !after_pre_vote || self.election_started_ms.is_none() {
+                    self.election_started_ms = Some(now_ms);
+                }
+            }
+            RoleKind::Leader | RoleKind::Follower => {
+                if let Some(start) = self.election_started_ms.take() {
+                    let took = now_ms.saturating_sub(start) as f64;
+                    self.metrics.record_election_latency(took, now_ms);
+                }
+            }
+            RoleKind::Unattached | RoleKind::Resigned => {}
+        }
+        if role != RoleKind::Leader {
+            // What the old leader appended commits (or not) under another leader.
+            self.uncommitted.clear();
+        }
+        self.last = Some((role, epoch));
     }
 
     /// Batches the driver is about to append to the log, as `leader` or as follower.
@@ -212,6 +217,35 @@ mod tests {
         assert!(m.raft.commit_latency_max >= 0.0 && m.raft.commit_latency_max < 1_000.0);
         assert!(m.raft.append_records_rate > 0.0 && m.raft.fetch_records_rate == 0.0);
         assert!(recorder.uncommitted.is_empty());
+    }
+
+    #[test]
+    fn election_latency_runs_from_the_pre_vote_or_the_latest_candidacy_to_the_outcome() {
+        let metrics = Arc::new(NodeMetrics::new());
+        let mut r = RaftRecorder::new(metrics.clone());
+        let latencies = |m: &NodeMetrics| {
+            let s = m.snapshot().raft;
+            (s.election_latency_avg, s.election_latency_max)
+        };
+        // A follower from the start measured nothing.
+        r.role_is(RoleKind::Unattached, Epoch(0), 0);
+        r.role_is(RoleKind::Follower, Epoch(1), 10);
+        assert!(latencies(&metrics).0.is_nan());
+        // Pre-vote at 100, candidacy at 150 (same election), leader at 400: 300 ms.
+        r.role_is(RoleKind::Prospective, Epoch(1), 100);
+        r.role_is(RoleKind::Candidate, Epoch(2), 150);
+        r.role_is(RoleKind::Leader, Epoch(2), 400);
+        assert_eq!(latencies(&metrics), (300.0, 300.0));
+        // A lost candidacy is followed by a new one (new epoch): the clock restarts there.
+        r.role_is(RoleKind::Unattached, Epoch(3), 500);
+        r.role_is(RoleKind::Prospective, Epoch(3), 600);
+        r.role_is(RoleKind::Candidate, Epoch(4), 650);
+        r.role_is(RoleKind::Candidate, Epoch(5), 1_000);
+        r.role_is(RoleKind::Follower, Epoch(5), 1_100);
+        assert_eq!(latencies(&metrics), (200.0, 300.0));
+        // The same role and epoch again is no new election.
+        r.role_is(RoleKind::Follower, Epoch(5), 2_000);
+        assert_eq!(latencies(&metrics), (200.0, 300.0));
     }
 
     #[test]
