@@ -15,6 +15,8 @@
 //! - [`actors`]: the actix node (replication driver, log store, peer connections, listener,
 //!   snapshot writer, workload producer, node supervisor and supervision); [`node`] is its
 //!   public handle, [`protocol`] the peer wire format.
+//! - [`metrics`]: the node's metrics (Kafka's raft metrics and kraft's own), recorded by the
+//!   actors, read by `NodeHandle::metrics` and served in the Prometheus format over HTTP.
 //! - [`kafka`]: the Kafka-protocol face on the same listener (framing, the bounds walk before
 //!   decoding, request parsing, pure answers); its connection actor is
 //!   `actors::kafka_connection`.
@@ -42,6 +44,7 @@ pub mod executor;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod kafka;
+pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod raft;

@@ -136,6 +136,7 @@ impl NodeOptions {
             None => None,
         };
         let node_id = self.node_id;
+        let metrics = std::sync::Arc::new(crate::metrics::NodeMetrics::new());
         let cluster = std::sync::Arc::new(crate::actors::kafka_service::ClusterInfo {
             cluster_id: self.cluster_id.clone(),
             local_id: node_id,
@@ -167,7 +168,9 @@ impl NodeOptions {
             snapshots: self.snapshots,
             state_machine: self.state_machine,
             fs: self.fs.unwrap_or_else(crate::storage::real_fs),
-            connections: crate::actors::connection_slots::ConnectionSlots::new(self.connections),
+            connections: crate::actors::connection_slots::ConnectionSlots::new(self.connections)
+                .with_metrics(metrics.clone()),
+            metrics,
             tls: match &self.security {
                 crate::config::ListenerSecurity::Plaintext => None,
                 crate::config::ListenerSecurity::Ssl(settings) => Some(std::sync::Arc::new(
@@ -183,19 +186,26 @@ impl NodeOptions {
 pub struct NodeHandle {
     supervisor: Addr<NodeSupervisor>,
     view: watch::Receiver<NodeView>,
+    metrics: std::sync::Arc<crate::metrics::NodeMetrics>,
 }
 
 impl NodeHandle {
     /// Starts a node on the current actix system: recovers its log and election state, then
     /// starts the protocol core and the node's other actors under supervision.
     pub async fn start(options: NodeOptions) -> Result<NodeHandle, NodeError> {
-        let (supervisor, view) = NodeSupervisor::new(options.into_spec()?);
+        let spec = options.into_spec()?;
+        let metrics = spec.metrics.clone();
+        let (supervisor, view) = NodeSupervisor::new(spec);
         let supervisor = supervisor.start();
         supervisor
             .send(StartNode)
             .await
             .map_err(|_| NodeError::Stopped)??;
-        Ok(NodeHandle { supervisor, view })
+        Ok(NodeHandle {
+            supervisor,
+            view,
+            metrics,
+        })
     }
 
     fn parts(&self) -> Option<NodeParts> {
@@ -259,6 +269,24 @@ impl NodeHandle {
     /// it is stopped or restarting).
     pub async fn describe(&self) -> Option<Status> {
         self.parts()?.driver.send(Describe).await.ok()
+    }
+
+    /// The node's metrics now: Kafka's raft metrics (the values `describe` reports, as the
+    /// driver last set them) and kraft's own; the same values the metrics endpoint serves.
+    /// Available in every state (counters survive restarts).
+    pub fn metrics(&self) -> crate::metrics::MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Serves this node's metrics in the Prometheus text format at `GET /metrics` on `listener`
+    /// (bind `127.0.0.1:0` first for a free port), from the current actix/tokio runtime, until
+    /// the returned endpoint is dropped.
+    pub fn serve_metrics(
+        &self,
+        listener: std::net::TcpListener,
+    ) -> std::io::Result<crate::metrics::MetricsEndpoint> {
+        let exposition = crate::metrics::Exposition::new(self.metrics.clone());
+        crate::metrics::MetricsEndpoint::start(listener, exposition)
     }
 
     /// Leader changes and high-watermark advances, in order, from now on (across node

@@ -843,3 +843,36 @@ fn another_listeners_ssl_keys_are_ignored_with_a_warning() {
     assert_eq!(s.keystore, KeyStore::File("/plain/k.pem".into()));
     assert!(s.scoped_keys.is_empty(), "{:?}", s.scoped_keys);
 }
+
+#[test]
+fn metrics_listener_is_off_by_default_and_takes_an_http_address() {
+    let (_d, path) = file(VALID);
+    assert_eq!(load(&path).unwrap().config.metrics_listener, None);
+    for (value, host, port) in [
+        ("http://127.0.0.1:9404", "127.0.0.1", 9404),
+        ("http://[::1]:0", "::1", 0),
+        ("http://metrics.local:80", "metrics.local", 80),
+    ] {
+        let (_d, path) = file(&format!("{VALID}metrics.listener={value}\n"));
+        let loaded = load(&path).unwrap();
+        let endpoint = loaded.config.metrics_listener.unwrap();
+        assert_eq!((endpoint.host.as_str(), endpoint.port), (host, port));
+        assert!(
+            loaded.warnings.is_empty(),
+            "a known key: {:?}",
+            loaded.warnings
+        );
+    }
+    // Empty is off, as unset.
+    let (_d, path) = file(&format!("{VALID}metrics.listener=\n"));
+    assert_eq!(load(&path).unwrap().config.metrics_listener, None);
+    let (_d, path) = file(&format!("{VALID}metrics.listener=tcp://0.0.0.0:9404\n"));
+    let error = load(&path).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        format!(
+            "{}: invalid value 'tcp://0.0.0.0:9404' for 'metrics.listener': expected http://host:port (e.g. http://127.0.0.1:9404; port 0 picks a free one)",
+            path.display()
+        )
+    );
+}

@@ -199,4 +199,14 @@ async fn invalid_fetched_records_are_refused_and_the_quorum_converges() {
             "seed {seed}: {w}"
         );
     }
+    // Each refusal is counted in the refusing node's metrics.
+    let counted: u64 = cluster
+        .nodes
+        .iter()
+        .flatten()
+        .flat_map(|n| n.metrics().rejected_batches)
+        .filter(|(reason, _)| *reason == kraft::metrics::BatchRejection::FetchedRecords)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(counted, warnings.len() as u64, "seed {seed}");
 }

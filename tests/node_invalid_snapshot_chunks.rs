@@ -359,6 +359,25 @@ async fn damaged_snapshot_chunks_are_refused_and_the_follower_installs_a_good_on
             "seed {seed}: {w}"
         );
     }
+    // And each is counted, by kind, in the metrics of the node that refused it.
+    use kraft::metrics::BatchRejection;
+    let counted = |kind: BatchRejection| -> u64 {
+        let nodes = cluster.nodes.iter().flatten();
+        let all = nodes.flat_map(|n| n.metrics().rejected_batches);
+        all.filter(|(k, _)| *k == kind).map(|(_, n)| n).sum()
+    };
+    let chunk_warnings = warnings
+        .iter()
+        .filter(|w| w.contains("refused a snapshot chunk"))
+        .count() as u64;
+    assert_eq!(
+        (
+            counted(BatchRejection::FetchedSnapshotChunk),
+            counted(BatchRejection::FetchedSnapshot)
+        ),
+        (chunk_warnings, warnings.len() as u64 - chunk_warnings),
+        "seed {seed}"
+    );
 
     // The follower's state machine ends where the leader's does.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -17,6 +17,9 @@ use crate::config::ConnectionLimits;
 #[derive(Debug)]
 pub struct ConnectionSlots {
     limits: ConnectionLimits,
+    /// Where connections opened, closed and refused are counted, and where the connections
+    /// holding a slot count the frames they refuse.
+    metrics: Arc<crate::metrics::NodeMetrics>,
     total: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -33,7 +36,18 @@ impl ConnectionSlots {
     pub fn new(limits: ConnectionLimits) -> Arc<Self> {
         Arc::new(ConnectionSlots {
             limits,
+            metrics: Default::default(),
             total: Arc::new(Semaphore::new(limits.max_connections)),
+            per_ip: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Counts into `metrics` (a node's) instead of a private set.
+    pub fn with_metrics(self: Arc<Self>, metrics: Arc<crate::metrics::NodeMetrics>) -> Arc<Self> {
+        Arc::new(ConnectionSlots {
+            limits: self.limits,
+            metrics,
+            total: self.total.clone(),
             per_ip: Mutex::new(HashMap::new()),
         })
     }
@@ -64,9 +78,11 @@ impl ConnectionSlots {
             .expect("never poisoned: no panics inside");
         let count = per_ip.entry(ip).or_insert(0);
         if *count >= self.limits.max_connections_per_ip {
+            self.metrics.connection_refused();
             return Err(TooManyFromIp { ip, count: *count });
         }
         *count += 1;
+        self.metrics.connection_opened();
         Ok(ConnectionSlot {
             slots: self.clone(),
             ip,
@@ -96,8 +112,16 @@ pub struct ConnectionSlot {
     _permit: OwnedSemaphorePermit,
 }
 
+impl ConnectionSlot {
+    /// Counts a frame this slot's connection refused (it is closing).
+    pub fn rejected_frame(&self, reason: crate::metrics::FrameRejection) {
+        self.slots.metrics.record_rejected_frame(reason);
+    }
+}
+
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
+        self.slots.metrics.connection_closed();
         self.slots.release(self.ip);
     }
 }

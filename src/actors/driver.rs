@@ -99,6 +99,8 @@ pub struct ReplicationDriver {
     /// to the old core, and replacing the log then could drop records the new one acknowledged.
     /// With the peer that sent its last chunk, named if the snapshot is refused.
     installing: Option<(crate::types::OffsetAndEpoch, NodeId)>,
+    /// Kafka's raft metrics, from what the core did (see `crate::metrics::RaftRecorder`).
+    metrics: crate::metrics::RaftRecorder,
 }
 
 /// Everything the driver needs besides the core itself.
@@ -114,6 +116,8 @@ pub struct DriverParts {
     pub snapshot_writer: Option<Addr<SnapshotWriter>>,
     /// Log cleaning after each new snapshot.
     pub retention: CleanLog,
+    /// The node's metrics.
+    pub metrics: std::sync::Arc<crate::metrics::NodeMetrics>,
 }
 
 impl ReplicationDriver {
@@ -127,6 +131,7 @@ impl ReplicationDriver {
             node,
             snapshot_writer,
             retention,
+            metrics,
         } = parts;
         ReplicationDriver {
             replica,
@@ -155,6 +160,7 @@ impl ReplicationDriver {
             snapshot_writer,
             retention,
             installing: None,
+            metrics: crate::metrics::RaftRecorder::new(metrics),
         }
     }
 
@@ -170,20 +176,6 @@ impl ReplicationDriver {
     fn flushed(&mut self, offset: Offset, seq: u64, ctx: &mut Context<Self>) {
         if seq == self.incarnation + 1 {
             self.step(Input::Flushed { offset }, ctx);
-        }
-    }
-
-    fn count_appended(&mut self, batches: &bytes::Bytes) {
-        self.appended_bytes += batches.len() as u64;
-        let mut rest = &batches[..];
-        while let Ok(Some(size)) = crate::record::next_batch_size(rest) {
-            if let Ok(header) = crate::record::BatchHeader::parse(&rest[..size])
-                && !header.is_control()
-            {
-                self.appended_records +=
-                    (header.last_offset().0 - header.base_offset().0 + 1) as u64;
-            }
-            rest = &rest[size..];
         }
     }
 
@@ -214,6 +206,7 @@ impl ReplicationDriver {
             return;
         }
         let kind = input_kind(&input);
+        let started = Instant::now();
         let now = self.now();
         let replica = &mut self.replica;
         let Some(actions) = guarded(ctx, ActorKind::Driver, || replica.step(now, input)) else {
@@ -221,9 +214,11 @@ impl ReplicationDriver {
         };
         tracing::debug!(input = kind, role = ?self.replica.role(), epoch = %self.replica.epoch(), actions = actions.len(), "step");
         self.execute(actions, ctx);
+        self.metrics.busy_since(started);
     }
 
     fn execute(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
+        self.metrics.observe(&self.replica);
         for action in actions {
             self.execute_one(action, ctx);
         }
@@ -234,7 +229,10 @@ impl ReplicationDriver {
         match action {
             Action::PersistElection(state) => self.log_store.do_send(Persist(state)),
             Action::Append { batches } => {
-                self.count_appended(&batches);
+                let leader = self.replica.role() == crate::raft::RoleKind::Leader;
+                let (records, bytes) = self.metrics.appended(&batches, leader);
+                self.appended_records += records;
+                self.appended_bytes += bytes;
                 self.log_store.do_send(AppendBatches(batches));
             }
             Action::Truncate { offset } => self.log_store.do_send(TruncateTo(offset)),
@@ -245,6 +243,8 @@ impl ReplicationDriver {
                 reason,
             } => {
                 tracing::warn!(peer = %from, end_offset = %id.offset, epoch = %id.epoch, position, reason = %reason, "refused a snapshot chunk fetched from the leader");
+                self.metrics
+                    .rejected_batch(crate::metrics::BatchRejection::FetchedSnapshotChunk);
             }
             Action::FetchedRecordsRefused {
                 from,
@@ -252,6 +252,8 @@ impl ReplicationDriver {
                 reason,
             } => {
                 tracing::warn!(peer = %from, offset = %offset, reason = %reason, "refused records fetched from the leader");
+                self.metrics
+                    .rejected_batch(crate::metrics::BatchRejection::FetchedRecords);
             }
             Action::RepairPointReached => {
                 tracing::info!("the log is back where it was before the repair: voting again");
@@ -350,6 +352,7 @@ impl ReplicationDriver {
             },
             Action::Proposed { id, outcome } => self.proposed(id, outcome),
             Action::HighWatermark(hw) => {
+                self.metrics.committed(hw);
                 if let Some(writer) = &self.snapshot_writer {
                     writer.do_send(CommittedTo(hw));
                 }
@@ -375,6 +378,9 @@ impl ReplicationDriver {
     }
 
     fn proposed(&mut self, id: ProposalId, outcome: ProposalOutcome) {
+        if let ProposalOutcome::Refused(refusal) = &outcome {
+            self.metrics.refused_proposal(refusal);
+        }
         let result = match outcome {
             ProposalOutcome::Committed { first, last } => Ok((first, last)),
             ProposalOutcome::Refused(ProposeError::NotLeader { leader_id, epoch }) => {
@@ -803,6 +809,8 @@ impl Handler<SnapshotEvent> for ReplicationDriver {
             SnapshotEvent::Installed(Err(reason)) if self.installing.is_some() => {
                 let (id, from) = self.installing.take().expect("checked by the guard");
                 tracing::warn!(peer = %from, end_offset = %id.offset, epoch = %id.epoch, reason = %reason, "refused a snapshot fetched from the leader; fetching it again");
+                self.metrics
+                    .rejected_batch(crate::metrics::BatchRejection::FetchedSnapshot);
                 self.begin_rebuild()
             }
             SnapshotEvent::Installed(_) => {

@@ -22,6 +22,7 @@ use super::connection_slots::ConnectionSlot;
 use super::kafka_service::ClusterInfo;
 use super::messages::{Close, InboundRequest, SendResponse};
 use crate::config::ConnectionLimits;
+use crate::metrics::FrameRejection;
 use crate::protocol::{FrameCodec, FrameError, Handshake, InboundCodec, PeerMessage};
 use crate::security::PeerStream;
 use crate::types::NodeId;
@@ -40,7 +41,7 @@ pub struct InboundConnection {
     peer_address: String,
     limits: ConnectionLimits,
     /// Held while the connection lives: its place among `max.connections`.
-    _slot: ConnectionSlot,
+    slot: ConnectionSlot,
     /// When a frame last came in or an answer went out.
     last_activity: Instant,
     /// Whether a request is being answered, per channel: control, fetch.
@@ -77,7 +78,7 @@ impl InboundConnection {
             remote: None,
             peer_address: accepted.peer_address,
             limits,
-            _slot: accepted.slot,
+            slot: accepted.slot,
             last_activity: Instant::now(),
             busy: [false; 2],
             certified: accepted.certified,
@@ -104,7 +105,7 @@ impl InboundConnection {
         ctx.run_later(self.limits.handshake_timeout, |act, ctx| {
             if act.remote.is_none() {
                 tracing::warn!(peer = %act.peer_address, timeout = ?act.limits.handshake_timeout, "no handshake in time; closing");
-                act.close(ctx);
+                act.refuse(FrameRejection::HandshakeTimeout, ctx);
             }
         });
         let period = (self.limits.idle / 4).max(MIN_IDLE_CHECK);
@@ -114,6 +115,12 @@ impl InboundConnection {
                 act.close(ctx);
             }
         });
+    }
+
+    /// Closes the connection over a frame it will not take, counting why.
+    fn refuse(&mut self, reason: FrameRejection, ctx: &mut Context<Self>) {
+        self.slot.rejected_frame(reason);
+        self.close(ctx);
     }
 
     fn close(&mut self, ctx: &mut Context<Self>) {
@@ -155,25 +162,25 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for InboundConnection {
                 }
                 Err(reason) => {
                     tracing::warn!(peer = %self.peer_address, reason, "refusing connection");
-                    self.close(ctx);
+                    self.refuse(FrameRejection::PeerHandshake, ctx);
                 }
             },
             (Ok(PeerMessage::Request { request, .. }), true) if request.insanity().is_some() => {
                 tracing::warn!(peer = %self.peer_address, request = request.name(), reason = request.insanity(), "invalid request; closing");
-                self.close(ctx);
+                self.refuse(FrameRejection::PeerInvalidRequest, ctx);
             }
             (Ok(PeerMessage::Request { request, .. }), true)
                 if request.sender() != self.remote.as_ref().and_then(|r| r.node_id) =>
             {
                 // A peer may only speak for the node it said it is in its handshake.
                 tracing::warn!(peer = %self.peer_address, request = request.name(), sender = ?request.sender(), "request sent on behalf of another node; closing");
-                self.close(ctx);
+                self.refuse(FrameRejection::PeerImpersonation, ctx);
             }
             (Ok(PeerMessage::Request { request, .. }), true)
                 if self.busy[usize::from(request.is_fetch())] =>
             {
                 tracing::warn!(peer = %self.peer_address, request = request.name(), "a second request on a channel before the first was answered; closing");
-                self.close(ctx);
+                self.refuse(FrameRejection::PeerPipelined, ctx);
             }
             (
                 Ok(PeerMessage::Request {
@@ -200,11 +207,11 @@ impl StreamHandler<Result<PeerMessage, FrameError>> for InboundConnection {
             }
             (Ok(_), _) => {
                 tracing::warn!(peer = %self.peer_address, "protocol error: unexpected message; closing");
-                self.close(ctx);
+                self.refuse(FrameRejection::PeerUnexpected, ctx);
             }
             (Err(e), _) => {
                 tracing::warn!(peer = %self.peer_address, error = %e, "bad frame; closing the connection");
-                self.close(ctx);
+                self.refuse(FrameRejection::PeerBadFrame, ctx);
             }
         }
     }

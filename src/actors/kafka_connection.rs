@@ -34,7 +34,7 @@ pub struct KafkaConnection {
     writer: Option<Writer>,
     peer_address: String,
     limits: ConnectionLimits,
-    _slot: ConnectionSlot,
+    slot: ConnectionSlot,
     last_activity: Instant,
 }
 
@@ -52,7 +52,7 @@ impl KafkaConnection {
             writer: None,
             peer_address,
             limits,
-            _slot: slot,
+            slot,
             last_activity: Instant::now(),
         }
     }
@@ -99,6 +99,8 @@ impl KafkaConnection {
 
     fn refuse(&mut self, reason: &str, ctx: &mut Context<Self>) {
         tracing::warn!(client = %self.peer_address, reason, "closing a Kafka client connection");
+        self.slot
+            .rejected_frame(crate::metrics::FrameRejection::KafkaRequest);
         self.close(ctx);
     }
 

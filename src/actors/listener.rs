@@ -115,6 +115,7 @@ impl Listener {
                 }
                 Err(_) => {
                     tracing::warn!(peer = %peer_address, timeout = ?limits.handshake_timeout, "no handshake in time; closing");
+                    slot.rejected_frame(crate::metrics::FrameRejection::HandshakeTimeout);
                     return;
                 }
             };

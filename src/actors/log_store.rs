@@ -37,6 +37,8 @@ pub struct LogStore {
     restarted: bool,
     budget: RestartBudget,
     node: Option<Recipient<SupervisionEvent>>,
+    /// Where each flush's fsync time is recorded.
+    metrics: std::sync::Arc<crate::metrics::NodeMetrics>,
 }
 
 impl LogStore {
@@ -60,7 +62,14 @@ impl LogStore {
             restarted: false,
             budget: RestartBudget::default(),
             node,
+            metrics: Default::default(),
         }
+    }
+
+    /// Records into `metrics` (the node's) instead of a private set.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::NodeMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Opens the log and reads the election state. Opening fsyncs whatever the previous owner
@@ -230,8 +239,12 @@ impl Handler<ClearRepairPoint> for LogStore {
 impl Handler<FlushLog> for LogStore {
     type Result = ();
     fn handle(&mut self, msg: FlushLog, ctx: &mut Context<Self>) {
+        let metrics = self.metrics.clone();
         self.write(ctx, |exec| {
-            exec.flush().map(|offset| {
+            let started = std::time::Instant::now();
+            let flushed = exec.flush();
+            metrics.record_fsync(started.elapsed());
+            flushed.map(|offset| {
                 Some(IoDone::Flushed {
                     offset,
                     seq: msg.seq,

@@ -50,6 +50,8 @@ pub struct NodeSpec {
     pub connections: Arc<super::connection_slots::ConnectionSlots>,
     /// Mutual TLS for peers, when the quorum listener is SSL.
     pub tls: Option<Arc<crate::security::PeerTls>>,
+    /// The node's metrics, kept across actor and node restarts.
+    pub metrics: Arc<crate::metrics::NodeMetrics>,
 }
 
 /// The addresses of a running node's actors.
@@ -202,8 +204,9 @@ async fn build(
     let (dir, log_config, n) = (spec.partition_dir.clone(), spec.log, node.clone());
     let fs = spec.fs.clone();
     let voters: Vec<NodeId> = spec.voters.iter().copied().collect();
+    let metrics = spec.metrics.clone();
     let log_store = Supervisor::start_in_arbiter(&log_arbiter, move |_| {
-        LogStore::new(fs, dir, log_config, voters, Some(n))
+        LogStore::new(fs, dir, log_config, voters, Some(n)).with_metrics(metrics)
     });
     let recovered = match log_store.send(Recover).await {
         Ok(Ok(recovered)) => recovered,
@@ -233,8 +236,9 @@ async fn build(
     );
     let factory = spec.state_machine.clone();
     let fs = spec.fs.clone();
+    let metrics = spec.metrics.clone();
     let snapshot_writer = Supervisor::start_in_arbiter(&snapshot_arbiter, move |_| {
-        SnapshotWriter::new(fs, dir, policy, factory, store, Some(n))
+        SnapshotWriter::new(fs, dir, policy, factory, store, Some(n)).with_metrics(metrics)
     });
     let parts = DriverParts {
         raft_config: spec.raft.clone(),
@@ -252,6 +256,7 @@ async fn build(
             max_bytes: spec.snapshots.retention_bytes,
             max_age: spec.snapshots.retention,
         }),
+        metrics: spec.metrics.clone(),
     };
     let driver = Supervisor::start(move |_| ReplicationDriver::new(replica, actions, parts));
     let listener = spec.listener.clone().map(|socket| {

@@ -49,6 +49,8 @@ pub struct SnapshotWriter {
     closed: bool,
     budget: RestartBudget,
     node: Option<Recipient<SupervisionEvent>>,
+    /// Where each snapshot's size and write time are recorded.
+    metrics: std::sync::Arc<crate::metrics::NodeMetrics>,
 }
 
 impl SnapshotWriter {
@@ -74,7 +76,14 @@ impl SnapshotWriter {
             closed: false,
             budget: RestartBudget::default(),
             node,
+            metrics: Default::default(),
         }
+    }
+
+    /// Records into `metrics` (the node's) instead of a private set.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::NodeMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn now(&self) -> Duration {
@@ -133,7 +142,14 @@ impl SnapshotWriter {
             .as_mut()
             .filter(|_| !self.closed)
             .ok_or("the snapshot writer stopped")?;
+        let started = Instant::now();
         let written = exec.write_snapshot(now).map_err(|e| e.to_string())?;
+        if let Some(id) = written {
+            let path = self.dir.join(crate::storage::snapshot_file_name(id));
+            // The size is for statistics only: a failed stat records 0 rather than failing.
+            let size = self.fs.file_len(&path).unwrap_or(0);
+            self.metrics.record_snapshot(size, started.elapsed());
+        }
         if let (Some(id), Some(listener)) = (written, &self.listener) {
             listener.do_send(SnapshotEvent::Written(id));
         }

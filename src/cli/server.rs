@@ -88,6 +88,7 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
     check_record_size(args.record_size)?;
     let meta = ensure_formatted(&config, directory_id)?;
     let listener = bind_controller_listener(&config)?;
+    let metrics_listener = bind_metrics_listener(&config)?;
     let options = node_options(&config, &meta, listener);
     let system = actix_rt::System::new();
     system.block_on(async move {
@@ -97,6 +98,21 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
         if let Some(throughput) = throughput {
             node.start_workload(throughput, args.record_size);
         }
+        // Kept until the process exits; dropping it would stop the endpoint.
+        let _metrics_endpoint = match metrics_listener {
+            Some(socket) => {
+                let endpoint = node.serve_metrics(socket).map_err(|e| {
+                    CliError::usage(format!("{}: {e}", crate::config::keys::METRICS_LISTENER))
+                })?;
+                tracing::info!(
+                    address = %endpoint.local_addr(),
+                    path = crate::metrics::http::METRICS_PATH,
+                    "metrics endpoint listening"
+                );
+                Some(endpoint)
+            }
+            None => None,
+        };
         warn_if_plaintext(&config);
         tracing::info!(
             node_id = %config.node_id,
@@ -216,6 +232,23 @@ fn bind_controller_listener(config: &NodeConfig) -> Result<std::net::TcpListener
             listener.name
         ))
     })
+}
+
+/// Binds `metrics.listener`, if set, before the node starts (so a taken port is a usage error).
+fn bind_metrics_listener(config: &NodeConfig) -> Result<Option<std::net::TcpListener>, CliError> {
+    let Some(endpoint) = &config.metrics_listener else {
+        return Ok(None);
+    };
+    let address = endpoint.to_string();
+    std::net::TcpListener::bind(&address)
+        .map(Some)
+        .map_err(|e| {
+            CliError::usage(format!(
+                "{}: cannot listen on {address} ({}): {e}",
+                config.source.display(),
+                crate::config::keys::METRICS_LISTENER
+            ))
+        })
 }
 
 fn node_options(

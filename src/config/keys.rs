@@ -39,6 +39,10 @@ pub const CONNECTIONS_MAX_IDLE_MS: &str = "connections.max.idle.ms";
 /// kraft's own (Kafka has none): how long a new connection may take to complete its handshake.
 pub const HANDSHAKE_TIMEOUT_MS: &str = "kraft.handshake.timeout.ms";
 
+/// kraft's own (Kafka exports metrics over JMX): where to serve the node's metrics in the
+/// Prometheus text format, `http://host:port`; unset, there is no endpoint.
+pub const METRICS_LISTENER: &str = "metrics.listener";
+
 pub const SECURITY_PROTOCOL_MAP: &str = "listener.security.protocol.map";
 pub const SSL_KEYSTORE_TYPE: &str = "ssl.keystore.type";
 pub const SSL_KEYSTORE_LOCATION: &str = "ssl.keystore.location";
@@ -148,6 +152,7 @@ pub const KNOWN: &[&str] = &[
     MAX_CONNECTIONS_PER_IP,
     CONNECTIONS_MAX_IDLE_MS,
     HANDSHAKE_TIMEOUT_MS,
+    METRICS_LISTENER,
     SECURITY_PROTOCOL_MAP,
     SSL_KEYSTORE_TYPE,
     SSL_KEYSTORE_LOCATION,

@@ -118,6 +118,8 @@ pub struct NodeConfig {
     pub connections: ConnectionLimits,
     /// The quorum listener's security protocol (`listener.security.protocol.map`).
     pub security: ListenerSecurity,
+    /// `metrics.listener`: where the Prometheus metrics endpoint listens (`None`: no endpoint).
+    pub metrics_listener: Option<Endpoint>,
 }
 
 /// A loaded configuration and the warnings loading it produced.
@@ -350,7 +352,23 @@ impl Values {
             metadata_log: self.metadata_log()?,
             connections: self.connection_limits()?,
             security,
+            metrics_listener: self.metrics_listener()?,
         })
+    }
+
+    /// `metrics.listener`: `http://host:port` (port 0: any free port), or unset/empty for none.
+    fn metrics_listener(&self) -> Result<Option<Endpoint>, ConfigError> {
+        let key = keys::METRICS_LISTENER;
+        let Some(text) = self.string(key).filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        let expected = "http://host:port (e.g. http://127.0.0.1:9404; port 0 picks a free one)";
+        let address = text
+            .strip_prefix("http://")
+            .ok_or_else(|| self.invalid(key, expected))?;
+        endpoints::parse_host_port(address, false)
+            .map(Some)
+            .map_err(|reason| self.invalid(key, format!("{expected}: {reason}")))
     }
 
     /// The quorum listener's protocol: from `listener.security.protocol.map`, or, unmapped,

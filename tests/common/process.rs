@@ -73,7 +73,6 @@ impl Server {
     }
 
     /// The lines read so far that contain `needle`, in order.
-    #[allow(dead_code)]
     pub fn lines_containing(&self, needle: &str) -> Vec<String> {
         self.seen
             .borrow()
@@ -81,6 +80,11 @@ impl Server {
             .filter(|l| l.contains(needle))
             .cloned()
             .collect()
+    }
+
+    /// The first line read so far that contains `needle`.
+    pub fn line_containing(&self, needle: &str) -> Option<String> {
+        self.lines_containing(needle).into_iter().next()
     }
 
     /// How many lines read so far contain `needle`.

@@ -1657,7 +1657,21 @@ impl Sim {
             }
             if role == RoleKind::Leader {
                 let id = self.nodes[i].id.unwrap();
+                let (observers, voters) = (r.observer_progress(), r.config().voters.clone());
                 self.record_leader(epoch, id);
+                // Observers the leader remembers are never voters nor itself, and never claim
+                // more than its log holds (a fetch past its end is answered with a divergence).
+                for (observer, p) in observers {
+                    if voters.contains(&observer) || observer == id {
+                        self.fail(&format!("leader {id} tracks voter {observer} as an observer"));
+                    }
+                    if p.end_offset.is_some_and(|end| end > core_end) {
+                        self.fail(&format!(
+                            "leader {id} believes observer {observer} holds {:?}, past its end {core_end}",
+                            p.end_offset
+                        ));
+                    }
+                }
             }
         }
     }
