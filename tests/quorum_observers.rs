@@ -70,8 +70,8 @@ fn replication(port: u16) -> Option<Vec<Row>> {
     Some(rows.collect())
 }
 
-/// The current leader's id, asked through any of `ports`.
-fn leader(ports: &[u16], not: Option<i32>) -> i32 {
+/// The current leader's id and epoch, asked through any of `ports`.
+fn leader(ports: &[u16], not: Option<i32>) -> (i32, String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         for port in ports {
@@ -79,7 +79,7 @@ fn leader(ports: &[u16], not: Option<i32>) -> i32 {
                 && let Ok(id) = s["LeaderId"].parse::<i32>()
                 && Some(id) != not
             {
-                return id;
+                return (id, s["LeaderEpoch"].clone());
             }
         }
         assert!(Instant::now() < deadline, "no leader");
@@ -146,7 +146,7 @@ fn an_observer_and_an_idless_tail_follow_three_voters_through_two_leader_changes
     let started = observer.lines_containing("kraft node started");
     assert!(started[0].contains("observer"), "{started:?}");
     let voter_ports = &ports[..3];
-    let first = leader(voter_ports, None);
+    let (first, _) = leader(voter_ports, None);
 
     let mut tail_command = Command::new(env!("CARGO_BIN_EXE_kraft"));
     let bootstrap = format!("localhost:{}", ports[0]);
@@ -208,7 +208,7 @@ fn an_observer_and_an_idless_tail_follow_three_voters_through_two_leader_changes
         .unwrap()
         .signal("-KILL");
     servers[first as usize - 1] = None;
-    let second = leader(voter_ports, Some(first));
+    let (second, _) = leader(voter_ports, Some(first));
     assert_ne!(second, 4);
     // The killed voter comes back, so a majority remains for the second change.
     servers[first as usize - 1] = Some(Server::start_with(&configs[first as usize - 1], 200));
@@ -217,16 +217,19 @@ fn an_observer_and_an_idless_tail_follow_three_voters_through_two_leader_changes
     // Leader change 2: graceful (SIGTERM hands over).
     let graceful = servers[second as usize - 1].take().unwrap();
     graceful.signal("-TERM");
-    let third = leader(voter_ports, Some(second));
+    let (third, third_epoch) = leader(voter_ports, Some(second));
     assert_ne!(third, 4);
     let mut graceful = graceful;
     assert_eq!(graceful.wait_exit(Duration::from_secs(20)), Some(0));
-    // The tail keeps printing under the third leader; the observer never stood.
-    let printed_before = tail.count_seen("{\"offset\"");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tail.count_seen("{\"offset\"") < printed_before + 200 {
-        assert!(Instant::now() < deadline, "the tail stopped printing");
-        tail.wait_for("{\"offset\"", Duration::from_millis(200));
+    // The tail goes on printing records the third leader wrote; the observer never stood.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mark = format!("\"epoch\":{third_epoch},");
+    while !tail.has_seen(&mark) {
+        assert!(
+            Instant::now() < deadline,
+            "no record of epoch {third_epoch} printed"
+        );
+        tail.wait_for(&mark, Duration::from_millis(200));
     }
     let observer = servers[3].as_ref().unwrap();
     observer.drain(Duration::from_millis(100));

@@ -1663,7 +1663,9 @@ impl Sim {
                 // more than its log holds (a fetch past its end is answered with a divergence).
                 for (observer, p) in observers {
                     if voters.contains(&observer) || observer == id {
-                        self.fail(&format!("leader {id} tracks voter {observer} as an observer"));
+                        self.fail(&format!(
+                            "leader {id} tracks voter {observer} as an observer"
+                        ));
                     }
                     if p.end_offset.is_some_and(|end| end > core_end) {
                         self.fail(&format!(
