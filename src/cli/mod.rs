@@ -8,6 +8,7 @@ mod bench;
 mod bench_processes;
 mod dump_log;
 mod dump_log_format;
+mod initial_controllers;
 mod kafka_client;
 mod producer_perf;
 mod quorum;

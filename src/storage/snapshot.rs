@@ -1,5 +1,6 @@
 //! Snapshot files (`%020d-%010d.checkpoint`, docs/protocol.md §16): naming, and the bootstrap
-//! checkpoint `kraft storage format --standalone` writes (header, kraft.version, voters, footer).
+//! checkpoint `kraft storage format` writes for a dynamic quorum (header, kraft.version, the
+//! voters unless the node will join later, footer).
 //!
 //! Owns the file name and the header/footer framing. Written atomically; it never writes a
 //! checkpoint that a reader would reject (the first batch is a control batch starting with a
@@ -47,6 +48,25 @@ pub fn write_bootstrap_checkpoint_in(
     voters: VotersRecord,
     timestamp_ms: i64,
 ) -> Result<PathBuf, StorageError> {
+    write_checkpoint_in(fs, partition_dir, Some(voters), timestamp_ms)
+}
+
+/// Writes the bootstrap checkpoint of a node formatted to join a dynamic quorum later
+/// (`format --no-initial-controllers`): kraft.version 1 and no voter set, so the node starts
+/// as an observer and learns the voters from the leader. Returns its path.
+pub fn write_joining_checkpoint(
+    partition_dir: &Path,
+    timestamp_ms: i64,
+) -> Result<PathBuf, StorageError> {
+    write_checkpoint_in(&real_fs(), partition_dir, None, timestamp_ms)
+}
+
+fn write_checkpoint_in(
+    fs: &Fs,
+    partition_dir: &Path,
+    voters: Option<VotersRecord>,
+    timestamp_ms: i64,
+) -> Result<PathBuf, StorageError> {
     let bytes = bootstrap_checkpoint_bytes(voters, timestamp_ms).map_err(|e| {
         StorageError::corrupt(
             partition_dir,
@@ -60,12 +80,12 @@ pub fn write_bootstrap_checkpoint_in(
 }
 
 fn bootstrap_checkpoint_bytes(
-    voters: VotersRecord,
+    voters: Option<VotersRecord>,
     timestamp_ms: i64,
 ) -> Result<BytesMut, RecordError> {
     let epoch = BOOTSTRAP_SNAPSHOT_ID.epoch;
     let mut header = BatchBuilder::new(BatchKind::Control, Offset(0), epoch);
-    let records = [
+    let mut records = vec![
         ControlRecord::SnapshotHeader(SnapshotHeaderRecord {
             version: 0,
             last_contained_log_timestamp: timestamp_ms,
@@ -74,8 +94,8 @@ fn bootstrap_checkpoint_bytes(
             version: 0,
             kraft_version: 1,
         }),
-        ControlRecord::Voters(voters),
     ];
+    records.extend(voters.map(ControlRecord::Voters));
     for record in &records {
         header.append_control(timestamp_ms, record)?;
     }
