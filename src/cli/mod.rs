@@ -18,6 +18,7 @@ pub mod quorum_format;
 pub mod quorum_info;
 mod quorum_watch;
 mod server;
+mod server_bootstrap;
 mod storage;
 mod tail;
 mod verifiable_producer;

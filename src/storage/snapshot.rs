@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 
 use bytes::BytesMut;
 
-use super::error::StorageError;
+use super::error::{IoContext, StorageError};
 use super::fs::{Fs, real_fs};
 use super::fsutil;
+use super::snapshot_file::SnapshotFile;
 use crate::record::{
-    BatchBuilder, BatchKind, ControlRecord, KRaftVersionRecord, RecordError, SnapshotFooterRecord,
-    SnapshotHeaderRecord, VotersRecord,
+    BatchBuilder, BatchIter, BatchKind, ControlRecord, KRaftVersionRecord, RecordError,
+    SnapshotFooterRecord, SnapshotHeaderRecord, VotersRecord,
 };
 use crate::types::{Epoch, Offset, OffsetAndEpoch};
 
@@ -30,6 +31,58 @@ pub const BOOTSTRAP_SNAPSHOT_ID: OffsetAndEpoch = OffsetAndEpoch {
     offset: Offset(0),
     epoch: Epoch(0),
 };
+
+/// The largest bootstrap checkpoint read: its voter set, even of thousands of voters, is far
+/// smaller, and a bigger file is not one `kraft storage format` wrote.
+const MAX_BOOTSTRAP_CHECKPOINT_BYTES: u64 = 1 << 20;
+
+/// The control records of the bootstrap checkpoint in `partition_dir` (header and footer
+/// included), or None if there is none. The file's framing is checked as every snapshot's is.
+pub fn read_bootstrap_checkpoint(
+    partition_dir: &Path,
+) -> Result<Option<Vec<ControlRecord>>, StorageError> {
+    read_bootstrap_checkpoint_in(&real_fs(), partition_dir)
+}
+
+/// [`read_bootstrap_checkpoint`] on `fs`.
+pub fn read_bootstrap_checkpoint_in(
+    fs: &Fs,
+    partition_dir: &Path,
+) -> Result<Option<Vec<ControlRecord>>, StorageError> {
+    let path = partition_dir.join(snapshot_file_name(BOOTSTRAP_SNAPSHOT_ID));
+    if !fs.exists(&path).at(&path)? {
+        return Ok(None);
+    }
+    let file = SnapshotFile::open_path_in(fs, &path, BOOTSTRAP_SNAPSHOT_ID)?;
+    if file.size > MAX_BOOTSTRAP_CHECKPOINT_BYTES {
+        return Err(StorageError::corrupt(
+            &path,
+            format!(
+                "{} bytes, more than a bootstrap checkpoint holds ({MAX_BOOTSTRAP_CHECKPOINT_BYTES})",
+                file.size
+            ),
+        ));
+    }
+    file.for_each_value(|_| {})?;
+    let corrupt = |e: RecordError| StorageError::corrupt(&path, e.to_string());
+    let mut records = Vec::new();
+    for batch in BatchIter::new(bytes::Bytes::from(fs.read(&path).at(&path)?)) {
+        let batch = batch.map_err(corrupt)?;
+        if !batch.is_control() {
+            continue;
+        }
+        for record in batch.decode_records().map_err(corrupt)? {
+            let (Some(key), Some(value)) = (&record.key, &record.value) else {
+                return Err(StorageError::corrupt(
+                    &path,
+                    "a control record without key or value",
+                ));
+            };
+            records.push(ControlRecord::decode(key, value).map_err(corrupt)?);
+        }
+    }
+    Ok(Some(records))
+}
 
 /// Writes the bootstrap checkpoint of a dynamic (kraft.version 1) quorum into `partition_dir`
 /// and returns its path.
