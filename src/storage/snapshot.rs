@@ -162,3 +162,79 @@ fn bootstrap_checkpoint_bytes(
     out.extend_from_slice(&footer.build()?);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{VoterEndpoint, VoterRecord};
+    use crate::uuid::Uuid;
+
+    fn voters() -> VotersRecord {
+        VotersRecord {
+            version: 0,
+            voters: vec![VoterRecord {
+                voter_id: 1,
+                voter_directory_id: Uuid::random(),
+                endpoints: vec![VoterEndpoint {
+                    name: "CONTROLLER".into(),
+                    host: "localhost".into(),
+                    port: 9093,
+                }],
+                min_supported_kraft_version: 0,
+                max_supported_kraft_version: 1,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_bootstrap_checkpoint_reads_back_record_for_record() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_bootstrap_checkpoint(dir.path()).unwrap(), None);
+        let voters = voters();
+        write_bootstrap_checkpoint(dir.path(), voters.clone(), 42).unwrap();
+        let records = read_bootstrap_checkpoint(dir.path()).unwrap().unwrap();
+        assert_eq!(
+            records,
+            [
+                ControlRecord::SnapshotHeader(SnapshotHeaderRecord {
+                    version: 0,
+                    last_contained_log_timestamp: 42
+                }),
+                ControlRecord::KRaftVersion(KRaftVersionRecord {
+                    version: 0,
+                    kraft_version: 1
+                }),
+                ControlRecord::Voters(voters),
+                ControlRecord::SnapshotFooter(SnapshotFooterRecord { version: 0 }),
+            ]
+        );
+        let joining = tempfile::tempdir().unwrap();
+        write_joining_checkpoint(joining.path(), 7).unwrap();
+        let records = read_bootstrap_checkpoint(joining.path()).unwrap().unwrap();
+        assert_eq!(records.len(), 3);
+        assert!(
+            !records
+                .iter()
+                .any(|r| matches!(r, ControlRecord::Voters(_)))
+        );
+    }
+
+    #[test]
+    fn an_oversized_or_cut_checkpoint_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_bootstrap_checkpoint(dir.path(), voters(), 1).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        let err = read_bootstrap_checkpoint(dir.path()).unwrap_err();
+        assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+        let mut big = bytes.clone();
+        big.resize(MAX_BOOTSTRAP_CHECKPOINT_BYTES as usize + 1, 0);
+        std::fs::write(&path, &big).unwrap();
+        let err = read_bootstrap_checkpoint(dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("more than a bootstrap checkpoint holds"),
+            "{err}"
+        );
+    }
+}
