@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use bytes::Bytes;
 use kraft::record::{BatchIter, ControlRecord};
-use kraft::storage::MetaProperties;
+use kraft::storage::{BOOTSTRAP_SNAPSHOT_ID, MetaProperties, SnapshotFile};
 use kraft::uuid::Uuid;
 
 fn kraft(args: &[&str]) -> Output {
@@ -184,17 +184,15 @@ fn format_refuses_bad_input_cleanly() {
     assert!(!n.logs.exists() && !n.meta.exists());
 }
 
-#[test]
-fn standalone_writes_a_bootstrap_snapshot_with_this_node_as_the_voter() {
-    let n = node("controller.quorum.bootstrap.servers=localhost:9093\n");
-    let out = format(&n, "c1", &["--standalone"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("Formatting dynamic metadata voter directory"));
-    let meta = MetaProperties::read(&n.meta).unwrap().unwrap();
-    let snapshot = n
-        .meta
-        .join("__cluster_metadata-0/00000000000000000000-0000000000.checkpoint");
-    let bytes = Bytes::from(std::fs::read(&snapshot).unwrap());
+/// The control records of the bootstrap checkpoint in `meta`, after kraft's snapshot reader has
+/// checked its framing (header first, footer last, offsets from 0) and found no data records.
+fn bootstrap_controls(meta: &Path) -> Vec<ControlRecord> {
+    let partition = meta.join("__cluster_metadata-0");
+    let file = SnapshotFile::open(&partition, BOOTSTRAP_SNAPSHOT_ID).unwrap();
+    let mut data_records = 0;
+    file.for_each_value(|_| data_records += 1).unwrap();
+    assert_eq!(data_records, 0);
+    let bytes = Bytes::from(std::fs::read(&file.path).unwrap());
     let batches: Vec<_> = BatchIter::new(bytes).map(|b| b.unwrap()).collect();
     assert_eq!(batches.len(), 2);
     assert!(batches.iter().all(|b| b.is_control()));
@@ -204,6 +202,31 @@ fn standalone_writes_a_bootstrap_snapshot_with_this_node_as_the_voter() {
         .map(|r| ControlRecord::decode(r.key.as_ref().unwrap(), r.value.as_ref().unwrap()).unwrap())
         .collect();
     assert!(matches!(controls[0], ControlRecord::SnapshotHeader(_)));
+    assert!(matches!(
+        controls.last(),
+        Some(ControlRecord::SnapshotFooter(_))
+    ));
+    controls
+}
+
+/// The directory id `format` wrote into `dir`'s meta.properties.
+fn directory_id(dir: &Path) -> Uuid {
+    MetaProperties::read(dir)
+        .unwrap()
+        .unwrap()
+        .directory_id
+        .unwrap()
+}
+
+#[test]
+fn standalone_writes_a_bootstrap_snapshot_with_this_node_as_the_voter() {
+    let n = node("controller.quorum.bootstrap.servers=localhost:9093\n");
+    let out = format(&n, "c1", &["--standalone"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Formatting dynamic metadata voter directory"));
+    let meta = MetaProperties::read(&n.meta).unwrap().unwrap();
+    let controls = bootstrap_controls(&n.meta);
+    assert_eq!(controls.len(), 4, "{controls:?}");
     assert!(matches!(controls[1], ControlRecord::KRaftVersion(k) if k.kraft_version == 1));
     let ControlRecord::Voters(voters) = &controls[2] else {
         panic!("{controls:?}")
@@ -211,7 +234,202 @@ fn standalone_writes_a_bootstrap_snapshot_with_this_node_as_the_voter() {
     assert_eq!(voters.voters[0].voter_id, 1);
     assert_eq!(Some(voters.voters[0].voter_directory_id), meta.directory_id);
     assert_eq!(voters.voters[0].endpoints[0].port, 9093);
-    assert!(matches!(controls[3], ControlRecord::SnapshotFooter(_)));
+}
+
+const DIR_1: &str = "JEXY6aqzQY-32P5TStzaFg";
+const DIR_2: &str = "MvDxzVmcRsaTz33bUuRU6A";
+const DIR_3: &str = "07R5amHmR32VDA6jHkGbTA";
+
+fn three_controllers() -> String {
+    format!("2@host-b:9094:{DIR_2},1@host-a:9093:{DIR_1},3@[::1]:9095:{DIR_3}")
+}
+
+#[test]
+fn initial_controllers_writes_every_voter_and_takes_this_nodes_directory_id_from_the_list() {
+    let n = node("controller.quorum.bootstrap.servers=localhost:9093\n");
+    let list = three_controllers();
+    let out = format(&n, "c1", &["--initial-controllers", &list]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(directory_id(&n.meta).to_string(), DIR_1);
+    let expected = format!(
+        "Formatting data directory {} with cluster.id c1, node.id 1, directory.id {}.\n\
+         Formatting dynamic metadata voter directory {} with cluster.id c1, node.id 1, directory.id {DIR_1}.\n",
+        n.logs.display(),
+        directory_id(&n.logs),
+        n.meta.display()
+    );
+    assert_eq!(stdout(&out), expected);
+    assert_ne!(directory_id(&n.logs).to_string(), DIR_1);
+
+    let controls = bootstrap_controls(&n.meta);
+    assert_eq!(controls.len(), 4, "{controls:?}");
+    assert!(matches!(controls[1], ControlRecord::KRaftVersion(k) if k.kraft_version == 1));
+    let ControlRecord::Voters(voters) = &controls[2] else {
+        panic!("{controls:?}")
+    };
+    // Each voter as "id directoryId endpoints kraft.version range".
+    let got: Vec<String> = voters
+        .voters
+        .iter()
+        .map(|v| {
+            let endpoints: Vec<String> = v
+                .endpoints
+                .iter()
+                .map(|e| format!("{}://{}:{}", e.name, e.host, e.port))
+                .collect();
+            format!(
+                "{} {} {} {}-{}",
+                v.voter_id,
+                v.voter_directory_id,
+                endpoints.join(","),
+                v.min_supported_kraft_version,
+                v.max_supported_kraft_version
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            format!("1 {DIR_1} CONTROLLER://host-a:9093 0-1"),
+            format!("2 {DIR_2} CONTROLLER://host-b:9094 0-1"),
+            format!("3 {DIR_3} CONTROLLER://::1:9095 0-1"),
+        ]
+    );
+}
+
+#[test]
+fn short_flags_and_the_joining_node() {
+    let n = node("controller.quorum.bootstrap.servers=localhost:9093\n");
+    let out = format(&n, "c1", &["-N"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = format!(
+        "Formatting data directory {} with cluster.id c1, node.id 1, directory.id {}.\n\
+         Formatting metadata directory {} with cluster.id c1, node.id 1, directory.id {}.\n",
+        n.logs.display(),
+        directory_id(&n.logs),
+        n.meta.display(),
+        directory_id(&n.meta)
+    );
+    assert_eq!(stdout(&out), expected);
+    let controls = bootstrap_controls(&n.meta);
+    assert_eq!(controls.len(), 3, "no voters: {controls:?}");
+    assert!(matches!(controls[1], ControlRecord::KRaftVersion(k) if k.kraft_version == 1));
+
+    let m = node("controller.quorum.bootstrap.servers=localhost:9093\n");
+    let out = format(&m, "c1", &["-I", &three_controllers()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(directory_id(&m.meta).to_string(), DIR_1);
+}
+
+#[test]
+fn a_broker_may_join_without_a_controller_role() {
+    let n = node("controller.quorum.bootstrap.servers=localhost:9093\nprocess.roles=broker\n");
+    let out = format(&n, "c1", &["--no-initial-controllers"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(bootstrap_controls(&n.meta).len(), 3);
+}
+
+/// Asserts `out` is a one-line usage error containing `needle` and that nothing was formatted.
+fn assert_refused(n: &Node, out: &Output, needle: &str) {
+    assert_usage_error(out, needle);
+    assert_eq!(stderr(out).lines().count(), 1, "{}", stderr(out));
+    assert!(!n.logs.join("meta.properties").exists() && !n.meta.join("meta.properties").exists());
+    assert!(!n.meta.join("__cluster_metadata-0").exists());
+}
+
+#[test]
+fn dynamic_quorum_flags_are_mutually_exclusive() {
+    let n = node("controller.quorum.bootstrap.servers=localhost:9093\n");
+    let list = three_controllers();
+    for flags in [
+        &["--standalone", "--no-initial-controllers"][..],
+        &["-s", "-I", &list],
+        &["--initial-controllers", &list, "-N"],
+    ] {
+        assert_refused(&n, &format(&n, "c1", flags), "cannot be used with");
+    }
+}
+
+#[test]
+fn dynamic_quorum_flags_are_refused_where_they_do_not_fit() {
+    let list = three_controllers();
+    let n = node(VOTERS);
+    for flag in [&["-s"][..], &["-N"], &["-I", &list]] {
+        let out = format(&n, "c1", flag);
+        assert_refused(&n, &out, "cannot be used with controller.quorum.voters");
+        assert_usage_error(&out, "controller.quorum.bootstrap.servers instead");
+    }
+    let dynamic = node("controller.quorum.bootstrap.servers=localhost:9093\n");
+    let out = format(&dynamic, "c1", &[]);
+    assert_refused(
+        &dynamic,
+        &out,
+        "controller.quorum.voters is not set on this controller, so one of --standalone, --initial-controllers or --no-initial-controllers is needed",
+    );
+    let others = format!("2@host-b:9094:{DIR_2},3@host-c:9095:{DIR_3}");
+    let out = format(&dynamic, "c1", &["-I", &others]);
+    assert_refused(
+        &dynamic,
+        &out,
+        "--initial-controllers does not list this node (node.id 1",
+    );
+    let broker = node("controller.quorum.bootstrap.servers=localhost:9093\nprocess.roles=broker\n");
+    let out = format(&broker, "c1", &["-I", &list]);
+    assert_refused(
+        &broker,
+        &out,
+        "--initial-controllers makes this node a voter, but process.roles has no 'controller'",
+    );
+}
+
+#[test]
+fn a_malformed_initial_controllers_entry_is_named() {
+    let n = node("controller.quorum.bootstrap.servers=localhost:9093\n");
+    let cases = [
+        (
+            format!("1@h:1:{DIR_1},2h:2:{DIR_2}"),
+            format!(
+                "--initial-controllers: '2h:2:{DIR_2}': no '@' between the node id and the host"
+            ),
+        ),
+        (
+            format!("x@h:1:{DIR_1}"),
+            format!(
+                "--initial-controllers: 'x@h:1:{DIR_1}': 'x' is not a node id (a non-negative integer)"
+            ),
+        ),
+        (
+            "1@h:9093".to_string(),
+            "--initial-controllers: '1@h:9093': no ':' between the port and the directory id"
+                .to_string(),
+        ),
+        (
+            format!("1@h:99999:{DIR_1}"),
+            format!("--initial-controllers: '1@h:99999:{DIR_1}': '99999' is not a port (0-65535)"),
+        ),
+        (
+            "1@h:1:short".to_string(),
+            "--initial-controllers: '1@h:1:short': 'short' is not a directory id".to_string(),
+        ),
+        (
+            format!("1@[::1:1:{DIR_1}"),
+            format!(
+                "--initial-controllers: '1@[::1:1:{DIR_1}': the host starts with '[' but has no closing ']'"
+            ),
+        ),
+        (
+            format!("1@h:1:{DIR_1},1@g:2:{DIR_2}"),
+            "--initial-controllers: node id 1 is given more than once".to_string(),
+        ),
+        (
+            ",".to_string(),
+            "--initial-controllers: no voters given".to_string(),
+        ),
+    ];
+    for (list, message) in cases {
+        let out = format(&n, "c1", &["--initial-controllers", &list]);
+        assert_refused(&n, &out, &message);
+    }
 }
 
 #[test]

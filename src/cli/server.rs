@@ -87,6 +87,7 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
     };
     check_record_size(args.record_size)?;
     let meta = ensure_formatted(&config, directory_id)?;
+    let config = super::server_bootstrap::with_bootstrap_voters(config, &meta)?;
     let listener = bind_controller_listener(&config)?;
     let metrics_listener = bind_metrics_listener(&config)?;
     let options = node_options(&config, &meta, listener);

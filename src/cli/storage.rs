@@ -6,11 +6,12 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 
+use super::initial_controllers::{self, InitialController};
 use super::{CliError, ConfigArgs, EXIT_PROBLEM};
 use crate::config::NodeConfig;
-use crate::record::{VoterEndpoint, VoterRecord, VotersRecord};
+use crate::record::VotersRecord;
 use crate::storage::{self, MetaProperties};
 use crate::uuid::Uuid;
 
@@ -34,6 +35,7 @@ pub struct RepairArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("dynamic_quorum").multiple(false).args(["standalone", "initial_controllers", "no_initial_controllers"])))]
 pub struct FormatArgs {
     #[command(flatten)]
     config: ConfigArgs,
@@ -46,6 +48,43 @@ pub struct FormatArgs {
     /// Bootstrap a dynamic quorum (kraft.version 1) with this node as its only voter.
     #[arg(short = 's', long)]
     standalone: bool,
+    /// Bootstrap a dynamic quorum with these voters: id@host:port:directoryId,... (the same
+    /// list on every voter; this node's directory id is taken from its entry).
+    #[arg(short = 'I', long, value_name = "ID@HOST:PORT:DIRECTORY_ID,...")]
+    initial_controllers: Option<String>,
+    /// Format a node that will join an existing dynamic quorum (kraft.version 1, no voters).
+    #[arg(short = 'N', long)]
+    no_initial_controllers: bool,
+}
+
+/// How the quorum of a formatted node learns its voters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum QuorumBootstrap {
+    /// `controller.quorum.voters` (kraft.version 0): nothing written beyond meta.properties.
+    Static,
+    /// `--standalone`: this node alone, with a fresh directory id.
+    Standalone,
+    /// `--initial-controllers`: this list, this node among them.
+    InitialControllers(Vec<InitialController>),
+    /// `--no-initial-controllers`: kraft.version 1, voters learnt by joining.
+    Joining,
+}
+
+impl FormatArgs {
+    fn bootstrap(&self) -> Result<QuorumBootstrap, CliError> {
+        if self.standalone {
+            return Ok(QuorumBootstrap::Standalone);
+        }
+        if self.no_initial_controllers {
+            return Ok(QuorumBootstrap::Joining);
+        }
+        match &self.initial_controllers {
+            None => Ok(QuorumBootstrap::Static),
+            Some(text) => initial_controllers::parse(text)
+                .map(QuorumBootstrap::InitialControllers)
+                .map_err(|e| CliError::usage(format!("--initial-controllers: {e}"))),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -93,14 +132,24 @@ struct Plan {
     dir: PathBuf,
     meta: MetaProperties,
     kind: &'static str,
-    /// The bootstrap snapshot's voter set, for the metadata dir of a `--standalone` format.
-    bootstrap: Option<VotersRecord>,
+    /// The bootstrap snapshot, for the metadata dir of a dynamic quorum.
+    checkpoint: Option<Checkpoint>,
+}
+
+/// The bootstrap checkpoint of a dynamic (kraft.version 1) quorum's metadata directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Checkpoint {
+    /// The initial voters (`--standalone`, `--initial-controllers`).
+    Voters(VotersRecord),
+    /// No voters: the node will join (`--no-initial-controllers`).
+    Joining,
 }
 
 fn format(args: &FormatArgs) -> Result<(), CliError> {
     let config = args.config.load()?;
     check_cluster_id(&args.cluster_id)?;
-    check_bootstrap_mode(&config, args.standalone)?;
+    let bootstrap = args.bootstrap()?;
+    check_bootstrap_mode(&config, &bootstrap)?;
     let dirs = formatted_dirs(&config)?;
     if let Some((dir, _)) = dirs
         .iter()
@@ -116,7 +165,7 @@ fn format(args: &FormatArgs) -> Result<(), CliError> {
     let plans = dirs
         .into_iter()
         .filter(|(_, formatted)| !formatted)
-        .map(|(dir, _)| plan(&config, dir, &args.cluster_id, args.standalone))
+        .map(|(dir, _)| plan(&config, dir, &args.cluster_id, &bootstrap))
         .collect::<Result<Vec<Plan>, CliError>>()?;
     if plans.is_empty() {
         println!("All of the log directories are already formatted.");
@@ -128,42 +177,89 @@ fn format(args: &FormatArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A controller needs a voter set: static (`controller.quorum.voters`) or bootstrapped here.
-fn check_bootstrap_mode(config: &NodeConfig, standalone: bool) -> Result<(), CliError> {
+/// A controller needs a voter set: static (`controller.quorum.voters`) or bootstrapped here,
+/// never both; a node that bootstraps one must be a controller and one of its voters.
+fn check_bootstrap_mode(config: &NodeConfig, bootstrap: &QuorumBootstrap) -> Result<(), CliError> {
     let is_controller = config.process_roles.iter().any(|r| r == "controller");
     let file = config.source.display();
-    match (standalone, config.voters.is_empty()) {
-        (true, _) if !is_controller => Err(CliError::usage(format!(
-            "{file}: --standalone makes this node a voter, but process.roles has no 'controller'"
-        ))),
-        (true, false) => Err(CliError::usage(format!(
-            "{file}: --standalone bootstraps a dynamic quorum and cannot be used with controller.quorum.voters"
-        ))),
-        (false, true) if is_controller => Err(CliError::usage(format!(
-            "{file}: controller.quorum.voters is not set: set it for a static quorum, or pass --standalone \
-             to bootstrap a new single-voter dynamic quorum (joining an existing dynamic quorum, \
-             Kafka's --no-initial-controllers, is not supported yet)"
-        ))),
+    let flag = match bootstrap {
+        QuorumBootstrap::Static if is_controller && config.voters.is_empty() => {
+            return Err(CliError::usage(format!(
+                "{file}: controller.quorum.voters is not set on this controller, so one of \
+                 --standalone, --initial-controllers or --no-initial-controllers is needed"
+            )));
+        }
+        QuorumBootstrap::Static => return Ok(()),
+        QuorumBootstrap::Standalone => "--standalone",
+        QuorumBootstrap::InitialControllers(_) => "--initial-controllers",
+        QuorumBootstrap::Joining => "--no-initial-controllers",
+    };
+    if !config.voters.is_empty() {
+        return Err(CliError::usage(format!(
+            "{file}: {flag} formats a dynamic quorum and cannot be used with controller.quorum.voters: \
+             remove controller.quorum.voters and set controller.quorum.bootstrap.servers instead"
+        )));
+    }
+    if !is_controller && *bootstrap != QuorumBootstrap::Joining {
+        return Err(CliError::usage(format!(
+            "{file}: {flag} makes this node a voter, but process.roles has no 'controller'"
+        )));
+    }
+    match bootstrap {
+        QuorumBootstrap::InitialControllers(list)
+            if !list.iter().any(|c| c.node_id == config.node_id.0) =>
+        {
+            Err(CliError::usage(format!(
+                "--initial-controllers does not list this node (node.id {} in {file})",
+                config.node_id
+            )))
+        }
         _ => Ok(()),
     }
+}
+
+/// What the metadata directory gets beyond meta.properties, and its directory id.
+fn metadata_bootstrap(
+    config: &NodeConfig,
+    bootstrap: &QuorumBootstrap,
+) -> Result<(Uuid, Option<Checkpoint>), CliError> {
+    let listener = &config.controller_listener().name;
+    Ok(match bootstrap {
+        QuorumBootstrap::Static => (Uuid::random(), None),
+        QuorumBootstrap::Joining => (Uuid::random(), Some(Checkpoint::Joining)),
+        QuorumBootstrap::Standalone => {
+            let directory_id = Uuid::random();
+            let voters = standalone_voters(config, directory_id)?;
+            (directory_id, Some(Checkpoint::Voters(voters)))
+        }
+        QuorumBootstrap::InitialControllers(list) => {
+            let own = list
+                .iter()
+                .find(|c| c.node_id == config.node_id.0)
+                .expect("checked by check_bootstrap_mode");
+            let voters = initial_controllers::voters_record(list, listener);
+            (own.directory_id, Some(Checkpoint::Voters(voters)))
+        }
+    })
 }
 
 fn plan(
     config: &NodeConfig,
     dir: PathBuf,
     cluster_id: &str,
-    standalone: bool,
+    bootstrap: &QuorumBootstrap,
 ) -> Result<Plan, CliError> {
-    let directory_id = Uuid::random();
     let is_metadata = dir == config.metadata_log_dir;
-    let kind = match (is_metadata, standalone) {
-        (true, true) => "dynamic metadata voter directory",
-        (true, false) => "metadata directory",
-        (false, _) => "data directory",
+    let (directory_id, checkpoint) = match is_metadata {
+        true => metadata_bootstrap(config, bootstrap)?,
+        false => (Uuid::random(), None),
     };
-    let bootstrap = match is_metadata && standalone {
-        true => Some(standalone_voters(config, directory_id)?),
-        false => None,
+    // Kafka's names for the kinds of directory; a joining node's metadata directory is a plain one
+    // to Kafka's format, as it holds no voters.
+    let kind = match (is_metadata, &checkpoint) {
+        (true, Some(Checkpoint::Voters(_))) => "dynamic metadata voter directory",
+        (true, _) => "metadata directory",
+        (false, _) => "data directory",
     };
     let meta = MetaProperties {
         cluster_id: cluster_id.to_string(),
@@ -174,7 +270,7 @@ fn plan(
         dir,
         meta,
         kind,
-        bootstrap,
+        checkpoint,
     })
 }
 
@@ -183,13 +279,19 @@ fn write_plan(config: &NodeConfig, plan: Plan) -> Result<(), CliError> {
     let fail =
         |e: storage::StorageError| CliError::usage(format!("cannot format {}: {e}", dir.display()));
     // meta.properties is what marks a directory formatted, so it is written last.
-    if let Some(voters) = plan.bootstrap {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let partition = storage::partition_dir(dir, storage::METADATA_TOPIC);
-        storage::write_bootstrap_checkpoint(&partition, voters, now.as_millis() as i64)
-            .map_err(fail)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64;
+    let partition = storage::partition_dir(dir, storage::METADATA_TOPIC);
+    match plan.checkpoint {
+        Some(Checkpoint::Voters(voters)) => {
+            storage::write_bootstrap_checkpoint(&partition, voters, now_ms).map_err(fail)?;
+        }
+        Some(Checkpoint::Joining) => {
+            storage::write_joining_checkpoint(&partition, now_ms).map_err(fail)?;
+        }
+        None => {}
     }
     plan.meta.write(dir).map_err(fail)?;
     println!(
@@ -213,20 +315,16 @@ fn standalone_voters(config: &NodeConfig, directory_id: Uuid) -> Result<VotersRe
             listener.endpoint.host
         )));
     }
-    Ok(VotersRecord {
-        version: 0,
-        voters: vec![VoterRecord {
-            voter_id: config.node_id.0,
-            voter_directory_id: directory_id,
-            endpoints: vec![VoterEndpoint {
-                name: listener.name.clone(),
-                host: listener.endpoint.host.clone(),
-                port: listener.endpoint.port,
-            }],
-            min_supported_kraft_version: 0,
-            max_supported_kraft_version: 1,
-        }],
-    })
+    let this_node = InitialController {
+        node_id: config.node_id.0,
+        host: listener.endpoint.host.clone(),
+        port: listener.endpoint.port,
+        directory_id,
+    };
+    Ok(initial_controllers::voters_record(
+        &[this_node],
+        &listener.name,
+    ))
 }
 
 /// `storage repair`: each partition directory of the metadata log dir, inspected and, where

@@ -16,7 +16,8 @@
 //! Leader, Follower, Resigned; observers), elections with pre-vote, leader announcement and
 //! resignation, replication by Fetch with divergence and long polls, the high watermark, and
 //! durability ordering (a send that depends on a persisted vote or epoch waits for
-//! `ElectionPersisted`; a follower's Fetch waits for `Flushed`).
+//! `ElectionPersisted`; a follower's Fetch waits for `Flushed`); the voter sets of a dynamic
+//! (kraft.version 1) quorum along the log ([`VoterSetHistory`]).
 //!
 //! It must never touch actix, tokio, files, sockets, the clock or a global random generator:
 //! time arrives with every step and randomness comes from a seed, so a run can be replayed
@@ -37,6 +38,8 @@ mod rng;
 mod role;
 mod snapshot;
 mod vote;
+mod voter_set;
+mod voter_set_history;
 
 pub use config::{FETCH_MAX_BYTES, FETCH_MAX_WAIT, RaftConfig};
 pub use io::{
@@ -55,3 +58,5 @@ pub use replica::Replica;
 pub use rng::SeededRng;
 pub use role::RoleKind;
 pub use snapshot::{FETCH_SNAPSHOT_MAX_BYTES, SnapshotTransfer};
+pub use voter_set::{ListenerAddress, ReplicaKey, Voter, VoterSet, VoterSetError};
+pub use voter_set_history::{BOOTSTRAP_OFFSET, HistoryError, MAX_KRAFT_VERSION, VoterSetHistory};

@@ -1,0 +1,266 @@
+//! `kraft server` on a metadata directory formatted for a dynamic quorum (kraft.version 1) as
+//! real processes: `kraft storage format --standalone` then `kraft server` elects the one voter,
+//! commits its workload and does again after a restart; three nodes formatted with the same
+//! `--initial-controllers` form a quorum; a replaced disk, a joining node and a config that
+//! also names static voters are refused with one line.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::process::{Server, first_to_log, free_port};
+
+use kraft::storage::{LogConfig, MetaProperties, ReplicatedLog};
+use kraft::types::Offset;
+use kraft::uuid::Uuid;
+
+/// How long a start-up step may take on a loaded machine.
+const SETTLE: Duration = Duration::from_secs(30);
+
+fn kraft(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kraft"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Node `id`'s config for a dynamic quorum: no controller.quorum.voters, bootstrap servers at
+/// `ports` (node i listens on ports[i - 1]).
+fn dynamic_config(dir: &Path, id: usize, ports: &[u16], extra: &str) -> PathBuf {
+    let bootstrap: Vec<String> = ports.iter().map(|p| format!("localhost:{p}")).collect();
+    let path = dir.join(format!("node-{id}.properties"));
+    std::fs::write(
+        &path,
+        format!(
+            "node.id={id}\nlisteners=PLAINTEXT://localhost:{}\ncontroller.listener.names=PLAINTEXT\n\
+             controller.quorum.bootstrap.servers={}\nlog.dirs={}\n\
+             controller.quorum.election.timeout.ms=300\ncontroller.quorum.fetch.timeout.ms=1000\n{extra}",
+            ports[id - 1],
+            bootstrap.join(","),
+            log_dir(dir, id).display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn log_dir(dir: &Path, id: usize) -> PathBuf {
+    dir.join(format!("logs-{id}"))
+}
+
+fn format(config: &Path, flags: &[&str]) {
+    let mut args = vec![
+        "storage",
+        "format",
+        "-c",
+        config.to_str().unwrap(),
+        "-t",
+        "dyn-cluster",
+    ];
+    args.extend_from_slice(flags);
+    let out = kraft(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+fn log_end(dir: &Path, id: usize) -> Offset {
+    let partition = log_dir(dir, id).join("__raft_performance_test-0");
+    let (log, _) = ReplicatedLog::open(&partition, LogConfig::default()).unwrap();
+    log.log_end_offset()
+}
+
+/// A field of `kraft quorum describe --status` (e.g. `HighWatermark:`).
+fn field(text: &str, label: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label} in {text}"))
+        .trim()
+        .to_string()
+}
+
+/// The ids in a `CurrentVoters:` list (`[{"id": 1, ...}, ...]`).
+fn voter_ids(list: &str) -> Vec<i32> {
+    list.split("{\"id\": ")
+        .skip(1)
+        .map(|rest| {
+            rest.split(',')
+                .next()
+                .unwrap()
+                .trim_end_matches('}')
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Polls `kraft quorum describe --status` at `port` until node `leader` leads with a high
+/// watermark past `beyond`; returns the tool's text.
+fn wait_for_commits(port: u16, leader: usize, beyond: i64) -> String {
+    let bootstrap = format!("localhost:{port}");
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let o = Command::new(env!("CARGO_BIN_EXE_kraft"))
+            .args(["quorum", "--bootstrap-controller", &bootstrap])
+            .args(["describe", "--status"])
+            .output()
+            .unwrap();
+        let out = text(&o.stdout);
+        if o.status.success()
+            && field(&out, "LeaderId:") == leader.to_string()
+            && field(&out, "HighWatermark:").parse::<i64>().unwrap() > beyond
+        {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never committed past {beyond}: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_standalone_voter_elects_itself_commits_and_does_again_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dynamic_config(dir.path(), 1, &[port], "");
+    format(&config, &["--standalone"]);
+    let checkpoint = log_dir(dir.path(), 1)
+        .join("__cluster_metadata-0/00000000000000000000-0000000000.checkpoint");
+    let written = std::fs::read(&checkpoint).unwrap();
+
+    let mut server = Server::start(&config);
+    assert!(server.wait_for("leading: writing the workload", SETTLE));
+    assert!(server.has_seen("the voters come from the bootstrap checkpoint"));
+    assert!(server.has_seen("member=\"voter\""));
+    let status = wait_for_commits(port, 1, 100);
+    assert_eq!(
+        voter_ids(&field(&status, "CurrentVoters:")),
+        [1],
+        "{status}"
+    );
+    assert_eq!(field(&status, "CurrentObservers:"), "[]", "{status}");
+    let epoch: i64 = field(&status, "LeaderEpoch:").parse().unwrap();
+    server.signal("-TERM");
+    assert_eq!(server.wait_exit(SETTLE), Some(0));
+    let first_end = log_end(dir.path(), 1);
+    assert!(first_end > Offset(100), "{first_end}");
+
+    let mut again = Server::start(&config);
+    assert!(again.wait_for("leading: writing the workload", SETTLE));
+    let status = wait_for_commits(port, 1, first_end.0);
+    let new_epoch: i64 = field(&status, "LeaderEpoch:").parse().unwrap();
+    assert!(new_epoch > epoch, "{epoch} then {new_epoch}");
+    again.signal("-TERM");
+    assert_eq!(again.wait_exit(SETTLE), Some(0));
+    assert!(log_end(dir.path(), 1) > first_end);
+    assert_eq!(
+        std::fs::read(&checkpoint).unwrap(),
+        written,
+        "the bootstrap checkpoint is never rewritten"
+    );
+}
+
+#[test]
+fn three_nodes_formatted_with_the_same_initial_controllers_form_a_quorum() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port(), free_port()];
+    let ids = [Uuid::random(), Uuid::random(), Uuid::random()];
+    let list: Vec<String> = (0..3)
+        .map(|i| format!("{}@localhost:{}:{}", i + 1, ports[i], ids[i]))
+        .collect();
+    let list = list.join(",");
+    let servers: Vec<Option<Server>> = (1..=3)
+        .map(|id| {
+            let config = dynamic_config(dir.path(), id, &ports, "");
+            format(&config, &["--initial-controllers", &list]);
+            Some(Server::start(&config))
+        })
+        .collect();
+    let leader = first_to_log(&servers, "leading: writing", SETTLE).expect("a leader") + 1;
+    let status = wait_for_commits(ports[0], leader, 100);
+    assert_eq!(
+        voter_ids(&field(&status, "CurrentVoters:")),
+        [1, 2, 3],
+        "{status}"
+    );
+    for id in 1..=3 {
+        let meta = MetaProperties::read(&log_dir(dir.path(), id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(meta.directory_id, Some(ids[id - 1]));
+    }
+}
+
+/// Asserts a server run ends at once with exit 2 and one `kraft:` line containing `needle`.
+fn assert_refused(config: &Path, needle: &str) {
+    let out = kraft(&["server", "-c", config.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("kraft: ") && err.contains(needle), "{err}");
+}
+
+#[test]
+fn a_replaced_disk_is_not_the_voter_and_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dynamic_config(dir.path(), 1, &[free_port()], "");
+    format(&config, &["--standalone"]);
+    let logs = log_dir(dir.path(), 1);
+    let mut meta = MetaProperties::read(&logs).unwrap().unwrap();
+    let voter = meta.directory_id.unwrap();
+    meta.directory_id = Some(Uuid::random());
+    meta.write(&logs).unwrap();
+    assert_refused(
+        &config,
+        &format!("voter 1 of the bootstrap checkpoint has directory id {voter}"),
+    );
+}
+
+#[test]
+fn a_damaged_bootstrap_checkpoint_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dynamic_config(dir.path(), 1, &[free_port()], "");
+    format(&config, &["--standalone"]);
+    let checkpoint = log_dir(dir.path(), 1)
+        .join("__cluster_metadata-0/00000000000000000000-0000000000.checkpoint");
+    let bytes = std::fs::read(&checkpoint).unwrap();
+    std::fs::write(&checkpoint, &bytes[..bytes.len() - 5]).unwrap();
+    assert_refused(
+        &config,
+        "00000000000000000000-0000000000.checkpoint: corrupt",
+    );
+}
+
+#[test]
+fn a_joining_node_and_static_voters_over_a_dynamic_dir_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let joining = dynamic_config(dir.path(), 1, &[port], "");
+    format(&joining, &["--no-initial-controllers"]);
+    assert_refused(&joining, "formatted to join a dynamic quorum");
+
+    let other = tempfile::tempdir().unwrap();
+    let config = dynamic_config(other.path(), 1, &[port], "");
+    format(&config, &["--standalone"]);
+    let with_voters = format!("controller.quorum.voters=1@localhost:{port}");
+    let out = kraft(&[
+        "server",
+        "-c",
+        config.to_str().unwrap(),
+        "--override",
+        &with_voters,
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("controller.quorum.voters is set, but") && err.lines().count() == 1,
+        "{err}"
+    );
+}
