@@ -7,9 +7,14 @@
 //! Owns the arguments, the output formats and the printing thread. It must never write to
 //! disk, never block the node's actors on a slow stdout (a bounded queue to a printing thread
 //! stands between), and never print a record twice or out of order.
+//! SIGINT/SIGTERM end it promptly: the output stops after the step being written (what is
+//! still queued is not printed), and a printer blocked on a stdout nobody reads is left behind.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use tokio::sync::mpsc;
@@ -25,6 +30,10 @@ use crate::types::{NodeId, Offset};
 /// than the log makes the tail buffer: past this the tail stops reading its log until the
 /// printer catches up (its node keeps replicating, cleaning behind itself).
 const PRINT_QUEUE: usize = 64;
+/// How long a signalled tail waits for the printer to finish the step it is writing. A stdout
+/// that does not drain (a stopped pager, a pipe nobody reads) blocks the printer for good, and a
+/// signal must still end the process.
+const PRINTER_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TailFormat {
@@ -123,14 +132,29 @@ fn peer_security(props: &ClientProperties) -> Result<ListenerSecurity, CliError>
 async fn follow(target: TailTarget, start: Offset, printer: Printer) -> Result<(), CliError> {
     let mut tail = Tail::start(target, start).await.map_err(problem)?;
     let (tx, rx) = mpsc::channel(PRINT_QUEUE);
-    let printing = std::thread::spawn(move || printer.run(rx));
-    let outcome = tokio::select! {
-        outcome = pump(&mut tail, tx) => outcome,
-        () = super::server::wait_for_signal() => Ok(()),
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done_tx, done) = std::sync::mpsc::channel::<()>();
+    let printing = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            printer.run(rx, &stop);
+            let _ = done_tx.send(());
+        })
     };
+    let (outcome, signalled) = tokio::select! {
+        outcome = pump(&mut tail, tx) => (outcome, false),
+        () = super::server::wait_for_signal() => (Ok(()), true),
+    };
+    if signalled {
+        // A signal stops the output at the end of the step being written, not after the queue.
+        stop.store(true, Ordering::Relaxed);
+    }
     tail.stop().await;
-    // The printer ends once the queue closes (or stdout did): nothing queued is lost.
-    let _ = printing.join();
+    if !signalled || done.recv_timeout(PRINTER_GRACE).is_ok() {
+        // The printer ends once the queue closes (or stdout did): nothing queued is lost.
+        let _ = printing.join();
+    }
+    // Otherwise the printer is blocked on a stdout nobody reads; the process exits without it.
     outcome
 }
 
@@ -154,11 +178,15 @@ struct Printer {
 }
 
 impl Printer {
-    /// Writes each step as it arrives; returns when the queue closes or stdout fails.
-    fn run(self, mut rx: mpsc::Receiver<TailStep>) {
+    /// Writes each step as it arrives; returns when the queue closes, stdout fails, or `stop`
+    /// is set (checked between steps).
+    fn run(self, mut rx: mpsc::Receiver<TailStep>, stop: &AtomicBool) {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         while let Some(step) = rx.blocking_recv() {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
             let written = match step {
                 TailStep::Records(records) => records
                     .iter()
