@@ -74,3 +74,91 @@ fn sigterm_ends_a_tail_whose_stdout_nobody_reads() {
     };
     assert_eq!(code, Some(0));
 }
+
+/// A one-connection bootstrap node that answers each DescribeCluster with `brokers`
+/// (id, port), as a broken or hostile server might.
+fn fake_bootstrap(brokers: Vec<(i32, i32)>) -> String {
+    use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+    use kafka_protocol::messages::{BrokerId, DescribeClusterResponse, ResponseHeader};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let Ok((mut socket, _)) = listener.accept() else {
+            return;
+        };
+        let mut size = [0u8; 4];
+        while socket.read_exact(&mut size).is_ok() {
+            let mut request = vec![0u8; u32::from_be_bytes(size) as usize];
+            if socket.read_exact(&mut request).is_err() {
+                return;
+            }
+            let correlation_id = i32::from_be_bytes(request[4..8].try_into().unwrap());
+            let mut answer = DescribeClusterResponse::default();
+            answer.cluster_id = StrBytes::from_static_str("fake");
+            answer.controller_id = BrokerId(brokers.first().map_or(-1, |b| b.0));
+            answer.brokers = brokers
+                .iter()
+                .map(|(id, port)| {
+                    let mut b = DescribeClusterBroker::default();
+                    b.broker_id = BrokerId(*id);
+                    b.host = StrBytes::from_static_str("127.0.0.1");
+                    b.port = *port;
+                    b
+                })
+                .collect();
+            let mut header = ResponseHeader::default();
+            header.correlation_id = correlation_id;
+            let mut body = bytes::BytesMut::new();
+            header.encode(&mut body, 1).unwrap();
+            answer.encode(&mut body, 1).unwrap();
+            let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+            frame.extend_from_slice(&body);
+            if socket.write_all(&frame).is_err() {
+                return;
+            }
+        }
+    });
+    address
+}
+
+#[test]
+fn a_bootstrap_node_listing_bad_voters_is_one_line_not_a_dial() {
+    let cases: Vec<(Vec<(i32, i32)>, &str)> = vec![
+        (vec![(1, 70_000)], "node 1 has port 70000"),
+        (vec![(1, -1)], "node 1 has port -1"),
+        ((1..=500).map(|i| (i, 1)).collect(), "lists 500 voters"),
+        (vec![(1, 1), (1, 2)], "voter 1 twice"),
+        (vec![(-3, 1)], "id -3"),
+    ];
+    for (brokers, needle) in cases {
+        let bootstrap = fake_bootstrap(brokers);
+        let mut tail = Command::new(env!("CARGO_BIN_EXE_kraft"))
+            .args([
+                "tail",
+                "--from-beginning",
+                "--bootstrap-controller",
+                &bootstrap,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Without the checks the tail dials the listed voters and waits for a leader for good.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tail.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                let _ = tail.kill();
+                let _ = tail.wait();
+                panic!("{needle}: kraft tail is still running, following the listed voters");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = tail.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{needle}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+}

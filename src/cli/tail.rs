@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use super::quorum::{admin_client, client_properties, problem};
 use super::quorum_client::ENDPOINT_TYPE_CONTROLLER;
 use super::{CliError, EXIT_PROBLEM};
-use crate::config::{ClientProperties, KeyStore, ListenerSecurity, TlsSettings};
+use crate::config::{ClientProperties, Endpoint, KeyStore, ListenerSecurity, TlsSettings};
 use crate::tail::{Tail, TailRecord, TailStep, TailTarget};
 use crate::types::{NodeId, Offset};
 
@@ -30,6 +30,10 @@ use crate::types::{NodeId, Offset};
 /// than the log makes the tail buffer: past this the tail stops reading its log until the
 /// printer catches up (its node keeps replicating, cleaning behind itself).
 const PRINT_QUEUE: usize = 64;
+/// Most voters the tail accepts from a bootstrap node's answer. The tail keeps a connection to
+/// each, so a broken or hostile answer listing thousands must not make it open thousands of
+/// sockets; real quorums have a handful of voters.
+const MAX_VOTERS: usize = 128;
 /// How long a signalled tail waits for the printer to finish the step it is writing. A stdout
 /// that does not drain (a stopped pager, a pipe nobody reads) blocks the printer for good, and a
 /// signal must still end the process.
@@ -78,9 +82,7 @@ pub fn run(args: &TailArgs) -> Result<(), CliError> {
         &props,
     )?;
     let (cluster_id, nodes) = client.cluster_nodes().map_err(problem)?;
-    if nodes.is_empty() {
-        return Err(problem("the bootstrap node lists no voters"));
-    }
+    let voters = voters(nodes).map_err(problem)?;
     let start = match args.from_beginning {
         true => Offset(0),
         false => Offset(
@@ -94,10 +96,7 @@ pub fn run(args: &TailArgs) -> Result<(), CliError> {
     };
     let target = TailTarget {
         cluster_id,
-        voters: nodes
-            .into_iter()
-            .map(|(id, e)| (NodeId(id), e.to_string()))
-            .collect(),
+        voters,
         security,
     };
     let printer = Printer {
@@ -108,6 +107,29 @@ pub fn run(args: &TailArgs) -> Result<(), CliError> {
         }),
     };
     actix_rt::System::new().block_on(follow(target, start, printer))
+}
+
+/// The voters a bootstrap node listed, checked: the list comes from the network, and the tail
+/// dials every voter it names.
+fn voters(nodes: Vec<(i32, Endpoint)>) -> Result<Vec<(NodeId, String)>, String> {
+    if nodes.is_empty() {
+        return Err("the bootstrap node lists no voters".into());
+    }
+    if nodes.len() > MAX_VOTERS {
+        return Err(format!(
+            "the bootstrap node lists {} voters (at most {MAX_VOTERS})",
+            nodes.len()
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    nodes
+        .into_iter()
+        .map(|(id, endpoint)| match id {
+            id if id < 0 => Err(format!("the bootstrap node lists a voter with id {id}")),
+            id if !seen.insert(id) => Err(format!("the bootstrap node lists voter {id} twice")),
+            id => Ok((NodeId(id), endpoint.to_string())),
+        })
+        .collect()
 }
 
 /// The quorum listener's TLS for the tail's peer connections, from the client properties.
@@ -254,6 +276,34 @@ mod tests {
             key: None,
             value: value.map(Bytes::from_static),
         }
+    }
+
+    fn node(id: i32, port: u16) -> (i32, Endpoint) {
+        let host = "localhost".to_string();
+        (id, Endpoint { host, port })
+    }
+
+    #[test]
+    fn a_bootstrap_nodes_voter_list_is_checked_before_it_is_dialled() {
+        assert_eq!(
+            voters(vec![node(1, 9093), node(2, 9094)]),
+            Ok(vec![
+                (NodeId(1), "localhost:9093".to_string()),
+                (NodeId(2), "localhost:9094".to_string())
+            ])
+        );
+        let fails = |nodes, needle: &str| {
+            let e = voters(nodes).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        };
+        fails(vec![], "no voters");
+        fails(vec![node(1, 1), node(-1, 2)], "id -1");
+        fails(vec![node(1, 1), node(1, 2)], "voter 1 twice");
+        let many = (0..=MAX_VOTERS as i32).map(|i| node(i, 1)).collect();
+        fails(
+            many,
+            &format!("{} voters (at most {MAX_VOTERS})", MAX_VOTERS + 1),
+        );
     }
 
     #[test]
