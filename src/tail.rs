@@ -28,6 +28,9 @@ const READ_BYTES: u32 = 1024 * 1024;
 /// How long a wait for the next commit lasts before the tail looks again (a missed event, a
 /// node that stopped): a check, not a poll for data.
 const RECHECK: Duration = Duration::from_secs(1);
+/// How long the tail follows no leader before it warns (once per such stretch): an unreachable
+/// or stopped quorum would otherwise leave it silent for good.
+const LEADERLESS_WARNING: Duration = Duration::from_secs(10);
 /// Segment size of the in-memory log: small, so cleaning frees memory in small steps.
 const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// The in-memory log is snapshotted every this many committed bytes ...
@@ -83,6 +86,8 @@ pub struct Tail {
     node: NodeHandle,
     events: Option<tokio::sync::broadcast::Receiver<NodeEvent>>,
     next: Offset,
+    /// Since when no leader has been known, and whether that stretch was warned of.
+    leaderless: Option<(std::time::Instant, bool)>,
 }
 
 impl Tail {
@@ -95,6 +100,7 @@ impl Tail {
             node,
             events,
             next: start,
+            leaderless: None,
         })
     }
 
@@ -114,6 +120,7 @@ impl Tail {
             let Some(status) = self.node.describe().await else {
                 return Err(TailError::Stopped(self.node.state()));
             };
+            self.note_leader(status.leader_id);
             if self.next < status.log_start_offset {
                 let gap = TailStep::Gap {
                     from: self.next,
@@ -180,6 +187,25 @@ impl Tail {
             self.next = self.next.max(batch.next_offset());
         }
         Ok(records)
+    }
+
+    /// Warns once a stretch without a leader has lasted [`LEADERLESS_WARNING`].
+    fn note_leader(&mut self, leader: Option<NodeId>) {
+        let now = std::time::Instant::now();
+        match (leader, &mut self.leaderless) {
+            (Some(_), _) => self.leaderless = None,
+            (None, None) => self.leaderless = Some((now, false)),
+            (None, Some((since, warned))) => {
+                if !*warned && now.duration_since(*since) >= LEADERLESS_WARNING {
+                    *warned = true;
+                    tracing::warn!(
+                        "no leader for {} s: the voters are unreachable or have not elected one; \
+                         still trying",
+                        LEADERLESS_WARNING.as_secs()
+                    );
+                }
+            }
+        }
     }
 
     fn corrupt(&self, source: RecordError) -> TailError {

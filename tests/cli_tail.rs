@@ -162,3 +162,33 @@ fn a_bootstrap_node_listing_bad_voters_is_one_line_not_a_dial() {
         assert!(stderr.contains(needle), "{needle}: {stderr}");
     }
 }
+
+#[test]
+fn a_tail_whose_voters_never_answer_says_so() {
+    // A voter at a port nothing listens on.
+    let closed = common::process::free_port();
+    let bootstrap = fake_bootstrap(vec![(1, i32::from(closed))]);
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_kraft"))
+        .args([
+            "tail",
+            "--from-beginning",
+            "--bootstrap-controller",
+            &bootstrap,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(tail.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30));
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let line = line.expect("nothing on stderr within 30 s");
+    assert!(line.contains("no leader for 10 s"), "{line}");
+}
