@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 use crate::actors::messages::NodeEvent;
 use crate::node::{NodeError, NodeHandle, NodeOptions, NodeState, SnapshotPolicy};
+use crate::raft::RoleKind;
 use crate::record::{BatchIter, RecordError};
 use crate::state_machine::OffsetOnlyState;
 use crate::storage::{LogConfig, SimFs};
@@ -120,7 +121,8 @@ impl Tail {
             let Some(status) = self.node.describe().await else {
                 return Err(TailError::Stopped(self.node.state()));
             };
-            self.note_leader(status.leader_id);
+            // Unattached after a fetch timeout, it may still name the leader it lost.
+            self.note_leader(status.role == RoleKind::Follower && status.leader_id.is_some());
             if self.next < status.log_start_offset {
                 let gap = TailStep::Gap {
                     from: self.next,
@@ -189,13 +191,13 @@ impl Tail {
         Ok(records)
     }
 
-    /// Warns once a stretch without a leader has lasted [`LEADERLESS_WARNING`].
-    fn note_leader(&mut self, leader: Option<NodeId>) {
+    /// Warns once a stretch without following a leader has lasted [`LEADERLESS_WARNING`].
+    fn note_leader(&mut self, following: bool) {
         let now = std::time::Instant::now();
-        match (leader, &mut self.leaderless) {
-            (Some(_), _) => self.leaderless = None,
-            (None, None) => self.leaderless = Some((now, false)),
-            (None, Some((since, warned))) => {
+        match (following, &mut self.leaderless) {
+            (true, _) => self.leaderless = None,
+            (false, None) => self.leaderless = Some((now, false)),
+            (false, Some((since, warned))) => {
                 if !*warned && now.duration_since(*since) >= LEADERLESS_WARNING {
                     *warned = true;
                     tracing::warn!(

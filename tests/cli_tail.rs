@@ -192,3 +192,56 @@ fn a_tail_whose_voters_never_answer_says_so() {
     let line = line.expect("nothing on stderr within 30 s");
     assert!(line.contains("no leader for 10 s"), "{line}");
 }
+
+#[test]
+fn a_tail_whose_quorum_goes_away_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_configs, mut servers, ports) = start_three_with(dir.path(), 200);
+    let bootstrap = format!("localhost:{}", ports[0]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while high_watermark(&bootstrap).is_none_or(|hw| hw < 1) {
+        assert!(Instant::now() < deadline, "the quorum never committed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_kraft"))
+        .args(["tail", "--bootstrap-controller", &bootstrap])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It follows: a record is printed.
+    let mut stdout = BufReader::new(tail.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("offset: "), "{first}");
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let stderr = BufReader::new(tail.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    for server in servers.iter_mut().flatten() {
+        server.signal("-KILL");
+    }
+    // Other warnings (connections reset by the killed voters) may come first.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut lines = Vec::new();
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("no leader for 10 s"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => break,
+        }
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert!(
+        lines.iter().any(|l| l.contains("no leader for 10 s")),
+        "no warning within 40 s of the quorum's end: {lines:?}"
+    );
+}
