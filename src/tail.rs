@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 use crate::actors::messages::NodeEvent;
 use crate::node::{NodeError, NodeHandle, NodeOptions, NodeState, SnapshotPolicy};
+use crate::raft::RoleKind;
 use crate::record::{BatchIter, RecordError};
 use crate::state_machine::OffsetOnlyState;
 use crate::storage::{LogConfig, SimFs};
@@ -28,6 +29,9 @@ const READ_BYTES: u32 = 1024 * 1024;
 /// How long a wait for the next commit lasts before the tail looks again (a missed event, a
 /// node that stopped): a check, not a poll for data.
 const RECHECK: Duration = Duration::from_secs(1);
+/// How long the tail follows no leader before it warns (once per such stretch): an unreachable
+/// or stopped quorum would otherwise leave it silent for good.
+const LEADERLESS_WARNING: Duration = Duration::from_secs(10);
 /// Segment size of the in-memory log: small, so cleaning frees memory in small steps.
 const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// The in-memory log is snapshotted every this many committed bytes ...
@@ -83,6 +87,8 @@ pub struct Tail {
     node: NodeHandle,
     events: Option<tokio::sync::broadcast::Receiver<NodeEvent>>,
     next: Offset,
+    /// Since when no leader has been known, and whether that stretch was warned of.
+    leaderless: Option<(std::time::Instant, bool)>,
 }
 
 impl Tail {
@@ -95,6 +101,7 @@ impl Tail {
             node,
             events,
             next: start,
+            leaderless: None,
         })
     }
 
@@ -114,6 +121,8 @@ impl Tail {
             let Some(status) = self.node.describe().await else {
                 return Err(TailError::Stopped(self.node.state()));
             };
+            // Unattached after a fetch timeout, it may still name the leader it lost.
+            self.note_leader(status.role == RoleKind::Follower && status.leader_id.is_some());
             if self.next < status.log_start_offset {
                 let gap = TailStep::Gap {
                     from: self.next,
@@ -180,6 +189,25 @@ impl Tail {
             self.next = self.next.max(batch.next_offset());
         }
         Ok(records)
+    }
+
+    /// Warns once a stretch without following a leader has lasted [`LEADERLESS_WARNING`].
+    fn note_leader(&mut self, following: bool) {
+        let now = std::time::Instant::now();
+        match (following, &mut self.leaderless) {
+            (true, _) => self.leaderless = None,
+            (false, None) => self.leaderless = Some((now, false)),
+            (false, Some((since, warned))) => {
+                if !*warned && now.duration_since(*since) >= LEADERLESS_WARNING {
+                    *warned = true;
+                    tracing::warn!(
+                        "no leader for {} s: the voters are unreachable or have not elected one; \
+                         still trying",
+                        LEADERLESS_WARNING.as_secs()
+                    );
+                }
+            }
+        }
     }
 
     fn corrupt(&self, source: RecordError) -> TailError {

@@ -97,7 +97,11 @@ impl ClusterInfo {
     pub fn peer_announced(&self, id: NodeId, rack: Option<&str>, directory_id: Option<[u8; 16]>) {
         let mut racks = self.racks.lock().unwrap_or_else(|e| e.into_inner());
         let mut ids = self.directory_ids.lock().unwrap_or_else(|e| e.into_inner());
-        let known = racks.contains_key(&id) || ids.contains_key(&id);
+        // A voter's announcement is always kept (there are few, and DescribeQuorum reports
+        // their directory ids): peers claiming ever new ids must not crowd the voters out.
+        let known = racks.contains_key(&id)
+            || ids.contains_key(&id)
+            || self.endpoints.iter().any(|e| e.node_id == id);
         if !known && racks.len().max(ids.len()) >= MAX_ANNOUNCED_PEERS {
             return;
         }
@@ -447,5 +451,22 @@ mod tests {
         cluster.peer_announced(NodeId(0), Some("moved"), None);
         assert_eq!(cluster.racks()[&NodeId(0)], "moved");
         assert!(!cluster.directory_ids().contains_key(&NodeId(0)));
+    }
+
+    #[test]
+    fn voters_announce_even_after_claimed_ids_filled_the_maps() {
+        let voter = NodeId(i32::MAX);
+        let cluster = ClusterInfo {
+            endpoints: crate::kafka::Endpoint::parse(voter, "localhost:9093")
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        for id in 0..MAX_ANNOUNCED_PEERS as i32 {
+            cluster.peer_announced(NodeId(id), Some("r"), Some([1; 16]));
+        }
+        cluster.peer_announced(voter, Some("v"), Some([7; 16]));
+        assert_eq!(cluster.racks()[&voter], "v");
+        assert_eq!(cluster.directory_ids()[&voter].0, [7; 16]);
     }
 }

@@ -143,17 +143,19 @@ impl AdminClient {
         if let Some(error) = ResponseError::try_from_code(cluster.error_code) {
             return Err(ClientError::Cluster { address, error });
         }
-        let nodes = cluster
-            .brokers
-            .iter()
-            .map(|b| {
-                let endpoint = Endpoint {
-                    host: b.host.as_str().to_string(),
-                    port: b.port as u16,
-                };
-                (b.broker_id.0, endpoint)
-            })
-            .collect();
+        let mut nodes = Vec::with_capacity(cluster.brokers.len());
+        for b in cluster.brokers.iter() {
+            // A port outside 1..=65535 is refused, not wrapped into another port.
+            let port = u16::try_from(b.port).ok().filter(|p| *p != 0);
+            let Some(port) = port else {
+                return Err(ClientError::Malformed {
+                    address,
+                    reason: format!("node {} has port {}", b.broker_id.0, b.port),
+                });
+            };
+            let host = b.host.as_str().to_string();
+            nodes.push((b.broker_id.0, Endpoint { host, port }));
+        }
         Ok((cluster.cluster_id.as_str().to_string(), nodes))
     }
 

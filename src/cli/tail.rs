@@ -7,9 +7,14 @@
 //! Owns the arguments, the output formats and the printing thread. It must never write to
 //! disk, never block the node's actors on a slow stdout (a bounded queue to a printing thread
 //! stands between), and never print a record twice or out of order.
+//! SIGINT/SIGTERM end it promptly: the output stops after the step being written (what is
+//! still queued is not printed), and a printer blocked on a stdout nobody reads is left behind.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use tokio::sync::mpsc;
@@ -17,7 +22,7 @@ use tokio::sync::mpsc;
 use super::quorum::{admin_client, client_properties, problem};
 use super::quorum_client::ENDPOINT_TYPE_CONTROLLER;
 use super::{CliError, EXIT_PROBLEM};
-use crate::config::{ClientProperties, KeyStore, ListenerSecurity, TlsSettings};
+use crate::config::{ClientProperties, Endpoint, KeyStore, ListenerSecurity, TlsSettings};
 use crate::tail::{Tail, TailRecord, TailStep, TailTarget};
 use crate::types::{NodeId, Offset};
 
@@ -25,6 +30,14 @@ use crate::types::{NodeId, Offset};
 /// than the log makes the tail buffer: past this the tail stops reading its log until the
 /// printer catches up (its node keeps replicating, cleaning behind itself).
 const PRINT_QUEUE: usize = 64;
+/// Most voters the tail accepts from a bootstrap node's answer. The tail keeps a connection to
+/// each, so a broken or hostile answer listing thousands must not make it open thousands of
+/// sockets; real quorums have a handful of voters.
+const MAX_VOTERS: usize = 128;
+/// How long a signalled tail waits for the printer to finish the step it is writing. A stdout
+/// that does not drain (a stopped pager, a pipe nobody reads) blocks the printer for good, and a
+/// signal must still end the process.
+const PRINTER_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TailFormat {
@@ -69,9 +82,7 @@ pub fn run(args: &TailArgs) -> Result<(), CliError> {
         &props,
     )?;
     let (cluster_id, nodes) = client.cluster_nodes().map_err(problem)?;
-    if nodes.is_empty() {
-        return Err(problem("the bootstrap node lists no voters"));
-    }
+    let voters = voters(nodes).map_err(problem)?;
     let start = match args.from_beginning {
         true => Offset(0),
         false => Offset(
@@ -85,10 +96,7 @@ pub fn run(args: &TailArgs) -> Result<(), CliError> {
     };
     let target = TailTarget {
         cluster_id,
-        voters: nodes
-            .into_iter()
-            .map(|(id, e)| (NodeId(id), e.to_string()))
-            .collect(),
+        voters,
         security,
     };
     let printer = Printer {
@@ -99,6 +107,29 @@ pub fn run(args: &TailArgs) -> Result<(), CliError> {
         }),
     };
     actix_rt::System::new().block_on(follow(target, start, printer))
+}
+
+/// The voters a bootstrap node listed, checked: the list comes from the network, and the tail
+/// dials every voter it names.
+fn voters(nodes: Vec<(i32, Endpoint)>) -> Result<Vec<(NodeId, String)>, String> {
+    if nodes.is_empty() {
+        return Err("the bootstrap node lists no voters".into());
+    }
+    if nodes.len() > MAX_VOTERS {
+        return Err(format!(
+            "the bootstrap node lists {} voters (at most {MAX_VOTERS})",
+            nodes.len()
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    nodes
+        .into_iter()
+        .map(|(id, endpoint)| match id {
+            id if id < 0 => Err(format!("the bootstrap node lists a voter with id {id}")),
+            id if !seen.insert(id) => Err(format!("the bootstrap node lists voter {id} twice")),
+            id => Ok((NodeId(id), endpoint.to_string())),
+        })
+        .collect()
 }
 
 /// The quorum listener's TLS for the tail's peer connections, from the client properties.
@@ -123,14 +154,29 @@ fn peer_security(props: &ClientProperties) -> Result<ListenerSecurity, CliError>
 async fn follow(target: TailTarget, start: Offset, printer: Printer) -> Result<(), CliError> {
     let mut tail = Tail::start(target, start).await.map_err(problem)?;
     let (tx, rx) = mpsc::channel(PRINT_QUEUE);
-    let printing = std::thread::spawn(move || printer.run(rx));
-    let outcome = tokio::select! {
-        outcome = pump(&mut tail, tx) => outcome,
-        () = super::server::wait_for_signal() => Ok(()),
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done_tx, done) = std::sync::mpsc::channel::<()>();
+    let printing = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            printer.run(rx, &stop);
+            let _ = done_tx.send(());
+        })
     };
+    let (outcome, signalled) = tokio::select! {
+        outcome = pump(&mut tail, tx) => (outcome, false),
+        () = super::server::wait_for_signal() => (Ok(()), true),
+    };
+    if signalled {
+        // A signal stops the output at the end of the step being written, not after the queue.
+        stop.store(true, Ordering::Relaxed);
+    }
     tail.stop().await;
-    // The printer ends once the queue closes (or stdout did): nothing queued is lost.
-    let _ = printing.join();
+    if !signalled || done.recv_timeout(PRINTER_GRACE).is_ok() {
+        // The printer ends once the queue closes (or stdout did): nothing queued is lost.
+        let _ = printing.join();
+    }
+    // Otherwise the printer is blocked on a stdout nobody reads; the process exits without it.
     outcome
 }
 
@@ -154,11 +200,15 @@ struct Printer {
 }
 
 impl Printer {
-    /// Writes each step as it arrives; returns when the queue closes or stdout fails.
-    fn run(self, mut rx: mpsc::Receiver<TailStep>) {
+    /// Writes each step as it arrives; returns when the queue closes, stdout fails, or `stop`
+    /// is set (checked between steps).
+    fn run(self, mut rx: mpsc::Receiver<TailStep>, stop: &AtomicBool) {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         while let Some(step) = rx.blocking_recv() {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
             let written = match step {
                 TailStep::Records(records) => records
                     .iter()
@@ -226,6 +276,34 @@ mod tests {
             key: None,
             value: value.map(Bytes::from_static),
         }
+    }
+
+    fn node(id: i32, port: u16) -> (i32, Endpoint) {
+        let host = "localhost".to_string();
+        (id, Endpoint { host, port })
+    }
+
+    #[test]
+    fn a_bootstrap_nodes_voter_list_is_checked_before_it_is_dialled() {
+        assert_eq!(
+            voters(vec![node(1, 9093), node(2, 9094)]),
+            Ok(vec![
+                (NodeId(1), "localhost:9093".to_string()),
+                (NodeId(2), "localhost:9094".to_string())
+            ])
+        );
+        let fails = |nodes, needle: &str| {
+            let e = voters(nodes).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        };
+        fails(vec![], "no voters");
+        fails(vec![node(1, 1), node(-1, 2)], "id -1");
+        fails(vec![node(1, 1), node(1, 2)], "voter 1 twice");
+        let many = (0..=MAX_VOTERS as i32).map(|i| node(i, 1)).collect();
+        fails(
+            many,
+            &format!("{} voters (at most {MAX_VOTERS})", MAX_VOTERS + 1),
+        );
     }
 
     #[test]

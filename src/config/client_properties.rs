@@ -24,6 +24,9 @@ pub const DEFAULT_CONNECTION_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest timeout accepted: a day is already far past any useful wait for one answer,
 /// and it keeps `Instant` arithmetic far from overflow.
 const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
+/// Largest properties file read: a client's is a few lines, and a path such as /dev/zero must
+/// end in an error, not in reading without end.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Why a client properties file cannot be used. Each renders as one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,7 +85,7 @@ impl ClientProperties {
             file: file.clone(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
+        let text = read_bounded(path).map_err(unreadable)?;
         let pairs = super::parse_pairs(&text).map_err(unreadable)?;
         ClientProperties::from_pairs(&file, pairs.into_iter().collect())
     }
@@ -237,6 +240,20 @@ impl Reader<'_> {
     }
 }
 
+/// The file's text, refusing one larger than [`MAX_FILE_BYTES`].
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| "stream did not contain valid UTF-8".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +264,28 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         ClientProperties::from_pairs("client.properties", map)
+    }
+
+    #[test]
+    fn a_file_larger_than_the_bound_is_refused_not_read_to_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client.properties");
+        let comment = format!("# {}\n", "x".repeat(1000));
+        let lines = MAX_FILE_BYTES as usize / comment.len() + 1;
+        std::fs::write(&path, comment.repeat(lines) + "request.timeout.ms=1000\n").unwrap();
+        let e = ClientProperties::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("larger than {MAX_FILE_BYTES} bytes")),
+            "{e}"
+        );
+        // Just under the bound it loads.
+        std::fs::write(
+            &path,
+            comment.repeat(lines - 2) + "request.timeout.ms=1000\n",
+        )
+        .unwrap();
+        let p = ClientProperties::load(&path).unwrap();
+        assert_eq!(p.request_timeout, Duration::from_millis(1000));
     }
 
     #[test]

@@ -284,12 +284,26 @@ fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     }
 }
 
+/// Largest PEM store read. A CA bundle of every public root is a few hundred KiB; a path such
+/// as /dev/zero must end in an error, not in reading without end.
+pub const MAX_STORE_BYTES: u64 = 16 * 1024 * 1024;
+
 fn read_file(key: &str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| TlsError {
+    use std::io::Read;
+    let error = |reason: String| TlsError {
         key: key.to_string(),
         file: Some(path.to_path_buf()),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| error(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_STORE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| error(e.to_string()))?;
+    match bytes.len() as u64 > MAX_STORE_BYTES {
+        true => Err(error(format!("larger than {MAX_STORE_BYTES} bytes"))),
+        false => Ok(bytes),
+    }
 }
 
 /// Inline PEM from a `.properties` file arrives on one line (continuation lines are joined):
@@ -391,6 +405,17 @@ impl ServerCertVerifier for AnyHostName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_larger_than_the_bound_is_refused_not_read_to_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, vec![b'#'; MAX_STORE_BYTES as usize + 1]).unwrap();
+        let e = read_file("ssl.truststore.location", &path).unwrap_err();
+        assert!(e.reason.contains("larger than"), "{e:?}");
+        std::fs::write(&path, vec![b'#'; 10]).unwrap();
+        assert_eq!(read_file("k", &path).unwrap().len(), 10);
+    }
 
     #[test]
     fn only_canonical_decimal_ids_count() {
