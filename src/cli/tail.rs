@@ -215,7 +215,10 @@ impl Printer {
                     .try_for_each(|r| writeln!(out, "{}", self.line(r)))
                     .and_then(|()| out.flush()),
                 TailStep::Gap { from, to } => {
-                    eprintln!(
+                    // Not eprintln!: a closed stderr must not panic the printer; the gap line
+                    // is a notice, and the records go on either way.
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "kraft tail: offsets {from} to {} are held only in a snapshot; \
                          continuing at {to}",
                         to.0 - 1
