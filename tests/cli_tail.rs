@@ -27,22 +27,37 @@ fn high_watermark(bootstrap: &str) -> Option<i64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-#[test]
-fn sigterm_ends_a_tail_whose_stdout_nobody_reads() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_configs, _servers, ports) = start_three_with(dir.path(), 2000);
+/// Three servers writing `throughput` records a second, once something has committed; and the
+/// bootstrap address of the first.
+fn committing_quorum(
+    dir: &std::path::Path,
+    throughput: i64,
+) -> (Vec<Option<common::process::Server>>, String) {
+    let (_configs, servers, ports) = start_three_with(dir, throughput);
     let bootstrap = format!("localhost:{}", ports[0]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while high_watermark(&bootstrap).is_none_or(|hw| hw < 1) {
         assert!(Instant::now() < deadline, "the quorum never committed");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut tail = Command::new(env!("CARGO_BIN_EXE_kraft"))
-        .args(["tail", "--bootstrap-controller", &bootstrap])
+    (servers, bootstrap)
+}
+
+/// `kraft tail` from `bootstrap`, its stdout piped.
+fn spawn_tail(bootstrap: &str, stderr: Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_kraft"))
+        .args(["tail", "--bootstrap-controller", bootstrap])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn sigterm_ends_a_tail_whose_stdout_nobody_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_servers, bootstrap) = committing_quorum(dir.path(), 2000);
+    let mut tail = spawn_tail(&bootstrap, Stdio::null());
     // Read one line, to know the tail prints, then read no more.
     let mut stdout = BufReader::new(tail.stdout.take().unwrap());
     let mut first = String::new();
@@ -196,19 +211,8 @@ fn a_tail_whose_voters_never_answer_says_so() {
 #[test]
 fn a_tail_whose_quorum_goes_away_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let (_configs, mut servers, ports) = start_three_with(dir.path(), 200);
-    let bootstrap = format!("localhost:{}", ports[0]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while high_watermark(&bootstrap).is_none_or(|hw| hw < 1) {
-        assert!(Instant::now() < deadline, "the quorum never committed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let mut tail = Command::new(env!("CARGO_BIN_EXE_kraft"))
-        .args(["tail", "--bootstrap-controller", &bootstrap])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut servers, bootstrap) = committing_quorum(dir.path(), 200);
+    let mut tail = spawn_tail(&bootstrap, Stdio::piped());
     // It follows: a record is printed.
     let mut stdout = BufReader::new(tail.stdout.take().unwrap());
     let mut first = String::new();

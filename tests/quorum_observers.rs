@@ -27,17 +27,22 @@ fn kraft(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// `kraft quorum describe --status` through `port`, as label → value.
-fn status(port: u16) -> Option<BTreeMap<String, String>> {
+/// `kraft quorum describe <mode>` through `port`: its output, if it succeeded.
+fn describe(port: u16, mode: &str) -> Option<String> {
     let bootstrap = format!("localhost:{port}");
     let (code, out, _) = kraft(&[
         "quorum",
         "--bootstrap-controller",
         &bootstrap,
         "describe",
-        "--status",
+        mode,
     ]);
-    (code == 0).then(|| {
+    (code == 0).then_some(out)
+}
+
+/// `kraft quorum describe --status` through `port`, as label → value.
+fn status(port: u16) -> Option<BTreeMap<String, String>> {
+    describe(port, "--status").map(|out| {
         out.lines()
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.to_string(), v.trim().to_string()))
@@ -51,17 +56,7 @@ type Row = (i32, i64, i64, i64, i64, String);
 
 /// `describe --replication` rows through `port`.
 fn replication(port: u16) -> Option<Vec<Row>> {
-    let bootstrap = format!("localhost:{port}");
-    let (code, out, _) = kraft(&[
-        "quorum",
-        "--bootstrap-controller",
-        &bootstrap,
-        "describe",
-        "--replication",
-    ]);
-    if code != 0 {
-        return None;
-    }
+    let out = describe(port, "--replication")?;
     let rows = out.lines().skip(1).map(|l| {
         let c: Vec<&str> = l.split('\t').map(str::trim).collect();
         let n = |i: usize| c[i].parse::<i64>().unwrap();
