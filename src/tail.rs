@@ -5,8 +5,10 @@
 //! connections as a server, so it finds the leader, follows leader changes and truncates on
 //! divergence exactly as an observer does. Its fetches carry no replica id, so the leader keeps
 //! no state for it (it never appears among DescribeQuorum's observers). Its log lives on an
-//! in-memory disk ([`SimFs`]) that it cleans behind itself, so nothing is written to the real
-//! disk and memory stays bounded. It never listens, never votes and never appends.
+//! in-memory disk ([`SimFs`]) that it snapshots only where the reader has got to (cleaning then
+//! frees what was read), unless the reader falls further behind than [`TailLimits`] allows: so
+//! nothing is written to the real disk and memory stays bounded. It never listens, never votes
+//! and never appends.
 //!
 //! This module owns the follow loop: which committed records come next, and where a gap (a
 //! stretch only a snapshot holds) is. It must never print (the `kraft tail` command formats)
@@ -34,11 +36,29 @@ const RECHECK: Duration = Duration::from_secs(1);
 const LEADERLESS_WARNING: Duration = Duration::from_secs(10);
 /// Segment size of the in-memory log: small, so cleaning frees memory in small steps.
 const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
-/// The in-memory log is snapshotted every this many committed bytes ...
-const SNAPSHOT_BYTES: u64 = 16 * 1024 * 1024;
-/// ... and cleaned down to the latest snapshot once log and snapshots pass this: the most
-/// memory the tail's copy of the log holds, about.
+/// The in-memory log is cleaned down to its latest snapshot once log and snapshots pass this.
 const RETAINED_BYTES: u64 = 32 * 1024 * 1024;
+
+/// When the tail snapshots its in-memory log, which is what lets cleaning free memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailLimits {
+    /// Once the reader has caught up, a snapshot at most every this many appended bytes: the
+    /// snapshot ends where the reader is, so cleaning never removes a record it has not read.
+    pub snapshot_bytes: u64,
+    /// A reader further behind than this (bytes the in-memory disk holds) gets a snapshot
+    /// anyway: cleaning then skips what it had not read, reported as a gap. What a reader slower
+    /// than the quorum costs in memory, at most.
+    pub max_lag_bytes: u64,
+}
+
+impl Default for TailLimits {
+    fn default() -> Self {
+        TailLimits {
+            snapshot_bytes: 16 * 1024 * 1024,
+            max_lag_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
 
 /// The quorum to follow.
 #[derive(Debug, Clone)]
@@ -89,19 +109,37 @@ pub struct Tail {
     next: Offset,
     /// Since when no leader has been known, and whether that stretch was warned of.
     leaderless: Option<(std::time::Instant, bool)>,
+    /// The in-memory disk under the node, whose size decides a forced snapshot.
+    disk: SimFs,
+    limits: TailLimits,
+    /// The node's appended bytes at the last snapshot the tail asked for.
+    appended_at_snapshot: u64,
 }
 
 impl Tail {
     /// Starts following `target`, handing out records from `start` on (`Offset(0)`: the whole
     /// log). Must run inside an actix system.
     pub async fn start(target: TailTarget, start: Offset) -> Result<Tail, TailError> {
-        let node = NodeHandle::start(options(target)).await?;
+        Tail::start_with(target, start, TailLimits::default()).await
+    }
+
+    /// [`Tail::start`] with other snapshot limits.
+    pub async fn start_with(
+        target: TailTarget,
+        start: Offset,
+        limits: TailLimits,
+    ) -> Result<Tail, TailError> {
+        let disk = SimFs::new();
+        let node = NodeHandle::start(options(target, &disk)).await?;
         let events = node.subscribe().await;
         Ok(Tail {
             node,
             events,
             next: start,
             leaderless: None,
+            disk,
+            limits,
+            appended_at_snapshot: 0,
         })
     }
 
@@ -123,6 +161,18 @@ impl Tail {
             };
             // Unattached after a fetch timeout, it may still name the leader it lost.
             self.note_leader(status.role == RoleKind::Follower && status.leader_id.is_some());
+            // Too far behind: snapshot anyway (once per `snapshot_bytes` appended, so that the
+            // cleaning it starts can catch up before the next).
+            let since = status
+                .appended_bytes
+                .saturating_sub(self.appended_at_snapshot);
+            if self.disk.used_bytes() > self.limits.max_lag_bytes
+                && since >= self.limits.snapshot_bytes
+            {
+                self.snapshot(status.appended_bytes).await?;
+                self.await_cleaning(status.log_start_offset).await;
+                continue;
+            }
             if self.next < status.log_start_offset {
                 let gap = TailStep::Gap {
                     from: self.next,
@@ -139,7 +189,35 @@ impl Tail {
                 }
                 continue;
             }
+            // Caught up: a snapshot now ends where the reader is.
+            if status.appended_bytes >= self.appended_at_snapshot + self.limits.snapshot_bytes {
+                self.snapshot(status.appended_bytes).await?;
+            }
             self.wait_for_commit().await?;
+        }
+    }
+
+    /// Waits (at most [`RECHECK`]) for the cleaning a forced snapshot starts to move the log
+    /// start past `from`, so that the gap is reported before any more is read.
+    async fn await_cleaning(&self, from: Offset) {
+        let deadline = std::time::Instant::now() + RECHECK;
+        while std::time::Instant::now() < deadline {
+            match self.node.describe().await {
+                Some(s) if s.log_start_offset == from => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Snapshots the in-memory log (cleaning follows, down to this snapshot).
+    async fn snapshot(&mut self, appended_bytes: u64) -> Result<(), TailError> {
+        self.appended_at_snapshot = appended_bytes;
+        match self.node.take_snapshot().await {
+            Ok(_) => Ok(()),
+            Err(_) if !gone(&self.node.state()) => Ok(()),
+            Err(_) => Err(TailError::Stopped(self.node.state())),
         }
     }
 
@@ -244,9 +322,9 @@ fn gone(state: &NodeState) -> bool {
     )
 }
 
-/// A node with no id and no listener whose disk is memory.
-fn options(target: TailTarget) -> NodeOptions {
-    let disk = SimFs::new();
+/// A node with no id and no listener on the in-memory `disk`, which snapshots only when the
+/// tail asks.
+fn options(target: TailTarget, disk: &SimFs) -> NodeOptions {
     let voters = target.voters.iter().map(|(id, _)| *id).collect();
     NodeOptions {
         cluster_id: target.cluster_id,
@@ -261,7 +339,7 @@ fn options(target: TailTarget) -> NodeOptions {
         },
         raft: None,
         snapshots: SnapshotPolicy {
-            max_bytes: SNAPSHOT_BYTES,
+            max_bytes: u64::MAX,
             interval: None,
             retention_bytes: Some(RETAINED_BYTES),
             retention: None,

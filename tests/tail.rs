@@ -13,7 +13,7 @@ use common::cluster::{
 };
 use kraft::node::{AppendError, SnapshotPolicy};
 use kraft::storage::LogConfig;
-use kraft::tail::{Tail, TailRecord, TailStep, TailTarget};
+use kraft::tail::{Tail, TailLimits, TailRecord, TailStep, TailTarget};
 use kraft::types::Offset;
 
 fn target(cluster: &Cluster) -> TailTarget {
@@ -227,4 +227,88 @@ async fn the_tail_follows_a_quorum_over_mutual_tls_with_an_idless_certificate() 
     assert!(step.is_err(), "an unsigned client got {step:?}");
     assert_eq!(refused.node().describe().await.unwrap().leader_id, None);
     refused.stop().await;
+}
+
+/// 40 MiB committed while the reader reads nothing: the tail's own log holds it all (it
+/// snapshots only where the reader is), so the reader then gets every record, with no gap.
+#[actix_rt::test]
+async fn a_slow_reader_loses_nothing_within_the_memory_bound() {
+    let cluster = start_cluster("tail-slow", 3).await;
+    wait_for_leader(&cluster, None).await;
+    let limits = TailLimits {
+        snapshot_bytes: 4 << 20,
+        max_lag_bytes: 64 << 20,
+    };
+    let mut tail = Tail::start_with(target(&cluster), Offset(0), limits)
+        .await
+        .unwrap();
+    let mut last = Offset(0);
+    for i in 0..400 {
+        last = append_somewhere(&cluster, big(i)).await;
+    }
+    replicated(&tail, last).await;
+    let records = take_until(&mut tail, Offset(last.0 + 1)).await;
+    let values: Vec<_> = records.iter().filter_map(|r| r.value.clone()).collect();
+    assert_eq!(values, (0..400).map(big).collect::<Vec<_>>());
+    tail.stop().await;
+}
+
+/// Past `max_lag_bytes` the tail snapshots anyway: cleaning skips what the reader had not
+/// reached, reported as one gap, and the records after it still come, in order.
+#[actix_rt::test]
+async fn a_reader_past_the_memory_bound_gets_a_gap_and_goes_on() {
+    let cluster = start_cluster("tail-bound", 3).await;
+    wait_for_leader(&cluster, None).await;
+    let limits = TailLimits {
+        snapshot_bytes: 4 << 20,
+        max_lag_bytes: 12 << 20,
+    };
+    let mut tail = Tail::start_with(target(&cluster), Offset(0), limits)
+        .await
+        .unwrap();
+    // Two stretches of 20 MiB, each past the bound when the reader looks: the first forced
+    // snapshot has no older one to clean down to, the second cleans to itself.
+    let mut last = Offset(0);
+    let mut values = Vec::new();
+    let mut gaps = Vec::new();
+    for stretch in 0..2 {
+        for i in 0..200 {
+            last = append_somewhere(&cluster, big(stretch * 200 + i)).await;
+        }
+        replicated(&tail, last).await;
+        match actix_rt::time::timeout(Duration::from_secs(20), tail.next()).await {
+            Ok(Ok(TailStep::Records(r))) => values.extend(r.into_iter().filter_map(|r| r.value)),
+            Ok(Ok(TailStep::Gap { from, to })) => gaps.push((from, to)),
+            other => panic!("{other:?}"),
+        }
+    }
+    let after = append_somewhere(&cluster, big(400)).await;
+    while tail.position() <= after {
+        match actix_rt::time::timeout(Duration::from_secs(20), tail.next()).await {
+            Ok(Ok(TailStep::Records(r))) => values.extend(r.into_iter().filter_map(|r| r.value)),
+            Ok(Ok(TailStep::Gap { from, to })) => gaps.push((from, to)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert!(gaps[0].1 > gaps[0].0 && gaps[0].1 <= after, "{gaps:?}");
+    assert_eq!(values.last(), Some(&big(400)));
+    assert!(
+        values.windows(2).all(|w| w[0] < w[1]),
+        "in order, each once"
+    );
+    tail.stop().await;
+}
+
+fn big(i: usize) -> Bytes {
+    Bytes::from(format!("{i:08}").repeat(12_500))
+}
+
+/// Waits until the tail's own node has committed past `last`.
+async fn replicated(tail: &Tail, last: Offset) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tail.node().describe().await.unwrap().high_watermark <= Some(last) {
+        assert!(Instant::now() < deadline, "the tail's node never caught up");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
 }
