@@ -47,7 +47,8 @@ pub struct TailLimits {
     pub snapshot_bytes: u64,
     /// A reader further behind than this (bytes the in-memory disk holds) gets a snapshot
     /// anyway: cleaning then skips what it had not read, reported as a gap. What a reader slower
-    /// than the quorum costs in memory, at most.
+    /// than the quorum costs in memory, at most (about twice over: the in-memory disk keeps a
+    /// written and a synced copy of what it holds).
     pub max_lag_bytes: u64,
 }
 
@@ -55,7 +56,7 @@ impl Default for TailLimits {
     fn default() -> Self {
         TailLimits {
             snapshot_bytes: 16 * 1024 * 1024,
-            max_lag_bytes: 256 * 1024 * 1024,
+            max_lag_bytes: 64 * 1024 * 1024,
         }
     }
 }
