@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::process::start_three_with;
@@ -43,11 +43,13 @@ fn committing_quorum(
     (servers, bootstrap)
 }
 
-/// `kraft tail` from `bootstrap`, its stdout piped.
-fn spawn_tail(bootstrap: &str, stderr: Stdio) -> std::process::Child {
+/// `kraft tail [flags] --bootstrap-controller bootstrap`.
+fn spawn_tail(flags: &[&str], bootstrap: &str, stdout: Stdio, stderr: Stdio) -> Child {
     Command::new(env!("CARGO_BIN_EXE_kraft"))
-        .args(["tail", "--bootstrap-controller", bootstrap])
-        .stdout(Stdio::piped())
+        .arg("tail")
+        .args(flags)
+        .args(["--bootstrap-controller", bootstrap])
+        .stdout(stdout)
         .stderr(stderr)
         .spawn()
         .unwrap()
@@ -57,7 +59,7 @@ fn spawn_tail(bootstrap: &str, stderr: Stdio) -> std::process::Child {
 fn sigterm_ends_a_tail_whose_stdout_nobody_reads() {
     let dir = tempfile::tempdir().unwrap();
     let (_servers, bootstrap) = committing_quorum(dir.path(), 2000);
-    let mut tail = spawn_tail(&bootstrap, Stdio::null());
+    let mut tail = spawn_tail(&[], &bootstrap, Stdio::piped(), Stdio::null());
     // Read one line, to know the tail prints, then read no more.
     let mut stdout = BufReader::new(tail.stdout.take().unwrap());
     let mut first = String::new();
@@ -149,17 +151,12 @@ fn a_bootstrap_node_listing_bad_voters_is_one_line_not_a_dial() {
     ];
     for (brokers, needle) in cases {
         let bootstrap = fake_bootstrap(brokers);
-        let mut tail = Command::new(env!("CARGO_BIN_EXE_kraft"))
-            .args([
-                "tail",
-                "--from-beginning",
-                "--bootstrap-controller",
-                &bootstrap,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut tail = spawn_tail(
+            &["--from-beginning"],
+            &bootstrap,
+            Stdio::null(),
+            Stdio::piped(),
+        );
         // Without the checks the tail dials the listed voters and waits for a leader for good.
         let deadline = Instant::now() + Duration::from_secs(10);
         while tail.try_wait().unwrap().is_none() {
@@ -183,17 +180,12 @@ fn a_tail_whose_voters_never_answer_says_so() {
     // A voter at a port nothing listens on.
     let closed = common::process::free_port();
     let bootstrap = fake_bootstrap(vec![(1, i32::from(closed))]);
-    let mut tail = Command::new(env!("CARGO_BIN_EXE_kraft"))
-        .args([
-            "tail",
-            "--from-beginning",
-            "--bootstrap-controller",
-            &bootstrap,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut tail = spawn_tail(
+        &["--from-beginning"],
+        &bootstrap,
+        Stdio::null(),
+        Stdio::piped(),
+    );
     let stderr = BufReader::new(tail.stderr.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -212,7 +204,7 @@ fn a_tail_whose_voters_never_answer_says_so() {
 fn a_tail_whose_quorum_goes_away_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let (mut servers, bootstrap) = committing_quorum(dir.path(), 200);
-    let mut tail = spawn_tail(&bootstrap, Stdio::piped());
+    let mut tail = spawn_tail(&[], &bootstrap, Stdio::piped(), Stdio::piped());
     // It follows: a record is printed.
     let mut stdout = BufReader::new(tail.stdout.take().unwrap());
     let mut first = String::new();

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{
     ApiKey, DescribeClusterRequest, DescribeClusterResponse, DescribeQuorumRequest,
@@ -140,21 +141,16 @@ impl AdminClient {
     /// from the first bootstrap address that answers: where `kraft tail` dials.
     pub fn cluster_nodes(&self) -> Result<(String, Vec<(i32, Endpoint)>), ClientError> {
         let (address, cluster) = self.describe_cluster()?;
-        if let Some(error) = ResponseError::try_from_code(cluster.error_code) {
-            return Err(ClientError::Cluster { address, error });
-        }
+        cluster_error(&address, &cluster)?;
         let mut nodes = Vec::with_capacity(cluster.brokers.len());
         for b in cluster.brokers.iter() {
-            // A port outside 1..=65535 is refused, not wrapped into another port.
-            let port = u16::try_from(b.port).ok().filter(|p| *p != 0);
-            let Some(port) = port else {
+            let Some(endpoint) = broker_endpoint(b) else {
                 return Err(ClientError::Malformed {
                     address,
                     reason: format!("node {} has port {}", b.broker_id.0, b.port),
                 });
             };
-            let host = b.host.as_str().to_string();
-            nodes.push((b.broker_id.0, Endpoint { host, port }));
+            nodes.push((b.broker_id.0, endpoint));
         }
         Ok((cluster.cluster_id.as_str().to_string(), nodes))
     }
@@ -211,17 +207,33 @@ impl AdminClient {
     }
 }
 
+/// The error a DescribeCluster answer carries, if any.
+fn cluster_error(address: &str, cluster: &DescribeClusterResponse) -> Result<(), ClientError> {
+    match ResponseError::try_from_code(cluster.error_code) {
+        Some(error) => Err(ClientError::Cluster {
+            address: address.to_string(),
+            error,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Where a node DescribeCluster lists can be dialled; `None` for a port outside 1..=65535,
+/// which is refused rather than wrapped into another port.
+fn broker_endpoint(b: &DescribeClusterBroker) -> Option<Endpoint> {
+    let port = u16::try_from(b.port).ok().filter(|p| *p != 0)?;
+    Some(Endpoint {
+        host: b.host.as_str().to_string(),
+        port,
+    })
+}
+
 /// The leader's address from a DescribeCluster answer.
 fn leader_endpoint(
     address: &str,
     cluster: &DescribeClusterResponse,
 ) -> Result<Endpoint, ClientError> {
-    if let Some(error) = ResponseError::try_from_code(cluster.error_code) {
-        return Err(ClientError::Cluster {
-            address: address.to_string(),
-            error,
-        });
-    }
+    cluster_error(address, cluster)?;
     let id = cluster.controller_id.0;
     if id < 0 {
         return Err(ClientError::NoLeader {
@@ -231,16 +243,7 @@ fn leader_endpoint(
     let nodes: BTreeMap<i32, Endpoint> = cluster
         .brokers
         .iter()
-        .filter_map(|b| {
-            let port = u16::try_from(b.port).ok()?;
-            Some((
-                b.broker_id.0,
-                Endpoint {
-                    host: b.host.as_str().to_string(),
-                    port,
-                },
-            ))
-        })
+        .filter_map(|b| Some((b.broker_id.0, broker_endpoint(b)?)))
         .collect();
     nodes.get(&id).cloned().ok_or(ClientError::UnknownLeader {
         id,
