@@ -8,7 +8,19 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A Kafka `Uuid`: 16 bytes, shown as unpadded base64url.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Uuid(pub [u8; 16]);
 
 /// Length of the unpadded base64url text of 16 bytes.

@@ -82,6 +82,8 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             last_offset_epoch: Epoch(0),
             last_offset: Offset(0),
             pre_vote: true,
+            candidate_directory_id: None,
+            voter_directory_id: None,
         }),
     };
     let fetch = PeerMessage::Request {
@@ -89,6 +91,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         request: Request::Fetch(FetchRequest {
             cluster_id: "fuzz".into(),
             replica_id: Some(NodeId(2)),
+            replica_directory_id: None,
             current_leader_epoch: Epoch(1),
             fetch_offset: Offset(0),
             last_fetched_epoch: Epoch(0),
@@ -130,6 +133,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             log_start_offset: Offset(0),
             diverging_epoch: None,
             snapshot_id: None,
+            leader_endpoint: None,
             records: bytes::Bytes::from(batches.clone()),
         }),
     };

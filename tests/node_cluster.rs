@@ -316,6 +316,8 @@ async fn a_peer_cannot_speak_for_another_node() {
         last_offset_epoch: before.epoch,
         last_offset: Offset(1_000_000),
         pre_vote: false,
+        candidate_directory_id: None,
+        voter_directory_id: None,
     });
     let request = PeerMessage::Request {
         correlation_id: 1,

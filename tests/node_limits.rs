@@ -158,6 +158,7 @@ fn fetch(offset: i64) -> PeerMessage {
         request: Request::Fetch(FetchRequest {
             cluster_id: "single".into(),
             replica_id: None,
+            replica_directory_id: None,
             current_leader_epoch: Epoch(1),
             fetch_offset: Offset(offset),
             last_fetched_epoch: Epoch(1),

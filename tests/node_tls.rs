@@ -132,6 +132,8 @@ async fn three_nodes_with_mutual_tls_commit_and_refuse_unauthenticated_peers() {
             last_offset_epoch: before.epoch,
             last_offset: Offset(1_000_000),
             pre_vote: false,
+            candidate_directory_id: None,
+            voter_directory_id: None,
         }),
     };
     // 1. No TLS at all: the kraft handshake is not a ClientHello.

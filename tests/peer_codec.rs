@@ -23,10 +23,13 @@ fn every_message() -> Vec<PeerMessage> {
         last_offset_epoch: Epoch(6),
         last_offset: Offset(1234),
         pre_vote: true,
+        candidate_directory_id: None,
+        voter_directory_id: None,
     };
     let fetch = FetchRequest {
         cluster_id: "c1".into(),
         replica_id: None,
+        replica_directory_id: None,
         current_leader_epoch: Epoch(7),
         fetch_offset: Offset(99),
         last_fetched_epoch: Epoch(6),
@@ -48,6 +51,7 @@ fn every_message() -> Vec<PeerMessage> {
             offset: Offset(40),
             epoch: Epoch(2),
         }),
+        leader_endpoint: None,
         records: Bytes::from(vec![7u8; 100_000]),
     };
     let epoch = EpochResponse {
@@ -88,6 +92,7 @@ fn every_message() -> Vec<PeerMessage> {
             request: Request::BeginQuorumEpoch(BeginQuorumEpochRequest {
                 cluster_id: "c1".into(),
                 voter_id: NodeId(2),
+                voter_directory_id: None,
                 leader_id: NodeId(1),
                 leader_epoch: Epoch(7),
             }),

@@ -139,6 +139,8 @@ fn vote(
             last_offset_epoch: Epoch(last_epoch),
             last_offset: Offset(last_offset),
             pre_vote,
+            candidate_directory_id: None,
+            voter_directory_id: None,
         }),
     }
 }
@@ -180,6 +182,7 @@ fn begin_epoch(epoch: i32, leader: i32, to: i32) -> Input {
         request: Request::BeginQuorumEpoch(BeginQuorumEpochRequest {
             cluster_id: CLUSTER.into(),
             voter_id: n(to),
+            voter_directory_id: None,
             leader_id: n(leader),
             leader_epoch: Epoch(epoch),
         }),
@@ -746,6 +749,7 @@ fn pending_proposals_end_unresolved_when_leadership_is_lost_never_committed_by_o
             epoch: Epoch(1),
         }),
         snapshot_id: None,
+        leader_endpoint: None,
         records: Bytes::new(),
     };
     let actions = l.step(
@@ -778,6 +782,7 @@ fn fetch(replica: Option<i32>, epoch: i32, offset: i64, last_epoch: i32) -> Fetc
     FetchRequest {
         cluster_id: CLUSTER.into(),
         replica_id: replica.map(NodeId),
+        replica_directory_id: None,
         current_leader_epoch: Epoch(epoch),
         fetch_offset: Offset(offset),
         last_fetched_epoch: Epoch(last_epoch),
@@ -796,6 +801,7 @@ fn fetch_response(epoch: i32, hw: Option<i64>, records: Bytes) -> Response {
         log_start_offset: Offset(0),
         diverging_epoch: None,
         snapshot_id: None,
+        leader_endpoint: None,
         records,
     })
 }
@@ -1110,6 +1116,7 @@ fn a_follower_truncates_where_the_leader_says_the_logs_diverge() {
             epoch: Epoch(1),
         }),
         snapshot_id: None,
+        leader_endpoint: None,
         records: Bytes::new(),
     };
     let actions = r.step(
@@ -1201,6 +1208,7 @@ fn an_idless_observer_fetches_with_no_replica_id_and_finds_the_leader() {
         log_start_offset: Offset(0),
         diverging_epoch: None,
         snapshot_id: None,
+        leader_endpoint: None,
         records: Bytes::new(),
     });
     o.step(
@@ -1751,7 +1759,13 @@ fn a_follower_pulls_the_snapshot_in_chunks_resumes_and_installs_it() {
         from: n(1)
     }));
     assert!(sends(&actions).is_empty(), "{actions:?}");
-    let actions = r.step(T0, Input::SnapshotInstalled { id: BIG_SNAPSHOT });
+    let actions = r.step(
+        T0,
+        Input::SnapshotInstalled {
+            id: BIG_SNAPSHOT,
+            control: Vec::new(),
+        },
+    );
     assert!(
         actions.contains(&Action::HighWatermark(Offset(100))),
         "{actions:?}"
@@ -2323,6 +2337,7 @@ fn a_new_state_does_not_inherit_retry_backoffs() {
         log_start_offset: Offset(0),
         diverging_epoch: None,
         snapshot_id: None,
+        leader_endpoint: None,
         records: Bytes::new(),
     });
     let just_before = T0 + Duration::from_millis(1990);
@@ -2637,6 +2652,7 @@ fn begin_and_end_quorum_epoch_naming_a_leader_that_is_not_a_voter_change_nothing
         request: Request::BeginQuorumEpoch(BeginQuorumEpochRequest {
             cluster_id: CLUSTER.into(),
             voter_id: n(2),
+            voter_directory_id: None,
             leader_id: n(7),
             leader_epoch: Epoch(9),
         }),

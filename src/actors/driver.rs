@@ -255,6 +255,12 @@ impl ReplicationDriver {
                 self.metrics
                     .rejected_batch(crate::metrics::BatchRejection::FetchedRecords);
             }
+            Action::VoterChanged { id, result } => {
+                tracing::info!(change = id.0, result = ?result, "voter change done");
+            }
+            Action::Endpoints(endpoints) => {
+                tracing::debug!(?endpoints, "replicas this node may send to");
+            }
             Action::RepairPointReached => {
                 tracing::info!("the log is back where it was before the repair: voting again");
                 self.log_store.do_send(ClearRepairPoint);
@@ -564,7 +570,13 @@ impl Handler<IoDone> for ReplicationDriver {
                     writer.do_send(ForgetSnapshotsBefore(snapshots_before));
                 }
             }
-            IoDone::LogReset(id) => self.step(Input::SnapshotInstalled { id }, ctx),
+            IoDone::LogReset(id) => self.step(
+                Input::SnapshotInstalled {
+                    id,
+                    control: Vec::new(),
+                },
+                ctx,
+            ),
         }
     }
 }
@@ -754,6 +766,8 @@ fn input_kind(input: &Input) -> &'static str {
         Input::SnapshotWritten { .. } => "snapshot-written",
         Input::LogStartAdvanced { .. } => "log-start-advanced",
         Input::SnapshotInstalled { .. } => "snapshot-installed",
+        Input::AddVoter { .. } => "add-voter",
+        Input::RemoveVoter { .. } => "remove-voter",
     }
 }
 

@@ -21,7 +21,7 @@ use crate::raft::{Request, Response};
 use crate::types::NodeId;
 
 /// Version of this wire format; a peer speaking another is disconnected.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The first frame each side sends: who it is and which cluster it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::types::NodeId;
+use crate::uuid::Uuid;
 
 /// Longest a follower's Fetch waits at the leader for data (Kafka's `MAX_FETCH_WAIT_MS`).
 pub const FETCH_MAX_WAIT: Duration = Duration::from_millis(500);
@@ -16,7 +17,17 @@ pub struct RaftConfig {
     pub cluster_id: String,
     /// `None` for a client without a node id: always an observer, never votes.
     pub local_id: Option<NodeId>,
+    /// `controller.quorum.voters` (kraft.version 0); empty for a dynamic quorum, whose voters
+    /// come from the log, its snapshots and the bootstrap checkpoint.
     pub voters: BTreeSet<NodeId>,
+    /// This replica's directory id (`meta.properties`): with its id, its voter key.
+    pub local_directory_id: Option<Uuid>,
+    /// The quorum listener's name: the endpoint of a voter that peers dial, and the one an
+    /// added voter must list.
+    pub listener_name: Option<String>,
+    /// `controller.quorum.bootstrap.servers`, as the ids the node gave them (-2, -3, …): asked
+    /// for the leader while this replica knows no voter to ask.
+    pub bootstrap_servers: Vec<NodeId>,
     pub election_timeout: Duration,
     pub fetch_timeout: Duration,
     pub election_backoff_max: Duration,
@@ -41,6 +52,9 @@ impl RaftConfig {
             cluster_id: cluster_id.to_string(),
             local_id,
             voters: voters.into_iter().collect(),
+            local_directory_id: None,
+            listener_name: None,
+            bootstrap_servers: Vec::new(),
             election_timeout: Duration::from_millis(1000),
             fetch_timeout: Duration::from_millis(2000),
             election_backoff_max: Duration::from_millis(1000),

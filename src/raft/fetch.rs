@@ -42,7 +42,7 @@ impl Replica {
             self.respond_fetch_without_records(from, response);
             return;
         }
-        self.record_fetch(r.replica_id, r.fetch_offset);
+        self.record_fetch(&r);
         let has_data = r.fetch_offset < self.log.log_end_offset();
         let lagging = r.high_watermark < self.high_watermark;
         let Role::Leader(l) = &mut self.role else {
@@ -111,23 +111,39 @@ impl Replica {
     /// A voter's fetch acknowledges everything before its fetch offset (it flushed first) and
     /// counts towards check-quorum. An observer's fetch is only remembered for DescribeQuorum;
     /// fetches without a replica id leave no state.
-    fn record_fetch(&mut self, replica_id: Option<NodeId>, fetch_offset: Offset) {
+    ///
+    /// A voter is its id and directory id: a fetch with a voter's id and another directory id
+    /// (a replaced disk) is an observer's.
+    fn record_fetch(&mut self, r: &FetchRequest) {
         let (leader_end, now) = (self.log.log_end_offset(), self.now);
+        let key = r.replica_id.map(|id| super::voter_set::ReplicaKey {
+            id,
+            directory_id: r.replica_directory_id,
+        });
+        let voter = key.filter(|k| self.is_voter_key(*k)).map(|k| k.id);
         if let Role::Leader(l) = &mut self.role
-            && let Some(id) = replica_id
+            && let Some(key) = key
         {
-            match l.progress.get_mut(&id) {
-                Some(progress) => progress.fetched(fetch_offset, leader_end, now),
-                None => l.observer_fetched(id, fetch_offset, leader_end, now),
+            match voter.and_then(|id| l.progress.get_mut(&id)) {
+                Some(progress) => {
+                    progress.directory_id = key.directory_id;
+                    progress.fetched(r.fetch_offset, leader_end, now)
+                }
+                None => {
+                    l.observer_fetched(key.id, key.directory_id, r.fetch_offset, leader_end, now)
+                }
             }
         }
-        self.note_fetcher_alive(replica_id);
+        self.note_fetcher_alive(voter);
         self.maybe_advance_high_watermark();
     }
 
     /// A voter served records or snapshot bytes counts towards check-quorum.
     pub(super) fn note_fetcher_alive(&mut self, replica_id: Option<NodeId>) {
-        let majority = self.config.majority();
+        let majority = self.majority();
+        // The leader's own vote counts only while it is a voter (a removed leader leads on
+        // until its removal commits).
+        let own = usize::from(self.is_voter());
         let check_quorum = self.config.fetch_timeout.mul_f64(1.5);
         let now = self.now;
         let Role::Leader(l) = &mut self.role else {
@@ -139,7 +155,7 @@ impl Replica {
         progress.last_fetch = Some(now);
         l.fetched_since_check
             .insert(replica_id.expect("matched above"));
-        if l.fetched_since_check.len() + 1 >= majority {
+        if l.fetched_since_check.len() + own >= majority {
             l.fetched_since_check.clear();
             l.check_quorum_deadline = now + check_quorum;
         }
@@ -195,6 +211,7 @@ impl Replica {
         FetchRequest {
             cluster_id: self.config.cluster_id.clone(),
             replica_id: self.config.local_id,
+            replica_directory_id: self.config.local_directory_id,
             current_leader_epoch: self.epoch,
             fetch_offset: self.log.log_end_offset(),
             last_fetched_epoch: self.log.last_fetched_epoch(),
@@ -214,18 +231,25 @@ impl Replica {
         }
     }
 
-    /// Unattached: ask a random voter, which answers with the leader it knows (KAFKA-17030).
+    /// Unattached: ask a random voter, which answers with the leader it knows (KAFKA-17030);
+    /// a replica that knows no other voter yet (one joining a dynamic quorum) asks a bootstrap
+    /// server instead.
     pub(super) fn discover_leader(&mut self) {
         if !self.ready_to_fetch() {
             return;
         }
         let local = self.config.local_id;
-        let peers: Vec<NodeId> = self
-            .config
-            .voters
-            .iter()
-            .copied()
-            .filter(|v| Some(*v) != local && self.channel_ready(*v, Channel::Fetch))
+        let mut candidates: Vec<NodeId> = self
+            .voter_ids()
+            .into_iter()
+            .filter(|v| Some(*v) != local)
+            .collect();
+        if candidates.is_empty() {
+            candidates = self.config.bootstrap_servers.clone();
+        }
+        let peers: Vec<NodeId> = candidates
+            .into_iter()
+            .filter(|v| self.channel_ready(*v, Channel::Fetch))
             .collect();
         if peers.is_empty() {
             return;
@@ -263,6 +287,12 @@ impl Replica {
     }
 
     pub(super) fn handle_fetch_response(&mut self, from: NodeId, r: FetchResponse) {
+        if let (Some(leader), Some(at)) = (r.leader_id, r.leader_endpoint.clone())
+            && r.leader_epoch >= self.epoch
+            && Some(leader) != self.config.local_id
+        {
+            self.learn_leader_endpoint(leader, at);
+        }
         if !self.heard_from_leader(from, r.error, r.leader_id, r.leader_epoch) {
             return;
         }
@@ -306,6 +336,7 @@ impl Replica {
             self.out.push(Action::Truncate { offset: target });
             self.log.truncated(target);
             self.log_replaced_from(target);
+            self.voters_may_have_changed();
         }
     }
 
@@ -331,6 +362,9 @@ impl Replica {
             }
             let committed = self.high_watermark.unwrap_or(Offset(0));
             self.log.appended_batch(batch.header(), committed);
+            if batch.is_control() {
+                self.apply_control_batch(&batch);
+            }
             valid_end += batch.size_in_bytes();
         }
         if valid_end > 0 {
@@ -368,6 +402,8 @@ impl Replica {
                 batch.epoch(),
                 self.log.last_fetched_epoch()
             ))
+        } else if batch.is_control() {
+            self.check_control_batch(batch).err()
         } else {
             None
         }

@@ -7,7 +7,12 @@
 
 use bytes::Bytes;
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use super::message::{FetchResponse, FetchSnapshotResponse, Request, Response};
+use super::voter_set::{ListenerAddress, ReplicaKey, Voter};
+use crate::record::ControlRecord;
 use crate::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
 
 /// Correlates a request the replica sent with its response.
@@ -21,6 +26,11 @@ pub struct InboundId(pub u64);
 /// Identifies a user's append so its outcome can be reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProposalId(pub u64);
+
+/// Identifies an operator's voter change (AddRaftVoter, RemoveRaftVoter) so its outcome can be
+/// reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VoterChangeId(pub u64);
 
 /// The election state that must survive a restart (the `quorum-state` file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +71,77 @@ pub enum Input {
     /// Log cleaning deleted everything below `offset`.
     LogStartAdvanced { offset: Offset },
     /// The snapshot the last `Action::InstallSnapshot` named is in place and the log now starts
-    /// (and ends) at its end offset.
-    SnapshotInstalled { id: OffsetAndEpoch },
+    /// (and ends) at its end offset. `control` holds the snapshot's KRaftVersion and Voters
+    /// records (none in a kraft.version 0 snapshot): the voter set in force at its end.
+    SnapshotInstalled {
+        id: OffsetAndEpoch,
+        control: Vec<ControlRecord>,
+    },
+    /// An operator asks the leader to add `voter` (AddRaftVoter); answered by
+    /// `Action::VoterChanged` once the new set is committed, refused, or after `timeout`.
+    AddVoter {
+        id: VoterChangeId,
+        voter: Voter,
+        timeout: Duration,
+    },
+    /// An operator asks the leader to remove the voter whose key is exactly `voter`
+    /// (RemoveRaftVoter); answered like `AddVoter`.
+    RemoveVoter {
+        id: VoterChangeId,
+        voter: ReplicaKey,
+        timeout: Duration,
+    },
+}
+
+/// Why a voter change was refused or did not complete. Each maps to Kafka's error code for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VoterChangeError {
+    #[error("this node is not the leader (the leader is {leader_id:?} in epoch {epoch})")]
+    NotLeader {
+        leader_id: Option<NodeId>,
+        epoch: Epoch,
+    },
+    #[error("the leader is shutting down")]
+    ShuttingDown,
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the quorum runs kraft.version 0 (static voters): its voters cannot change")]
+    StaticQuorum,
+    #[error("another voter change is in progress")]
+    ChangeInProgress,
+    #[error("the leader has not yet committed a record in its epoch")]
+    EpochNotCommitted,
+    #[error("the last voter change is not committed yet")]
+    UncommittedChange,
+    #[error("node {0} is already a voter")]
+    DuplicateVoter(NodeId),
+    #[error("{0} is not a voter, or is the last one")]
+    VoterNotFound(ReplicaKey),
+    #[error("{0} is not an observer that has caught up with the leader")]
+    NotCaughtUp(ReplicaKey),
+    #[error("the voter change did not commit in time")]
+    TimedOut,
+    #[error("the leader lost its leadership before the voter change committed")]
+    LeadershipLost,
+}
+
+impl VoterChangeError {
+    /// Kafka's error code for this refusal.
+    pub fn code(&self) -> i16 {
+        match self {
+            VoterChangeError::NotLeader { .. } | VoterChangeError::LeadershipLost => 6,
+            VoterChangeError::ShuttingDown => 8,
+            VoterChangeError::InvalidRequest(_) => 42,
+            VoterChangeError::StaticQuorum => 35,
+            VoterChangeError::ChangeInProgress
+            | VoterChangeError::EpochNotCommitted
+            | VoterChangeError::UncommittedChange
+            | VoterChangeError::NotCaughtUp(_)
+            | VoterChangeError::TimedOut => 7,
+            VoterChangeError::DuplicateVoter(_) => 126,
+            VoterChangeError::VoterNotFound(_) => 127,
+        }
+    }
 }
 
 /// Why a proposal was refused.
@@ -182,6 +261,15 @@ pub enum Action {
         position: u64,
         reason: String,
     },
+    /// A voter change's outcome; each `AddVoter` / `RemoveVoter` gets exactly one.
+    VoterChanged {
+        id: VoterChangeId,
+        result: Result<(), VoterChangeError>,
+    },
+    /// Where to reach every replica this replica may now send to on the quorum listener (the
+    /// voters of the set in force, and a leader learned from a fetch answer), by id. Emitted
+    /// whenever it changes; replicas without a known endpoint (static voters) are not listed.
+    Endpoints(BTreeMap<NodeId, ListenerAddress>),
     /// An invariant of the protocol broke (e.g. a leader asked for truncation below the high
     /// watermark); the node must stop rather than risk committed data.
     Fatal(String),

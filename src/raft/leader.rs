@@ -6,9 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
+use super::io::VoterChangeId;
 use super::io::{InboundId, ProposalId};
 use super::message::FetchRequest;
 use crate::types::{Epoch, NodeId, Offset};
+use crate::uuid::Uuid;
 
 /// What the leader knows of one replica that fetches from it (a voter or an observer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,6 +24,8 @@ pub struct ReplicaProgress {
     pub last_caught_up: Option<Duration>,
     /// The leader's log end offset when the voter last fetched.
     pub leader_end_at_last_fetch: Option<Offset>,
+    /// The directory id its last fetch named.
+    pub directory_id: Option<Uuid>,
 }
 
 impl ReplicaProgress {
@@ -82,6 +86,17 @@ pub struct LeaderState {
     pub parked: Vec<ParkedFetch>,
     /// Proposals appended in this epoch and not yet committed, in offset order.
     pub pending: VecDeque<PendingProposal>,
+    /// The operator's voter change waiting for its Voters record to commit, if any.
+    pub voter_change: Option<PendingVoterChange>,
+}
+
+/// A voter change this leader appended, answered once its Voters record commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingVoterChange {
+    pub id: VoterChangeId,
+    /// The offset of the Voters record that made the change.
+    pub offset: Offset,
+    pub deadline: Duration,
 }
 
 /// A proposal appended by this leader, waiting for the high watermark to pass it.
@@ -113,7 +128,31 @@ impl LeaderState {
             begin_quorum_deadline: now,
             parked: Vec::new(),
             pending: VecDeque::new(),
+            voter_change: None,
         }
+    }
+
+    /// The voters changed to `voters`: a removed voter's progress is kept as an observer's, an
+    /// added one starts from what it did as an observer.
+    pub fn set_voters(&mut self, voters: &BTreeSet<NodeId>) {
+        let removed: Vec<NodeId> = self
+            .progress
+            .keys()
+            .filter(|id| !voters.contains(id))
+            .copied()
+            .collect();
+        for id in removed {
+            if let Some(p) = self.progress.remove(&id) {
+                self.observers.insert(id, p);
+            }
+        }
+        for id in voters {
+            if !self.progress.contains_key(id) {
+                let p = self.observers.remove(id).unwrap_or_default();
+                self.progress.insert(*id, p);
+            }
+        }
+        self.fetched_since_check.retain(|id| voters.contains(id));
     }
 
     /// The offset a majority of voters hold (the leader's own entry included), if it passes the
@@ -139,6 +178,7 @@ impl LeaderState {
     pub fn observer_fetched(
         &mut self,
         id: NodeId,
+        directory_id: Option<Uuid>,
         fetch_offset: Offset,
         leader_end: Offset,
         now: Duration,
@@ -153,10 +193,15 @@ impl LeaderState {
                 self.observers.remove(&stalest);
             }
         }
-        self.observers
-            .entry(id)
-            .or_default()
-            .fetched(fetch_offset, leader_end, now);
+        let observer = self.observers.entry(id).or_default();
+        if observer.directory_id != directory_id {
+            // Another incarnation of the id (a replaced disk): what the old one did is not its.
+            *observer = ReplicaProgress {
+                directory_id,
+                ..ReplicaProgress::default()
+            };
+        }
+        observer.fetched(fetch_offset, leader_end, now);
     }
 
     /// Forgets observers that have not fetched within the session timeout.

@@ -3,6 +3,7 @@
 //! that protocol decisions (divergence, vote up-to-dateness) never wait for IO.
 
 use super::producers::ProducerStates;
+use super::voter_set_history::VoterSetHistory;
 use crate::record::BatchHeader;
 use crate::types::{Epoch, Offset, OffsetAndEpoch};
 
@@ -28,6 +29,8 @@ pub struct LogView {
     repair_point: Option<OffsetAndEpoch>,
     /// Idempotent producers' recent batches in this log.
     producers: ProducerStates,
+    /// The voter sets and kraft.version levels its control records set, by offset.
+    voters: VoterSetHistory,
 }
 
 impl LogView {
@@ -42,7 +45,23 @@ impl LogView {
             fetched_so_far: None,
             repair_point: None,
             producers: ProducerStates::default(),
+            voters: VoterSetHistory::default(),
         }
+    }
+
+    /// The same log, whose control records (and snapshot or bootstrap checkpoint) set the voter
+    /// sets in `voters`.
+    pub fn with_voter_history(mut self, voters: VoterSetHistory) -> Self {
+        self.voters = voters;
+        self
+    }
+
+    pub fn voters(&self) -> &VoterSetHistory {
+        &self.voters
+    }
+
+    pub(super) fn voters_mut(&mut self) -> &mut VoterSetHistory {
+        &mut self.voters
     }
 
     /// The same log, whose idempotent producers recovery found to be `producers`.
@@ -128,6 +147,7 @@ impl LogView {
         // What a restart would rebuild from the log: producers whose batches were all cleaned
         // away are forgotten, so client-chosen ids cannot pile up for the node's lifetime.
         self.producers.forget_before(self.log_start_offset);
+        self.voters.forget_before(self.log_start_offset);
     }
 
     /// Records an installed snapshot: the log is now empty, starting and ending at its end.
@@ -203,6 +223,7 @@ impl LogView {
         self.flushed_offset = self.flushed_offset.min(offset);
         self.epochs.retain(|e| e.start_offset < offset);
         self.producers.truncate(offset);
+        self.voters.truncate_from(offset);
     }
 
     /// Records that everything up to `offset` is durable.

@@ -7,7 +7,9 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::voter_set::ListenerAddress;
 use crate::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
+use crate::uuid::Uuid;
 
 /// Kafka's error codes, as far as KRaft uses them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +58,10 @@ pub struct VoteRequest {
     pub last_offset_epoch: Epoch,
     pub last_offset: Offset,
     pub pre_vote: bool,
+    /// The candidate's directory id: a voter of a dynamic quorum is its id and directory id.
+    pub candidate_directory_id: Option<Uuid>,
+    /// The directory id of the voter the request is meant for.
+    pub voter_directory_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +77,8 @@ pub struct VoteResponse {
 pub struct BeginQuorumEpochRequest {
     pub cluster_id: String,
     pub voter_id: NodeId,
+    /// The directory id of the voter the request is meant for.
+    pub voter_directory_id: Option<Uuid>,
     pub leader_id: NodeId,
     pub leader_epoch: Epoch,
 }
@@ -99,6 +107,9 @@ pub struct FetchRequest {
     pub cluster_id: String,
     /// `None` for a client without a node id (replica id -1): the leader keeps no state for it.
     pub replica_id: Option<NodeId>,
+    /// The fetcher's directory id: a fetch with a voter's id and another directory id is an
+    /// observer's (a replaced disk).
+    pub replica_directory_id: Option<Uuid>,
     pub current_leader_epoch: Epoch,
     pub fetch_offset: Offset,
     pub last_fetched_epoch: Epoch,
@@ -119,6 +130,10 @@ pub struct FetchResponse {
     pub diverging_epoch: Option<OffsetAndEpoch>,
     /// Set when the fetch offset is below the leader's log start: fetch this snapshot instead.
     pub snapshot_id: Option<OffsetAndEpoch>,
+    /// Where the leader listens on the quorum listener, when the answering replica knows it
+    /// (Kafka's NodeEndpoints): how a replica that found the leader through a bootstrap server
+    /// reaches it.
+    pub leader_endpoint: Option<ListenerAddress>,
     /// Raw record batches v2, possibly ending with a partial batch.
     pub records: Bytes,
 }
@@ -297,6 +312,8 @@ mod tests {
             last_offset_epoch: Epoch(0),
             last_offset: Offset(last_offset),
             pre_vote: false,
+            candidate_directory_id: None,
+            voter_directory_id: None,
         })
     }
 
@@ -309,6 +326,7 @@ mod tests {
             log_start_offset: Offset(0),
             diverging_epoch: None,
             snapshot_id: None,
+            leader_endpoint: None,
             records: Bytes::new(),
         })
     }

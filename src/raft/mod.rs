@@ -33,6 +33,7 @@ mod log_view;
 mod message;
 mod producers;
 mod quorum_epoch;
+mod reconfig;
 mod replica;
 mod rng;
 mod role;
@@ -44,7 +45,7 @@ mod voter_set_history;
 pub use config::{FETCH_MAX_BYTES, FETCH_MAX_WAIT, RaftConfig};
 pub use io::{
     Action, InboundId, Input, PersistedElection, ProposalId, ProposalOutcome, ProposeError,
-    RequestId,
+    RequestId, VoterChangeError, VoterChangeId,
 };
 pub use leader::{MAX_TRACKED_OBSERVERS, OBSERVER_SESSION_TIMEOUT, ReplicaProgress};
 pub use log_view::{EpochStart, LogView};
@@ -54,6 +55,7 @@ pub use message::{
     VoteResponse,
 };
 pub use producers::{ProducerBatch, ProducerStates, RETAINED_BATCHES, SequenceCheck};
+pub use reconfig::{CAUGHT_UP_WINDOW, control_records};
 pub use replica::Replica;
 pub use rng::SeededRng;
 pub use role::RoleKind;

@@ -45,7 +45,7 @@ impl Replica {
             Some(ErrorCode::FencedLeaderEpoch)
         } else if leader_id.0 < 0 || Some(leader_id) == self.config.local_id {
             Some(ErrorCode::InvalidRequest)
-        } else if !self.config.voters.contains(&leader_id) {
+        } else if self.voter_set().is_none_or(|s| s.get(leader_id).is_none()) {
             // Only a voter can lead: following a non-voter would follow a leader that no
             // election made.
             Some(ErrorCode::InconsistentVoterSet)
@@ -144,6 +144,7 @@ impl Replica {
                 let request = BeginQuorumEpochRequest {
                     cluster_id: self.config.cluster_id.clone(),
                     voter_id: voter,
+                    voter_directory_id: self.voter_directory_id(voter),
                     leader_id,
                     leader_epoch: self.epoch,
                 };

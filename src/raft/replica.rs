@@ -95,6 +95,12 @@ pub struct Replica {
     pub(super) snapshot_transfer: Option<super::snapshot::SnapshotTransfer>,
     announced: Option<(Epoch, Option<NodeId>)>,
     flush: FlushState,
+    /// Where the leader listens, as a fetch answer named it (a leader found through a
+    /// bootstrap server may not be in any voter set this replica knows yet).
+    pub(super) learned_leader_endpoint: Option<(NodeId, super::voter_set::ListenerAddress)>,
+    pub(super) announced_endpoints: Option<BTreeMap<NodeId, super::voter_set::ListenerAddress>>,
+    /// The voter set in force when last looked at, to notice a change.
+    pub(super) last_voter_set: Option<super::voter_set::VoterSet>,
 }
 
 impl Replica {
@@ -137,7 +143,16 @@ impl Replica {
             snapshot_transfer: None,
             announced: None,
             flush: FlushState::default(),
+            learned_leader_endpoint: None,
+            announced_endpoints: None,
+            last_voter_set: None,
         };
+        if !r.config.voters.is_empty() {
+            let static_voters = super::voter_set::VoterSet::static_voters(&r.config.voters);
+            r.log.voters_mut().set_static_voters(static_voters);
+        }
+        r.last_voter_set = r.voter_set().cloned();
+        r.announce_endpoints();
         r.note_repair_point_reached();
         r.initialize(stored);
         r.poll();
@@ -151,16 +166,15 @@ impl Replica {
         let log_epoch = self.log.last_fetched_epoch();
         if stored.epoch < log_epoch {
             self.become_unattached(log_epoch);
-        } else if stored.leader_id.is_some() && stored.leader_id == local && self.config.is_voter()
-        {
+        } else if stored.leader_id.is_some() && stored.leader_id == local && self.is_voter() {
             self.resign_in_place();
         } else if stored.voted_id.is_some()
             && stored.voted_id == local
-            && self.config.is_voter()
+            && self.is_voter()
             && !self.held_back_by_repair()
         {
             let role = Role::Candidate {
-                election: Election::new(&self.config.voters, local.expect("a voter has an id")),
+                election: Election::new(&self.voter_ids(), local.expect("a voter has an id")),
                 election_deadline: self.random_election_deadline(),
             };
             self.set_role(role);
@@ -192,7 +206,7 @@ impl Replica {
         let won = matches!(&self.role, Role::Candidate { election, .. } if election.is_won());
         if won {
             self.become_leader();
-        } else if self.config.is_voter() && self.config.voters.len() == 1 {
+        } else if self.is_voter() && !self.has_other_voters() {
             self.become_prospective();
         }
     }
@@ -277,9 +291,10 @@ impl Replica {
                 election_deadline, ..
             } => deadlines.extend(Some(*election_deadline).filter(|_| campaigns)),
             Role::Leader(l) => {
-                if self.config.voters.len() > 1 {
+                if self.has_other_voters() {
                     deadlines.push(l.check_quorum_deadline);
                 }
+                deadlines.extend(self.voter_change_deadline());
                 deadlines.push(l.begin_quorum_deadline);
                 deadlines.extend(l.parked.iter().map(|p| p.deadline));
                 deadlines.extend(self.drain_deadline());
@@ -313,7 +328,9 @@ impl Replica {
             Input::Shutdown => self.shutdown(),
             Input::SnapshotWritten { id } => self.log.snapshot_written(id),
             Input::LogStartAdvanced { offset } => self.log.start_advanced(offset),
-            Input::SnapshotInstalled { id } => self.snapshot_installed(id),
+            Input::SnapshotInstalled { id, control } => self.snapshot_installed(id, control),
+            Input::AddVoter { id, voter, timeout } => self.add_voter(id, voter, timeout),
+            Input::RemoveVoter { id, voter, timeout } => self.remove_voter(id, voter, timeout),
         }
         self.poll();
         self.announce_leader();
@@ -385,7 +402,10 @@ impl Replica {
             let durable = self.log.flushed_offset();
             let local = self.config.local_id;
             if let (Role::Leader(l), Some(local)) = (&mut self.role, local) {
-                l.progress.entry(local).or_default().end_offset = Some(durable);
+                // A leader removed from the voter set no longer counts its own log.
+                if let Some(own) = l.progress.get_mut(&local) {
+                    own.end_offset = Some(durable);
+                }
                 self.maybe_advance_high_watermark();
             }
         }
@@ -398,7 +418,7 @@ impl Replica {
     /// back to where it was, and other voters may hold what it lost. (A lone voter has nobody
     /// to get it back from; holding it back would only stop the quorum.)
     pub(super) fn held_back_by_repair(&self) -> bool {
-        self.log.awaiting_repair_point() && self.config.voters.len() > 1
+        self.log.awaiting_repair_point() && self.has_other_voters()
     }
 
     /// The durable log got back to where it was before a repair: the replica votes again.
@@ -536,6 +556,12 @@ impl Replica {
         self.backoff_until.clear();
         let old = std::mem::replace(&mut self.role, role);
         if let Role::Leader(l) = old {
+            if let Some(change) = l.voter_change {
+                self.out.push(Action::VoterChanged {
+                    id: change.id,
+                    result: Err(super::io::VoterChangeError::LeadershipLost),
+                });
+            }
             for p in l.pending {
                 let outcome = ProposalOutcome::Unresolved {
                     epoch: p.epoch,
@@ -553,7 +579,7 @@ impl Replica {
     /// voter's own campaign; otherwise (Follower, Leader, a rejected pre-vote, startup) a fresh
     /// one is drawn. Observers never campaign.
     fn unattached_role(&mut self) -> Role {
-        if !self.config.is_voter() {
+        if !self.is_voter() {
             return Role::Unattached {
                 election_deadline: None,
             };
@@ -613,7 +639,11 @@ impl Replica {
     }
 
     pub(super) fn become_prospective(&mut self) {
-        let Some(local) = self.config.local_id.filter(|_| self.config.is_voter()) else {
+        let Some(local) = self.config.local_id.filter(|_| self.is_voter()) else {
+            // Not (or no longer) a voter: an observer never campaigns.
+            if let Role::Unattached { election_deadline } = &mut self.role {
+                *election_deadline = None;
+            }
             return;
         };
         if self.held_back_by_repair() {
@@ -626,7 +656,7 @@ impl Replica {
             self.set_role(role);
             return;
         }
-        let election = Election::new(&self.config.voters, local);
+        let election = Election::new(&self.voter_ids(), local);
         let won = election.is_won();
         let role = Role::Prospective {
             election,
@@ -639,7 +669,7 @@ impl Replica {
     }
 
     pub(super) fn become_candidate(&mut self) {
-        let Some(local) = self.config.local_id.filter(|_| self.config.is_voter()) else {
+        let Some(local) = self.config.local_id.filter(|_| self.is_voter()) else {
             return;
         };
         let Some(next) = self.epoch.next() else {
@@ -654,7 +684,7 @@ impl Replica {
         self.epoch = next;
         self.leader_id = None;
         self.voted_id = Some(local);
-        let election = Election::new(&self.config.voters, local);
+        let election = Election::new(&self.voter_ids(), local);
         let won = election.is_won();
         let role = Role::Candidate {
             election,
@@ -681,21 +711,25 @@ impl Replica {
         self.persist();
         let epoch_start = self.log.log_end_offset();
         let check_quorum = self.config.fetch_timeout.mul_f64(1.5);
-        let mut state = LeaderState::new(&self.config.voters, epoch_start, self.now, check_quorum);
+        let voters = self.voter_ids();
+        let mut state = LeaderState::new(&voters, epoch_start, self.now, check_quorum);
         state.progress.entry(local).or_default().end_offset = Some(self.log.flushed_offset());
         let role = Role::Leader(Box::new(state));
         self.set_role(role);
         let record = ControlRecord::LeaderChange(LeaderChangeMessage {
             version: 0,
             leader_id: local.0,
-            voters: self.config.voters.iter().map(|n| n.0).collect(),
+            voters: voters.iter().map(|n| n.0).collect(),
             granting_voters: granting,
         });
         let mut batch = BatchBuilder::new(BatchKind::Control, epoch_start, self.epoch);
-        batch
-            .append_control(self.timestamp_ms(), &record)
-            .expect("a LeaderChange record fits a batch");
-        self.append_as_leader(batch.build().expect("one record"));
+        let timestamp = self.timestamp_ms();
+        for record in std::iter::once(record).chain(self.bootstrap_records_to_copy()) {
+            batch
+                .append_control(timestamp, &record)
+                .expect("a LeaderChange batch fits its few records");
+        }
+        self.append_as_leader(batch.build().expect("one record at least"));
     }
 
     /// Follower of `leader` in `epoch` (a newer epoch clears the vote).
@@ -732,10 +766,8 @@ impl Replica {
             _ => Vec::new(),
         };
         let unacked: BTreeSet<NodeId> = self
-            .config
-            .voters
-            .iter()
-            .copied()
+            .voter_ids()
+            .into_iter()
             .filter(|v| *v != local)
             .collect();
         self.leader_id = Some(local);
@@ -754,11 +786,18 @@ impl Replica {
     }
 
     /// Appends a batch the leader built at its log end offset, then flushes it.
-    fn append_as_leader(&mut self, batch: Bytes) {
+    pub(super) fn append_as_leader(&mut self, batch: Bytes) {
         let header = crate::record::BatchHeader::parse(&batch).expect("built above");
         let committed = self.high_watermark.unwrap_or(Offset(0));
         self.log.appended_batch(&header, committed);
-        self.out.push(Action::Append { batches: batch });
+        self.out.push(Action::Append {
+            batches: batch.clone(),
+        });
+        if header.is_control()
+            && let Ok(parsed) = crate::record::RecordBatch::decode(batch)
+        {
+            self.apply_control_batch(&parsed);
+        }
         self.request_flush();
         self.complete_parked_fetches(false);
     }
@@ -891,6 +930,7 @@ impl Replica {
             }
         }
         self.complete_parked_fetches(true);
+        self.poll_voter_change();
     }
 
     /// Sets a follower's high watermark to min(leader's, own log end), never backwards.
@@ -922,6 +962,7 @@ impl Replica {
             log_start_offset: self.log.log_start_offset(),
             diverging_epoch: None,
             snapshot_id: None,
+            leader_endpoint: self.leader_endpoint(),
             records: Bytes::new(),
         }
     }
@@ -968,11 +1009,7 @@ impl Replica {
             return;
         }
         let handed_over = matches!(self.role, Role::Follower { .. } | Role::Unattached { .. });
-        if handed_over
-            || !self.config.is_voter()
-            || self.config.voters.len() == 1
-            || self.now >= deadline
-        {
+        if handed_over || !self.is_voter() || !self.has_other_voters() || self.now >= deadline {
             self.shutdown_done = true;
             self.out.push(Action::ShutdownComplete);
         }
@@ -1047,10 +1084,14 @@ impl Replica {
 
     fn poll_leader(&mut self) {
         let Role::Leader(l) = &self.role else { return };
-        if (self.config.voters.len() > 1 && l.check_quorum_deadline <= self.now)
+        if (self.has_other_voters() && l.check_quorum_deadline <= self.now)
             || (self.shutdown_deadline.is_some() && self.drained())
         {
             self.resign();
+            return;
+        }
+        self.poll_voter_change();
+        if !matches!(self.role, Role::Leader(_)) {
             return;
         }
         self.send_begin_quorum_epoch();
@@ -1066,7 +1107,7 @@ impl Replica {
             return;
         };
         if *fetch_deadline <= self.now {
-            if self.config.is_voter() && self.shutdown_deadline.is_none() {
+            if self.is_voter() && self.shutdown_deadline.is_none() {
                 self.become_prospective();
             } else {
                 self.become_unattached_same_epoch();

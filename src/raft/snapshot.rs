@@ -211,7 +211,11 @@ impl Replica {
     /// The snapshot is in place and the whole log was replaced (an uncommitted tail beyond the
     /// snapshot included, as Kafka's full truncation does): the log starts and ends at its end,
     /// and everything below is committed.
-    pub(super) fn snapshot_installed(&mut self, id: OffsetAndEpoch) {
+    pub(super) fn snapshot_installed(
+        &mut self,
+        id: OffsetAndEpoch,
+        control: Vec<crate::record::ControlRecord>,
+    ) {
         if self.snapshot_transfer.is_some_and(|t| t.id == id) {
             self.snapshot_transfer = None;
         }
@@ -219,6 +223,14 @@ impl Replica {
             return; // stale: a newer snapshot is already in place
         }
         self.log.installed(id);
+        if let Err(e) = self.log.voters_mut().load_snapshot(id.offset, &control) {
+            // The executor checked the snapshot whole; a leader's snapshot with a broken voter
+            // set cannot be followed safely.
+            self.out.push(Action::Fatal(format!(
+                "installed snapshot {id:?} holds no valid voter set: {e}"
+            )));
+        }
+        self.voters_may_have_changed();
         self.note_repair_point_reached();
         self.log_replaced_from(id.offset);
         self.update_follower_high_watermark(Some(id.offset));

@@ -28,7 +28,11 @@ impl Replica {
         if r.candidate_epoch < self.epoch {
             return reject(self, ErrorCode::FencedLeaderEpoch);
         }
-        if !self.config.voters.contains(&r.candidate_id) {
+        let candidate = super::voter_set::ReplicaKey {
+            id: r.candidate_id,
+            directory_id: r.candidate_directory_id,
+        };
+        if !self.is_voter_key(candidate) {
             // Only a voter may stand; the request moves no epoch (a forged one could otherwise
             // push every voter to the highest epoch).
             return reject(self, ErrorCode::InconsistentVoterSet);
@@ -36,7 +40,10 @@ impl Replica {
         if r.candidate_epoch > self.epoch {
             self.become_unattached(r.candidate_epoch);
         }
-        if Some(r.voter_id) != self.config.local_id {
+        let for_another_disk = r.voter_directory_id.is_some()
+            && self.config.local_directory_id.is_some()
+            && r.voter_directory_id != self.config.local_directory_id;
+        if Some(r.voter_id) != self.config.local_id || for_another_disk {
             return reject(self, ErrorCode::InvalidVoterKey);
         }
         let granted = self.can_grant_vote(r);
@@ -135,6 +142,8 @@ impl Replica {
                 last_offset_epoch: self.log.last_fetched_epoch(),
                 last_offset: self.log.log_end_offset(),
                 pre_vote,
+                candidate_directory_id: self.config.local_directory_id,
+                voter_directory_id: self.voter_directory_id(voter),
             };
             self.send(voter, Request::Vote(request));
         }

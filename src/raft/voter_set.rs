@@ -47,7 +47,9 @@ impl fmt::Display for ReplicaKey {
 }
 
 /// Where a voter listens on one listener.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ListenerAddress {
     pub host: String,
     pub port: u16,
@@ -115,6 +117,20 @@ impl VoterSet {
             true => Err(VoterSetError::Empty),
             false => Ok(VoterSet { voters: map }),
         }
+    }
+
+    /// The static voters of a kraft.version 0 quorum (`controller.quorum.voters`): known by id
+    /// alone, without directory ids or endpoints; `None` for no id.
+    pub fn static_voters(ids: &BTreeSet<NodeId>) -> Option<VoterSet> {
+        VoterSet::new(ids.iter().map(|id| Voter {
+            key: ReplicaKey {
+                id: *id,
+                directory_id: None,
+            },
+            endpoints: BTreeMap::new(),
+            kraft_versions: (0, 0),
+        }))
+        .ok()
     }
 
     /// This set as the Voters control record that stores it, voters in id order.

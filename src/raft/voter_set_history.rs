@@ -71,6 +71,11 @@ impl VoterSetHistory {
         }
     }
 
+    /// Sets the static voters (`controller.quorum.voters`), in force while no record sets one.
+    pub fn set_static_voters(&mut self, static_voters: Option<VoterSet>) {
+        self.static_voters = static_voters;
+    }
+
     /// Records the control record at `offset` of the log; records other than KRaftVersion and
     /// Voters are ignored.
     pub fn apply(&mut self, offset: Offset, record: &ControlRecord) -> Result<(), HistoryError> {

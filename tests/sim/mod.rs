@@ -878,6 +878,7 @@ impl Sim {
             Action::Flush => self.enqueue(i, StoreOp::Flush),
             Action::RepairPointReached => self.enqueue(i, StoreOp::ClearRepairPoint),
             Action::FetchedRecordsRefused { .. } | Action::FetchedSnapshotRefused { .. } => {}
+            Action::VoterChanged { .. } | Action::Endpoints(_) => {}
             Action::Send {
                 to,
                 request_id,
@@ -1216,7 +1217,13 @@ impl Sim {
         }
         self.nodes[i].checked = id.offset;
         self.note(format!("node {i} installed snapshot {id:?}"));
-        self.input(i, Input::SnapshotInstalled { id });
+        self.input(
+            i,
+            Input::SnapshotInstalled {
+                id,
+                control: Vec::new(),
+            },
+        );
     }
 
     // ---- running -------------------------------------------------------------------------------
