@@ -598,3 +598,206 @@ fn fetch_id(actions: &[Action]) -> RequestId {
         })
         .unwrap_or_else(|| panic!("no fetch sent: {actions:?}"))
 }
+
+// ---- a replica changing its own entry: auto-join, a replaced disk's entry, endpoints ----------
+
+fn with_endpoint(mut c: RaftConfig, id: i32, port: u16) -> RaftConfig {
+    c.local_endpoints = BTreeMap::from([(
+        LISTENER.to_string(),
+        ListenerAddress {
+            host: format!("host{id}"),
+            port,
+        },
+    )]);
+    c
+}
+
+/// Replica `cfg` following leader 1 of `voters` in epoch 1 after one empty fetch answer (high
+/// watermark 0: caught up); returns the actions of that answer.
+fn following(cfg: RaftConfig, voters: &[i32]) -> (Replica, Vec<Action>) {
+    let local = cfg.local_id.unwrap();
+    let (mut r, _) = start(cfg, None, bootstrapped(voters));
+    let begin = Input::Request {
+        from: InboundId(1),
+        request: Request::BeginQuorumEpoch(kraft::raft::BeginQuorumEpochRequest {
+            cluster_id: CLUSTER.into(),
+            voter_id: local,
+            voter_directory_id: None,
+            leader_id: NodeId(1),
+            leader_epoch: Epoch(1),
+        }),
+    };
+    let mut actions = settle(&mut r, T0, begin);
+    actions.extend(settle(&mut r, T0, Input::Tick));
+    let id = fetch_id(&actions);
+    let answer = Input::Response {
+        from: NodeId(1),
+        request_id: id,
+        response: Response::Fetch(FetchResponse {
+            error: kraft::raft::ErrorCode::None,
+            leader_id: Some(NodeId(1)),
+            leader_epoch: Epoch(1),
+            high_watermark: Some(Offset(0)),
+            log_start_offset: Offset(0),
+            diverging_epoch: None,
+            snapshot_id: None,
+            leader_endpoint: None,
+            records: Bytes::new(),
+        }),
+    };
+    let actions = settle(&mut r, T0, answer);
+    (r, actions)
+}
+
+fn own_changes(actions: &[Action]) -> Vec<kraft::raft::VoterChange> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                to,
+                request: Request::VoterChange(r),
+                ..
+            } if *to == NodeId(1) => Some(r.change.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_observer_with_auto_join_adds_itself_once_caught_up() {
+    let mut cfg = with_endpoint(config(2), 2, 9002);
+    cfg.auto_join = true;
+    let (_, actions) = following(cfg.clone(), &[1]);
+    assert_eq!(
+        own_changes(&actions),
+        vec![kraft::raft::VoterChange::Add(voter(2))]
+    );
+    // Without auto-join it stays an observer.
+    cfg.auto_join = false;
+    let (_, actions) = following(cfg, &[1]);
+    assert!(own_changes(&actions).is_empty());
+}
+
+#[test]
+fn an_observer_on_a_replaced_disk_first_removes_its_old_entry() {
+    let mut cfg = with_endpoint(config(2), 2, 9002);
+    cfg.auto_join = true;
+    cfg.local_directory_id = Some(dir(50));
+    let (_, actions) = following(cfg, &[1, 2]);
+    assert_eq!(
+        own_changes(&actions),
+        vec![kraft::raft::VoterChange::Remove(key(2))]
+    );
+}
+
+#[test]
+fn a_voter_whose_endpoints_changed_updates_them_once_per_leader() {
+    let cfg = with_endpoint(config(2), 2, 9999);
+    let (mut r, actions) = following(cfg, &[1, 2]);
+    let mut moved = voter(2);
+    moved.endpoints.get_mut(LISTENER).unwrap().port = 9999;
+    assert_eq!(
+        own_changes(&actions),
+        vec![kraft::raft::VoterChange::Update(moved)]
+    );
+    let id = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Send {
+                request_id,
+                request: Request::VoterChange(_),
+                ..
+            } => Some(*request_id),
+            _ => None,
+        })
+        .unwrap();
+    let ok = Input::Response {
+        from: NodeId(1),
+        request_id: id,
+        response: Response::VoterChange(kraft::raft::VoterChangeResponse {
+            result: Ok(()),
+            leader_id: Some(NodeId(1)),
+            leader_epoch: Epoch(1),
+        }),
+    };
+    settle(&mut r, T0, ok);
+    let later = settle(&mut r, T0 + Duration::from_secs(5), Input::Tick);
+    assert!(own_changes(&later).is_empty(), "{later:?}");
+}
+
+fn peer_change(from: u64, change: kraft::raft::VoterChange, cluster: &str) -> Input {
+    Input::Request {
+        from: InboundId(from),
+        request: Request::VoterChange(kraft::raft::VoterChangeRequest {
+            cluster_id: cluster.into(),
+            change,
+        }),
+    }
+}
+
+fn peer_answers(actions: &[Action], to: u64) -> Vec<Result<(), VoterChangeError>> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Respond {
+                to: t,
+                response: Response::VoterChange(r),
+            } if *t == InboundId(to) => Some(r.result.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_leader_answers_a_joining_replica_once_its_addition_commits() {
+    let (mut r, _) = standalone(1);
+    let at = T0 + Duration::from_millis(10);
+    caught_up_fetch(&mut r, 2, at);
+    let actions = settle(
+        &mut r,
+        at,
+        peer_change(42, kraft::raft::VoterChange::Add(voter(2)), CLUSTER),
+    );
+    assert_eq!(appended(&actions).len(), 1);
+    assert!(peer_answers(&actions, 42).is_empty());
+    flush_all(&mut r, at);
+    let actions = caught_up_fetch(&mut r, 2, at);
+    assert_eq!(peer_answers(&actions, 42), vec![Ok(())]);
+    assert_eq!(ids(&r), vec![1, 2]);
+}
+
+#[test]
+fn the_leader_applies_an_endpoint_update_and_answers_at_once() {
+    let mut r = two_voter_leader();
+    let at = T0 + Duration::from_millis(20);
+    let mut moved = voter(2);
+    moved.endpoints.get_mut(LISTENER).unwrap().port = 9999;
+    let actions = settle(
+        &mut r,
+        at,
+        peer_change(43, kraft::raft::VoterChange::Update(moved.clone()), CLUSTER),
+    );
+    assert_eq!(peer_answers(&actions, 43), vec![Ok(())]);
+    assert_eq!(r.voter_set().unwrap().get(NodeId(2)), Some(&moved));
+    assert_eq!(appended(&actions).len(), 1);
+    // The same endpoints again: nothing to append.
+    flush_all(&mut r, at);
+    caught_up_fetch(&mut r, 2, at);
+    let actions = settle(
+        &mut r,
+        at,
+        peer_change(44, kraft::raft::VoterChange::Update(moved), CLUSTER),
+    );
+    assert_eq!(peer_answers(&actions, 44), vec![Ok(())]);
+    assert!(appended(&actions).is_empty());
+    // Another cluster's request is refused.
+    let actions = settle(
+        &mut r,
+        at,
+        peer_change(45, kraft::raft::VoterChange::Remove(key(2)), "other"),
+    );
+    assert_eq!(
+        peer_answers(&actions, 45),
+        vec![Err(VoterChangeError::InconsistentClusterId)]
+    );
+}

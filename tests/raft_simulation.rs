@@ -32,16 +32,22 @@ fn random_net(rng: &mut Rng) -> NetConfig {
 
 /// One seeded run: random topology, random faults for `events` events, then heal and progress.
 /// Returns the process crashes, power losses, disk-error stops and repairs it saw.
-fn run_seed(seed: u64, events: u64) -> (u64, u64, u64, u64) {
+///
+/// `dynamic`: a kraft.version 1 quorum of 1–3 initial voters and 1–3 nodes that may join, with
+/// voters added and removed at random (the leader itself included) among the faults.
+fn run_seed(seed: u64, events: u64, dynamic: bool) -> (u64, u64, u64, u64) {
     let mut rng = Rng::new(seed);
-    let voters = 1 + rng.below(5) as usize;
+    let voters = 1 + rng.below(if dynamic { 3 } else { 5 }) as usize;
     let observers = rng.below(4) as usize;
     let idless = rng.chance(300);
     // A fifth of the seeds have leaders linger up to 5 ms before each flush.
     let linger = rng
         .chance(200)
         .then(|| Duration::from_millis(1 + rng.below(5)));
-    let mut sim = Sim::with_linger(seed, voters, observers, idless, linger);
+    let mut sim = match dynamic {
+        true => Sim::dynamic(seed, voters, observers.max(1), linger),
+        false => Sim::with_linger(seed, voters, observers, idless, linger),
+    };
     sim.net = random_net(&mut rng);
     // Half the seeds run with disk faults: up to one fsync in 500 fails, and disks fill up.
     let disk_faults = rng.chance(500);
@@ -51,6 +57,7 @@ fn run_seed(seed: u64, events: u64) -> (u64, u64, u64, u64) {
     let n = sim.nodes.len();
     while sim.events_run < events {
         match rng.below(100) {
+            0..=4 if dynamic => sim.reconfigure(),
             0..=49 => sim.propose(),
             50..=52 => sim.crash(rng.below(n as u64) as usize),
             53..=54 => sim.crash_unflushed(rng.below(n as u64) as usize),
@@ -106,17 +113,27 @@ fn run_seed(seed: u64, events: u64) -> (u64, u64, u64, u64) {
 
 #[test]
 fn seeded_simulation_keeps_every_invariant() {
+    run_seeds(false, 500);
+}
+
+/// The same faults on dynamic quorums whose voters change while they run.
+#[test]
+fn seeded_dynamic_quorum_simulation_keeps_every_invariant() {
+    run_seeds(true, 200);
+}
+
+fn run_seeds(dynamic: bool, default_seeds: u64) {
     let events = env_u64("KRAFT_SIM_EVENTS").unwrap_or(2000);
     if let Some(seed) = env_u64("KRAFT_SIM_SEED") {
-        run_seed(seed, events);
+        run_seed(seed, events, dynamic);
         return;
     }
-    let seeds = env_u64("KRAFT_SIM_SEEDS").unwrap_or(500);
+    let seeds = env_u64("KRAFT_SIM_SEEDS").unwrap_or(default_seeds);
     let base = env_u64("KRAFT_SIM_BASE").unwrap_or(0);
     let started = std::time::Instant::now();
     let mut faults = (0, 0, 0, 0);
     for seed in base..base + seeds {
-        let (crashes, power_losses, disk_errors, repairs) = run_seed(seed, events);
+        let (crashes, power_losses, disk_errors, repairs) = run_seed(seed, events, dynamic);
         faults = (
             faults.0 + crashes,
             faults.1 + power_losses,
@@ -125,7 +142,8 @@ fn seeded_simulation_keeps_every_invariant() {
         );
     }
     eprintln!(
-        "{seeds} seeds x {events} events in {:.1}s: {} process crashes, {} power losses, {} nodes stopped by disk errors, {} repaired after data rotted",
+        "{} {seeds} seeds x {events} events in {:.1}s: {} process crashes, {} power losses, {} nodes stopped by disk errors, {} repaired after data rotted",
+        if dynamic { "dynamic" } else { "static" },
         started.elapsed().as_secs_f64(),
         faults.0,
         faults.1,

@@ -1,7 +1,9 @@
 //! The replica's configuration: who it is, who votes, and the protocol timers.
 //! Built by the node from `NodeConfig`; plain values, no IO.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::voter_set::ListenerAddress;
 use std::time::Duration;
 
 use crate::types::NodeId;
@@ -28,6 +30,11 @@ pub struct RaftConfig {
     /// `controller.quorum.bootstrap.servers`, as the ids the node gave them (-2, -3, …): asked
     /// for the leader while this replica knows no voter to ask.
     pub bootstrap_servers: Vec<NodeId>,
+    /// Where this replica listens, by listener name (its voter entry's endpoints).
+    pub local_endpoints: BTreeMap<String, ListenerAddress>,
+    /// `controller.quorum.auto.join.enable`: an observer with an id adds itself as a voter
+    /// once it has caught up with the leader.
+    pub auto_join: bool,
     pub election_timeout: Duration,
     pub fetch_timeout: Duration,
     pub election_backoff_max: Duration,
@@ -55,6 +62,8 @@ impl RaftConfig {
             local_directory_id: None,
             listener_name: None,
             bootstrap_servers: Vec::new(),
+            local_endpoints: BTreeMap::new(),
+            auto_join: false,
             election_timeout: Duration::from_millis(1000),
             fetch_timeout: Duration::from_millis(2000),
             election_backoff_max: Duration::from_millis(1000),

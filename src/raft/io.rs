@@ -94,7 +94,7 @@ pub enum Input {
 }
 
 /// Why a voter change was refused or did not complete. Each maps to Kafka's error code for it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum VoterChangeError {
     #[error("this node is not the leader (the leader is {leader_id:?} in epoch {epoch})")]
     NotLeader {
@@ -103,6 +103,8 @@ pub enum VoterChangeError {
     },
     #[error("the leader is shutting down")]
     ShuttingDown,
+    #[error("the request names another cluster")]
+    InconsistentClusterId,
     #[error("{0}")]
     InvalidRequest(String),
     #[error("the quorum runs kraft.version 0 (static voters): its voters cannot change")]
@@ -131,6 +133,7 @@ impl VoterChangeError {
         match self {
             VoterChangeError::NotLeader { .. } | VoterChangeError::LeadershipLost => 6,
             VoterChangeError::ShuttingDown => 8,
+            VoterChangeError::InconsistentClusterId => 104,
             VoterChangeError::InvalidRequest(_) => 42,
             VoterChangeError::StaticQuorum => 35,
             VoterChangeError::ChangeInProgress

@@ -90,10 +90,19 @@ pub struct LeaderState {
     pub voter_change: Option<PendingVoterChange>,
 }
 
+/// Who asked for a voter change, to be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeAsker {
+    /// An operator, through the node's API or the Kafka face.
+    Operator(VoterChangeId),
+    /// A replica changing its own entry over the peer protocol.
+    Peer(InboundId),
+}
+
 /// A voter change this leader appended, answered once its Voters record commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PendingVoterChange {
-    pub id: VoterChangeId,
+    pub asker: ChangeAsker,
     /// The offset of the Voters record that made the change.
     pub offset: Offset,
     pub deadline: Duration,

@@ -7,7 +7,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::voter_set::ListenerAddress;
+use super::io::VoterChangeError;
+use super::voter_set::{ListenerAddress, ReplicaKey, Voter};
 use crate::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
 use crate::uuid::Uuid;
 
@@ -163,6 +164,40 @@ pub struct FetchSnapshotResponse {
     pub bytes: Bytes,
 }
 
+/// A replica's change of its own voter entry, sent to the leader over the peer protocol
+/// (Kafka's AddRaftVoter, RemoveRaftVoter and UpdateRaftVoter as a node sends them itself): an
+/// observer joining (auto-join), removing its entry of a replaced disk, or a voter updating its
+/// endpoints. Always about the sender itself, which the peer port checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VoterChange {
+    Add(Voter),
+    Remove(ReplicaKey),
+    Update(Voter),
+}
+
+impl VoterChange {
+    /// The replica the change is about.
+    pub fn key(&self) -> ReplicaKey {
+        match self {
+            VoterChange::Add(v) | VoterChange::Update(v) => v.key,
+            VoterChange::Remove(k) => *k,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoterChangeRequest {
+    pub cluster_id: String,
+    pub change: VoterChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoterChangeResponse {
+    pub result: Result<(), VoterChangeError>,
+    pub leader_id: Option<NodeId>,
+    pub leader_epoch: Epoch,
+}
+
 /// A request from one replica to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -171,6 +206,7 @@ pub enum Request {
     EndQuorumEpoch(EndQuorumEpochRequest),
     Fetch(FetchRequest),
     FetchSnapshot(FetchSnapshotRequest),
+    VoterChange(VoterChangeRequest),
 }
 
 /// The answer to a [`Request`].
@@ -181,6 +217,7 @@ pub enum Response {
     EndQuorumEpoch(EpochResponse),
     Fetch(FetchResponse),
     FetchSnapshot(FetchSnapshotResponse),
+    VoterChange(VoterChangeResponse),
 }
 
 impl Request {
@@ -191,6 +228,11 @@ impl Request {
             Request::EndQuorumEpoch(_) => "EndQuorumEpoch",
             Request::Fetch(_) => "Fetch",
             Request::FetchSnapshot(_) => "FetchSnapshot",
+            Request::VoterChange(r) => match r.change {
+                VoterChange::Add(_) => "AddRaftVoter",
+                VoterChange::Remove(_) => "RemoveRaftVoter",
+                VoterChange::Update(_) => "UpdateRaftVoter",
+            },
         }
     }
 
@@ -208,6 +250,7 @@ impl Request {
             Request::EndQuorumEpoch(r) => Some(r.leader_id),
             Request::Fetch(r) => r.replica_id,
             Request::FetchSnapshot(r) => r.replica_id,
+            Request::VoterChange(r) => Some(r.change.key().id),
         }
     }
 
@@ -233,6 +276,10 @@ impl Request {
                     r.last_fetched_epoch,
                 ]))
                 .or(check_offset(r.fetch_offset)),
+            Request::VoterChange(r) => check_ids(&[r.change.key().id]).or(match &r.change {
+                VoterChange::Add(v) | VoterChange::Update(v) => check_voter(v),
+                VoterChange::Remove(_) => None,
+            }),
         }
     }
 }
@@ -247,6 +294,7 @@ impl Response {
     pub fn insanity(&self) -> Option<&'static str> {
         let (leader_id, epoch) = match self {
             Response::Vote(r) => (r.leader_id, r.leader_epoch),
+            Response::VoterChange(r) => (r.leader_id, r.leader_epoch),
             Response::BeginQuorumEpoch(r) | Response::EndQuorumEpoch(r) => {
                 (r.leader_id, r.leader_epoch)
             }
@@ -276,6 +324,28 @@ impl Response {
             }
         };
         check_ids(leader_id.as_slice()).or(check_epochs(&[epoch]))
+    }
+}
+
+/// Most listeners a voter entry may name: Kafka's controllers list one or two.
+pub const MAX_VOTER_LISTENERS: usize = 16;
+/// Longest host name a voter entry may carry (DNS names are at most 253 bytes).
+pub const MAX_HOST_BYTES: usize = 255;
+
+fn check_voter(v: &Voter) -> Option<&'static str> {
+    let (min, max) = v.kraft_versions;
+    if v.endpoints.len() > MAX_VOTER_LISTENERS {
+        Some("a voter with too many listeners")
+    } else if v
+        .endpoints
+        .iter()
+        .any(|(name, a)| name.len() > MAX_HOST_BYTES || a.host.len() > MAX_HOST_BYTES)
+    {
+        Some("a voter endpoint name too long")
+    } else if min < 0 || max < min {
+        Some("a voter's kraft.version range is empty")
+    } else {
+        None
     }
 }
 

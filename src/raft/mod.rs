@@ -51,8 +51,9 @@ pub use leader::{MAX_TRACKED_OBSERVERS, OBSERVER_SESSION_TIMEOUT, ReplicaProgres
 pub use log_view::{EpochStart, LogView};
 pub use message::{
     BeginQuorumEpochRequest, EndQuorumEpochRequest, EpochResponse, ErrorCode, FetchRequest,
-    FetchResponse, FetchSnapshotRequest, FetchSnapshotResponse, Request, Response, VoteRequest,
-    VoteResponse,
+    FetchResponse, FetchSnapshotRequest, FetchSnapshotResponse, MAX_HOST_BYTES,
+    MAX_VOTER_LISTENERS, Request, Response, VoteRequest, VoteResponse, VoterChange,
+    VoterChangeRequest, VoterChangeResponse,
 };
 pub use producers::{ProducerBatch, ProducerStates, RETAINED_BATCHES, SequenceCheck};
 pub use reconfig::{CAUGHT_UP_WINDOW, control_records};

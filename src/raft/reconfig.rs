@@ -10,11 +10,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::io::{Action, VoterChangeError, VoterChangeId};
-use super::leader::PendingVoterChange;
+use super::io::{Action, InboundId, VoterChangeError, VoterChangeId};
+use super::leader::{ChangeAsker, PendingVoterChange};
+use super::message::{Response, VoterChange, VoterChangeRequest, VoterChangeResponse};
 use super::replica::Replica;
 use super::role::Role;
 use super::voter_set::{ListenerAddress, ReplicaKey, Voter, VoterSet};
+use super::voter_set_history::MAX_KRAFT_VERSION;
 use super::voter_set_history::VoterSetHistory;
 use crate::record::{BatchBuilder, BatchKind, ControlRecord, RecordBatch};
 use crate::types::{NodeId, Offset};
@@ -23,6 +25,10 @@ use crate::uuid::Uuid;
 /// How long an observer's last catch-up counts for AddRaftVoter (Kafka's leader asks that the
 /// new voter caught up within the last hour).
 pub const CAUGHT_UP_WINDOW: Duration = Duration::from_secs(3600);
+
+/// How long a replica waits before asking the leader again to change its own voter entry
+/// after an answer (Kafka's observers retry auto-join on a timer too).
+pub const OWN_CHANGE_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The control records of a control batch, each with its offset.
 pub fn control_records(batch: &RecordBatch) -> Result<Vec<(Offset, ControlRecord)>, String> {
@@ -249,24 +255,155 @@ impl Replica {
     // ---- AddRaftVoter / RemoveRaftVoter on the leader ----------------------------------------
 
     pub(super) fn add_voter(&mut self, id: VoterChangeId, voter: Voter, timeout: Duration) {
-        let result = self.check_add(&voter).map(|set| (set, timeout));
-        self.start_voter_change(id, result);
+        let checked = self.check_add(&voter);
+        self.start_voter_change(ChangeAsker::Operator(id), checked, timeout);
     }
 
     pub(super) fn remove_voter(&mut self, id: VoterChangeId, voter: ReplicaKey, timeout: Duration) {
-        let result = self.check_remove(voter).map(|set| (set, timeout));
-        self.start_voter_change(id, result);
+        let checked = self.check_remove(voter);
+        self.start_voter_change(ChangeAsker::Operator(id), checked, timeout);
     }
 
     fn start_voter_change(
         &mut self,
-        id: VoterChangeId,
-        checked: Result<(VoterSet, Duration), VoterChangeError>,
+        asker: ChangeAsker,
+        checked: Result<VoterSet, VoterChangeError>,
+        timeout: Duration,
     ) {
         match checked {
-            Ok((set, timeout)) => self.append_voter_set(id, set, timeout),
-            Err(e) => self.out.push(Action::VoterChanged { id, result: Err(e) }),
+            Ok(set) => self.append_voter_set(asker, set, timeout),
+            Err(e) => self.answer_voter_change(asker, Err(e)),
         }
+    }
+
+    /// Gives a voter change its one answer.
+    pub(super) fn answer_voter_change(
+        &mut self,
+        asker: ChangeAsker,
+        result: Result<(), VoterChangeError>,
+    ) {
+        match asker {
+            ChangeAsker::Operator(id) => self.out.push(Action::VoterChanged { id, result }),
+            ChangeAsker::Peer(to) => {
+                let response = Response::VoterChange(VoterChangeResponse {
+                    result,
+                    leader_id: self.leader_id,
+                    leader_epoch: self.epoch,
+                });
+                self.reply(to, response);
+            }
+        }
+    }
+
+    /// A replica's change of its own entry: added and removed as an operator's are (answered
+    /// once committed, within the request timeout); an update is appended and answered at
+    /// once, as Kafka's leader does.
+    pub(super) fn handle_voter_change_request(&mut self, from: InboundId, r: VoterChangeRequest) {
+        let asker = ChangeAsker::Peer(from);
+        if r.cluster_id != self.config.cluster_id {
+            return self.answer_voter_change(asker, Err(VoterChangeError::InconsistentClusterId));
+        }
+        let timeout = self.config.request_timeout;
+        match r.change {
+            VoterChange::Add(voter) => {
+                let checked = self.check_add(&voter);
+                self.start_voter_change(asker, checked, timeout);
+            }
+            VoterChange::Remove(key) => {
+                let checked = self.check_remove(key);
+                self.start_voter_change(asker, checked, timeout);
+            }
+            VoterChange::Update(voter) => {
+                let result = self.check_update(&voter).map(|set| {
+                    if self.voter_set() != Some(&set) {
+                        self.append_voters_record(&set);
+                    }
+                });
+                self.answer_voter_change(asker, result);
+            }
+        }
+    }
+
+    fn check_update(&self, voter: &Voter) -> Result<VoterSet, VoterChangeError> {
+        self.check_new_entry(voter)?;
+        let set = self.check_change_allowed()?;
+        set.update(voter.clone())
+            .ok_or(VoterChangeError::VoterNotFound(voter.key))
+    }
+
+    /// The leader's answer to this replica's change of its own entry: wait before the next.
+    pub(super) fn handle_voter_change_response(&mut self, from: NodeId, r: VoterChangeResponse) {
+        let error = match &r.result {
+            Ok(()) => super::message::ErrorCode::None,
+            Err(VoterChangeError::NotLeader { .. }) | Err(VoterChangeError::LeadershipLost) => {
+                super::message::ErrorCode::NotLeaderOrFollower
+            }
+            Err(_) => super::message::ErrorCode::None,
+        };
+        if !self.handle_common(from, error, r.leader_id, r.leader_epoch) {
+            return;
+        }
+        self.next_own_change_at = self.now + OWN_CHANGE_BACKOFF;
+        if r.result.is_ok() && self.is_voter() {
+            self.endpoints_updated_in = Some(self.epoch);
+        }
+    }
+
+    /// This replica as a voter entry: its key, its endpoints, the versions it supports.
+    fn own_entry(&self) -> Option<Voter> {
+        let key = self.local_key().filter(|k| k.directory_id.is_some())?;
+        Some(Voter {
+            key,
+            endpoints: self.config.local_endpoints.clone(),
+            kraft_versions: (0, MAX_KRAFT_VERSION),
+        })
+    }
+
+    /// A follower of a dynamic quorum asks its leader to change its own entry: an observer
+    /// with auto-join adds itself once caught up (first removing an entry of its id with
+    /// another directory id, a replaced disk's); a voter whose stored endpoints differ from
+    /// its own updates them, once per leader.
+    pub(super) fn maybe_change_own_entry(&mut self) {
+        let Some(leader) = self.leader_id else { return };
+        let ready = matches!(
+            self.role,
+            Role::Follower {
+                has_fetched: true,
+                ..
+            }
+        ) && self.kraft_version() >= 1
+            && self.now >= self.next_own_change_at
+            && self.shutdown_deadline.is_none()
+            && self.can_send_to(leader);
+        let (Some(me), Some(set)) = (self.own_entry().filter(|_| ready), self.voter_set()) else {
+            return;
+        };
+        let change = match set.get(me.key.id) {
+            Some(stored) if stored.key == me.key => {
+                let stale = !me.endpoints.is_empty() && stored.endpoints != me.endpoints;
+                (stale && self.endpoints_updated_in != Some(self.epoch))
+                    .then_some(VoterChange::Update(me))
+            }
+            Some(stored) if self.config.auto_join => Some(VoterChange::Remove(stored.key)),
+            None if self.config.auto_join && self.caught_up() && !me.endpoints.is_empty() => {
+                Some(VoterChange::Add(me))
+            }
+            _ => None,
+        };
+        if let Some(change) = change {
+            self.next_own_change_at = self.now + self.config.request_timeout;
+            let request = VoterChangeRequest {
+                cluster_id: self.config.cluster_id.clone(),
+                change,
+            };
+            self.send(leader, super::message::Request::VoterChange(request));
+        }
+    }
+
+    /// Whether this follower holds everything the leader has committed (as far as it knows).
+    fn caught_up(&self) -> bool {
+        self.high_watermark
+            .is_some_and(|hw| self.log.log_end_offset() >= hw)
     }
 
     /// Kafka's preconditions common to every change, in its order.
@@ -295,19 +432,25 @@ impl Replica {
         self.voter_set().ok_or(VoterChangeError::StaticQuorum)
     }
 
-    fn check_add(&self, voter: &Voter) -> Result<VoterSet, VoterChangeError> {
+    /// A voter entry must name its node id, directory id and quorum listener.
+    fn check_new_entry(&self, voter: &Voter) -> Result<(), VoterChangeError> {
         if voter.key.id.0 < 0 || voter.key.directory_id.is_none() {
             return Err(VoterChangeError::InvalidRequest(
-                "a new voter needs a node id and a directory id".to_string(),
+                "a voter needs a node id and a directory id".to_string(),
             ));
         }
         if let Some(name) = &self.config.listener_name
             && !voter.endpoints.contains_key(name)
         {
             return Err(VoterChangeError::InvalidRequest(format!(
-                "the new voter lists no endpoint on the quorum listener {name}"
+                "the voter lists no endpoint on the quorum listener {name}"
             )));
         }
+        Ok(())
+    }
+
+    fn check_add(&self, voter: &Voter) -> Result<VoterSet, VoterChangeError> {
+        self.check_new_entry(voter)?;
         let set = self.check_change_allowed()?;
         if set.get(voter.key.id).is_some() {
             return Err(VoterChangeError::DuplicateVoter(voter.key.id));
@@ -343,21 +486,27 @@ impl Replica {
     }
 
     /// Appends the Voters record of `set`: in force from now on; answered once committed.
-    fn append_voter_set(&mut self, id: VoterChangeId, set: VoterSet, timeout: Duration) {
+    fn append_voter_set(&mut self, asker: ChangeAsker, set: VoterSet, timeout: Duration) {
+        let offset = self.append_voters_record(&set);
+        let deadline = self.now + timeout;
+        if let Role::Leader(l) = &mut self.role {
+            l.voter_change = Some(PendingVoterChange {
+                asker,
+                offset,
+                deadline,
+            });
+        }
+    }
+
+    /// Appends a Voters record of `set` at the log end, returning its offset.
+    fn append_voters_record(&mut self, set: &VoterSet) -> Offset {
         let offset = self.log.log_end_offset();
         let mut batch = BatchBuilder::new(BatchKind::Control, offset, self.epoch);
         batch
             .append_control(self.timestamp_ms(), &ControlRecord::Voters(set.to_record()))
             .expect("a Voters record of a valid set fits a batch");
         self.append_as_leader(batch.build().expect("one record"));
-        let deadline = self.now + timeout;
-        if let Role::Leader(l) = &mut self.role {
-            l.voter_change = Some(PendingVoterChange {
-                id,
-                offset,
-                deadline,
-            });
-        }
+        offset
     }
 
     /// Answers the pending change once its record is committed, or once its time is up; a
@@ -377,10 +526,7 @@ impl Replica {
             };
             if let Some(result) = result {
                 l.voter_change = None;
-                self.out.push(Action::VoterChanged {
-                    id: change.id,
-                    result,
-                });
+                self.answer_voter_change(change.asker, result);
             }
         }
         if !self.is_voter() && !self.has_uncommitted_voter_change() {

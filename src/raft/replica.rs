@@ -101,6 +101,11 @@ pub struct Replica {
     pub(super) announced_endpoints: Option<BTreeMap<NodeId, super::voter_set::ListenerAddress>>,
     /// The voter set in force when last looked at, to notice a change.
     pub(super) last_voter_set: Option<super::voter_set::VoterSet>,
+    /// When this replica may next ask the leader to change its own voter entry (auto-join,
+    /// a stale entry's removal, an endpoint update).
+    pub(super) next_own_change_at: Duration,
+    /// The epoch whose leader accepted this voter's endpoint update.
+    pub(super) endpoints_updated_in: Option<Epoch>,
 }
 
 impl Replica {
@@ -146,6 +151,8 @@ impl Replica {
             learned_leader_endpoint: None,
             announced_endpoints: None,
             last_voter_set: None,
+            next_own_change_at: Duration::ZERO,
+            endpoints_updated_in: None,
         };
         if !r.config.voters.is_empty() {
             let static_voters = super::voter_set::VoterSet::static_voters(&r.config.voters);
@@ -353,6 +360,7 @@ impl Replica {
             }
             Request::Fetch(r) => self.handle_fetch_request(from, r),
             Request::FetchSnapshot(r) => self.handle_fetch_snapshot_request(from, r),
+            Request::VoterChange(r) => self.handle_voter_change_request(from, r),
         }
     }
 
@@ -373,6 +381,7 @@ impl Replica {
             Response::EndQuorumEpoch(r) => self.handle_end_quorum_epoch_response(from, &r),
             Response::Fetch(r) => self.handle_fetch_response(from, r),
             Response::FetchSnapshot(r) => self.handle_fetch_snapshot_response(from, r),
+            Response::VoterChange(r) => self.handle_voter_change_response(from, r),
         }
     }
 
@@ -557,10 +566,8 @@ impl Replica {
         let old = std::mem::replace(&mut self.role, role);
         if let Role::Leader(l) = old {
             if let Some(change) = l.voter_change {
-                self.out.push(Action::VoterChanged {
-                    id: change.id,
-                    result: Err(super::io::VoterChangeError::LeadershipLost),
-                });
+                let lost = Err(super::io::VoterChangeError::LeadershipLost);
+                self.answer_voter_change(change.asker, lost);
             }
             for p in l.pending {
                 let outcome = ProposalOutcome::Unresolved {
@@ -1115,6 +1122,7 @@ impl Replica {
             return;
         }
         self.send_fetch_to_leader();
+        self.maybe_change_own_entry();
     }
 
     fn poll_resigned(&mut self) {

@@ -21,7 +21,9 @@ const VOTERS_RECORD_VERSION: i16 = 0;
 
 /// A replica as KIP-853 identifies it: its node id and the directory id of its metadata log
 /// directory (`None` for a static voter from `controller.quorum.voters`, known by id alone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ReplicaKey {
     pub id: NodeId,
     pub directory_id: Option<Uuid>,
@@ -56,7 +58,7 @@ pub struct ListenerAddress {
 }
 
 /// One voter: its key, its endpoints by listener name, the kraft.version range it supports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Voter {
     pub key: ReplicaKey,
     pub endpoints: BTreeMap<String, ListenerAddress>,
@@ -191,6 +193,21 @@ impl VoterSet {
     /// This set plus `voter`, unless its node id is already a voter.
     pub fn add(&self, voter: Voter) -> Option<VoterSet> {
         if self.voters.contains_key(&voter.key.id) {
+            return None;
+        }
+        let mut voters = self.voters.clone();
+        voters.insert(voter.key.id, voter);
+        Some(VoterSet { voters })
+    }
+
+    /// This set with the voter whose key is exactly `voter.key` given `voter`'s endpoints and
+    /// supported versions, unless it is not a voter.
+    pub fn update(&self, voter: Voter) -> Option<VoterSet> {
+        let found = self
+            .voters
+            .get(&voter.key.id)
+            .is_some_and(|v| v.key == voter.key);
+        if !found {
             return None;
         }
         let mut voters = self.voters.clone();

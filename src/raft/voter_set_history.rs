@@ -182,6 +182,11 @@ impl VoterSetHistory {
             .is_some_and(|(offset, _)| offset >= high_watermark)
     }
 
+    /// How many voter sets were appended at or above `high_watermark` (KIP-853 allows one).
+    pub fn uncommitted_changes(&self, high_watermark: Offset) -> usize {
+        self.voter_sets.range(high_watermark..).count()
+    }
+
     /// The kraft.version in force at the log end (0 when no record set one).
     pub fn kraft_version(&self) -> i16 {
         self.kraft_versions

@@ -111,7 +111,16 @@ pub fn write_joining_checkpoint(
     partition_dir: &Path,
     timestamp_ms: i64,
 ) -> Result<PathBuf, StorageError> {
-    write_checkpoint_in(&real_fs(), partition_dir, None, timestamp_ms)
+    write_joining_checkpoint_in(&real_fs(), partition_dir, timestamp_ms)
+}
+
+/// [`write_joining_checkpoint`] on `fs`.
+pub fn write_joining_checkpoint_in(
+    fs: &Fs,
+    partition_dir: &Path,
+    timestamp_ms: i64,
+) -> Result<PathBuf, StorageError> {
+    write_checkpoint_in(fs, partition_dir, None, timestamp_ms)
 }
 
 fn write_checkpoint_in(

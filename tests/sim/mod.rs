@@ -22,17 +22,24 @@ use kraft::executor::{
     InstallError, LogExecutor, Recovered, RetentionPolicy, SnapshotExecutor, SnapshotPolicy,
 };
 use kraft::raft::{
-    Action, FetchResponse, InboundId, Input, PersistedElection, ProposalId, ProposalOutcome,
-    RaftConfig, Replica, Request, RequestId, Response, RoleKind,
+    Action, FetchResponse, InboundId, Input, ListenerAddress, PersistedElection, ProposalId,
+    ProposalOutcome, RaftConfig, Replica, ReplicaKey, Request, RequestId, Response, RoleKind,
+    Voter, VoterChangeError, VoterChangeId, VoterSet,
 };
 use kraft::record::{BatchIter, RecordBatch, RecordError};
 use kraft::state_machine::{StateMachine, StateMachineFactory};
 use kraft::storage::{
     Fs, LogConfig, SimFs, SnapshotFile, SnapshotFileWriter, StorageError, repair_partition_in,
+    write_bootstrap_checkpoint_in, write_joining_checkpoint_in,
 };
 use kraft::types::{Epoch, NodeId, Offset, OffsetAndEpoch};
+use kraft::uuid::Uuid;
 
 /// Simulated wall clock at the start (so batch timestamps look real).
+/// The quorum listener's name in a dynamic quorum's voter records.
+const SIM_LISTENER: &str = "CONTROLLER";
+/// How long a voter change may take to commit before the leader answers it timed out.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 const START: Duration = Duration::from_millis(1_700_000_000_000);
 /// Events at one simulated instant beyond which the run is declared livelocked.
 const MAX_EVENTS_AT_ONE_INSTANT: u64 = 10_000;
@@ -108,6 +115,8 @@ pub struct Live {
 
 pub struct SimNode {
     pub id: Option<NodeId>,
+    /// Its metadata directory's id: a wiped disk comes back with a new one.
+    pub directory_id: Uuid,
     /// The machine's disk: survives process crashes; a power loss keeps what was durable.
     pub disk: SimFs,
     pub live: Option<Live>,
@@ -273,6 +282,16 @@ pub struct Sim {
     /// so those two checks stop; single leadership and committed data are still checked.
     pub wiped: bool,
     pub config: RaftConfig,
+    /// A dynamic (kraft.version 1) quorum: voters live in the log and change at run time;
+    /// `voters` is then only the initial set.
+    pub dynamic: bool,
+    /// Ids that were ever asked to become voters (a dynamic quorum wipes only the others).
+    ever_voters: BTreeSet<NodeId>,
+    next_change: u64,
+    /// Voter changes asked for and not yet answered, by id: the node asked.
+    changes_awaiting: BTreeMap<u64, usize>,
+    /// Each answered voter change's outcome (exactly one each).
+    pub change_outcomes: BTreeMap<u64, Result<(), VoterChangeError>>,
     /// Crashes, power losses and disk-error stops so far.
     /// Process crashes, power losses, disk-error stops and repairs.
     pub crashes: (u64, u64, u64, u64),
@@ -309,10 +328,11 @@ impl Sim {
         if idless {
             ids.push(None);
         }
-        let nodes = ids
+        let nodes: Vec<SimNode> = ids
             .into_iter()
             .map(|id| SimNode {
                 id,
+                directory_id: sim_uuid(seed, 0),
                 disk: SimFs::new(),
                 live: None,
                 incarnation: 0,
@@ -331,6 +351,10 @@ impl Sim {
                 durable_before_rot: None,
             })
             .collect();
+        let mut nodes = nodes;
+        for (i, node) in nodes.iter_mut().enumerate() {
+            node.directory_id = sim_uuid(seed, i as u64 + 2);
+        }
         let mut sim = Sim {
             seed,
             now: START,
@@ -358,12 +382,62 @@ impl Sim {
             awaiting: BTreeMap::new(),
             wiped: false,
             config,
+            dynamic: false,
+            ever_voters: BTreeSet::new(),
+            next_change: 0,
+            changes_awaiting: BTreeMap::new(),
+            change_outcomes: BTreeMap::new(),
             crashes: (0, 0, 0, 0),
         };
         for i in 0..sim.nodes.len() {
             sim.start_node(i);
         }
         sim
+    }
+
+    /// A dynamic quorum: every node's disk formatted with the bootstrap checkpoint naming the
+    /// first `voters` nodes (as `format --initial-controllers`), the others observers that
+    /// may be added later.
+    pub fn dynamic(seed: u64, voters: usize, observers: usize, linger: Option<Duration>) -> Sim {
+        let mut sim = Sim::with_linger(seed, 0, voters + observers, false, linger);
+        for i in 0..sim.nodes.len() {
+            sim.stop_process(i);
+            sim.nodes[i].disk = SimFs::new();
+        }
+        sim.dynamic = true;
+        sim.voters = (0..voters as i32).map(NodeId).collect();
+        sim.ever_voters = sim.voters.clone();
+        sim.config.voters.clear();
+        sim.config.listener_name = Some(SIM_LISTENER.to_string());
+        let initial = VoterSet::new(sim.voters.iter().map(|id| sim.voter_of(*id))).unwrap();
+        for node in &sim.nodes {
+            write_bootstrap_checkpoint_in(&node.disk.fs(), dir(), initial.to_record(), 0)
+                .expect("format the simulated disk");
+        }
+        for i in 0..sim.nodes.len() {
+            sim.start_node(i);
+        }
+        sim
+    }
+
+    /// Node `id` as a voter: its current directory id and a made-up endpoint (the simulated
+    /// network routes by id).
+    fn voter_of(&self, id: NodeId) -> Voter {
+        let i = self.node_index(id).expect("a node with that id");
+        Voter {
+            key: ReplicaKey {
+                id,
+                directory_id: Some(self.nodes[i].directory_id),
+            },
+            endpoints: BTreeMap::from([(
+                SIM_LISTENER.to_string(),
+                ListenerAddress {
+                    host: format!("node{}", id.0),
+                    port: 9000,
+                },
+            )]),
+            kraft_versions: (0, 1),
+        }
     }
 
     fn node_index(&self, id: NodeId) -> Option<usize> {
@@ -417,7 +491,12 @@ impl Sim {
             })
             .collect();
         panic!(
-            "seed {} (replay with KRAFT_SIM_SEED={}): {what}\nnodes:\n{}\nlast events:\n{}",
+            "{} seed {} (replay with KRAFT_SIM_SEED={} and that test): {what}\nnodes:\n{}\nlast events:\n{}",
+            if self.dynamic {
+                "dynamic-quorum"
+            } else {
+                "static-quorum"
+            },
             self.seed,
             self.seed,
             nodes.join("\n"),
@@ -442,12 +521,14 @@ impl Sim {
         }
         let mut config = self.config.clone();
         config.local_id = self.nodes[i].id;
+        config.local_directory_id = Some(self.nodes[i].directory_id);
         let fs = self.nodes[i].disk.fs();
+        let static_voters: Vec<NodeId> = match self.dynamic {
+            true => Vec::new(),
+            false => self.voters.iter().copied().collect(),
+        };
         let (log, recovered) = match self.open_log(i, &fs) {
-            Ok((log, recovered)) => (
-                log.with_static_voters(self.voters.iter().copied()),
-                recovered,
-            ),
+            Ok((log, recovered)) => (log.with_static_voters(static_voters), recovered),
             Err(e) => return self.start_failed(i, "recover its log", e),
         };
         self.check_recovered(i, &recovered);
@@ -607,6 +688,7 @@ impl Sim {
         }
         node.disk.process_crash();
         self.awaiting.retain(|_, n| *n != i);
+        self.changes_awaiting.retain(|_, n| *n != i);
         true
     }
 
@@ -653,6 +735,7 @@ impl Sim {
     pub fn wipe(&mut self, i: usize) {
         self.crash(i);
         self.nodes[i].disk = SimFs::new();
+        self.nodes[i].directory_id = sim_uuid(self.rng.next_u64(), 1);
         self.nodes[i].needs_reboot = false;
         self.nodes[i].rotted = false;
         self.nodes[i].repair_point = None;
@@ -676,12 +759,22 @@ impl Sim {
     /// Crashes an observer and deletes everything it stored. Observers hold no votes and count
     /// for no commit, so every invariant still applies.
     pub fn wipe_observer(&mut self, i: usize) {
-        assert!(
-            self.nodes[i].id.is_none_or(|id| !self.voters.contains(&id)),
-            "node {i} is a voter"
-        );
+        let ever_voted = match self.dynamic {
+            true => &self.ever_voters,
+            false => &self.voters,
+        };
+        if self.nodes[i].id.is_some_and(|id| ever_voted.contains(&id)) {
+            return; // a voter's disk: Raft's known limit, not this scenario
+        }
         self.crash(i);
         self.nodes[i].disk = SimFs::new();
+        // A new disk is formatted anew: a new directory id, and in a dynamic quorum the
+        // joining checkpoint (kraft.version 1, no voters: it learns them from the log).
+        self.nodes[i].directory_id = sim_uuid(self.rng.next_u64(), 1);
+        if self.dynamic {
+            write_joining_checkpoint_in(&self.nodes[i].disk.fs(), dir(), 0)
+                .expect("format the simulated disk");
+        }
         self.nodes[i].needs_reboot = false;
         self.nodes[i].rotted = false;
         self.nodes[i].repair_point = None;
@@ -878,7 +971,9 @@ impl Sim {
             Action::Flush => self.enqueue(i, StoreOp::Flush),
             Action::RepairPointReached => self.enqueue(i, StoreOp::ClearRepairPoint),
             Action::FetchedRecordsRefused { .. } | Action::FetchedSnapshotRefused { .. } => {}
-            Action::VoterChanged { .. } | Action::Endpoints(_) => {}
+            Action::VoterChanged { id, result } => self.voter_changed(i, id.0, result),
+            // The simulated network routes by id.
+            Action::Endpoints(_) => {}
             Action::Send {
                 to,
                 request_id,
@@ -1382,6 +1477,65 @@ impl Sim {
         self.input(target, input);
     }
 
+    /// Asks the leader (or, now and then, some other node) to add a node that is not a voter
+    /// or to remove a voter, the leader itself included.
+    pub fn reconfigure(&mut self) {
+        let target = self
+            .leader()
+            .filter(|_| self.rng.below(10) > 0)
+            .unwrap_or_else(|| self.rng.below(self.nodes.len() as u64) as usize);
+        let Some(set) = self.nodes[target]
+            .replica()
+            .and_then(|r| r.voter_set())
+            .cloned()
+        else {
+            return;
+        };
+        let id = self.next_change;
+        self.next_change += 1;
+        let others: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.id)
+            .filter(|id| set.get(*id).is_none())
+            .collect();
+        let input = if !others.is_empty() && self.rng.below(2) == 0 {
+            let new = others[self.rng.below(others.len() as u64) as usize];
+            self.ever_voters.insert(new);
+            let voter = self.voter_of(new);
+            self.note(format!("node {target} asked to add {}", voter.key));
+            Input::AddVoter {
+                id: VoterChangeId(id),
+                voter,
+                timeout: CHANGE_TIMEOUT,
+            }
+        } else {
+            let keys: Vec<ReplicaKey> = set.voters().map(|v| v.key).collect();
+            let key = keys[self.rng.below(keys.len() as u64) as usize];
+            self.note(format!("node {target} asked to remove {key}"));
+            Input::RemoveVoter {
+                id: VoterChangeId(id),
+                voter: key,
+                timeout: CHANGE_TIMEOUT,
+            }
+        };
+        if self.is_running(target) {
+            self.changes_awaiting.insert(id, target);
+        }
+        self.input(target, input);
+    }
+
+    /// A voter change answered: exactly once, by the node asked.
+    fn voter_changed(&mut self, i: usize, id: u64, result: Result<(), VoterChangeError>) {
+        if self.changes_awaiting.remove(&id) != Some(i) {
+            self.fail(&format!(
+                "node {i} answered voter change {id} it was not asked or answered already"
+            ));
+        }
+        self.note(format!("node {i} voter change {id}: {result:?}"));
+        self.change_outcomes.insert(id, result);
+    }
+
     /// The node that leads the highest epoch, if any.
     pub fn leader(&self) -> Option<usize> {
         self.nodes
@@ -1568,14 +1722,26 @@ impl Sim {
         durable_end(&node.disk).max(node.durable_before_rot)
     }
 
+    ///
+    /// In a dynamic quorum the voters are the leader's set in force (the one it counts), each
+    /// by its id and directory id: a node whose disk was replaced holds nothing for its old key.
     fn check_majority_holds(&mut self, leader: usize, hw: Offset) {
-        let holders = self
-            .voters
+        let voters: Vec<(NodeId, Option<Uuid>)> = match self.nodes[leader].replica() {
+            Some(r) if self.dynamic => r
+                .voter_set()
+                .map(|s| s.voters().map(|v| (v.key.id, v.key.directory_id)).collect())
+                .unwrap_or_default(),
+            _ => self.voters.iter().map(|v| (*v, None)).collect(),
+        };
+        let holders = voters
             .iter()
-            .filter_map(|v| self.node_index(*v))
+            .filter_map(|(v, d)| {
+                self.node_index(*v)
+                    .filter(|j| d.is_none_or(|d| self.nodes[*j].directory_id == d))
+            })
             .filter(|j| self.durable_or_held(*j).is_some_and(|end| end >= hw))
             .count();
-        if holders < self.voters.len() / 2 + 1 {
+        if holders < voters.len() / 2 + 1 {
             self.fail(&format!(
                 "leader {leader} high watermark {hw} is durable on only {holders} voters"
             ));
@@ -1664,7 +1830,19 @@ impl Sim {
             }
             if role == RoleKind::Leader {
                 let id = self.nodes[i].id.unwrap();
-                let (observers, voters) = (r.observer_progress(), r.config().voters.clone());
+                let voters: BTreeSet<NodeId> =
+                    r.voter_set().map(|s| s.ids().collect()).unwrap_or_default();
+                let observers = r.observer_progress();
+                // KIP-853: at most one voter change is not yet committed.
+                if let Some(hw) = r.high_watermark() {
+                    let pending = r.log().voters().uncommitted_changes(hw);
+                    if pending > 1 {
+                        self.fail(&format!(
+                            "leader {} has {pending} uncommitted voter changes at {hw}",
+                            self.nodes[i].id.unwrap()
+                        ));
+                    }
+                }
                 self.record_leader(epoch, id);
                 // Observers the leader remembers are never voters nor itself, and never claim
                 // more than its log holds (a fetch past its end is answered with a divergence).
@@ -1792,6 +1970,14 @@ fn proposal_id(value: &Bytes) -> u64 {
 /// The log end offset a power loss now would leave on `disk` (the oracle): the valid batches
 /// of the newest segment whose directory entry is durable, read from its platter bytes.
 /// Earlier segments are complete and durable before a newer one exists.
+/// A directory id drawn from the run's seed (never the global generator: a run must replay).
+fn sim_uuid(a: u64, b: u64) -> Uuid {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_le_bytes());
+    bytes[8..].copy_from_slice(&(b | 0x100).to_le_bytes());
+    Uuid(bytes)
+}
+
 pub fn durable_end(disk: &SimFs) -> Option<Offset> {
     let newest = disk
         .list(dir())
