@@ -187,6 +187,11 @@ pub struct Status {
     /// log since it started, as leader or follower.
     pub appended_records: u64,
     pub appended_bytes: u64,
+    /// The voter set in force at the log end (the static voters of a kraft.version 0 quorum;
+    /// `None` while a joining node has learned none).
+    pub voter_set: Option<crate::raft::VoterSet>,
+    /// The kraft.version in force at the log end: 1 when the voters live in the log.
+    pub kraft_version: i16,
 }
 
 /// What a subscriber to a node is told, in order.

@@ -16,9 +16,10 @@ use crate::raft::{ErrorCode, FetchSnapshotResponse};
 use crate::record::BatchIter;
 use crate::state_machine::{StateMachine, StateMachineFactory};
 use crate::storage::{
-    Fs, SnapshotFile, SnapshotFileWriter, StorageError, delete_snapshots_before_in,
-    list_snapshots_in, promote_fetched_in, remove_fetch_in, remove_other_fetches_in,
-    remove_snapshot_leftovers_in, verify_fetched_in, write_partial_chunk_in,
+    BOOTSTRAP_SNAPSHOT_ID, Fs, SnapshotFile, SnapshotFileWriter, StorageError,
+    delete_snapshots_before_in, list_snapshots_in, promote_fetched_in, remove_fetch_in,
+    remove_other_fetches_in, remove_snapshot_leftovers_in, verify_fetched_in,
+    write_partial_chunk_in,
 };
 use crate::types::{Epoch, Offset, OffsetAndEpoch};
 
@@ -103,7 +104,11 @@ impl SnapshotExecutor {
             last_snapshot: None,
             last_snapshot_at: now,
         };
-        if let Some(id) = list_snapshots_in(fs, dir)?.last().copied() {
+        // The bootstrap checkpoint of a dynamic quorum (end offset 0) holds no state, only the
+        // first voter set (which the log executor reads): the state machine starts empty, as
+        // Kafka's listeners never see that snapshot.
+        let latest = list_snapshots_in(fs, dir)?.last().copied();
+        if let Some(id) = latest.filter(|id| *id != BOOTSTRAP_SNAPSHOT_ID) {
             executor.adopt(&SnapshotFile::open_in(fs, dir, id)?, now)?;
             tracing::info!(end_offset = %id.offset, epoch = %id.epoch, "loaded snapshot");
         }
