@@ -17,7 +17,7 @@ use common::cluster::raft_config;
 use kraft::node::{NodeHandle, NodeOptions, SnapshotPolicy, Status};
 use kraft::raft::{RoleKind, VoterSet};
 use kraft::record::{BatchIter, ControlRecord, VoterEndpoint, VoterRecord, VotersRecord};
-use kraft::storage::{LogConfig, ReplicatedLog};
+use kraft::storage::{LogConfig, ReplicatedLog, SnapshotFile, list_snapshots};
 use kraft::types::{NodeId, Offset};
 use kraft::uuid::Uuid;
 
@@ -42,6 +42,24 @@ fn options(
     listener: std::net::TcpListener,
     bootstrap_servers: Vec<String>,
 ) -> NodeOptions {
+    options_with(
+        dir,
+        id,
+        listener,
+        bootstrap_servers,
+        LogConfig::default(),
+        SnapshotPolicy::default(),
+    )
+}
+
+fn options_with(
+    dir: &Path,
+    id: i32,
+    listener: std::net::TcpListener,
+    bootstrap_servers: Vec<String>,
+    log: LogConfig,
+    snapshots: SnapshotPolicy,
+) -> NodeOptions {
     NodeOptions {
         cluster_id: "dyn".into(),
         node_id: Some(NodeId(id)),
@@ -49,9 +67,9 @@ fn options(
         voter_addresses: Vec::new(),
         listener: Some(listener),
         partition_dir: partition(dir),
-        log: LogConfig::default(),
+        log,
         raft: Some(raft_config()),
-        snapshots: SnapshotPolicy::default(),
+        snapshots,
         state_machine: Default::default(),
         fs: None,
         connections: Default::default(),
@@ -211,4 +229,131 @@ async fn a_damaged_voter_history_stops_the_start_naming_the_file() {
         Ok(_) => panic!("a node started on an empty voter set"),
     };
     assert!(error.contains(&checkpoint.display().to_string()), "{error}");
+}
+
+/// `format --no-initial-controllers`: kraft.version 1 and no voter set; the node joins later.
+fn format_joining(dir: &Path) {
+    kraft::storage::write_joining_checkpoint(&partition(dir), 0).unwrap();
+}
+
+/// Appends `count` batches of ten ~100-byte records.
+async fn append_batches(node: &NodeHandle, count: usize, tag: &str) {
+    for i in 0..count {
+        let values = (0..10)
+            .map(|j| Bytes::from(format!("{tag}-{i:05}-{j}-{}", "p".repeat(90))))
+            .collect();
+        node.append(values).await.unwrap();
+    }
+}
+
+#[actix_rt::test]
+async fn a_joining_node_finds_the_leader_through_bootstrap_servers_and_observes() {
+    let (leader_dir, joining_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (listener, port) = bind();
+    let voters = format_standalone(leader_dir.path(), 1, port);
+    let leader = NodeHandle::start(options(leader_dir.path(), 1, listener, vec![]))
+        .await
+        .unwrap();
+    wait_for_leader(&leader).await;
+    append_batches(&leader, 5, "before").await;
+
+    format_joining(joining_dir.path());
+    let (listener, _) = bind();
+    let bootstrap = vec![format!("127.0.0.1:{port}")];
+    let joining = NodeHandle::start(options(joining_dir.path(), 2, listener, bootstrap))
+        .await
+        .unwrap();
+    append_batches(&leader, 5, "after").await;
+    let hw = leader.describe().await.unwrap().high_watermark.unwrap();
+    let status = wait_for(&joining, "not following the leader", |s| {
+        s.role == RoleKind::Follower && s.leader_id == Some(NodeId(1)) && s.log_end_offset >= hw
+    })
+    .await;
+    // It learned the voters from the leader's log, and is not one of them.
+    assert_eq!(status.voter_set, Some(voter_set(&voters)));
+    let leader_status = wait_for(&leader, "the joining node is no observer", |s| {
+        s.observers.contains_key(&NodeId(2))
+    })
+    .await;
+    assert!(!leader_status.voters.contains_key(&NodeId(2)));
+    joining.shutdown().await;
+    leader.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn snapshots_hold_the_voters_and_a_node_installing_one_learns_them() {
+    let (leader_dir, joining_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (listener, port) = bind();
+    let voters = format_standalone(leader_dir.path(), 1, port);
+    // Small segments, frequent snapshots and a tight retention: the leader soon cleans the
+    // segment holding its first LeaderChange batch, so only a snapshot tells the voters.
+    let log = LogConfig {
+        segment_bytes: 16 << 10,
+        ..LogConfig::default()
+    };
+    let snapshots = SnapshotPolicy {
+        max_bytes: 32 << 10,
+        interval: None,
+        retention_bytes: Some(96 << 10),
+        retention: None,
+    };
+    let leader = NodeHandle::start(options_with(
+        leader_dir.path(),
+        1,
+        listener,
+        vec![],
+        log,
+        snapshots,
+    ))
+    .await
+    .unwrap();
+    wait_for_leader(&leader).await;
+    let segment_zero = partition(leader_dir.path()).join("00000000000000000000.log");
+    let deadline = Instant::now() + SETTLE;
+    while segment_zero.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the leader never cleaned its log"
+        );
+        append_batches(&leader, 20, "fill").await;
+    }
+    let ids = list_snapshots(&partition(leader_dir.path())).unwrap();
+    let newest = *ids.last().unwrap();
+    let head = SnapshotFile::open(&partition(leader_dir.path()), newest)
+        .unwrap()
+        .leading_control_records()
+        .unwrap();
+    assert!(
+        matches!(head.as_slice(), [ControlRecord::SnapshotHeader(_), ControlRecord::KRaftVersion(k), ControlRecord::Voters(v)]
+            if k.kraft_version == 1 && *v == voters),
+        "{head:?}"
+    );
+
+    format_joining(joining_dir.path());
+    let (listener, _) = bind();
+    let bootstrap = vec![format!("127.0.0.1:{port}")];
+    let joining = NodeHandle::start(options_with(
+        joining_dir.path(),
+        2,
+        listener,
+        bootstrap,
+        log,
+        snapshots,
+    ))
+    .await
+    .unwrap();
+    let leader_status = leader.describe().await.unwrap();
+    let status = wait_for(&joining, "not caught up", |s| {
+        s.log_end_offset >= leader_status.high_watermark.unwrap()
+    })
+    .await;
+    let installed = list_snapshots(&partition(joining_dir.path())).unwrap();
+    assert!(
+        installed.iter().any(|id| id.offset > Offset(0)),
+        "no snapshot installed: {installed:?}"
+    );
+    assert_eq!(status.voter_set, leader_status.voter_set);
+    assert_eq!(status.voter_set, Some(voter_set(&voters)));
+    joining.shutdown().await;
+    leader.shutdown().await;
 }

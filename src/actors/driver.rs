@@ -107,6 +107,12 @@ pub struct ReplicationDriver {
     /// to the old core, and replacing the log then could drop records the new one acknowledged.
     /// With the peer that sent its last chunk, named if the snapshot is refused.
     installing: Option<(crate::types::OffsetAndEpoch, NodeId)>,
+    /// The installed snapshot whose log reset is under way, with its KRaftVersion and Voters
+    /// records (the core's voter set at its end).
+    resetting: Option<(
+        crate::types::OffsetAndEpoch,
+        Vec<crate::record::ControlRecord>,
+    )>,
     /// Kafka's raft metrics, from what the core did (see `crate::metrics::RaftRecorder`).
     metrics: crate::metrics::RaftRecorder,
 }
@@ -168,6 +174,7 @@ impl ReplicationDriver {
             snapshot_writer,
             retention,
             installing: None,
+            resetting: None,
             metrics: crate::metrics::RaftRecorder::new(metrics),
         }
     }
@@ -464,6 +471,7 @@ impl ReplicationDriver {
         self.incarnation += 1;
         self.rebuilding = true;
         self.installing = None;
+        self.resetting = None;
         self.inbound.clear();
         self.fail_pending(AppendError::Interrupted);
         tracing::warn!(
@@ -619,13 +627,13 @@ impl Handler<IoDone> for ReplicationDriver {
                     writer.do_send(ForgetSnapshotsBefore(snapshots_before));
                 }
             }
-            IoDone::LogReset(id) => self.step(
-                Input::SnapshotInstalled {
-                    id,
-                    control: Vec::new(),
-                },
-                ctx,
-            ),
+            IoDone::LogReset(id) => {
+                let control = match self.resetting.take() {
+                    Some((reset, control)) if reset == id => control,
+                    _ => Vec::new(),
+                };
+                self.step(Input::SnapshotInstalled { id, control }, ctx)
+            }
         }
     }
 }
@@ -865,8 +873,11 @@ impl Handler<SnapshotEvent> for ReplicationDriver {
                 }
             }
             // The log is replaced only once the state machine holds the snapshot.
-            SnapshotEvent::Installed(Ok(id)) if self.installing.is_some_and(|(i, _)| i == id) => {
+            SnapshotEvent::Installed(Ok((id, control)))
+                if self.installing.is_some_and(|(i, _)| i == id) =>
+            {
                 self.installing = None;
+                self.resetting = Some((id, control));
                 self.log_store.do_send(ResetLog(id));
             }
             // A transfer that cannot be installed starts over with a fresh core (its bytes

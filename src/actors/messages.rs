@@ -111,8 +111,17 @@ pub enum IoDone {
 pub enum SnapshotEvent {
     /// A snapshot of the local state machine was written.
     Written(crate::types::OffsetAndEpoch),
-    /// A fetched snapshot was verified, put in place and loaded (or could not be).
-    Installed(Result<crate::types::OffsetAndEpoch, String>),
+    /// A fetched snapshot was verified, put in place and loaded (or could not be), with its
+    /// KRaftVersion and Voters records.
+    Installed(
+        Result<
+            (
+                crate::types::OffsetAndEpoch,
+                Vec<crate::record::ControlRecord>,
+            ),
+            String,
+        >,
+    ),
 }
 
 /// Why an append was not committed.
