@@ -35,6 +35,7 @@
 //!         rack: None,
 //!         directory_id: None,
 //!         listener_name: None,
+//!         bootstrap_servers: vec![], // a static voter needs none
 //!     })
 //!     .await
 //!     .unwrap();
@@ -121,7 +122,15 @@ pub struct NodeOptions {
     /// The quorum listener's name (the first of `controller.listener.names`), which
     /// DescribeQuorum reports with each voter's endpoint; `None`: no endpoints are reported.
     pub listener_name: Option<String>,
+    /// `controller.quorum.bootstrap.servers` (`host:port` each): where a node of a dynamic
+    /// quorum asks for the leader while it knows no voter. Dialled like peers, known by the ids
+    /// -2, -3, … (Kafka's convention for them).
+    pub bootstrap_servers: Vec<String>,
 }
+
+/// The id the first bootstrap server is known by; the next ones count down from it. Negative,
+/// so that it is never a node's id (-1 is Kafka's "no id").
+pub const FIRST_BOOTSTRAP_ID: i32 = -2;
 
 impl NodeOptions {
     fn into_spec(self) -> Result<NodeSpec, NodeError> {
@@ -131,6 +140,15 @@ impl NodeOptions {
         raft.cluster_id = self.cluster_id.clone();
         raft.local_id = self.node_id;
         raft.voters = self.voters.clone();
+        raft.local_directory_id = self.directory_id;
+        raft.listener_name = self.listener_name.clone();
+        let bootstrap: Vec<(NodeId, String)> = self
+            .bootstrap_servers
+            .iter()
+            .enumerate()
+            .map(|(i, address)| (NodeId(FIRST_BOOTSTRAP_ID - i as i32), address.clone()))
+            .collect();
+        raft.bootstrap_servers = bootstrap.iter().map(|(id, _)| *id).collect();
         let listener = match self.listener {
             Some(l) => Some(crate::actors::listener::adopt(l).map_err(NodeError::Listen)?),
             None => None,
@@ -161,6 +179,7 @@ impl NodeOptions {
                 .into_iter()
                 .filter(|(id, _)| Some(*id) != node_id)
                 .collect(),
+            bootstrap,
             listener,
             partition_dir: self.partition_dir,
             log: self.log,

@@ -354,5 +354,6 @@ fn options(target: TailTarget, disk: &SimFs) -> NodeOptions {
         rack: None,
         directory_id: None,
         listener_name: None,
+        bootstrap_servers: vec![],
     }
 }

@@ -117,6 +117,7 @@ async fn a_node_of_another_cluster_is_refused_and_disturbs_nothing() {
         rack: None,
         directory_id: None,
         listener_name: None,
+        bootstrap_servers: vec![],
     })
     .await
     .unwrap();

@@ -38,6 +38,7 @@ fn options(dir: &std::path::Path) -> NodeOptions {
         rack: None,
         directory_id: None,
         listener_name: None,
+        bootstrap_servers: vec![],
     }
 }
 

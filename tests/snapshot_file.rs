@@ -229,3 +229,68 @@ fn a_fetch_in_progress_is_found_after_a_restart_and_others_are_removed() {
     kraft::storage::remove_other_fetches(dir.path(), id(70, 3)).unwrap();
     assert_eq!(kraft::storage::fetched_so_far(dir.path()).unwrap(), None);
 }
+
+/// A dynamic quorum's snapshot holds its KRaftVersion and Voters records in the header batch,
+/// right after the SnapshotHeader, and the data reads back the same; a static quorum's holds
+/// the SnapshotHeader alone there, as before.
+#[test]
+fn voter_records_follow_the_header_and_none_change_nothing() {
+    use kraft::record::{
+        ControlRecord, KRaftVersionRecord, SnapshotHeaderRecord, VoterEndpoint, VoterRecord,
+        VotersRecord,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fs = kraft::storage::real_fs();
+    let control = vec![
+        ControlRecord::KRaftVersion(KRaftVersionRecord {
+            version: 0,
+            kraft_version: 1,
+        }),
+        ControlRecord::Voters(VotersRecord {
+            version: 0,
+            voters: vec![VoterRecord {
+                voter_id: 3,
+                voter_directory_id: kraft::uuid::Uuid([3; 16]),
+                endpoints: vec![VoterEndpoint {
+                    name: "CONTROLLER".into(),
+                    host: "localhost".into(),
+                    port: 9093,
+                }],
+                min_supported_kraft_version: 0,
+                max_supported_kraft_version: 1,
+            }],
+        }),
+    ];
+    let at = id(500, 4);
+    let vals = values(50);
+    let mut w = SnapshotFileWriter::create_with_control_in(
+        &fs,
+        dir.path(),
+        at,
+        1_700_000_000_000,
+        &control,
+    )
+    .unwrap();
+    w.append(vals.iter().cloned()).unwrap();
+    w.finish().unwrap();
+    let head = SnapshotFile::open(dir.path(), at)
+        .unwrap()
+        .leading_control_records()
+        .unwrap();
+    let mut expected = vec![ControlRecord::SnapshotHeader(SnapshotHeaderRecord {
+        version: 0,
+        last_contained_log_timestamp: 1_700_000_000_000,
+    })];
+    expected.extend(control);
+    assert_eq!(head, expected);
+    assert_eq!(read_values(dir.path(), at).unwrap(), vals);
+
+    // A static quorum's snapshot: the header batch holds the SnapshotHeader alone.
+    let plain = tempfile::tempdir().unwrap();
+    write(plain.path(), at, &vals);
+    let head = SnapshotFile::open(plain.path(), at)
+        .unwrap()
+        .leading_control_records()
+        .unwrap();
+    assert_eq!(head, expected[..1]);
+}

@@ -53,9 +53,17 @@ pub struct Network {
     pub local: Handshake,
     /// `host:port` of every other voter.
     pub peers: Vec<(NodeId, String)>,
+    /// `host:port` of each bootstrap server, by the id the node gave it (-2, -3, …).
+    pub bootstrap: Vec<(NodeId, String)>,
     /// Mutual TLS for the connections to them, when the quorum listener is SSL.
     pub tls: Option<std::sync::Arc<crate::security::PeerTls>>,
 }
+
+/// Peers dialled at most: the voters of the largest voter set Kafka allows (128, as its Voters
+/// record bounds them) and a few more for bootstrap servers and a leader learned from a fetch
+/// answer. Endpoints past it are not dialled, so a hostile Voters record cannot make the node
+/// open connections without bound.
+pub const MAX_DIALLED_PEERS: usize = 128 + 8;
 
 /// Appends waiting for their outcome at once: beyond this the driver refuses new ones, so that a
 /// slow quorum sheds load instead of growing memory.
@@ -99,6 +107,12 @@ pub struct ReplicationDriver {
     /// to the old core, and replacing the log then could drop records the new one acknowledged.
     /// With the peer that sent its last chunk, named if the snapshot is refused.
     installing: Option<(crate::types::OffsetAndEpoch, NodeId)>,
+    /// The installed snapshot whose log reset is under way, with its KRaftVersion and Voters
+    /// records (the core's voter set at its end).
+    resetting: Option<(
+        crate::types::OffsetAndEpoch,
+        Vec<crate::record::ControlRecord>,
+    )>,
     /// Kafka's raft metrics, from what the core did (see `crate::metrics::RaftRecorder`).
     metrics: crate::metrics::RaftRecorder,
 }
@@ -160,6 +174,7 @@ impl ReplicationDriver {
             snapshot_writer,
             retention,
             installing: None,
+            resetting: None,
             metrics: crate::metrics::RaftRecorder::new(metrics),
         }
     }
@@ -260,6 +275,9 @@ impl ReplicationDriver {
             }
             Action::Endpoints(endpoints) => {
                 tracing::debug!(?endpoints, "replicas this node may send to");
+                for (peer, address) in endpoints {
+                    self.dial(peer, dial_address(&address.host, address.port), false, ctx);
+                }
             }
             Action::RepairPointReached => {
                 tracing::info!("the log is back where it was before the repair: voting again");
@@ -453,6 +471,7 @@ impl ReplicationDriver {
         self.incarnation += 1;
         self.rebuilding = true;
         self.installing = None;
+        self.resetting = None;
         self.inbound.clear();
         self.fail_pending(AppendError::Interrupted);
         tracing::warn!(
@@ -499,6 +518,48 @@ impl ReplicationDriver {
     }
 }
 
+impl ReplicationDriver {
+    /// Starts a supervised connection to `peer` at `address` (`host:port`), unless one is
+    /// dialled already (it keeps its connection), `peer` is this node, or
+    /// [`MAX_DIALLED_PEERS`] are dialled.
+    fn dial(&mut self, peer: NodeId, address: String, bootstrap: bool, ctx: &mut Context<Self>) {
+        if self.stopped
+            || self.peers.contains_key(&peer)
+            || Some(peer) == self.network.local.node_id
+        {
+            return;
+        }
+        if self.peers.len() >= MAX_DIALLED_PEERS {
+            tracing::warn!(peer = %peer, address, limit = MAX_DIALLED_PEERS, "not dialling a peer: too many peers");
+            return;
+        }
+        tracing::info!(peer = %peer, address, bootstrap, "dialling a peer");
+        let local = self.network.local.clone();
+        let driver = ctx.address().recipient();
+        let node = self.node.clone();
+        let tls = self.network.tls.clone();
+        let conn = Supervisor::start(move |_| {
+            let conn =
+                OutboundConnection::new(peer, address.clone(), local, driver, node, tls.clone());
+            if bootstrap {
+                conn.to_bootstrap_server()
+            } else {
+                conn
+            }
+        });
+        self.peers.insert(peer, conn);
+    }
+}
+
+/// `host:port` for a voter's endpoint (an IPv6 literal in brackets).
+fn dial_address(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// A request failure delivered on the next turn, so the core never re-enters itself.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -519,14 +580,10 @@ impl Actor for ReplicationDriver {
             writer.do_send(SetSnapshotListener(ctx.address().recipient()));
         }
         for (peer, address) in self.network.peers.clone() {
-            let local = self.network.local.clone();
-            let driver = ctx.address().recipient();
-            let node = self.node.clone();
-            let tls = self.network.tls.clone();
-            let conn = Supervisor::start(move |_| {
-                OutboundConnection::new(peer, address, local, driver, node, tls.clone())
-            });
-            self.peers.insert(peer, conn);
+            self.dial(peer, address, false, ctx);
+        }
+        for (server, address) in self.network.bootstrap.clone() {
+            self.dial(server, address, true, ctx);
         }
         let initial = std::mem::take(&mut self.initial);
         self.execute(initial, ctx);
@@ -570,13 +627,13 @@ impl Handler<IoDone> for ReplicationDriver {
                     writer.do_send(ForgetSnapshotsBefore(snapshots_before));
                 }
             }
-            IoDone::LogReset(id) => self.step(
-                Input::SnapshotInstalled {
-                    id,
-                    control: Vec::new(),
-                },
-                ctx,
-            ),
+            IoDone::LogReset(id) => {
+                let control = match self.resetting.take() {
+                    Some((reset, control)) if reset == id => control,
+                    _ => Vec::new(),
+                };
+                self.step(Input::SnapshotInstalled { id, control }, ctx)
+            }
         }
     }
 }
@@ -662,6 +719,8 @@ impl Handler<Describe> for ReplicationDriver {
             now_ms: self.now().as_millis() as i64,
             appended_records: self.appended_records,
             appended_bytes: self.appended_bytes,
+            voter_set: r.voter_set().cloned(),
+            kraft_version: r.kraft_version(),
         })
     }
 }
@@ -814,8 +873,11 @@ impl Handler<SnapshotEvent> for ReplicationDriver {
                 }
             }
             // The log is replaced only once the state machine holds the snapshot.
-            SnapshotEvent::Installed(Ok(id)) if self.installing.is_some_and(|(i, _)| i == id) => {
+            SnapshotEvent::Installed(Ok((id, control)))
+                if self.installing.is_some_and(|(i, _)| i == id) =>
+            {
                 self.installing = None;
+                self.resetting = Some((id, control));
                 self.log_store.do_send(ResetLog(id));
             }
             // A transfer that cannot be installed starts over with a fresh core (its bytes

@@ -111,8 +111,17 @@ pub enum IoDone {
 pub enum SnapshotEvent {
     /// A snapshot of the local state machine was written.
     Written(crate::types::OffsetAndEpoch),
-    /// A fetched snapshot was verified, put in place and loaded (or could not be).
-    Installed(Result<crate::types::OffsetAndEpoch, String>),
+    /// A fetched snapshot was verified, put in place and loaded (or could not be), with its
+    /// KRaftVersion and Voters records.
+    Installed(
+        Result<
+            (
+                crate::types::OffsetAndEpoch,
+                Vec<crate::record::ControlRecord>,
+            ),
+            String,
+        >,
+    ),
 }
 
 /// Why an append was not committed.
@@ -187,6 +196,11 @@ pub struct Status {
     /// log since it started, as leader or follower.
     pub appended_records: u64,
     pub appended_bytes: u64,
+    /// The voter set in force at the log end (the static voters of a kraft.version 0 quorum;
+    /// `None` while a joining node has learned none).
+    pub voter_set: Option<crate::raft::VoterSet>,
+    /// The kraft.version in force at the log end: 1 when the voters live in the log.
+    pub kraft_version: i16,
 }
 
 /// What a subscriber to a node is told, in order.

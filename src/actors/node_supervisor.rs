@@ -36,6 +36,8 @@ pub struct NodeSpec {
     pub voters: BTreeSet<NodeId>,
     /// `host:port` of every other voter.
     pub peers: Vec<(NodeId, String)>,
+    /// `controller.quorum.bootstrap.servers` by the ids the node gave them (-2, -3, …).
+    pub bootstrap: Vec<(NodeId, String)>,
     /// What Kafka clients are told about the cluster: its id and every voter's endpoint.
     pub cluster: Arc<ClusterInfo>,
     pub listener: Option<Arc<tokio::net::TcpListener>>,
@@ -246,6 +248,7 @@ async fn build(
         network: Network {
             local: local.clone(),
             peers: spec.peers.clone(),
+            bootstrap: spec.bootstrap.clone(),
             tls: spec.tls.clone(),
         },
         started_at: now,

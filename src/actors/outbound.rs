@@ -55,6 +55,9 @@ pub struct OutboundConnection {
     node: Option<Recipient<SupervisionEvent>>,
     /// Mutual TLS, when the quorum listener is SSL: the peer's certificate must name `peer`.
     tls: Option<Arc<PeerTls>>,
+    /// A bootstrap server (`controller.quorum.bootstrap.servers`), known by the negative id the
+    /// node gave it: its certificate and handshake name its real node id, which is accepted.
+    bootstrap: bool,
 }
 
 impl OutboundConnection {
@@ -82,7 +85,15 @@ impl OutboundConnection {
             budget: RestartBudget::default(),
             node,
             tls,
+            bootstrap: false,
         }
+    }
+
+    /// The same connection to a bootstrap server: the id it answers with is not checked
+    /// against the (negative) one it is known by.
+    pub fn to_bootstrap_server(mut self) -> Self {
+        self.bootstrap = true;
+        self
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
@@ -90,7 +101,10 @@ impl OutboundConnection {
             return;
         }
         let address = self.address.clone();
-        let (tls, peer) = (self.tls.clone(), self.peer);
+        let (tls, peer) = (
+            self.tls.clone(),
+            Some(self.peer).filter(|_| !self.bootstrap),
+        );
         actix::fut::wrap_future::<_, Self>(async move {
             let tcp = TcpStream::connect(&address).await?;
             match tls {

@@ -328,9 +328,9 @@ impl Handler<InstallSnapshot> for SnapshotWriter {
             return;
         };
         let event = match exec.install(id, now) {
-            Ok(_) => {
+            Ok(installed) => {
                 self.high_watermark = self.high_watermark.max(id.offset);
-                SnapshotEvent::Installed(Ok(id))
+                SnapshotEvent::Installed(Ok((id, installed.control)))
             }
             Err(InstallError::Disk(e)) => {
                 self.fatal(format!("cannot install the fetched snapshot: {e}"));

@@ -277,6 +277,7 @@ async fn start_quorum(
             rack: None,
             directory_id: None,
             listener_name: None,
+            bootstrap_servers: vec![],
         };
         let node = NodeHandle::start(options)
             .await

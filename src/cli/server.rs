@@ -296,6 +296,7 @@ fn node_options(
         rack: config.rack.clone(),
         directory_id: meta.directory_id,
         listener_name: Some(config.controller_listener().name.clone()),
+        bootstrap_servers: vec![],
         snapshots: SnapshotPolicy {
             max_bytes: config.metadata_log.max_record_bytes_between_snapshots,
             interval: config.metadata_log.max_snapshot_interval,

@@ -11,8 +11,10 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::recovered::Recovered;
-use crate::raft::{EpochStart, FetchResponse, PersistedElection, ProducerStates};
-use crate::record::BatchIter;
+use crate::raft::{
+    EpochStart, FetchResponse, PersistedElection, ProducerStates, VoterSetHistory, control_records,
+};
+use crate::record::{BatchIter, RecordBatch};
 use crate::storage::{
     ElectionState, Fs, LogConfig, LogInspection, OffsetPolicy, QuorumStateFile, RepairPointFile,
     ReplicatedLog, SnapshotFile, StorageError, fetched_so_far_in, list_snapshots_in,
@@ -36,7 +38,7 @@ pub struct Cleaned {
     pub snapshots_before: Offset,
 }
 
-/// Bytes read at a time when rebuilding producer state at start-up.
+/// Bytes read at a time when rebuilding producer state and the voter history at start-up.
 const PRODUCER_SCAN_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug)]
@@ -90,29 +92,64 @@ impl LogExecutor {
                 start_offset: e.start_offset,
             })
             .collect();
+        let latest_snapshot = list_snapshots_in(&self.fs, &self.dir)?.last().copied();
+        let mut voters = self.snapshot_voters(latest_snapshot)?;
+        let producers = self.scan_log(latest_snapshot.map(|s| s.offset), &mut voters)?;
         Ok(Recovered {
             log_start_offset: self.log.log_start_offset(),
             log_end_offset: self.log.log_end_offset(),
             epochs,
             election,
-            latest_snapshot: list_snapshots_in(&self.fs, &self.dir)?.last().copied(),
+            latest_snapshot,
             fetched_so_far: fetched_so_far_in(&self.fs, &self.dir)?,
             repair_point: RepairPointFile::new_in(&self.fs, &self.dir).read()?,
-            producers: self.producer_states()?,
+            producers,
+            voter_history: voters,
         })
     }
 
-    /// Idempotent producers' recent batches, from every batch header in the log. Everything
-    /// is taken as committed: only each producer's newest few batches are kept.
-    fn producer_states(&self) -> Result<ProducerStates, StorageError> {
+    /// The voter history as the newest snapshot leaves it: its KRaftVersion and Voters records
+    /// at its last contained offset. The bootstrap checkpoint of a dynamic quorum is a snapshot
+    /// ending at offset 0, so a log without a newer one starts from it. Empty (static voters,
+    /// kraft.version 0) when no snapshot holds such records.
+    fn snapshot_voters(
+        &self,
+        latest: Option<OffsetAndEpoch>,
+    ) -> Result<VoterSetHistory, StorageError> {
+        let mut history = VoterSetHistory::default();
+        let Some(id) = latest else {
+            return Ok(history);
+        };
+        let file = SnapshotFile::open_in(&self.fs, &self.dir, id)?;
+        let records = file.leading_control_records()?;
+        history
+            .load_snapshot(id.offset, &records)
+            .map_err(|e| StorageError::corrupt(&file.path, e.to_string()))?;
+        Ok(history)
+    }
+
+    /// One pass over the log at start-up. Idempotent producers' recent batches, from every
+    /// batch header (everything is taken as committed: only each producer's newest few batches
+    /// are kept); and the KRaftVersion and Voters records of the control batches at or after
+    /// `snapshot_end` (those below it are in the snapshot already) applied to `voters`. Data
+    /// batches are not decoded.
+    fn scan_log(
+        &self,
+        snapshot_end: Option<Offset>,
+        voters: &mut VoterSetHistory,
+    ) -> Result<ProducerStates, StorageError> {
         let mut states = ProducerStates::default();
         let end = self.log.log_end_offset();
+        let from = snapshot_end.unwrap_or(Offset(0));
         let mut next = self.log.log_start_offset();
         while next < end {
             let chunk = self.log.read(next, PRODUCER_SCAN_BYTES)?;
             let before = next;
             for batch in BatchIter::new(chunk).map_while(Result::ok) {
                 states.record(batch.header(), end);
+                if batch.is_control() && batch.next_offset() > from {
+                    self.apply_control(&batch, from, voters)?;
+                }
                 next = batch.next_offset();
             }
             if next == before {
@@ -120,6 +157,42 @@ impl LogExecutor {
             }
         }
         Ok(states)
+    }
+
+    /// Applies a control batch's records at or after `from` to `voters`. A record that cannot
+    /// be decoded or that the history refuses is damage in the segment holding it.
+    fn apply_control(
+        &self,
+        batch: &RecordBatch,
+        from: Offset,
+        voters: &mut VoterSetHistory,
+    ) -> Result<(), StorageError> {
+        let damaged = |reason: String| {
+            StorageError::corrupt(&self.segment_holding(batch.base_offset()), reason)
+        };
+        for (offset, record) in control_records(batch).map_err(damaged)? {
+            if offset >= from {
+                voters
+                    .apply(offset, &record)
+                    .map_err(|e| damaged(format!("the voter history: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The segment file that holds `offset` (named by its base offset), or the partition
+    /// directory when none can be told.
+    fn segment_holding(&self, offset: Offset) -> PathBuf {
+        let base_of = |path: &PathBuf| {
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<i64>().ok())
+        };
+        self.log
+            .segment_files()
+            .into_iter()
+            .rfind(|p| base_of(p).is_some_and(|base| base <= offset.0))
+            .unwrap_or_else(|| self.dir.clone())
     }
 
     pub fn log(&self) -> &ReplicatedLog {

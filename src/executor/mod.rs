@@ -18,4 +18,4 @@ mod snapshot_executor;
 
 pub use log_executor::{LogExecutor, RetentionPolicy};
 pub use recovered::Recovered;
-pub use snapshot_executor::{InstallError, SnapshotExecutor, SnapshotPolicy};
+pub use snapshot_executor::{InstallError, Installed, SnapshotExecutor, SnapshotPolicy};

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::raft::{
     Action, EpochStart, LogView, PersistedElection, ProducerStates, RaftConfig, Replica,
+    VoterSetHistory,
 };
 use crate::types::{Offset, OffsetAndEpoch};
 
@@ -23,6 +24,10 @@ pub struct Recovered {
     pub repair_point: Option<OffsetAndEpoch>,
     /// Idempotent producers' recent batches, as the log's batch headers tell.
     pub producers: ProducerStates,
+    /// The voter sets and kraft.version levels of a dynamic quorum: the newest snapshot's (or
+    /// the bootstrap checkpoint's) KRaftVersion and Voters records, then those of the log's
+    /// control batches after it. Empty for a static quorum (kraft.version 0).
+    pub voter_history: VoterSetHistory,
 }
 
 impl Recovered {
@@ -37,6 +42,7 @@ impl Recovered {
         .with_fetched_so_far(self.fetched_so_far)
         .with_repair_point(self.repair_point)
         .with_producers(self.producers.clone())
+        .with_voter_history(self.voter_history.clone())
     }
 
     /// A fresh protocol core from this state, as at process start.

@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::raft::{ErrorCode, FetchSnapshotResponse};
-use crate::record::BatchIter;
+use crate::raft::{ErrorCode, FetchSnapshotResponse, VoterSetHistory, control_records};
+use crate::record::{BatchIter, ControlRecord, RecordBatch};
 use crate::state_machine::{StateMachine, StateMachineFactory};
 use crate::storage::{
-    Fs, SnapshotFile, SnapshotFileWriter, StorageError, delete_snapshots_before_in,
-    list_snapshots_in, promote_fetched_in, remove_fetch_in, remove_other_fetches_in,
-    remove_snapshot_leftovers_in, verify_fetched_in, write_partial_chunk_in,
+    BOOTSTRAP_SNAPSHOT_ID, Fs, SnapshotFile, SnapshotFileWriter, StorageError,
+    delete_snapshots_before_in, list_snapshots_in, promote_fetched_in, remove_fetch_in,
+    remove_other_fetches_in, remove_snapshot_leftovers_in, verify_fetched_in,
+    write_partial_chunk_in,
 };
 use crate::types::{Epoch, Offset, OffsetAndEpoch};
 
@@ -60,6 +61,16 @@ pub enum InstallError {
     Invalid(StorageError),
 }
 
+/// A fetched snapshot, installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its KRaftVersion and Voters records (none in a kraft.version 0 snapshot): the voter set
+    /// in force at its end, for `Input::SnapshotInstalled`.
+    pub control: Vec<ControlRecord>,
+}
+
 pub struct SnapshotExecutor {
     fs: Fs,
     dir: PathBuf,
@@ -75,6 +86,10 @@ pub struct SnapshotExecutor {
     bytes_since_snapshot: u64,
     last_snapshot: Option<OffsetAndEpoch>,
     last_snapshot_at: Duration,
+    /// The kraft.version levels and voter sets of the applied (committed) state: what a
+    /// snapshot of it holds after its header. Fed from the snapshot loaded and the control
+    /// batches applied since.
+    voters: VoterSetHistory,
 }
 
 impl SnapshotExecutor {
@@ -102,25 +117,44 @@ impl SnapshotExecutor {
             bytes_since_snapshot: 0,
             last_snapshot: None,
             last_snapshot_at: now,
+            voters: VoterSetHistory::default(),
         };
-        if let Some(id) = list_snapshots_in(fs, dir)?.last().copied() {
-            executor.adopt(&SnapshotFile::open_in(fs, dir, id)?, now)?;
-            tracing::info!(end_offset = %id.offset, epoch = %id.epoch, "loaded snapshot");
+        // The bootstrap checkpoint of a dynamic quorum (end offset 0) holds no state, only the
+        // first voter set (which the log executor reads): the state machine starts empty, as
+        // Kafka's listeners never see that snapshot.
+        let latest = list_snapshots_in(fs, dir)?.last().copied();
+        match latest {
+            Some(BOOTSTRAP_SNAPSHOT_ID) => {
+                let file = SnapshotFile::open_in(fs, dir, BOOTSTRAP_SNAPSHOT_ID)?;
+                executor.voters = snapshot_voters(&file)?.0;
+            }
+            Some(id) => {
+                executor.adopt(&SnapshotFile::open_in(fs, dir, id)?, now)?;
+                tracing::info!(end_offset = %id.offset, epoch = %id.epoch, "loaded snapshot");
+            }
+            None => {}
         }
         Ok(executor)
     }
 
-    /// Makes the state the one in `file`; on error the state is left as it was.
-    fn adopt(&mut self, file: &SnapshotFile, now: Duration) -> Result<(), StorageError> {
+    /// Makes the state the one in `file`; on error the state is left as it was. Returns the
+    /// snapshot's KRaftVersion and Voters records.
+    fn adopt(
+        &mut self,
+        file: &SnapshotFile,
+        now: Duration,
+    ) -> Result<Vec<ControlRecord>, StorageError> {
+        let (voters, control) = snapshot_voters(file)?;
         let mut state = self.factory.make();
         state.load_snapshot(file)?;
         self.last_timestamp = file.last_contained_timestamp()?;
         self.state = state;
+        self.voters = voters;
         self.last_epoch = file.id.epoch;
         self.last_snapshot = Some(file.id);
         self.last_snapshot_at = now;
         self.bytes_since_snapshot = 0;
-        Ok(())
+        Ok(control)
     }
 
     pub fn state(&self) -> &dyn StateMachine {
@@ -142,6 +176,10 @@ impl SnapshotExecutor {
             {
                 break;
             }
+            if let Err(e) = self.apply_control(&batch) {
+                tracing::error!(error = %e, offset = %batch.base_offset(), "cannot apply a committed control batch");
+                break;
+            }
             if let Err(e) = self.state.apply(&batch) {
                 tracing::error!(error = %e, offset = %batch.base_offset(), "cannot apply a committed batch");
                 break;
@@ -152,6 +190,34 @@ impl SnapshotExecutor {
             applied += 1;
         }
         applied
+    }
+
+    /// Records a committed control batch's KRaftVersion and Voters records. The replica checked
+    /// them before appending; one that does not fit the history stops applying (never a
+    /// snapshot with a wrong voter set).
+    fn apply_control(&mut self, batch: &RecordBatch) -> Result<(), String> {
+        if !batch.is_control() {
+            return Ok(());
+        }
+        let mut voters = self.voters.clone();
+        for (offset, record) in control_records(batch)? {
+            voters
+                .apply(offset, &record)
+                .map_err(|e| format!("the voter history: {e}"))?;
+        }
+        self.voters = voters;
+        Ok(())
+    }
+
+    /// The records a snapshot ending at `end` holds after its header: the kraft.version and
+    /// voter set in force at its last record, none for kraft.version 0 (whose snapshots stay
+    /// as they were before dynamic quorums).
+    fn snapshot_control(&self, end: Offset) -> Vec<ControlRecord> {
+        let last = Offset(end.0 - 1);
+        if self.voters.kraft_version_at(last) == 0 {
+            return Vec::new();
+        }
+        self.voters.snapshot_records(last)
     }
 
     /// Whether the policy asks for a snapshot at time `now`.
@@ -175,10 +241,18 @@ impl SnapshotExecutor {
         if self.last_snapshot == Some(id) || id.offset == Offset(0) {
             return Ok(None);
         }
-        let mut writer =
-            SnapshotFileWriter::create_in(&self.fs, &self.dir, id, self.last_timestamp)?;
+        let control = self.snapshot_control(id.offset);
+        let mut writer = SnapshotFileWriter::create_with_control_in(
+            &self.fs,
+            &self.dir,
+            id,
+            self.last_timestamp,
+            &control,
+        )?;
         self.state.write_snapshot(&mut writer)?;
         writer.finish()?;
+        // What the snapshot holds no longer needs its history (the set in force is kept).
+        self.voters.forget_before(id.offset);
         tracing::info!(end_offset = %id.offset, epoch = %id.epoch, "wrote snapshot");
         self.last_snapshot = Some(id);
         self.last_snapshot_at = now;
@@ -230,14 +304,22 @@ impl SnapshotExecutor {
 
     /// `Action::InstallSnapshot`: makes the fetched file durable, verifies every byte, loads
     /// it as the state, and only then renames it into place (a snapshot the state machine
-    /// rejects never becomes one the node would serve or start from). Returns its size.
-    pub fn install(&mut self, id: OffsetAndEpoch, now: Duration) -> Result<u64, InstallError> {
+    /// rejects never becomes one the node would serve or start from). Returns its size and
+    /// voter records.
+    pub fn install(
+        &mut self,
+        id: OffsetAndEpoch,
+        now: Duration,
+    ) -> Result<Installed, InstallError> {
         let loaded = verify_fetched_in(&self.fs, &self.dir, id).and_then(|file| {
-            self.adopt(&file, now)?;
-            Ok(file.size)
+            let control = self.adopt(&file, now)?;
+            Ok(Installed {
+                size: file.size,
+                control,
+            })
         });
-        let size = match loaded {
-            Ok(size) => size,
+        let installed = match loaded {
+            Ok(installed) => installed,
             Err(e @ StorageError::Io { .. }) => return Err(InstallError::Disk(e)),
             Err(e) => {
                 let _ = remove_fetch_in(&self.fs, &self.dir, id);
@@ -245,8 +327,8 @@ impl SnapshotExecutor {
             }
         };
         promote_fetched_in(&self.fs, &self.dir, id).map_err(InstallError::Disk)?;
-        tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = size, "installed a snapshot fetched from the leader");
-        Ok(size)
+        tracing::info!(end_offset = %id.offset, epoch = %id.epoch, bytes = installed.size, "installed a snapshot fetched from the leader");
+        Ok(installed)
     }
 
     /// Log cleaning moved past these snapshots: deletes those ending before `offset` (never
@@ -254,4 +336,21 @@ impl SnapshotExecutor {
     pub fn forget_before(&self, offset: Offset) -> Result<Vec<PathBuf>, StorageError> {
         delete_snapshots_before_in(&self.fs, &self.dir, offset)
     }
+}
+
+/// The voter history a snapshot leaves (its KRaftVersion and Voters records at its last
+/// contained offset), and those records. Records the history refuses make the file corrupt.
+fn snapshot_voters(
+    file: &SnapshotFile,
+) -> Result<(VoterSetHistory, Vec<ControlRecord>), StorageError> {
+    let control: Vec<ControlRecord> = file
+        .leading_control_records()?
+        .into_iter()
+        .filter(|r| matches!(r, ControlRecord::KRaftVersion(_) | ControlRecord::Voters(_)))
+        .collect();
+    let mut voters = VoterSetHistory::default();
+    voters
+        .load_snapshot(file.id.offset, &control)
+        .map_err(|e| StorageError::corrupt(&file.path, e.to_string()))?;
+    Ok((voters, control))
 }

@@ -120,11 +120,13 @@ impl PeerTls {
     }
 
     /// The client side of a handshake with `peer` at `host`: its certificate must name `peer`.
+    /// `None`: a bootstrap server, whose id is not known before it answers; any node id a
+    /// trusted certificate names is accepted.
     pub async fn connect(
         &self,
         tcp: TcpStream,
         host: &str,
-        peer: NodeId,
+        peer: Option<NodeId>,
     ) -> io::Result<PeerStream> {
         let _ = tcp.set_nodelay(true);
         let name = ServerName::try_from(host.to_string())
@@ -133,7 +135,9 @@ impl PeerTls {
             .connect(name, tcp)
             .await?;
         let ids = certified_ids(tls.get_ref().1);
-        if !ids.contains(&peer) {
+        if let Some(peer) = peer
+            && !ids.contains(&peer)
+        {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 format!("the certificate at {host} names node ids {ids:?}, not {peer}"),

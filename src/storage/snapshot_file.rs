@@ -76,6 +76,19 @@ impl SnapshotFileWriter {
         id: OffsetAndEpoch,
         last_contained_timestamp_ms: i64,
     ) -> Result<Self, StorageError> {
+        Self::create_with_control_in(fs, dir, id, last_contained_timestamp_ms, &[])
+    }
+
+    /// [`SnapshotFileWriter::create_in`] whose header batch also holds `control` right after
+    /// the SnapshotHeader (a dynamic quorum's KRaftVersion and Voters records, as Kafka's
+    /// snapshots hold them). With none, the file is the same as `create_in`'s.
+    pub fn create_with_control_in(
+        fs: &Fs,
+        dir: &Path,
+        id: OffsetAndEpoch,
+        last_contained_timestamp_ms: i64,
+        control: &[ControlRecord],
+    ) -> Result<Self, StorageError> {
         let part = partial_path(dir, id);
         let file = fs.open(&part, OpenMode::Truncate).at(&part)?;
         let mut writer = SnapshotFileWriter {
@@ -94,7 +107,9 @@ impl SnapshotFileWriter {
             version: 0,
             last_contained_log_timestamp: last_contained_timestamp_ms,
         });
-        writer.write_control(&header)?;
+        let mut records = vec![header];
+        records.extend(control.iter().cloned());
+        writer.write_control(&records)?;
         Ok(writer)
     }
 
@@ -113,9 +128,9 @@ impl SnapshotFileWriter {
     /// Writes the footer, fsyncs, renames the file into place and fsyncs the directory.
     pub fn finish(mut self) -> Result<PathBuf, StorageError> {
         self.write_pending()?;
-        self.write_control(&ControlRecord::SnapshotFooter(SnapshotFooterRecord {
+        self.write_control(&[ControlRecord::SnapshotFooter(SnapshotFooterRecord {
             version: 0,
-        }))?;
+        })])?;
         let file = self.file.take().expect("open until finished");
         file.sync_all().at(&self.part)?;
         drop(file);
@@ -139,11 +154,14 @@ impl SnapshotFileWriter {
         self.write_batch(batch)
     }
 
-    fn write_control(&mut self, record: &ControlRecord) -> Result<(), StorageError> {
+    /// Writes `records` as one control batch.
+    fn write_control(&mut self, records: &[ControlRecord]) -> Result<(), StorageError> {
         let mut batch = BatchBuilder::new(BatchKind::Control, self.next_offset, self.id.epoch);
-        batch
-            .append_control(self.timestamp_ms, record)
-            .map_err(|e| StorageError::corrupt(&self.part, e.to_string()))?;
+        for record in records {
+            batch
+                .append_control(self.timestamp_ms, record)
+                .map_err(|e| StorageError::corrupt(&self.part, e.to_string()))?;
+        }
         self.write_batch(batch)
     }
 
@@ -209,6 +227,43 @@ impl SnapshotFile {
         crate::record::BatchHeader::parse(&head)
             .map(|h| h.max_timestamp)
             .map_err(|e| StorageError::corrupt(&self.path, e.to_string()))
+    }
+
+    /// The control records the snapshot opens with: those of its control batches before its
+    /// first data batch (SnapshotHeader, then a dynamic quorum's KRaftVersion and Voters), the
+    /// SnapshotFooter too when no data batch comes first. Reads only those batches, so a large
+    /// snapshot costs a few small reads; each batch's CRC is checked.
+    pub fn leading_control_records(&self) -> Result<Vec<ControlRecord>, StorageError> {
+        let corrupt = |reason: String| StorageError::corrupt(&self.path, reason);
+        let mut records = Vec::new();
+        let mut position = 0;
+        while position < self.size {
+            let head = self.read_chunk(position, crate::record::LOG_OVERHEAD)?;
+            if head.len() < crate::record::LOG_OVERHEAD {
+                return Err(corrupt(format!("a cut batch at byte {position}")));
+            }
+            // The length field is checked (against the batch size bounds) before it is used.
+            crate::record::next_batch_size(&head).map_err(|e| corrupt(e.to_string()))?;
+            let length = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+            let size = crate::record::LOG_OVERHEAD + length as usize;
+            let bytes = self.read_chunk(position, size)?;
+            let batch = BatchIter::new(bytes)
+                .next()
+                .ok_or_else(|| corrupt(format!("a cut batch at byte {position}")))?
+                .map_err(|e| corrupt(e.to_string()))?;
+            if !batch.is_control() {
+                break;
+            }
+            for record in batch.decode_records().map_err(|e| corrupt(e.to_string()))? {
+                let (Some(key), Some(value)) = (&record.key, &record.value) else {
+                    return Err(corrupt("a control record without key or value".into()));
+                };
+                records
+                    .push(ControlRecord::decode(key, value).map_err(|e| corrupt(e.to_string()))?);
+            }
+            position += size as u64;
+        }
+        Ok(records)
     }
 
     /// Up to `max_bytes` from byte `position` (FetchSnapshot's unit; not batch-aligned).

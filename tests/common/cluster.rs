@@ -56,6 +56,7 @@ impl Cluster {
             rack: self.racks.get(i).cloned(),
             directory_id: Some(kraft::uuid::Uuid([i as u8 + 1; 16])),
             listener_name: None,
+            bootstrap_servers: vec![],
         }
     }
 
@@ -224,6 +225,7 @@ pub fn single_node_options(dir: &std::path::Path, voters: &[i32]) -> NodeOptions
         rack: None,
         directory_id: None,
         listener_name: None,
+        bootstrap_servers: vec![],
     }
 }
 
