@@ -22,6 +22,7 @@ pub mod quorum;
 pub mod request;
 pub mod response;
 mod view;
+pub mod voters;
 
 pub use frame::{KafkaCodec, KafkaFrameError};
 pub use request::{KafkaRequest, Parsed, RequestError, RequestMeta};

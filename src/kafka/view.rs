@@ -53,6 +53,9 @@ pub struct QuorumView {
     pub voter_times: BTreeMap<NodeId, (Option<i64>, Option<i64>)>,
     /// On the leader: each observer that fetched with an id lately.
     pub observers: BTreeMap<NodeId, ReplicaReport>,
+    /// The voter set in force (dynamic quorums: with directory ids and endpoints); empty when
+    /// unknown.
+    pub voter_set: Vec<crate::raft::Voter>,
     /// The node's clock, in ms since the Unix epoch.
     pub now_ms: i64,
 }
