@@ -16,6 +16,7 @@ pub mod quorum_client;
 pub mod quorum_dashboard;
 pub mod quorum_format;
 pub mod quorum_info;
+pub mod quorum_voters;
 mod quorum_watch;
 mod server;
 mod server_bootstrap;

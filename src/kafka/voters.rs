@@ -35,8 +35,9 @@ pub const MAX_VOTER_LISTENERS: usize = 16;
 /// longer would be copied into the log for every replica.
 pub const MAX_NAME_LEN: usize = 255;
 /// How long a change may wait for its commit when the request asks for no usable timeout
-/// (RemoveRaftVoter has none): the Kafka admin client's default request timeout.
-pub const DEFAULT_CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// (RemoveRaftVoter has none): half the Kafka admin client's default request timeout (30 s),
+/// so that a client waiting that long gets the leader's answer, even "timed out", first.
+pub const DEFAULT_CHANGE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest a change may wait for its commit, whatever the request asks: the connection holds
 /// the request meanwhile, and a change that has not committed in this long is better retried.
 pub const MAX_CHANGE_TIMEOUT: Duration = Duration::from_secs(300);
