@@ -1,7 +1,8 @@
 //! A kraft node assembled from its actors, and the handle a Rust program uses to drive it.
 //!
 //! Owns the public library API: starting a node from `NodeOptions`, appending, reading what is
-//! committed, subscribing to events, describing, and stopping. It must never expose actor
+//! committed, subscribing to events, describing, changing a dynamic quorum's voters, and
+//! stopping. It must never expose actor
 //! internals: users see `NodeHandle` only. The actors themselves are built, supervised and
 //! restarted by `actors::node_supervisor`; a handle follows the node across restarts.
 //!
