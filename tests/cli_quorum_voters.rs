@@ -98,6 +98,20 @@ fn dry_runs_print_kafkas_lines_without_connecting() {
         text(&o.stdout),
         "DRY RUN of removing  KRaft controller 2 with directory id _KWDkTahTVaiVVVTaugNew\n"
     );
+    // Kafka's script name runs the same commands.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bin/kafka-metadata-quorum.sh");
+    let o = Command::new(script)
+        .env("KRAFT_BINARY", env!("CARGO_BIN_EXE_kraft"))
+        .args(["--bootstrap-controller", &nobody, "remove-controller"])
+        .args(["--controller-id", "3", "--controller-directory-id"])
+        .args(["_KWDkTahTVaiVVVTaugNew", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "DRY RUN of removing  KRaft controller 3 with directory id _KWDkTahTVaiVVVTaugNew\n"
+    );
 }
 
 #[test]
