@@ -91,6 +91,24 @@ pub enum ClientError {
     },
 }
 
+/// Longest server message shown: a leader's reasons are a sentence; a hostile server must not
+/// fill the terminal.
+const MAX_MESSAGE_CHARS: usize = 512;
+
+/// A server's message as one bounded line: control characters (newlines included) become
+/// spaces, and it is cut at [`MAX_MESSAGE_CHARS`].
+fn one_line(message: &str) -> String {
+    let mut line: String = message
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if message.chars().count() > MAX_MESSAGE_CHARS {
+        line.push('…');
+    }
+    line
+}
+
 /// Kafka's name of an error code (NOT_LEADER_OR_FOLLOWER), from the crate's variant name.
 pub fn error_name(error: &ResponseError) -> String {
     if let ResponseError::Unknown(code) = error {
@@ -245,7 +263,7 @@ impl AdminClient {
             return Err(ClientError::VoterChange {
                 address: leader.to_string(),
                 error,
-                message: message.map(|m| m.to_string()),
+                message: message.map(|m| one_line(m.as_str())),
             });
         }
     }
@@ -620,6 +638,13 @@ fn encode<Q: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &Q
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_servers_message_is_one_bounded_line() {
+        assert_eq!(one_line("two\nlines\x1b[31m"), "two lines [31m");
+        let long = one_line(&"x".repeat(10_000));
+        assert_eq!(long.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
 
     #[test]
     fn error_names_are_kafkas() {
