@@ -65,8 +65,8 @@ pub const MAX_PENDING_APPENDS: usize = 10_000;
 type Reply = oneshot::Sender<Result<(Offset, Offset), AppendError>>;
 
 /// Voter changes waiting for their outcome at once. The core runs one change at a time and
-/// refuses the others at once, so more than one waits only while refusals are in the mailbox;
-/// the bound keeps a flood of AddRaftVoter requests from growing the map regardless.
+/// answers a refusal within the step that asked, so normally at most one waits; the bound
+/// keeps the map small should answers ever go missing, whatever operators or clients send.
 pub const MAX_PENDING_VOTER_CHANGES: usize = 64;
 
 /// Where a voter change's outcome goes.
