@@ -194,7 +194,11 @@ impl KafkaFace {
         Ok(QuorumView {
             cluster_id: self.cluster.cluster_id.clone(),
             local_id: self.cluster.local_id,
-            endpoints: self.cluster.endpoints.clone(),
+            endpoints: crate::kafka::voter_endpoints(
+                &self.cluster.endpoints,
+                &status.voter_set,
+                self.cluster.listener_name.as_deref(),
+            ),
             listener_name: self.cluster.listener_name.clone(),
             leader_id: status.leader_id,
             epoch: status.epoch,
