@@ -397,7 +397,7 @@ fn handshake(mut client: ClientConnection, mut server: ServerConnection) -> (Vec
 /// must encode at the request's version.
 pub fn kafka_requests(data: &[u8]) {
     use crate::kafka::{KafkaCodec, KafkaRequest, Parsed, cluster, fetch, offsets, produce};
-    use crate::kafka::{quorum, response::encode};
+    use crate::kafka::{quorum, response::encode, voters};
     let view = fuzz_quorum_view();
     let mut buf = BytesMut::from(data);
     while let Ok(Some(frame)) = KafkaCodec.decode(&mut buf) {
@@ -437,6 +437,17 @@ pub fn kafka_requests(data: &[u8]) {
                 encode(c, v, &produce::answer(&r, v, &view, outcome)).map(drop)
             }
             KafkaRequest::InitProducerId(_) => Ok(()),
+            KafkaRequest::AddRaftVoter(r) => {
+                let result = voters::check_add(&r.request, &view).map(drop);
+                encode(c, 0, &voters::add_answer(result)).map(drop)
+            }
+            KafkaRequest::RemoveRaftVoter(r) => {
+                let result = voters::check_remove(&r, &view).map(drop);
+                encode(c, v, &voters::remove_answer(result)).map(drop)
+            }
+            KafkaRequest::UpdateRaftVoter(r) => {
+                encode(c, v, &voters::update_answer(&r, &view)).map(drop)
+            }
         };
         if let Err(e) = encoded {
             panic!(
@@ -474,6 +485,7 @@ fn fuzz_quorum_view() -> crate::kafka::QuorumView {
             },
         )]
         .into(),
+        voter_set: Default::default(),
         now_ms: 6,
         directory_ids: [(NodeId(1), uuid::Uuid::from_u64_pair(1, 1))].into(),
     }

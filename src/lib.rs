@@ -18,16 +18,16 @@
 //! - [`metrics`]: the node's metrics (Kafka's raft metrics and kraft's own), recorded by the
 //!   actors, read by `NodeHandle::metrics` and served in the Prometheus format over HTTP.
 //! - [`kafka`]: the Kafka-protocol face on the same listener (framing, the bounds walk before
-//!   decoding, request parsing, pure answers); its connection actor is
-//!   `actors::kafka_connection`.
+//!   decoding, request parsing, pure answers, the checks before a voter change reaches the
+//!   core); its connection actor is `actors::kafka_connection`.
 //! - [`security`]: mutual TLS between peers (rustls) and the rule binding a node id to its
 //!   certificate (`kraft://node/<id>`); the same PEM stores as a tool's client TLS.
 //! - [`state_machine`]: the contract an application's replicated state implements.
 //! - [`tail`]: following the committed log with no node id (a node on an in-memory disk), the
 //!   library side of `kraft tail`.
 //! - [`cli`]: the `kraft` command line (server, operator tools, benchmark; `kraft quorum`, a
-//!   small synchronous Kafka admin client with Kafka's describe formats and a ratatui
-//!   dashboard; `kraft dump-log` in Kafka's lines; `kraft tail`); [`telemetry`] sets up
+//!   small synchronous Kafka admin client with Kafka's describe formats, add-controller and
+//!   remove-controller, and a ratatui dashboard; `kraft dump-log` in Kafka's lines; `kraft tail`); [`telemetry`] sets up
 //!   logging for it.
 //! - [`types`], [`uuid`]: the KRaft vocabulary's newtypes and Kafka's 128-bit ids.
 //!

@@ -1,7 +1,8 @@
 //! A kraft node assembled from its actors, and the handle a Rust program uses to drive it.
 //!
 //! Owns the public library API: starting a node from `NodeOptions`, appending, reading what is
-//! committed, subscribing to events, describing, and stopping. It must never expose actor
+//! committed, subscribing to events, describing, changing a dynamic quorum's voters, and
+//! stopping. It must never expose actor
 //! internals: users see `NodeHandle` only. The actors themselves are built, supervised and
 //! restarted by `actors::node_supervisor`; a handle follows the node across restarts.
 //!
@@ -77,9 +78,10 @@ pub use crate::actors::supervision::Fault;
 pub use crate::actors::workload::{Throughput, WorkloadReport, WorkloadSpec};
 pub use crate::state_machine::{StateMachine, StateMachineFactory, WorkloadState};
 
-pub use crate::actors::messages::{AppendError, NodeEvent, Status};
+pub use crate::actors::messages::{AppendError, NodeEvent, Status, VoterChangeFailure};
+pub use crate::raft::{ListenerAddress, ReplicaKey, Voter, VoterChangeError};
 
-use crate::actors::messages::{Describe, Propose, ReadLog, Subscribe};
+use crate::actors::messages::{AddVoter, Describe, Propose, ReadLog, RemoveVoter, Subscribe};
 use crate::actors::node_supervisor::{
     GetStats, NodeParts, NodeSpec, NodeSupervisor, NodeView, StartNode, StartWorkload, StopNode,
 };
@@ -258,6 +260,51 @@ impl NodeHandle {
             .send(Propose(records))
             .await
             .unwrap_or(Err(AppendError::Interrupted))
+    }
+
+    /// Adds `voter` to a dynamic (kraft.version 1) quorum through this node, which must lead
+    /// (Kafka's AddRaftVoter): the new voter must be an observer that caught up with this
+    /// leader, and list an endpoint on the quorum listener. Resolves once the new voter set is
+    /// committed; fails with the reason (each with Kafka's error code) otherwise, at the latest
+    /// after `timeout`.
+    pub async fn add_voter(
+        &self,
+        voter: Voter,
+        timeout: std::time::Duration,
+    ) -> Result<(), VoterChangeFailure> {
+        self.change_voters(AddVoter { voter, timeout }).await
+    }
+
+    /// Removes the voter whose id and directory id are `voter` through this node, which must
+    /// lead (Kafka's RemoveRaftVoter). Resolves like [`NodeHandle::add_voter`]. A leader that
+    /// removes itself keeps leading until the removal commits, then resigns.
+    pub async fn remove_voter(
+        &self,
+        voter: ReplicaKey,
+        timeout: std::time::Duration,
+    ) -> Result<(), VoterChangeFailure> {
+        self.change_voters(RemoveVoter { voter, timeout }).await
+    }
+
+    async fn change_voters<M>(&self, change: M) -> Result<(), VoterChangeFailure>
+    where
+        M: Message<Result = Result<(), VoterChangeFailure>> + Send + 'static,
+        crate::actors::ReplicationDriver: Handler<M>,
+    {
+        let Some(parts) = self.parts() else {
+            return Err(match self.unavailable() {
+                AppendError::Stopped => VoterChangeFailure::Stopped,
+                _ => VoterChangeFailure::Refused(VoterChangeError::NotLeader {
+                    leader_id: None,
+                    epoch: Epoch(0),
+                }),
+            });
+        };
+        parts
+            .driver
+            .send(change)
+            .await
+            .unwrap_or(Err(VoterChangeFailure::Interrupted))
     }
 
     /// The error for a node without running actors: retry later while it restarts.

@@ -14,7 +14,7 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use kraft::kafka::request::{RequestError, SUPPORTED, parse};
 use kraft::kafka::{
-    Endpoint, KafkaRequest, Parsed, QuorumView, cluster, fetch, offsets, produce, quorum,
+    Endpoint, KafkaRequest, Parsed, QuorumView, cluster, fetch, offsets, produce, quorum, voters,
 };
 use kraft::types::{Epoch, NodeId, Offset};
 
@@ -175,6 +175,7 @@ fn view(is_leader: bool) -> QuorumView {
         ]),
         voter_times: BTreeMap::from([(NodeId(2), (Some(1_000), Some(900)))]),
         observers: BTreeMap::new(),
+        voter_set: Default::default(),
         now_ms: 1_100,
         directory_ids: BTreeMap::from([(NodeId(2), uuid::Uuid::from_u64_pair(2, 2))]),
     }
@@ -224,6 +225,18 @@ fn every_answer_encodes_at_every_version() {
                     }
                 }
                 KafkaRequest::InitProducerId(_) => {}
+                // AddRaftVoter v1's answer is v0's (the crate encodes only v0).
+                KafkaRequest::AddRaftVoter(r) => {
+                    let result = voters::check_add(&r.request, &view).map(drop);
+                    encodes(api, 0, &voters::add_answer(result));
+                }
+                KafkaRequest::RemoveRaftVoter(r) => {
+                    let result = voters::check_remove(&r, &view).map(drop);
+                    encodes(api, v, &voters::remove_answer(result));
+                }
+                KafkaRequest::UpdateRaftVoter(r) => {
+                    encodes(api, v, &voters::update_answer(&r, &view))
+                }
             }
         }
     }

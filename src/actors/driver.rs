@@ -30,7 +30,7 @@ use super::supervision::*;
 use crate::protocol::Handshake;
 use crate::raft::{
     Action, InboundId, Input, ProposalId, ProposalOutcome, ProposeError, RaftConfig, Replica,
-    RequestId,
+    RequestId, VoterChangeId,
 };
 use crate::types::{NodeId, Offset};
 
@@ -72,6 +72,14 @@ pub const MAX_PENDING_APPENDS: usize = 10_000;
 /// Where an append's outcome goes (the core decides it).
 type Reply = oneshot::Sender<Result<(Offset, Offset), AppendError>>;
 
+/// Voter changes waiting for their outcome at once. The core runs one change at a time and
+/// answers a refusal within the step that asked, so normally at most one waits; the bound
+/// keeps the map small should answers ever go missing, whatever operators or clients send.
+pub const MAX_PENDING_VOTER_CHANGES: usize = 64;
+
+/// Where a voter change's outcome goes.
+type VoterReply = oneshot::Sender<Result<(), VoterChangeFailure>>;
+
 pub struct ReplicationDriver {
     replica: Replica,
     /// Kept to rebuild the core after a restart.
@@ -84,6 +92,9 @@ pub struct ReplicationDriver {
     timer: Option<SpawnHandle>,
     pending: HashMap<ProposalId, Reply>,
     next_proposal: u64,
+    /// Voter changes handed to the core, answered by its `Action::VoterChanged`.
+    voter_changes: HashMap<VoterChangeId, VoterReply>,
+    next_voter_change: u64,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
     stopped: bool,
     network: Network,
@@ -157,6 +168,8 @@ impl ReplicationDriver {
             timer: None,
             pending: HashMap::new(),
             next_proposal: 0,
+            voter_changes: HashMap::new(),
+            next_voter_change: 0,
             shutdown_waiters: Vec::new(),
             stopped: false,
             network,
@@ -272,6 +285,9 @@ impl ReplicationDriver {
             }
             Action::VoterChanged { id, result } => {
                 tracing::info!(change = id.0, result = ?result, "voter change done");
+                if let Some(reply) = self.voter_changes.remove(&id) {
+                    let _ = reply.send(result.map_err(VoterChangeFailure::Refused));
+                }
             }
             Action::Endpoints(endpoints) => {
                 tracing::debug!(?endpoints, "replicas this node may send to");
@@ -458,8 +474,15 @@ impl ReplicationDriver {
     }
 
     fn fail_pending(&mut self, error: AppendError) {
+        let voter_error = match error {
+            AppendError::Stopped => VoterChangeFailure::Stopped,
+            _ => VoterChangeFailure::Interrupted,
+        };
         for (_, reply) in self.pending.drain() {
             let _ = reply.send(Err(error.clone()));
+        }
+        for (_, reply) in self.voter_changes.drain() {
+            let _ = reply.send(Err(voter_error.clone()));
         }
     }
 
@@ -680,6 +703,54 @@ impl ReplicationDriver {
     }
 }
 
+impl Handler<AddVoter> for ReplicationDriver {
+    type Result = ResponseFuture<Result<(), VoterChangeFailure>>;
+
+    fn handle(&mut self, msg: AddVoter, ctx: &mut Context<Self>) -> Self::Result {
+        let AddVoter { voter, timeout } = msg;
+        self.change_voters(|id| Input::AddVoter { id, voter, timeout }, ctx)
+    }
+}
+
+impl Handler<RemoveVoter> for ReplicationDriver {
+    type Result = ResponseFuture<Result<(), VoterChangeFailure>>;
+
+    fn handle(&mut self, msg: RemoveVoter, ctx: &mut Context<Self>) -> Self::Result {
+        let RemoveVoter { voter, timeout } = msg;
+        self.change_voters(|id| Input::RemoveVoter { id, voter, timeout }, ctx)
+    }
+}
+
+impl ReplicationDriver {
+    /// Hands a voter change to the core, or refuses it at once (stopped, rebuilding, or too
+    /// many waiting); resolves with the outcome the core reports.
+    fn change_voters(
+        &mut self,
+        input: impl FnOnce(VoterChangeId) -> Input,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<(), VoterChangeFailure>> {
+        let (reply, outcome) = oneshot::channel();
+        if self.stopped {
+            let _ = reply.send(Err(VoterChangeFailure::Stopped));
+        } else if self.rebuilding {
+            let _ = reply.send(Err(VoterChangeFailure::Refused(
+                crate::raft::VoterChangeError::NotLeader {
+                    leader_id: None,
+                    epoch: self.replica.epoch(),
+                },
+            )));
+        } else if self.voter_changes.len() >= MAX_PENDING_VOTER_CHANGES {
+            let _ = reply.send(Err(VoterChangeFailure::Busy));
+        } else {
+            let id = VoterChangeId(self.next_voter_change);
+            self.next_voter_change += 1;
+            self.voter_changes.insert(id, reply);
+            self.step(input(id), ctx);
+        }
+        Box::pin(async move { outcome.await.unwrap_or(Err(VoterChangeFailure::Stopped)) })
+    }
+}
+
 /// A time on the node's clock (since the Unix epoch) in whole milliseconds, as Kafka reports it.
 fn millis(t: Option<Duration>) -> Option<i64> {
     t.map(|t| t.as_millis() as i64)
@@ -717,6 +788,11 @@ impl Handler<Describe> for ReplicationDriver {
                 })
                 .collect(),
             now_ms: self.now().as_millis() as i64,
+            voter_set: r
+                .voter_set()
+                .map(|set| set.voters().cloned().collect())
+                .unwrap_or_default(),
+            kraft_version: r.kraft_version(),
             appended_records: self.appended_records,
             appended_bytes: self.appended_bytes,
             voter_set: r.voter_set().cloned(),

@@ -14,20 +14,24 @@ use actix::Addr;
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
-    FetchRequest, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
-    ProduceRequest, ProducerId,
+    AddRaftVoterRequest, AddRaftVoterResponse, FetchRequest, InitProducerIdRequest,
+    InitProducerIdResponse, ListOffsetsRequest, ProduceRequest, ProducerId, RemoveRaftVoterRequest,
+    RemoveRaftVoterResponse,
 };
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::ReplicationDriver;
 use super::log_store::LogStore;
-use super::messages::{Describe, NodeEvent, ProposeBatch, ReadLog};
+use super::messages::{
+    AddVoter, Describe, NodeEvent, ProposeBatch, ReadLog, RemoveVoter, VoterChangeFailure,
+};
 use crate::kafka::fetch::Plan;
 use crate::kafka::produce::{Acks, Refusal};
 use crate::kafka::response::{EncodeError, encode};
 use crate::kafka::{
     Endpoint, KafkaRequest, QuorumView, RequestMeta, cluster, fetch, offsets, produce, quorum,
+    voters,
 };
 use crate::raft::RoleKind;
 use crate::record::BatchIter;
@@ -190,7 +194,11 @@ impl KafkaFace {
         Ok(QuorumView {
             cluster_id: self.cluster.cluster_id.clone(),
             local_id: self.cluster.local_id,
-            endpoints: self.cluster.endpoints.clone(),
+            endpoints: crate::kafka::voter_endpoints(
+                &self.cluster.endpoints,
+                &status.voter_set,
+                self.cluster.listener_name.as_deref(),
+            ),
             listener_name: self.cluster.listener_name.clone(),
             leader_id: status.leader_id,
             epoch: status.epoch,
@@ -208,6 +216,7 @@ impl KafkaFace {
                 .collect(),
             voter_times: status.voter_times,
             observers: status.observers,
+            voter_set: status.voter_set,
             now_ms: status.now_ms,
         })
     }
@@ -251,8 +260,60 @@ impl KafkaFace {
             KafkaRequest::ListOffsets(r) => encode(c, v, &self.list_offsets(&r, v).await?)?,
             KafkaRequest::Fetch(r) => encode(c, v, &self.fetch(&r, v).await?)?,
             KafkaRequest::Produce(r) => return self.produce(&r, v, c).await,
+            // v1's answer is v0's: the crate encodes only v0, under the same header.
+            KafkaRequest::AddRaftVoter(r) => encode(c, 0, &self.add_voter(&r.request).await?)?,
+            KafkaRequest::RemoveRaftVoter(r) => encode(c, v, &self.remove_voter(&r).await?)?,
+            KafkaRequest::UpdateRaftVoter(r) => {
+                encode(c, v, &voters::update_answer(&r, &self.view().await?))?
+            }
         };
         Ok(Some(frame))
+    }
+
+    /// AddRaftVoter: Kafka's checks, then the change through the driver, answered once the new
+    /// voter set commits (or why not).
+    async fn add_voter(
+        &self,
+        request: &AddRaftVoterRequest,
+    ) -> Result<AddRaftVoterResponse, ServeError> {
+        let view = self.view().await?;
+        let result = match voters::check_add(request, &view) {
+            Err(refusal) => Err(refusal),
+            Ok(voter) => {
+                let timeout = voters::add_timeout(request);
+                self.change_voters(AddVoter { voter, timeout }).await
+            }
+        };
+        Ok(voters::add_answer(result))
+    }
+
+    /// RemoveRaftVoter, as [`KafkaFace::add_voter`].
+    async fn remove_voter(
+        &self,
+        request: &RemoveRaftVoterRequest,
+    ) -> Result<RemoveRaftVoterResponse, ServeError> {
+        let view = self.view().await?;
+        let result = match voters::check_remove(request, &view) {
+            Err(refusal) => Err(refusal),
+            Ok(voter) => {
+                let timeout = voters::DEFAULT_CHANGE_TIMEOUT;
+                self.change_voters(RemoveVoter { voter, timeout }).await
+            }
+        };
+        Ok(voters::remove_answer(result))
+    }
+
+    async fn change_voters<M>(&self, change: M) -> Result<(), voters::Refusal>
+    where
+        M: actix::Message<Result = Result<(), VoterChangeFailure>> + Send + 'static,
+        ReplicationDriver: actix::Handler<M>,
+    {
+        let outcome = self
+            .driver
+            .send(change)
+            .await
+            .unwrap_or(Err(VoterChangeFailure::Interrupted));
+        outcome.map_err(|failure| voters::refusal_for(&failure))
     }
 
     /// A producer id no other producer got: see [`ProducerIds`].

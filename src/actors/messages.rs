@@ -3,7 +3,7 @@
 use actix::prelude::*;
 use bytes::Bytes;
 
-use crate::raft::{PersistedElection, RoleKind};
+use crate::raft::{PersistedElection, ReplicaKey, RoleKind, Voter, VoterChangeError};
 use crate::storage::StorageError;
 use crate::types::{Epoch, NodeId, Offset};
 
@@ -170,6 +170,55 @@ pub struct Propose(pub Vec<Bytes>);
 #[rtype(result = "Result<(Offset, Offset), AppendError>")]
 pub struct ProposeBatch(pub Bytes);
 
+/// Asks the leader to add a voter (AddRaftVoter); resolves once the new voter set is committed,
+/// or with why not. `timeout` bounds the wait for the commit.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), VoterChangeFailure>")]
+pub struct AddVoter {
+    pub voter: Voter,
+    pub timeout: std::time::Duration,
+}
+
+/// Asks the leader to remove the voter whose id and directory id are `voter` (RemoveRaftVoter);
+/// resolves like [`AddVoter`].
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), VoterChangeFailure>")]
+pub struct RemoveVoter {
+    pub voter: ReplicaKey,
+    pub timeout: std::time::Duration,
+}
+
+/// Why a voter change did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VoterChangeFailure {
+    /// The protocol core refused it or it did not commit (its reason, with Kafka's code).
+    #[error(transparent)]
+    Refused(#[from] VoterChangeError),
+    /// Too many changes wait for their outcome already (see `driver::MAX_PENDING_VOTER_CHANGES`).
+    #[error("too many voter changes are waiting for their outcome")]
+    Busy,
+    /// The node is stopping or stopped.
+    #[error("the node stopped before the voter change's outcome was known")]
+    Stopped,
+    /// The node restarted internally while the change was in flight: its Voters record may
+    /// still commit (describe the quorum to know).
+    #[error("the node restarted before the voter change's outcome was known; it may still commit")]
+    Interrupted,
+}
+
+impl VoterChangeFailure {
+    /// Kafka's error code for this failure: the core's, BROKER_NOT_AVAILABLE (8) for a stopping
+    /// node, as Kafka's leader answers while shutting down, and REQUEST_TIMED_OUT (7) where the
+    /// outcome is unknown or the operator should retry.
+    pub fn code(&self) -> i16 {
+        match self {
+            VoterChangeFailure::Refused(e) => e.code(),
+            VoterChangeFailure::Stopped => 8,
+            VoterChangeFailure::Busy | VoterChangeFailure::Interrupted => 7,
+        }
+    }
+}
+
 /// A snapshot of the node's protocol state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -192,6 +241,12 @@ pub struct Status {
     pub observers: std::collections::BTreeMap<NodeId, crate::kafka::ReplicaReport>,
     /// The node's clock when this status was taken (ms since the Unix epoch).
     pub now_ms: i64,
+    /// The voter set in force at the log end (the last one appended, committed or not): each
+    /// voter's id, directory id and endpoints by listener name. A static (kraft.version 0)
+    /// quorum's voters have neither; empty while a joining node has learned no voter set.
+    pub voter_set: Vec<Voter>,
+    /// The kraft.version in force: 1 when the voters live in the log.
+    pub kraft_version: i16,
     /// Data records and bytes (control batches' bytes included) this node has appended to its
     /// log since it started, as leader or follower.
     pub appended_records: u64,

@@ -16,6 +16,7 @@ pub mod quorum_client;
 pub mod quorum_dashboard;
 pub mod quorum_format;
 pub mod quorum_info;
+pub mod quorum_voters;
 mod quorum_watch;
 mod server;
 mod server_bootstrap;
@@ -81,7 +82,8 @@ enum Command {
     /// Kafka's producer performance test: produce records through a Kafka client and print
     /// throughput and latency.
     ProducerPerfTest(producer_perf::ProducerPerfArgs),
-    /// Kafka's kafka-metadata-quorum: describe the quorum (--status, --replication), or watch it.
+    /// Kafka's kafka-metadata-quorum: describe the quorum (--status, --replication), add or
+    /// remove a controller, or watch it.
     Quorum(quorum::QuorumArgs),
     /// Follow the quorum's committed log with no node id, printing each record as it commits.
     Tail(tail::TailArgs),

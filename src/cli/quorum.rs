@@ -1,5 +1,6 @@
 //! `kraft quorum`: Kafka's `kafka-metadata-quorum.sh` for a kraft quorum. `describe --status`
-//! and `describe --replication [--human-readable]` print Kafka's formats; `watch` is a live
+//! and `describe --replication [--human-readable]` print Kafka's formats; `add-controller` and
+//! `remove-controller` change a dynamic quorum's voters (`quorum_voters`); `watch` is a live
 //! terminal dashboard (plain lines when stdout is not a terminal).
 //!
 //! Owns the arguments, Kafka's argument checks and messages, and the exit codes: 2 for a usage
@@ -12,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{ArgGroup, Args, Subcommand};
 
 use super::quorum_client::{AdminClient, ENDPOINT_TYPE_BROKER, ENDPOINT_TYPE_CONTROLLER};
-use super::{CliError, EXIT_PROBLEM, quorum_format, quorum_watch};
+use super::{CliError, EXIT_PROBLEM, quorum_format, quorum_voters, quorum_watch};
 use crate::config::ClientProperties;
 use crate::config::endpoints::parse_bootstrap_servers;
 
@@ -26,7 +27,8 @@ pub struct QuorumArgs {
     #[arg(long, value_name = "HOST:PORT[,...]")]
     bootstrap_controller: Option<String>,
     /// Kafka client properties: security.protocol=SSL and PEM ssl.* stores, request.timeout.ms,
-    /// socket.connection.setup.timeout.ms.
+    /// socket.connection.setup.timeout.ms. For add-controller: the new controller's server
+    /// properties (read for its identity and endpoints, and as client properties).
     #[arg(long, value_name = "FILE")]
     command_config: Option<PathBuf>,
     #[command(subcommand)]
@@ -39,6 +41,30 @@ enum QuorumCommand {
     Describe(DescribeArgs),
     /// A live dashboard of the quorum, refreshed every second (plain lines when piped).
     Watch(WatchArgs),
+    /// Add a controller to the KRaft controller cluster (--command-config: its server properties).
+    AddController(AddControllerArgs),
+    /// Remove a controller from the KRaft controller cluster.
+    RemoveController(RemoveControllerArgs),
+}
+
+#[derive(Debug, Args)]
+struct AddControllerArgs {
+    /// True if we should print what would be done, but not do it.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct RemoveControllerArgs {
+    /// The id of the controller to remove.
+    #[arg(short = 'i', long, allow_negative_numbers = true)]
+    controller_id: i32,
+    /// The directory ID of the controller to remove.
+    #[arg(short = 'd', long, allow_hyphen_values = true)]
+    controller_directory_id: String,
+    /// True if we should print what would be done, but not do it.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +104,15 @@ pub fn run(args: &QuorumArgs) -> Result<(), CliError> {
     match &args.command {
         QuorumCommand::Describe(d) => describe(&client, d),
         QuorumCommand::Watch(w) => quorum_watch::run(&client, w),
+        QuorumCommand::AddController(a) => {
+            quorum_voters::add_controller(&client, args.command_config.as_deref(), a.dry_run)
+        }
+        QuorumCommand::RemoveController(r) => quorum_voters::remove_controller(
+            &client,
+            r.controller_id,
+            &r.controller_directory_id,
+            r.dry_run,
+        ),
     }
 }
 

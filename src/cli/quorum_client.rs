@@ -1,6 +1,7 @@
 //! The small Kafka-protocol admin client behind `kraft quorum`: DescribeCluster to a bootstrap
 //! address names the cluster and its leader (Kafka calls it the active controller), then
-//! DescribeQuorum to that leader, as Kafka's admin client does with `--bootstrap-controller`.
+//! DescribeQuorum, AddRaftVoter or RemoveRaftVoter to that leader, as Kafka's admin client does
+//! with `--bootstrap-controller`.
 //!
 //! Synchronous (std::net, rustls' blocking stream): one request at a time, each bounded by a
 //! deadline, each answer by a size limit and the bounds walk before decoding. It must never
@@ -15,11 +16,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::add_raft_voter_request::Listener;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{
-    ApiKey, DescribeClusterRequest, DescribeClusterResponse, DescribeQuorumRequest,
-    DescribeQuorumResponse, RequestHeader, ResponseHeader, TopicName,
+    AddRaftVoterRequest, AddRaftVoterResponse, ApiKey, DescribeClusterRequest,
+    DescribeClusterResponse, DescribeQuorumRequest, DescribeQuorumResponse, RemoveRaftVoterRequest,
+    RemoveRaftVoterResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use rustls_pki_types::ServerName;
@@ -36,6 +39,9 @@ pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 const DESCRIBE_CLUSTER_VERSION: i16 = 1;
 /// DescribeQuorum 2 is the first with directory ids and the nodes' endpoints.
 const DESCRIBE_QUORUM_VERSION: i16 = 2;
+/// AddRaftVoter and RemoveRaftVoter v0: what every KIP-853 leader serves (AddRaftVoter v1 only
+/// adds a choice to be answered before the commit, which the tool does not want).
+const VOTER_CHANGE_VERSION: i16 = 0;
 /// DescribeCluster's endpoint types (KIP-919).
 pub const ENDPOINT_TYPE_BROKER: i8 = 1;
 pub const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
@@ -77,6 +83,54 @@ pub enum ClientError {
         address: String,
         error: QuorumAnswerError,
     },
+    #[error("{address} refused the voter change: {}: {}", error_name(error), message.clone().unwrap_or_else(|| error.to_string()))]
+    VoterChange {
+        address: String,
+        error: ResponseError,
+        message: Option<String>,
+    },
+}
+
+/// Longest server message shown: a leader's reasons are a sentence; a hostile server must not
+/// fill the terminal.
+const MAX_MESSAGE_CHARS: usize = 512;
+
+/// A server's message as one bounded line: control characters (newlines included) become
+/// spaces, and it is cut at [`MAX_MESSAGE_CHARS`].
+fn one_line(message: &str) -> String {
+    let mut line: String = message
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if message.chars().count() > MAX_MESSAGE_CHARS {
+        line.push('…');
+    }
+    line
+}
+
+/// Kafka's name of an error code (NOT_LEADER_OR_FOLLOWER), from the crate's variant name.
+pub fn error_name(error: &ResponseError) -> String {
+    if let ResponseError::Unknown(code) = error {
+        return format!("error code {code}");
+    }
+    let mut name = String::new();
+    for (i, c) in format!("{error:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+/// A controller to add: its id, directory id and endpoints by listener name, in the order
+/// `controller.listener.names` gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVoter {
+    pub id: i32,
+    pub directory_id: crate::uuid::Uuid,
+    pub endpoints: Vec<(String, Endpoint)>,
 }
 
 /// A description: the cluster id and the quorum.
@@ -134,6 +188,83 @@ impl AdminClient {
                 }) if attempt < LEADER_ATTEMPTS => attempt += 1,
                 Err(error) => return Err(ClientError::Quorum { address: at, error }),
             }
+        }
+    }
+
+    /// Asks the leader to add `voter` (AddRaftVoter); resolves once the leader reports the new
+    /// voter set committed.
+    pub fn add_voter(&self, voter: &NewVoter) -> Result<(), ClientError> {
+        let mut request = AddRaftVoterRequest::default();
+        // As Kafka's admin client: no cluster id unless asked for one.
+        request.cluster_id = None;
+        request.timeout_ms = self.leader_wait_ms();
+        request.voter_id = voter.id;
+        request.voter_directory_id = uuid::Uuid::from_bytes(voter.directory_id.0);
+        request.listeners = voter
+            .endpoints
+            .iter()
+            .map(|(name, e)| {
+                let mut l = Listener::default();
+                l.name = StrBytes::from_string(name.clone());
+                l.host = StrBytes::from_string(e.host.clone());
+                l.port = e.port;
+                l
+            })
+            .collect();
+        self.voter_change(|c| {
+            let answer: AddRaftVoterResponse =
+                c.call(ApiKey::AddRaftVoter, VOTER_CHANGE_VERSION, &request)?;
+            Ok((answer.error_code, answer.error_message))
+        })
+    }
+
+    /// Asks the leader to remove the voter `id` with `directory_id` (RemoveRaftVoter).
+    pub fn remove_voter(
+        &self,
+        id: i32,
+        directory_id: crate::uuid::Uuid,
+    ) -> Result<(), ClientError> {
+        let mut request = RemoveRaftVoterRequest::default();
+        request.cluster_id = None;
+        request.voter_id = id;
+        request.voter_directory_id = uuid::Uuid::from_bytes(directory_id.0);
+        self.voter_change(|c| {
+            let answer: RemoveRaftVoterResponse =
+                c.call(ApiKey::RemoveRaftVoter, VOTER_CHANGE_VERSION, &request)?;
+            Ok((answer.error_code, answer.error_message))
+        })
+    }
+
+    /// How long the leader may wait for a change to commit: half the request timeout, so that
+    /// its answer (even "timed out") arrives before this client gives up.
+    fn leader_wait_ms(&self) -> i32 {
+        i32::try_from(self.request_timeout.as_millis() / 2).unwrap_or(i32::MAX)
+    }
+
+    /// Sends one voter change to the leader DescribeCluster names, again to a newly named
+    /// leader when the one asked no longer leads.
+    fn voter_change(
+        &self,
+        call: impl Fn(&mut Connection) -> Result<(i16, Option<StrBytes>), ClientError>,
+    ) -> Result<(), ClientError> {
+        let mut attempt = 1;
+        loop {
+            let (address, cluster) = self.describe_cluster()?;
+            let leader = leader_endpoint(&address, &cluster)?;
+            let mut connection = self.connect(&leader)?;
+            let (code, message) = call(&mut connection)?;
+            let Some(error) = ResponseError::try_from_code(code) else {
+                return Ok(());
+            };
+            if error == ResponseError::NotLeaderOrFollower && attempt < LEADER_ATTEMPTS {
+                attempt += 1;
+                continue;
+            }
+            return Err(ClientError::VoterChange {
+                address: leader.to_string(),
+                error,
+                message: message.map(|m| one_line(m.as_str())),
+            });
         }
     }
 
@@ -502,4 +633,29 @@ fn encode<Q: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &Q
     let size = (out.len() - 4) as u32;
     out[..4].copy_from_slice(&size.to_be_bytes());
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_servers_message_is_one_bounded_line() {
+        assert_eq!(one_line("two\nlines\x1b[31m"), "two lines [31m");
+        let long = one_line(&"x".repeat(10_000));
+        assert_eq!(long.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn error_names_are_kafkas() {
+        assert_eq!(
+            error_name(&ResponseError::NotLeaderOrFollower),
+            "NOT_LEADER_OR_FOLLOWER"
+        );
+        assert_eq!(
+            error_name(&ResponseError::UnsupportedVersion),
+            "UNSUPPORTED_VERSION"
+        );
+        assert_eq!(error_name(&ResponseError::Unknown(999)), "error code 999");
+    }
 }

@@ -240,8 +240,9 @@ impl Reader<'_> {
     }
 }
 
-/// The file's text, refusing one larger than [`MAX_FILE_BYTES`].
-fn read_bounded(path: &Path) -> Result<String, String> {
+/// The file's text, refusing one larger than [`MAX_FILE_BYTES`] (also used for the server
+/// properties `kraft quorum add-controller` reads).
+pub fn read_bounded(path: &Path) -> Result<String, String> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();

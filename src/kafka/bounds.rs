@@ -32,6 +32,8 @@ enum Kind {
     Bytes,
     /// An array of structs with these fields (each struct ends in a tag buffer when flexible).
     Structs(&'static [Field]),
+    /// One struct with these fields (ending in a tag buffer when flexible).
+    Struct(&'static [Field]),
     Int32s,
     Strs,
 }
@@ -163,6 +165,37 @@ const FIND_COORDINATOR: Schema = Schema {
     flexible_from: 3,
 };
 
+const VOTER_LISTENER: &[Field] = &[f(Str, 0, ALL), f(Str, 0, ALL), f(I16, 0, ALL)];
+const ADD_RAFT_VOTER: Schema = Schema {
+    fields: &[
+        f(Str, 0, ALL),
+        f(I32, 0, ALL),
+        f(I32, 0, ALL),
+        f(Uuid, 0, ALL),
+        f(Structs(VOTER_LISTENER), 0, ALL),
+        f(I8, 1, ALL),
+    ],
+    flexible_from: 0,
+};
+
+const REMOVE_RAFT_VOTER: Schema = Schema {
+    fields: &[f(Str, 0, ALL), f(I32, 0, ALL), f(Uuid, 0, ALL)],
+    flexible_from: 0,
+};
+
+const KRAFT_VERSION_FEATURE: &[Field] = &[f(I16, 0, ALL), f(I16, 0, ALL)];
+const UPDATE_RAFT_VOTER: Schema = Schema {
+    fields: &[
+        f(Str, 0, ALL),
+        f(I32, 0, ALL),
+        f(I32, 0, ALL),
+        f(Uuid, 0, ALL),
+        f(Structs(VOTER_LISTENER), 0, ALL),
+        f(Struct(KRAFT_VERSION_FEATURE), 0, ALL),
+    ],
+    flexible_from: 0,
+};
+
 // Responses, read by `kraft quorum`. Their header (correlation id, then a tag buffer when the
 // header is flexible) is walked by `check_response_header`.
 
@@ -217,10 +250,17 @@ const DESCRIBE_QUORUM_RESPONSE: Schema = Schema {
     flexible_from: 0,
 };
 
+/// AddRaftVoter's and RemoveRaftVoter's answers: throttle time, error code and message.
+const VOTER_CHANGE_RESPONSE: Schema = Schema {
+    fields: &[f(I32, 0, ALL), f(I16, 0, ALL), f(Str, 0, ALL)],
+    flexible_from: 0,
+};
+
 fn response_schema(key: ApiKey) -> Option<&'static Schema> {
     Some(match key {
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER_RESPONSE,
         ApiKey::DescribeQuorum => &DESCRIBE_QUORUM_RESPONSE,
+        ApiKey::AddRaftVoter | ApiKey::RemoveRaftVoter => &VOTER_CHANGE_RESPONSE,
         _ => return None,
     })
 }
@@ -236,6 +276,9 @@ fn schema(key: ApiKey) -> Option<&'static Schema> {
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
         ApiKey::DescribeQuorum => &DESCRIBE_QUORUM,
         ApiKey::FindCoordinator => &FIND_COORDINATOR,
+        ApiKey::AddRaftVoter => &ADD_RAFT_VOTER,
+        ApiKey::RemoveRaftVoter => &REMOVE_RAFT_VOTER,
+        ApiKey::UpdateRaftVoter => &UPDATE_RAFT_VOTER,
         _ => return None,
     })
 }
@@ -383,6 +426,7 @@ impl Walk<'_> {
                 }
                 Ok(())
             }
+            Struct(fields) => self.fields(fields),
             Int32s => {
                 let n = self.count()?;
                 self.skip(n.saturating_mul(4), "an array runs past the end")

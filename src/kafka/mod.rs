@@ -22,10 +22,11 @@ pub mod quorum;
 pub mod request;
 pub mod response;
 mod view;
+pub mod voters;
 
 pub use frame::{KafkaCodec, KafkaFrameError};
 pub use request::{KafkaRequest, Parsed, RequestError, RequestMeta};
-pub use view::{Endpoint, QuorumView, ReplicaReport};
+pub use view::{Endpoint, QuorumView, ReplicaReport, voter_endpoints};
 
 /// The topic the standalone server's workload writes.
 pub const PERFORMANCE_TOPIC: &str = "__raft_performance_test";

@@ -49,22 +49,57 @@ pub fn describe_quorum(
     response
 }
 
-/// Each voter's endpoint on the quorum listener, as Kafka lists a static voter set's.
-fn voter_nodes(view: &QuorumView) -> Vec<Node> {
-    let Some(name) = &view.listener_name else {
-        return Vec::new();
-    };
-    view.endpoints
+/// The voters DescribeQuorum lists: the voter set in force, else the configured voters.
+fn voter_ids(view: &QuorumView) -> Vec<NodeId> {
+    match view.voter_set.is_empty() {
+        false => view.voter_set.iter().map(|v| v.key.id).collect(),
+        true => view.voter_ids().collect(),
+    }
+}
+
+/// A voter's directory id: the voter set's (a dynamic quorum's), else the one it announced.
+fn directory_id(view: &QuorumView, id: NodeId) -> uuid::Uuid {
+    let in_set = view
+        .voter_set
         .iter()
-        .map(|e| {
-            let mut listener = Listener::default();
-            listener.name = StrBytes::from_string(name.clone());
-            listener.host = StrBytes::from_string(e.host.clone());
-            listener.port = e.port;
+        .find(|v| v.key.id == id)
+        .and_then(|v| v.key.directory_id);
+    match in_set {
+        Some(dir) => uuid::Uuid::from_bytes(dir.0),
+        None => view.directory_ids.get(&id).copied().unwrap_or_default(),
+    }
+}
+
+fn listener(name: &str, host: &str, port: u16) -> Listener {
+    let mut listener = Listener::default();
+    listener.name = StrBytes::from_string(name.to_owned());
+    listener.host = StrBytes::from_string(host.to_owned());
+    listener.port = port;
+    listener
+}
+
+/// Each voter's endpoints: every listener the voter set names for it (a dynamic quorum), else
+/// its configured endpoint on the quorum listener, as Kafka lists a static voter set's.
+fn voter_nodes(view: &QuorumView) -> Vec<Node> {
+    voter_ids(view)
+        .into_iter()
+        .filter_map(|id| {
+            let in_set = view.voter_set.iter().find(|v| v.key.id == id);
+            let listeners: Vec<Listener> = match in_set {
+                Some(v) if !v.endpoints.is_empty() => v
+                    .endpoints
+                    .iter()
+                    .map(|(name, a)| listener(name, &a.host, a.port))
+                    .collect(),
+                _ => {
+                    let (name, e) = (view.listener_name.as_ref()?, view.endpoint(id)?);
+                    vec![listener(name, &e.host, e.port)]
+                }
+            };
             let mut node = Node::default();
-            node.node_id = BrokerId(e.node_id.0);
-            node.listeners = vec![listener];
-            node
+            node.node_id = BrokerId(id.0);
+            node.listeners = listeners;
+            Some(node)
         })
         .collect()
 }
@@ -83,8 +118,8 @@ fn partition(ours: bool, index: i32, version: i16, view: &QuorumView) -> Partiti
         return d;
     }
     d.high_watermark = view.high_watermark.map_or(-1, |o| o.0);
-    d.current_voters = view
-        .voter_ids()
+    d.current_voters = voter_ids(view)
+        .into_iter()
         .map(|id| {
             // The leader is caught up with itself as of now, as Kafka reports it.
             let report = if Some(id) == view.local_id {
@@ -123,7 +158,7 @@ fn replica_state(
     r.log_end_offset = report.log_end_offset.map_or(-1, |o| o.0);
     // Directory ids exist from v2 (KIP-853); an older answer must leave them unset.
     if version >= 2 {
-        r.replica_directory_id = view.directory_ids.get(&id).copied().unwrap_or_default();
+        r.replica_directory_id = directory_id(view, id);
     }
     r.last_fetch_timestamp = report.last_fetch_ms.unwrap_or(-1);
     r.last_caught_up_timestamp = report.last_caught_up_ms.unwrap_or(-1);
@@ -165,6 +200,7 @@ mod tests {
             directory_ids: Default::default(),
             voter_times: Default::default(),
             observers,
+            voter_set: Default::default(),
             now_ms: 1,
         }
     }
@@ -186,6 +222,78 @@ mod tests {
         assert_eq!(p.error_code, 0);
         assert_eq!(p.current_voters.len(), 3);
         assert_eq!(p.observers.len(), view.observers.len());
+    }
+
+    #[test]
+    fn a_dynamic_voter_set_gives_the_voters_directory_ids_and_endpoints() {
+        use crate::raft::{ListenerAddress, ReplicaKey, Voter};
+        let mut view = leader_view();
+        let voter = |id: i32, dir: u8, listeners: &[(&str, u16)]| Voter {
+            key: ReplicaKey::new(NodeId(id), crate::uuid::Uuid([dir; 16])),
+            endpoints: listeners
+                .iter()
+                .map(|&(name, port)| {
+                    let at = ListenerAddress {
+                        host: format!("h{id}"),
+                        port,
+                    };
+                    (name.to_string(), at)
+                })
+                .collect(),
+            kraft_versions: (0, 1),
+        };
+        // Voters 1 and 4 (4 not configured); 2 and 3 are configured but no longer voters.
+        view.voter_set = vec![
+            voter(1, 7, &[("CONTROLLER", 9001)]),
+            voter(4, 9, &[("CONTROLLER", 9004), ("SSL", 9104)]),
+        ];
+        view.directory_ids
+            .insert(NodeId(1), uuid::Uuid::from_bytes([3; 16]));
+        let answer = describe_quorum(&asking(1, 1), 2, &view);
+        let p = &answer.topics[0].partitions[0];
+        let voters: Vec<(i32, [u8; 16])> = p
+            .current_voters
+            .iter()
+            .map(|r| (r.replica_id.0, r.replica_directory_id.into_bytes()))
+            .collect();
+        assert_eq!(voters, [(1, [7; 16]), (4, [9; 16])]);
+        type Listed = Vec<(i32, Vec<(String, String, u16)>)>;
+        let nodes: Listed = answer
+            .nodes
+            .iter()
+            .map(|n| {
+                let l = n
+                    .listeners
+                    .iter()
+                    .map(|l| (l.name.to_string(), l.host.to_string(), l.port))
+                    .collect();
+                (n.node_id.0, l)
+            })
+            .collect();
+        assert_eq!(
+            nodes,
+            [
+                (1, vec![("CONTROLLER".into(), "h1".into(), 9001)]),
+                (
+                    4,
+                    vec![
+                        ("CONTROLLER".into(), "h4".into(), 9004),
+                        ("SSL".into(), "h4".into(), 9104)
+                    ]
+                ),
+            ]
+        );
+        // A static voter set (no directory ids, no endpoints) keeps the configured endpoints
+        // and the announced directory ids.
+        view.voter_set = vec![voter(1, 0, &[]), voter(2, 0, &[]), voter(3, 0, &[])];
+        let answer = describe_quorum(&asking(1, 1), 2, &view);
+        let p = &answer.topics[0].partitions[0];
+        assert_eq!(
+            p.current_voters[0].replica_directory_id.into_bytes(),
+            [3; 16]
+        );
+        assert_eq!(answer.nodes.len(), 3);
+        assert_eq!(answer.nodes[1].listeners[0].port, 1);
     }
 
     #[test]

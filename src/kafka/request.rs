@@ -9,11 +9,12 @@ use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, DescribeClusterRequest, DescribeQuorumRequest, FetchRequest,
     FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
-    ProduceRequest,
+    ProduceRequest, RemoveRaftVoterRequest, UpdateRaftVoterRequest,
 };
 use kafka_protocol::protocol::{Decodable, decode_request_header_from_buffer};
 
 use super::bounds::{self, BoundsError};
+use super::voters::{self, AddVoterRequest};
 
 /// The api keys and version ranges kraft advertises in ApiVersions.
 ///
@@ -21,7 +22,9 @@ use super::bounds::{self, BoundsError};
 /// librdkafka before 2.11.1 (Debian's kcat) compresses only when a broker's Produce range
 /// includes version 0, and never sends below 3 to a broker that also accepts 3. FindCoordinator
 /// is advertised (and answered "not available") for the same client, which uses lz4 only when
-/// it sees it. Fetch stops at 16: 17 and 18 carry fields only replicas use.
+/// it sees it. Fetch stops at 16: 17 and 18 carry fields only replicas use. AddRaftVoter v1
+/// (AckWhenCommitted) is decoded by [`voters::decode_add`], the crate knowing only v0;
+/// UpdateRaftVoter is answered UNSUPPORTED_VERSION (see [`voters::update_answer`]).
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 11),
     (ApiKey::Fetch, 4, 16),
@@ -32,6 +35,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::AddRaftVoter, 0, 1),
+    (ApiKey::RemoveRaftVoter, 0, 0),
+    (ApiKey::UpdateRaftVoter, 0, 0),
 ];
 
 /// The lowest Produce version whose body the decoder reads (record batch v2 only).
@@ -58,6 +64,9 @@ pub enum KafkaRequest {
     DescribeCluster(DescribeClusterRequest),
     DescribeQuorum(DescribeQuorumRequest),
     FindCoordinator(FindCoordinatorRequest),
+    AddRaftVoter(AddVoterRequest),
+    RemoveRaftVoter(RemoveRaftVoterRequest),
+    UpdateRaftVoter(UpdateRaftVoterRequest),
 }
 
 /// What a frame turned out to be.
@@ -177,6 +186,9 @@ fn decode_body(api: ApiKey, v: i16, buf: &mut Bytes) -> anyhow::Result<KafkaRequ
         ApiKey::DescribeCluster => R::DescribeCluster(DescribeClusterRequest::decode(buf, v)?),
         ApiKey::DescribeQuorum => R::DescribeQuorum(DescribeQuorumRequest::decode(buf, v)?),
         ApiKey::FindCoordinator => R::FindCoordinator(FindCoordinatorRequest::decode(buf, v)?),
+        ApiKey::AddRaftVoter => R::AddRaftVoter(voters::decode_add(buf, v)?),
+        ApiKey::RemoveRaftVoter => R::RemoveRaftVoter(RemoveRaftVoterRequest::decode(buf, v)?),
+        ApiKey::UpdateRaftVoter => R::UpdateRaftVoter(UpdateRaftVoterRequest::decode(buf, v)?),
         other => anyhow::bail!("{other:?} is not decoded by kraft"),
     })
 }

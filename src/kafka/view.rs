@@ -27,6 +27,37 @@ impl Endpoint {
     }
 }
 
+/// Where clients reach the voters: for a dynamic quorum (a voter set with endpoints) each voter
+/// of the set in force at its endpoint on the quorum `listener` (its first endpoint when no
+/// listener is named), so a voter added at run time is listed and a removed one is not; for a
+/// static quorum the `configured` addresses.
+pub fn voter_endpoints(
+    configured: &[Endpoint],
+    voter_set: &[crate::raft::Voter],
+    listener: Option<&str>,
+) -> Vec<Endpoint> {
+    if voter_set.iter().all(|v| v.endpoints.is_empty()) {
+        return configured.to_vec();
+    }
+    voter_set
+        .iter()
+        .filter_map(|v| {
+            let at = match listener {
+                Some(name) => v.endpoints.get(name),
+                None => v.endpoints.values().next(),
+            };
+            match at {
+                Some(a) => Some(Endpoint {
+                    node_id: v.key.id,
+                    host: a.host.clone(),
+                    port: a.port,
+                }),
+                None => configured.iter().find(|e| e.node_id == v.key.id).cloned(),
+            }
+        })
+        .collect()
+}
+
 /// The quorum as one node sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumView {
@@ -53,6 +84,9 @@ pub struct QuorumView {
     pub voter_times: BTreeMap<NodeId, (Option<i64>, Option<i64>)>,
     /// On the leader: each observer that fetched with an id lately.
     pub observers: BTreeMap<NodeId, ReplicaReport>,
+    /// The voter set in force (dynamic quorums: with directory ids and endpoints); empty when
+    /// unknown.
+    pub voter_set: Vec<crate::raft::Voter>,
     /// The node's clock, in ms since the Unix epoch.
     pub now_ms: i64,
 }
@@ -87,5 +121,54 @@ impl QuorumView {
         self.high_watermark
             .unwrap_or(self.log_start_offset)
             .max(self.log_start_offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::raft::{ListenerAddress, ReplicaKey, Voter};
+
+    fn voter(id: i32, listeners: &[(&str, u16)]) -> Voter {
+        Voter {
+            key: ReplicaKey::new(NodeId(id), crate::uuid::Uuid([id as u8; 16])),
+            endpoints: listeners
+                .iter()
+                .map(|&(name, port)| {
+                    let host = format!("h{id}");
+                    (name.to_string(), ListenerAddress { host, port })
+                })
+                .collect::<BTreeMap<_, _>>(),
+            kraft_versions: (0, 1),
+        }
+    }
+
+    #[test]
+    fn a_dynamic_voter_set_names_where_the_voters_are() {
+        let configured: Vec<Endpoint> = [(1, "c1:1"), (2, "c2:2")]
+            .iter()
+            .filter_map(|&(id, at)| Endpoint::parse(NodeId(id), at))
+            .collect();
+        // Static voters (no endpoints): the configuration.
+        let static_set = [voter(1, &[]), voter(2, &[])];
+        assert_eq!(
+            voter_endpoints(&configured, &static_set, Some("C")),
+            configured
+        );
+        // Voter 2 removed, 3 added: the set in force, on the quorum listener; a voter lacking
+        // it keeps its configured address.
+        let dynamic = [
+            voter(1, &[("OTHER", 7)]),
+            voter(3, &[("C", 9), ("OTHER", 8)]),
+        ];
+        let ends: Vec<(i32, String, u16)> = voter_endpoints(&configured, &dynamic, Some("C"))
+            .into_iter()
+            .map(|e| (e.node_id.0, e.host, e.port))
+            .collect();
+        assert_eq!(ends, [(1, "c1".into(), 1), (3, "h3".into(), 9)]);
+        let first = voter_endpoints(&configured, &dynamic, None);
+        assert_eq!((first[0].port, first[1].port), (7, 9));
     }
 }

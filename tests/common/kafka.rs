@@ -11,9 +11,9 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, DescribeClusterRequest, DescribeQuorumRequest, FetchRequest,
-    FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
-    ProduceRequest, RequestHeader, TopicName,
+    AddRaftVoterRequest, ApiKey, ApiVersionsRequest, DescribeClusterRequest, DescribeQuorumRequest,
+    FetchRequest, FindCoordinatorRequest, InitProducerIdRequest, ListOffsetsRequest,
+    MetadataRequest, ProduceRequest, RemoveRaftVoterRequest, RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -150,8 +150,62 @@ pub fn sample(api: ApiKey, version: i16) -> Bytes {
             }
             frame(api, version, c, &r)
         }
+        ApiKey::AddRaftVoter => add_raft_voter_frame(version, c, &add_raft_voter(None, 4, 9)),
+        ApiKey::RemoveRaftVoter => frame(api, version, c, &remove_raft_voter(None, 2, 9)),
+        ApiKey::UpdateRaftVoter => {
+            use kafka_protocol::messages::update_raft_voter_request::Listener;
+            let mut l = Listener::default();
+            l.name = StrBytes::from_static_str("CONTROLLER");
+            l.host = StrBytes::from_static_str("localhost");
+            l.port = 9093;
+            let mut r = kafka_protocol::messages::UpdateRaftVoterRequest::default();
+            r.cluster_id = None;
+            r.voter_id = 2;
+            r.voter_directory_id = uuid::Uuid::from_bytes([9; 16]);
+            r.listeners = vec![l];
+            r.k_raft_version_feature.max_supported_version = 1;
+            frame(api, version, c, &r)
+        }
         other => panic!("no sample for {other:?}"),
     }
+}
+
+/// AddRaftVoter for voter `id` with directory id bytes `dir` (0: none), listening on
+/// CONTROLLER://localhost:9093.
+pub fn add_raft_voter(cluster_id: Option<&str>, id: i32, dir: u8) -> AddRaftVoterRequest {
+    let mut l = kafka_protocol::messages::add_raft_voter_request::Listener::default();
+    l.name = StrBytes::from_static_str("CONTROLLER");
+    l.host = StrBytes::from_static_str("localhost");
+    l.port = 9093;
+    let mut r = AddRaftVoterRequest::default();
+    r.cluster_id = cluster_id.map(|c| StrBytes::from_string(c.to_string()));
+    r.timeout_ms = 5000;
+    r.voter_id = id;
+    r.voter_directory_id = uuid::Uuid::from_bytes([dir; 16]);
+    r.listeners = vec![l];
+    r
+}
+
+/// AddRaftVoter framed at `version`: v1 (which the crate cannot encode) is v0's body with
+/// AckWhenCommitted = true before the tag buffer.
+pub fn add_raft_voter_frame(version: i16, correlation_id: i32, r: &AddRaftVoterRequest) -> Bytes {
+    let v0 = frame(ApiKey::AddRaftVoter, 0, correlation_id, r);
+    if version == 0 {
+        return v0;
+    }
+    let mut bytes = v0.to_vec();
+    bytes[2..4].copy_from_slice(&version.to_be_bytes());
+    let tags = bytes.pop().unwrap();
+    bytes.extend([1, tags]);
+    Bytes::from(bytes)
+}
+
+pub fn remove_raft_voter(cluster_id: Option<&str>, id: i32, dir: u8) -> RemoveRaftVoterRequest {
+    let mut r = RemoveRaftVoterRequest::default();
+    r.cluster_id = cluster_id.map(|c| StrBytes::from_string(c.to_string()));
+    r.voter_id = id;
+    r.voter_directory_id = uuid::Uuid::from_bytes([dir; 16]);
+    r
 }
 
 /// One uncompressed batch of three records, as a client would send it (base offset 0).
