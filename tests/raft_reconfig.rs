@@ -801,3 +801,97 @@ fn the_leader_applies_an_endpoint_update_and_answers_at_once() {
         vec![Err(VoterChangeError::InconsistentClusterId)]
     );
 }
+
+// ---- elections across voter sets ------------------------------------------------------------
+
+/// A log of epoch 1 whose Voters records set `sets` at offsets 0, 1, … (one batch each).
+fn log_with_sets(sets: &[&[i32]]) -> LogView {
+    let mut history = VoterSetHistory::new(None);
+    history.add_kraft_version_at(Offset(-1), 1).unwrap();
+    for (i, ids) in sets.iter().enumerate() {
+        history.add_voters_at(Offset(i as i64), set(ids)).unwrap();
+    }
+    let epochs = vec![kraft::raft::EpochStart {
+        epoch: Epoch(1),
+        start_offset: Offset(0),
+    }];
+    LogView::new(Offset(0), Offset(sets.len() as i64), epochs).with_voter_history(history)
+}
+
+fn votes_sent(actions: &[Action]) -> Vec<NodeId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                to,
+                request: Request::Vote(_),
+                ..
+            } => Some(*to),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_leader_whose_removal_did_not_commit_may_stand_but_its_vote_does_not_count() {
+    // 1 led {1, 2}, appended its own removal ({2}) and restarted before it committed: it may
+    // hold the only copy, so it stands; only 2's vote can elect it.
+    let stored = PersistedElection {
+        epoch: Epoch(1),
+        leader_id: Some(NodeId(1)),
+        voted_id: Some(NodeId(1)),
+    };
+    let (mut r, _) = start(config(1), Some(stored), log_with_sets(&[&[1, 2], &[2]]));
+    assert_eq!(r.role(), RoleKind::Resigned);
+    let mut asked = Vec::new();
+    for _ in 0..4 {
+        let at = r.next_deadline().unwrap();
+        let actions = settle(&mut r, at, Input::Tick);
+        asked.extend(votes_sent(&actions));
+        if r.role() == RoleKind::Prospective {
+            break;
+        }
+    }
+    assert_eq!(r.role(), RoleKind::Prospective);
+    assert_eq!(asked, vec![NodeId(2)]);
+}
+
+#[test]
+fn a_lagging_voter_of_a_dynamic_quorum_answers_a_candidate_it_does_not_know_yet() {
+    // 2 knows {1, 2}; 3 was added after 2's log ends, and asks with a longer log.
+    let (mut r, _) = start(config(2), None, log_with_sets(&[&[1, 2]]));
+    let request = |candidate: i32, last_offset: i64| Input::Request {
+        from: InboundId(9),
+        request: Request::Vote(kraft::raft::VoteRequest {
+            cluster_id: CLUSTER.into(),
+            voter_id: NodeId(2),
+            candidate_epoch: Epoch(2),
+            candidate_id: NodeId(candidate),
+            last_offset_epoch: Epoch(1),
+            last_offset: Offset(last_offset),
+            pre_vote: true,
+            candidate_directory_id: Some(dir(candidate)),
+            voter_directory_id: Some(dir(2)),
+        }),
+    };
+    let granted = |actions: &[Action]| {
+        actions.iter().find_map(|a| match a {
+            Action::Respond {
+                response: Response::Vote(v),
+                ..
+            } => Some((v.error, v.vote_granted)),
+            _ => None,
+        })
+    };
+    let actions = settle(&mut r, T0, request(3, 5));
+    assert_eq!(
+        granted(&actions),
+        Some((kraft::raft::ErrorCode::None, true))
+    );
+    // A stranger whose log is not ahead is still no voter.
+    let actions = settle(&mut r, T0, request(4, 1));
+    assert_eq!(
+        granted(&actions),
+        Some((kraft::raft::ErrorCode::InconsistentVoterSet, false))
+    );
+}

@@ -31,11 +31,12 @@ fn random_net(rng: &mut Rng) -> NetConfig {
 }
 
 /// One seeded run: random topology, random faults for `events` events, then heal and progress.
-/// Returns the process crashes, power losses, disk-error stops and repairs it saw.
+/// Returns the process crashes, power losses, disk-error stops and repairs it saw, and the
+/// voter changes that committed.
 ///
 /// `dynamic`: a kraft.version 1 quorum of 1–3 initial voters and 1–3 nodes that may join, with
 /// voters added and removed at random (the leader itself included) among the faults.
-fn run_seed(seed: u64, events: u64, dynamic: bool) -> (u64, u64, u64, u64) {
+fn run_seed(seed: u64, events: u64, dynamic: bool) -> ((u64, u64, u64, u64), u64) {
     let mut rng = Rng::new(seed);
     let voters = 1 + rng.below(if dynamic { 3 } else { 5 }) as usize;
     let observers = rng.below(4) as usize;
@@ -57,7 +58,7 @@ fn run_seed(seed: u64, events: u64, dynamic: bool) -> (u64, u64, u64, u64) {
     let n = sim.nodes.len();
     while sim.events_run < events {
         match rng.below(100) {
-            0..=4 if dynamic => sim.reconfigure(),
+            0..=7 if dynamic => sim.reconfigure(),
             0..=49 => sim.propose(),
             50..=52 => sim.crash(rng.below(n as u64) as usize),
             53..=54 => sim.crash_unflushed(rng.below(n as u64) as usize),
@@ -108,7 +109,8 @@ fn run_seed(seed: u64, events: u64, dynamic: bool) -> (u64, u64, u64, u64) {
     sim.heal();
     sim.restart_all();
     sim.check_progress(Duration::from_secs(60));
-    sim.crashes
+    let changes = sim.change_outcomes.values().filter(|r| r.is_ok()).count() as u64;
+    (sim.crashes, changes)
 }
 
 #[test]
@@ -132,8 +134,11 @@ fn run_seeds(dynamic: bool, default_seeds: u64) {
     let base = env_u64("KRAFT_SIM_BASE").unwrap_or(0);
     let started = std::time::Instant::now();
     let mut faults = (0, 0, 0, 0);
+    let mut changes = 0;
     for seed in base..base + seeds {
-        let (crashes, power_losses, disk_errors, repairs) = run_seed(seed, events, dynamic);
+        let ((crashes, power_losses, disk_errors, repairs), changed) =
+            run_seed(seed, events, dynamic);
+        changes += changed;
         faults = (
             faults.0 + crashes,
             faults.1 + power_losses,
@@ -142,7 +147,7 @@ fn run_seeds(dynamic: bool, default_seeds: u64) {
         );
     }
     eprintln!(
-        "{} {seeds} seeds x {events} events in {:.1}s: {} process crashes, {} power losses, {} nodes stopped by disk errors, {} repaired after data rotted",
+        "{} {seeds} seeds x {events} events in {:.1}s: {} process crashes, {} power losses, {} nodes stopped by disk errors, {} repaired after data rotted, {changes} voter changes committed",
         if dynamic { "dynamic" } else { "static" },
         started.elapsed().as_secs_f64(),
         faults.0,

@@ -788,11 +788,6 @@ impl Handler<Describe> for ReplicationDriver {
                 })
                 .collect(),
             now_ms: self.now().as_millis() as i64,
-            voter_set: r
-                .voter_set()
-                .map(|set| set.voters().cloned().collect())
-                .unwrap_or_default(),
-            kraft_version: r.kraft_version(),
             appended_records: self.appended_records,
             appended_bytes: self.appended_bytes,
             voter_set: r.voter_set().cloned(),

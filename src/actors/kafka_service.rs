@@ -191,12 +191,17 @@ impl KafkaFace {
             .send(Describe)
             .await
             .map_err(|_| ServeError::NodeGone)?;
+        let voter_set: Vec<crate::raft::Voter> = status
+            .voter_set
+            .as_ref()
+            .map(|set| set.voters().cloned().collect())
+            .unwrap_or_default();
         Ok(QuorumView {
             cluster_id: self.cluster.cluster_id.clone(),
             local_id: self.cluster.local_id,
             endpoints: crate::kafka::voter_endpoints(
                 &self.cluster.endpoints,
-                &status.voter_set,
+                &voter_set,
                 self.cluster.listener_name.as_deref(),
             ),
             listener_name: self.cluster.listener_name.clone(),
@@ -216,7 +221,7 @@ impl KafkaFace {
                 .collect(),
             voter_times: status.voter_times,
             observers: status.observers,
-            voter_set: status.voter_set,
+            voter_set,
             now_ms: status.now_ms,
         })
     }

@@ -241,12 +241,6 @@ pub struct Status {
     pub observers: std::collections::BTreeMap<NodeId, crate::kafka::ReplicaReport>,
     /// The node's clock when this status was taken (ms since the Unix epoch).
     pub now_ms: i64,
-    /// The voter set in force at the log end (the last one appended, committed or not): each
-    /// voter's id, directory id and endpoints by listener name. A static (kraft.version 0)
-    /// quorum's voters have neither; empty while a joining node has learned no voter set.
-    pub voter_set: Vec<Voter>,
-    /// The kraft.version in force: 1 when the voters live in the log.
-    pub kraft_version: i16,
     /// Data records and bytes (control batches' bytes included) this node has appended to its
     /// log since it started, as leader or follower.
     pub appended_records: u64,

@@ -1,5 +1,6 @@
 //! The tally of one election (pre-vote or standard): who granted, who rejected, and whether the
-//! outcome is decided. The local replica counts as granted from the start.
+//! outcome is decided. The local replica counts as granted from the start when it is one of
+//! the voters (a leader removed by an uncommitted change may stand, but its vote does not count).
 
 use std::collections::BTreeSet;
 
@@ -16,7 +17,7 @@ impl Election {
     pub fn new(voters: &BTreeSet<NodeId>, local: NodeId) -> Self {
         Election {
             voters: voters.clone(),
-            granted: BTreeSet::from([local]),
+            granted: voters.iter().copied().filter(|v| *v == local).collect(),
             rejected: BTreeSet::new(),
         }
     }

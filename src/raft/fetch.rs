@@ -246,6 +246,7 @@ impl Replica {
             .collect();
         if candidates.is_empty() {
             candidates = self.config.bootstrap_servers.clone();
+            candidates.retain(|b| Some(*b) != local);
         }
         let peers: Vec<NodeId> = candidates
             .into_iter()

@@ -92,6 +92,22 @@ impl Replica {
         self.local_key().is_some_and(|k| self.is_voter_key(k))
     }
 
+    /// Whether this replica may stand for election: a voter of the set in force, or, while
+    /// the last change is not known to be committed, of the set before it (which is, as only
+    /// one change may be pending). A leader whose own removal is appended but not committed, and that
+    /// then lost its leadership, may hold the only copy of the removal: were it barred from
+    /// standing, the remaining voters (which still count it) could never elect anyone. It
+    /// stands on the set in force, where its own vote does not count.
+    pub(super) fn may_campaign(&self) -> bool {
+        let history = self.log.voters();
+        let pending = self.has_uncommitted_voter_change() || self.high_watermark.is_none();
+        let in_set = |set: Option<&VoterSet>| {
+            self.local_key()
+                .is_some_and(|k| set.is_some_and(|s| s.is_voter(k)))
+        };
+        self.is_voter() || (pending && in_set(history.before_latest()))
+    }
+
     pub(super) fn is_voter_key(&self, key: ReplicaKey) -> bool {
         self.voter_set().is_some_and(|s| s.is_voter(key))
     }
@@ -214,7 +230,7 @@ impl Replica {
         if let Role::Leader(l) = &mut self.role {
             l.set_voters(&ids);
         }
-        let voter = self.is_voter();
+        let voter = self.may_campaign();
         match &self.role {
             Role::Prospective { .. } | Role::Candidate { .. } if !voter => {
                 self.become_unattached_same_epoch();

@@ -173,11 +173,11 @@ impl Replica {
         let log_epoch = self.log.last_fetched_epoch();
         if stored.epoch < log_epoch {
             self.become_unattached(log_epoch);
-        } else if stored.leader_id.is_some() && stored.leader_id == local && self.is_voter() {
+        } else if stored.leader_id.is_some() && stored.leader_id == local && self.may_campaign() {
             self.resign_in_place();
         } else if stored.voted_id.is_some()
             && stored.voted_id == local
-            && self.is_voter()
+            && self.may_campaign()
             && !self.held_back_by_repair()
         {
             let role = Role::Candidate {
@@ -586,7 +586,7 @@ impl Replica {
     /// voter's own campaign; otherwise (Follower, Leader, a rejected pre-vote, startup) a fresh
     /// one is drawn. Observers never campaign.
     fn unattached_role(&mut self) -> Role {
-        if !self.is_voter() {
+        if !self.may_campaign() {
             return Role::Unattached {
                 election_deadline: None,
             };
@@ -646,7 +646,7 @@ impl Replica {
     }
 
     pub(super) fn become_prospective(&mut self) {
-        let Some(local) = self.config.local_id.filter(|_| self.is_voter()) else {
+        let Some(local) = self.config.local_id.filter(|_| self.may_campaign()) else {
             // Not (or no longer) a voter: an observer never campaigns.
             if let Role::Unattached { election_deadline } = &mut self.role {
                 *election_deadline = None;
@@ -676,7 +676,7 @@ impl Replica {
     }
 
     pub(super) fn become_candidate(&mut self) {
-        let Some(local) = self.config.local_id.filter(|_| self.is_voter()) else {
+        let Some(local) = self.config.local_id.filter(|_| self.may_campaign()) else {
             return;
         };
         let Some(next) = self.epoch.next() else {
@@ -720,7 +720,9 @@ impl Replica {
         let check_quorum = self.config.fetch_timeout.mul_f64(1.5);
         let voters = self.voter_ids();
         let mut state = LeaderState::new(&voters, epoch_start, self.now, check_quorum);
-        state.progress.entry(local).or_default().end_offset = Some(self.log.flushed_offset());
+        if let Some(own) = state.progress.get_mut(&local) {
+            own.end_offset = Some(self.log.flushed_offset());
+        }
         let role = Role::Leader(Box::new(state));
         self.set_role(role);
         let record = ControlRecord::LeaderChange(LeaderChangeMessage {
@@ -1114,7 +1116,7 @@ impl Replica {
             return;
         };
         if *fetch_deadline <= self.now {
-            if self.is_voter() && self.shutdown_deadline.is_none() {
+            if self.may_campaign() && self.shutdown_deadline.is_none() {
                 self.become_prospective();
             } else {
                 self.become_unattached_same_epoch();

@@ -32,7 +32,7 @@ impl Replica {
             id: r.candidate_id,
             directory_id: r.candidate_directory_id,
         };
-        if !self.is_voter_key(candidate) {
+        if !self.is_voter_key(candidate) && !self.may_lack_the_set_naming(r) {
             // Only a voter may stand; the request moves no epoch (a forged one could otherwise
             // push every voter to the highest epoch).
             return reject(self, ErrorCode::InconsistentVoterSet);
@@ -68,6 +68,16 @@ impl Replica {
             leader_epoch: self.epoch,
             vote_granted: granted,
         }
+    }
+
+    /// Whether a candidate this replica does not know as a voter may be one by a voter set it
+    /// has not fetched yet: in a dynamic quorum, when the candidate's log is ahead of this one.
+    /// (As Kafka's voters, a lagging voter must be able to elect a voter added after its log
+    /// ends, or a quorum whose other voters hold the newer set could never elect anyone.)
+    fn may_lack_the_set_naming(&self, r: &VoteRequest) -> bool {
+        self.kraft_version() >= 1
+            && (r.last_offset_epoch, r.last_offset)
+                > (self.log.last_fetched_epoch(), self.log.log_end_offset())
     }
 
     /// The grant rules of docs/protocol.md §7 (its table), and a repaired replica's abstention

@@ -163,6 +163,13 @@ impl VoterSetHistory {
         self.voter_sets.iter().next_back().map(|(o, s)| (*o, s))
     }
 
+    /// The voter set before the last one from a record. With one change at a time it is
+    /// committed wherever the last one was appended after it (KIP-853: a leader appends a
+    /// change only once the one before is committed).
+    pub fn before_latest(&self) -> Option<&VoterSet> {
+        self.voter_sets.values().nth_back(1)
+    }
+
     /// The voter set a record at or before `offset` set (never the static voters).
     pub fn at_or_before(&self, offset: Offset) -> Option<&VoterSet> {
         self.voter_sets.range(..=offset).next_back().map(|(_, s)| s)

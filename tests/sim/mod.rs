@@ -26,7 +26,7 @@ use kraft::raft::{
     ProposalOutcome, RaftConfig, Replica, ReplicaKey, Request, RequestId, Response, RoleKind,
     Voter, VoterChangeError, VoterChangeId, VoterSet,
 };
-use kraft::record::{BatchIter, RecordBatch, RecordError};
+use kraft::record::{BatchIter, ControlRecord, RecordBatch, RecordError};
 use kraft::state_machine::{StateMachine, StateMachineFactory};
 use kraft::storage::{
     Fs, LogConfig, SimFs, SnapshotFile, SnapshotFileWriter, StorageError, repair_partition_in,
@@ -43,7 +43,7 @@ const CHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 const START: Duration = Duration::from_millis(1_700_000_000_000);
 /// Events at one simulated instant beyond which the run is declared livelocked.
 const MAX_EVENTS_AT_ONE_INSTANT: u64 = 10_000;
-/// Events kept for a failure report.
+/// Events kept for a failure report (`KRAFT_SIM_HISTORY=N` keeps N).
 const HISTORY: usize = 60;
 /// Where each node keeps its partition, on its own disk.
 const DIR: &str = "/kraft/__sim-0";
@@ -212,8 +212,9 @@ enum StoreOp {
     /// The high watermark moved: check the committed prefix, and let the state machine read
     /// the newly committed batches (the snapshot writer reads through the log store).
     Committed(Offset),
-    /// Install: replace the log with an empty one at the snapshot's end.
-    ResetLog(OffsetAndEpoch),
+    /// Install: replace the log with an empty one at the snapshot's end (whose voter records
+    /// the core is then given).
+    ResetLog(OffsetAndEpoch, Vec<ControlRecord>),
     Clean,
     /// A graceful shutdown's last flush; then the process stops.
     Shutdown,
@@ -409,6 +410,9 @@ impl Sim {
         sim.ever_voters = sim.voters.clone();
         sim.config.voters.clear();
         sim.config.listener_name = Some(SIM_LISTENER.to_string());
+        // controller.quorum.bootstrap.servers: the initial voters (the simulated network routes
+        // by id, so their ids stand for their addresses).
+        sim.config.bootstrap_servers = sim.voters.iter().copied().collect();
         let initial = VoterSet::new(sim.voters.iter().map(|id| sim.voter_of(*id))).unwrap();
         for node in &sim.nodes {
             write_bootstrap_checkpoint_in(&node.disk.fs(), dir(), initial.to_record(), 0)
@@ -452,7 +456,11 @@ impl Sim {
     }
 
     fn note(&mut self, text: String) {
-        if self.history.len() == HISTORY {
+        let kept = std::env::var("KRAFT_SIM_HISTORY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(HISTORY);
+        if self.history.len() >= kept {
             self.history.pop_front();
         }
         self.history
@@ -475,7 +483,7 @@ impl Sim {
                 Some(l) => {
                     let r = &l.replica;
                     format!(
-                        "  node {i} ({:?}): {:?} epoch {} leader {:?} voted {:?} hw {:?} log [{}, {}) flushed {} durable {:?}",
+                        "  node {i} ({:?}): {:?} epoch {} leader {:?} voted {:?} hw {:?} log [{}, {}) flushed {} durable {:?} voters {}",
                         n.id,
                         r.role(),
                         r.epoch(),
@@ -485,7 +493,8 @@ impl Sim {
                         l.log.log().log_start_offset(),
                         r.log().log_end_offset(),
                         r.log().flushed_offset(),
-                        durable_end(&n.disk)
+                        durable_end(&n.disk),
+                        r.voter_set().map_or("none".to_string(), |v| v.to_string())
                     )
                 }
             })
@@ -594,12 +603,14 @@ impl Sim {
     /// the last of its log (a rotted last batch looks exactly like a torn write, which recovery
     /// cuts). Only while no other node awaits its repair point, so that repairs stay a
     /// minority of the voters.
+    /// In a dynamic quorum, whose voter sets shrink and grow, only on a node never asked to
+    /// be a voter: a repaired voter must stay a minority of every set that may count it.
     pub fn rot(&mut self, i: usize) {
-        let busy = self
-            .nodes
-            .iter()
-            .any(|n| n.rotted || n.repair_point.is_some());
-        if self.is_running(i) || busy || self.voters.len() < 3 {
+        let ever_voter = self.dynamic
+            && self.nodes[i]
+                .id
+                .is_some_and(|id| self.ever_voters.contains(&id));
+        if self.is_running(i) || self.repairing() || self.voters.len() < 3 || ever_voter {
             return;
         }
         let disk = self.nodes[i].disk.clone();
@@ -1070,7 +1081,7 @@ impl Sim {
     /// longer, so a crash often finds appends written but not yet durable.
     fn enqueue(&mut self, i: usize, op: StoreOp) {
         let cost = match op {
-            StoreOp::Flush | StoreOp::Persist(_) | StoreOp::ResetLog(_) => 1 + self.rng.below(5),
+            StoreOp::Flush | StoreOp::Persist(_) | StoreOp::ResetLog(..) => 1 + self.rng.below(5),
             _ => self.rng.below(2),
         };
         let delay = Duration::from_millis(cost);
@@ -1143,7 +1154,7 @@ impl Sim {
                     self.apply_committed(i, hw);
                 }
             }
-            StoreOp::ResetLog(id) => self.reset_log(i, id),
+            StoreOp::ResetLog(id, control) => self.reset_log(i, id, control),
             StoreOp::CheckOutcome(id, outcome) => self.check_outcome(i, id, outcome),
             StoreOp::Clean => self.clean_now(i),
             StoreOp::Shutdown => {
@@ -1291,8 +1302,8 @@ impl Sim {
     /// Installs a fetched snapshot as the node does: verify and load it, then replace the log.
     fn install_snapshot(&mut self, i: usize, id: OffsetAndEpoch) {
         let now = self.now;
-        match self.live(i).snaps.install(id, now) {
-            Ok(_) => {}
+        let control = match self.live(i).snaps.install(id, now) {
+            Ok(installed) => installed.control,
             Err(InstallError::Disk(e)) => return self.disk_failed(i, "install", &e),
             // The driver rebuilds the core from disk, as a restart does.
             Err(InstallError::Invalid(e)) => {
@@ -1300,25 +1311,19 @@ impl Sim {
                 self.stop_process(i);
                 return self.start_node(i);
             }
-        }
+        };
         self.check_history(i, id, "installed");
-        self.enqueue(i, StoreOp::ResetLog(id));
+        self.enqueue(i, StoreOp::ResetLog(id, control));
     }
 
     /// The log store replaces the log with an empty one at the installed snapshot's end.
-    fn reset_log(&mut self, i: usize, id: OffsetAndEpoch) {
+    fn reset_log(&mut self, i: usize, id: OffsetAndEpoch, control: Vec<ControlRecord>) {
         if let Err(e) = self.live(i).log.reset_to(id) {
             return self.disk_failed(i, "reset the log", &e);
         }
         self.nodes[i].checked = id.offset;
         self.note(format!("node {i} installed snapshot {id:?}"));
-        self.input(
-            i,
-            Input::SnapshotInstalled {
-                id,
-                control: Vec::new(),
-            },
-        );
+        self.input(i, Input::SnapshotInstalled { id, control });
     }
 
     // ---- running -------------------------------------------------------------------------------
@@ -1523,6 +1528,13 @@ impl Sim {
             self.changes_awaiting.insert(id, target);
         }
         self.input(target, input);
+    }
+
+    /// Whether some node's data rotted and it is not yet back where it was (one at a time).
+    fn repairing(&self) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| n.rotted || n.repair_point.is_some())
     }
 
     /// A voter change answered: exactly once, by the node asked.
