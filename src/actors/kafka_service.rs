@@ -181,16 +181,42 @@ pub struct KafkaFace {
 }
 
 impl KafkaFace {
+    /// Every voter's endpoint: the static voters' addresses, and those a dynamic quorum's
+    /// voter set in force lists on the quorum listener (which win, being the newer).
+    fn endpoints(&self, voters: Option<&crate::raft::VoterSet>) -> Vec<crate::kafka::Endpoint> {
+        let mut endpoints = self.cluster.endpoints.clone();
+        let listed = voters
+            .into_iter()
+            .flat_map(|set| set.voters())
+            .filter_map(|voter| {
+                let address = match &self.cluster.listener_name {
+                    Some(name) => voter.endpoints.get(name),
+                    None => voter.endpoints.values().next(),
+                }?;
+                Some(crate::kafka::Endpoint {
+                    node_id: voter.key.id,
+                    host: address.host.clone(),
+                    port: address.port,
+                })
+            });
+        for endpoint in listed {
+            endpoints.retain(|e| e.node_id != endpoint.node_id);
+            endpoints.push(endpoint);
+        }
+        endpoints
+    }
+
     async fn view(&self) -> Result<QuorumView, ServeError> {
         let status = self
             .driver
             .send(Describe)
             .await
             .map_err(|_| ServeError::NodeGone)?;
+        let endpoints = self.endpoints(status.voter_set.as_ref());
         Ok(QuorumView {
             cluster_id: self.cluster.cluster_id.clone(),
             local_id: self.cluster.local_id,
-            endpoints: self.cluster.endpoints.clone(),
+            endpoints,
             listener_name: self.cluster.listener_name.clone(),
             leader_id: status.leader_id,
             epoch: status.epoch,
