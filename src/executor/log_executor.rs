@@ -2,8 +2,9 @@
 //!
 //! Owns `storage::ReplicatedLog` and `storage::QuorumStateFile`: recovery at start (with the
 //! voter-set history of a dynamic quorum, from the newest snapshot and the log), each log
-//! action, reads for Fetch answers, the log reset of a snapshot install and retention cleaning. Every IO error is returned, never retried or hidden: after one, the caller stops
-//! the node, because the state on disk is unknown until recovery.
+//! action, reads for Fetch answers, the log reset of a snapshot install and retention cleaning.
+//! Every IO error is returned, never retried or hidden: after one, the caller stops the node,
+//! because the state on disk is unknown until recovery.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -203,8 +203,9 @@ enum StoreOp {
     /// The high watermark moved: check the committed prefix, and let the state machine read
     /// the newly committed batches (the snapshot writer reads through the log store).
     Committed(Offset),
-    /// Install: replace the log with an empty one at the snapshot's end.
-    ResetLog(OffsetAndEpoch),
+    /// Install: replace the log with an empty one at the snapshot's end; the snapshot's
+    /// KRaftVersion and Voters records go to the core with `SnapshotInstalled`.
+    ResetLog(OffsetAndEpoch, Vec<kraft::record::ControlRecord>),
     Clean,
     /// A graceful shutdown's last flush; then the process stops.
     Shutdown,
@@ -975,7 +976,7 @@ impl Sim {
     /// longer, so a crash often finds appends written but not yet durable.
     fn enqueue(&mut self, i: usize, op: StoreOp) {
         let cost = match op {
-            StoreOp::Flush | StoreOp::Persist(_) | StoreOp::ResetLog(_) => 1 + self.rng.below(5),
+            StoreOp::Flush | StoreOp::Persist(_) | StoreOp::ResetLog(..) => 1 + self.rng.below(5),
             _ => self.rng.below(2),
         };
         let delay = Duration::from_millis(cost);
@@ -1048,7 +1049,7 @@ impl Sim {
                     self.apply_committed(i, hw);
                 }
             }
-            StoreOp::ResetLog(id) => self.reset_log(i, id),
+            StoreOp::ResetLog(id, control) => self.reset_log(i, id, control),
             StoreOp::CheckOutcome(id, outcome) => self.check_outcome(i, id, outcome),
             StoreOp::Clean => self.clean_now(i),
             StoreOp::Shutdown => {
@@ -1196,8 +1197,8 @@ impl Sim {
     /// Installs a fetched snapshot as the node does: verify and load it, then replace the log.
     fn install_snapshot(&mut self, i: usize, id: OffsetAndEpoch) {
         let now = self.now;
-        match self.live(i).snaps.install(id, now) {
-            Ok(_) => {}
+        let control = match self.live(i).snaps.install(id, now) {
+            Ok(installed) => installed.control,
             Err(InstallError::Disk(e)) => return self.disk_failed(i, "install", &e),
             // The driver rebuilds the core from disk, as a restart does.
             Err(InstallError::Invalid(e)) => {
@@ -1205,25 +1206,24 @@ impl Sim {
                 self.stop_process(i);
                 return self.start_node(i);
             }
-        }
+        };
         self.check_history(i, id, "installed");
-        self.enqueue(i, StoreOp::ResetLog(id));
+        self.enqueue(i, StoreOp::ResetLog(id, control));
     }
 
     /// The log store replaces the log with an empty one at the installed snapshot's end.
-    fn reset_log(&mut self, i: usize, id: OffsetAndEpoch) {
+    fn reset_log(
+        &mut self,
+        i: usize,
+        id: OffsetAndEpoch,
+        control: Vec<kraft::record::ControlRecord>,
+    ) {
         if let Err(e) = self.live(i).log.reset_to(id) {
             return self.disk_failed(i, "reset the log", &e);
         }
         self.nodes[i].checked = id.offset;
         self.note(format!("node {i} installed snapshot {id:?}"));
-        self.input(
-            i,
-            Input::SnapshotInstalled {
-                id,
-                control: Vec::new(),
-            },
-        );
+        self.input(i, Input::SnapshotInstalled { id, control });
     }
 
     // ---- running -------------------------------------------------------------------------------
