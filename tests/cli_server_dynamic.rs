@@ -1,8 +1,10 @@
 //! `kraft server` on a metadata directory formatted for a dynamic quorum (kraft.version 1) as
 //! real processes: `kraft storage format --standalone` then `kraft server` elects the one voter,
 //! commits its workload and does again after a restart; three nodes formatted with the same
-//! `--initial-controllers` form a quorum; a replaced disk, a joining node and a config that
-//! also names static voters are refused with one line.
+//! `--initial-controllers` form a quorum; a replaced disk runs as an observer, saying so; a node
+//! formatted with `--no-initial-controllers` finds the leader through the bootstrap servers and
+//! replicates as an observer; a damaged checkpoint and a config that also names static voters
+//! are refused with one line.
 
 mod common;
 
@@ -137,7 +139,7 @@ fn a_standalone_voter_elects_itself_commits_and_does_again_after_a_restart() {
 
     let mut server = Server::start(&config);
     assert!(server.wait_for("leading: writing the workload", SETTLE));
-    assert!(server.has_seen("the voters come from the bootstrap checkpoint"));
+    assert!(server.has_seen("the voters come from the log"));
     assert!(server.has_seen("member=\"voter\""));
     let status = wait_for_commits(port, 1, 100);
     assert_eq!(
@@ -208,19 +210,31 @@ fn assert_refused(config: &Path, needle: &str) {
 }
 
 #[test]
-fn a_replaced_disk_is_not_the_voter_and_is_refused() {
+fn a_replaced_disk_is_not_the_voter_and_runs_as_an_observer() {
     let dir = tempfile::tempdir().unwrap();
     let config = dynamic_config(dir.path(), 1, &[free_port()], "");
     format(&config, &["--standalone"]);
     let logs = log_dir(dir.path(), 1);
     let mut meta = MetaProperties::read(&logs).unwrap().unwrap();
     let voter = meta.directory_id.unwrap();
-    meta.directory_id = Some(Uuid::random());
+    let replaced = Uuid::random();
+    meta.directory_id = Some(replaced);
     meta.write(&logs).unwrap();
-    assert_refused(
-        &config,
-        &format!("voter 1 of the bootstrap checkpoint has directory id {voter}"),
+    let mut server = Server::start(&config);
+    assert!(server.wait_for("kraft node started", SETTLE));
+    let warning = server
+        .line_containing("running as an observer until it is added as a voter again")
+        .expect("the replaced disk is named at start");
+    assert!(
+        warning.contains(&voter.to_string()) && warning.contains(&replaced.to_string()),
+        "{warning}"
     );
+    assert!(server.has_seen("member=\"observer\""));
+    // The one voter's disk is gone: nobody may lead.
+    server.drain(Duration::from_secs(2));
+    assert!(!server.has_seen("leading: writing"));
+    server.signal("-TERM");
+    assert_eq!(server.wait_exit(SETTLE), Some(0));
 }
 
 #[test]
@@ -239,13 +253,53 @@ fn a_damaged_bootstrap_checkpoint_is_one_line() {
 }
 
 #[test]
-fn a_joining_node_and_static_voters_over_a_dynamic_dir_are_refused() {
+fn a_joining_node_finds_the_leader_and_replicates_as_an_observer() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let joining = dynamic_config(dir.path(), 1, &[port], "");
+    let ports = [free_port(), free_port()];
+    let standalone = dynamic_config(dir.path(), 1, &ports, "");
+    format(&standalone, &["--standalone"]);
+    let joining = dynamic_config(dir.path(), 2, &ports, "");
     format(&joining, &["--no-initial-controllers"]);
-    assert_refused(&joining, "formatted to join a dynamic quorum");
+    let mut leader = Server::start(&standalone);
+    assert!(leader.wait_for("leading: writing the workload", SETTLE));
+    let mut observer = Server::start(&joining);
+    assert!(observer.wait_for("kraft node started", SETTLE));
+    assert!(observer.has_seen("starting as an observer that finds the leader"));
+    assert!(observer.has_seen("member=\"observer\""));
 
+    let bootstrap = format!("localhost:{}", ports[0]);
+    let deadline = Instant::now() + SETTLE;
+    let status = loop {
+        let o = kraft(&[
+            "quorum",
+            "--bootstrap-controller",
+            &bootstrap,
+            "describe",
+            "--status",
+        ]);
+        let out = text(&o.stdout);
+        if o.status.success() && voter_ids(&field(&out, "CurrentObservers:")) == [2] {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "node 2 never observed: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        voter_ids(&field(&status, "CurrentVoters:")),
+        [1],
+        "{status}"
+    );
+    observer.signal("-TERM");
+    assert_eq!(observer.wait_exit(SETTLE), Some(0));
+    leader.signal("-TERM");
+    assert_eq!(leader.wait_exit(SETTLE), Some(0));
+    // It replicated the leader's log (an observer never appends on its own).
+    assert!(log_end(dir.path(), 2) > Offset(0));
+}
+
+#[test]
+fn static_voters_over_a_dynamic_dir_are_refused() {
+    let port = free_port();
     let other = tempfile::tempdir().unwrap();
     let config = dynamic_config(other.path(), 1, &[port], "");
     format(&config, &["--standalone"]);

@@ -180,6 +180,17 @@ async fn a_standalone_node_elects_itself_and_keeps_its_voters_from_the_log() {
     node.shutdown().await;
     drop(node);
 
+    // A dynamic quorum's quorum-state is Kafka's data_version 1, naming the directory id of the
+    // voter voted for (the node voted for itself).
+    let text = std::fs::read_to_string(partition(dir.path()).join("quorum-state")).unwrap();
+    assert!(text.ends_with(r#""data_version":1}"#), "{text}");
+    let state = kraft::storage::QuorumStateFile::new(&partition(dir.path()))
+        .read()
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.voted_id, Some(NodeId(1)), "{text}");
+    assert_eq!(state.voted_directory_id, Some(directory_id(1)), "{text}");
+
     // The first leader copied the bootstrap voters into its LeaderChange batch.
     let records = first_control_batch(dir.path());
     assert!(
@@ -354,6 +365,39 @@ async fn snapshots_hold_the_voters_and_a_node_installing_one_learns_them() {
     );
     assert_eq!(status.voter_set, leader_status.voter_set);
     assert_eq!(status.voter_set, Some(voter_set(&voters)));
+    joining.shutdown().await;
+    leader.shutdown().await;
+}
+
+/// Over mutual TLS, a bootstrap server's certificate names its real node id, not the -2 the
+/// joining node knows it by: accepted, while a voter's certificate must still name the voter.
+#[actix_rt::test]
+async fn a_joining_node_finds_the_leader_over_tls() {
+    let ca = common::tls::TestCa::new("dyn");
+    let (leader_dir, joining_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (listener, port) = bind();
+    format_standalone(leader_dir.path(), 1, port);
+    let mut leader_options = options(leader_dir.path(), 1, listener, vec![]);
+    leader_options.security = ca.node_settings(1, leader_dir.path());
+    let leader = NodeHandle::start(leader_options).await.unwrap();
+    wait_for_leader(&leader).await;
+    append_batches(&leader, 3, "tls").await;
+
+    format_joining(joining_dir.path());
+    let (listener, _) = bind();
+    let bootstrap = vec![format!("localhost:{port}")];
+    let mut joining_options = options(joining_dir.path(), 2, listener, bootstrap);
+    joining_options.security = ca.node_settings(2, joining_dir.path());
+    let joining = NodeHandle::start(joining_options).await.unwrap();
+    let hw = leader.describe().await.unwrap().high_watermark.unwrap();
+    wait_for(&joining, "not following over TLS", |s| {
+        s.role == RoleKind::Follower && s.leader_id == Some(NodeId(1)) && s.log_end_offset >= hw
+    })
+    .await;
+    wait_for(&leader, "no TLS observer", |s| {
+        s.observers.contains_key(&NodeId(2))
+    })
+    .await;
     joining.shutdown().await;
     leader.shutdown().await;
 }

@@ -255,7 +255,13 @@ impl ReplicationDriver {
 
     fn execute_one(&mut self, action: Action, ctx: &mut Context<Self>) {
         match action {
-            Action::PersistElection(state) => self.log_store.do_send(Persist(state)),
+            Action::PersistElection(state) => {
+                // The voter voted for is one of the set in force: its directory id is there.
+                let voted_directory_id = state
+                    .voted_id
+                    .and_then(|id| self.replica.voter_set()?.get(id)?.key.directory_id);
+                self.log_store.do_send(Persist(state, voted_directory_id))
+            }
             Action::Append { batches } => {
                 let leader = self.replica.role() == crate::raft::RoleKind::Leader;
                 let (records, bytes) = self.metrics.appended(&batches, leader);

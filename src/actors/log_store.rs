@@ -209,7 +209,7 @@ impl Handler<Persist> for LogStore {
     type Result = ();
     fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) {
         self.write(ctx, |exec| {
-            exec.persist_election(msg.0)
+            exec.persist_election_voting_for(msg.0, msg.1)
                 .map(|()| Some(IoDone::ElectionPersisted))
         });
     }

@@ -33,7 +33,11 @@ pub struct SetDriver(pub Recipient<IoDone>);
 /// Durably writes the election state; completes with `IoDone::ElectionPersisted`.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Persist(pub PersistedElection);
+pub struct Persist(
+    pub PersistedElection,
+    /// The directory id of the voter voted for, where the voter set names it.
+    pub Option<crate::uuid::Uuid>,
+);
 
 /// Appends validated batches at the log end (not yet durable).
 #[derive(Message)]

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::server_bootstrap::Membership;
 use super::{CliError, load_config};
 use crate::config::NodeConfig;
 use crate::node::{NodeHandle, NodeOptions, SnapshotPolicy, Throughput};
@@ -87,10 +88,18 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
     };
     check_record_size(args.record_size)?;
     let meta = ensure_formatted(&config, directory_id)?;
-    let config = super::server_bootstrap::with_bootstrap_voters(config, &meta)?;
+    let log_partition =
+        storage::partition_dir(&config.metadata_log_dir, storage::PERFORMANCE_TEST_TOPIC);
+    let dynamic = super::server_bootstrap::dynamic_quorum(&config, &meta, &log_partition)?;
     let listener = bind_controller_listener(&config)?;
     let metrics_listener = bind_metrics_listener(&config)?;
-    let options = node_options(&config, &meta, listener);
+    let options = node_options(&config, &meta, listener, dynamic.is_some());
+    let member = match dynamic {
+        None if config.is_voter() => "voter",
+        None => "observer",
+        Some(Membership::Voter) => "voter",
+        Some(Membership::Observer) => "observer",
+    };
     let system = actix_rt::System::new();
     system.block_on(async move {
         let node = NodeHandle::start(options)
@@ -119,7 +128,7 @@ pub fn run(args: &ServerArgs) -> Result<(), CliError> {
             node_id = %config.node_id,
             listener = %config.controller_listener().endpoint,
             voters = ?config.voters.ids().collect::<Vec<_>>(),
-            member = if config.is_voter() { "voter" } else { "observer" },
+            member,
             "kraft node started"
         );
         tokio::select! {
@@ -252,10 +261,13 @@ fn bind_metrics_listener(config: &NodeConfig) -> Result<Option<std::net::TcpList
         })
 }
 
+/// The node's options. A dynamic quorum's node has no static voters: the bootstrap servers
+/// find the leader, and the voters come from its log.
 fn node_options(
     config: &NodeConfig,
     meta: &MetaProperties,
     listener: std::net::TcpListener,
+    dynamic: bool,
 ) -> NodeOptions {
     let voters: BTreeSet<_> = config.voters.ids().collect();
     let mut raft = RaftConfig::new(
@@ -296,7 +308,15 @@ fn node_options(
         rack: config.rack.clone(),
         directory_id: meta.directory_id,
         listener_name: Some(config.controller_listener().name.clone()),
-        bootstrap_servers: vec![],
+        bootstrap_servers: if dynamic {
+            config
+                .bootstrap_servers
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        },
         snapshots: SnapshotPolicy {
             max_bytes: config.metadata_log.max_record_bytes_between_snapshots,
             interval: config.metadata_log.max_snapshot_interval,

@@ -1,9 +1,10 @@
 //! The log and the election state of one node, as the core's actions use them.
 //!
-//! Owns `storage::ReplicatedLog` and `storage::QuorumStateFile`: recovery at start, each
-//! log action, reads for Fetch answers, the log reset of a snapshot install and retention
-//! cleaning. Every IO error is returned, never retried or hidden: after one, the caller stops
-//! the node, because the state on disk is unknown until recovery.
+//! Owns `storage::ReplicatedLog` and `storage::QuorumStateFile`: recovery at start (with the
+//! voter-set history of a dynamic quorum, from the newest snapshot and the log), each log
+//! action, reads for Fetch answers, the log reset of a snapshot install and retention cleaning.
+//! Every IO error is returned, never retried or hidden: after one, the caller stops the node,
+//! because the state on disk is unknown until recovery.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -211,11 +212,21 @@ impl LogExecutor {
 
     /// `Action::PersistElection`: durable before it returns.
     pub fn persist_election(&mut self, e: PersistedElection) -> Result<(), StorageError> {
+        self.persist_election_voting_for(e, None)
+    }
+
+    /// [`LogExecutor::persist_election`] naming the directory id of the voter voted for (a
+    /// dynamic quorum's `quorum-state` records it as `votedDirectoryId`, as Kafka's does).
+    pub fn persist_election_voting_for(
+        &mut self,
+        e: PersistedElection,
+        voted_directory_id: Option<crate::uuid::Uuid>,
+    ) -> Result<(), StorageError> {
         let state = ElectionState {
             epoch: e.epoch,
             leader_id: e.leader_id,
             voted_id: e.voted_id,
-            voted_directory_id: None,
+            voted_directory_id: voted_directory_id.filter(|_| e.voted_id.is_some()),
         };
         if self.static_voters.is_empty() {
             self.state.write(&state)

@@ -1,7 +1,8 @@
 //! The node's state machine and its snapshot files, as the core's actions and the high
 //! watermark use them.
 //!
-//! Owns applying committed batches in order, when a snapshot is due, writing one, serving
+//! Owns applying committed batches in order (and the committed voter-set history a snapshot's
+//! KRaftVersion and Voters records come from), when a snapshot is due, writing one, serving
 //! FetchSnapshot chunks of any snapshot still on disk, writing fetched chunks, and installing a
 //! fetched snapshot (verify, rename into place, load). Time comes in as an argument, so the
 //! simulation drives it as production does. It must never write the log, and never retry an IO

@@ -46,9 +46,9 @@ pub use repair::{RepairReport, repair_partition_in};
 pub use repair_point_file::RepairPointFile;
 pub use sim_fs::SimFs;
 pub use snapshot::{
-    BOOTSTRAP_SNAPSHOT_ID, read_bootstrap_checkpoint, read_bootstrap_checkpoint_in,
-    snapshot_file_name, write_bootstrap_checkpoint, write_bootstrap_checkpoint_in,
-    write_joining_checkpoint, write_joining_checkpoint_in,
+    BOOTSTRAP_SNAPSHOT_ID, copy_bootstrap_checkpoint, read_bootstrap_checkpoint,
+    read_bootstrap_checkpoint_in, snapshot_file_name, write_bootstrap_checkpoint,
+    write_bootstrap_checkpoint_in, write_joining_checkpoint, write_joining_checkpoint_in,
 };
 pub use snapshot_file::{
     SnapshotFile, SnapshotFileWriter, complete_partial, complete_partial_in,

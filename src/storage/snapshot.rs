@@ -84,6 +84,26 @@ pub fn read_bootstrap_checkpoint_in(
     Ok(Some(records))
 }
 
+/// Copies the bootstrap checkpoint of `from_partition` (checked as
+/// [`read_bootstrap_checkpoint`] checks it) into `to_partition`, unless one is there already:
+/// a node whose log lives in another partition than the one `kraft storage format` wrote it to
+/// starts from it there. Returns whether it copied.
+pub fn copy_bootstrap_checkpoint(
+    from_partition: &Path,
+    to_partition: &Path,
+) -> Result<bool, StorageError> {
+    let fs = real_fs();
+    let name = snapshot_file_name(BOOTSTRAP_SNAPSHOT_ID);
+    let (from, to) = (from_partition.join(&name), to_partition.join(&name));
+    if fs.exists(&to).at(&to)? || read_bootstrap_checkpoint_in(&fs, from_partition)?.is_none() {
+        return Ok(false);
+    }
+    let bytes = fs.read(&from).at(&from)?;
+    fsutil::create_dir_durably_in(&*fs, to_partition)?;
+    fsutil::write_atomically_in(&*fs, &to, &bytes)?;
+    Ok(true)
+}
+
 /// Writes the bootstrap checkpoint of a dynamic (kraft.version 1) quorum into `partition_dir`
 /// and returns its path.
 pub fn write_bootstrap_checkpoint(
