@@ -8,124 +8,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::dynamic::{
+    SETTLE, dynamic_config, field, format, kraft, log_dir, log_end, text, voter_ids,
+    wait_for_commits,
+};
 use common::process::{Server, first_to_log, free_port};
 
-use kraft::storage::{LogConfig, MetaProperties, ReplicatedLog};
+use kraft::storage::MetaProperties;
 use kraft::types::Offset;
 use kraft::uuid::Uuid;
-
-/// How long a start-up step may take on a loaded machine.
-const SETTLE: Duration = Duration::from_secs(30);
-
-fn kraft(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kraft"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Node `id`'s config for a dynamic quorum: no controller.quorum.voters, bootstrap servers at
-/// `ports` (node i listens on ports[i - 1]).
-fn dynamic_config(dir: &Path, id: usize, ports: &[u16], extra: &str) -> PathBuf {
-    let bootstrap: Vec<String> = ports.iter().map(|p| format!("localhost:{p}")).collect();
-    let path = dir.join(format!("node-{id}.properties"));
-    std::fs::write(
-        &path,
-        format!(
-            "node.id={id}\nlisteners=PLAINTEXT://localhost:{}\ncontroller.listener.names=PLAINTEXT\n\
-             controller.quorum.bootstrap.servers={}\nlog.dirs={}\n\
-             controller.quorum.election.timeout.ms=300\ncontroller.quorum.fetch.timeout.ms=1000\n{extra}",
-            ports[id - 1],
-            bootstrap.join(","),
-            log_dir(dir, id).display()
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn log_dir(dir: &Path, id: usize) -> PathBuf {
-    dir.join(format!("logs-{id}"))
-}
-
-fn format(config: &Path, flags: &[&str]) {
-    let mut args = vec![
-        "storage",
-        "format",
-        "-c",
-        config.to_str().unwrap(),
-        "-t",
-        "dyn-cluster",
-    ];
-    args.extend_from_slice(flags);
-    let out = kraft(&args);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-}
-
-fn log_end(dir: &Path, id: usize) -> Offset {
-    let partition = log_dir(dir, id).join("__raft_performance_test-0");
-    let (log, _) = ReplicatedLog::open(&partition, LogConfig::default()).unwrap();
-    log.log_end_offset()
-}
-
-/// A field of `kraft quorum describe --status` (e.g. `HighWatermark:`).
-fn field(text: &str, label: &str) -> String {
-    text.lines()
-        .find_map(|l| l.strip_prefix(label))
-        .unwrap_or_else(|| panic!("no {label} in {text}"))
-        .trim()
-        .to_string()
-}
-
-/// The ids in a `CurrentVoters:` list (`[{"id": 1, ...}, ...]`).
-fn voter_ids(list: &str) -> Vec<i32> {
-    list.split("{\"id\": ")
-        .skip(1)
-        .map(|rest| {
-            rest.split(',')
-                .next()
-                .unwrap()
-                .trim_end_matches('}')
-                .parse()
-                .unwrap()
-        })
-        .collect()
-}
-
-/// Polls `kraft quorum describe --status` at `port` until node `leader` leads with a high
-/// watermark past `beyond`; returns the tool's text.
-fn wait_for_commits(port: u16, leader: usize, beyond: i64) -> String {
-    let bootstrap = format!("localhost:{port}");
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let o = Command::new(env!("CARGO_BIN_EXE_kraft"))
-            .args(["quorum", "--bootstrap-controller", &bootstrap])
-            .args(["describe", "--status"])
-            .output()
-            .unwrap();
-        let out = text(&o.stdout);
-        if o.status.success()
-            && field(&out, "LeaderId:") == leader.to_string()
-            && field(&out, "HighWatermark:").parse::<i64>().unwrap() > beyond
-        {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never committed past {beyond}: {out}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn a_standalone_voter_elects_itself_commits_and_does_again_after_a_restart() {

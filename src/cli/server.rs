@@ -8,7 +8,7 @@
 //! SIGTERM hands leadership over and exits 0; a node that fails for good (its disk failed, or
 //! its actors keep failing after node restarts) exits 1. It must never modify a dir of another node.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -17,7 +17,7 @@ use super::server_bootstrap::Membership;
 use super::{CliError, load_config};
 use crate::config::NodeConfig;
 use crate::node::{NodeHandle, NodeOptions, SnapshotPolicy, Throughput};
-use crate::raft::RaftConfig;
+use crate::raft::{ListenerAddress, RaftConfig};
 use crate::storage::{self, LogConfig, MetaProperties};
 use crate::uuid::Uuid;
 
@@ -281,6 +281,10 @@ fn node_options(
     raft.request_timeout = config.quorum.request_timeout;
     raft.retry_backoff = config.quorum.retry_backoff;
     raft.append_linger = config.quorum.append_linger;
+    if dynamic {
+        raft.local_endpoints = local_endpoints(config);
+        raft.auto_join = config.auto_join;
+    }
     NodeOptions {
         cluster_id: meta.cluster_id.clone(),
         node_id: Some(config.node_id),
@@ -324,6 +328,26 @@ fn node_options(
             retention: config.metadata_log.max_retention,
         },
     }
+}
+
+/// This node's voter entry endpoints: each of `controller.listener.names`' listeners, by
+/// name. A listener bound to every interface (an empty or wildcard host) names no address a
+/// peer could dial, so it is left out (a node without any then neither auto-joins nor updates
+/// its entry).
+fn local_endpoints(config: &NodeConfig) -> BTreeMap<String, ListenerAddress> {
+    config
+        .controller_listener_names
+        .iter()
+        .filter_map(|name| config.listeners.iter().find(|l| &l.name == name))
+        .filter(|l| !matches!(l.endpoint.host.as_str(), "" | "0.0.0.0" | "::" | "[::]"))
+        .map(|l| {
+            let at = ListenerAddress {
+                host: l.endpoint.host.clone(),
+                port: l.endpoint.port,
+            };
+            (l.name.clone(), at)
+        })
+        .collect()
 }
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM.

@@ -32,9 +32,13 @@ impl Replica {
             id: r.candidate_id,
             directory_id: r.candidate_directory_id,
         };
-        if !self.is_voter_key(candidate) && !self.may_lack_the_set_naming(r) {
+        let known = self.is_voter_key(candidate)
+            || (self.kraft_version() >= 1 && self.log.voters().ever_voter(candidate));
+        if !known && !self.may_lack_the_set_naming(r) {
             // Only a voter may stand; the request moves no epoch (a forged one could otherwise
-            // push every voter to the highest epoch).
+            // push every voter to the highest epoch). A former voter is answered: one that
+            // missed its own removal and stood in a newer epoch learns of the leader only from
+            // the quorum moving to that epoch (as Kafka, whose pre-vote keeps this rare).
             return reject(self, ErrorCode::InconsistentVoterSet);
         }
         if r.candidate_epoch > self.epoch {

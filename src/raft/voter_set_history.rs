@@ -170,6 +170,15 @@ impl VoterSetHistory {
         self.voter_sets.values().nth_back(1)
     }
 
+    /// Whether `key` is a voter of any set this history still holds (the bootstrap and static
+    /// sets included): a voter now, or one removed by a change the log still holds.
+    pub fn ever_voter(&self, key: super::voter_set::ReplicaKey) -> bool {
+        self.voter_sets
+            .values()
+            .chain(self.static_voters.as_ref())
+            .any(|set| set.is_voter(key))
+    }
+
     /// The voter set a record at or before `offset` set (never the static voters).
     pub fn at_or_before(&self, offset: Offset) -> Option<&VoterSet> {
         self.voter_sets.range(..=offset).next_back().map(|(_, s)| s)

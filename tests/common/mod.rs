@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod dynamic;
 pub mod kafka;
 pub mod process;
 pub mod tls;
