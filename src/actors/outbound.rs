@@ -255,7 +255,11 @@ impl OutboundConnection {
     fn receive(&mut self, item: Result<PeerMessage, FrameError>, ctx: &mut Context<Self>) {
         match item {
             Ok(PeerMessage::Handshake(remote)) if !self.ready => {
-                match self.local.accepts(&remote) {
+                match self
+                    .local
+                    .accepts(&remote)
+                    .and_then(|()| self.is_the_peer(&remote))
+                {
                     Ok(()) => {
                         self.ready = true;
                         self.backoff = MIN_RECONNECT_BACKOFF;
@@ -294,6 +298,21 @@ impl OutboundConnection {
                 self.disconnected(ctx);
             }
         }
+    }
+}
+
+impl OutboundConnection {
+    /// Whether the node that answered is the one dialled: a voter's address may now serve
+    /// another node (a moved or misconfigured voter), whose answers must not count as the
+    /// voter's. A bootstrap server is known only by its address, so any id is its own.
+    fn is_the_peer(&self, remote: &Handshake) -> Result<(), String> {
+        if self.bootstrap || remote.node_id == Some(self.peer) {
+            return Ok(());
+        }
+        Err(format!(
+            "the node at {} is {:?}, not node {}",
+            self.address, remote.node_id, self.peer
+        ))
     }
 }
 

@@ -85,9 +85,10 @@ pub fn read_bootstrap_checkpoint_in(
 }
 
 /// Copies the bootstrap checkpoint of `from_partition` (checked as
-/// [`read_bootstrap_checkpoint`] checks it) into `to_partition`, unless one is there already:
-/// a node whose log lives in another partition than the one `kraft storage format` wrote it to
-/// starts from it there. Returns whether it copied.
+/// [`read_bootstrap_checkpoint`] checks it) into `to_partition`, unless that holds a snapshot
+/// already (the checkpoint itself, or a newer snapshot that holds the voters in its place after
+/// log cleaning deleted the checkpoint): a node whose log lives in another partition than the
+/// one `kraft storage format` wrote it to starts from it there. Returns whether it copied.
 pub fn copy_bootstrap_checkpoint(
     from_partition: &Path,
     to_partition: &Path,
@@ -95,7 +96,9 @@ pub fn copy_bootstrap_checkpoint(
     let fs = real_fs();
     let name = snapshot_file_name(BOOTSTRAP_SNAPSHOT_ID);
     let (from, to) = (from_partition.join(&name), to_partition.join(&name));
-    if fs.exists(&to).at(&to)? || read_bootstrap_checkpoint_in(&fs, from_partition)?.is_none() {
+    let has_snapshot = fs.exists(to_partition).at(to_partition)?
+        && !super::snapshot_file::list_snapshots_in(&fs, to_partition)?.is_empty();
+    if has_snapshot || read_bootstrap_checkpoint_in(&fs, from_partition)?.is_none() {
         return Ok(false);
     }
     let bytes = fs.read(&from).at(&from)?;
@@ -246,6 +249,29 @@ mod tests {
                 .iter()
                 .any(|r| matches!(r, ControlRecord::Voters(_)))
         );
+    }
+
+    #[test]
+    fn the_checkpoint_is_copied_once_into_a_partition_without_snapshots() {
+        let (formatted, log) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let to = log.path().join("p-0");
+        assert!(!copy_bootstrap_checkpoint(formatted.path(), &to).unwrap());
+        write_bootstrap_checkpoint(formatted.path(), voters(), 5).unwrap();
+        assert!(copy_bootstrap_checkpoint(formatted.path(), &to).unwrap());
+        assert_eq!(
+            read_bootstrap_checkpoint(&to).unwrap(),
+            read_bootstrap_checkpoint(formatted.path()).unwrap()
+        );
+        assert!(!copy_bootstrap_checkpoint(formatted.path(), &to).unwrap());
+        // Cleaning deleted the checkpoint, a newer snapshot holds the voters: no copy.
+        let name = snapshot_file_name(BOOTSTRAP_SNAPSHOT_ID);
+        std::fs::rename(
+            to.join(&name),
+            to.join("00000000000000000100-0000000002.checkpoint"),
+        )
+        .unwrap();
+        assert!(!copy_bootstrap_checkpoint(formatted.path(), &to).unwrap());
+        assert!(!to.join(name).exists());
     }
 
     #[test]
