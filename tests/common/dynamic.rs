@@ -135,7 +135,11 @@ pub fn wait_for_status(ports: &[u16], what: &str, done: impl Fn(&str) -> bool) -
         if o.status.success() && done(&out) {
             return out;
         }
-        assert!(Instant::now() < deadline, "never {what}: {out}{}", text(&o.stderr));
+        assert!(
+            Instant::now() < deadline,
+            "never {what}: {out}{}",
+            text(&o.stderr)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
