@@ -9,7 +9,8 @@
 //!   `meta.properties` and snapshot files; recovery and repair; synchronous file IO through a
 //!   file-system seam (the real disk, or the simulated one tests crash), no actors.
 //! - [`raft`]: the protocol core, pure and deterministic: inputs in, actions out (group commit
-//!   and every append's outcome included).
+//!   and every append's outcome included; a dynamic quorum's voter sets along the log and its
+//!   voter changes).
 //! - [`executor`]: carries out the core's actions on storage; the same code under the actors
 //!   and the simulation.
 //! - [`actors`]: the actix node (replication driver, log store, peer connections, listener,
@@ -27,8 +28,8 @@
 //!   library side of `kraft tail`.
 //! - [`cli`]: the `kraft` command line (server, operator tools, benchmark; `kraft quorum`, a
 //!   small synchronous Kafka admin client with Kafka's describe formats, add-controller and
-//!   remove-controller, and a ratatui dashboard; `kraft dump-log` in Kafka's lines; `kraft tail`); [`telemetry`] sets up
-//!   logging for it.
+//!   remove-controller, and a ratatui dashboard; `kraft dump-log` in Kafka's lines;
+//!   `kraft tail`); [`telemetry`] sets up logging for it.
 //! - [`types`], [`uuid`]: the KRaft vocabulary's newtypes and Kafka's 128-bit ids.
 //!
 //! The design is described in `docs/architecture.md`, the protocol rules in `docs/protocol.md`,
