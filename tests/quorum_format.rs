@@ -291,6 +291,39 @@ fn the_dashboard_shows_roles_lag_bars_fetch_ages_rate_and_leader_changes() {
 }
 
 #[test]
+fn the_dashboard_shows_a_voter_change_once_and_in_its_timeline() {
+    let mut dashboard = Dashboard::default();
+    let described = |drop_voter: Option<usize>| {
+        let mut r = response();
+        if let Some(i) = drop_voter {
+            r.topics[0].partitions[0].current_voters.remove(i);
+        }
+        Ok(Description {
+            cluster_id: CLUSTER.to_string(),
+            quorum: QuorumInfo::from_response(&r).unwrap(),
+        })
+    };
+    dashboard.observe(NOW - 2000, described(None));
+    assert_eq!(
+        dashboard.take_voter_change(),
+        None,
+        "the first sight is no change"
+    );
+    dashboard.observe(NOW - 1000, described(Some(2)));
+    let change = dashboard.take_voter_change().expect("a voter change");
+    assert_eq!(change.text(), "1,2,3 -> 1,2");
+    assert_eq!(dashboard.take_voter_change(), None, "reported once");
+    dashboard.observe(NOW, described(Some(2)));
+    assert_eq!(dashboard.take_voter_change(), None);
+
+    let mut terminal = Terminal::new(TestBackend::new(90, 24)).unwrap();
+    terminal.draw(|f| dashboard.render(f, NOW)).unwrap();
+    let text = rows(&terminal).join("\n");
+    assert!(text.contains("Leader and voter changes"), "{text}");
+    assert!(text.contains("22:13:29  voters 1,2,3 -> 1,2"), "{text}");
+}
+
+#[test]
 fn the_plain_line_carries_the_same_facts() {
     let mut dashboard = Dashboard::default();
     let q = quorum();

@@ -1,5 +1,6 @@
 //! The state behind `kraft quorum watch` and how it is shown: the latest description, the
-//! commit rate history (from high watermark deltas), and the leader changes seen; drawn with
+//! commit rate history (from high watermark deltas), and the leader and voter-set changes
+//! seen (a dynamic quorum's voters added or removed); drawn with
 //! ratatui into any backend (the terminal, or a test buffer), or written as one plain line.
 //!
 //! Pure: every function takes "now" and the descriptions it is given; it never reads a socket,
@@ -32,6 +33,22 @@ pub struct LeaderChange {
     pub epoch: i32,
 }
 
+/// A voter set that differed from the one the refresh before saw, when it was first seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoterChange {
+    pub at_ms: i64,
+    pub before: Vec<i32>,
+    pub after: Vec<i32>,
+}
+
+impl VoterChange {
+    /// `1,2 -> 1,2,3`.
+    pub fn text(&self) -> String {
+        let list = |ids: &[i32]| ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+        format!("{} -> {}", list(&self.before), list(&self.after))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Dashboard {
     cluster_id: Option<String>,
@@ -42,6 +59,9 @@ pub struct Dashboard {
     rates: VecDeque<u64>,
     previous_hw: Option<(i64, i64)>,
     changes: VecDeque<LeaderChange>,
+    voter_changes: VecDeque<VoterChange>,
+    /// The last voter change, until `take_voter_change` hands it out.
+    unreported_voter_change: Option<VoterChange>,
 }
 
 impl Dashboard {
@@ -75,10 +95,39 @@ impl Dashboard {
             }
             self.changes.push_back(change);
         }
+        self.note_voters(now_ms, &quorum);
         self.cluster_id = Some(description.cluster_id);
         self.latest = Some(quorum);
         self.updated_ms = Some(now_ms);
         changed.then_some(change)
+    }
+
+    /// Records a voter set that differs from the last description's.
+    fn note_voters(&mut self, now_ms: i64, quorum: &QuorumInfo) {
+        let ids = |q: &QuorumInfo| {
+            let mut ids: Vec<i32> = q.voters.iter().map(|v| v.id).collect();
+            ids.sort_unstable();
+            ids
+        };
+        let after = ids(quorum);
+        let Some(before) = self.latest.as_ref().map(ids).filter(|b| *b != after) else {
+            return;
+        };
+        let change = VoterChange {
+            at_ms: now_ms,
+            before,
+            after,
+        };
+        if self.voter_changes.len() == LEADER_CHANGES {
+            self.voter_changes.pop_front();
+        }
+        self.voter_changes.push_back(change.clone());
+        self.unreported_voter_change = Some(change);
+    }
+
+    /// The voter change the last refreshes showed, once.
+    pub fn take_voter_change(&mut self) -> Option<VoterChange> {
+        self.unreported_voter_change.take()
     }
 
     fn sample_rate(&mut self, now_ms: i64, hw: i64) {
@@ -168,21 +217,29 @@ impl Dashboard {
                 .style(Style::default().fg(Color::Green)),
             rate,
         );
-        let lines: Vec<Line> = self
+        let mut events: Vec<(i64, Line)> = self
             .changes
             .iter()
-            .rev()
             .map(|c| {
-                Line::from(format!(
+                let text = format!(
                     "{}  epoch {}  leader {}",
                     utc_time_of_day(c.at_ms),
                     c.epoch,
                     leader_text(c.leader_id)
-                ))
+                );
+                (c.at_ms, Line::from(text))
             })
             .collect();
+        events.extend(self.voter_changes.iter().map(|c| {
+            let text = format!("{}  voters {}", utc_time_of_day(c.at_ms), c.text());
+            (c.at_ms, Line::from(text).yellow())
+        }));
+        // Newest first; at the same instant the voter change after the leader it was seen with.
+        events.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        let lines: Vec<Line> = events.into_iter().map(|(_, line)| line).collect();
+        let title = " Leader and voter changes (newest first) ";
         frame.render_widget(
-            Paragraph::new(lines).block(Block::bordered().title(" Leader changes (newest first) ")),
+            Paragraph::new(lines).block(Block::bordered().title(title)),
             timeline,
         );
         frame.render_widget(Line::from(" q / Ctrl-C: quit").dim(), help);

@@ -59,6 +59,13 @@ fn run_plain(client: &AdminClient, args: &WatchArgs) -> Result<(), CliError> {
             }
             seen_leader = true;
         }
+        if let Some(change) = dashboard.take_voter_change() {
+            text.push_str(&format!(
+                "{} voter change: voters {}\n",
+                utc_timestamp(change.at_ms),
+                change.text()
+            ));
+        }
         text.push_str(&dashboard.plain_line(now));
         text.push('\n');
         // A reader that went away (`| head`) ends the watch quietly.
