@@ -895,3 +895,86 @@ fn a_lagging_voter_of_a_dynamic_quorum_answers_a_candidate_it_does_not_know_yet(
         Some((kraft::raft::ErrorCode::InconsistentVoterSet, false))
     );
 }
+
+#[test]
+fn a_log_below_its_snapshot_fetches_the_covered_voter_records_again_without_refusing_them() {
+    // A follower snapshotted at 3 what it knew committed, then a power loss took its unflushed
+    // log: the snapshot's voter set is in the history at 2, the log is empty. The leader's
+    // records at 0..3 come again and must neither be refused nor applied twice.
+    let mut history = VoterSetHistory::new(None);
+    let snapshot = kraft::types::OffsetAndEpoch {
+        offset: Offset(3),
+        epoch: Epoch(1),
+    };
+    history
+        .load_snapshot(
+            snapshot.offset,
+            &[
+                ControlRecord::KRaftVersion(KRaftVersionRecord {
+                    version: 0,
+                    kraft_version: 1,
+                }),
+                ControlRecord::Voters(set(&[1, 2]).to_record()),
+            ],
+        )
+        .unwrap();
+    let log = LogView::empty()
+        .with_snapshot(Some(snapshot))
+        .with_voter_history(history);
+    let (mut r, _) = start(config(2), None, log);
+    let begin = Input::Request {
+        from: InboundId(1),
+        request: Request::BeginQuorumEpoch(kraft::raft::BeginQuorumEpochRequest {
+            cluster_id: CLUSTER.into(),
+            voter_id: NodeId(2),
+            voter_directory_id: Some(dir(2)),
+            leader_id: NodeId(1),
+            leader_epoch: Epoch(1),
+        }),
+    };
+    let mut actions = settle(&mut r, T0, begin);
+    actions.extend(settle(&mut r, T0, Input::Tick));
+    let id = fetch_id(&actions);
+    let mut first = BatchBuilder::new(BatchKind::Control, Offset(0), Epoch(1));
+    for record in [
+        ControlRecord::KRaftVersion(KRaftVersionRecord {
+            version: 0,
+            kraft_version: 1,
+        }),
+        ControlRecord::KRaftVersion(KRaftVersionRecord {
+            version: 0,
+            kraft_version: 1,
+        }),
+        ControlRecord::Voters(set(&[1, 2]).to_record()),
+    ] {
+        first.append_control(0, &record).unwrap();
+    }
+    let actions = settle(
+        &mut r,
+        T0,
+        Input::Response {
+            from: NodeId(1),
+            request_id: id,
+            response: Response::Fetch(FetchResponse {
+                error: kraft::raft::ErrorCode::None,
+                leader_id: Some(NodeId(1)),
+                leader_epoch: Epoch(1),
+                high_watermark: Some(Offset(3)),
+                log_start_offset: Offset(0),
+                diverging_epoch: None,
+                snapshot_id: None,
+                leader_endpoint: None,
+                records: first.build().unwrap(),
+            }),
+        },
+    );
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::FetchedRecordsRefused { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(r.log().log_end_offset(), Offset(3));
+    assert_eq!(ids(&r), vec![1, 2]);
+    assert_eq!(r.log().voters().latest_entry().unwrap().0, Offset(2));
+}

@@ -223,7 +223,10 @@ impl LogView {
         self.flushed_offset = self.flushed_offset.min(offset);
         self.epochs.retain(|e| e.start_offset < offset);
         self.producers.truncate(offset);
-        self.voters.truncate_from(offset);
+        // The newest snapshot's voter set (at its end - 1) is committed state, whatever the
+        // log below it held.
+        let covered = self.latest_snapshot.map_or(Offset(0), |s| s.offset);
+        self.voters.truncate_from(offset.max(covered));
     }
 
     /// Records that everything up to `offset` is durable.

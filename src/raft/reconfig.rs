@@ -195,7 +195,7 @@ impl Replica {
     /// (without changing it): a leader's records that break the one-change rule are refused.
     pub(super) fn check_control_batch(&self, batch: &RecordBatch) -> Result<(), String> {
         let mut trial: VoterSetHistory = self.log.voters().clone();
-        for (offset, record) in control_records(batch)? {
+        for (offset, record) in self.uncovered_control_records(batch)? {
             trial.apply(offset, &record).map_err(|e| e.to_string())?;
         }
         Ok(())
@@ -203,7 +203,7 @@ impl Replica {
 
     /// Adds an appended control batch's KRaftVersion and Voters records to the history.
     pub(super) fn apply_control_batch(&mut self, batch: &RecordBatch) {
-        let Ok(records) = control_records(batch) else {
+        let Ok(records) = self.uncovered_control_records(batch) else {
             return;
         };
         for (offset, record) in records {
@@ -215,6 +215,20 @@ impl Replica {
             }
         }
         self.voters_may_have_changed();
+    }
+
+    /// A control batch's records that the newest snapshot does not already cover. A log can end
+    /// below its newest snapshot (a follower snapshots what it knows committed, and a power
+    /// loss can take the unflushed log under it); fetching those records again must not apply
+    /// them twice, the snapshot's voter set standing for them.
+    fn uncovered_control_records(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<Vec<(Offset, ControlRecord)>, String> {
+        let covered = self.log.latest_snapshot().map_or(Offset(0), |s| s.offset);
+        let mut records = control_records(batch)?;
+        records.retain(|(offset, _)| *offset >= covered);
+        Ok(records)
     }
 
     /// Called after anything that can change the voter set in force (an append, a truncation,

@@ -981,7 +981,12 @@ impl Sim {
             }
             Action::Flush => self.enqueue(i, StoreOp::Flush),
             Action::RepairPointReached => self.enqueue(i, StoreOp::ClearRepairPoint),
-            Action::FetchedRecordsRefused { .. } | Action::FetchedSnapshotRefused { .. } => {}
+            Action::FetchedRecordsRefused { offset, reason, .. } => {
+                self.note(format!(
+                    "node {i} refused fetched records at {offset}: {reason}"
+                ));
+            }
+            Action::FetchedSnapshotRefused { .. } => {}
             Action::VoterChanged { id, result } => self.voter_changed(i, id.0, result),
             // The simulated network routes by id.
             Action::Endpoints(_) => {}
