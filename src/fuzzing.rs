@@ -446,7 +446,8 @@ pub fn kafka_requests(data: &[u8]) {
                 encode(c, v, &voters::remove_answer(result)).map(drop)
             }
             KafkaRequest::UpdateRaftVoter(r) => {
-                encode(c, v, &voters::update_answer(&r, &view)).map(drop)
+                let result = voters::check_update(&r, &view).map(drop);
+                encode(c, v, &voters::update_answer(result, &view)).map(drop)
             }
         };
         if let Err(e) = encoded {

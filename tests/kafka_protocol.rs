@@ -234,9 +234,11 @@ fn every_answer_encodes_at_every_version() {
                     let result = voters::check_remove(&r, &view).map(drop);
                     encodes(api, v, &voters::remove_answer(result));
                 }
-                KafkaRequest::UpdateRaftVoter(r) => {
-                    encodes(api, v, &voters::update_answer(&r, &view))
-                }
+                KafkaRequest::UpdateRaftVoter(r) => encodes(
+                    api,
+                    v,
+                    &voters::update_answer(voters::check_update(&r, &view).map(drop), &view),
+                ),
             }
         }
     }

@@ -115,13 +115,13 @@ async fn a_static_quorum_refuses_voter_changes_with_kafkas_codes() {
     assert_eq!(answer.error_code, unsupported);
     assert!(answer.error_message.is_some());
 
-    // UpdateRaftVoter is not served: UNSUPPORTED_VERSION, naming the leader.
+    // UpdateRaftVoter to a follower: NOT_LEADER_OR_FOLLOWER, naming the leader.
     let mut update = UpdateRaftVoterRequest::default();
     update.cluster_id = None;
     update.voter_id = 2;
     let answer: UpdateRaftVoterResponse =
         to_follower.call(ApiKey::UpdateRaftVoter, 0, &update).await;
-    assert_eq!(answer.error_code, unsupported);
+    assert_eq!(answer.error_code, 6);
     assert_eq!(answer.current_leader.leader_id.0, leader as i32 + 1);
 }
 

@@ -727,6 +727,15 @@ impl Handler<RemoveVoter> for ReplicationDriver {
     }
 }
 
+impl Handler<UpdateVoter> for ReplicationDriver {
+    type Result = ResponseFuture<Result<(), VoterChangeFailure>>;
+
+    fn handle(&mut self, msg: UpdateVoter, ctx: &mut Context<Self>) -> Self::Result {
+        let voter = msg.voter;
+        self.change_voters(|id| Input::UpdateVoter { id, voter }, ctx)
+    }
+}
+
 impl ReplicationDriver {
     /// Hands a voter change to the core, or refuses it at once (stopped, rebuilding, or too
     /// many waiting); resolves with the outcome the core reports.
@@ -903,6 +912,7 @@ fn input_kind(input: &Input) -> &'static str {
         Input::LogStartAdvanced { .. } => "log-start-advanced",
         Input::SnapshotInstalled { .. } => "snapshot-installed",
         Input::AddVoter { .. } => "add-voter",
+        Input::UpdateVoter { .. } => "update-voter",
         Input::RemoveVoter { .. } => "remove-voter",
     }
 }

@@ -16,7 +16,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
     AddRaftVoterRequest, AddRaftVoterResponse, FetchRequest, InitProducerIdRequest,
     InitProducerIdResponse, ListOffsetsRequest, ProduceRequest, ProducerId, RemoveRaftVoterRequest,
-    RemoveRaftVoterResponse,
+    RemoveRaftVoterResponse, UpdateRaftVoterRequest, UpdateRaftVoterResponse,
 };
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -24,7 +24,8 @@ use tokio::time::Instant;
 use super::ReplicationDriver;
 use super::log_store::LogStore;
 use super::messages::{
-    AddVoter, Describe, NodeEvent, ProposeBatch, ReadLog, RemoveVoter, VoterChangeFailure,
+    AddVoter, Describe, NodeEvent, ProposeBatch, ReadLog, RemoveVoter, UpdateVoter,
+    VoterChangeFailure,
 };
 use crate::kafka::fetch::Plan;
 use crate::kafka::produce::{Acks, Refusal};
@@ -268,9 +269,7 @@ impl KafkaFace {
             // v1's answer is v0's: the crate encodes only v0, under the same header.
             KafkaRequest::AddRaftVoter(r) => encode(c, 0, &self.add_voter(&r.request).await?)?,
             KafkaRequest::RemoveRaftVoter(r) => encode(c, v, &self.remove_voter(&r).await?)?,
-            KafkaRequest::UpdateRaftVoter(r) => {
-                encode(c, v, &voters::update_answer(&r, &self.view().await?))?
-            }
+            KafkaRequest::UpdateRaftVoter(r) => encode(c, v, &self.update_voter(&r).await?)?,
         };
         Ok(Some(frame))
     }
@@ -290,6 +289,20 @@ impl KafkaFace {
             }
         };
         Ok(voters::add_answer(result))
+    }
+
+    /// UpdateRaftVoter: Kafka's checks, then the update through the driver, answered once
+    /// appended.
+    async fn update_voter(
+        &self,
+        request: &UpdateRaftVoterRequest,
+    ) -> Result<UpdateRaftVoterResponse, ServeError> {
+        let view = self.view().await?;
+        let result = match voters::check_update(request, &view) {
+            Err(refusal) => Err(refusal),
+            Ok(voter) => self.change_voters(UpdateVoter { voter }).await,
+        };
+        Ok(voters::update_answer(result, &view))
     }
 
     /// RemoveRaftVoter, as [`KafkaFace::add_voter`].

@@ -192,6 +192,14 @@ pub struct RemoveVoter {
     pub timeout: std::time::Duration,
 }
 
+/// Gives the voter whose id and directory id are `voter.key` its endpoints and supported
+/// versions (UpdateRaftVoter); resolves once appended, or with why not.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), VoterChangeFailure>")]
+pub struct UpdateVoter {
+    pub voter: Voter,
+}
+
 /// Why a voter change did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VoterChangeFailure {

@@ -179,6 +179,18 @@ fn endpoints(
     listeners: &[Listener],
     view: &QuorumView,
 ) -> Result<BTreeMap<String, ListenerAddress>, Refusal> {
+    let listed: Vec<(&str, &str, u16)> = listeners
+        .iter()
+        .map(|l| (l.name.as_str(), l.host.as_str(), l.port))
+        .collect();
+    endpoints_of(&listed, view)
+}
+
+/// [`endpoints`] of (name, host, port) triples, whichever request they came in.
+fn endpoints_of(
+    listeners: &[(&str, &str, u16)],
+    view: &QuorumView,
+) -> Result<BTreeMap<String, ListenerAddress>, Refusal> {
     let invalid = |message: String| Refusal::new(ResponseError::InvalidRequest, message);
     if listeners.len() > MAX_VOTER_LISTENERS {
         return Err(invalid(format!(
@@ -187,8 +199,7 @@ fn endpoints(
         )));
     }
     let mut out = BTreeMap::new();
-    for l in listeners {
-        let (name, host) = (l.name.as_str(), l.host.as_str());
+    for &(name, host, port) in listeners {
         if name.is_empty()
             || name.len() > MAX_NAME_LEN
             || host.is_empty()
@@ -200,7 +211,7 @@ fn endpoints(
         }
         let address = ListenerAddress {
             host: host.to_string(),
-            port: l.port,
+            port,
         };
         if out.insert(name.to_string(), address).is_some() {
             return Err(invalid(format!("listener {name} is listed twice")));
@@ -285,19 +296,55 @@ pub fn remove_answer(result: Result<(), Refusal>) -> RemoveRaftVoterResponse {
     response
 }
 
-/// UpdateRaftVoter is not served: kraft's replicas learn each other's endpoints from the voter
-/// set and never send it, so a sender is told UNSUPPORTED_VERSION (which Kafka's followers take
-/// as "nothing to update"), with the leader this node knows. A request for another cluster
-/// gets INCONSISTENT_CLUSTER_ID first, as Kafka checks it first.
-pub fn update_answer(
-    request: &UpdateRaftVoterRequest,
-    view: &QuorumView,
-) -> UpdateRaftVoterResponse {
+/// The checks Kafka's leader makes on an UpdateRaftVoter, in its order; the voter's new entry.
+/// (kraft's own replicas update their entries over the peer protocol; this serves a Kafka
+/// client or tool.)
+pub fn check_update(request: &UpdateRaftVoterRequest, view: &QuorumView) -> Result<Voter, Refusal> {
+    check_cluster(&request.cluster_id, view)?;
+    check_leader(view)?;
+    let epoch = request.current_leader_epoch;
+    if epoch < view.epoch.0 {
+        return Err(Refusal::new(
+            ResponseError::FencedLeaderEpoch,
+            format!("epoch {epoch} is older than the leader's {}", view.epoch),
+        ));
+    }
+    if epoch > view.epoch.0 {
+        return Err(Refusal::new(
+            ResponseError::UnknownLeaderEpoch,
+            format!("epoch {epoch} is newer than the leader's {}", view.epoch),
+        ));
+    }
+    let key = replica_key(
+        request.voter_id,
+        request.voter_directory_id,
+        "a voter to update",
+    )?;
+    let listed: Vec<(&str, &str, u16)> = request
+        .listeners
+        .iter()
+        .map(|l| (l.name.as_str(), l.host.as_str(), l.port))
+        .collect();
+    let endpoints = endpoints_of(&listed, view)?;
+    let feature = &request.k_raft_version_feature;
+    let (min, max) = (feature.min_supported_version, feature.max_supported_version);
+    if min < 0 || max < min || !(min..=max).contains(&MAX_KRAFT_VERSION) {
+        return Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            format!("kraft.version {min} to {max} does not include {MAX_KRAFT_VERSION}"),
+        ));
+    }
+    Ok(Voter {
+        key,
+        endpoints,
+        kraft_versions: (min, max),
+    })
+}
+
+/// UpdateRaftVoter's answer, with the leader this node knows (Kafka's followers read it).
+pub fn update_answer(result: Result<(), Refusal>, view: &QuorumView) -> UpdateRaftVoterResponse {
     let mut response = UpdateRaftVoterResponse::default();
-    response.error_code = match check_cluster(&request.cluster_id, view) {
-        Err(r) => r.error.code(),
-        Ok(()) => ResponseError::UnsupportedVersion.code(),
-    };
+    response.error_code = outcome(result).0;
     let mut leader = CurrentLeader::default();
     leader.leader_id = BrokerId(view.leader_id.map_or(-1, |n| n.0));
     leader.leader_epoch = view.epoch.0;
@@ -535,16 +582,60 @@ mod tests {
     }
 
     #[test]
-    fn update_raft_voter_is_answered_unsupported_with_the_leader() {
-        let mut v = view(false);
+    fn an_update_is_checked_in_kafkas_order_and_answered_with_the_leader() {
+        let mut v = view(true);
         v.leader_id = Some(NodeId(2));
         v.endpoints = super::super::Endpoint::parse(NodeId(2), "h2:9093")
             .into_iter()
             .collect();
-        let mut request = UpdateRaftVoterRequest::default();
-        request.cluster_id = None;
-        let answer = update_answer(&request, &v);
-        assert_eq!(answer.error_code, ResponseError::UnsupportedVersion.code());
+        let update = |epoch: i32, min: i16, max: i16| {
+            let mut r = UpdateRaftVoterRequest::default();
+            r.cluster_id = None;
+            r.current_leader_epoch = epoch;
+            r.voter_id = 4;
+            r.voter_directory_id = uuid::Uuid::from_bytes([7; 16]);
+            let mut l = kafka_protocol::messages::update_raft_voter_request::Listener::default();
+            l.name = StrBytes::from_static_str("CONTROLLER");
+            l.host = StrBytes::from_static_str("h4");
+            l.port = 9094;
+            r.listeners = vec![l];
+            r.k_raft_version_feature.min_supported_version = min;
+            r.k_raft_version_feature.max_supported_version = max;
+            r
+        };
+        let voter = check_update(&update(3, 0, 1), &v).unwrap();
+        assert_eq!(voter.key.id, NodeId(4));
+        assert_eq!(voter.kraft_versions, (0, 1));
+        assert_eq!(voter.endpoints["CONTROLLER"].port, 9094);
+        assert_eq!(
+            code(check_update(&update(2, 0, 1), &v)),
+            ResponseError::FencedLeaderEpoch
+        );
+        assert_eq!(
+            code(check_update(&update(4, 0, 1), &v)),
+            ResponseError::UnknownLeaderEpoch
+        );
+        assert_eq!(
+            code(check_update(&update(3, 0, 0), &v)),
+            ResponseError::InvalidRequest
+        );
+        assert_eq!(
+            code(check_update(&update(3, 1, 0), &v)),
+            ResponseError::InvalidRequest
+        );
+        let mut other = update(3, 0, 1);
+        other.cluster_id = Some(StrBytes::from_static_str("x"));
+        assert_eq!(
+            code(check_update(&other, &v)),
+            ResponseError::InconsistentClusterId
+        );
+        assert_eq!(
+            code(check_update(&update(3, 0, 1), &view(false))),
+            ResponseError::NotLeaderOrFollower
+        );
+
+        let answer = update_answer(Ok(()), &v);
+        assert_eq!(answer.error_code, 0);
         assert_eq!(answer.current_leader.leader_id, BrokerId(2));
         assert_eq!(answer.current_leader.leader_epoch, 3);
         assert_eq!(
@@ -553,12 +644,6 @@ mod tests {
                 answer.current_leader.port
             ),
             ("h2", 9093)
-        );
-        let mut other = UpdateRaftVoterRequest::default();
-        other.cluster_id = Some(StrBytes::from_static_str("x"));
-        assert_eq!(
-            update_answer(&other, &v).error_code,
-            ResponseError::InconsistentClusterId.code()
         );
     }
 }

@@ -91,6 +91,9 @@ pub enum Input {
         voter: ReplicaKey,
         timeout: Duration,
     },
+    /// A voter's new endpoints and supported versions (UpdateRaftVoter from a Kafka client):
+    /// appended and answered at once, as Kafka's leader does.
+    UpdateVoter { id: VoterChangeId, voter: Voter },
 }
 
 /// Why a voter change was refused or did not complete. Each maps to Kafka's error code for it.

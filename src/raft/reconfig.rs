@@ -343,15 +343,18 @@ impl Replica {
                 let checked = self.check_remove(key);
                 self.start_voter_change(asker, checked, timeout);
             }
-            VoterChange::Update(voter) => {
-                let result = self.check_update(&voter).map(|set| {
-                    if self.voter_set() != Some(&set) {
-                        self.append_voters_record(&set);
-                    }
-                });
-                self.answer_voter_change(asker, result);
-            }
+            VoterChange::Update(voter) => self.update_voter(asker, voter),
         }
+    }
+
+    /// A voter's new endpoints: appended (unless nothing changed) and answered at once.
+    pub(super) fn update_voter(&mut self, asker: ChangeAsker, voter: Voter) {
+        let result = self.check_update(&voter).map(|set| {
+            if self.voter_set() != Some(&set) {
+                self.append_voters_record(&set);
+            }
+        });
+        self.answer_voter_change(asker, result);
     }
 
     fn check_update(&self, voter: &Voter) -> Result<VoterSet, VoterChangeError> {

@@ -338,6 +338,9 @@ impl Replica {
             Input::SnapshotInstalled { id, control } => self.snapshot_installed(id, control),
             Input::AddVoter { id, voter, timeout } => self.add_voter(id, voter, timeout),
             Input::RemoveVoter { id, voter, timeout } => self.remove_voter(id, voter, timeout),
+            Input::UpdateVoter { id, voter } => {
+                self.update_voter(super::leader::ChangeAsker::Operator(id), voter)
+            }
         }
         self.poll();
         self.announce_leader();
