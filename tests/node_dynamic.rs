@@ -401,3 +401,59 @@ async fn a_joining_node_finds_the_leader_over_tls() {
     joining.shutdown().await;
     leader.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn update_raft_voter_from_a_kafka_client_rewrites_the_voters_endpoints() {
+    use kafka_protocol::messages::update_raft_voter_request::Listener;
+    use kafka_protocol::messages::{ApiKey, UpdateRaftVoterRequest, UpdateRaftVoterResponse};
+    use kafka_protocol::protocol::StrBytes;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (listener, port) = bind();
+    format_standalone(dir.path(), 1, port);
+    let node = NodeHandle::start(options(dir.path(), 1, listener, vec![]))
+        .await
+        .unwrap();
+    let status = wait_for_leader(&node).await;
+    let mut client = common::kafka::Client::connect(&format!("127.0.0.1:{port}")).await;
+    let mut request = UpdateRaftVoterRequest::default();
+    request.cluster_id = Some(StrBytes::from_static_str("dyn"));
+    request.current_leader_epoch = status.epoch.0;
+    request.voter_id = 1;
+    request.voter_directory_id = uuid::Uuid::from_bytes(directory_id(1).0);
+    let mut moved = Listener::default();
+    moved.name = StrBytes::from_static_str(LISTENER);
+    moved.host = StrBytes::from_static_str("controller-1.example");
+    moved.port = 19093;
+    request.listeners = vec![moved];
+    request.k_raft_version_feature.min_supported_version = 0;
+    request.k_raft_version_feature.max_supported_version = 1;
+    let answer: UpdateRaftVoterResponse = client.call(ApiKey::UpdateRaftVoter, 0, &request).await;
+    assert_eq!(answer.error_code, 0);
+    assert_eq!(answer.current_leader.leader_id.0, 1);
+    let status = wait_for(&node, "the new endpoint in force", |s| {
+        s.voter_set.as_ref().is_some_and(|set| {
+            set.get(NodeId(1))
+                .is_some_and(|v| v.endpoints[LISTENER].host == "controller-1.example")
+        })
+    })
+    .await;
+    assert_eq!(
+        status.voter_set.unwrap().get(NodeId(1)).unwrap().endpoints[LISTENER].port,
+        19093
+    );
+    // Another directory id is not that voter (once the update committed: until then the
+    // leader answers REQUEST_TIMED_OUT, one change at a time).
+    request.voter_directory_id = uuid::Uuid::from_bytes([9; 16]);
+    let deadline = Instant::now() + SETTLE;
+    let code = loop {
+        let answer: UpdateRaftVoterResponse =
+            client.call(ApiKey::UpdateRaftVoter, 0, &request).await;
+        if answer.error_code != 7 || Instant::now() > deadline {
+            break answer.error_code;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(code, 127, "VOTER_NOT_FOUND");
+    node.shutdown().await;
+}
