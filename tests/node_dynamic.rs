@@ -269,7 +269,7 @@ async fn a_joining_node_finds_the_leader_through_bootstrap_servers_and_observes(
     append_batches(&leader, 5, "before").await;
 
     format_joining(joining_dir.path());
-    let (listener, _) = bind();
+    let (listener, joining_port) = bind();
     let bootstrap = vec![format!("127.0.0.1:{port}")];
     let joining = NodeHandle::start(options(joining_dir.path(), 2, listener, bootstrap))
         .await
@@ -287,6 +287,44 @@ async fn a_joining_node_finds_the_leader_through_bootstrap_servers_and_observes(
     })
     .await;
     assert!(!leader_status.voters.contains_key(&NodeId(2)));
+    assert_eq!(
+        joining.metrics().raft.current_state,
+        kraft::metrics::CurrentState::Observer
+    );
+
+    // Added through the library API, it follows as a voter (and says so in its metrics).
+    let voter = kraft::raft::Voter {
+        key: kraft::raft::ReplicaKey {
+            id: NodeId(2),
+            directory_id: Some(directory_id(2)),
+        },
+        endpoints: std::collections::BTreeMap::from([(
+            LISTENER.to_string(),
+            kraft::raft::ListenerAddress {
+                host: "127.0.0.1".into(),
+                port: joining_port,
+            },
+        )]),
+        kraft_versions: (0, 1),
+    };
+    // The leader takes it once a fetch showed it at the leader's log end (an operator retries
+    // a REQUEST_TIMED_OUT as this does).
+    let deadline = Instant::now() + SETTLE;
+    while let Err(e) = leader.add_voter(voter.clone(), SETTLE).await {
+        assert!(e.code() == 7 && Instant::now() < deadline, "{e}");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = wait_for(&joining, "a voter", |s| {
+        s.voter_set
+            .as_ref()
+            .is_some_and(|v| v.get(NodeId(2)).is_some())
+    })
+    .await;
+    assert_eq!(status.role, RoleKind::Follower);
+    assert_eq!(
+        joining.metrics().raft.current_state,
+        kraft::metrics::CurrentState::Follower
+    );
     joining.shutdown().await;
     leader.shutdown().await;
 }

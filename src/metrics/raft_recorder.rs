@@ -155,7 +155,7 @@ impl RaftRecorder {
 /// Kafka's gauges from the core's state.
 fn raft_state(replica: &Replica) -> RaftState {
     let local = replica.config().local_id;
-    let is_voter = local.is_some_and(|id| replica.config().voters.contains(&id));
+    let is_voter = replica.is_voter();
     let role = replica.role();
     let state = match role {
         RoleKind::Leader => CurrentState::Leader,

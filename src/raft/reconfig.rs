@@ -88,7 +88,7 @@ impl Replica {
     }
 
     /// Whether this replica is a voter of the set in force: its id and directory id.
-    pub(super) fn is_voter(&self) -> bool {
+    pub fn is_voter(&self) -> bool {
         self.local_key().is_some_and(|k| self.is_voter_key(k))
     }
 
