@@ -1487,8 +1487,8 @@ impl Sim {
         self.input(target, input);
     }
 
-    /// Asks the leader (or, now and then, some other node) to add a node that is not a voter
-    /// or to remove a voter, the leader itself included.
+    /// Asks the leader (or, now and then, some other node) to add a node that is not a voter,
+    /// to remove a voter (the leader itself included), or to move a voter's endpoint.
     pub fn reconfigure(&mut self) {
         let target = self
             .leader()
@@ -1509,7 +1509,20 @@ impl Sim {
             .filter_map(|n| n.id)
             .filter(|id| set.get(*id).is_none())
             .collect();
-        let input = if !others.is_empty() && self.rng.below(2) == 0 {
+        let input = if self.rng.below(5) == 0 {
+            let keys: Vec<ReplicaKey> = set.voters().map(|v| v.key).collect();
+            let key = keys[self.rng.below(keys.len() as u64) as usize];
+            let mut voter = set.get(key.id).expect("listed").clone();
+            let port = 9000 + self.rng.below(1000) as u16;
+            for address in voter.endpoints.values_mut() {
+                address.port = port;
+            }
+            self.note(format!("node {target} asked to move {key} to port {port}"));
+            Input::UpdateVoter {
+                id: VoterChangeId(id),
+                voter,
+            }
+        } else if !others.is_empty() && self.rng.below(2) == 0 {
             let new = others[self.rng.below(others.len() as u64) as usize];
             self.ever_voters.insert(new);
             let voter = self.voter_of(new);
