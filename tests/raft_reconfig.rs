@@ -292,6 +292,24 @@ fn the_endpoints_of_a_new_voter_are_announced_when_it_is_added() {
 }
 
 #[test]
+fn removing_the_last_other_voter_announces_that_no_peer_is_left() {
+    let (mut r, _) = standalone(1);
+    let at = T0 + Duration::from_millis(10);
+    caught_up_fetch(&mut r, 2, at);
+    add(&mut r, 1, voter(2), at);
+    flush_all(&mut r, at);
+    let actions = caught_up_fetch(&mut r, 2, at);
+    assert_eq!(changed(&actions), vec![(VoterChangeId(1), Ok(()))]);
+    // Alone again: the driver must hear that 2 is no longer a peer, or it keeps dialling it.
+    let actions = remove(&mut r, 2, key(2), at);
+    let endpoints = actions.iter().rev().find_map(|a| match a {
+        Action::Endpoints(e) => Some(e.clone()),
+        _ => None,
+    });
+    assert_eq!(endpoints, Some(BTreeMap::new()));
+}
+
+#[test]
 fn a_voter_change_is_refused_with_kafkas_reasons() {
     let (mut r, _) = standalone(1);
     let at = T0 + Duration::from_millis(10);

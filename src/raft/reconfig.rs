@@ -181,9 +181,12 @@ impl Replica {
         if let Some(local) = self.config.local_id {
             endpoints.remove(&local);
         }
+        // An empty map is announced too (after the first): the driver hangs up on the peers
+        // it dialled for earlier announcements.
+        let first = self.announced_endpoints.is_none();
         if self.announced_endpoints.as_ref() != Some(&endpoints) {
             self.announced_endpoints = Some(endpoints.clone());
-            if !endpoints.is_empty() {
+            if !(first && endpoints.is_empty()) {
                 self.out.push(Action::Endpoints(endpoints));
             }
         }
