@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kraft::raft::{
-    Action, FetchRequest, FetchResponse, InboundId, Input, ListenerAddress, LogView,
+    Action, FetchRequest, FetchResponse, InboundId, Input, ListenerAddress, LogView, MAX_VOTERS,
     PersistedElection, RaftConfig, Replica, ReplicaKey, Request, RequestId, Response, RoleKind,
     Voter, VoterChangeError, VoterChangeId, VoterSet, VoterSetHistory,
 };
@@ -307,6 +307,32 @@ fn removing_the_last_other_voter_announces_that_no_peer_is_left() {
         _ => None,
     });
     assert_eq!(endpoints, Some(BTreeMap::new()));
+}
+
+#[test]
+fn a_voter_set_grows_to_max_voters_and_no_further() {
+    let (mut r, _) = standalone(1);
+    let at = T0 + Duration::from_millis(10);
+    for id in 2..=MAX_VOTERS as i32 {
+        caught_up_fetch(&mut r, id, at);
+        let actions = add(&mut r, id as u64, voter(id), at);
+        assert!(changed(&actions).is_empty(), "{:?}", changed(&actions));
+        flush_all(&mut r, at);
+        for other in 2..=id {
+            caught_up_fetch(&mut r, other, at);
+        }
+        assert!(
+            !r.has_uncommitted_voter_change(),
+            "voter {id} not committed"
+        );
+    }
+    assert_eq!(ids(&r).len(), MAX_VOTERS);
+    // One more would be past what the driver dials and what Kafka's tools accept.
+    let next = MAX_VOTERS as i32 + 1;
+    caught_up_fetch(&mut r, next, at);
+    let actions = add(&mut r, 999, voter(next), at);
+    assert_eq!(changed(&actions)[0].1.as_ref().unwrap_err().code(), 42);
+    assert!(appended(&actions).is_empty());
 }
 
 #[test]

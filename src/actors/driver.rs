@@ -59,11 +59,11 @@ pub struct Network {
     pub tls: Option<std::sync::Arc<crate::security::PeerTls>>,
 }
 
-/// Peers dialled at most: the voters of the largest voter set Kafka allows (128, as its Voters
-/// record bounds them) and a few more for bootstrap servers and a leader learned from a fetch
-/// answer. Endpoints past it are not dialled, so a hostile Voters record cannot make the node
-/// open connections without bound.
-pub const MAX_DIALLED_PEERS: usize = 128 + 8;
+/// Peers dialled at most: the voters of the largest voter set a leader grows
+/// ([`crate::raft::MAX_VOTERS`]) and a few more for bootstrap servers and a leader learned from
+/// a fetch answer. Endpoints past it are not dialled, so a hostile Voters record cannot make the
+/// node open connections without bound.
+pub const MAX_DIALLED_PEERS: usize = crate::raft::MAX_VOTERS + 8;
 
 /// Appends waiting for their outcome at once: beyond this the driver refuses new ones, so that a
 /// slow quorum sheds load instead of growing memory.

@@ -15,7 +15,7 @@ use super::leader::{ChangeAsker, PendingVoterChange};
 use super::message::{Response, VoterChange, VoterChangeRequest, VoterChangeResponse};
 use super::replica::Replica;
 use super::role::Role;
-use super::voter_set::{ListenerAddress, ReplicaKey, Voter, VoterSet};
+use super::voter_set::{ListenerAddress, MAX_VOTERS, ReplicaKey, Voter, VoterSet};
 use super::voter_set_history::MAX_KRAFT_VERSION;
 use super::voter_set_history::VoterSetHistory;
 use crate::record::{BatchBuilder, BatchKind, ControlRecord, RecordBatch};
@@ -473,6 +473,11 @@ impl Replica {
         let set = self.check_change_allowed()?;
         if set.get(voter.key.id).is_some() {
             return Err(VoterChangeError::DuplicateVoter(voter.key.id));
+        }
+        if set.len() >= MAX_VOTERS {
+            return Err(VoterChangeError::InvalidRequest(format!(
+                "the voter set already has {MAX_VOTERS} voters, the most allowed"
+            )));
         }
         if !self.caught_up_observer(voter.key) {
             return Err(VoterChangeError::NotCaughtUp(voter.key));
