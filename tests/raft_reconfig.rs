@@ -846,6 +846,25 @@ fn the_leader_applies_an_endpoint_update_and_answers_at_once() {
     );
 }
 
+#[test]
+fn an_update_without_the_kraft_version_in_force_is_refused() {
+    let mut r = two_voter_leader();
+    let at = T0 + Duration::from_millis(20);
+    // Kafka's leader refuses an entry that does not support the kraft.version in force (1).
+    let mut old = voter(2);
+    old.kraft_versions = (0, 0);
+    let actions = settle(
+        &mut r,
+        at,
+        peer_change(46, kraft::raft::VoterChange::Update(old), CLUSTER),
+    );
+    let answers = peer_answers(&actions, 46);
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].as_ref().unwrap_err().code(), 42);
+    assert!(appended(&actions).is_empty());
+    assert_eq!(r.voter_set().unwrap().get(NodeId(2)), Some(&voter(2)));
+}
+
 // ---- elections across voter sets ------------------------------------------------------------
 
 /// A log of epoch 1 whose Voters records set `sets` at offsets 0, 1, … (one batch each).

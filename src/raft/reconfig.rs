@@ -346,6 +346,15 @@ impl Replica {
     fn check_update(&self, voter: &Voter) -> Result<VoterSet, VoterChangeError> {
         self.check_new_entry(voter)?;
         let set = self.check_change_allowed()?;
+        // As Kafka's leader: a voter must support the kraft.version in force.
+        let (min, max) = voter.kraft_versions;
+        if !(min..=max).contains(&self.kraft_version()) {
+            return Err(VoterChangeError::InvalidRequest(format!(
+                "voter {} supports kraft.version {min} to {max}, not {}",
+                voter.key,
+                self.kraft_version()
+            )));
+        }
         set.update(voter.clone())
             .ok_or(VoterChangeError::VoterNotFound(voter.key))
     }
