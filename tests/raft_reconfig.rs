@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kraft::raft::{
-    Action, FetchRequest, FetchResponse, InboundId, Input, ListenerAddress, LogView,
+    Action, FetchRequest, FetchResponse, InboundId, Input, ListenerAddress, LogView, MAX_VOTERS,
     PersistedElection, RaftConfig, Replica, ReplicaKey, Request, RequestId, Response, RoleKind,
     Voter, VoterChangeError, VoterChangeId, VoterSet, VoterSetHistory,
 };
@@ -289,6 +289,50 @@ fn the_endpoints_of_a_new_voter_are_announced_when_it_is_added() {
             }
         )]))
     );
+}
+
+#[test]
+fn removing_the_last_other_voter_announces_that_no_peer_is_left() {
+    let (mut r, _) = standalone(1);
+    let at = T0 + Duration::from_millis(10);
+    caught_up_fetch(&mut r, 2, at);
+    add(&mut r, 1, voter(2), at);
+    flush_all(&mut r, at);
+    let actions = caught_up_fetch(&mut r, 2, at);
+    assert_eq!(changed(&actions), vec![(VoterChangeId(1), Ok(()))]);
+    // Alone again: the driver must hear that 2 is no longer a peer, or it keeps dialling it.
+    let actions = remove(&mut r, 2, key(2), at);
+    let endpoints = actions.iter().rev().find_map(|a| match a {
+        Action::Endpoints(e) => Some(e.clone()),
+        _ => None,
+    });
+    assert_eq!(endpoints, Some(BTreeMap::new()));
+}
+
+#[test]
+fn a_voter_set_grows_to_max_voters_and_no_further() {
+    let (mut r, _) = standalone(1);
+    let at = T0 + Duration::from_millis(10);
+    for id in 2..=MAX_VOTERS as i32 {
+        caught_up_fetch(&mut r, id, at);
+        let actions = add(&mut r, id as u64, voter(id), at);
+        assert!(changed(&actions).is_empty(), "{:?}", changed(&actions));
+        flush_all(&mut r, at);
+        for other in 2..=id {
+            caught_up_fetch(&mut r, other, at);
+        }
+        assert!(
+            !r.has_uncommitted_voter_change(),
+            "voter {id} not committed"
+        );
+    }
+    assert_eq!(ids(&r).len(), MAX_VOTERS);
+    // One more would be past what the driver dials and what Kafka's tools accept.
+    let next = MAX_VOTERS as i32 + 1;
+    caught_up_fetch(&mut r, next, at);
+    let actions = add(&mut r, 999, voter(next), at);
+    assert_eq!(changed(&actions)[0].1.as_ref().unwrap_err().code(), 42);
+    assert!(appended(&actions).is_empty());
 }
 
 #[test]
@@ -800,6 +844,25 @@ fn the_leader_applies_an_endpoint_update_and_answers_at_once() {
         peer_answers(&actions, 45),
         vec![Err(VoterChangeError::InconsistentClusterId)]
     );
+}
+
+#[test]
+fn an_update_without_the_kraft_version_in_force_is_refused() {
+    let mut r = two_voter_leader();
+    let at = T0 + Duration::from_millis(20);
+    // Kafka's leader refuses an entry that does not support the kraft.version in force (1).
+    let mut old = voter(2);
+    old.kraft_versions = (0, 0);
+    let actions = settle(
+        &mut r,
+        at,
+        peer_change(46, kraft::raft::VoterChange::Update(old), CLUSTER),
+    );
+    let answers = peer_answers(&actions, 46);
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].as_ref().unwrap_err().code(), 42);
+    assert!(appended(&actions).is_empty());
+    assert_eq!(r.voter_set().unwrap().get(NodeId(2)), Some(&voter(2)));
 }
 
 // ---- elections across voter sets ------------------------------------------------------------

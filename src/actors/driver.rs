@@ -59,11 +59,11 @@ pub struct Network {
     pub tls: Option<std::sync::Arc<crate::security::PeerTls>>,
 }
 
-/// Peers dialled at most: the voters of the largest voter set Kafka allows (128, as its Voters
-/// record bounds them) and a few more for bootstrap servers and a leader learned from a fetch
-/// answer. Endpoints past it are not dialled, so a hostile Voters record cannot make the node
-/// open connections without bound.
-pub const MAX_DIALLED_PEERS: usize = 128 + 8;
+/// Peers dialled at most: the voters of the largest voter set a leader grows
+/// ([`crate::raft::MAX_VOTERS`]) and a few more for bootstrap servers and a leader learned from
+/// a fetch answer. Endpoints past it are not dialled, so a hostile Voters record cannot make the
+/// node open connections without bound.
+pub const MAX_DIALLED_PEERS: usize = crate::raft::MAX_VOTERS + 8;
 
 /// Appends waiting for their outcome at once: beyond this the driver refuses new ones, so that a
 /// slow quorum sheds load instead of growing memory.
@@ -99,6 +99,9 @@ pub struct ReplicationDriver {
     stopped: bool,
     network: Network,
     peers: HashMap<NodeId, Addr<OutboundConnection>>,
+    /// The address of each peer dialled because the core announced it (not a configured voter
+    /// or bootstrap server): closed once the core no longer names it there.
+    announced: HashMap<NodeId, String>,
     inbound: HashMap<InboundId, (Recipient<SendResponse>, u64)>,
     next_inbound: u64,
     events: tokio::sync::broadcast::Sender<NodeEvent>,
@@ -174,6 +177,7 @@ impl ReplicationDriver {
             stopped: false,
             network,
             peers: HashMap::new(),
+            announced: HashMap::new(),
             inbound: HashMap::new(),
             next_inbound: 0,
             events,
@@ -297,8 +301,17 @@ impl ReplicationDriver {
             }
             Action::Endpoints(endpoints) => {
                 tracing::debug!(?endpoints, "replicas this node may send to");
-                for (peer, address) in endpoints {
-                    self.dial(peer, dial_address(&address.host, address.port), false, ctx);
+                let addresses: HashMap<NodeId, String> = endpoints
+                    .into_iter()
+                    .map(|(peer, a)| (peer, dial_address(&a.host, a.port)))
+                    .collect();
+                self.hang_up_unannounced(&addresses);
+                for (peer, address) in addresses {
+                    let dialled = self.peers.contains_key(&peer);
+                    self.dial(peer, address.clone(), false, ctx);
+                    if !dialled && self.peers.contains_key(&peer) {
+                        self.announced.insert(peer, address);
+                    }
                 }
             }
             Action::RepairPointReached => {
@@ -473,6 +486,7 @@ impl ReplicationDriver {
         for (_, conn) in self.peers.drain() {
             conn.do_send(Close);
         }
+        self.announced.clear();
         self.inbound.clear();
         if let Some(handle) = self.timer.take() {
             ctx.cancel_future(handle);
@@ -577,6 +591,27 @@ impl ReplicationDriver {
             }
         });
         self.peers.insert(peer, conn);
+    }
+}
+
+impl ReplicationDriver {
+    /// Closes the connections dialled for endpoints the core no longer names, or names at
+    /// another address (a leader a fetch answer named, a removed voter, a voter that moved):
+    /// otherwise every address a peer ever named would stay dialled, filling the peer slots.
+    fn hang_up_unannounced(&mut self, addresses: &HashMap<NodeId, String>) {
+        let gone: Vec<NodeId> = self
+            .announced
+            .iter()
+            .filter(|(peer, at)| addresses.get(peer) != Some(at))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in gone {
+            self.announced.remove(&peer);
+            if let Some(conn) = self.peers.remove(&peer) {
+                tracing::info!(peer = %peer, "closing the connection to a peer no longer named");
+                conn.do_send(Close);
+            }
+        }
     }
 }
 

@@ -317,7 +317,13 @@ impl Response {
                     diverging.and_then(|(e, o)| check_epochs(&[e]).or(check_offset(o)));
                 let bad_offsets =
                     check_offset(r.log_start_offset).or(r.high_watermark.and_then(check_offset));
-                if let Some(reason) = bad_diverging.or(bad_offsets) {
+                // The node dials what this names: an empty or endless host is no address.
+                let bad_endpoint = r
+                    .leader_endpoint
+                    .as_ref()
+                    .filter(|a| !host_name_ok(&a.host))
+                    .map(|_| "a leader endpoint with an empty or too long host");
+                if let Some(reason) = bad_diverging.or(bad_offsets).or(bad_endpoint) {
                     return Some(reason);
                 }
                 (r.leader_id, r.leader_epoch)
@@ -339,14 +345,20 @@ fn check_voter(v: &Voter) -> Option<&'static str> {
     } else if v
         .endpoints
         .iter()
-        .any(|(name, a)| name.len() > MAX_HOST_BYTES || a.host.len() > MAX_HOST_BYTES)
+        .any(|(name, a)| !host_name_ok(name) || !host_name_ok(&a.host))
     {
-        Some("a voter endpoint name too long")
+        Some("a voter endpoint name too long or empty")
     } else if min < 0 || max < min {
         Some("a voter's kraft.version range is empty")
     } else {
         None
     }
+}
+
+/// A listener name or host a voter entry may carry: 1 to [`MAX_HOST_BYTES`] bytes (the Kafka
+/// face refuses the same).
+fn host_name_ok(name: &str) -> bool {
+    (1..=MAX_HOST_BYTES).contains(&name.len())
 }
 
 fn check_ids(ids: &[NodeId]) -> Option<&'static str> {
@@ -412,6 +424,55 @@ mod tests {
         assert_eq!(vote(-1, 2, 10).insanity(), Some("an epoch out of range"));
         assert_eq!(vote(5, -3, 10).insanity(), Some("a negative node id"));
         assert_eq!(vote(5, 2, -1).insanity(), Some("a negative offset"));
+    }
+
+    fn with_leader_endpoint(host: &str) -> Response {
+        let Response::Fetch(mut r) = fetch_response(3, Some(7)) else {
+            unreachable!()
+        };
+        r.leader_endpoint = Some(ListenerAddress {
+            host: host.into(),
+            port: 9093,
+        });
+        Response::Fetch(r)
+    }
+
+    #[test]
+    fn a_leader_endpoint_no_correct_peer_names_is_refused() {
+        assert_eq!(with_leader_endpoint("node1").insanity(), None);
+        let reason = Some("a leader endpoint with an empty or too long host");
+        assert_eq!(with_leader_endpoint("").insanity(), reason);
+        let long = "h".repeat(MAX_HOST_BYTES + 1);
+        assert_eq!(with_leader_endpoint(&long).insanity(), reason);
+    }
+
+    fn add_voter(listener: &str, host: &str) -> Request {
+        let endpoints = [(
+            listener.to_string(),
+            ListenerAddress {
+                host: host.into(),
+                port: 9093,
+            },
+        )];
+        Request::VoterChange(VoterChangeRequest {
+            cluster_id: "c".into(),
+            change: VoterChange::Add(Voter {
+                key: ReplicaKey {
+                    id: NodeId(4),
+                    directory_id: Some(Uuid([4; 16])),
+                },
+                endpoints: endpoints.into_iter().collect(),
+                kraft_versions: (0, 1),
+            }),
+        })
+    }
+
+    #[test]
+    fn a_voter_entry_with_an_empty_listener_or_host_is_refused() {
+        assert_eq!(add_voter("CONTROLLER", "node4").insanity(), None);
+        let reason = Some("a voter endpoint name too long or empty");
+        assert_eq!(add_voter("", "node4").insanity(), reason);
+        assert_eq!(add_voter("CONTROLLER", "").insanity(), reason);
     }
 
     #[test]

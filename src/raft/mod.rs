@@ -61,5 +61,5 @@ pub use replica::Replica;
 pub use rng::SeededRng;
 pub use role::RoleKind;
 pub use snapshot::{FETCH_SNAPSHOT_MAX_BYTES, SnapshotTransfer};
-pub use voter_set::{ListenerAddress, ReplicaKey, Voter, VoterSet, VoterSetError};
+pub use voter_set::{ListenerAddress, MAX_VOTERS, ReplicaKey, Voter, VoterSet, VoterSetError};
 pub use voter_set_history::{BOOTSTRAP_OFFSET, HistoryError, MAX_KRAFT_VERSION, VoterSetHistory};

@@ -15,7 +15,7 @@ use super::leader::{ChangeAsker, PendingVoterChange};
 use super::message::{Response, VoterChange, VoterChangeRequest, VoterChangeResponse};
 use super::replica::Replica;
 use super::role::Role;
-use super::voter_set::{ListenerAddress, ReplicaKey, Voter, VoterSet};
+use super::voter_set::{ListenerAddress, MAX_VOTERS, ReplicaKey, Voter, VoterSet};
 use super::voter_set_history::MAX_KRAFT_VERSION;
 use super::voter_set_history::VoterSetHistory;
 use crate::record::{BatchBuilder, BatchKind, ControlRecord, RecordBatch};
@@ -181,9 +181,12 @@ impl Replica {
         if let Some(local) = self.config.local_id {
             endpoints.remove(&local);
         }
+        // An empty map is announced too (after the first): the driver hangs up on the peers
+        // it dialled for earlier announcements.
+        let first = self.announced_endpoints.is_none();
         if self.announced_endpoints.as_ref() != Some(&endpoints) {
             self.announced_endpoints = Some(endpoints.clone());
-            if !endpoints.is_empty() {
+            if !(first && endpoints.is_empty()) {
                 self.out.push(Action::Endpoints(endpoints));
             }
         }
@@ -360,6 +363,15 @@ impl Replica {
     fn check_update(&self, voter: &Voter) -> Result<VoterSet, VoterChangeError> {
         self.check_new_entry(voter)?;
         let set = self.check_change_allowed()?;
+        // As Kafka's leader: a voter must support the kraft.version in force.
+        let (min, max) = voter.kraft_versions;
+        if !(min..=max).contains(&self.kraft_version()) {
+            return Err(VoterChangeError::InvalidRequest(format!(
+                "voter {} supports kraft.version {min} to {max}, not {}",
+                voter.key,
+                self.kraft_version()
+            )));
+        }
         set.update(voter.clone())
             .ok_or(VoterChangeError::VoterNotFound(voter.key))
     }
@@ -487,6 +499,11 @@ impl Replica {
         let set = self.check_change_allowed()?;
         if set.get(voter.key.id).is_some() {
             return Err(VoterChangeError::DuplicateVoter(voter.key.id));
+        }
+        if set.len() >= MAX_VOTERS {
+            return Err(VoterChangeError::InvalidRequest(format!(
+                "the voter set already has {MAX_VOTERS} voters, the most allowed"
+            )));
         }
         if !self.caught_up_observer(voter.key) {
             return Err(VoterChangeError::NotCaughtUp(voter.key));

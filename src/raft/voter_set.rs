@@ -19,6 +19,10 @@ use crate::uuid::Uuid;
 /// The Voters record version written: the only one Kafka defines.
 const VOTERS_RECORD_VERSION: i16 = 0;
 
+/// Most voters a leader lets a set grow to: each voter is a connection every replica dials and
+/// a vote every election waits for, and Kafka's tools format at most this many.
+pub const MAX_VOTERS: usize = 128;
+
 /// A replica as KIP-853 identifies it: its node id and the directory id of its metadata log
 /// directory (`None` for a static voter from `controller.quorum.voters`, known by id alone).
 #[derive(

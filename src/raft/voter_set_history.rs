@@ -51,6 +51,12 @@ pub enum HistoryError {
     },
     #[error("kraft.version {level} at offset {offset} is not one this replica knows (0 to 1)")]
     UnknownKRaftVersion { offset: Offset, level: i16 },
+    #[error("kraft.version {level} at offset {offset} is below the {last} before it")]
+    KRaftVersionDowngrade {
+        offset: Offset,
+        level: i16,
+        last: i16,
+    },
 }
 
 /// Voter sets and kraft.version levels by the offset of the record that set them.
@@ -121,12 +127,22 @@ impl VoterSetHistory {
         Ok(())
     }
 
-    /// Adds the kraft.version level the record at `offset` sets.
+    /// Adds the kraft.version level the record at `offset` sets; never a lower one.
     pub fn add_kraft_version_at(&mut self, offset: Offset, level: i16) -> Result<(), HistoryError> {
         if !(0..=MAX_KRAFT_VERSION).contains(&level) {
             return Err(HistoryError::UnknownKRaftVersion { offset, level });
         }
         check_next(offset, self.kraft_versions.keys().next_back().copied())?;
+        // Kafka never lowers kraft.version: at 0 snapshots carry no voters, so a dynamic
+        // quorum's voter set would be lost at the next snapshot.
+        let last = self.kraft_version();
+        if level < last {
+            return Err(HistoryError::KRaftVersionDowngrade {
+                offset,
+                level,
+                last,
+            });
+        }
         self.kraft_versions.insert(offset, level);
         Ok(())
     }
@@ -281,6 +297,23 @@ mod tests {
         h.apply(Offset(9), &voters(&[(1, 1), (2, 2), (3, 3)]))
             .unwrap();
         h
+    }
+
+    #[test]
+    fn a_kraft_version_downgrade_is_refused() {
+        let mut h = grown();
+        // A later KRaftVersion at the same level is fine; going back to static voters is not:
+        // kraft.version 0 snapshots carry no voters, so the voter set would be lost with them.
+        h.apply(Offset(12), &kraft(1)).unwrap();
+        assert_eq!(
+            h.apply(Offset(14), &kraft(0)),
+            Err(HistoryError::KRaftVersionDowngrade {
+                offset: Offset(14),
+                level: 0,
+                last: 1
+            })
+        );
+        assert_eq!(h.kraft_version(), 1);
     }
 
     #[test]
