@@ -236,12 +236,13 @@ fn a_node_with_auto_join_adds_itself_once_caught_up() {
     let dir = tempfile::tempdir().unwrap();
     let ports = [free_port(), free_port()];
     let first = dynamic_config(dir.path(), 1, &ports, "");
-    let joining = dynamic_config(
-        dir.path(),
-        2,
-        &ports,
-        "controller.quorum.auto.join.enable=true\n",
+    // It advertises another host than it listens on: the entry it adds, and keeps, is the
+    // advertised one (as add-controller would take it from the same file).
+    let advertised = format!(
+        "controller.quorum.auto.join.enable=true\nadvertised.listeners=PLAINTEXT://127.0.0.1:{}\n",
+        ports[1]
     );
+    let joining = dynamic_config(dir.path(), 2, &ports, &advertised);
     format(&first, &["--standalone"]);
     format(&joining, &["--no-initial-controllers"]);
     let mut servers = vec![(1, Server::start(&first))];
@@ -252,5 +253,10 @@ fn a_node_with_auto_join_adds_itself_once_caught_up() {
         status.contains(&directory_id(dir.path(), 2).to_string()),
         "{status}"
     );
-    stop_and_check(dir.path(), &mut servers, 1, high_watermark(&status));
+    let entry = format!("PLAINTEXT://127.0.0.1:{}", ports[1]);
+    assert!(status.contains(&entry), "{status}");
+    // Still so after the leader has had the time to take an update from it.
+    let later = wait_for_voters(&ports, &[1, 2], high_watermark(&status) + 100);
+    assert!(later.contains(&entry), "{later}");
+    stop_and_check(dir.path(), &mut servers, 1, high_watermark(&later));
 }

@@ -107,7 +107,7 @@ pub fn removed_line(id: i32, directory_id: Uuid, dry_run: bool) -> String {
     format!("{verb} KRaft controller {id} with directory id {directory_id}")
 }
 
-fn read_properties(path: &Path) -> Result<BTreeMap<String, String>, CliError> {
+pub(super) fn read_properties(path: &Path) -> Result<BTreeMap<String, String>, CliError> {
     let unreadable = |e: String| CliError::usage(format!("{}: {e}", path.display()));
     let text = crate::config::client_properties::read_bounded(path).map_err(unreadable)?;
     let pairs = crate::config::parse_pairs(&text).map_err(unreadable)?;
@@ -193,7 +193,7 @@ fn directory_id(dir: &Path) -> Result<Uuid, CliError> {
 
 /// Each of `controller.listener.names`' endpoint: from `advertised.listeners`, else from
 /// `listeners` (an empty host is localhost, as Kafka reads it).
-fn controller_endpoints(
+pub(super) fn controller_endpoints(
     props: &BTreeMap<String, String>,
 ) -> Result<Vec<(String, Endpoint)>, CliError> {
     let mut known: BTreeMap<String, Endpoint> = BTreeMap::new();

@@ -330,23 +330,33 @@ fn node_options(
     }
 }
 
-/// This node's voter entry endpoints: each of `controller.listener.names`' listeners, by
-/// name. A listener bound to every interface (an empty or wildcard host) names no address a
-/// peer could dial, so it is left out (a node without any then neither auto-joins nor updates
-/// its entry).
+/// This node's voter entry endpoints, by listener name, read from its properties file by the
+/// rule `kraft quorum add-controller` applies to the same file (`advertised.listeners`, else
+/// `listeners`, for each of `controller.listener.names`), so that the entry an operator adds
+/// is the one the node keeps. A wildcard host names no address a peer could dial and is left
+/// out (a node without any endpoint then neither auto-joins nor updates its entry).
 fn local_endpoints(config: &NodeConfig) -> BTreeMap<String, ListenerAddress> {
-    config
-        .controller_listener_names
-        .iter()
-        .filter_map(|name| config.listeners.iter().find(|l| &l.name == name))
-        .filter(|l| !matches!(l.endpoint.host.as_str(), "" | "0.0.0.0" | "::" | "[::]"))
-        .map(|l| {
-            let at = ListenerAddress {
-                host: l.endpoint.host.clone(),
-                port: l.endpoint.port,
-            };
-            (l.name.clone(), at)
-        })
+    let read = super::quorum_voters::read_properties(&config.source)
+        .and_then(|props| super::quorum_voters::controller_endpoints(&props));
+    let endpoints: Vec<(String, ListenerAddress)> = match read {
+        Ok(endpoints) => endpoints
+            .into_iter()
+            .map(|(name, e)| {
+                let at = ListenerAddress {
+                    host: e.host,
+                    port: e.port,
+                };
+                (name, at)
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "cannot read this node's controller endpoints; it will not join or update its voter entry by itself");
+            Vec::new()
+        }
+    };
+    endpoints
+        .into_iter()
+        .filter(|(_, at)| !matches!(at.host.as_str(), "0.0.0.0" | "::" | "[::]"))
         .collect()
 }
 
