@@ -515,63 +515,17 @@ fn a_follower_applies_a_fetched_voter_change_and_reverts_it_on_truncation() {
     };
     let mut records = leader_change.to_vec();
     records.extend_from_slice(&added);
-    let response = |records: Bytes, diverging| FetchResponse {
-        error: kraft::raft::ErrorCode::None,
-        leader_id: Some(NodeId(1)),
-        leader_epoch: epoch,
-        high_watermark: Some(Offset(1)),
-        log_start_offset: Offset(0),
-        diverging_epoch: diverging,
-        snapshot_id: None,
-        leader_endpoint: None,
-        records,
-    };
-    // Learn the leader, then fetch from it.
-    let begin = Input::Request {
-        from: InboundId(1),
-        request: Request::BeginQuorumEpoch(kraft::raft::BeginQuorumEpochRequest {
-            cluster_id: CLUSTER.into(),
-            voter_id: NodeId(2),
-            voter_directory_id: Some(dir(2)),
-            leader_id: NodeId(1),
-            leader_epoch: epoch,
-        }),
-    };
-    let actions = settle(&mut r, T0, begin);
-    let actions = if actions.iter().any(|a| matches!(a, Action::Send { .. })) {
-        actions
-    } else {
-        settle(&mut r, T0, Input::Tick)
-    };
-    let id = fetch_id(&actions);
-    settle(
-        &mut r,
-        T0,
-        Input::Response {
-            from: NodeId(1),
-            request_id: id,
-            response: Response::Fetch(response(Bytes::from(records), None)),
-        },
-    );
+    let id = follow_leader_1(&mut r, 2);
+    settle(&mut r, T0, fetch_answer(id, 1, Bytes::from(records), None));
     assert_eq!(ids(&r), vec![1, 2, 3]);
     // A new leader's log diverges at offset 1: the uncommitted change is reverted.
     let actions = flush_all(&mut r, T0);
-    let id = fetch_id(&actions);
-    settle(
-        &mut r,
-        T0,
-        Input::Response {
-            from: NodeId(1),
-            request_id: id,
-            response: Response::Fetch(response(
-                Bytes::new(),
-                Some(kraft::types::OffsetAndEpoch {
-                    offset: Offset(1),
-                    epoch: Epoch(0),
-                }),
-            )),
-        },
-    );
+    let diverging = kraft::types::OffsetAndEpoch {
+        offset: Offset(1),
+        epoch: Epoch(0),
+    };
+    let answer = fetch_answer(fetch_id(&actions), 1, Bytes::new(), Some(diverging));
+    settle(&mut r, T0, answer);
     assert_eq!(r.log().log_end_offset(), Offset(1));
     assert_eq!(ids(&r), vec![1, 2]);
 }
@@ -587,38 +541,8 @@ fn a_fetched_voter_change_of_two_voters_at_once_is_refused() {
             .unwrap();
         batches.extend_from_slice(&b.build().unwrap());
     }
-    let begin = Input::Request {
-        from: InboundId(1),
-        request: Request::BeginQuorumEpoch(kraft::raft::BeginQuorumEpochRequest {
-            cluster_id: CLUSTER.into(),
-            voter_id: NodeId(2),
-            voter_directory_id: Some(dir(2)),
-            leader_id: NodeId(1),
-            leader_epoch: epoch,
-        }),
-    };
-    let mut actions = settle(&mut r, T0, begin);
-    actions.extend(settle(&mut r, T0, Input::Tick));
-    let id = fetch_id(&actions);
-    let actions = settle(
-        &mut r,
-        T0,
-        Input::Response {
-            from: NodeId(1),
-            request_id: id,
-            response: Response::Fetch(FetchResponse {
-                error: kraft::raft::ErrorCode::None,
-                leader_id: Some(NodeId(1)),
-                leader_epoch: epoch,
-                high_watermark: Some(Offset(0)),
-                log_start_offset: Offset(0),
-                diverging_epoch: None,
-                snapshot_id: None,
-                leader_endpoint: None,
-                records: Bytes::from(batches),
-            }),
-        },
-    );
+    let id = follow_leader_1(&mut r, 2);
+    let actions = settle(&mut r, T0, fetch_answer(id, 0, Bytes::from(batches), None));
     assert_eq!(r.log().log_end_offset(), Offset(1));
     assert_eq!(ids(&r), vec![1, 2]);
     assert!(
@@ -627,6 +551,48 @@ fn a_fetched_voter_change_of_two_voters_at_once_is_refused() {
         ),
         "{actions:?}"
     );
+}
+
+/// Leader 1 announces epoch 1 to `r` (replica `local`); returns the id of the fetch `r` then
+/// sends it.
+fn follow_leader_1(r: &mut Replica, local: i32) -> RequestId {
+    let begin = Input::Request {
+        from: InboundId(1),
+        request: Request::BeginQuorumEpoch(kraft::raft::BeginQuorumEpochRequest {
+            cluster_id: CLUSTER.into(),
+            voter_id: NodeId(local),
+            voter_directory_id: None,
+            leader_id: NodeId(1),
+            leader_epoch: Epoch(1),
+        }),
+    };
+    let mut actions = settle(r, T0, begin);
+    actions.extend(settle(r, T0, Input::Tick));
+    fetch_id(&actions)
+}
+
+/// Leader 1's answer (epoch 1) to the fetch `id`.
+fn fetch_answer(
+    id: RequestId,
+    hw: i64,
+    records: Bytes,
+    diverging: Option<kraft::types::OffsetAndEpoch>,
+) -> Input {
+    Input::Response {
+        from: NodeId(1),
+        request_id: id,
+        response: Response::Fetch(FetchResponse {
+            error: kraft::raft::ErrorCode::None,
+            leader_id: Some(NodeId(1)),
+            leader_epoch: Epoch(1),
+            high_watermark: Some(Offset(hw)),
+            log_start_offset: Offset(0),
+            diverging_epoch: diverging,
+            snapshot_id: None,
+            leader_endpoint: None,
+            records,
+        }),
+    }
 }
 
 fn fetch_id(actions: &[Action]) -> RequestId {
@@ -661,35 +627,8 @@ fn with_endpoint(mut c: RaftConfig, id: i32, port: u16) -> RaftConfig {
 fn following(cfg: RaftConfig, voters: &[i32]) -> (Replica, Vec<Action>) {
     let local = cfg.local_id.unwrap();
     let (mut r, _) = start(cfg, None, bootstrapped(voters));
-    let begin = Input::Request {
-        from: InboundId(1),
-        request: Request::BeginQuorumEpoch(kraft::raft::BeginQuorumEpochRequest {
-            cluster_id: CLUSTER.into(),
-            voter_id: local,
-            voter_directory_id: None,
-            leader_id: NodeId(1),
-            leader_epoch: Epoch(1),
-        }),
-    };
-    let mut actions = settle(&mut r, T0, begin);
-    actions.extend(settle(&mut r, T0, Input::Tick));
-    let id = fetch_id(&actions);
-    let answer = Input::Response {
-        from: NodeId(1),
-        request_id: id,
-        response: Response::Fetch(FetchResponse {
-            error: kraft::raft::ErrorCode::None,
-            leader_id: Some(NodeId(1)),
-            leader_epoch: Epoch(1),
-            high_watermark: Some(Offset(0)),
-            log_start_offset: Offset(0),
-            diverging_epoch: None,
-            snapshot_id: None,
-            leader_endpoint: None,
-            records: Bytes::new(),
-        }),
-    };
-    let actions = settle(&mut r, T0, answer);
+    let id = follow_leader_1(&mut r, local.0);
+    let actions = settle(&mut r, T0, fetch_answer(id, 0, Bytes::new(), None));
     (r, actions)
 }
 
@@ -985,19 +924,7 @@ fn a_log_below_its_snapshot_fetches_the_covered_voter_records_again_without_refu
         .with_snapshot(Some(snapshot))
         .with_voter_history(history);
     let (mut r, _) = start(config(2), None, log);
-    let begin = Input::Request {
-        from: InboundId(1),
-        request: Request::BeginQuorumEpoch(kraft::raft::BeginQuorumEpochRequest {
-            cluster_id: CLUSTER.into(),
-            voter_id: NodeId(2),
-            voter_directory_id: Some(dir(2)),
-            leader_id: NodeId(1),
-            leader_epoch: Epoch(1),
-        }),
-    };
-    let mut actions = settle(&mut r, T0, begin);
-    actions.extend(settle(&mut r, T0, Input::Tick));
-    let id = fetch_id(&actions);
+    let id = follow_leader_1(&mut r, 2);
     let mut first = BatchBuilder::new(BatchKind::Control, Offset(0), Epoch(1));
     for record in [
         ControlRecord::KRaftVersion(KRaftVersionRecord {
@@ -1015,21 +942,7 @@ fn a_log_below_its_snapshot_fetches_the_covered_voter_records_again_without_refu
     let actions = settle(
         &mut r,
         T0,
-        Input::Response {
-            from: NodeId(1),
-            request_id: id,
-            response: Response::Fetch(FetchResponse {
-                error: kraft::raft::ErrorCode::None,
-                leader_id: Some(NodeId(1)),
-                leader_epoch: Epoch(1),
-                high_watermark: Some(Offset(3)),
-                log_start_offset: Offset(0),
-                diverging_epoch: None,
-                snapshot_id: None,
-                leader_endpoint: None,
-                records: first.build().unwrap(),
-            }),
-        },
+        fetch_answer(id, 3, first.build().unwrap(), None),
     );
     assert!(
         !actions
