@@ -9,7 +9,8 @@ mod common;
 use std::path::Path;
 
 use common::dynamic::{
-    SETTLE, dynamic_config, field, format, log_dir, quorum, text, voter_ids, wait_for_status,
+    SETTLE, dynamic_config, field, format, initial_controllers, log_dir, quorum, text, voter_ids,
+    wait_for_status,
 };
 use common::process::{Server, free_port};
 
@@ -182,10 +183,7 @@ fn a_voter_whose_disk_was_wiped_observes_until_it_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let ports = [free_port(), free_port(), free_port()];
     let ids = [Uuid::random(), Uuid::random(), Uuid::random()];
-    let list: Vec<String> = (0..3)
-        .map(|i| format!("{}@localhost:{}:{}", i + 1, ports[i], ids[i]))
-        .collect();
-    let list = list.join(",");
+    let list = initial_controllers(&ports, &ids);
     let configs: Vec<_> = (1..=3)
         .map(|id| dynamic_config(dir.path(), id, &ports, CONTROLLER))
         .collect();

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::dynamic::{
-    SETTLE, dynamic_config, field, format, kraft, log_dir, log_end, text, voter_ids,
-    wait_for_commits,
+    SETTLE, dynamic_config, field, format, initial_controllers, kraft, log_dir, log_end, text,
+    voter_ids, wait_for_commits,
 };
 use common::process::{Server, first_to_log, free_port};
 
@@ -68,10 +68,7 @@ fn three_nodes_formatted_with_the_same_initial_controllers_form_a_quorum() {
     let dir = tempfile::tempdir().unwrap();
     let ports = [free_port(), free_port(), free_port()];
     let ids = [Uuid::random(), Uuid::random(), Uuid::random()];
-    let list: Vec<String> = (0..3)
-        .map(|i| format!("{}@localhost:{}:{}", i + 1, ports[i], ids[i]))
-        .collect();
-    let list = list.join(",");
+    let list = initial_controllers(&ports, &ids);
     let servers: Vec<Option<Server>> = (1..=3)
         .map(|id| {
             let config = dynamic_config(dir.path(), id, &ports, "");

@@ -42,10 +42,7 @@ pub fn voter_endpoints(
     voter_set
         .iter()
         .filter_map(|v| {
-            let at = match listener {
-                Some(name) => v.endpoints.get(name),
-                None => v.endpoints.values().next(),
-            };
+            let at = v.endpoint(listener);
             match at {
                 Some(a) => Some(Endpoint {
                     node_id: v.key.id,

@@ -136,10 +136,9 @@ impl Replica {
 
     /// A voter's endpoint on the quorum listener.
     fn endpoint_of(&self, voter: &Voter) -> Option<ListenerAddress> {
-        match &self.config.listener_name {
-            Some(name) => voter.endpoints.get(name).cloned(),
-            None => voter.endpoints.values().next().cloned(),
-        }
+        voter
+            .endpoint(self.config.listener_name.as_deref())
+            .cloned()
     }
 
     /// Where the leader listens, for fetch answers: from the voter set, else as learned.
@@ -420,7 +419,10 @@ impl Replica {
             && self.now >= self.next_own_change_at
             && self.shutdown_deadline.is_none()
             && self.can_send_to(leader);
-        let (Some(me), Some(set)) = (self.own_entry().filter(|_| ready), self.voter_set()) else {
+        if !ready {
+            return;
+        }
+        let (Some(me), Some(set)) = (self.own_entry(), self.voter_set()) else {
             return;
         };
         let change = match set.get(me.key.id) {

@@ -70,6 +70,15 @@ pub struct Voter {
 }
 
 impl Voter {
+    /// Where this voter listens on `listener` (the quorum listener's name); with no name
+    /// known, its first endpoint.
+    pub fn endpoint(&self, listener: Option<&str>) -> Option<&ListenerAddress> {
+        match listener {
+            Some(name) => self.endpoints.get(name),
+            None => self.endpoints.values().next(),
+        }
+    }
+
     /// Whether `replica` is this voter: the same id, and the same directory id unless this voter
     /// has none (a static voter).
     pub fn is(&self, replica: ReplicaKey) -> bool {

@@ -117,6 +117,17 @@ pub fn wait_for_commits(port: u16, leader: usize, beyond: i64) -> String {
     }
 }
 
+/// `--initial-controllers` naming node i + 1 at `localhost:ports[i]` with directory id `ids[i]`.
+pub fn initial_controllers(ports: &[u16], ids: &[kraft::uuid::Uuid]) -> String {
+    let list: Vec<String> = ports
+        .iter()
+        .zip(ids)
+        .enumerate()
+        .map(|(i, (port, id))| format!("{}@localhost:{port}:{id}", i + 1))
+        .collect();
+    list.join(",")
+}
+
 /// `kraft quorum --bootstrap-controller localhost:P,... ARGS`.
 pub fn quorum(ports: &[u16], args: &[&str]) -> Output {
     let bootstrap: Vec<String> = ports.iter().map(|p| format!("localhost:{p}")).collect();
